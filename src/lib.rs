@@ -1,0 +1,6 @@
+//! difyplan: capacity planning and configuration checks for self-hosted Dify.
+//!
+//! The library computes; it never prints. `main.rs` maps results to exit codes.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod read;
