@@ -3,4 +3,10 @@
 //! The library computes; it never prints. `main.rs` maps results to exit codes.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod cli;
+pub mod cmd;
+pub mod dify;
+pub mod exit;
+pub mod model;
 pub mod read;
+pub mod report;

@@ -1,3 +1,45 @@
+//! Parse arguments, call the library, map the result to an exit code.
+
+use clap::Parser;
+use difyplan::cli::{Cli, Command};
+use difyplan::cmd::{self, Io};
+use difyplan::exit::ExitStatus;
+use std::io::Write;
+
 fn main() {
-    println!("Hello, world!");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { ExitStatus::Error.code() } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut err = std::io::stderr();
+    let mut io = Io { out: &mut out, err: &mut err };
+    let result = match &cli.command {
+        Command::Size(args) => cmd::size::run(args, &mut io),
+    };
+    let status = match result {
+        Ok(status) => status,
+        // A closed pipe (`difyplan size | head`) is the reader's choice, not a failure.
+        Err(e) if is_broken_pipe(&e) => ExitStatus::Success,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "difyplan: error: {e:#}");
+            ExitStatus::Error
+        }
+    };
+    if let Err(e) = out.flush() {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            let _ = writeln!(std::io::stderr(), "difyplan: error: writing output: {e}");
+            std::process::exit(ExitStatus::Error.code());
+        }
+    }
+    std::process::exit(status.code());
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }

@@ -1,0 +1,90 @@
+//! The command line: clap definitions only. Shared plan options are one flattened struct so
+//! `size`, `render` and `matrix` accept the same words.
+
+use crate::dify::DifyVersion;
+use crate::model::assumptions::{Edition, Target};
+use crate::model::profile::ProfileOverrides;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Plan the capacity of a self-hosted Dify deployment and keep its configuration honest.
+#[derive(Debug, Parser)]
+#[command(name = "difyplan", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compute every sizing knob for a target QPS and prove the connection budget fits.
+    Size(SizeArgs),
+}
+
+/// Whether the application's database role is a superuser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AppRole {
+    /// Dify's default `postgres` role: may also use the superuser-reserved slots.
+    Superuser,
+    /// A dedicated non-superuser role: `superuser_reserved_connections` are withheld from it.
+    Dedicated,
+}
+
+/// What a plan is made from: shared by every command that plans.
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    /// Target requests per second at the api.
+    #[arg(long, value_name = "QPS", allow_negative_numbers = true)]
+    pub qps: f64,
+    /// Workload profile: a built-in name (chat, workflow, agent, benchmark) or a TOML file.
+    #[arg(long, value_name = "NAME|FILE", default_value = "chat")]
+    pub profile: String,
+    /// Where Dify runs.
+    #[arg(long, value_enum, default_value_t = Target::Compose)]
+    pub target: Target,
+    /// Minimum replicas and headroom: the vendor's three templates.
+    #[arg(long, value_enum, default_value_t = Edition::Ha)]
+    pub edition: Edition,
+    /// Dify release whose layout and components to plan for.
+    #[arg(long, value_name = "VERSION", default_value = "1.16.1", value_parser = parse_version)]
+    pub dify_version: DifyVersion,
+    /// Do not run api_websocket (remove `collaboration` from COMPOSE_PROFILES).
+    #[arg(long)]
+    pub no_collaboration: bool,
+    /// The application's database role. A dedicated role cannot use the 3 superuser-reserved slots.
+    #[arg(long, value_enum, default_value_t = AppRole::Dedicated)]
+    pub app_role: AppRole,
+    /// A fixed max_connections (managed databases). Without it difyplan chooses one.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub pg_max_connections: Option<u64>,
+    /// Override a model assumption, e.g. `--assume quantile=0.9999` (repeatable; see README).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub assume: Vec<String>,
+    #[command(flatten)]
+    pub overrides: ProfileOverrides,
+}
+
+fn parse_version(s: &str) -> Result<DifyVersion, String> {
+    s.parse()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SizeFormat {
+    /// Tables for people.
+    Table,
+    /// One versioned JSON document for scripts.
+    Json,
+    /// Dify `.env` keys with their values.
+    Env,
+}
+
+#[derive(Debug, Args)]
+pub struct SizeArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = SizeFormat::Table)]
+    pub format: SizeFormat,
+    /// Show every value with the formula and the numbers that produced it.
+    #[arg(long)]
+    pub explain: bool,
+}

@@ -1,0 +1,35 @@
+//! One module per subcommand; each has `run(args, io) -> Result<ExitStatus>`. Shared here:
+//! turning the plan options into a model input.
+
+pub mod size;
+
+use crate::cli::{AppRole, PlanArgs};
+use crate::model::assumptions::Assumptions;
+use crate::model::plan::{self, PlanInput};
+use crate::model::profile::Profile;
+use anyhow::Result;
+use std::io::Write;
+
+/// Where a command writes: the product to `out`, the process (warnings, "wrote …") to `err`.
+pub struct Io<'a> {
+    pub out: &'a mut dyn Write,
+    pub err: &'a mut dyn Write,
+}
+
+/// Build the model input from the shared plan options; every problem is a located message.
+pub fn plan_input(args: &PlanArgs) -> Result<PlanInput> {
+    plan::check_qps(args.qps)?;
+    let profile = Profile::load(&args.profile)?.with_overrides(&args.overrides)?;
+    let assumptions = Assumptions::default().with_overrides(&args.assume).map_err(anyhow::Error::msg)?;
+    Ok(PlanInput {
+        qps: args.qps,
+        profile,
+        target: args.target,
+        edition: args.edition,
+        dify_version: args.dify_version,
+        collaboration: !args.no_collaboration,
+        app_role_superuser: args.app_role == AppRole::Superuser,
+        pg_max_connections: args.pg_max_connections,
+        assumptions,
+    })
+}

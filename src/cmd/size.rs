@@ -1,0 +1,30 @@
+//! `difyplan size`: plan a deployment for a target QPS and print it as a table, JSON or `.env`.
+
+use super::{Io, plan_input};
+use crate::cli::{SizeArgs, SizeFormat};
+use crate::exit::ExitStatus;
+use crate::model::plan;
+use crate::report;
+use anyhow::Result;
+
+pub fn run(args: &SizeArgs, io: &mut Io) -> Result<ExitStatus> {
+    let input = plan_input(&args.plan)?;
+    let plan = plan::plan(&input)?;
+    if !plan.budget.fits {
+        // A plan that does not fit is never printed as something to paste: the table and JSON
+        // say so in full; the env format prints nothing to stdout.
+        writeln!(io.err, "{}", report::table::shortfall_summary(&plan))?;
+        match args.format {
+            SizeFormat::Env => return Ok(ExitStatus::Findings),
+            SizeFormat::Json => writeln!(io.out, "{}", report::json::plan(&plan)?)?,
+            SizeFormat::Table => write!(io.out, "{}", report::table::plan(&plan, args.explain))?,
+        }
+        return Ok(ExitStatus::Findings);
+    }
+    match args.format {
+        SizeFormat::Table => write!(io.out, "{}", report::table::plan(&plan, args.explain))?,
+        SizeFormat::Json => writeln!(io.out, "{}", report::json::plan(&plan)?)?,
+        SizeFormat::Env => write!(io.out, "{}", report::env::plan(&plan, args.explain))?,
+    }
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,76 @@
+//! The Dify settings difyplan writes, with what each one does. Every key here exists in Dify's
+//! `docker/.env.example` or in the plugin daemon's documented settings (a test holds it to that).
+
+/// Where a setting takes effect. Compose shares one environment between api, worker and
+/// worker_beat, so a value for one service only must be set on that service (DOMAIN.md §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Read by every service that takes the shared environment.
+    Shared,
+    /// Only this compose service must get the value (a per-service `environment:` override).
+    Service(&'static str),
+}
+
+/// One key: its name and a line that says what it does.
+pub struct Key {
+    pub name: &'static str,
+    pub doc: &'static str,
+}
+
+pub const SERVER_WORKER_AMOUNT: Key = Key {
+    name: "SERVER_WORKER_AMOUNT",
+    doc: "gunicorn worker processes per api container; each has its own SQLAlchemy pool",
+};
+pub const SERVER_WORKER_CLASS: Key = Key {
+    name: "SERVER_WORKER_CLASS",
+    doc: "gunicorn worker class; gevent serves many requests per process",
+};
+pub const SERVER_WORKER_CONNECTIONS: Key = Key {
+    name: "SERVER_WORKER_CONNECTIONS",
+    doc: "greenlets (requests in flight) one api process admits",
+};
+pub const SQLALCHEMY_POOL_SIZE: Key = Key {
+    name: "SQLALCHEMY_POOL_SIZE",
+    doc: "connections a process keeps open in its pool",
+};
+pub const SQLALCHEMY_MAX_OVERFLOW: Key = Key {
+    name: "SQLALCHEMY_MAX_OVERFLOW",
+    doc: "extra connections a process may open above the pool size, closed on return",
+};
+pub const CELERY_WORKER_CLASS: Key = Key {
+    name: "CELERY_WORKER_CLASS",
+    doc: "Celery pool; empty means gevent, one process whose greenlets share one pool",
+};
+pub const CELERY_WORKER_AMOUNT: Key = Key {
+    name: "CELERY_WORKER_AMOUNT",
+    doc: "Celery -c: tasks (streaming runs included) one worker runs at once",
+};
+pub const CELERY_AUTO_SCALE: Key = Key {
+    name: "CELERY_AUTO_SCALE",
+    doc: "off, so the worker's concurrency is the fixed value the budget counted",
+};
+pub const API_WEBSOCKET_WORKER_AMOUNT: Key = Key {
+    name: "API_WEBSOCKET_WORKER_AMOUNT",
+    doc: "gunicorn processes of api_websocket (collaboration profile)",
+};
+pub const API_WEBSOCKET_WORKER_CONNECTIONS: Key = Key {
+    name: "API_WEBSOCKET_WORKER_CONNECTIONS",
+    doc: "websocket sessions one api_websocket process admits",
+};
+pub const POSTGRES_MAX_CONNECTIONS: Key = Key {
+    name: "POSTGRES_MAX_CONNECTIONS",
+    doc: "PostgreSQL max_connections, shared by the dify and dify_plugin databases",
+};
+pub const DB_MAX_OPEN_CONNS: Key = Key {
+    name: "DB_MAX_OPEN_CONNS",
+    doc: "the plugin daemon's connection cap per replica (its default is 30)",
+};
+pub const DB_MAX_IDLE_CONNS: Key = Key {
+    name: "DB_MAX_IDLE_CONNS",
+    doc: "connections the plugin daemon keeps idle per replica (its default is 10)",
+};
+
+/// Settings of the plugin daemon that are not in Dify's `.env.example` but documented by the
+/// daemon itself (DOMAIN.md §3); the key-existence test accepts these too.
+pub const PLUGIN_DAEMON_DOCUMENTED: &[&str] =
+    &["DB_MAX_OPEN_CONNS", "DB_MAX_IDLE_CONNS", "DB_CONN_MAX_LIFETIME"];

@@ -1,0 +1,151 @@
+//! The connection budget: worst-case demand of every component against the usable
+//! `max_connections`. `size` and `check` both call this one implementation (DOMAIN.md §2).
+
+use crate::dify::Component;
+use serde::Serialize;
+
+/// One component's worst case: every pod that can exist at once, every process full.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetLine {
+    pub component: Component,
+    /// Pods that can run at once: maximum replicas plus rolling-update surge.
+    pub worst_pods: u64,
+    /// Processes per pod that each own a pool (1 for a gevent worker and the plugin daemon).
+    pub processes: u64,
+    /// Connections one process may open: `SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW`,
+    /// or the plugin daemon's `DB_MAX_OPEN_CONNS`.
+    pub per_process_max: u64,
+    /// `worst_pods × processes × per_process_max`.
+    pub connections: u64,
+}
+
+impl BudgetLine {
+    pub fn new(component: Component, worst_pods: u64, processes: u64, per_process_max: u64) -> Self {
+        let connections = worst_pods.saturating_mul(processes).saturating_mul(per_process_max);
+        BudgetLine { component, worst_pods, processes, per_process_max, connections }
+    }
+}
+
+/// Connections held outside the components' pools.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reserve {
+    pub name: String,
+    pub connections: u64,
+    pub why: String,
+}
+
+/// How PostgreSQL hands out its slots.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Cap {
+    pub max_connections: u64,
+    /// A superuser may also use the reserved slots (DOMAIN.md §2).
+    pub app_role_superuser: bool,
+    pub superuser_reserved_connections: u64,
+    pub reserved_connections: u64,
+}
+
+impl Cap {
+    /// Slots the application role can use: all of them for a superuser; otherwise
+    /// `max_connections − superuser_reserved_connections − reserved_connections`.
+    pub fn usable(&self) -> u64 {
+        if self.app_role_superuser {
+            self.max_connections
+        } else {
+            self.max_connections
+                .saturating_sub(self.superuser_reserved_connections)
+                .saturating_sub(self.reserved_connections)
+        }
+    }
+
+    /// The slots a non-superuser role cannot use.
+    pub fn withheld(&self) -> u64 {
+        self.max_connections - self.usable()
+    }
+}
+
+/// The whole budget, ready for any output format.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Budget {
+    pub lines: Vec<BudgetLine>,
+    pub reserves: Vec<Reserve>,
+    /// Σ lines + Σ reserves.
+    pub demand: u64,
+    pub cap: Cap,
+    pub usable: u64,
+    /// `usable − demand` (negative when the plan does not fit).
+    pub headroom: i64,
+    /// headroom ÷ usable × 100.
+    pub headroom_pct: f64,
+    pub fits: bool,
+}
+
+impl Budget {
+    pub fn new(lines: Vec<BudgetLine>, reserves: Vec<Reserve>, cap: Cap) -> Budget {
+        let demand = lines.iter().map(|l| l.connections).chain(reserves.iter().map(|r| r.connections)).fold(0u64, u64::saturating_add);
+        let usable = cap.usable();
+        let headroom = usable as i64 - demand.min(i64::MAX as u64) as i64;
+        let headroom_pct = if usable == 0 { -100.0 } else { headroom as f64 * 100.0 / usable as f64 };
+        Budget { lines, reserves, demand, cap, usable, headroom, headroom_pct, fits: demand <= usable }
+    }
+
+    pub fn component_demand(&self) -> u64 {
+        self.lines.iter().map(|l| l.connections).sum()
+    }
+}
+
+/// The smallest `max_connections` that gives `demand` usable slots, rounded up to `step`.
+pub fn choose_max_connections(demand: u64, app_role_superuser: bool, superuser_reserved: u64, reserved: u64, step: u64) -> u64 {
+    let need = if app_role_superuser { demand } else { demand + superuser_reserved + reserved };
+    let step = step.max(1);
+    need.div_ceil(step) * step
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cap(max: u64, su: bool) -> Cap {
+        Cap { max_connections: max, app_role_superuser: su, superuser_reserved_connections: 3, reserved_connections: 0 }
+    }
+
+    /// DOMAIN.md §2: Dify 1.9.1 defaults: api 1×1×(30+10) + worker 40 + beat 40 + plugin 30 = 150 > 100.
+    #[test]
+    fn dify_191_defaults_by_hand() {
+        let lines = vec![
+            BudgetLine::new(Component::Api, 1, 1, 40),
+            BudgetLine::new(Component::Worker, 1, 1, 40),
+            BudgetLine::new(Component::WorkerBeat, 1, 1, 40),
+            BudgetLine::new(Component::PluginDaemon, 1, 1, 30),
+        ];
+        let b = Budget::new(lines, vec![], cap(100, true));
+        assert_eq!(b.demand, 150);
+        assert!(!b.fits);
+        assert_eq!(b.headroom, -50);
+    }
+
+    /// A non-superuser loses the 3 reserved slots: 200 − 3 = 197.
+    #[test]
+    fn non_superuser_loses_reserved_slots() {
+        assert_eq!(cap(200, false).usable(), 197);
+        assert_eq!(cap(200, true).usable(), 200);
+        let c = Cap { reserved_connections: 5, ..cap(200, false) };
+        assert_eq!(c.usable(), 192);
+        assert_eq!(c.withheld(), 8);
+    }
+
+    /// HPA 3 → 15 pods × pool 50 = 750 (DOMAIN.md §2's incident).
+    #[test]
+    fn hpa_incident() {
+        let b = Budget::new(vec![BudgetLine::new(Component::Api, 15, 1, 50)], vec![], cap(200, true));
+        assert_eq!(b.demand, 750);
+        assert!(!b.fits);
+    }
+
+    #[test]
+    fn rounding_of_chosen_cap() {
+        assert_eq!(choose_max_connections(191, true, 3, 0, 10), 200);
+        assert_eq!(choose_max_connections(191, false, 3, 0, 10), 200);
+        assert_eq!(choose_max_connections(197, false, 3, 0, 10), 200);
+        assert_eq!(choose_max_connections(198, false, 3, 0, 10), 210);
+    }
+}

@@ -1,0 +1,8 @@
+//! The sizing model: profiles, queueing maths, the connection budget and the plan. It knows
+//! nothing about files or terminals; it returns plain data.
+
+pub mod assumptions;
+pub mod budget;
+pub mod plan;
+pub mod profile;
+pub mod queueing;

@@ -1,0 +1,509 @@
+//! The sizing model: from a target QPS and a workload profile to every knob of a Dify
+//! deployment, with the connection budget that proves it fits (issue #2, DOMAIN.md §2, §5, §8).
+
+use super::assumptions::{Assumptions, Edition, EditionRules, Target};
+use super::budget::{self, Budget, BudgetLine, Cap, Reserve};
+use super::profile::Profile;
+use super::queueing::poisson_quantile;
+use crate::dify::{Component, DifyVersion};
+use serde::Serialize;
+
+/// The version of the JSON document `size --format json` prints. Bump on any breaking change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Above this the model's inputs leave the range anything here was calibrated on.
+pub const MAX_QPS: f64 = 1_000_000.0;
+
+/// What the user asked for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanInput {
+    pub qps: f64,
+    pub profile: Profile,
+    pub target: Target,
+    pub edition: Edition,
+    pub dify_version: DifyVersion,
+    /// api_websocket runs (compose profile `collaboration`, on by default in 1.16.1).
+    pub collaboration: bool,
+    /// The application's database role is a superuser (Dify's default `postgres` is).
+    pub app_role_superuser: bool,
+    /// A fixed `max_connections`, as managed databases impose; `None` lets difyplan choose.
+    pub pg_max_connections: Option<u64>,
+    pub assumptions: Assumptions,
+}
+
+/// The whole plan: plain data that every output format reads.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub schema_version: u32,
+    pub input: PlanInput,
+    pub edition_rules: EditionRules,
+    pub components: Vec<ComponentPlan>,
+    pub database: DatabasePlan,
+    pub budget: Budget,
+    pub efficiency: Efficiency,
+    /// Present when a fixed cap cannot hold the plan.
+    pub shortfall: Option<Shortfall>,
+    pub notes: Vec<String>,
+    /// Every value with the formula and the numbers that produced it (`--explain`).
+    pub derivations: Vec<Derivation>,
+}
+
+/// One component's sizing.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComponentPlan {
+    pub component: Component,
+    /// Replicas at the target QPS (the HPA minimum on Kubernetes).
+    pub replicas: u64,
+    /// The most replicas that may run (HPA maximum; = replicas on compose).
+    pub max_replicas: u64,
+    /// Extra pods during a rolling update (`maxSurge`; 0 on compose, which recreates).
+    pub surge: u64,
+    /// Processes with their own pool per pod (`SERVER_WORKER_AMOUNT` for api).
+    pub processes_per_pod: u64,
+    /// Greenlets per process (`SERVER_WORKER_CONNECTIONS`) or Celery `-c`; `None` where it does not apply.
+    pub slots_per_process: Option<u64>,
+    /// `SQLALCHEMY_POOL_SIZE` (plugin daemon: `DB_MAX_IDLE_CONNS`).
+    pub pool_size: u64,
+    /// `SQLALCHEMY_MAX_OVERFLOW` (plugin daemon: `DB_MAX_OPEN_CONNS − DB_MAX_IDLE_CONNS`).
+    pub max_overflow: u64,
+    /// Connections one process may open.
+    pub per_process_max: u64,
+    pub worst_per_pod: u64,
+    /// `(max_replicas + surge) × worst_per_pod`.
+    pub worst_total: u64,
+    /// Connections in use on average at the target QPS (Little's law).
+    pub mean_connections: f64,
+    /// A shared pool for the same admitted work would need this many; the difference is the
+    /// price of one pool per process (DOMAIN.md §5).
+    pub shared_pool_equivalent: Option<u64>,
+    pub cpu_per_pod: f64,
+    pub memory_mib_per_pod: u64,
+}
+
+/// The database server.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DatabasePlan {
+    pub max_connections: u64,
+    /// difyplan chose `max_connections` (no fixed cap was given).
+    pub max_connections_chosen: bool,
+    /// PostgreSQL cores: λ × CPU ms ÷ target utilisation.
+    pub cores: u64,
+    /// About cores × 2 queries can usefully run at once (DOMAIN.md §5, HikariCP).
+    pub useful_active_connections: u64,
+}
+
+/// How close the plan is to the physical minimum.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Efficiency {
+    pub worst_case_connections: u64,
+    pub mean_connections_in_use: f64,
+    /// worst ÷ mean: 1 would be a plan with no safety margin at all.
+    pub ratio: f64,
+}
+
+/// Why a fixed cap cannot hold the plan, and what would.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Shortfall {
+    /// Connections missing: demand − usable cap.
+    pub missing: u64,
+    /// The `max_connections` this plan needs.
+    pub needed_max_connections: u64,
+    /// The highest QPS of this profile the fixed cap can hold, if any.
+    pub max_qps_at_cap: Option<f64>,
+    pub ways_out: Vec<WayOut>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WayOut {
+    pub action: String,
+    /// Connections of demand it removes (0 where it raises the cap instead).
+    pub saves: u64,
+    pub enough: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Derivation {
+    pub name: String,
+    pub value: String,
+    pub formula: String,
+    pub source: String,
+}
+
+/// A bad request to the model (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InputError(pub String);
+
+/// Validate the target QPS with a message that says what to do.
+pub fn check_qps(qps: f64) -> Result<(), InputError> {
+    if qps.is_nan() || qps.is_infinite() {
+        return Err(InputError(format!("--qps {qps} is not a number of requests per second — pass a positive number such as 500")));
+    }
+    if qps <= 0.0 {
+        return Err(InputError(format!("--qps {qps}: the target must be above 0 requests per second — pass for example --qps 10")));
+    }
+    if qps > MAX_QPS {
+        return Err(InputError(format!(
+            "--qps {qps} is above {MAX_QPS:.0}, beyond anything the model was calibrated on — plan per cluster or region, each below 1,000,000"
+        )));
+    }
+    Ok(())
+}
+
+struct Recorder {
+    steps: Vec<Derivation>,
+}
+
+impl Recorder {
+    fn note(&mut self, name: &str, value: impl ToString, formula: String, source: &str) {
+        self.steps.push(Derivation { name: name.into(), value: value.to_string(), formula, source: source.into() });
+    }
+}
+
+/// Sizing of a pool of gevent processes (api greenlets or a Celery gevent worker's `-c`).
+struct Gevent {
+    in_flight_mean: f64,
+    in_flight_quantile: u64,
+    /// Mean in flight in one process running at the CPU target.
+    saturated_in_flight: f64,
+    cpu_cores: f64,
+    processes_by_cpu: u64,
+    slots: u64,
+    processes: u64,
+}
+
+/// Little's law for the mean, the Poisson quantile for the slots, CPU for the processes.
+///
+/// Slots per process cover the quantile of what one process holds when it runs at the CPU
+/// target, so they depend on the profile, not on the QPS; processes then cover both the CPU
+/// and the in-flight quantile. Neither shrinks when the QPS grows.
+fn size_gevent(in_flight_mean: f64, cpu_cores: f64, cpu_target: f64, a: &Assumptions, floor_slots: u64) -> Gevent {
+    let in_flight_quantile = poisson_quantile(in_flight_mean, a.quantile);
+    let saturated_in_flight = if cpu_cores > 0.0 { in_flight_mean * cpu_target / cpu_cores } else { f64::INFINITY };
+    let slots_by_saturation = if saturated_in_flight.is_finite() { poisson_quantile(saturated_in_flight, a.quantile) } else { u64::MAX };
+    let slots = slots_by_saturation.min(in_flight_quantile).min(a.slots_per_process_max).max(floor_slots).max(1);
+    let processes_by_cpu = (cpu_cores / cpu_target).ceil() as u64;
+    let processes = processes_by_cpu.max(in_flight_quantile.div_ceil(slots)).max(1);
+    Gevent { in_flight_mean, in_flight_quantile, saturated_in_flight, cpu_cores, processes_by_cpu, slots, processes }
+}
+
+/// Replicas and processes per pod for `processes` gevent processes. Compose keeps the edition's
+/// replicas and grows processes; Kubernetes fills pods up to `per_pod_max`, then adds pods.
+fn split_into_pods(processes: u64, min_replicas: u64, per_pod_max: u64, target: Target) -> (u64, u64) {
+    match target {
+        Target::Compose => (min_replicas, processes.div_ceil(min_replicas)),
+        Target::Kubernetes => {
+            let per_pod = per_pod_max.min(processes.div_ceil(min_replicas)).max(1);
+            (min_replicas.max(processes.div_ceil(per_pod)), per_pod)
+        }
+    }
+}
+
+/// HPA maximum and surge for a scalable component.
+fn scaling(replicas: u64, target: Target, hpa_factor: f64, a: &Assumptions) -> (u64, u64) {
+    match target {
+        Target::Compose => (replicas, 0),
+        Target::Kubernetes => {
+            let max = ((replicas as f64 * hpa_factor).ceil() as u64).max(replicas);
+            (max, (max as f64 * a.max_surge).ceil() as u64)
+        }
+    }
+}
+
+/// Plan a deployment. Never fails for valid input: an infeasible fixed cap is reported in
+/// `shortfall` and `budget.fits`.
+pub fn plan(input: &PlanInput) -> Result<Plan, InputError> {
+    check_qps(input.qps)?;
+    input.profile.validate().map_err(InputError)?;
+    input.assumptions.validate().map_err(InputError)?;
+    let mut plan = plan_core(input);
+    if !plan.budget.fits {
+        plan.shortfall = Some(shortfall(input, &plan));
+    }
+    Ok(plan)
+}
+
+fn plan_core(input: &PlanInput) -> Plan {
+    let p = &input.profile;
+    let a = &input.assumptions;
+    let rules = input.edition.rules();
+    let cpu_target = a.cpu_target.unwrap_or(rules.cpu_target);
+    let hpa_factor = a.hpa_max_factor.unwrap_or(rules.hpa_max_factor);
+    let lambda = input.qps;
+    let mut rec = Recorder { steps: Vec::new() };
+    let mut notes = Vec::new();
+    let mut components = Vec::new();
+
+    // ---- api -------------------------------------------------------------------------------
+    let api_cpu_ms = p.api_cpu_ms();
+    let api = size_gevent(lambda * p.request_seconds, lambda * api_cpu_ms / 1000.0, cpu_target, a, 1);
+    rec.note("api.in_flight_mean", fmt1(api.in_flight_mean), format!("λ × W = {lambda} × {} s", p.request_seconds), "Little's law, DOMAIN.md §5");
+    rec.note("api.in_flight_quantile", api.in_flight_quantile, format!("Poisson({:.1}) quantile {}", api.in_flight_mean, a.quantile), "DOMAIN.md §5; quantile is an assumption (--assume quantile=)");
+    rec.note("api.cpu_cores", fmt2(api.cpu_cores), format!("λ × CPU = {lambda} × {api_cpu_ms:.1} ms (blocking {} ms × {:.2} + streaming {} ms × {:.2})", p.api_cpu_ms_blocking, p.blocking_share(), p.api_cpu_ms_streaming, p.streaming_share), "profile, DOMAIN.md §8");
+    rec.note("api.processes_by_cpu", api.processes_by_cpu, format!("ceil({:.2} cores ÷ {cpu_target} target) — one gevent process per core", api.cpu_cores), "DOMAIN.md §5; target from the edition");
+    rec.note("SERVER_WORKER_CONNECTIONS", api.slots, format!("min(Poisson({:.1}) q{} = in flight in one process at the CPU target, in-flight quantile {}, {} max)", api.saturated_in_flight.min(1e12), a.quantile, api.in_flight_quantile, a.slots_per_process_max), "issue #2: slots cover a high quantile");
+    let (api_replicas, api_per_pod) = split_into_pods(api.processes, rules.min_replicas, a.api_processes_per_pod, input.target);
+    rec.note("api.processes", api.processes, format!("max({} by CPU, ceil({} ÷ {} slots))", api.processes_by_cpu, api.in_flight_quantile, api.slots), "");
+    rec.note("api.replicas × SERVER_WORKER_AMOUNT", format!("{api_replicas} × {api_per_pod}"), match input.target {
+        Target::Compose => format!("{} replicas (edition minimum) × ceil({} ÷ {})", rules.min_replicas, api.processes, rules.min_replicas),
+        Target::Kubernetes => format!("pods of at most {} processes, at least {} replicas", a.api_processes_per_pod, rules.min_replicas),
+    }, "edition; --assume api_processes_per_pod=");
+    // Pool: the measured deadlock bound per process against the greenlets it admits.
+    let api_max = if p.chat_share > 0.0 {
+        (a.chat_pool_factor * api.slots as f64).ceil() as u64
+    } else {
+        api.slots * (p.connections_peak.ceil() as u64 - 1).max(1) + 1
+    };
+    let api_hold = p.blocking_share() * p.connections_mean + p.streaming_share * (a.streaming_start_hold_seconds / p.request_seconds).min(1.0);
+    let api_pool = ((api.saturated_in_flight.min(api.in_flight_mean) * api_hold).ceil() as u64).clamp(1, api_max);
+    rec.note("api pool (SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW)", api_max, if p.chat_share > 0.0 {
+        format!("{} × {} greenlets: chat apps need about 2 × admitted requests (chat share {})", a.chat_pool_factor, api.slots, p.chat_share)
+    } else {
+        format!("{} greenlets × ({} peak − 1) + 1: the pool-deadlock bound, enough for workflow apps", api.slots, p.connections_peak)
+    }, "measured, DOMAIN.md §8");
+    rec.note("SQLALCHEMY_POOL_SIZE", api_pool, format!("ceil({:.2} in flight in a busy process × {:.3} connections held each)", api.saturated_in_flight.min(api.in_flight_mean), api_hold), "DOMAIN.md §8: ≈1.1 per blocking request, streaming holds one for 0.7 s");
+    let api_mean = lambda * (p.blocking_share() * p.request_seconds * p.connections_mean + p.streaming_share * a.streaming_start_hold_seconds.min(p.request_seconds));
+    let api_shared = if p.chat_share > 0.0 {
+        (a.chat_pool_factor * api.in_flight_quantile as f64).ceil() as u64
+    } else {
+        api.in_flight_quantile * (p.connections_peak.ceil() as u64 - 1).max(1) + 1
+    };
+    let (api_hpa, api_surge) = scaling(api_replicas, input.target, hpa_factor, a);
+    components.push(component(Component::Api, api_replicas, api_hpa, api_surge, api_per_pod, Some(api.slots), api_pool, api_max, api_mean, Some(api_shared), api_per_pod as f64, api_per_pod * a.process_memory_mib));
+
+    // ---- api_websocket ---------------------------------------------------------------------
+    if input.dify_version.has_api_websocket() && input.collaboration {
+        let replicas = rules.min_replicas;
+        let (max, surge) = match input.target {
+            Target::Compose => (replicas, 0),
+            // Websocket sessions are long-lived: no HPA, but a rolling update still surges.
+            Target::Kubernetes => (replicas, (replicas as f64 * a.max_surge).ceil() as u64),
+        };
+        let (ps, po) = (a.websocket_pool_size, a.websocket_max_overflow);
+        rec.note("api_websocket pool", ps + po, format!("{ps} + {po}, a per-service override: its use was not measured"), "assumption (--assume websocket_pool_size=, websocket_max_overflow=)");
+        components.push(component(Component::ApiWebsocket, replicas, max, surge, crate::dify::defaults::API_WEBSOCKET_WORKER_AMOUNT, Some(crate::dify::defaults::API_WEBSOCKET_WORKER_CONNECTIONS), ps.min(ps + po).max(1), ps + po, replicas as f64, None, 1.0, a.process_memory_mib));
+    }
+
+    // ---- worker (Celery, gevent pool) -------------------------------------------------------
+    let stream_rate = lambda * p.streaming_share;
+    let task_rate = lambda * p.celery_tasks;
+    let stream_in_flight = stream_rate * p.request_seconds;
+    let task_in_flight = task_rate * p.celery_task_seconds;
+    let worker_cpu = (stream_rate * p.worker_cpu_ms_streaming + task_rate * p.celery_task_cpu_ms) / 1000.0;
+    let worker = size_gevent(stream_in_flight + task_in_flight, worker_cpu, cpu_target, a, WORKER_CONCURRENCY_FLOOR);
+    rec.note("worker.in_flight_mean", fmt1(worker.in_flight_mean), format!("streaming runs {stream_rate:.1}/s × {} s + tasks {task_rate:.1}/s × {} s", p.request_seconds, p.celery_task_seconds), "Little's law; streaming runs execute in the worker, DOMAIN.md §8");
+    rec.note("CELERY_WORKER_AMOUNT", worker.slots, format!("max({WORKER_CONCURRENCY_FLOOR}, min(Poisson({:.1}) q{} in one worker at the CPU target, in-flight quantile {}))", worker.saturated_in_flight.min(1e12), a.quantile, worker.in_flight_quantile), "DOMAIN.md §8: -c is the runs executing at once; floor: Dify 1.16.1 .env.example (4)");
+    let worker_replicas = worker.processes.max(rules.min_replicas);
+    rec.note("worker.replicas", worker_replicas, format!("max({} by CPU ({:.2} cores ÷ {cpu_target}), ceil({} ÷ {}), {} edition minimum)", worker.processes_by_cpu, worker.cpu_cores, worker.in_flight_quantile, worker.slots, rules.min_replicas), "one gevent process per worker, one core");
+    let in_flight = worker.in_flight_mean.max(f64::MIN_POSITIVE);
+    let chat_stream = stream_in_flight * p.chat_share / in_flight;
+    let wf_stream = stream_in_flight * (1.0 - p.chat_share) / in_flight;
+    let tasks = task_in_flight / in_flight;
+    let need_per_slot = if worker.in_flight_mean > 0.0 {
+        chat_stream * (1.0 + a.worker_chat_headroom) + wf_stream * a.worker_workflow_connections_per_run + tasks
+    } else {
+        1.0
+    };
+    let worker_max = ((worker.slots as f64 * need_per_slot).ceil() as u64).max(2);
+    let worker_mean = stream_in_flight * p.chat_share * p.connections_mean + stream_in_flight * (1.0 - p.chat_share) * a.worker_workflow_connections_per_run + task_in_flight;
+    let worker_pool = ((worker.saturated_in_flight.min(worker.in_flight_mean) * need_per_slot).ceil() as u64).clamp(1, worker_max);
+    rec.note("worker pool (per process)", worker_max, format!("ceil({} × ({chat_stream:.2} chat runs × {} + {wf_stream:.2} workflow runs × {} + {tasks:.2} tasks × 1)), at least 2", worker.slots, 1.0 + a.worker_chat_headroom, a.worker_workflow_connections_per_run), "DOMAIN.md §8: a chat run holds a connection throughout; a workflow run only for moments");
+    let (worker_hpa, worker_surge) = scaling(worker_replicas, input.target, hpa_factor, a);
+    components.push(component(Component::Worker, worker_replicas, worker_hpa, worker_surge, 1, Some(worker.slots), worker_pool, worker_max, worker_mean, None, 1.0, a.process_memory_mib));
+    if p.streaming_share > 0.0 && p.chat_share > 0.0 {
+        notes.push("The Celery worker under gevent may ignore SQLALCHEMY_POOL_SIZE (Dify issue #30536, open): watch its connections after a deploy.".into());
+    }
+
+    // ---- worker_beat -----------------------------------------------------------------------
+    let (bp, bo) = (a.beat_pool_size, a.beat_max_overflow);
+    rec.note("worker_beat pool", bp + bo, format!("{bp} + {bo} as a per-service override; compose would otherwise give beat the api's pool"), "DOMAIN.md §2: beat holds about 1");
+    components.push(component(Component::WorkerBeat, 1, 1, 0, 1, None, bp.max(1), (bp + bo).max(1), 1.0, None, BEAT_CPU, BEAT_MEMORY_MIB));
+
+    // ---- plugin_daemon ---------------------------------------------------------------------
+    let plugin_cores = lambda * p.plugin_cpu_ms / 1000.0;
+    let plugin_in_flight = lambda * p.plugin_db_ms / 1000.0;
+    let per_replica_cores = a.plugin_cores_per_replica * cpu_target;
+    let (plugin_replicas, plugin_cpu_per_pod) = match input.target {
+        // The daemon publishes its debugging port on the host, so compose runs exactly one.
+        Target::Compose => (1, a.plugin_cores_per_replica.max((plugin_cores / cpu_target).ceil())),
+        Target::Kubernetes => (((plugin_cores / per_replica_cores).ceil() as u64).max(rules.min_replicas), a.plugin_cores_per_replica),
+    };
+    let plugin_busy = match input.target {
+        Target::Compose => plugin_in_flight,
+        Target::Kubernetes if plugin_cores > 0.0 => plugin_in_flight.min(plugin_in_flight * per_replica_cores / plugin_cores),
+        Target::Kubernetes => plugin_in_flight,
+    };
+    let plugin_open = (poisson_quantile(plugin_busy, a.quantile) + 1).max(a.plugin_open_conns_floor);
+    let plugin_idle = (plugin_busy.ceil() as u64).clamp(1, plugin_open);
+    rec.note("plugin_daemon.replicas", plugin_replicas, format!("max(ceil({plugin_cores:.2} cores ÷ ({} cores × {cpu_target})), {} edition minimum); compose runs one", a.plugin_cores_per_replica, rules.min_replicas), "DOMAIN.md §4: about 30 QPS per 2-core instance");
+    rec.note("DB_MAX_OPEN_CONNS", plugin_open, format!("max({}, Poisson({plugin_busy:.2}) q{} + 1) per replica, instead of the default 30", a.plugin_open_conns_floor, a.quantile), "profile plugin_db_ms; floor is an assumption");
+    let (plugin_hpa, plugin_surge) = scaling(plugin_replicas, input.target, hpa_factor, a);
+    components.push(component(Component::PluginDaemon, plugin_replicas, plugin_hpa, plugin_surge, 1, None, plugin_idle, plugin_open, plugin_in_flight, None, plugin_cpu_per_pod, a.plugin_memory_mib));
+
+    if input.target == Target::Compose {
+        let cores: f64 = components.iter().map(|c| c.cpu_per_pod * c.replicas as f64).sum();
+        if cores > COMPOSE_HOST_CORES_WARN {
+            notes.push(format!("The plan needs about {cores:.0} cores, more than one compose host usually has: consider --target kubernetes."));
+        }
+    }
+
+    // ---- budget ----------------------------------------------------------------------------
+    let lines: Vec<BudgetLine> = components.iter().map(|c| BudgetLine::new(c.component, c.max_replicas + c.surge, c.processes_per_pod, c.per_process_max)).collect();
+    let starting: u64 = components.iter().filter(|c| c.component.runs_migrations()).map(|c| match input.target {
+        Target::Compose => 1,
+        Target::Kubernetes => c.surge.max(u64::from(c.component.singleton())),
+    }).sum();
+    let reserves = vec![
+        Reserve { name: "migration".into(), connections: starting * a.migration_connections, why: format!("{starting} containers may start at once and run `flask upgrade-db` ({} connections each, DOMAIN.md §2)", a.migration_connections) },
+        Reserve { name: "admin".into(), connections: a.admin_reserve, why: "monitoring, backups and an operator's psql (assumption, --assume admin_reserve=)".into() },
+    ];
+    let demand: u64 = lines.iter().map(|l| l.connections).chain(reserves.iter().map(|r| r.connections)).sum();
+    let (max_connections, chosen) = match input.pg_max_connections {
+        Some(cap) => (cap, false),
+        None => (budget::choose_max_connections(demand, input.app_role_superuser, a.superuser_reserved_connections, a.reserved_connections, a.max_connections_step), true),
+    };
+    let cap = Cap { max_connections, app_role_superuser: input.app_role_superuser, superuser_reserved_connections: a.superuser_reserved_connections, reserved_connections: a.reserved_connections };
+    let budget = Budget::new(lines, reserves, cap);
+    rec.note("demand", budget.demand, "Σ (max replicas + surge) × processes × per-process maximum + reserves".into(), "DOMAIN.md §2");
+    rec.note("POSTGRES_MAX_CONNECTIONS", max_connections, if chosen {
+        format!("demand {} + {} slots withheld from a non-superuser, rounded up to a multiple of {}", budget.demand, if input.app_role_superuser { 0 } else { a.superuser_reserved_connections + a.reserved_connections }, a.max_connections_step)
+    } else {
+        "fixed by --pg-max-connections".into()
+    }, "issue #2");
+
+    let pg_cores = ((lambda * p.pg_cpu_ms / 1000.0) / a.pg_cpu_target).ceil().max(1.0) as u64;
+    rec.note("database.cores", pg_cores, format!("ceil({lambda} × {} ms ÷ {})", p.pg_cpu_ms, a.pg_cpu_target), "DOMAIN.md §8: 11–35 ms per request; target is an assumption");
+    let database = DatabasePlan { max_connections, max_connections_chosen: chosen, cores: pg_cores, useful_active_connections: pg_cores * 2 };
+
+    let mean: f64 = components.iter().map(|c| c.mean_connections).sum();
+    let worst = budget.component_demand();
+    let efficiency = Efficiency { worst_case_connections: worst, mean_connections_in_use: round2(mean), ratio: round2(worst as f64 / mean.max(1.0)) };
+    rec.note("efficiency", fmt2(efficiency.ratio), format!("worst case {worst} ÷ mean in use {mean:.1}"), "issue #2");
+    if budget.demand as f64 > 20.0 * (pg_cores as f64 * 2.0).max(1.0) {
+        notes.push(format!(
+            "The worst case ({}) is far above the queries PostgreSQL runs usefully at once (about {}): most connections sit idle or idle in transaction while their requests wait (DOMAIN.md §1). A pooler does not help while sessions stay open for the whole request (DOMAIN.md §5).",
+            budget.demand, pg_cores * 2
+        ));
+    }
+
+    Plan {
+        schema_version: SCHEMA_VERSION,
+        input: input.clone(),
+        edition_rules: EditionRules { cpu_target, hpa_max_factor: hpa_factor, ..rules },
+        components,
+        database,
+        budget,
+        efficiency,
+        shortfall: None,
+        notes,
+        derivations: rec.steps,
+    }
+}
+
+/// Celery `-c` never below Dify 1.16.1's `.env.example` value (4): the worker also runs
+/// indexing, mail and scheduled tasks.
+const WORKER_CONCURRENCY_FLOOR: u64 = 4;
+/// worker_beat: a scheduler, mostly asleep (assumption).
+const BEAT_CPU: f64 = 0.25;
+const BEAT_MEMORY_MIB: u64 = 512;
+/// Above this many cores a single compose host is unusual (assumption).
+const COMPOSE_HOST_CORES_WARN: f64 = 64.0;
+
+#[allow(clippy::too_many_arguments)]
+fn component(component: Component, replicas: u64, max_replicas: u64, surge: u64, processes_per_pod: u64, slots: Option<u64>, pool_size: u64, per_process_max: u64, mean: f64, shared: Option<u64>, cpu: f64, memory: u64) -> ComponentPlan {
+    let worst_per_pod = processes_per_pod * per_process_max;
+    ComponentPlan {
+        component,
+        replicas,
+        max_replicas,
+        surge,
+        processes_per_pod,
+        slots_per_process: slots,
+        pool_size: pool_size.min(per_process_max),
+        max_overflow: per_process_max - pool_size.min(per_process_max),
+        per_process_max,
+        worst_per_pod,
+        worst_total: (max_replicas + surge) * worst_per_pod,
+        mean_connections: round2(mean),
+        shared_pool_equivalent: shared,
+        cpu_per_pod: round2(cpu),
+        memory_mib_per_pod: memory,
+    }
+}
+
+/// Ways out of a fixed cap that is too small, each measured by planning again.
+fn shortfall(input: &PlanInput, plan: &Plan) -> Shortfall {
+    let b = &plan.budget;
+    let missing = b.demand.saturating_sub(b.usable);
+    let a = &input.assumptions;
+    let needed = budget::choose_max_connections(b.demand, input.app_role_superuser, a.superuser_reserved_connections, a.reserved_connections, 1);
+    let fits = |qps: f64| plan_core(&PlanInput { qps, ..input.clone() }).budget.fits;
+    // Binary search on a log scale: demand grows with QPS (a property the tests hold).
+    let max_qps_at_cap = if fits(0.01) {
+        let (mut lo, mut hi) = (0.01f64, input.qps);
+        for _ in 0..40 {
+            let mid = (lo * hi).sqrt();
+            if fits(mid) { lo = mid } else { hi = mid }
+        }
+        Some(round_down_2sig(lo))
+    } else {
+        None
+    };
+    let mut ways = Vec::new();
+    ways.push(WayOut { action: format!("a larger database: max_connections ≥ {needed}"), saves: 0, enough: true });
+    let try_variant = |action: String, variant: PlanInput| {
+        let other = plan_core(&variant);
+        let saves = b.demand.saturating_sub(other.budget.demand);
+        (saves > 0).then(|| WayOut { action, saves, enough: other.budget.demand <= b.usable })
+    };
+    if let Some(plugin) = plan.components.iter().find(|c| c.component == Component::PluginDaemon) {
+        let line = plugin.worst_total;
+        let pooled = plugin.per_process_max;
+        if line > pooled {
+            ways.push(WayOut {
+                action: format!("PgBouncer in front of the plugin daemon (DB_TYPE=pgbouncer): its {line} worst-case connections become one pool of about {pooled}"),
+                saves: line - pooled,
+                enough: b.demand - (line - pooled) <= b.usable,
+            });
+        }
+    }
+    if input.profile.chat_share > 0.0 {
+        let mut profile = input.profile.clone();
+        profile.chat_share = 0.0;
+        ways.extend(try_variant("if the deployment serves workflow apps only: --chat-share 0 (api pools need greenlets + 1 instead of 2 ×)".into(), PlanInput { profile, ..input.clone() }));
+    }
+    if input.target == Target::Kubernetes {
+        let assumptions = Assumptions { hpa_max_factor: Some(1.0), max_surge: 0.0, ..a.clone() };
+        ways.extend(try_variant("no autoscaling headroom and maxSurge 0 (maxUnavailable instead): --assume hpa_max_factor=1 --assume max_surge=0".into(), PlanInput { assumptions, ..input.clone() }));
+        let assumptions = Assumptions { api_processes_per_pod: a.api_processes_per_pod * 2, ..a.clone() };
+        ways.extend(try_variant(format!("fewer, larger api pods: --assume api_processes_per_pod={}", a.api_processes_per_pod * 2), PlanInput { assumptions, ..input.clone() }));
+    }
+    if input.collaboration && input.dify_version.has_api_websocket() {
+        ways.extend(try_variant("turn off the collaboration profile (api_websocket): --no-collaboration".into(), PlanInput { collaboration: false, ..input.clone() }));
+    }
+    if let Some(q) = max_qps_at_cap {
+        ways.push(WayOut { action: format!("a lower target: this cap holds at most {q} QPS of this profile"), saves: 0, enough: true });
+    }
+    Shortfall { missing, needed_max_connections: needed, max_qps_at_cap, ways_out: ways }
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+fn fmt1(v: f64) -> String {
+    format!("{v:.1}")
+}
+
+fn fmt2(v: f64) -> String {
+    format!("{v:.2}")
+}
+
+/// Round down to two significant digits, so "at most" stays true.
+fn round_down_2sig(v: f64) -> f64 {
+    if v <= 0.0 {
+        return 0.0;
+    }
+    let mag = 10f64.powf(v.log10().floor() - 1.0);
+    (v / mag).floor() * mag
+}

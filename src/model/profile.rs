@@ -1,0 +1,259 @@
+//! Workload profiles: what one request costs each component. Built-in profiles are the TOML files
+//! in `matrices/profiles/`, embedded at build time; users may pass their own file.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// What one request at the api costs, on average. Every field is per request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// A short name (the file stem for built-ins).
+    pub name: String,
+    /// One line for people.
+    pub description: String,
+    /// Mean time in the system, seconds, LLM streaming included (W of Little's law).
+    pub request_seconds: f64,
+    /// Share of requests sent with `response_mode: streaming`; the rest block.
+    pub streaming_share: f64,
+    /// Share of requests to chat apps (Chatflow, agent); the rest go to workflow apps.
+    pub chat_share: f64,
+    /// Connections one in-flight blocking request holds, mean.
+    pub connections_mean: f64,
+    /// Connections one in-flight blocking request holds, peak.
+    pub connections_peak: f64,
+    /// api CPU per blocking request, ms.
+    pub api_cpu_ms_blocking: f64,
+    /// api CPU per streaming request (relaying events), ms.
+    pub api_cpu_ms_streaming: f64,
+    /// Celery worker CPU per streaming run, ms.
+    pub worker_cpu_ms_streaming: f64,
+    /// PostgreSQL CPU per request, ms.
+    pub pg_cpu_ms: f64,
+    /// Plugin daemon CPU per request, ms.
+    pub plugin_cpu_ms: f64,
+    /// Time the plugin daemon holds a connection to `dify_plugin` per request, ms.
+    pub plugin_db_ms: f64,
+    /// Background Celery tasks queued per request (besides streaming runs).
+    pub celery_tasks: f64,
+    /// Seconds one background task runs.
+    pub celery_task_seconds: f64,
+    /// Worker CPU per background task, ms.
+    pub celery_task_cpu_ms: f64,
+    /// Redis operations per request (api, worker and plugin daemon together).
+    pub redis_ops: f64,
+    /// Bytes of workflow log (runs, node executions, messages) written to PostgreSQL per request.
+    pub workflow_log_bytes: f64,
+}
+
+/// Command-line overrides of profile values; `None` keeps the profile's value.
+#[derive(Debug, Clone, Default, Serialize, clap::Args)]
+pub struct ProfileOverrides {
+    /// Override: mean seconds per request, LLM streaming included.
+    #[arg(long, value_name = "S", help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_seconds: Option<f64>,
+    /// Override: share of requests in streaming mode (0..1).
+    #[arg(long, value_name = "SHARE", help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub streaming_share: Option<f64>,
+    /// Override: share of requests to chat apps (0..1).
+    #[arg(long, value_name = "SHARE", help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chat_share: Option<f64>,
+    /// Override: mean connections per in-flight blocking request.
+    #[arg(long, value_name = "N", help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections_mean: Option<f64>,
+    /// Override: peak connections per in-flight blocking request.
+    #[arg(long, value_name = "N", help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections_peak: Option<f64>,
+    /// Override: api CPU ms per blocking request.
+    #[arg(long, value_name = "MS", help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_cpu_ms_blocking: Option<f64>,
+    /// Override: api CPU ms per streaming request.
+    #[arg(long, value_name = "MS", help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_cpu_ms_streaming: Option<f64>,
+    /// Override: worker CPU ms per streaming run.
+    #[arg(long, value_name = "MS", help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_cpu_ms_streaming: Option<f64>,
+    /// Override: PostgreSQL CPU ms per request.
+    #[arg(long, value_name = "MS", help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pg_cpu_ms: Option<f64>,
+    /// Override: plugin daemon CPU ms per request.
+    #[arg(long, value_name = "MS", help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin_cpu_ms: Option<f64>,
+    /// Override: plugin daemon DB hold ms per request.
+    #[arg(long, value_name = "MS", help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin_db_ms: Option<f64>,
+    /// Override: background Celery tasks per request.
+    #[arg(long, value_name = "N", help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub celery_tasks: Option<f64>,
+    /// Override: seconds per background Celery task.
+    #[arg(long, value_name = "S", help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub celery_task_seconds: Option<f64>,
+    /// Override: worker CPU ms per background task.
+    #[arg(long, value_name = "MS", help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub celery_task_cpu_ms: Option<f64>,
+    /// Override: Redis operations per request.
+    #[arg(long, value_name = "N", help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_ops: Option<f64>,
+    /// Override: workflow-log bytes written per request.
+    #[arg(long, value_name = "BYTES", help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow_log_bytes: Option<f64>,
+}
+
+/// The built-in profiles, embedded so `cargo install` carries them.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("agent", include_str!("../../matrices/profiles/agent.toml")),
+    ("benchmark", include_str!("../../matrices/profiles/benchmark.toml")),
+    ("chat", include_str!("../../matrices/profiles/chat.toml")),
+    ("workflow", include_str!("../../matrices/profiles/workflow.toml")),
+];
+
+/// A bad profile: names the source and what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ProfileError(pub String);
+
+impl Profile {
+    /// A built-in name, or a path to a TOML file.
+    pub fn load(spec: &str) -> Result<Profile, ProfileError> {
+        if let Some((_, text)) = BUILTIN.iter().find(|(name, _)| *name == spec) {
+            return Profile::parse(text, &format!("built-in profile `{spec}`"));
+        }
+        let path = Path::new(spec);
+        if !spec.ends_with(".toml") && !path.exists() {
+            let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
+            return Err(ProfileError(format!(
+                "unknown profile `{spec}` — use one of {} or the path of a profile TOML file",
+                names.join(", ")
+            )));
+        }
+        let text = crate::read::read_text(path).map_err(|e| ProfileError(e.to_string()))?;
+        Profile::parse(&text, &path.display().to_string())
+    }
+
+    /// Parse and validate; `source` names the file in messages.
+    pub fn parse(text: &str, source: &str) -> Result<Profile, ProfileError> {
+        let profile: Profile = toml::from_str(text).map_err(|e| {
+            let (line, col) = e
+                .span()
+                .map(|s| line_col(text, s.start))
+                .unwrap_or((1, 1));
+            ProfileError(format!(
+                "{source}:{line}:{col}: {} — profile fields are listed in matrices/profiles/chat.toml",
+                e.message().trim()
+            ))
+        })?;
+        profile.validate().map_err(|msg| ProfileError(format!("{source}: {msg}")))?;
+        Ok(profile)
+    }
+
+    /// Apply command-line overrides, then validate again.
+    pub fn with_overrides(&self, overrides: &ProfileOverrides) -> Result<Profile, ProfileError> {
+        let mut value = serde_json::to_value(self).map_err(|e| ProfileError(e.to_string()))?;
+        let patch = serde_json::to_value(overrides).map_err(|e| ProfileError(e.to_string()))?;
+        if let (Some(base), Some(patch)) = (value.as_object_mut(), patch.as_object()) {
+            for (k, v) in patch {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+        // A non-finite override cannot pass through JSON; catch it before it becomes `null`.
+        let profile: Profile = serde_json::from_value(value).map_err(|_| {
+            ProfileError("a profile override is not a finite number — pass a plain number such as 8 or 0.5".into())
+        })?;
+        profile
+            .validate()
+            .map_err(|msg| ProfileError(format!("command-line override: {msg}")))?;
+        Ok(profile)
+    }
+
+    /// Every value finite and within its meaning; the message names the field and the fix.
+    pub fn validate(&self) -> Result<(), String> {
+        let fields: [(&str, f64); 16] = [
+            ("request_seconds", self.request_seconds),
+            ("streaming_share", self.streaming_share),
+            ("chat_share", self.chat_share),
+            ("connections_mean", self.connections_mean),
+            ("connections_peak", self.connections_peak),
+            ("api_cpu_ms_blocking", self.api_cpu_ms_blocking),
+            ("api_cpu_ms_streaming", self.api_cpu_ms_streaming),
+            ("worker_cpu_ms_streaming", self.worker_cpu_ms_streaming),
+            ("pg_cpu_ms", self.pg_cpu_ms),
+            ("plugin_cpu_ms", self.plugin_cpu_ms),
+            ("plugin_db_ms", self.plugin_db_ms),
+            ("celery_tasks", self.celery_tasks),
+            ("celery_task_seconds", self.celery_task_seconds),
+            ("celery_task_cpu_ms", self.celery_task_cpu_ms),
+            ("redis_ops", self.redis_ops),
+            ("workflow_log_bytes", self.workflow_log_bytes),
+        ];
+        for (name, v) in fields {
+            if !v.is_finite() || v < 0.0 {
+                return Err(format!("`{name}` is {v}; it must be a finite number ≥ 0"));
+            }
+        }
+        for (name, v) in [("streaming_share", self.streaming_share), ("chat_share", self.chat_share)] {
+            if v > 1.0 {
+                return Err(format!("`{name}` is {v}; a share lies between 0 and 1"));
+            }
+        }
+        if !(self.request_seconds >= 0.001 && self.request_seconds <= 3600.0) {
+            return Err(format!(
+                "`request_seconds` is {}; give the mean request time in seconds, between 0.001 and 3600",
+                self.request_seconds
+            ));
+        }
+        if self.connections_mean < 1.0 || self.connections_peak < self.connections_mean {
+            return Err(format!(
+                "connections per request must satisfy 1 ≤ connections_mean ({}) ≤ connections_peak ({}); a blocking request holds at least one connection",
+                self.connections_mean, self.connections_peak
+            ));
+        }
+        for (name, v) in [
+            ("api_cpu_ms_blocking", self.api_cpu_ms_blocking),
+            ("api_cpu_ms_streaming", self.api_cpu_ms_streaming),
+            ("worker_cpu_ms_streaming", self.worker_cpu_ms_streaming),
+            ("pg_cpu_ms", self.pg_cpu_ms),
+            ("plugin_cpu_ms", self.plugin_cpu_ms),
+            ("celery_task_cpu_ms", self.celery_task_cpu_ms),
+        ] {
+            if v > 60_000.0 {
+                return Err(format!("`{name}` is {v} ms of CPU per request; values above 60000 are not a web workload"));
+            }
+        }
+        if self.api_cpu_ms_blocking + self.api_cpu_ms_streaming <= 0.0 {
+            return Err("api CPU per request is 0; every request costs the api some CPU (the measured minimum is 32 ms, DOMAIN.md §8)".into());
+        }
+        Ok(())
+    }
+
+    pub fn blocking_share(&self) -> f64 {
+        1.0 - self.streaming_share
+    }
+
+    /// api CPU per request averaged over the response modes, ms.
+    pub fn api_cpu_ms(&self) -> f64 {
+        self.blocking_share() * self.api_cpu_ms_blocking + self.streaming_share * self.api_cpu_ms_streaming
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}

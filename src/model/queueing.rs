@@ -1,0 +1,89 @@
+//! Queueing arithmetic: Little's law and quantiles of the Poisson distribution.
+//! Requests in flight are random; limits are sized to a high quantile, not to the mean (DOMAIN.md §5).
+
+/// Smallest `k` with P(X ≤ k) ≥ `level` for X ~ Poisson(`mean`).
+///
+/// Summed exactly in log space over a window of ±(12σ + 20) around the mean, which holds every
+/// term that can matter at double precision, so it is exact for small means and stays fast
+/// (a few thousand terms) for the largest means the model accepts.
+pub fn poisson_quantile(mean: f64, level: f64) -> u64 {
+    if !(mean > 0.0) || !mean.is_finite() {
+        return 0;
+    }
+    let level = level.clamp(0.0, 1.0 - 1e-12);
+    let sd = mean.sqrt();
+    let lo = (mean - 12.0 * sd - 20.0).floor().max(0.0) as u64;
+    let hi = (mean + 12.0 * sd + 20.0).ceil() as u64;
+    let ln_mean = mean.ln();
+    let mut cdf = 0.0;
+    for k in lo..=hi {
+        let kf = k as f64;
+        cdf += (kf * ln_mean - mean - ln_factorial(kf)).exp();
+        if cdf >= level {
+            return k;
+        }
+    }
+    hi
+}
+
+/// ln(k!) — exact table for small k, Stirling's series beyond (error below 1e-12 there).
+fn ln_factorial(k: f64) -> f64 {
+    if k < 20.0 {
+        let mut acc = 0.0;
+        let mut i = 2.0;
+        while i <= k {
+            acc += f64::ln(i);
+            i += 1.0;
+        }
+        return acc;
+    }
+    let n = k + 1.0; // ln Γ(n)
+    (n - 0.5) * n.ln() - n + 0.5 * (2.0 * std::f64::consts::PI).ln() + 1.0 / (12.0 * n)
+        - 1.0 / (360.0 * n.powi(3))
+        + 1.0 / (1260.0 * n.powi(5))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hand-computed: Poisson(1): P(0)=.3679 P(≤1)=.7358 P(≤2)=.9197 P(≤3)=.9810 P(≤4)=.9963
+    /// P(≤5)=.99941 → the 99.9% quantile is 5 and the 99% quantile is 4.
+    #[test]
+    fn small_mean_by_hand() {
+        assert_eq!(poisson_quantile(1.0, 0.999), 5);
+        assert_eq!(poisson_quantile(1.0, 0.99), 4);
+        assert_eq!(poisson_quantile(1.0, 0.5), 1);
+        assert_eq!(poisson_quantile(0.0, 0.999), 0);
+    }
+
+    /// Poisson(10): P(≤20) = 0.99841, P(≤21) = 0.99919 (tables) → 21.
+    #[test]
+    fn mean_ten_from_tables() {
+        assert_eq!(poisson_quantile(10.0, 0.999), 21);
+    }
+
+    /// For a large mean the normal approximation with continuity correction is within a couple
+    /// of units: 10,000 + 3.0902·100 = 10,309.
+    #[test]
+    fn large_mean_near_normal() {
+        let q = poisson_quantile(10_000.0, 0.999);
+        assert!((10_305..=10_315).contains(&q), "{q}");
+    }
+
+    #[test]
+    fn ln_factorial_matches_product() {
+        let exact: f64 = (2..=30).map(|i| (i as f64).ln()).sum();
+        assert!((ln_factorial(30.0) - exact).abs() < 1e-9);
+    }
+
+    #[test]
+    fn monotone_in_mean() {
+        let mut last = 0;
+        for i in 0..2000 {
+            let q = poisson_quantile(i as f64 * 0.37, 0.999);
+            assert!(q >= last);
+            last = q;
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! The env format: the Dify keys of a plan, grouped and commented, ready for `docker/.env`.
+//! Values for one service only are written as comments that say where they belong.
+
+use crate::dify::keys::{self, Key, Scope};
+use crate::dify::{Component, DifyVersion};
+use crate::model::plan::{ComponentPlan, Plan};
+use std::fmt::Write;
+
+/// One key of the plan with its value and where it applies.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Setting {
+    pub key: &'static str,
+    pub value: String,
+    pub doc: &'static str,
+    #[serde(skip)]
+    pub scope: Scope,
+}
+
+impl serde::Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Scope::Shared => s.serialize_str("shared"),
+            Scope::Service(name) => s.serialize_str(name),
+        }
+    }
+}
+
+fn set(key: Key, value: impl ToString, scope: Scope) -> Setting {
+    Setting { key: key.name, value: value.to_string(), doc: key.doc, scope }
+}
+
+fn find(plan: &Plan, c: Component) -> Option<&ComponentPlan> {
+    plan.components.iter().find(|p| p.component == c)
+}
+
+/// Every env setting of a plan, in the order they are written. Shared keys carry the api's
+/// values; the other Dify-image services get theirs as per-service overrides.
+pub fn settings(plan: &Plan) -> Vec<Setting> {
+    let mut out = Vec::new();
+    if let Some(api) = find(plan, Component::Api) {
+        out.push(set(keys::SERVER_WORKER_AMOUNT, api.processes_per_pod, Scope::Shared));
+        out.push(set(keys::SERVER_WORKER_CLASS, "gevent", Scope::Shared));
+        out.push(set(keys::SERVER_WORKER_CONNECTIONS, api.slots_per_process.unwrap_or(1), Scope::Shared));
+        out.push(set(keys::SQLALCHEMY_POOL_SIZE, api.pool_size, Scope::Shared));
+        out.push(set(keys::SQLALCHEMY_MAX_OVERFLOW, api.max_overflow, Scope::Shared));
+    }
+    if let Some(w) = find(plan, Component::Worker) {
+        out.push(set(keys::CELERY_WORKER_CLASS, "", Scope::Shared));
+        out.push(set(keys::CELERY_WORKER_AMOUNT, w.slots_per_process.unwrap_or(1), Scope::Shared));
+        out.push(set(keys::CELERY_AUTO_SCALE, "false", Scope::Shared));
+        out.push(set(keys::SQLALCHEMY_POOL_SIZE, w.pool_size, Scope::Service("worker")));
+        out.push(set(keys::SQLALCHEMY_MAX_OVERFLOW, w.max_overflow, Scope::Service("worker")));
+    }
+    if let Some(b) = find(plan, Component::WorkerBeat) {
+        out.push(set(keys::SQLALCHEMY_POOL_SIZE, b.pool_size, Scope::Service("worker_beat")));
+        out.push(set(keys::SQLALCHEMY_MAX_OVERFLOW, b.max_overflow, Scope::Service("worker_beat")));
+    }
+    if let Some(ws) = find(plan, Component::ApiWebsocket) {
+        out.push(set(keys::API_WEBSOCKET_WORKER_AMOUNT, ws.processes_per_pod, Scope::Shared));
+        out.push(set(keys::API_WEBSOCKET_WORKER_CONNECTIONS, ws.slots_per_process.unwrap_or(1), Scope::Shared));
+        out.push(set(keys::SQLALCHEMY_POOL_SIZE, ws.pool_size, Scope::Service("api_websocket")));
+        out.push(set(keys::SQLALCHEMY_MAX_OVERFLOW, ws.max_overflow, Scope::Service("api_websocket")));
+    }
+    if let Some(p) = find(plan, Component::PluginDaemon) {
+        // 1.16.1 passes `.env` to the daemon as its last env_file and only the daemon reads
+        // these keys, so they can stand in `.env`; 1.9.1's daemon takes no `.env`.
+        let scope = if plan.input.dify_version >= DifyVersion::V1_16 { Scope::Shared } else { Scope::Service("plugin_daemon") };
+        out.push(set(keys::DB_MAX_OPEN_CONNS, p.per_process_max, scope));
+        out.push(set(keys::DB_MAX_IDLE_CONNS, p.pool_size, scope));
+    }
+    out.push(set(keys::POSTGRES_MAX_CONNECTIONS, plan.database.max_connections, Scope::Shared));
+    out
+}
+
+/// The `.env` text.
+pub fn plan(plan: &Plan, explain: bool) -> String {
+    let i = &plan.input;
+    let mut s = String::new();
+    let _ = writeln!(s, "# difyplan {}: {} QPS of profile `{}` on {} (edition {}, Dify {}).", env!("CARGO_PKG_VERSION"), i.qps, i.profile.name, i.target, i.edition, i.dify_version);
+    let _ = writeln!(s, "# Worst-case PostgreSQL connections {} of {} usable (max_connections {}).", plan.budget.demand, plan.budget.usable, plan.budget.cap.max_connections);
+    for c in &plan.components {
+        let _ = writeln!(s, "# {}: {} replica(s){}", c.component, c.replicas, if c.max_replicas > c.replicas || c.surge > 0 { format!(", at most {} + {} surge", c.max_replicas, c.surge) } else { String::new() });
+    }
+    let _ = writeln!(s, "# Keys marked \"only\" belong on that one service (docker-compose.override.yaml): compose shares one environment between api, worker and worker_beat.");
+    let all = settings(plan);
+    for setting in &all {
+        let _ = writeln!(s);
+        match setting.scope {
+            Scope::Shared => {
+                let _ = writeln!(s, "# {}", setting.doc);
+                let _ = writeln!(s, "{}={}", setting.key, setting.value);
+            }
+            Scope::Service(svc) => {
+                let _ = writeln!(s, "# {svc} only — {}:", setting.doc);
+                let _ = writeln!(s, "# {}={}", setting.key, setting.value);
+            }
+        }
+    }
+    if explain {
+        let _ = writeln!(s);
+        for d in &plan.derivations {
+            let _ = writeln!(s, "# {} = {}: {} [{}]", d.name, d.value, d.formula, d.source);
+        }
+    }
+    s
+}
