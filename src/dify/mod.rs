@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub mod keys;
+pub mod rules;
 
 /// The Dify releases difyplan knows. They differ in compose layout and in api_websocket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -123,6 +123,25 @@ mod tests {
         assert_eq!(b.headroom, -50);
     }
 
+    /// DOMAIN.md §2: Dify 1.16.1 defaults: api, api_websocket, worker and beat share the pool
+    /// 30 + 10; the plugin daemon opens 30: 40 + 40 + 40 + 40 + 30 = 190 against 200.
+    #[test]
+    fn dify_1161_defaults_from_constants() {
+        use crate::dify::defaults as d;
+        let pool = d::SQLALCHEMY_POOL_SIZE + d::SQLALCHEMY_MAX_OVERFLOW;
+        let lines = vec![
+            BudgetLine::new(Component::Api, 1, d::SERVER_WORKER_AMOUNT, pool),
+            BudgetLine::new(Component::ApiWebsocket, 1, d::API_WEBSOCKET_WORKER_AMOUNT, pool),
+            BudgetLine::new(Component::Worker, 1, 1, pool),
+            BudgetLine::new(Component::WorkerBeat, 1, 1, pool),
+            BudgetLine::new(Component::PluginDaemon, 1, 1, d::PLUGIN_DB_MAX_OPEN_CONNS),
+        ];
+        let b = Budget::new(lines, vec![], cap(200, true));
+        assert_eq!(b.demand, 190);
+        assert!(b.fits);
+        assert_eq!(b.headroom, 10);
+    }
+
     /// A non-superuser loses the 3 reserved slots: 200 − 3 = 197.
     #[test]
     fn non_superuser_loses_reserved_slots() {

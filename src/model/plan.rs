@@ -5,7 +5,7 @@ use super::assumptions::{Assumptions, Edition, EditionRules, Target};
 use super::budget::{self, Budget, BudgetLine, Cap, Reserve};
 use super::profile::Profile;
 use super::queueing::poisson_quantile;
-use crate::dify::{Component, DifyVersion};
+use crate::dify::{Component, DifyVersion, rules};
 use serde::Serialize;
 
 /// The version of the JSON document `size --format json` prints. Bump on any breaking change.
@@ -249,25 +249,18 @@ fn plan_core(input: &PlanInput) -> Plan {
         Target::Kubernetes => format!("pods of at most {} processes, at least {} replicas", a.api_processes_per_pod, rules.min_replicas),
     }, "edition; --assume api_processes_per_pod=");
     // Pool: the measured deadlock bound per process against the greenlets it admits.
-    let api_max = if p.chat_share > 0.0 {
-        (a.chat_pool_factor * api.slots as f64).ceil() as u64
-    } else {
-        api.slots * (p.connections_peak.ceil() as u64 - 1).max(1) + 1
-    };
+    let peak = p.connections_peak.ceil() as u64;
+    let api_max = if p.chat_share > 0.0 { rules::chat_pool(api.slots, a.chat_pool_factor) } else { rules::deadlock_free_pool(api.slots, peak) };
     let api_hold = p.blocking_share() * p.connections_mean + p.streaming_share * (a.streaming_start_hold_seconds / p.request_seconds).min(1.0);
-    let api_pool = ((api.saturated_in_flight.min(api.in_flight_mean) * api_hold).ceil() as u64).clamp(1, api_max);
+    let api_pool = usual_pool(api.saturated_in_flight, api_hold, api_max);
     rec.note("api pool (SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW)", api_max, if p.chat_share > 0.0 {
         format!("{} × {} greenlets: chat apps need about 2 × admitted requests (chat share {})", a.chat_pool_factor, api.slots, p.chat_share)
     } else {
         format!("{} greenlets × ({} peak − 1) + 1: the pool-deadlock bound, enough for workflow apps", api.slots, p.connections_peak)
     }, "measured, DOMAIN.md §8");
-    rec.note("SQLALCHEMY_POOL_SIZE", api_pool, format!("ceil({:.2} in flight in a busy process × {:.3} connections held each)", api.saturated_in_flight.min(api.in_flight_mean), api_hold), "DOMAIN.md §8: ≈1.1 per blocking request, streaming holds one for 0.7 s");
+    rec.note("SQLALCHEMY_POOL_SIZE", api_pool, format!("min(ceil({:.2} in flight in a process at the CPU target × {:.3} connections held each), {api_max})", api.saturated_in_flight.min(1e12), api_hold), "DOMAIN.md §8: ≈1.1 per blocking request, streaming holds one for 0.7 s");
     let api_mean = lambda * (p.blocking_share() * p.request_seconds * p.connections_mean + p.streaming_share * a.streaming_start_hold_seconds.min(p.request_seconds));
-    let api_shared = if p.chat_share > 0.0 {
-        (a.chat_pool_factor * api.in_flight_quantile as f64).ceil() as u64
-    } else {
-        api.in_flight_quantile * (p.connections_peak.ceil() as u64 - 1).max(1) + 1
-    };
+    let api_shared = if p.chat_share > 0.0 { rules::chat_pool(api.in_flight_quantile, a.chat_pool_factor) } else { rules::deadlock_free_pool(api.in_flight_quantile, peak) };
     let (api_hpa, api_surge) = scaling(api_replicas, input.target, hpa_factor, a);
     components.push(component(Component::Api, api_replicas, api_hpa, api_surge, api_per_pod, Some(api.slots), api_pool, api_max, api_mean, Some(api_shared), api_per_pod as f64, api_per_pod * a.process_memory_mib));
 
@@ -306,7 +299,7 @@ fn plan_core(input: &PlanInput) -> Plan {
     };
     let worker_max = ((worker.slots as f64 * need_per_slot).ceil() as u64).max(2);
     let worker_mean = stream_in_flight * p.chat_share * p.connections_mean + stream_in_flight * (1.0 - p.chat_share) * a.worker_workflow_connections_per_run + task_in_flight;
-    let worker_pool = ((worker.saturated_in_flight.min(worker.in_flight_mean) * need_per_slot).ceil() as u64).clamp(1, worker_max);
+    let worker_pool = usual_pool(worker.saturated_in_flight, need_per_slot, worker_max);
     rec.note("worker pool (per process)", worker_max, format!("ceil({} × ({chat_stream:.2} chat runs × {} + {wf_stream:.2} workflow runs × {} + {tasks:.2} tasks × 1)), at least 2", worker.slots, 1.0 + a.worker_chat_headroom, a.worker_workflow_connections_per_run), "DOMAIN.md §8: a chat run holds a connection throughout; a workflow run only for moments");
     let (worker_hpa, worker_surge) = scaling(worker_replicas, input.target, hpa_factor, a);
     components.push(component(Component::Worker, worker_replicas, worker_hpa, worker_surge, 1, Some(worker.slots), worker_pool, worker_max, worker_mean, None, 1.0, a.process_memory_mib));
@@ -408,6 +401,14 @@ const BEAT_CPU: f64 = 0.25;
 const BEAT_MEMORY_MIB: u64 = 512;
 /// Above this many cores a single compose host is unusual (assumption).
 const COMPOSE_HOST_CORES_WARN: f64 = 64.0;
+
+/// `SQLALCHEMY_POOL_SIZE`: the connections a process at the CPU target usually holds, so they
+/// stay open between bursts; the rest of the maximum is overflow. It depends on the profile,
+/// not the QPS, so neither it nor the overflow shrinks as the QPS grows; at low QPS it is the
+/// whole maximum.
+fn usual_pool(saturated_in_flight: f64, held_each: f64, max: u64) -> u64 {
+    if saturated_in_flight.is_finite() { ((saturated_in_flight * held_each).ceil() as u64).clamp(1, max) } else { max }
+}
 
 #[allow(clippy::too_many_arguments)]
 fn component(component: Component, replicas: u64, max_replicas: u64, surge: u64, processes_per_pod: u64, slots: Option<u64>, pool_size: u64, per_process_max: u64, mean: f64, shared: Option<u64>, cpu: f64, memory: u64) -> ComponentPlan {

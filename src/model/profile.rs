@@ -50,67 +50,67 @@ pub struct Profile {
 #[derive(Debug, Clone, Default, Serialize, clap::Args)]
 pub struct ProfileOverrides {
     /// Override: mean seconds per request, LLM streaming included.
-    #[arg(long, value_name = "S", help_heading = "Profile overrides")]
+    #[arg(long, value_name = "S", allow_negative_numbers = true, help_heading = "Profile overrides")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_seconds: Option<f64>,
     /// Override: share of requests in streaming mode (0..1).
-    #[arg(long, value_name = "SHARE", help_heading = "Profile overrides")]
+    #[arg(long, value_name = "SHARE", allow_negative_numbers = true, help_heading = "Profile overrides")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub streaming_share: Option<f64>,
     /// Override: share of requests to chat apps (0..1).
-    #[arg(long, value_name = "SHARE", help_heading = "Profile overrides")]
+    #[arg(long, value_name = "SHARE", allow_negative_numbers = true, help_heading = "Profile overrides")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chat_share: Option<f64>,
     /// Override: mean connections per in-flight blocking request.
-    #[arg(long, value_name = "N", help_heading = "Profile overrides")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, help_heading = "Profile overrides")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connections_mean: Option<f64>,
     /// Override: peak connections per in-flight blocking request.
-    #[arg(long, value_name = "N", help_heading = "Profile overrides")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, help_heading = "Profile overrides")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connections_peak: Option<f64>,
     /// Override: api CPU ms per blocking request.
-    #[arg(long, value_name = "MS", help_heading = "Profile overrides")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true, help_heading = "Profile overrides")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_cpu_ms_blocking: Option<f64>,
     /// Override: api CPU ms per streaming request.
-    #[arg(long, value_name = "MS", help_heading = "Profile overrides")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true, help_heading = "Profile overrides")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_cpu_ms_streaming: Option<f64>,
     /// Override: worker CPU ms per streaming run.
-    #[arg(long, value_name = "MS", help_heading = "Profile overrides")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true, help_heading = "Profile overrides")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worker_cpu_ms_streaming: Option<f64>,
     /// Override: PostgreSQL CPU ms per request.
-    #[arg(long, value_name = "MS", help_heading = "Profile overrides")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true, help_heading = "Profile overrides")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pg_cpu_ms: Option<f64>,
     /// Override: plugin daemon CPU ms per request.
-    #[arg(long, value_name = "MS", help_heading = "Profile overrides")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true, help_heading = "Profile overrides")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugin_cpu_ms: Option<f64>,
     /// Override: plugin daemon DB hold ms per request.
-    #[arg(long, value_name = "MS", help_heading = "Profile overrides")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true, help_heading = "Profile overrides")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugin_db_ms: Option<f64>,
     /// Override: background Celery tasks per request.
-    #[arg(long, value_name = "N", help_heading = "Profile overrides")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, help_heading = "Profile overrides")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub celery_tasks: Option<f64>,
     /// Override: seconds per background Celery task.
-    #[arg(long, value_name = "S", help_heading = "Profile overrides")]
+    #[arg(long, value_name = "S", allow_negative_numbers = true, help_heading = "Profile overrides")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub celery_task_seconds: Option<f64>,
     /// Override: worker CPU ms per background task.
-    #[arg(long, value_name = "MS", help_heading = "Profile overrides")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true, help_heading = "Profile overrides")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub celery_task_cpu_ms: Option<f64>,
     /// Override: Redis operations per request.
-    #[arg(long, value_name = "N", help_heading = "Profile overrides")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, help_heading = "Profile overrides")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_ops: Option<f64>,
     /// Override: workflow-log bytes written per request.
-    #[arg(long, value_name = "BYTES", help_heading = "Profile overrides")]
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, help_heading = "Profile overrides")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workflow_log_bytes: Option<f64>,
 }

@@ -1,0 +1,6 @@
+//! difyplan's integration tests: the whole CLI (exit codes, messages, formats) and the model's
+//! properties. Real Dify files come from `../shared/fixtures/dify/`, never from copies.
+
+mod plan_properties;
+mod size_cli;
+mod support;

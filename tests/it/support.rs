@@ -1,0 +1,43 @@
+//! Running the built binary and finding the shared fixtures.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+/// The result of one difyplan run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn difyplan(args: &[&str]) -> Run {
+    difyplan_in(args, None)
+}
+
+/// Run with `stdin` fed from a string (or closed).
+pub fn difyplan_in(args: &[&str], stdin: Option<&str>) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_difyplan"));
+    cmd.args(args).env("NO_COLOR", "1").stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    let mut child = cmd.spawn().expect("spawn difyplan");
+    if let Some(text) = stdin {
+        use std::io::Write;
+        let mut pipe = child.stdin.take().expect("stdin");
+        let _ = pipe.write_all(text.as_bytes());
+    }
+    let Output { status, stdout, stderr } = child.wait_with_output().expect("wait difyplan");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// `../shared/fixtures/dify/<rest>` beside the project.
+pub fn fixture(rest: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/dify").join(rest)
+}
+
+pub fn json(run: &Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", run.stdout, run.stderr))
+}
