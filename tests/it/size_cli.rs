@@ -1,0 +1,225 @@
+//! `difyplan size` end to end: every built-in profile at the acceptance QPS levels, the three
+//! formats, the env keys against Dify's own `.env.example`, and bad input.
+
+use crate::support::{difyplan, fixture, json};
+use std::collections::BTreeSet;
+
+const PROFILES: [&str; 4] = ["chat", "workflow", "agent", "benchmark"];
+
+/// Issue #2: `size --qps 10, 100, 500, 2000` for each built-in profile prints a plan whose
+/// worst-case demand fits the usable cap; the JSON's arithmetic adds up.
+#[test]
+fn acceptance_levels_fit() {
+    for profile in PROFILES {
+        for qps in ["10", "100", "500", "2000"] {
+            for target in ["compose", "kubernetes"] {
+                let run = difyplan(&["size", "--qps", qps, "--profile", profile, "--target", target, "--format", "json"]);
+                assert_eq!(run.code, 0, "{profile} {qps} {target}: {}", run.stderr);
+                let v = json(&run);
+                assert_eq!(v["schema_version"], 1);
+                let demand = v["budget"]["demand"].as_u64().unwrap();
+                let usable = v["budget"]["usable"].as_u64().unwrap();
+                assert!(demand <= usable, "{profile} {qps}: {demand} > {usable}");
+                let lines: u64 = v["budget"]["lines"].as_array().unwrap().iter().map(|l| l["worst_pods"].as_u64().unwrap() * l["processes"].as_u64().unwrap() * l["per_process_max"].as_u64().unwrap()).sum();
+                let reserves: u64 = v["budget"]["reserves"].as_array().unwrap().iter().map(|r| r["connections"].as_u64().unwrap()).sum();
+                assert_eq!(lines + reserves, demand);
+                let max = v["database"]["max_connections"].as_u64().unwrap();
+                assert_eq!(usable, max - 3, "a dedicated role (the default) loses superuser_reserved_connections");
+            }
+        }
+    }
+}
+
+#[test]
+fn table_names_every_component_and_the_budget() {
+    let run = difyplan(&["size", "--qps", "500"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for word in ["api", "api_websocket", "worker", "worker_beat", "plugin_daemon", "demand", "max_connections", "usable cap", "headroom", "efficiency"] {
+        assert!(run.stdout.contains(word), "table lacks {word}:\n{}", run.stdout);
+    }
+    assert!(run.stderr.is_empty(), "a fitting plan prints nothing on stderr: {}", run.stderr);
+}
+
+#[test]
+fn explain_shows_formulas() {
+    let run = difyplan(&["size", "--qps", "500", "--explain"]);
+    assert_eq!(run.code, 0);
+    for word in ["SERVER_WORKER_CONNECTIONS", "Little's law", "Poisson", "POSTGRES_MAX_CONNECTIONS", "DOMAIN.md §8"] {
+        assert!(run.stdout.contains(word), "explain lacks {word}");
+    }
+}
+
+/// Keys a Dify `.env.example` assigns (`KEY=` at the start of a line).
+fn env_example_keys(version: &str) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(fixture(&format!("{version}/env.example"))).expect("fixture");
+    text.lines().filter_map(|l| l.split_once('=').map(|(k, _)| k.trim().to_string())).filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')).collect()
+}
+
+/// Issue #2: only keys that exist in Dify's `.env.example` or the plugin daemon's documented
+/// settings; a misspelt key fails here. Commented per-service lines count too.
+#[test]
+fn env_keys_exist_in_dify() {
+    for (version, extra) in [("1.16.1", &[][..]), ("1.9.1", &["--no-collaboration"][..])] {
+        let known = env_example_keys(version);
+        assert!(known.contains("SQLALCHEMY_POOL_SIZE"), "fixture parse sanity");
+        for profile in PROFILES {
+            let mut args = vec!["size", "--qps", "500", "--profile", profile, "--format", "env", "--dify-version", version];
+            args.extend_from_slice(extra);
+            let run = difyplan(&args);
+            assert_eq!(run.code, 0, "{}", run.stderr);
+            let mut seen = 0;
+            for line in run.stdout.lines() {
+                let assignment = line.trim_start_matches("# ");
+                let Some((key, _)) = assignment.split_once('=') else { continue };
+                if !key.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') || key.is_empty() {
+                    continue;
+                }
+                seen += 1;
+                assert!(
+                    known.contains(key) || difyplan::dify::keys::PLUGIN_DAEMON_DOCUMENTED.contains(&key),
+                    "{version}: `{key}` is not a Dify setting"
+                );
+            }
+            assert!(seen >= 10, "{version} {profile}: only {seen} keys");
+        }
+    }
+}
+
+/// The env format carries the same numbers as the JSON.
+#[test]
+fn env_matches_json() {
+    let v = json(&difyplan(&["size", "--qps", "200", "--format", "json"]));
+    let env = difyplan(&["size", "--qps", "200", "--format", "env"]).stdout;
+    let get = |k: &str| env.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).map(str::to_string).unwrap_or_else(|| panic!("{k} missing"));
+    let api = v["components"].as_array().unwrap().iter().find(|c| c["component"] == "api").unwrap();
+    assert_eq!(get("SERVER_WORKER_AMOUNT"), api["processes_per_pod"].to_string());
+    assert_eq!(get("SERVER_WORKER_CONNECTIONS"), api["slots_per_process"].to_string());
+    assert_eq!(get("SQLALCHEMY_POOL_SIZE"), api["pool_size"].to_string());
+    assert_eq!(get("SQLALCHEMY_MAX_OVERFLOW"), api["max_overflow"].to_string());
+    assert_eq!(get("POSTGRES_MAX_CONNECTIONS"), v["database"]["max_connections"].to_string());
+}
+
+/// A fixed cap that cannot hold the plan: exit 1, the shortfall and the ways out; the env
+/// format prints nothing to paste.
+#[test]
+fn fixed_cap_too_small() {
+    let run = difyplan(&["size", "--qps", "500", "--pg-max-connections", "100"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("missing"), "{}", run.stderr);
+    assert!(run.stdout.contains("DOES NOT FIT"));
+    assert!(run.stdout.contains("ways out"));
+    assert!(run.stdout.contains("max_connections ≥"));
+    let env = difyplan(&["size", "--qps", "500", "--pg-max-connections", "100", "--format", "env"]);
+    assert_eq!(env.code, 1);
+    assert!(env.stdout.is_empty(), "an infeasible plan is not printed as an env: {}", env.stdout);
+    let v = json(&difyplan(&["size", "--qps", "500", "--pg-max-connections", "100", "--format", "json"]));
+    assert_eq!(v["budget"]["fits"], false);
+    let missing = v["shortfall"]["missing"].as_u64().unwrap();
+    assert_eq!(missing, v["budget"]["demand"].as_u64().unwrap() - 97);
+}
+
+/// The highest QPS a fixed cap holds, found by the shortfall search, really fits that cap.
+#[test]
+fn max_qps_at_cap_fits() {
+    let v = json(&difyplan(&["size", "--qps", "300", "--profile", "workflow", "--pg-max-connections", "800", "--format", "json"]));
+    let q = v["shortfall"]["max_qps_at_cap"].as_f64().expect("a cap of 800 holds some QPS");
+    let at = difyplan(&["size", "--qps", &q.to_string(), "--profile", "workflow", "--pg-max-connections", "800", "--format", "json"]);
+    assert_eq!(at.code, 0, "{q} QPS should fit: {}", at.stderr);
+}
+
+/// A fixed cap that is large enough plans exactly as a free one, with that cap.
+#[test]
+fn fixed_cap_large_enough() {
+    let run = difyplan(&["size", "--qps", "50", "--profile", "workflow", "--pg-max-connections", "5000", "--app-role", "superuser", "--format", "json"]);
+    assert_eq!(run.code, 0);
+    let v = json(&run);
+    assert_eq!(v["budget"]["usable"], 5000, "a superuser uses every slot");
+    assert_eq!(v["database"]["max_connections_chosen"], false);
+}
+
+#[test]
+fn profile_overrides_change_the_plan() {
+    let base = json(&difyplan(&["size", "--qps", "100", "--profile", "workflow", "--format", "json"]));
+    let slow = json(&difyplan(&["size", "--qps", "100", "--profile", "workflow", "--request-seconds", "16", "--format", "json"]));
+    assert_eq!(slow["input"]["profile"]["request_seconds"], 16.0);
+    assert!(slow["budget"]["demand"].as_u64() > base["budget"]["demand"].as_u64());
+}
+
+#[test]
+fn user_profile_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mine.toml");
+    let chat = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/matrices/profiles/chat.toml")).unwrap();
+    std::fs::write(&path, chat.replace("name = \"chat\"", "name = \"mine\"")).unwrap();
+    let run = difyplan(&["size", "--qps", "20", "--profile", path.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(json(&run)["input"]["profile"]["name"], "mine");
+}
+
+/// Issue #2's bad input: each exits 2 with one line that names the problem and the fix.
+#[test]
+fn bad_input_exits_2_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let chat = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/matrices/profiles/chat.toml")).unwrap();
+    let unknown = dir.path().join("unknown.toml");
+    std::fs::write(&unknown, format!("{chat}\nrequest_secs = 3\n")).unwrap();
+    let missing = dir.path().join("missing.toml");
+    std::fs::write(&missing, chat.lines().filter(|l| !l.starts_with("pg_cpu_ms")).collect::<Vec<_>>().join("\n")).unwrap();
+    let negative = dir.path().join("negative.toml");
+    std::fs::write(&negative, chat.replace("request_seconds = 8.0", "request_seconds = -2.0")).unwrap();
+    let binary = dir.path().join("binary.toml");
+    std::fs::write(&binary, b"name = \"x\"\0\xff").unwrap();
+    let p = |f: &std::path::Path| f.to_str().unwrap().to_string();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["--qps".into(), "0".into()], "above 0"),
+        (vec!["--qps".into(), "-5".into()], "above 0"),
+        (vec!["--qps".into(), "nan".into()], "not a number"),
+        (vec!["--qps".into(), "inf".into()], "not a number"),
+        (vec!["--qps".into(), "abc".into()], "invalid value 'abc'"),
+        (vec!["--qps".into(), "5000000".into()], "1000000"),
+        (vec!["--qps".into(), "10".into(), "--profile".into(), "nope".into()], "unknown profile `nope`"),
+        (vec!["--qps".into(), "10".into(), "--profile".into(), p(&unknown)], "unknown field `request_secs`"),
+        (vec!["--qps".into(), "10".into(), "--profile".into(), p(&missing)], "missing field `pg_cpu_ms`"),
+        (vec!["--qps".into(), "10".into(), "--profile".into(), p(&negative)], "request_seconds"),
+        (vec!["--qps".into(), "10".into(), "--profile".into(), p(&binary)], "binary data"),
+        (vec!["--qps".into(), "10".into(), "--profile".into(), p(dir.path())], "is a folder"),
+        (vec!["--qps".into(), "10".into(), "--profile".into(), p(&dir.path().join("absent.toml"))], "no such file"),
+        (vec!["--qps".into(), "10".into(), "--request-seconds".into(), "-1".into()], "request_seconds"),
+        (vec!["--qps".into(), "10".into(), "--streaming-share".into(), "1.5".into()], "between 0 and 1"),
+        (vec!["--qps".into(), "10".into(), "--api-cpu-ms-blocking".into(), "nan".into()], "finite"),
+        (vec!["--qps".into(), "10".into(), "--assume".into(), "quantile=2".into()], "quantile"),
+        (vec!["--qps".into(), "10".into(), "--assume".into(), "bogus=1".into()], "unknown key `bogus`"),
+        (vec!["--qps".into(), "10".into(), "--assume".into(), "admin_reserve=1.5".into()], "whole number"),
+        (vec!["--qps".into(), "10".into(), "--pg-max-connections".into(), "0".into()], "pg-max-connections"),
+        (vec!["--qps".into(), "10".into(), "--dify-version".into(), "0.6".into()], "unsupported Dify version"),
+        (vec!["--qps".into(), "10".into(), "--target".into(), "nomad".into()], "invalid value 'nomad'"),
+    ];
+    for (args, expect) in cases {
+        let mut full = vec!["size".to_string()];
+        full.extend(args.clone());
+        let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+        let run = difyplan(&refs);
+        assert_eq!(run.code, 2, "{args:?}: exit {} stderr {}", run.code, run.stderr);
+        assert!(run.stderr.contains(expect), "{args:?}: expected `{expect}` in: {}", run.stderr);
+        assert!(!run.stderr.contains("panicked"), "{args:?} panicked");
+        assert!(run.stdout.is_empty(), "{args:?} printed a plan");
+    }
+}
+
+#[test]
+fn snapshots_of_the_three_formats() {
+    for format in ["table", "json", "env"] {
+        let run = difyplan(&["size", "--qps", "500", "--format", format]);
+        assert_eq!(run.code, 0);
+        insta::assert_snapshot!(format!("size_qps500_{format}"), run.stdout);
+    }
+    let k8s = difyplan(&["size", "--qps", "500", "--target", "kubernetes", "--profile", "workflow"]);
+    insta::assert_snapshot!("size_qps500_kubernetes_workflow_table", k8s.stdout);
+}
+
+#[test]
+fn help_is_stable() {
+    let run = difyplan(&["size", "--help"]);
+    assert_eq!(run.code, 0);
+    insta::assert_snapshot!("size_help", run.stdout);
+}
