@@ -10,3 +10,4 @@ pub mod exit;
 pub mod model;
 pub mod read;
 pub mod report;
+pub mod findings;

@@ -1,0 +1,217 @@
+//! A deployment description: what runs, how many of it, and every setting with where it came
+//! from. The config readers (compose, Kubernetes, Helm values) produce it; `check` judges it.
+
+use super::{Component, DifyVersion, defaults};
+use crate::model::budget::{BudgetLine, Cap};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Where a value came from, so a finding can point at the line to change.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Source {
+    /// A line of a file the user gave.
+    File { path: String, line: usize },
+    /// Not set anywhere: Dify's (or PostgreSQL's, or Kubernetes') default applies.
+    Default { what: String },
+    /// A command-line flag.
+    Flag { flag: String },
+}
+
+impl Source {
+    pub fn file(path: impl Into<String>, line: usize) -> Source {
+        Source::File { path: path.into(), line }
+    }
+    pub fn default(what: impl Into<String>) -> Source {
+        Source::Default { what: what.into() }
+    }
+    /// `(path, line)` when the value was written in a file.
+    pub fn location(&self) -> Option<(&str, usize)> {
+        match self {
+            Source::File { path, line } => Some((path, *line)),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::File { path, line } => write!(f, "{path}:{line}"),
+            Source::Default { what } => f.write_str(what),
+            Source::Flag { flag } => write!(f, "{flag}"),
+        }
+    }
+}
+
+/// A value and where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Valued<T> {
+    pub value: T,
+    pub source: Source,
+}
+
+impl<T> Valued<T> {
+    pub fn new(value: T, source: Source) -> Self {
+        Valued { value, source }
+    }
+}
+
+/// An environment as a component sees it: every variable with its source.
+pub type Env = BTreeMap<String, Valued<String>>;
+
+/// How the Celery worker runs its tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CeleryPool {
+    /// One process; its greenlets share one SQLAlchemy pool.
+    Gevent,
+    /// One process per task slot, each with its own pool.
+    Prefork,
+    /// Threads in one process sharing one pool (`threads`, `solo`, `eventlet`).
+    Shared,
+}
+
+/// One component as deployed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Deployed {
+    pub component: Component,
+    /// The service, Deployment or chart key it was read from.
+    pub name: String,
+    pub replicas: Valued<u64>,
+    /// The HPA maximum when an autoscaler targets it; otherwise the replicas.
+    pub max_replicas: Valued<u64>,
+    /// Extra pods during a rolling update.
+    pub surge: Valued<u64>,
+    /// Processes per pod with their own pool.
+    pub processes: Valued<u64>,
+    /// Request greenlets per process (api, api_websocket).
+    pub greenlets: Option<Valued<u64>>,
+    /// Celery `-c` (worker).
+    pub concurrency: Option<Valued<u64>>,
+    pub celery_pool: Option<CeleryPool>,
+    /// `SQLALCHEMY_POOL_SIZE` (plugin daemon: `DB_MAX_IDLE_CONNS`).
+    pub pool_size: Valued<u64>,
+    /// `SQLALCHEMY_MAX_OVERFLOW` (plugin daemon: none; the cap is `DB_MAX_OPEN_CONNS`).
+    pub max_overflow: Valued<u64>,
+    /// Connections one process may open.
+    pub per_process_max: u64,
+    /// The environment the component runs with.
+    pub env: Env,
+}
+
+impl Deployed {
+    /// Pods that can run at once: maximum replicas plus surge.
+    pub fn worst_pods(&self) -> u64 {
+        self.max_replicas.value.max(self.replicas.value) + self.surge.value
+    }
+
+    pub fn budget_line(&self) -> BudgetLine {
+        BudgetLine::new(self.component, self.worst_pods(), self.processes.value, self.per_process_max)
+    }
+}
+
+/// Everything `check` knows about one deployment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Deployment {
+    pub version: DifyVersion,
+    pub version_source: Source,
+    pub components: Vec<Deployed>,
+    pub max_connections: Valued<u64>,
+    /// `DB_USERNAME`; Dify's default `postgres` is a superuser.
+    pub app_role: Valued<String>,
+    pub app_role_superuser: bool,
+    /// PostgreSQL's `idle_in_transaction_session_timeout` as configured (ms or with a unit).
+    pub idle_in_transaction_timeout: Valued<String>,
+}
+
+impl Deployment {
+    pub fn budget_lines(&self) -> Vec<BudgetLine> {
+        self.components.iter().map(Deployed::budget_line).collect()
+    }
+
+    pub fn cap(&self) -> Cap {
+        Cap {
+            max_connections: self.max_connections.value,
+            app_role_superuser: self.app_role_superuser,
+            superuser_reserved_connections: defaults::SUPERUSER_RESERVED_CONNECTIONS,
+            reserved_connections: defaults::RESERVED_CONNECTIONS,
+        }
+    }
+}
+
+/// A number read from the environment, or Dify's default when unset or empty.
+pub fn env_number(env: &Env, key: &str, default: u64, default_what: &str) -> Result<Valued<u64>, String> {
+    match env.get(key) {
+        Some(v) if !v.value.trim().is_empty() => {
+            let n = v.value.trim().parse::<u64>().map_err(|_| {
+                format!("{}: {key}={} is not a whole number — set a count such as {default}", v.source, v.value.trim())
+            })?;
+            Ok(Valued::new(n, v.source.clone()))
+        }
+        _ => Ok(Valued::new(default, Source::default(default_what))),
+    }
+}
+
+fn flag_true(env: &Env, key: &str) -> bool {
+    env.get(key).is_some_and(|v| v.value.trim().eq_ignore_ascii_case("true"))
+}
+
+/// Turn a component's environment into processes and pools: the one place that knows how each
+/// Dify process reads its settings (DOMAIN.md §2, Dify's `api/docker/entrypoint.sh`).
+#[allow(clippy::too_many_arguments)]
+pub fn interpret(component: Component, name: &str, env: Env, replicas: Valued<u64>, max_replicas: Valued<u64>, surge: Valued<u64>, host_cpus: u64) -> Result<Deployed, String> {
+    let dify = |what: &str| format!("Dify default ({what})");
+    let mut greenlets = None;
+    let mut concurrency = None;
+    let mut celery_pool = None;
+    let (processes, pool_size, max_overflow, per_process_max);
+    match component {
+        Component::PluginDaemon => {
+            let open = env_number(&env, "DB_MAX_OPEN_CONNS", defaults::PLUGIN_DB_MAX_OPEN_CONNS, "plugin daemon default 30")?;
+            let idle = env_number(&env, "DB_MAX_IDLE_CONNS", defaults::PLUGIN_DB_MAX_IDLE_CONNS, "plugin daemon default 10")?;
+            per_process_max = open.value;
+            processes = Valued::new(1, Source::default("one Go process"));
+            max_overflow = Valued::new(open.value.saturating_sub(idle.value), open.source.clone());
+            pool_size = idle;
+        }
+        _ => {
+            pool_size = env_number(&env, "SQLALCHEMY_POOL_SIZE", defaults::SQLALCHEMY_POOL_SIZE, &dify("30"))?;
+            max_overflow = env_number(&env, "SQLALCHEMY_MAX_OVERFLOW", defaults::SQLALCHEMY_MAX_OVERFLOW, &dify("10"))?;
+            per_process_max = pool_size.value.saturating_add(max_overflow.value);
+            processes = match component {
+                Component::Api => {
+                    greenlets = Some(env_number(&env, "SERVER_WORKER_CONNECTIONS", defaults::SERVER_WORKER_CONNECTIONS, &dify("10"))?);
+                    env_number(&env, "SERVER_WORKER_AMOUNT", defaults::SERVER_WORKER_AMOUNT, &dify("1"))?
+                }
+                Component::ApiWebsocket => {
+                    greenlets = Some(env_number(&env, "SERVER_WORKER_CONNECTIONS", defaults::API_WEBSOCKET_WORKER_CONNECTIONS, &dify("1000"))?);
+                    env_number(&env, "SERVER_WORKER_AMOUNT", defaults::API_WEBSOCKET_WORKER_AMOUNT, &dify("1"))?
+                }
+                Component::Worker => {
+                    let class = env.get("CELERY_WORKER_CLASS").map(|v| v.value.trim().to_ascii_lowercase()).unwrap_or_default();
+                    let pool = match class.as_str() {
+                        "" | "gevent" => CeleryPool::Gevent,
+                        "prefork" | "processes" => CeleryPool::Prefork,
+                        _ => CeleryPool::Shared,
+                    };
+                    celery_pool = Some(pool);
+                    let c = if flag_true(&env, "CELERY_AUTO_SCALE") {
+                        env_number(&env, "CELERY_MAX_WORKERS", host_cpus, "the host's CPU count (entrypoint: nproc)")?
+                    } else {
+                        env_number(&env, "CELERY_WORKER_AMOUNT", defaults::CELERY_WORKER_AMOUNT, "entrypoint default -c 1")?
+                    };
+                    concurrency = Some(c.clone());
+                    match pool {
+                        CeleryPool::Prefork => c,
+                        _ => Valued::new(1, Source::default("one Celery process")),
+                    }
+                }
+                Component::WorkerBeat => Valued::new(1, Source::default("one beat process")),
+                Component::PluginDaemon => unreachable!("handled above"),
+            };
+        }
+    }
+    Ok(Deployed { component, name: name.to_string(), replicas, max_replicas, surge, processes, greenlets, concurrency, celery_pool, pool_size, max_overflow, per_process_max, env })
+}

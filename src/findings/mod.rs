@@ -1,0 +1,99 @@
+//! Findings: what `check` reports about a deployment, each with a stable kebab-case code, a
+//! severity and a one-line remedy (the codes are a contract: never renamed, only added).
+
+pub mod allow;
+pub mod rules;
+
+use crate::dify::Component;
+use crate::dify::deployment::Source;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// How serious a finding is. Ordered: `Note < Warning < Error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Note,
+    Warning,
+    Error,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Note => "note",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        })
+    }
+}
+
+macro_rules! codes {
+    ($( $variant:ident = $name:literal, $sev:ident, $desc:literal; )*) => {
+        /// Every finding code difyplan can report.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum Code { $( #[serde(rename = $name)] $variant, )* }
+
+        impl Code {
+            pub const ALL: &'static [Code] = &[$(Code::$variant),*];
+            /// The stable kebab-case name.
+            pub fn as_str(self) -> &'static str { match self { $(Code::$variant => $name,)* } }
+            pub fn severity(self) -> Severity { match self { $(Code::$variant => Severity::$sev,)* } }
+            /// One line: what the code means.
+            pub fn description(self) -> &'static str { match self { $(Code::$variant => $desc,)* } }
+            pub fn parse(s: &str) -> Option<Code> { match s { $($name => Some(Code::$variant),)* _ => None } }
+        }
+    };
+}
+
+codes! {
+    ConnectionBudgetExceeded = "connection-budget-exceeded", Error, "worst-case connection demand exceeds the usable max_connections";
+    PoolDeadlockRisk = "pool-deadlock-risk", Error, "a process's pool + overflow does not exceed the api requests it admits: requests deadlock (measured, DOMAIN.md §8)";
+    PoolChatStall = "pool-chat-stall", Warning, "a process's pool + overflow is below 2 × its greenlets, where chat apps stall (measured, DOMAIN.md §8)";
+    WorkerPoolBelowConcurrency = "worker-pool-below-concurrency", Warning, "a gevent worker's pool + overflow is below its -c: streaming chat runs wait for connections";
+    RedisMaxConnectionsLow = "redis-max-connections-low", Warning, "REDIS_MAX_CONNECTIONS is below the pub/sub connections a process's admitted streams need";
+    StreamingRunsSerialized = "streaming-runs-serialized", Warning, "the worker runs one task at a time, so concurrent streaming runs queue";
+    BeatPoolOversized = "beat-pool-oversized", Warning, "worker_beat gets a pool far larger than the ~1 connection it uses";
+    PluginDaemonPoolDefault = "plugin-daemon-pool-default", Warning, "the plugin daemon's default DB_MAX_OPEN_CONNS of 30 per replica applies silently";
+    SuperuserAppRole = "superuser-app-role", Warning, "the application connects as a superuser, so PostgreSQL's reserved slots do not protect the operators";
+    IdleInTransactionTimeoutOff = "idle-in-transaction-timeout-off", Warning, "idle_in_transaction_session_timeout is off: a dead run keeps its connection for ever";
+    UnknownSizingKey = "unknown-sizing-key", Warning, "a key that looks like a sizing setting but is not one Dify reads";
+    PreforkMultipliesPools = "prefork-multiplies-pools", Warning, "a prefork Celery worker opens one pool per child process";
+    HpaUnbounded = "hpa-unbounded", Error, "an autoscaler whose maximum is not counted in the budget";
+    MaxConnectionsUnknown = "max-connections-unknown", Warning, "no max_connections was found in the inputs; PostgreSQL's default 100 was assumed";
+    UnusedAllow = "unused-allow", Warning, "an allow entry in difyplan.toml matches no finding";
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub code: Code,
+    pub severity: Severity,
+    /// What is wrong, with the numbers.
+    pub message: String,
+    /// What to do, in one line.
+    pub remedy: String,
+    pub component: Option<Component>,
+    /// The line to change, where there is one.
+    pub source: Option<Source>,
+}
+
+impl Finding {
+    pub fn new(code: Code, message: impl Into<String>, remedy: impl Into<String>) -> Finding {
+        Finding { code, severity: code.severity(), message: message.into(), remedy: remedy.into(), component: None, source: None }
+    }
+    pub fn at(mut self, source: &Source) -> Finding {
+        self.source = Some(source.clone());
+        self
+    }
+    pub fn on(mut self, component: Component) -> Finding {
+        self.component = Some(component);
+        self
+    }
+}

@@ -1,0 +1,210 @@
+//! The checks: each reads a deployment description and its budget and says what is wrong, with
+//! the numbers and the line to change. The thresholds are the measured ones (DOMAIN.md §8).
+
+use super::{Code, Finding};
+use crate::dify::deployment::{CeleryPool, Deployed, Deployment, Source};
+use crate::dify::rules::{PoolVerdict, judge_api_pool};
+use crate::dify::Component;
+use crate::model::budget::Budget;
+use std::collections::BTreeSet;
+
+/// Chat apps need about 2 × the admitted requests (DOMAIN.md §8).
+const CHAT_POOL_FACTOR: f64 = 2.0;
+/// A beat pool above this is the api's pool inherited through compose's shared environment;
+/// beat holds about 1 connection (DOMAIN.md §2, §8).
+const BEAT_POOL_LIMIT: u64 = 5;
+
+/// Every finding for one deployment.
+pub fn check(d: &Deployment, budget: &Budget) -> Vec<Finding> {
+    let mut out = Vec::new();
+    budget_rule(d, budget, &mut out);
+    for c in &d.components {
+        pool_rules(c, &mut out);
+        worker_rules(c, &mut out);
+        redis_rule(c, &mut out);
+        if c.component == Component::WorkerBeat && c.per_process_max > BEAT_POOL_LIMIT {
+            out.push(
+                Finding::new(Code::BeatPoolOversized, format!("worker_beat may open {} connections ({} + {}) but uses about 1", c.per_process_max, c.pool_size.value, c.max_overflow.value), "give worker_beat its own SQLALCHEMY_POOL_SIZE=1 and SQLALCHEMY_MAX_OVERFLOW=1 (a per-service environment override)")
+                    .on(c.component)
+                    .at(&c.pool_size.source),
+            );
+        }
+        if c.component == Component::PluginDaemon && matches!(c.env.get("DB_MAX_OPEN_CONNS"), None) {
+            out.push(
+                Finding::new(Code::PluginDaemonPoolDefault, format!("plugin_daemon opens up to 30 connections per replica ({} pods: {})", c.worst_pods(), c.worst_pods() * 30), "set DB_MAX_OPEN_CONNS and DB_MAX_IDLE_CONNS on the plugin daemon to what it needs (`difyplan size` computes them)")
+                    .on(c.component)
+                    .at(&c.pool_size.source),
+            );
+        }
+    }
+    if d.app_role_superuser {
+        out.push(
+            Finding::new(Code::SuperuserAppRole, format!("Dify connects as `{}`, a superuser: it may take the {} reserved slots meant for operators", d.app_role.value, crate::dify::defaults::SUPERUSER_RESERVED_CONNECTIONS), "create a dedicated non-superuser role for DB_USERNAME and keep `postgres` for operators")
+                .at(&d.app_role.source),
+        );
+    }
+    let timeout = d.idle_in_transaction_timeout.value.trim();
+    if timeout.is_empty() || timeout.trim_end_matches("ms").trim_end_matches('s').trim_end_matches("min").trim() == "0" {
+        out.push(
+            Finding::new(Code::IdleInTransactionTimeoutOff, "idle_in_transaction_session_timeout is 0: a crashed run leaves its connection idle in transaction for ever (measured, DOMAIN.md §8)", "set POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT above the longest request, e.g. 600000 (10 min) with GUNICORN_TIMEOUT 360")
+                .at(&d.idle_in_transaction_timeout.source),
+        );
+    }
+    unknown_keys(d, &mut out);
+    out
+}
+
+fn budget_rule(d: &Deployment, b: &Budget, out: &mut Vec<Finding>) {
+    if b.fits {
+        return;
+    }
+    let arithmetic: Vec<String> = b.lines.iter().map(|l| format!("{} {} × {} × {} = {}", l.component, l.worst_pods, l.processes, l.per_process_max, l.connections)).collect();
+    let withheld = if b.cap.app_role_superuser { String::new() } else { format!(" − {} reserved", b.cap.withheld()) };
+    out.push(
+        Finding::new(
+            Code::ConnectionBudgetExceeded,
+            format!("worst-case demand {} exceeds the usable cap {} (max_connections {}{withheld}): {}", b.demand, b.usable, b.cap.max_connections, arithmetic.join(" + ")),
+            format!("raise max_connections to at least {}, or shrink the pools: `difyplan size` computes a plan that fits", b.demand + b.cap.withheld()),
+        )
+        .at(&d.max_connections.source),
+    );
+}
+
+fn pool_rules(c: &Deployed, out: &mut Vec<Finding>) {
+    if !c.component.serves_api_requests() {
+        return;
+    }
+    let Some(greenlets) = &c.greenlets else { return };
+    let (p, o, g) = (c.pool_size.value, c.max_overflow.value, greenlets.value);
+    // Point at the setting that was written, preferring the pool's own line.
+    let at = match (&c.pool_size.source, &greenlets.source) {
+        (s @ Source::File { .. }, _) => s.clone(),
+        (_, s) => s.clone(),
+    };
+    match judge_api_pool(p, o, g, CHAT_POOL_FACTOR) {
+        PoolVerdict::Deadlock => out.push(
+            Finding::new(Code::PoolDeadlockRisk, format!("{}: pool {p} + overflow {o} = {} ≤ SERVER_WORKER_CONNECTIONS {g}: admitted requests each hold one connection and wait for a second", c.name, p + o), format!("raise SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW to at least {} (chat apps: {}), or lower SERVER_WORKER_CONNECTIONS", g + 1, 2 * g))
+                .on(c.component)
+                .at(&at),
+        ),
+        PoolVerdict::ChatStall => out.push(
+            Finding::new(Code::PoolChatStall, format!("{}: pool {p} + overflow {o} = {} < 2 × SERVER_WORKER_CONNECTIONS {g}: chat apps stall on pool timeouts (measured 5× latency)", c.name, p + o), format!("raise SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW to {} if the deployment serves chat apps", 2 * g))
+                .on(c.component)
+                .at(&at),
+        ),
+        PoolVerdict::Safe => {}
+    }
+}
+
+fn worker_rules(c: &Deployed, out: &mut Vec<Finding>) {
+    if c.component != Component::Worker {
+        return;
+    }
+    let Some(conc) = &c.concurrency else { return };
+    match c.celery_pool {
+        Some(CeleryPool::Gevent) if c.per_process_max < conc.value => out.push(
+            Finding::new(Code::WorkerPoolBelowConcurrency, format!("worker: pool {} + overflow {} = {} < -c {}: each streaming chat run holds a connection for its whole duration", c.pool_size.value, c.max_overflow.value, c.per_process_max, conc.value), format!("give the worker SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW ≥ {} (a per-service override)", conc.value + conc.value.div_ceil(10)))
+                .on(c.component)
+                .at(&c.pool_size.source),
+        ),
+        Some(CeleryPool::Prefork) => out.push(
+            Finding::new(Code::PreforkMultipliesPools, format!("worker runs prefork with {} children: {} pools of {} = {} connections per pod (counted in the budget)", conc.value, conc.value, c.per_process_max, conc.value * c.per_process_max), "use the gevent pool (CELERY_WORKER_CLASS empty) so the task slots share one pool, or shrink the pool per child")
+                .on(c.component)
+                .at(&conc.source),
+        ),
+        _ => {}
+    }
+    if conc.value <= 1 {
+        out.push(
+            Finding::new(Code::StreamingRunsSerialized, "worker runs one task at a time (-c 1): concurrent streaming runs queue behind each other (measured, DOMAIN.md §8)", "set CELERY_WORKER_AMOUNT to the streaming runs in flight (`difyplan size` computes it)")
+                .on(c.component)
+                .at(&conc.source),
+        );
+    }
+}
+
+fn redis_rule(c: &Deployed, out: &mut Vec<Finding>) {
+    if !matches!(c.component, Component::Api) {
+        return;
+    }
+    let (Some(redis), Some(greenlets)) = (c.env.get("REDIS_MAX_CONNECTIONS"), &c.greenlets) else { return };
+    let Ok(max) = redis.value.trim().parse::<u64>() else { return };
+    // One pub/sub connection per admitted stream (measured: 20 streams raised Redis connections from 20 to 50).
+    if max < greenlets.value {
+        out.push(
+            Finding::new(Code::RedisMaxConnectionsLow, format!("{}: REDIS_MAX_CONNECTIONS {max} < SERVER_WORKER_CONNECTIONS {}: each admitted stream holds one Redis pub/sub connection", c.name, greenlets.value), format!("raise REDIS_MAX_CONNECTIONS to at least {} or leave it empty", greenlets.value + greenlets.value / 2))
+                .on(c.component)
+                .at(&redis.source),
+        );
+    }
+}
+
+/// The settings Dify reads that size pools and processes; near-misses of these are flagged.
+pub const SIZING_KEYS: &[&str] = &[
+    "SERVER_WORKER_AMOUNT", "SERVER_WORKER_CLASS", "SERVER_WORKER_CONNECTIONS", "GUNICORN_TIMEOUT",
+    "CELERY_WORKER_CLASS", "CELERY_WORKER_AMOUNT", "CELERY_AUTO_SCALE", "CELERY_MAX_WORKERS", "CELERY_MIN_WORKERS",
+    "API_WEBSOCKET_WORKER_AMOUNT", "API_WEBSOCKET_WORKER_CONNECTIONS",
+    "SQLALCHEMY_POOL_SIZE", "SQLALCHEMY_MAX_OVERFLOW", "SQLALCHEMY_POOL_RECYCLE", "SQLALCHEMY_POOL_PRE_PING",
+    "SQLALCHEMY_POOL_USE_LIFO", "SQLALCHEMY_POOL_TIMEOUT", "POSTGRES_MAX_CONNECTIONS", "POSTGRES_SHARED_BUFFERS",
+    "POSTGRES_WORK_MEM", "POSTGRES_MAINTENANCE_WORK_MEM", "POSTGRES_EFFECTIVE_CACHE_SIZE", "POSTGRES_STATEMENT_TIMEOUT",
+    "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT", "DB_MAX_OPEN_CONNS", "DB_MAX_IDLE_CONNS", "DB_CONN_MAX_LIFETIME",
+    "REDIS_MAX_CONNECTIONS",
+];
+
+fn unknown_keys(d: &Deployment, out: &mut Vec<Finding>) {
+    let mut seen = BTreeSet::new();
+    for c in &d.components {
+        for (key, v) in &c.env {
+            if SIZING_KEYS.contains(&key.as_str()) || !seen.insert((key.clone(), v.source.clone())) {
+                continue;
+            }
+            if let Some(meant) = near_miss(key) {
+                out.push(
+                    Finding::new(Code::UnknownSizingKey, format!("`{key}` is not a setting Dify reads; it looks like `{meant}`, which stays at its default"), format!("rename it to {meant}"))
+                        .at(&v.source),
+                );
+            }
+        }
+    }
+}
+
+/// A known sizing key the given key was probably meant to be: the same letters with other
+/// underscores, or at most two edits away.
+pub fn near_miss(key: &str) -> Option<&'static str> {
+    let squash = |s: &str| s.to_ascii_uppercase().replace(['_', '-'], "");
+    let k = squash(key);
+    SIZING_KEYS.iter().copied().find(|known| {
+        let kn = squash(known);
+        k == kn || (k.len() >= 8 && edit_distance(&k, &kn) <= 2)
+    })
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push((prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn near_misses() {
+        assert_eq!(near_miss("SQLALCHEMY_POOLSIZE"), Some("SQLALCHEMY_POOL_SIZE"));
+        assert_eq!(near_miss("SQLALCHEMY_MAX_OVERFLOWS"), Some("SQLALCHEMY_MAX_OVERFLOW"));
+        assert_eq!(near_miss("SERVER_WORKER_AMMOUNT"), Some("SERVER_WORKER_AMOUNT"));
+        assert_eq!(near_miss("sqlalchemy_pool_size"), Some("SQLALCHEMY_POOL_SIZE"));
+        assert_eq!(near_miss("SQLALCHEMY_ECHO"), None);
+        assert_eq!(near_miss("DB_PASSWORD"), None);
+        assert_eq!(near_miss("REDIS_PORT"), None);
+        assert_eq!(near_miss("SERVER_WORKER_CLASS"), Some("SERVER_WORKER_CLASS"));
+    }
+}
