@@ -4,7 +4,9 @@
 use crate::dify::DifyVersion;
 use crate::model::assumptions::{Edition, Target};
 use crate::model::profile::ProfileOverrides;
+use crate::findings::Severity;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
 
 /// Plan the capacity of a self-hosted Dify deployment and keep its configuration honest.
 #[derive(Debug, Parser)]
@@ -18,6 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// Compute every sizing knob for a target QPS and prove the connection budget fits.
     Size(SizeArgs),
+    /// Check committed Dify configuration against its connection budget (a CI gate).
+    Check(CheckArgs),
 }
 
 /// Whether the application's database role is a superuser.
@@ -87,4 +91,71 @@ pub struct SizeArgs {
     /// Show every value with the formula and the numbers that produced it.
     #[arg(long)]
     pub explain: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    /// Tables, findings and one summary line.
+    Human,
+    /// One versioned JSON document.
+    Json,
+    /// GitHub Actions workflow-command annotations.
+    Github,
+    /// SARIF 2.1.0, for code-scanning tools.
+    Sarif,
+}
+
+/// The severity at which `check` exits 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Error,
+    Warning,
+    Note,
+    /// Never exit 1 for findings.
+    Never,
+}
+
+impl FailOn {
+    pub fn threshold(self) -> Option<Severity> {
+        match self {
+            FailOn::Error => Some(Severity::Error),
+            FailOn::Warning => Some(Severity::Warning),
+            FailOn::Note => Some(Severity::Note),
+            FailOn::Never => None,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Files or folders to check (folders are walked); `-` reads one file from standard input.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = CheckFormat::Human)]
+    pub format: CheckFormat,
+    /// Exit 1 when a finding reaches this severity: error, warning, note or never.
+    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    pub fail_on: FailOn,
+    /// Report only: exit 0 whatever is found (input errors still exit 2).
+    #[arg(long)]
+    pub exit_zero: bool,
+    /// max_connections of a managed database whose cap is not in the files.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub pg_max_connections: Option<u64>,
+    /// Dify release, where the files do not say.
+    #[arg(long, value_name = "VERSION", value_parser = parse_version)]
+    pub dify_version: Option<DifyVersion>,
+    /// The application's database role, where DB_USERNAME does not say (default: superuser iff `postgres`).
+    #[arg(long, value_enum)]
+    pub app_role: Option<AppRole>,
+    /// The allow-list (default: ./difyplan.toml when present).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The .env compose interpolates from (default: the .env beside each compose file).
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    /// CPUs of the worker host, for CELERY_AUTO_SCALE without CELERY_MAX_WORKERS (default 4).
+    #[arg(long, value_name = "N")]
+    pub host_cpus: Option<u64>,
 }

@@ -21,6 +21,7 @@ fn main() {
     let mut io = Io { out: &mut out, err: &mut err };
     let result = match &cli.command {
         Command::Size(args) => cmd::size::run(args, &mut io),
+        Command::Check(args) => cmd::check::run(args, &mut io),
     };
     let status = match result {
         Ok(status) => status,

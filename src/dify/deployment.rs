@@ -79,6 +79,8 @@ pub struct Deployed {
     pub component: Component,
     /// The service, Deployment or chart key it was read from.
     pub name: String,
+    /// Where it is declared (the service, the manifest, the values key).
+    pub at: Source,
     pub replicas: Valued<u64>,
     /// The HPA maximum when an autoscaler targets it; otherwise the replicas.
     pub max_replicas: Valued<u64>,
@@ -97,7 +99,9 @@ pub struct Deployed {
     pub max_overflow: Valued<u64>,
     /// Connections one process may open.
     pub per_process_max: u64,
-    /// The environment the component runs with.
+    /// The environment the component runs with. Serialized with secrets masked and only
+    /// the settings difyplan reads, so no output can leak a password.
+    #[serde(serialize_with = "serialize_env")]
     pub env: Env,
 }
 
@@ -150,7 +154,9 @@ pub fn env_number(env: &Env, key: &str, default: u64, default_what: &str) -> Res
             })?;
             Ok(Valued::new(n, v.source.clone()))
         }
-        _ => Ok(Valued::new(default, Source::default(default_what))),
+        // Present but empty: the default applies, and the empty line is where to change it.
+        Some(v) => Ok(Valued::new(default, v.source.clone())),
+        None => Ok(Valued::new(default, Source::default(default_what))),
     }
 }
 
@@ -161,7 +167,7 @@ fn flag_true(env: &Env, key: &str) -> bool {
 /// Turn a component's environment into processes and pools: the one place that knows how each
 /// Dify process reads its settings (DOMAIN.md §2, Dify's `api/docker/entrypoint.sh`).
 #[allow(clippy::too_many_arguments)]
-pub fn interpret(component: Component, name: &str, env: Env, replicas: Valued<u64>, max_replicas: Valued<u64>, surge: Valued<u64>, host_cpus: u64) -> Result<Deployed, String> {
+pub fn interpret(component: Component, name: &str, at: Source, env: Env, replicas: Valued<u64>, max_replicas: Valued<u64>, surge: Valued<u64>, host_cpus: u64) -> Result<Deployed, String> {
     let dify = |what: &str| format!("Dify default ({what})");
     let mut greenlets = None;
     let mut concurrency = None;
@@ -213,5 +219,31 @@ pub fn interpret(component: Component, name: &str, env: Env, replicas: Valued<u6
             };
         }
     }
-    Ok(Deployed { component, name: name.to_string(), replicas, max_replicas, surge, processes, greenlets, concurrency, celery_pool, pool_size, max_overflow, per_process_max, env })
+    Ok(Deployed { component, name: name.to_string(), at, replicas, max_replicas, surge, processes, greenlets, concurrency, celery_pool, pool_size, max_overflow, per_process_max, env })
+}
+
+/// Keys whose values are secrets: never shown, in any format.
+pub fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_uppercase();
+    ["PASSWORD", "SECRET", "TOKEN", "KEY", "CREDENTIAL", "DSN", "PRIVATE", "AUTH"].iter().any(|w| k.contains(w))
+}
+
+/// A value as it may be shown: `***` for secrets.
+pub fn shown(key: &str, value: &str) -> String {
+    if is_secret(key) && !value.is_empty() { "***".to_string() } else { value.to_string() }
+}
+
+/// The settings of an environment that outputs show.
+pub const SHOWN_KEYS: &[&str] = &["MODE", "DB_USERNAME", "REDIS_MAX_CONNECTIONS", "MIGRATION_ENABLED"];
+
+fn serialize_env<S: serde::Serializer>(env: &Env, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let keys = crate::findings::rules::SIZING_KEYS;
+    let mut map = s.serialize_map(None)?;
+    for (k, v) in env {
+        if keys.contains(&k.as_str()) || SHOWN_KEYS.contains(&k.as_str()) {
+            map.serialize_entry(k, &Valued::new(shown(k, &v.value), v.source.clone()))?;
+        }
+    }
+    map.end()
 }

@@ -82,11 +82,13 @@ pub struct Finding {
     pub component: Option<Component>,
     /// The line to change, where there is one.
     pub source: Option<Source>,
+    /// Which deployment of the inputs it is about.
+    pub deployment: Option<String>,
 }
 
 impl Finding {
     pub fn new(code: Code, message: impl Into<String>, remedy: impl Into<String>) -> Finding {
-        Finding { code, severity: code.severity(), message: message.into(), remedy: remedy.into(), component: None, source: None }
+        Finding { code, severity: code.severity(), message: message.into(), remedy: remedy.into(), component: None, source: None, deployment: None }
     }
     pub fn at(mut self, source: &Source) -> Finding {
         self.source = Some(source.clone());
@@ -95,5 +97,60 @@ impl Finding {
     pub fn on(mut self, component: Component) -> Finding {
         self.component = Some(component);
         self
+    }
+}
+
+/// The version of the JSON document `check --format json` prints.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One deployment found in the inputs, with its budget.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Checked {
+    /// A name for people: the files it was read from.
+    pub label: String,
+    /// compose, kubernetes, helm or env.
+    pub kind: String,
+    pub deployment: crate::dify::deployment::Deployment,
+    pub budget: crate::model::budget::Budget,
+}
+
+/// Counts for the summary line and the exit code.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub errors: usize,
+    pub warnings: usize,
+    pub notes: usize,
+    pub suppressed: usize,
+    /// Every deployment's demand fits its usable cap.
+    pub within_budget: bool,
+}
+
+/// What `check` found: plain data for every output format.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub deployments: Vec<Checked>,
+    pub findings: Vec<Finding>,
+    pub suppressed: Vec<allow::Suppressed>,
+    pub summary: Summary,
+}
+
+impl Report {
+    pub fn new(deployments: Vec<Checked>, mut findings: Vec<Finding>, suppressed: Vec<allow::Suppressed>) -> Report {
+        findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.deployment.cmp(&b.deployment)).then(a.code.cmp(&b.code)).then(a.source.cmp(&b.source)));
+        let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
+        let summary = Summary {
+            errors: count(Severity::Error),
+            warnings: count(Severity::Warning),
+            notes: count(Severity::Note),
+            suppressed: suppressed.len(),
+            within_budget: deployments.iter().all(|d| d.budget.fits),
+        };
+        Report { schema_version: SCHEMA_VERSION, deployments, findings, suppressed, summary }
+    }
+
+    /// The most severe finding, if any.
+    pub fn worst(&self) -> Option<Severity> {
+        self.findings.iter().map(|f| f.severity).max()
     }
 }

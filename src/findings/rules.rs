@@ -33,7 +33,7 @@ pub fn check(d: &Deployment, budget: &Budget) -> Vec<Finding> {
             out.push(
                 Finding::new(Code::PluginDaemonPoolDefault, format!("plugin_daemon opens up to 30 connections per replica ({} pods: {})", c.worst_pods(), c.worst_pods() * 30), "set DB_MAX_OPEN_CONNS and DB_MAX_IDLE_CONNS on the plugin daemon to what it needs (`difyplan size` computes them)")
                     .on(c.component)
-                    .at(&c.pool_size.source),
+                    .at(&c.at),
             );
         }
     }

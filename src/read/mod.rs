@@ -1,7 +1,11 @@
 //! Readers of the real files operators commit: `.env` files (docker compose rules) and YAML
 //! (compose files, Kubernetes manifests, Helm values).
 
+pub mod compose;
 pub mod dotenv;
+pub mod helm;
+pub mod inputs;
+pub mod kubernetes;
 pub mod yaml;
 
 use std::io::Read;

@@ -1,5 +1,8 @@
 //! Output formats. Each is a pure function of the model's plain data: table, json, env.
 
+pub mod check_human;
 pub mod env;
+pub mod github;
 pub mod json;
+pub mod sarif;
 pub mod table;

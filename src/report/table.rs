@@ -105,7 +105,13 @@ fn components(plan: &Plan) -> String {
 }
 
 fn budget(plan: &Plan) -> String {
-    let bud = &plan.budget;
+    let cap_note = if plan.database.max_connections_chosen { "chosen: demand + withheld slots, rounded up" } else { "fixed (--pg-max-connections)" };
+    budget_table(&plan.budget, cap_note)
+}
+
+/// The budget as a table: each component's worst case, the reserves, the demand against the
+/// usable cap. Shared by `size` and `check`.
+pub fn budget_table(bud: &crate::model::budget::Budget, cap_note: &str) -> String {
     let mut b = Builder::default();
     b.push_record(["connection budget", "connections", "arithmetic"]);
     for l in &bud.lines {
@@ -115,7 +121,7 @@ fn budget(plan: &Plan) -> String {
         b.push_record([format!("reserve: {}", r.name), r.connections.to_string(), r.why.clone()]);
     }
     b.push_record(["demand".to_string(), bud.demand.to_string(), "worst case, everything at once".to_string()]);
-    b.push_record(["max_connections".to_string(), bud.cap.max_connections.to_string(), if plan.database.max_connections_chosen { "chosen: demand + withheld slots, rounded up".into() } else { "fixed (--pg-max-connections)".to_string() }]);
+    b.push_record(["max_connections".to_string(), bud.cap.max_connections.to_string(), cap_note.to_string()]);
     b.push_record([
         "withheld from the app role".to_string(),
         bud.cap.withheld().to_string(),

@@ -1,6 +1,8 @@
 //! difyplan's integration tests: the whole CLI (exit codes, messages, formats) and the model's
 //! properties. Real Dify files come from `../shared/fixtures/dify/`, never from copies.
 
+mod check_cli;
 mod plan_properties;
+mod pg_server;
 mod size_cli;
 mod support;

@@ -1,0 +1,122 @@
+//! `difyplan check`: the CI gate. Reads committed configuration, computes the worst-case
+//! connection demand with the same budget code as `size`, and reports findings.
+
+use super::Io;
+use crate::cli::{CheckArgs, CheckFormat};
+use crate::dify::deployment::Deployment;
+use crate::exit::ExitStatus;
+use crate::findings::allow::{self, Config};
+use crate::findings::{Checked, Report, rules};
+use crate::model::budget::Budget;
+use crate::read::compose::{self, Options, Project};
+use crate::read::inputs::{self, Input, Kind};
+use crate::report;
+use anyhow::{Result, bail};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// CPUs assumed for `CELERY_AUTO_SCALE` without `CELERY_MAX_WORKERS` (the entrypoint's nproc).
+const DEFAULT_HOST_CPUS: u64 = 4;
+
+pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
+    let paths = if args.paths.is_empty() { vec![PathBuf::from(".")] } else { args.paths.clone() };
+    let opts = Options {
+        dify_version: args.dify_version,
+        pg_max_connections: args.pg_max_connections,
+        app_role_superuser: args.app_role.map(|r| r == crate::cli::AppRole::Superuser),
+        host_cpus: args.host_cpus.unwrap_or(DEFAULT_HOST_CPUS),
+    };
+    let found = inputs::collect(&paths).map_err(anyhow::Error::msg)?;
+    if found.is_empty() {
+        bail!("{}: no .env, compose, Kubernetes or Helm values file found — pass the folder or files Dify is deployed from", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+    }
+    let (config, config_name) = load_config(args.config.as_deref())?;
+    let mut checked = Vec::new();
+    for (label, kind, deployment) in deployments(&found, args.env_file.as_deref(), &opts)? {
+        let budget = Budget::new(deployment.budget_lines(), Vec::new(), deployment.cap());
+        checked.push(Checked { label, kind, deployment, budget });
+    }
+    let mut findings = Vec::new();
+    for c in &checked {
+        for mut f in rules::check(&c.deployment, &c.budget) {
+            f.deployment = Some(c.label.clone());
+            findings.push(f);
+        }
+    }
+    let (kept, suppressed) = allow::apply(findings, &config, &config_name);
+    let report = Report::new(checked, kept, suppressed);
+    let text = match args.format {
+        CheckFormat::Human => report::check_human::render(&report),
+        CheckFormat::Json => report::json::check(&report)? + "\n",
+        CheckFormat::Github => report::github::render(&report),
+        CheckFormat::Sarif => report::sarif::render(&report)? + "\n",
+    };
+    write!(io.out, "{text}")?;
+    let failing = report.worst().is_some_and(|w| args.fail_on.threshold().is_some_and(|t| w >= t));
+    Ok(if failing && !args.exit_zero { ExitStatus::Findings } else { ExitStatus::Success })
+}
+
+/// `difyplan.toml` from `--config`, else from the current folder when present.
+fn load_config(path: Option<&Path>) -> Result<(Config, String)> {
+    let path = match path {
+        Some(p) => p.to_path_buf(),
+        None if Path::new("difyplan.toml").is_file() => PathBuf::from("difyplan.toml"),
+        None => return Ok((Config::default(), String::new())),
+    };
+    let name = path.display().to_string();
+    let text = crate::read::read_text(&path)?;
+    Ok((Config::parse(&text, &name).map_err(anyhow::Error::msg)?, name))
+}
+
+/// Group the inputs into deployments: a compose project per folder (base file + override, the
+/// folder's `.env`), other compose files alone, all manifests together, each values file alone,
+/// and `.env` files that no compose file uses as Dify's default layout.
+fn deployments(found: &[Input], env_file: Option<&Path>, opts: &Options) -> Result<Vec<(String, String, Deployment)>> {
+    let mut out = Vec::new();
+    let mut by_dir: BTreeMap<PathBuf, Vec<&Input>> = BTreeMap::new();
+    for i in found.iter().filter(|i| i.kind == Kind::Compose) {
+        by_dir.entry(i.path.parent().map(Path::to_path_buf).unwrap_or_default()).or_default().push(i);
+    }
+    let mut used_envs = Vec::new();
+    for (dir, mut files) in by_dir {
+        files.sort_by_key(|f| (inputs::compose_rank(&f.path), f.path.clone()));
+        let dir_env = env_file.map(Path::to_path_buf).or_else(|| Some(dir.join(".env")).filter(|p| p.is_file()));
+        if let Some(e) = &dir_env {
+            used_envs.push(e.clone());
+        }
+        let (main, rest): (Vec<&Input>, Vec<&Input>) = files.into_iter().partition(|f| inputs::compose_rank(&f.path) < 2);
+        let mut groups: Vec<Vec<&Input>> = rest.into_iter().map(|f| vec![f]).collect();
+        if !main.is_empty() {
+            groups.insert(0, main);
+        }
+        for group in groups {
+            let project = Project { files: group.iter().map(|i| i.path.clone()).collect(), env_file: dir_env.clone() };
+            let label = project.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" + ");
+            let d = compose::read(&project, opts).map_err(anyhow::Error::msg)?;
+            // A compose file with no Dify service (Dify's middleware file, say) is not a deployment.
+            if !d.components.is_empty() {
+                out.push((label, "compose".to_string(), d));
+            }
+        }
+    }
+    for i in found.iter().filter(|i| i.kind == Kind::Env) {
+        let same = |p: &PathBuf| p.canonicalize().ok() == i.path.canonicalize().ok();
+        if i.path.as_os_str() != "-" && used_envs.iter().any(same) {
+            continue;
+        }
+        let d = compose::read_env_only(&i.path, i.text.as_deref(), opts).map_err(anyhow::Error::msg)?;
+        out.push((i.path.display().to_string(), "env".to_string(), d));
+    }
+    let manifests: Vec<&Input> = found.iter().filter(|i| i.kind == Kind::Kubernetes).collect();
+    if !manifests.is_empty() {
+        let d = crate::read::kubernetes::read(&manifests, opts).map_err(anyhow::Error::msg)?;
+        let label = manifests.iter().map(|i| i.path.display().to_string()).collect::<Vec<_>>().join(" + ");
+        out.push((label, "kubernetes".to_string(), d));
+    }
+    for i in found.iter().filter(|i| i.kind == Kind::HelmValues) {
+        let d = crate::read::helm::read(i, opts).map_err(anyhow::Error::msg)?;
+        out.push((i.path.display().to_string(), "helm".to_string(), d));
+    }
+    Ok(out)
+}
+

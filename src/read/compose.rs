@@ -1,0 +1,493 @@
+//! Dify's docker compose files, both layouts: 1.9.x (`x-shared-env` merged with `<<:`) and
+//! 1.16.x (`env_file:` lists, `./.env` last). Produces the deployment description.
+
+use super::dotenv;
+use super::yaml::{self, Document, PathSeg};
+use crate::dify::deployment::{self, Deployment, Env, Source, Valued};
+use crate::dify::{Component, DifyVersion, defaults};
+use serde_yaml::Value;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What `check` was told beyond the files.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub dify_version: Option<DifyVersion>,
+    pub pg_max_connections: Option<u64>,
+    /// Overrides detection from `DB_USERNAME`.
+    pub app_role_superuser: Option<bool>,
+    /// CPUs of the host, for `CELERY_AUTO_SCALE` without `CELERY_MAX_WORKERS` (the entrypoint uses nproc).
+    pub host_cpus: u64,
+}
+
+/// A compose project: the files merged in order (`-f a -f b`) and the `.env` used to interpolate.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub files: Vec<PathBuf>,
+    pub env_file: Option<PathBuf>,
+}
+
+/// The project `.env`: values with their lines, and the parsed entries.
+struct ProjectEnv {
+    path: String,
+    file: Option<PathBuf>,
+    values: BTreeMap<String, (String, usize)>,
+}
+
+impl ProjectEnv {
+    fn read(path: Option<&Path>) -> Result<ProjectEnv, String> {
+        let Some(path) = path else { return Ok(ProjectEnv { path: String::new(), file: None, values: BTreeMap::new() }) };
+        let name = path.display().to_string();
+        let text = super::read_text(path).map_err(|e| e.to_string())?;
+        let entries = dotenv::parse(&text, &name, &BTreeMap::new()).map_err(|e| e.to_string())?;
+        let values = entries.into_iter().map(|e| (e.key, (e.value, e.line))).collect();
+        Ok(ProjectEnv { path: name, file: Some(path.to_path_buf()), values })
+    }
+
+    fn get(&self, key: &str) -> Option<String> {
+        self.values.get(key).map(|(v, _)| v.clone())
+    }
+
+    fn vars(&self) -> BTreeMap<String, String> {
+        self.values.iter().map(|(k, (v, _))| (k.clone(), v.clone())).collect()
+    }
+
+    /// Interpolate a compose value; the source is the `.env` line when exactly one variable
+    /// from `.env` supplied it, otherwise where the value is written.
+    fn interpolate(&self, raw: &str, written_at: Source) -> Result<Valued<String>, String> {
+        let used = RefCell::new(Vec::new());
+        let lookup = |k: &str| {
+            let v = self.values.get(k);
+            if let Some((_, line)) = v {
+                used.borrow_mut().push(*line);
+            }
+            v.map(|(v, _)| v.clone())
+        };
+        let value = dotenv::interpolate(raw, &lookup).map_err(|e| format!("{written_at}: {e}"))?;
+        let used = used.into_inner();
+        let source = match used.as_slice() {
+            [line] => Source::file(self.path.clone(), *line),
+            _ => written_at,
+        };
+        Ok(Valued::new(value, source))
+    }
+}
+
+/// One service after merging every file: its mapping and where each key was written.
+struct Service {
+    name: String,
+    /// Merged service mapping.
+    value: serde_yaml::Mapping,
+    /// For `environment` keys: (file, line) where each was last set.
+    env_lines: BTreeMap<String, Source>,
+    /// env_file entries with the folder they are relative to.
+    env_files: Vec<(PathBuf, bool, Source)>,
+    /// Where the service itself is declared.
+    at: Source,
+}
+
+/// Read a compose project into a deployment description.
+pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
+    let env = ProjectEnv::read(project.env_file.as_deref())?;
+    let mut services: BTreeMap<String, Service> = BTreeMap::new();
+    let mut layout_v19 = false;
+    let mut image_version = None;
+    for file in &project.files {
+        let name = file.display().to_string();
+        let text = super::read_text(file).map_err(|e| e.to_string())?;
+        let docs = yaml::parse_documents(&text, &name).map_err(|e| e.to_string())?;
+        let Some(doc) = docs.into_iter().next() else { continue };
+        let Some(root) = doc.value.as_mapping() else {
+            return Err(format!("{name}:1: not a compose file (the top level is not a mapping) — pass a docker-compose.yaml"));
+        };
+        if root.keys().any(|k| k.as_str() == Some("x-shared-env")) {
+            layout_v19 = true;
+        }
+        let Some(svcs) = root.get("services").and_then(Value::as_mapping) else { continue };
+        let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        for (key, svc) in svcs {
+            let Some(svc_name) = key.as_str() else { continue };
+            let Some(svc) = svc.as_mapping() else { continue };
+            if let Some(img) = svc.get("image").and_then(Value::as_str) {
+                if let Some(tag) = img.strip_prefix("langgenius/dify-api:") {
+                    image_version = tag.parse::<DifyVersion>().ok().or(image_version);
+                }
+            }
+            let entry = services.entry(svc_name.to_string()).or_insert_with(|| Service {
+                name: svc_name.to_string(),
+                value: serde_yaml::Mapping::new(),
+                env_lines: BTreeMap::new(),
+                env_files: Vec::new(),
+                at: Source::file(name.clone(), doc.line_of(&[PathSeg::Key("services".into()), PathSeg::Key(svc_name.into())]).unwrap_or(1)),
+            });
+            merge_service(entry, svc, &doc, &name, &dir)?;
+        }
+    }
+    let version = opts.dify_version.or(image_version).unwrap_or(if layout_v19 { DifyVersion::V1_9 } else { DifyVersion::LATEST });
+    let version_source = if opts.dify_version.is_some() {
+        Source::Flag { flag: "--dify-version".into() }
+    } else if image_version.is_some() {
+        Source::default("image tag of langgenius/dify-api")
+    } else {
+        Source::default(if layout_v19 { "compose layout (x-shared-env)" } else { "compose layout (env_file lists); assumed the latest" })
+    };
+
+    let profiles_raw = env.get("COMPOSE_PROFILES").unwrap_or_default();
+    let vars = env.vars();
+    let profiles: Vec<String> = dotenv::interpolate(&profiles_raw, &|k| vars.get(k).cloned())
+        .unwrap_or(profiles_raw)
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+
+    let mut components = Vec::new();
+    let mut db: Option<&Service> = None;
+    for svc in services.values() {
+        if let Some(list) = svc.value.get("profiles").and_then(Value::as_sequence) {
+            let on = list.iter().filter_map(Value::as_str).any(|p| profiles.iter().any(|q| q == p));
+            if !on {
+                continue;
+            }
+        }
+        let svc_env = service_env(svc, &env)?;
+        if is_db(svc, version) {
+            db = Some(svc);
+            continue;
+        }
+        let Some(component) = component_of(svc, &svc_env) else { continue };
+        let replicas = replicas(svc, &env)?;
+        let comp = deployment::interpret(component, &svc.name, svc.at.clone(), svc_env, replicas.clone(), replicas, Valued::new(0, Source::default("compose recreates containers: no surge")), opts.host_cpus)?;
+        components.push(comp);
+    }
+    components.sort_by_key(|c| c.component);
+
+    let (max_connections, idle_timeout) = database_settings(db, &env, opts)?;
+    let api_env = components.iter().find(|c| c.component == Component::Api).map(|c| c.env.clone()).unwrap_or_default();
+    let app_role = api_env.get("DB_USERNAME").cloned().unwrap_or_else(|| Valued::new("postgres".into(), Source::default("Dify default (postgres)")));
+    let app_role_superuser = opts.app_role_superuser.unwrap_or(app_role.value == "postgres");
+    Ok(Deployment { version, version_source, components, max_connections, app_role, app_role_superuser, idle_in_transaction_timeout: idle_timeout })
+}
+
+fn seg(keys: &[&str]) -> Vec<PathSeg> {
+    keys.iter().map(|k| PathSeg::Key((*k).to_string())).collect()
+}
+
+/// Merge one file's service definition into the accumulated one, as compose does: maps
+/// (environment, deploy) merge key by key, `env_file` appends, everything else is replaced.
+fn merge_service(into: &mut Service, svc: &serde_yaml::Mapping, doc: &Document, file: &str, dir: &Path) -> Result<(), String> {
+    let name = into.name.clone();
+    for (k, v) in svc {
+        let Some(key) = k.as_str() else { continue };
+        match key {
+            "environment" => {
+                let map = into.value.entry(Value::from("environment")).or_insert_with(|| Value::Mapping(Default::default()));
+                let Some(map) = map.as_mapping_mut() else { continue };
+                for (env_key, env_val, line) in environment_entries(v, doc, &name, file)? {
+                    into.env_lines.insert(env_key.clone(), Source::file(file, line));
+                    map.insert(Value::from(env_key), env_val);
+                }
+            }
+            "env_file" => {
+                let items: Vec<Value> = match v {
+                    Value::Sequence(s) => s.clone(),
+                    other => vec![other.clone()],
+                };
+                for (i, item) in items.iter().enumerate() {
+                    let line = doc.line_of(&[PathSeg::Key("services".into()), PathSeg::Key(name.clone()), PathSeg::Key("env_file".into()), PathSeg::Index(i)]).unwrap_or(1);
+                    let (path, required) = match item {
+                        Value::String(p) => (p.clone(), true),
+                        Value::Mapping(m) => (
+                            m.get("path").and_then(Value::as_str).unwrap_or_default().to_string(),
+                            m.get("required").and_then(Value::as_bool).unwrap_or(true),
+                        ),
+                        _ => continue,
+                    };
+                    into.env_files.push((dir.join(path), required, Source::file(file, line)));
+                }
+            }
+            "deploy" => {
+                let slot = into.value.entry(Value::from("deploy")).or_insert_with(|| Value::Mapping(Default::default()));
+                if let (Some(slot), Some(new)) = (slot.as_mapping_mut(), v.as_mapping()) {
+                    for (dk, dv) in new {
+                        slot.insert(dk.clone(), dv.clone());
+                    }
+                }
+                if let Some(line) = doc.line_of(&seg(&["services", &name, "deploy", "replicas"])) {
+                    into.env_lines.insert("\0replicas".into(), Source::file(file, line));
+                }
+            }
+            _ => {
+                if key == "command" || key == "scale" {
+                    if let Some(line) = doc.line_of(&seg(&["services", &name, key])) {
+                        into.env_lines.insert(format!("\0{key}"), Source::file(file, line));
+                    }
+                }
+                into.value.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `environment:` as a map or a list of `KEY=VALUE` / `KEY`, with each entry's line.
+fn environment_entries(v: &Value, doc: &Document, service: &str, file: &str) -> Result<Vec<(String, Value, usize)>, String> {
+    let base = seg(&["services", service, "environment"]);
+    let mut out = Vec::new();
+    match v {
+        Value::Mapping(m) => {
+            for (k, val) in m {
+                let Some(key) = yaml::scalar_string(k) else { continue };
+                let mut path = base.clone();
+                path.push(PathSeg::Key(key.clone()));
+                let line = doc.line_of(&path).unwrap_or(1);
+                out.push((key, val.clone(), line));
+            }
+        }
+        Value::Sequence(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let Some(s) = yaml::scalar_string(item) else { continue };
+                let mut path = base.clone();
+                path.push(PathSeg::Index(i));
+                let line = doc.line_of(&path).unwrap_or(1);
+                match s.split_once('=') {
+                    Some((k, val)) => out.push((k.to_string(), Value::from(val), line)),
+                    // A bare `KEY` takes its value from the project environment.
+                    None => out.push((s.clone(), Value::from(format!("${{{s}}}")), line)),
+                }
+            }
+        }
+        Value::Null => {}
+        _ => return Err(format!("{file}:{}: services.{service}.environment must be a mapping or a list", doc.line_of(&base).unwrap_or(1))),
+    }
+    Ok(out)
+}
+
+/// The environment a container of this service gets: env_file entries in order, then
+/// `environment:`, interpolated from the project `.env` only (never the runner's environment).
+fn service_env(svc: &Service, env: &ProjectEnv) -> Result<Env, String> {
+    let mut out = Env::new();
+    let vars = env.vars();
+    for (path, required, at) in &svc.env_files {
+        // `--env-file` names the project's `.env`; a service's `./.env` entry means that file.
+        let project_env = env.file.as_ref().filter(|_| path.file_name().is_some_and(|n| n == ".env"));
+        let path = project_env.unwrap_or(path);
+        if !path.exists() {
+            if *required {
+                return Err(format!("{at}: env_file {} of service {} does not exist — create it or mark it `required: false`", path.display(), svc.name));
+            }
+            continue;
+        }
+        let name = path.display().to_string();
+        let text = super::read_text(path).map_err(|e| e.to_string())?;
+        for e in dotenv::parse(&text, &name, &vars).map_err(|e| e.to_string())? {
+            out.insert(e.key, Valued::new(e.value, Source::file(name.clone(), e.line)));
+        }
+    }
+    if let Some(map) = svc.value.get("environment").and_then(Value::as_mapping) {
+        for (k, v) in map {
+            let Some(key) = k.as_str() else { continue };
+            let at = svc.env_lines.get(key).cloned().unwrap_or_else(|| svc.at.clone());
+            let raw = yaml::scalar_string(v).unwrap_or_default();
+            out.insert(key.to_string(), env.interpolate(&raw, at)?);
+        }
+    }
+    Ok(out)
+}
+
+fn is_db(svc: &Service, version: DifyVersion) -> bool {
+    svc.name == version.db_service() || svc.name == "db" || svc.name == "db_postgres"
+}
+
+/// Which Dify component a service is: by its compose name, else by image and `MODE`.
+fn component_of(svc: &Service, env: &Env) -> Option<Component> {
+    let by_name = Component::ALL.into_iter().find(|c| c.service() == svc.name);
+    if by_name.is_some() {
+        return by_name;
+    }
+    let image = svc.value.get("image").and_then(Value::as_str).unwrap_or_default();
+    if image.contains("dify-plugin-daemon") {
+        return Some(Component::PluginDaemon);
+    }
+    if image.contains("dify-api") {
+        return match env.get("MODE").map(|m| m.value.as_str()) {
+            Some("worker") => Some(Component::Worker),
+            Some("beat") => Some(Component::WorkerBeat),
+            _ if svc.name.contains("websocket") => Some(Component::ApiWebsocket),
+            _ => Some(Component::Api),
+        };
+    }
+    None
+}
+
+fn replicas(svc: &Service, env: &ProjectEnv) -> Result<Valued<u64>, String> {
+    let raw = svc.value.get("deploy").and_then(|d| d.get("replicas")).map(|v| ("\0replicas", v)).or_else(|| svc.value.get("scale").map(|v| ("\0scale", v)));
+    let Some((key, v)) = raw else { return Ok(Valued::new(1, Source::default("compose default: 1 replica"))) };
+    let at = svc.env_lines.get(key).cloned().unwrap_or_else(|| svc.at.clone());
+    let text = env.interpolate(&yaml::scalar_string(v).unwrap_or_default(), at)?;
+    let n = text.value.trim().parse::<u64>().map_err(|_| format!("{}: replicas `{}` of service {} is not a whole number", text.source, text.value, svc.name))?;
+    Ok(Valued::new(n, text.source))
+}
+
+/// `max_connections` and `idle_in_transaction_session_timeout` from the database service's
+/// `command:` (`postgres -c 'max_connections=…'`), DOMAIN.md §3.
+fn database_settings(db: Option<&Service>, env: &ProjectEnv, opts: &Options) -> Result<(Valued<u64>, Valued<String>), String> {
+    let mut timeout = Valued::new("0".to_string(), db.map_or_else(|| Source::default("PostgreSQL default (0, off)"), |d| d.env_lines.get("\0command").cloned().unwrap_or_else(|| d.at.clone())));
+    let mut max = None;
+    if let Some(db) = db {
+        let at = db.env_lines.get("\0command").cloned().unwrap_or_else(|| db.at.clone());
+        let words: Vec<Valued<String>> = match db.value.get("command") {
+            // Split first, then interpolate each word, so each setting's source is the `.env`
+            // line of its own variable (same result unless a value holds quotes or spaces).
+            Some(Value::String(s)) => shell_words(s).iter().map(|w| env.interpolate(w, at.clone())).collect::<Result<_, _>>()?,
+            Some(Value::Sequence(items)) => items.iter().filter_map(yaml::scalar_string).map(|w| env.interpolate(&w, at.clone())).collect::<Result<_, _>>()?,
+            _ => Vec::new(),
+        };
+        // A setting written as `-c name=value` or `--name=value`.
+        let mut settings = BTreeMap::new();
+        let mut i = 0;
+        while i < words.len() {
+            let w = &words[i].value;
+            let pair = if w == "-c" { words.get(i + 1).map(|n| { i += 1; n.value.clone() }) } else { w.strip_prefix("--").map(str::to_string) };
+            if let Some((k, v)) = pair.as_deref().and_then(|p| p.split_once('=')) {
+                settings.insert(k.trim().to_string(), Valued::new(v.trim().to_string(), words[i].source.clone()));
+            }
+            i += 1;
+        }
+        if let Some(v) = settings.get("max_connections") {
+            let n = v.value.parse::<u64>().map_err(|_| format!("{}: max_connections `{}` is not a whole number", v.source, v.value))?;
+            max = Some(Valued::new(n, v.source.clone()));
+        }
+        if let Some(v) = settings.get("idle_in_transaction_session_timeout") {
+            timeout = v.clone();
+        }
+        if max.is_none() {
+            max = Some(Valued::new(defaults::COMPOSE_MAX_CONNECTIONS, Source::default("PostgreSQL default (100)")));
+        }
+    }
+    let max = match (opts.pg_max_connections, max) {
+        (Some(n), _) => Valued::new(n, Source::Flag { flag: "--pg-max-connections".into() }),
+        (None, Some(m)) => m,
+        (None, None) => Valued::new(defaults::COMPOSE_MAX_CONNECTIONS, Source::default("no database service: PostgreSQL default 100 assumed")),
+    };
+    Ok((max, timeout))
+}
+
+/// Split a command line the way a POSIX shell would (quotes and backslashes), which is what
+/// compose does with a string `command:`.
+pub fn shell_words(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                for d in chars.by_ref() {
+                    if d == '\'' {
+                        break;
+                    }
+                    cur.push(d);
+                }
+            }
+            '"' => {
+                in_word = true;
+                while let Some(d) = chars.next() {
+                    match d {
+                        '"' => break,
+                        '\\' => {
+                            if let Some(e) = chars.next() {
+                                cur.push(e);
+                            }
+                        }
+                        _ => cur.push(d),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                if let Some(e) = chars.next() {
+                    cur.push(e);
+                }
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        out.push(cur);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_words_like_sh() {
+        assert_eq!(shell_words("postgres -c 'max_connections=200' -c work_mem=4MB"), vec!["postgres", "-c", "max_connections=200", "-c", "work_mem=4MB"]);
+        assert_eq!(shell_words("  a  \"b c\" d\\ e "), vec!["a", "b c", "d e"]);
+        assert_eq!(shell_words(""), Vec::<String>::new());
+        assert_eq!(shell_words("''"), vec![""]);
+    }
+}
+
+/// A lone `.env` (no compose file beside it) read as Dify's own compose file would use it: every
+/// Dify service takes it, api_websocket maps its `API_WEBSOCKET_*` keys and runs when
+/// `COMPOSE_PROFILES` has `collaboration`, and the database gets `POSTGRES_MAX_CONNECTIONS`.
+pub fn read_env_only(path: &Path, text: Option<&str>, opts: &Options) -> Result<Deployment, String> {
+    let name = path.display().to_string();
+    let owned;
+    let text = match text {
+        Some(t) => t,
+        None => {
+            owned = super::read_text(path).map_err(|e| e.to_string())?;
+            &owned
+        }
+    };
+    let entries = dotenv::parse(text, &name, &BTreeMap::new()).map_err(|e| e.to_string())?;
+    let env: Env = entries.into_iter().map(|e| (e.key, Valued::new(e.value, Source::file(name.clone(), e.line)))).collect();
+    let has_websocket_keys = env.contains_key("API_WEBSOCKET_WORKER_AMOUNT") || env.contains_key("API_WEBSOCKET_WORKER_CONNECTIONS");
+    let (version, version_source) = match opts.dify_version {
+        Some(v) => (v, Source::Flag { flag: "--dify-version".into() }),
+        None if has_websocket_keys => (DifyVersion::V1_16, Source::default("API_WEBSOCKET_* keys in the .env")),
+        None => (DifyVersion::LATEST, Source::default("no version marker in the .env; assumed the latest (pass --dify-version)")),
+    };
+    let profiles = env.get("COMPOSE_PROFILES").map(|v| v.value.clone()).unwrap_or_default();
+    let one = || Valued::new(1, Source::default("compose default: 1 replica"));
+    let no_surge = || Valued::new(0, Source::default("compose recreates containers: no surge"));
+    let mut components = Vec::new();
+    for c in [Component::Api, Component::Worker, Component::WorkerBeat, Component::PluginDaemon] {
+        components.push(deployment::interpret(c, c.service(), Source::file(name.clone(), 1), env.clone(), one(), one(), no_surge(), opts.host_cpus)?);
+    }
+    if version.has_api_websocket() && profiles.split(',').any(|p| p.trim() == "collaboration") {
+        let mut ws = env.clone();
+        for (from, to) in [("API_WEBSOCKET_WORKER_AMOUNT", "SERVER_WORKER_AMOUNT"), ("API_WEBSOCKET_WORKER_CONNECTIONS", "SERVER_WORKER_CONNECTIONS")] {
+            match env.get(from) {
+                Some(v) => ws.insert(to.to_string(), v.clone()),
+                None => ws.remove(to),
+            };
+        }
+        components.push(deployment::interpret(Component::ApiWebsocket, "api_websocket", Source::file(name.clone(), 1), ws, one(), one(), no_surge(), opts.host_cpus)?);
+    }
+    components.sort_by_key(|c| c.component);
+    let max_connections = match opts.pg_max_connections {
+        Some(n) => Valued::new(n, Source::Flag { flag: "--pg-max-connections".into() }),
+        None => deployment::env_number(&env, "POSTGRES_MAX_CONNECTIONS", defaults::COMPOSE_MAX_CONNECTIONS, "compose fallback ${POSTGRES_MAX_CONNECTIONS:-100}")?,
+    };
+    let idle = env.get("POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT").cloned().unwrap_or_else(|| Valued::new("0".into(), Source::default("PostgreSQL default (0, off)")));
+    let app_role = env.get("DB_USERNAME").cloned().unwrap_or_else(|| Valued::new("postgres".into(), Source::default("Dify default (postgres)")));
+    let app_role_superuser = opts.app_role_superuser.unwrap_or(app_role.value == "postgres");
+    Ok(Deployment { version, version_source, components, max_connections, app_role, app_role_superuser, idle_in_transaction_timeout: idle })
+}

@@ -1,0 +1,129 @@
+//! Finding the configuration in the paths `check` is given: folders are walked, files are
+//! classified by name and content, and compose files are grouped into projects.
+
+use std::path::{Path, PathBuf};
+
+/// What a file is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// A docker compose file (top-level `services:`).
+    Compose,
+    /// Kubernetes manifests (documents with `apiVersion` and `kind`).
+    Kubernetes,
+    /// Values of one of the community Helm charts.
+    HelmValues,
+    /// A `.env` file.
+    Env,
+}
+
+/// One input file and what it was recognised as.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub path: PathBuf,
+    pub kind: Kind,
+    /// The text, when it was read to classify the file (standard input, YAML).
+    pub text: Option<String>,
+}
+
+/// Folders never walked: version control, build output, dependencies.
+const SKIP_DIRS: &[&str] = &[".git", "target", "node_modules", ".venv", "volumes"];
+
+/// Walk `paths` (a file, a folder, or `-` for standard input) and classify what is found.
+/// Files given by name must be recognisable; files found in folders are skipped when not.
+pub fn collect(paths: &[PathBuf]) -> Result<Vec<Input>, String> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.as_os_str() == "-" {
+            let text = super::read_stdin().map_err(|e| e.to_string())?;
+            let kind = classify_text(Path::new("-"), &text).ok_or("-: standard input is neither a .env file, a compose file, Kubernetes manifests nor Helm values")?;
+            out.push(Input { path: path.clone(), kind, text: Some(text) });
+            continue;
+        }
+        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => format!("{}: no such file or folder — check the path", path.display()),
+            _ => format!("{}: {e}", path.display()),
+        })?;
+        if meta.is_dir() {
+            walk(path, &mut out)?;
+        } else {
+            match classify(path)? {
+                Some(input) => out.push(input),
+                None => return Err(format!("{}: not a .env, compose, Kubernetes or Helm values file — name it .env or *.yaml, or leave it out", path.display())),
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<Input>) -> Result<(), String> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if p.is_dir() {
+            if !SKIP_DIRS.contains(&name) {
+                walk(&p, out)?;
+            }
+        } else if let Some(input) = classify(&p)? {
+            out.push(input);
+        }
+    }
+    Ok(())
+}
+
+fn is_yaml(name: &str) -> bool {
+    name.ends_with(".yaml") || name.ends_with(".yml")
+}
+
+fn is_env_name(name: &str) -> bool {
+    name == ".env" || (name.ends_with(".env") && !name.ends_with(".example"))
+}
+
+/// Classify a file by its name, reading YAML to look at its content.
+fn classify(path: &Path) -> Result<Option<Input>, String> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if is_env_name(name) {
+        return Ok(Some(Input { path: path.to_path_buf(), kind: Kind::Env, text: None }));
+    }
+    if !is_yaml(name) {
+        return Ok(None);
+    }
+    let text = super::read_text(path).map_err(|e| e.to_string())?;
+    Ok(classify_text(path, &text).map(|kind| Input { path: path.to_path_buf(), kind, text: Some(text) }))
+}
+
+/// Classify by content: compose has top-level `services:`; manifests have `apiVersion:` and
+/// `kind:`; Helm values of the community charts have component keys such as `api:` and
+/// `worker:`; anything with `KEY=VALUE` lines is a `.env`.
+pub fn classify_text(path: &Path, text: &str) -> Option<Kind> {
+    let top: Vec<&str> = text.lines().filter(|l| !l.starts_with([' ', '\t', '#', '-']) && l.contains(':')).filter_map(|l| l.split(':').next()).map(str::trim).collect();
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if top.contains(&"services") {
+        return Some(Kind::Compose);
+    }
+    if top.contains(&"apiVersion") && top.contains(&"kind") {
+        return Some(Kind::Kubernetes);
+    }
+    if top.contains(&"api") && (top.contains(&"worker") || top.contains(&"pluginDaemon") || top.contains(&"plugin_daemon") || top.contains(&"global")) {
+        return Some(Kind::HelmValues);
+    }
+    if is_env_name(name) || (!is_yaml(name) && text.lines().any(|l| l.trim_start().split_once('=').is_some_and(|(k, _)| !k.is_empty() && k.trim().chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ' ')))) {
+        return Some(Kind::Env);
+    }
+    None
+}
+
+/// Order compose files as compose does: the base file first, then its override.
+pub fn compose_rank(path: &Path) -> u8 {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if matches!(name, "compose.yaml" | "compose.yml" | "docker-compose.yaml" | "docker-compose.yml") {
+        0
+    } else if name.contains(".override.") {
+        1
+    } else {
+        2
+    }
+}

@@ -1,0 +1,39 @@
+//! GitHub Actions workflow commands: one `::error file=…,line=…,title=…::message` per finding,
+//! escaped as the runner expects, then a notice with the summary.
+
+use crate::findings::{Report, Severity};
+use std::fmt::Write;
+
+/// Escape a message: `%`, CR and LF (the runner's rules for command data).
+pub fn escape_data(s: &str) -> String {
+    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+/// Escape a property value: as data, plus `:` and `,`.
+pub fn escape_property(s: &str) -> String {
+    escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+pub fn render(report: &Report) -> String {
+    let mut s = String::new();
+    for f in &report.findings {
+        let level = match f.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Note => "notice",
+        };
+        let mut props = Vec::new();
+        if let Some((path, line)) = f.source.as_ref().and_then(|s| s.location()) {
+            props.push(format!("file={}", escape_property(path)));
+            props.push(format!("line={line}"));
+        }
+        props.push(format!("title={}", escape_property(&format!("difyplan {}", f.code))));
+        let _ = writeln!(s, "::{level} {}::{}", props.join(","), escape_data(&format!("{} — {}", f.message, f.remedy)));
+    }
+    let _ = writeln!(s, "{}", escape_summary(report));
+    s
+}
+
+fn escape_summary(report: &Report) -> String {
+    format!("::notice title=difyplan check::{}", escape_data(&super::check_human::summary_line(report)))
+}

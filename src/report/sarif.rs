@@ -1,0 +1,74 @@
+//! SARIF 2.1.0 for code-scanning tools: one rule per finding code, one result per finding.
+
+use crate::findings::{Code, Report, Severity};
+use serde_json::{Value, json};
+
+const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
+
+fn level(s: Severity) -> &'static str {
+    match s {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Note => "note",
+    }
+}
+
+pub fn render(report: &Report) -> serde_json::Result<String> {
+    let rules: Vec<Value> = Code::ALL
+        .iter()
+        .map(|c| json!({
+            "id": c.as_str(),
+            "name": c.as_str(),
+            "shortDescription": { "text": c.description() },
+            "defaultConfiguration": { "level": level(c.severity()) },
+        }))
+        .collect();
+    let results: Vec<Value> = report
+        .findings
+        .iter()
+        .map(|f| {
+            let mut r = json!({
+                "ruleId": f.code.as_str(),
+                "ruleIndex": Code::ALL.iter().position(|c| *c == f.code).unwrap_or(0),
+                "level": level(f.severity),
+                "message": { "text": format!("{} — {}", f.message, f.remedy) },
+            });
+            if let Some((path, line)) = f.source.as_ref().and_then(|s| s.location()) {
+                r["locations"] = json!([{
+                    "physicalLocation": {
+                        "artifactLocation": { "uri": uri(path) },
+                        "region": { "startLine": line.max(1) },
+                    }
+                }]);
+            }
+            r
+        })
+        .collect();
+    let doc = json!({
+        "$schema": SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": { "driver": {
+                "name": "difyplan",
+                "version": env!("CARGO_PKG_VERSION"),
+                "rules": rules,
+            }},
+            "results": results,
+        }],
+    });
+    serde_json::to_string_pretty(&doc)
+}
+
+/// A relative URI reference for a file path: forward slashes, reserved characters escaped.
+fn uri(path: &str) -> String {
+    let path = path.strip_prefix("./").unwrap_or(path);
+    let mut out = String::new();
+    for b in path.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => out.push(b as char),
+            b'\\' => out.push('/'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
