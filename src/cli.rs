@@ -60,6 +60,18 @@ pub struct PlanArgs {
     /// A fixed max_connections (managed databases). Without it difyplan chooses one.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub pg_max_connections: Option<u64>,
+    /// Memory of the PostgreSQL host, e.g. 16GiB (default: the smallest that holds the plan).
+    #[arg(long, value_name = "SIZE", value_parser = crate::model::pgtune::parse_memory)]
+    pub pg_memory: Option<u64>,
+    /// CPUs of the PostgreSQL host (default: the plan's database cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub pg_cpus: Option<u32>,
+    /// Storage of the PostgreSQL host.
+    #[arg(long, value_enum, default_value_t = crate::model::pgtune::Storage::Ssd)]
+    pub pg_storage: crate::model::pgtune::Storage,
+    /// PostgreSQL major version the settings are for (Dify's compose ships 15).
+    #[arg(long, value_name = "MAJOR", default_value_t = 15, value_parser = clap::value_parser!(u32).range(10..=18))]
+    pub pg_version: u32,
     /// Override a model assumption, e.g. `--assume quantile=0.9999` (repeatable; see README).
     #[arg(long, value_name = "KEY=VALUE")]
     pub assume: Vec<String>,

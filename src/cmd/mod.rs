@@ -31,6 +31,7 @@ pub fn plan_input(args: &PlanArgs) -> Result<PlanInput> {
         collaboration: !args.no_collaboration,
         app_role_superuser: args.app_role == AppRole::Superuser,
         pg_max_connections: args.pg_max_connections,
+        pg_host: crate::model::plan::PgHostSpec { memory_bytes: args.pg_memory, cpus: args.pg_cpus, storage: args.pg_storage, pg_version: args.pg_version },
         assumptions,
     })
 }

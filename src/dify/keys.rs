@@ -74,3 +74,25 @@ pub const DB_MAX_IDLE_CONNS: Key = Key {
 /// daemon itself (DOMAIN.md §3); the key-existence test accepts these too.
 pub const PLUGIN_DAEMON_DOCUMENTED: &[&str] =
     &["DB_MAX_OPEN_CONNS", "DB_MAX_IDLE_CONNS", "DB_CONN_MAX_LIFETIME"];
+pub const POSTGRES_SHARED_BUFFERS: Key = Key { name: "POSTGRES_SHARED_BUFFERS", doc: "PostgreSQL shared_buffers (PGTune: RAM / 4)" };
+pub const POSTGRES_WORK_MEM: Key = Key { name: "POSTGRES_WORK_MEM", doc: "PostgreSQL work_mem per sort or hash (PGTune, for max_connections backends)" };
+pub const POSTGRES_MAINTENANCE_WORK_MEM: Key = Key { name: "POSTGRES_MAINTENANCE_WORK_MEM", doc: "PostgreSQL maintenance_work_mem (PGTune: RAM / 16, at most 8 GB)" };
+pub const POSTGRES_EFFECTIVE_CACHE_SIZE: Key = Key { name: "POSTGRES_EFFECTIVE_CACHE_SIZE", doc: "PostgreSQL effective_cache_size (PGTune: 3/4 of RAM)" };
+pub const POSTGRES_STATEMENT_TIMEOUT: Key = Key { name: "POSTGRES_STATEMENT_TIMEOUT", doc: "PostgreSQL statement_timeout, ms: bounds one SQL statement, not the request" };
+pub const POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT: Key = Key {
+    name: "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT",
+    doc: "PostgreSQL idle_in_transaction_session_timeout, ms: frees connections of dead runs, above the longest request",
+};
+
+/// Every key difyplan writes, for lookups by name.
+pub const ALL: &[Key] = &[
+    SERVER_WORKER_AMOUNT, SERVER_WORKER_CLASS, SERVER_WORKER_CONNECTIONS, SQLALCHEMY_POOL_SIZE, SQLALCHEMY_MAX_OVERFLOW,
+    CELERY_WORKER_CLASS, CELERY_WORKER_AMOUNT, CELERY_AUTO_SCALE, API_WEBSOCKET_WORKER_AMOUNT, API_WEBSOCKET_WORKER_CONNECTIONS,
+    POSTGRES_MAX_CONNECTIONS, POSTGRES_SHARED_BUFFERS, POSTGRES_WORK_MEM, POSTGRES_MAINTENANCE_WORK_MEM, POSTGRES_EFFECTIVE_CACHE_SIZE,
+    POSTGRES_STATEMENT_TIMEOUT, POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT, DB_MAX_OPEN_CONNS, DB_MAX_IDLE_CONNS,
+];
+
+/// The key of that name, if difyplan writes it.
+pub fn find(name: &str) -> Option<&'static Key> {
+    ALL.iter().find(|k| k.name == name)
+}

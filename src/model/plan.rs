@@ -3,6 +3,7 @@
 
 use super::assumptions::{Assumptions, Edition, EditionRules, Target};
 use super::budget::{self, Budget, BudgetLine, Cap, Reserve};
+use super::pgtune::{self, MemoryCheck, PgHost, Storage, Timeouts, Tuning};
 use super::profile::Profile;
 use super::queueing::poisson_quantile;
 use crate::dify::{Component, DifyVersion, rules};
@@ -28,7 +29,24 @@ pub struct PlanInput {
     pub app_role_superuser: bool,
     /// A fixed `max_connections`, as managed databases impose; `None` lets difyplan choose.
     pub pg_max_connections: Option<u64>,
+    /// The database host as far as the user described it (`--pg-memory`, `--pg-cpus`, ...).
+    pub pg_host: PgHostSpec,
     pub assumptions: Assumptions,
+}
+
+/// The database host as given; what is missing difyplan chooses and says so.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PgHostSpec {
+    pub memory_bytes: Option<u64>,
+    pub cpus: Option<u32>,
+    pub storage: Storage,
+    pub pg_version: u32,
+}
+
+impl Default for PgHostSpec {
+    fn default() -> Self {
+        PgHostSpec { memory_bytes: None, cpus: None, storage: pgtune::DEFAULT_HOST.storage, pg_version: pgtune::DEFAULT_HOST.pg_version }
+    }
 }
 
 /// The whole plan: plain data that every output format reads.
@@ -90,6 +108,55 @@ pub struct DatabasePlan {
     pub cores: u64,
     /// About cores × 2 queries can usefully run at once (DOMAIN.md §5, HikariCP).
     pub useful_active_connections: u64,
+    /// The host the settings are tuned for.
+    pub host: PgHost,
+    /// Which parts of the host difyplan chose (the user gave no `--pg-memory` / `--pg-cpus`).
+    pub host_memory_chosen: bool,
+    pub host_cpus_chosen: bool,
+    /// PGTune's "web" settings for the host and `max_connections` (DOMAIN.md §5).
+    pub tuning: Tuning,
+    /// Whether `max_connections` backends fit the host's memory.
+    pub memory: MemoryCheck,
+    pub timeouts: Timeouts,
+    /// The Dify `.env` keys for the database service, in `.env.example` order.
+    pub env: Vec<(String, String)>,
+    /// Every server setting, for people who run their own PostgreSQL (`postgres -c` names).
+    pub server_settings: Vec<(String, String)>,
+}
+
+/// Dify's `GUNICORN_TIMEOUT` (`.env.example` of both versions): the longest a request runs.
+const GUNICORN_TIMEOUT_S: u64 = 360;
+
+/// Tune the database for `max_connections`. Without `--pg-memory` the memory is the smallest
+/// power of two GiB, from Dify's 4 GiB minimum, that holds the backends (PGTune's memory check);
+/// without `--pg-cpus` the cores are the plan's PostgreSQL cores, at least PGTune's default 2.
+fn database(spec: &PgHostSpec, max_connections: u64, cores: u64, request_seconds: f64, notes: &mut Vec<String>) -> (PgHost, bool, bool, Tuning, MemoryCheck, Timeouts) {
+    let cpus = spec.cpus.unwrap_or_else(|| (cores.min(u32::MAX as u64) as u32).max(pgtune::DEFAULT_HOST.cpus));
+    let mut host = PgHost { memory_bytes: spec.memory_bytes.unwrap_or(pgtune::DEFAULT_HOST.memory_bytes), cpus, storage: spec.storage, pg_version: spec.pg_version };
+    if spec.memory_bytes.is_none() {
+        while host.memory_bytes < pgtune::MAX_MEMORY_BYTES && !pgtune::memory_check(&host, &pgtune::tune(&host, max_connections)).fits {
+            host.memory_bytes *= 2;
+        }
+    }
+    let tuning = pgtune::tune(&host, max_connections);
+    let memory = pgtune::memory_check(&host, &tuning);
+    let gib = host.memory_bytes as f64 / (1u64 << 30) as f64;
+    if spec.memory_bytes.is_none() || spec.cpus.is_none() {
+        notes.push(format!(
+            "PostgreSQL host assumed: {gib:.0} GiB{}, {} CPUs{}, {} storage, PostgreSQL {} — pass --pg-memory and --pg-cpus to tune for yours.",
+            if spec.memory_bytes.is_none() { " (the smallest power of two from 4 GiB that holds max_connections backends)" } else { "" },
+            host.cpus,
+            if spec.cpus.is_none() { " (the plan's database cores)" } else { "" },
+            host.storage,
+            host.pg_version
+        ));
+    }
+    if !memory.fits {
+        notes.push(format!("WARNING: {} backends do not fit {gib:.0} GiB: the largest safe max_connections is {}. {}", max_connections, memory.largest_safe_max_connections, memory.remedy));
+    }
+    notes.extend(tuning.warnings.iter().cloned());
+    let timeouts = pgtune::timeouts(request_seconds, GUNICORN_TIMEOUT_S);
+    (host, spec.memory_bytes.is_none(), spec.cpus.is_none(), tuning, memory, timeouts)
 }
 
 /// How close the plan is to the physical minimum.
@@ -216,6 +283,9 @@ pub fn plan(input: &PlanInput) -> Result<Plan, InputError> {
     check_qps(input.qps)?;
     input.profile.validate().map_err(InputError)?;
     input.assumptions.validate().map_err(InputError)?;
+    if let Some(m) = input.pg_host.memory_bytes {
+        PgHost { memory_bytes: m, cpus: input.pg_host.cpus.unwrap_or(2), storage: input.pg_host.storage, pg_version: input.pg_host.pg_version }.validate().map_err(InputError)?;
+    }
     let mut plan = plan_core(input);
     if !plan.budget.fits {
         plan.shortfall = Some(shortfall(input, &plan));
@@ -366,7 +436,29 @@ fn plan_core(input: &PlanInput) -> Plan {
 
     let pg_cores = ((lambda * p.pg_cpu_ms / 1000.0) / a.pg_cpu_target).ceil().max(1.0) as u64;
     rec.note("database.cores", pg_cores, format!("ceil({lambda} × {} ms ÷ {})", p.pg_cpu_ms, a.pg_cpu_target), "DOMAIN.md §8: 11–35 ms per request; target is an assumption");
-    let database = DatabasePlan { max_connections, max_connections_chosen: chosen, cores: pg_cores, useful_active_connections: pg_cores * 2 };
+    let (host, host_memory_chosen, host_cpus_chosen, tuning, memory, timeouts) = database(&input.pg_host, max_connections, pg_cores, p.request_seconds, &mut notes);
+    let kb = pgtune::format_kb;
+    let mut env = vec![
+        ("POSTGRES_MAX_CONNECTIONS".to_string(), max_connections.to_string()),
+        ("POSTGRES_SHARED_BUFFERS".to_string(), kb(tuning.shared_buffers_kb)),
+        ("POSTGRES_WORK_MEM".to_string(), kb(tuning.work_mem_kb)),
+        ("POSTGRES_MAINTENANCE_WORK_MEM".to_string(), kb(tuning.maintenance_work_mem_kb)),
+        ("POSTGRES_EFFECTIVE_CACHE_SIZE".to_string(), kb(tuning.effective_cache_size_kb)),
+        ("POSTGRES_STATEMENT_TIMEOUT".to_string(), timeouts.statement_ms.to_string()),
+        ("POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT".to_string(), timeouts.idle_in_transaction_ms.to_string()),
+    ];
+    // 1.9.x's compose passes no timeouts to PostgreSQL: they go on the server's command line.
+    if input.dify_version < DifyVersion::V1_16 {
+        env.truncate(5);
+    }
+    let mut server_settings = vec![("max_connections".to_string(), max_connections.to_string())];
+    server_settings.extend(tuning.settings().into_iter().map(|(k, v)| (k.to_string(), v)));
+    server_settings.push(("statement_timeout".into(), timeouts.statement_ms.to_string()));
+    server_settings.push(("idle_in_transaction_session_timeout".into(), timeouts.idle_in_transaction_ms.to_string()));
+    rec.note("POSTGRES_SHARED_BUFFERS", kb(tuning.shared_buffers_kb), format!("RAM / 4 of {} GiB", host.memory_bytes >> 30), pgtune::PGTUNE_REVISION);
+    rec.note("POSTGRES_WORK_MEM", kb(tuning.work_mem_kb), format!("(RAM − shared_buffers) ÷ (({max_connections} + {} workers) × 3), at least 4 MB", tuning.worker_processes()), pgtune::PGTUNE_REVISION);
+    rec.note("POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT", timeouts.idle_in_transaction_ms, timeouts.reasoning.join(" "), "DOMAIN.md §1, §8");
+    let database = DatabasePlan { max_connections, max_connections_chosen: chosen, cores: pg_cores, useful_active_connections: pg_cores * 2, host, host_memory_chosen, host_cpus_chosen, tuning, memory, timeouts, env, server_settings };
 
     let mean: f64 = components.iter().map(|c| c.mean_connections).sum();
     let worst = budget.component_demand();

@@ -68,7 +68,11 @@ pub fn settings(plan: &Plan) -> Vec<Setting> {
         out.push(set(keys::DB_MAX_OPEN_CONNS, p.per_process_max, scope));
         out.push(set(keys::DB_MAX_IDLE_CONNS, p.pool_size, scope));
     }
-    out.push(set(keys::POSTGRES_MAX_CONNECTIONS, plan.database.max_connections, Scope::Shared));
+    for (name, value) in &plan.database.env {
+        if let Some(key) = keys::find(name) {
+            out.push(Setting { key: key.name, value: value.clone(), doc: key.doc, scope: Scope::Shared });
+        }
+    }
     out
 }
 

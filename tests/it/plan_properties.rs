@@ -22,6 +22,7 @@ fn input(qps: f64, profile: &str, edition: Edition, target: Target, cap: Option<
         collaboration: true,
         app_role_superuser: false,
         pg_max_connections: cap,
+        pg_host: Default::default(),
         assumptions: Assumptions::default(),
     }
 }
