@@ -171,12 +171,17 @@ fn unknown_keys(d: &Deployment, out: &mut Vec<Finding>) {
 /// A known sizing key the given key was probably meant to be: the same letters with other
 /// underscores, or at most two edits away.
 pub fn near_miss(key: &str) -> Option<&'static str> {
-    let squash = |s: &str| s.to_ascii_uppercase().replace(['_', '-'], "");
+    static SQUASHED: std::sync::LazyLock<Vec<(String, &'static str)>> = std::sync::LazyLock::new(|| SIZING_KEYS.iter().map(|k| (squash(k), *k)).collect());
     let k = squash(key);
-    SIZING_KEYS.iter().copied().find(|known| {
-        let kn = squash(known);
-        k == kn || (k.len() >= 8 && edit_distance(&k, &kn) <= 2)
-    })
+    SQUASHED
+        .iter()
+        .find(|(kn, _)| k == *kn || (k.len() >= 8 && k.len().abs_diff(kn.len()) <= 2 && edit_distance(&k, kn) <= 2))
+        .map(|(_, known)| *known)
+}
+
+/// Upper case without separators: `sqlalchemy_pool-size` → `SQLALCHEMYPOOLSIZE`.
+fn squash(s: &str) -> String {
+    s.chars().filter(|c| *c != '_' && *c != '-').map(|c| c.to_ascii_uppercase()).collect()
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {

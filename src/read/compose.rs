@@ -144,6 +144,7 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
 
     let mut components = Vec::new();
     let mut db: Option<&Service> = None;
+    let mut env_cache = BTreeMap::new();
     for svc in services.values() {
         if let Some(list) = svc.value.get("profiles").and_then(Value::as_sequence) {
             let on = list.iter().filter_map(Value::as_str).any(|p| profiles.iter().any(|q| q == p));
@@ -151,11 +152,17 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
                 continue;
             }
         }
-        let svc_env = service_env(svc, &env)?;
         if is_db(svc, version) {
             db = Some(svc);
             continue;
         }
+        // Only Dify's own services matter; reading every vector store's environment would not.
+        let image = svc.value.get("image").and_then(Value::as_str).unwrap_or_default();
+        let by_name = Component::ALL.iter().any(|c| c.service() == svc.name);
+        if !by_name && !image.contains("dify-api") && !image.contains("dify-plugin-daemon") {
+            continue;
+        }
+        let svc_env = service_env(svc, &env, &mut env_cache)?;
         let Some(component) = component_of(svc, &svc_env) else { continue };
         let replicas = replicas(svc, &env)?;
         let comp = deployment::interpret(component, &svc.name, svc.at.clone(), svc_env, replicas.clone(), replicas, Valued::new(0, Source::default("compose recreates containers: no surge")), opts.host_cpus)?;
@@ -266,7 +273,7 @@ fn environment_entries(v: &Value, doc: &Document, service: &str, file: &str) -> 
 
 /// The environment a container of this service gets: env_file entries in order, then
 /// `environment:`, interpolated from the project `.env` only (never the runner's environment).
-fn service_env(svc: &Service, env: &ProjectEnv) -> Result<Env, String> {
+fn service_env(svc: &Service, env: &ProjectEnv, cache: &mut BTreeMap<PathBuf, Vec<dotenv::Entry>>) -> Result<Env, String> {
     let mut out = Env::new();
     let vars = env.vars();
     for (path, required, at) in &svc.env_files {
@@ -280,9 +287,12 @@ fn service_env(svc: &Service, env: &ProjectEnv) -> Result<Env, String> {
             continue;
         }
         let name = path.display().to_string();
-        let text = super::read_text(path).map_err(|e| e.to_string())?;
-        for e in dotenv::parse(&text, &name, &vars).map_err(|e| e.to_string())? {
-            out.insert(e.key, Valued::new(e.value, Source::file(name.clone(), e.line)));
+        if !cache.contains_key(path) {
+            let text = super::read_text(path).map_err(|e| e.to_string())?;
+            cache.insert(path.clone(), dotenv::parse(&text, &name, &vars).map_err(|e| e.to_string())?);
+        }
+        for e in &cache[path] {
+            out.insert(e.key.clone(), Valued::new(e.value.clone(), Source::file(name.clone(), e.line)));
         }
     }
     if let Some(map) = svc.value.get("environment").and_then(Value::as_mapping) {
