@@ -16,7 +16,9 @@ pub struct Assumptions {
     pub cpu_target: Option<f64>,
     /// HPA maximum ÷ replicas at the target QPS (Kubernetes); `None` takes the edition's.
     pub hpa_max_factor: Option<f64>,
-    /// Rolling-update surge as a share of the maximum replicas; Kubernetes' default 25% (DOMAIN.md §2).
+    /// Rolling-update surge as a share of the maximum replicas. Kubernetes' default is 25%
+    /// (DOMAIN.md §2); every surge pod holds a full set of pools, so plans bound it at 10%
+    /// ("rolling updates with a bounded surge", DOMAIN.md §7) and render that `maxSurge`.
     pub max_surge: f64,
     /// gevent api processes per pod at most (Kubernetes): one process per core (DOMAIN.md §5), 4-core pods.
     pub api_processes_per_pod: u64,
@@ -62,7 +64,7 @@ impl Default for Assumptions {
             quantile: 0.999,
             cpu_target: None,
             hpa_max_factor: None,
-            max_surge: 0.25,
+            max_surge: 0.1,
             api_processes_per_pod: 4,
             process_memory_mib: 1024,
             slots_per_process_max: 1000,
