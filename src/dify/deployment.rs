@@ -123,11 +123,17 @@ pub struct Deployment {
     pub version_source: Source,
     pub components: Vec<Deployed>,
     pub max_connections: Valued<u64>,
+    /// `max_connections` was read from the inputs or a flag, not assumed.
+    pub max_connections_found: bool,
     /// `DB_USERNAME`; Dify's default `postgres` is a superuser.
     pub app_role: Valued<String>,
     pub app_role_superuser: bool,
-    /// PostgreSQL's `idle_in_transaction_session_timeout` as configured (ms or with a unit).
-    pub idle_in_transaction_timeout: Valued<String>,
+    /// PostgreSQL's `idle_in_transaction_session_timeout` as configured (ms or with a unit);
+    /// `None` when the database's settings are not among the inputs.
+    pub idle_in_transaction_timeout: Option<Valued<String>>,
+    /// Autoscalers whose target is not among the inputs, or whose maximum is not set: their
+    /// pods were not counted (`hpa-unbounded`).
+    pub unbounded_autoscalers: Vec<Valued<String>>,
 }
 
 impl Deployment {

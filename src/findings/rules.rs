@@ -43,11 +43,24 @@ pub fn check(d: &Deployment, budget: &Budget) -> Vec<Finding> {
                 .at(&d.app_role.source),
         );
     }
-    let timeout = d.idle_in_transaction_timeout.value.trim();
-    if timeout.is_empty() || timeout.trim_end_matches("ms").trim_end_matches('s').trim_end_matches("min").trim() == "0" {
+    if let Some(timeout) = &d.idle_in_transaction_timeout {
+        let t = timeout.value.trim();
+        if t.is_empty() || t.trim_end_matches("ms").trim_end_matches('s').trim_end_matches("min").trim() == "0" {
+            out.push(
+                Finding::new(Code::IdleInTransactionTimeoutOff, "idle_in_transaction_session_timeout is 0: a crashed run leaves its connection idle in transaction for ever (measured, DOMAIN.md §8)", "set POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT above the longest request, e.g. 600000 (10 min) with GUNICORN_TIMEOUT 360")
+                    .at(&timeout.source),
+            );
+        }
+    }
+    if !d.max_connections_found {
         out.push(
-            Finding::new(Code::IdleInTransactionTimeoutOff, "idle_in_transaction_session_timeout is 0: a crashed run leaves its connection idle in transaction for ever (measured, DOMAIN.md §8)", "set POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT above the longest request, e.g. 600000 (10 min) with GUNICORN_TIMEOUT 360")
-                .at(&d.idle_in_transaction_timeout.source),
+            Finding::new(Code::MaxConnectionsUnknown, format!("no max_connections was found in the inputs; PostgreSQL's default {} was assumed", d.max_connections.value), "pass --pg-max-connections N with the database's real cap, or include the database's configuration"),
+        );
+    }
+    for hpa in &d.unbounded_autoscalers {
+        out.push(
+            Finding::new(Code::HpaUnbounded, format!("{}: its pods are not counted in the budget", hpa.value), "include the autoscaled workload's manifest, or set a maxReplicas the budget can count")
+                .at(&hpa.source),
         );
     }
     unknown_keys(d, &mut out);

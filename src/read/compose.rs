@@ -174,7 +174,8 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
     let api_env = components.iter().find(|c| c.component == Component::Api).map(|c| c.env.clone()).unwrap_or_default();
     let app_role = api_env.get("DB_USERNAME").cloned().unwrap_or_else(|| Valued::new("postgres".into(), Source::default("Dify default (postgres)")));
     let app_role_superuser = opts.app_role_superuser.unwrap_or(app_role.value == "postgres");
-    Ok(Deployment { version, version_source, components, max_connections, app_role, app_role_superuser, idle_in_transaction_timeout: idle_timeout })
+    let max_connections_found = db.is_some() || opts.pg_max_connections.is_some();
+    Ok(Deployment { version, version_source, components, max_connections, max_connections_found, app_role, app_role_superuser, idle_in_transaction_timeout: db.map(|_| idle_timeout), unbounded_autoscalers: Vec::new() })
 }
 
 fn seg(keys: &[&str]) -> Vec<PathSeg> {
@@ -499,5 +500,5 @@ pub fn read_env_only(path: &Path, text: Option<&str>, opts: &Options) -> Result<
     let idle = env.get("POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT").cloned().unwrap_or_else(|| Valued::new("0".into(), Source::default("PostgreSQL default (0, off)")));
     let app_role = env.get("DB_USERNAME").cloned().unwrap_or_else(|| Valued::new("postgres".into(), Source::default("Dify default (postgres)")));
     let app_role_superuser = opts.app_role_superuser.unwrap_or(app_role.value == "postgres");
-    Ok(Deployment { version, version_source, components, max_connections, app_role, app_role_superuser, idle_in_transaction_timeout: idle })
+    Ok(Deployment { version, version_source, components, max_connections, max_connections_found: true, app_role, app_role_superuser, idle_in_transaction_timeout: Some(idle), unbounded_autoscalers: Vec::new() })
 }
