@@ -2,6 +2,7 @@
 //! properties. Real Dify files come from `../shared/fixtures/dify/`, never from copies.
 
 mod check_cli;
+mod kubernetes_cli;
 mod plan_properties;
 mod pg_server;
 mod size_cli;
