@@ -1,12 +1,15 @@
 //! The one module that reads and writes YAML, so the YAML crate can be swapped in one place:
 //! multi-document parsing with merge keys resolved, `file:line:column` for any node, scalar helpers.
 //!
-//! Values come from `serde_yaml` (the maintained `yaml_serde`), which bounds alias expansion
-//! ("billion laughs") and nesting depth. `serde_yaml::Value` carries no positions, so a second pass
+//! Values come from `serde_yaml` (the maintained `yaml_serde`, libyaml underneath), which bounds
+//! alias expansion ("billion laughs"). `serde_yaml::Value` carries no positions, so a first pass
 //! with the span-aware `saphyr-parser` records where every node and key was written; [`Document`]
 //! answers "which line?" by walking that record with the same path, following aliases and merge
-//! keys the way the value was merged. If the two parsers ever disagree about a text, positions
-//! are simply unknown (`None`); the values are never affected.
+//! keys the way the value was merged. That pass also rejects nesting deeper than 128 levels before
+//! libyaml sees it (libyaml's time grows with the square of flow nesting: 200 KB of `{a: ` takes
+//! seconds). libyaml has the last word on syntax: when saphyr rejects a text libyaml accepts (libyaml
+//! is more lenient, e.g. a comment glued to a quoted scalar), the text parses and positions are
+//! unknown (`None`); the values never depend on the position pass.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -22,6 +25,10 @@ pub use serde_yaml::{Mapping, Value};
 /// an image, a dump) from costing seconds and memory. Callers check it with [`check_size`] before
 /// reading a whole file; [`parse_bytes`] checks it too.
 pub const MAX_INPUT_BYTES: usize = 16 * 1024 * 1024;
+
+/// Deepest nesting of sequences and mappings accepted: serde_yaml's own recursion limit, checked
+/// earlier and in linear time by the position pass.
+const MAX_DEPTH: usize = 128;
 
 /// Longest chain of merge keys followed when locating a key (`<<: *a` where `a` itself has
 /// `<<: *b`, …). Real files use one level; the bound only keeps a self-referencing anchor from
@@ -53,7 +60,9 @@ pub enum PathSeg {
 impl PathSeg {
     /// A path made only of mapping keys: `PathSeg::keys(&["services", "api", "environment"])`.
     pub fn keys(keys: &[&str]) -> Vec<PathSeg> {
-        keys.iter().map(|k| PathSeg::Key((*k).to_string())).collect()
+        keys.iter()
+            .map(|k| PathSeg::Key((*k).to_string()))
+            .collect()
     }
 }
 
@@ -125,7 +134,11 @@ impl fmt::Display for YamlError {
         if self.line == 0 {
             write!(f, "{}: {}", self.file, self.message)
         } else {
-            write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.column, self.message
+            )
         }
     }
 }
@@ -244,20 +257,33 @@ pub fn parse_bytes(bytes: &[u8], file: &str) -> Result<Vec<Document>, YamlError>
 /// nothing, or `null`), and resolves merge keys in each. `file` is used only in messages.
 ///
 /// Hostile input fails fast with a located error: alias bombs (serde_yaml's repetition limit),
-/// nesting deeper than 128 levels (its recursion limit), control characters such as NUL.
+/// nesting deeper than 128 levels, control characters such as NUL.
 pub fn parse_documents(text: &str, file: &str) -> Result<Vec<Document>, YamlError> {
     check_characters(text, file)?;
+    let mut trees = match build_span_trees(text) {
+        Ok(trees) => trees,
+        Err(ScanStop::TooDeep(at)) => {
+            return Err(YamlError::at(
+                file,
+                at,
+                format!(
+                    "nesting deeper than {MAX_DEPTH} levels — no compose file, manifest or values \
+                     file needs that; check for unbalanced brackets"
+                ),
+            ));
+        }
+        Err(ScanStop::Rejected) => Vec::new(),
+    };
 
     let mut values = Vec::new();
     for de in serde_yaml::Deserializer::from_str(text) {
         match Value::deserialize(de) {
             Ok(value) => values.push(value),
-            Err(err) => return Err(parse_error(text, file, values.len(), &err)),
+            Err(err) => return Err(parse_error(file, trees.get(values.len()), &err)),
         }
     }
 
     // serde_yaml reports one empty document for an empty stream; the span pass reports none.
-    let mut trees = build_span_trees(text).unwrap_or_default();
     if trees.len() != values.len() {
         trees.clear();
     }
@@ -474,16 +500,16 @@ fn position_after(prefix: &str) -> Position {
     }
 }
 
-/// Turns a serde_yaml error into a located one that says what to do. `doc` is the index of the
-/// document that failed, used when serde_yaml gives no position (alias bombs).
-fn parse_error(text: &str, file: &str, doc: usize, err: &serde_yaml::Error) -> YamlError {
+/// Turns a serde_yaml error into a located one that says what to do. `doc` is the position
+/// record of the document that failed, used when serde_yaml gives no position (alias bombs).
+fn parse_error(file: &str, doc: Option<&SpanTree>, err: &serde_yaml::Error) -> YamlError {
     let raw = err.to_string();
     let at = match err.location() {
         Some(loc) => Position {
             line: loc.line().max(1),
             column: loc.column().max(1),
         },
-        None => fallback_position(text, doc),
+        None => doc.map_or(Position::START, SpanTree::first_alias),
     };
     // The position goes in front of the message; drop serde_yaml's copy of it.
     let text_at = format!(" at line {} column {}", at.line, at.column);
@@ -508,19 +534,6 @@ fn parse_error(text: &str, file: &str, doc: usize, err: &serde_yaml::Error) -> Y
         format!("{problem} — fix the YAML syntax here (indentation, quotes, brackets, `:` spacing)")
     };
     YamlError::at(file, at, hint)
-}
-
-/// For an error without a position: the first alias of the failing document (what an alias bomb
-/// is made of), or that document's start.
-fn fallback_position(text: &str, doc: usize) -> Position {
-    let trees = build_span_trees(text).unwrap_or_default();
-    let Some(tree) = trees.get(doc) else {
-        return Position::START;
-    };
-    tree.nodes
-        .iter()
-        .find(|n| matches!(n.kind, NodeKind::Alias(_)))
-        .map_or(tree.start, |n| n.at)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -554,6 +567,15 @@ enum NodeKind {
 }
 
 impl SpanTree {
+    /// Where to report an error that has no position: the document's first alias (what an alias
+    /// bomb is made of), or its start.
+    fn first_alias(&self) -> Position {
+        self.nodes
+            .iter()
+            .find(|n| matches!(n.kind, NodeKind::Alias(_)))
+            .map_or(self.start, |n| n.at)
+    }
+
     /// Follows an alias to the node it names.
     fn resolve(&self, id: NodeId) -> Option<NodeId> {
         match self.nodes.get(id)?.kind {
@@ -589,9 +611,9 @@ impl SpanTree {
             let source = self.resolve(v)?;
             let found = match &self.nodes.get(source)?.kind {
                 NodeKind::Mapping(_) => self.find_key(source, key, depth + 1),
-                NodeKind::Sequence(items) => items.iter().find_map(|&item| {
-                    self.find_key(self.resolve(item)?, key, depth + 1)
-                }),
+                NodeKind::Sequence(items) => items
+                    .iter()
+                    .find_map(|&item| self.find_key(self.resolve(item)?, key, depth + 1)),
                 _ => None,
             };
             if found.is_some() {
@@ -672,19 +694,43 @@ impl TreeBuilder {
     }
 }
 
-/// Runs the span-aware parser over the whole stream: one tree per document, or `None` if it
-/// rejects the text (positions are then unknown; serde_yaml's verdict on the text stands).
-fn build_span_trees(text: &str) -> Option<Vec<SpanTree>> {
+/// Why the position pass stopped early.
+#[derive(Debug)]
+enum ScanStop {
+    /// Nesting deeper than [`MAX_DEPTH`], at this node.
+    TooDeep(Position),
+    /// saphyr rejects the text; serde_yaml's verdict on it stands, positions are unknown.
+    Rejected,
+}
+
+/// Runs the span-aware parser over the whole stream: one tree per document.
+fn build_span_trees(text: &str) -> Result<Vec<SpanTree>, ScanStop> {
     let mut trees = Vec::new();
     let mut doc: Option<TreeBuilder> = None;
     let mut parser = Parser::new_from_str(text);
     // saphyr repeats an error forever once it has one, so stop at the first.
     while let Some(next) = parser.next_event() {
-        let (event, span) = next.ok()?;
+        let (event, span) = match next {
+            Ok(found) => found,
+            // saphyr's own flow-nesting limit (255 levels).
+            Err(err) if err.info() == "recursion limit exceeded" => {
+                let mark = err.marker();
+                return Err(ScanStop::TooDeep(Position {
+                    line: mark.line(),
+                    column: mark.col() + 1,
+                }));
+            }
+            Err(_) => return Err(ScanStop::Rejected),
+        };
         let at = Position {
             line: span.start.line(),
             column: span.start.col() + 1,
         };
+        if matches!(event, Event::SequenceStart(..) | Event::MappingStart(..))
+            && doc.as_ref().is_some_and(|b| b.open.len() >= MAX_DEPTH)
+        {
+            return Err(ScanStop::TooDeep(at));
+        }
         match event {
             Event::DocumentStart(_) => {
                 trees.extend(doc.take().map(TreeBuilder::finish));
@@ -722,7 +768,7 @@ fn build_span_trees(text: &str) -> Option<Vec<SpanTree>> {
         }
     }
     trees.extend(doc.take().map(TreeBuilder::finish));
-    Some(trees)
+    Ok(trees)
 }
 
 #[cfg(test)]
@@ -766,9 +812,15 @@ mod tests {
             match value {
                 Value::Mapping(map) => {
                     for (k, v) in map {
-                        let Some(key) = scalar_string(k) else { continue };
+                        let Some(key) = scalar_string(k) else {
+                            continue;
+                        };
                         path.push(PathSeg::Key(key));
-                        assert!(doc.position_of(path).is_some(), "no position for {}", path_string(path));
+                        assert!(
+                            doc.position_of(path).is_some(),
+                            "no position for {}",
+                            path_string(path)
+                        );
                         *count += 1;
                         walk(doc, v, path, count);
                         path.pop();
@@ -777,7 +829,11 @@ mod tests {
                 Value::Sequence(items) => {
                     for (i, v) in items.iter().enumerate() {
                         path.push(PathSeg::Index(i));
-                        assert!(doc.position_of(path).is_some(), "no position for {}", path_string(path));
+                        assert!(
+                            doc.position_of(path).is_some(),
+                            "no position for {}",
+                            path_string(path)
+                        );
                         *count += 1;
                         walk(doc, v, path, count);
                         path.pop();
@@ -807,7 +863,10 @@ mod tests {
         let written = find_line(&text, shared, "  SQLALCHEMY_POOL_SIZE:");
         assert!(written < find_line(&text, 0, "services:"));
         assert_eq!(doc.line_of(&pool), Some(written));
-        let col = text.lines().nth(written - 1).map(|l| l.len() - l.trim_start().len() + 1);
+        let col = text
+            .lines()
+            .nth(written - 1)
+            .map(|l| l.len() - l.trim_start().len() + 1);
         assert_eq!(doc.position_of(&pool).map(|p| p.column), col);
 
         // A key the service sets itself is reported on the service's own line.
@@ -815,11 +874,16 @@ mod tests {
         assert_eq!(get_string(&doc.value, &mode).as_deref(), Some("worker"));
         let worker = find_line(&text, 0, "  worker:");
         let env = find_line(&text, worker, "    environment:");
-        assert_eq!(doc.line_of(&mode), Some(find_line(&text, env, "      MODE:")));
+        assert_eq!(
+            doc.line_of(&mode),
+            Some(find_line(&text, env, "      MODE:"))
+        );
 
         // Merged into every service that asks, and no `<<` key survives.
         for service in ["api", "worker", "worker_beat"] {
-            let env = doc.get(&p(&["services", service, "environment"])).expect("env");
+            let env = doc
+                .get(&p(&["services", service, "environment"]))
+                .expect("env");
             assert!(env.get("<<").is_none());
             assert!(env.get("SQLALCHEMY_POOL_SIZE").is_some(), "{service}");
         }
@@ -838,7 +902,10 @@ mod tests {
         let line = find_line(&text, service, "    command:");
         assert_eq!(doc.line_of(&command), Some(line));
         // The folded scalar's text starts on the next line.
-        assert_eq!(doc.value_position_of(&command).map(|p| p.line), Some(line + 1));
+        assert_eq!(
+            doc.value_position_of(&command).map(|p| p.line),
+            Some(line + 1)
+        );
 
         let env_file = p(&["services", "api", "env_file"]);
         let Some(Value::Sequence(files)) = doc.get(&env_file) else {
@@ -853,13 +920,22 @@ mod tests {
                 assert_eq!(get_string(&doc.value, &req).as_deref(), Some("false"));
             }
         }
-        assert_eq!(files.last().and_then(scalar_string).as_deref(), Some("./.env"));
+        assert_eq!(
+            files.last().and_then(scalar_string).as_deref(),
+            Some("./.env")
+        );
         // `env_file` came from `<<: *shared-api-worker-config`: its line is in that block.
         let anchor = find_line(&text, 0, "x-shared-api-worker-config:");
-        assert_eq!(doc.line_of(&env_file), Some(find_line(&text, anchor, "  env_file:")));
+        assert_eq!(
+            doc.line_of(&env_file),
+            Some(find_line(&text, anchor, "  env_file:"))
+        );
         let mut first = env_file.clone();
         first.push(PathSeg::Index(0));
-        assert_eq!(doc.line_of(&first), Some(find_line(&text, anchor, "    - path:")));
+        assert_eq!(
+            doc.line_of(&first),
+            Some(find_line(&text, anchor, "    - path:"))
+        );
         assert_all_located(&doc);
     }
 
@@ -900,16 +976,30 @@ data:
     #[test]
     fn kubernetes_multi_document() {
         let docs = parse_documents(K8S, "dify.yaml").expect("parses");
-        let kinds: Vec<_> = docs.iter().filter_map(|d| get_string(&d.value, &p(&["kind"]))).collect();
-        assert_eq!(kinds, ["Deployment", "HorizontalPodAutoscaler", "ConfigMap"]);
+        let kinds: Vec<_> = docs
+            .iter()
+            .filter_map(|d| get_string(&d.value, &p(&["kind"])))
+            .collect();
+        assert_eq!(
+            kinds,
+            ["Deployment", "HorizontalPodAutoscaler", "ConfigMap"]
+        );
         assert_eq!(docs.iter().map(|d| d.index).collect::<Vec<_>>(), [0, 2, 3]);
 
         let replicas = p(&["spec", "replicas"]);
         assert_eq!(docs[0].line_of(&replicas), Some(7));
-        assert_eq!(docs[1].line_of(&replicas), Some(find_line(K8S, 17, "  replicas:")));
+        assert_eq!(
+            docs[1].line_of(&replicas),
+            Some(find_line(K8S, 17, "  replicas:"))
+        );
         assert_eq!(get_string(&docs[1].value, &replicas).as_deref(), Some("4"));
         assert_eq!(docs[1].line_of(&p(&["metadata", "name"])), Some(20));
-        assert_eq!(docs[1].position_of(&p(&["metadata", "name"])).map(|p| p.column), Some(12));
+        assert_eq!(
+            docs[1]
+                .position_of(&p(&["metadata", "name"]))
+                .map(|p| p.column),
+            Some(12)
+        );
         assert_eq!(docs[1].start().line, 17);
 
         let value = ["spec", "template", "spec", "containers"]
@@ -919,11 +1009,20 @@ data:
             .collect::<Vec<_>>();
         assert_eq!(get_string(&docs[0].value, &value).as_deref(), Some("30"));
         assert_eq!(docs[0].line_of(&value), Some(14));
-        assert_eq!(path_string(&value), "spec.template.spec.containers[0].env[0].value");
+        assert_eq!(
+            path_string(&value),
+            "spec.template.spec.containers[0].env[0].value"
+        );
 
         let data = &docs[2];
-        assert_eq!(get_string(&data.value, &p(&["data", "SERVER_WORKER_AMOUNT"])).as_deref(), Some("2"));
-        assert_eq!(get_string(&data.value, &p(&["data", "GEVENT"])).as_deref(), Some("true"));
+        assert_eq!(
+            get_string(&data.value, &p(&["data", "SERVER_WORKER_AMOUNT"])).as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            get_string(&data.value, &p(&["data", "GEVENT"])).as_deref(),
+            Some("true")
+        );
         assert_eq!(data.line_of(&p(&["data", "GEVENT"])), Some(30));
         assert_eq!(data.line_of(&p(&["data", "MISSING"])), None);
         let err = data.error_at(&p(&["data", "MISSING"]), "missing — add it");
@@ -932,7 +1031,15 @@ data:
 
     #[test]
     fn empty_streams_give_no_documents() {
-        for text in ["", "\n", "# nothing\n", "---\n", "---\n# c\n---\n...\n", "~\n", "null"] {
+        for text in [
+            "",
+            "\n",
+            "# nothing\n",
+            "---\n",
+            "---\n# c\n---\n...\n",
+            "~\n",
+            "null",
+        ] {
             let docs = parse_documents(text, "x.yaml").expect(text);
             assert!(docs.is_empty(), "{text:?}");
         }
@@ -969,7 +1076,15 @@ svc:
         assert_eq!(env("d").as_deref(), Some("own-d"));
         assert!(doc.get(&p(&["svc", "env", "<<"])).is_none());
         assert!(doc.get(&p(&["more", "<<"])).is_none());
-        assert_eq!(get_string(&doc.value, &p(&["svc", "env", "nested", "x"])).as_deref(), Some("1"));
+        // Why this module merges by itself: serde_yaml's `apply_merge` leaves `more`'s own `<<`
+        // behind as a literal key of `svc.env`.
+        let mut raw: Value = serde_yaml::from_str(text).expect("parses");
+        raw.apply_merge().expect("merges");
+        assert!(get(&raw, &p(&["svc", "env", "<<"])).is_some());
+        assert_eq!(
+            get_string(&doc.value, &p(&["svc", "env", "nested", "x"])).as_deref(),
+            Some("1")
+        );
 
         let line = |path: &[&str]| doc.line_of(&p(path));
         assert_eq!(line(&["svc", "env", "a"]), Some(2));
@@ -1032,8 +1147,14 @@ svc:
 
     #[test]
     fn non_string_keys_match_by_text() {
-        let doc = only(parse_documents("ports:\n  8080: web\n  \"9090\": metrics\n", "k.yaml").expect("parses"));
-        assert_eq!(get_string(&doc.value, &p(&["ports", "8080"])).as_deref(), Some("web"));
+        let doc = only(
+            parse_documents("ports:\n  8080: web\n  \"9090\": metrics\n", "k.yaml")
+                .expect("parses"),
+        );
+        assert_eq!(
+            get_string(&doc.value, &p(&["ports", "8080"])).as_deref(),
+            Some("web")
+        );
         assert_eq!(doc.line_of(&p(&["ports", "8080"])), Some(2));
         assert_eq!(doc.line_of(&p(&["ports", "9090"])), Some(3));
         assert_eq!(doc.line_of(&[]), Some(1));
@@ -1047,10 +1168,14 @@ svc:
             replicas: u32,
         }
         let doc = only(
-            parse_documents("d: &d {image: dify-api}\nsvc:\n  <<: *d\n  replicas: 2\n", "t.yaml")
-                .expect("parses"),
+            parse_documents(
+                "d: &d {image: dify-api}\nsvc:\n  <<: *d\n  replicas: 2\n",
+                "t.yaml",
+            )
+            .expect("parses"),
         );
-        let svc: Svc = serde_yaml::from_value(doc.get(&p(&["svc"])).cloned().expect("svc")).expect("typed");
+        let svc: Svc =
+            serde_yaml::from_value(doc.get(&p(&["svc"])).cloned().expect("svc")).expect("typed");
         assert_eq!((svc.image.as_str(), svc.replicas), ("dify-api", 2));
         let err = doc.deserialize::<Svc>().err().expect("not a Svc");
         assert_eq!((err.line, err.column), (1, 1));
@@ -1067,7 +1192,11 @@ svc:
     fn assert_fast_error(text: &str, expect: &str) -> YamlError {
         let started = Instant::now();
         let err = parse_documents(text, "evil.yaml").expect_err("must be rejected");
-        assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "took {:?}",
+            started.elapsed()
+        );
         assert!(err.message.contains(expect), "{err}");
         assert!(err.line >= 1 && err.column >= 1, "{err:?}");
         assert!(err.message.contains(" — "), "says what to do: {err}");
@@ -1076,7 +1205,9 @@ svc:
 
     #[test]
     fn billion_laughs_fails_fast() {
-        let mut text = String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+        let mut text = String::from(
+            "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+        );
         let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
         for w in names.windows(2) {
             let refs = vec![format!("*{}", w[0]); 9].join(",");
@@ -1098,9 +1229,27 @@ svc:
     fn deep_nesting_errors_without_overflow() {
         let err = assert_fast_error(&"[".repeat(10_000), "nesting deeper");
         assert_eq!(err.line, 1);
-        assert_fast_error(&format!("{}1{}", "{a: ".repeat(10_000), "}".repeat(10_000)), "nesting deeper");
+        assert_fast_error(
+            &format!("{}1{}", "{a: ".repeat(10_000), "}".repeat(10_000)),
+            "nesting deeper",
+        );
         let block: String = (0..300).map(|i| format!("{}k:\n", " ".repeat(i))).collect();
-        assert_fast_error(&block, "nesting deeper");
+        let err = assert_fast_error(&block, "nesting deeper");
+        assert_eq!((err.line, err.column), (129, 129));
+        // 200 KB of nested flow mappings: seconds in libyaml, so the position pass must stop it.
+        assert_fast_error(&"{a: ".repeat(50_000), "nesting deeper");
+    }
+
+    #[test]
+    fn libyaml_has_the_last_word_on_syntax() {
+        // saphyr rejects a comment glued to a quoted scalar; libyaml accepts it.
+        let doc = only(parse_documents("a: 'x'# glued\n", "g.yaml").expect("libyaml accepts"));
+        assert_eq!(get_string(&doc.value, &p(&["a"])).as_deref(), Some("x"));
+        assert_eq!(doc.line_of(&p(&["a"])), None);
+        assert_eq!(
+            doc.error_at(&p(&["a"]), "m — n").to_string(),
+            "g.yaml:1:1: m — n"
+        );
     }
 
     #[test]
@@ -1124,7 +1273,10 @@ svc:
     fn syntax_errors_have_line_and_column() {
         let err = assert_fast_error("a: [1, 2\nb: 3\n", "did not find expected ',' or ']'");
         assert_eq!((err.line, err.column), (2, 2));
-        assert!(!err.message.contains("at line 2 column 2"), "position not repeated: {err}");
+        assert!(
+            !err.message.contains("at line 2 column 2"),
+            "position not repeated: {err}"
+        );
         let err = assert_fast_error("a:\n  b: 1\n c: 2\n", "did not find expected key");
         assert_eq!((err.line, err.column), (3, 2));
         assert!(err.to_string().starts_with("evil.yaml:3:2: "), "{err}");
@@ -1137,7 +1289,11 @@ svc:
     fn size_limit() {
         assert!(check_size(MAX_INPUT_BYTES as u64, "f.yaml").is_ok());
         let err = check_size(MAX_INPUT_BYTES as u64 + 1, "f.yaml").expect_err("too big");
-        assert!(err.to_string().starts_with("f.yaml: the file is 16777217 bytes, more than the 16 MiB"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("f.yaml: the file is 16777217 bytes, more than the 16 MiB"),
+            "{err}"
+        );
     }
 
     proptest::proptest! {
@@ -1176,7 +1332,11 @@ svc:
         if seen > 2_000 {
             return seen;
         }
-        let _ = (doc.position_of(path), doc.value_position_of(path), doc.error_at(path, "x"));
+        let _ = (
+            doc.position_of(path),
+            doc.value_position_of(path),
+            doc.error_at(path, "x"),
+        );
         match value {
             Value::Mapping(map) => {
                 for (k, v) in map {

@@ -33,7 +33,7 @@ static ONE_SERVER_AT_A_TIME: Mutex<()> = Mutex::new(());
 // ---------------------------------------------------------------------------------------------
 // The tests
 
-/// A small plan: the whole demand fits far below a chosen cap.
+/// A small plan, with the cap difyplan chooses for it.
 #[test]
 fn small_plan_holds_on_a_real_server() {
     prove_plan(&["--qps", "10", "--profile", "workflow"]);
@@ -92,7 +92,8 @@ fn prove_plan(args: &[&str]) {
     if bin.major >= 16 {
         assert_eq!(admin.query("SHOW reserved_connections"), "0");
     }
-    drop(admin);
+    // Its slot must be free before the fill, or the last usable slot would look taken.
+    admin.close();
 
     let opened = Instant::now();
     let held: Vec<PgConn> = server
@@ -314,7 +315,10 @@ impl PgServer {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let error = match self.connect("postgres", "postgres") {
-                Ok(_) => return Ok(()),
+                Ok(probe) => {
+                    probe.close();
+                    return Ok(());
+                }
                 Err(e) => e,
             };
             if let Ok(Some(status)) = self.postmaster.try_wait() {
@@ -340,6 +344,7 @@ impl PgServer {
         ] {
             admin.try_query(&sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
         }
+        admin.close();
     }
 
     /// One connection over TCP, as a real component would make it.
@@ -468,7 +473,7 @@ fn user_ids(name: &str) -> Option<(u32, u32)> {
         let mut buf = vec![0 as libc::c_char; 16 * 1024];
         let mut found: *mut libc::passwd = std::ptr::null_mut();
         let rc = libc::getpwnam_r(name.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found);
-        (rc == 0 && !found.is_null()).then(|| (pwd.pw_uid, pwd.pw_gid))
+        (rc == 0 && !found.is_null()).then_some((pwd.pw_uid, pwd.pw_gid))
     }
 }
 
@@ -482,6 +487,7 @@ pub struct PgConn {
     stream: TcpStream,
     /// What the server reported at startup (`ParameterStatus`), e.g. `is_superuser`.
     parameters: HashMap<String, String>,
+    terminated: bool,
 }
 
 /// A refusal from the server (with its SQLSTATE) or an I/O failure (without).
@@ -512,7 +518,7 @@ impl PgConn {
         stream.set_read_timeout(Some(IO_TIMEOUT))?;
         stream.set_write_timeout(Some(IO_TIMEOUT))?;
         stream.set_nodelay(true)?;
-        Ok(PgConn { stream, parameters: HashMap::new() })
+        Ok(PgConn { stream, parameters: HashMap::new(), terminated: false })
     }
 
     fn send_startup(&mut self, user: &str, database: &str) -> Result<(), PgError> {
@@ -548,6 +554,15 @@ impl PgConn {
                 _ => {} // BackendKeyData, NoticeResponse
             }
         }
+    }
+
+    /// Terminate and wait until the server closes the socket. A backend closes it only after
+    /// releasing its connection slot, so the slot is free when this returns; a plain drop
+    /// frees it a moment later.
+    pub fn close(mut self) {
+        let _ = self.stream.write_all(&[b'X', 0, 0, 0, 4]);
+        self.terminated = true;
+        let _ = io::copy(&mut self.stream, &mut io::sink());
     }
 
     /// A parameter the server reported at startup.
@@ -591,7 +606,9 @@ impl PgConn {
 impl Drop for PgConn {
     /// Terminate, so the backend exits at once instead of logging an unexpected EOF.
     fn drop(&mut self) {
-        let _ = self.stream.write_all(&[b'X', 0, 0, 0, 4]);
+        if !self.terminated {
+            let _ = self.stream.write_all(&[b'X', 0, 0, 0, 4]);
+        }
     }
 }
 
