@@ -22,6 +22,8 @@ pub enum Command {
     Size(SizeArgs),
     /// Check committed Dify configuration against its connection budget (a CI gate).
     Check(CheckArgs),
+    /// Print the config matrix (every profile, target and tier), or regenerate its files.
+    Matrix(MatrixArgs),
 }
 
 /// Whether the application's database role is a superuser.
@@ -170,4 +172,23 @@ pub struct CheckArgs {
     /// CPUs of the worker host, for CELERY_AUTO_SCALE without CELERY_MAX_WORKERS (default 4).
     #[arg(long, value_name = "N")]
     pub host_cpus: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct MatrixArgs {
+    /// Only this built-in profile.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Only this target.
+    #[arg(long, value_enum)]
+    pub target: Option<Target>,
+    /// Regenerate the committed matrix files (one per profile and target).
+    #[arg(long)]
+    pub write: bool,
+    /// With --write: replace files that differ.
+    #[arg(long)]
+    pub force: bool,
+    /// The folder of the matrix files.
+    #[arg(long, value_name = "DIR", default_value = "matrices")]
+    pub dir: PathBuf,
 }

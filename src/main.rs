@@ -22,6 +22,7 @@ fn main() {
     let result = match &cli.command {
         Command::Size(args) => cmd::size::run(args, &mut io),
         Command::Check(args) => cmd::check::run(args, &mut io),
+        Command::Matrix(args) => cmd::matrix::run(args, &mut io),
     };
     let status = match result {
         Ok(status) => status,

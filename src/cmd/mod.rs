@@ -2,6 +2,7 @@
 //! turning the plan options into a model input.
 
 pub mod check;
+pub mod matrix;
 pub mod size;
 
 use crate::cli::{AppRole, PlanArgs};

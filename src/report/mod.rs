@@ -4,5 +4,6 @@ pub mod check_human;
 pub mod env;
 pub mod github;
 pub mod json;
+pub mod matrix;
 pub mod sarif;
 pub mod table;

@@ -3,6 +3,7 @@
 
 mod check_cli;
 mod kubernetes_cli;
+mod matrix_files;
 mod plan_properties;
 mod pg_server;
 mod size_cli;
