@@ -11,3 +11,4 @@ pub mod model;
 pub mod read;
 pub mod report;
 pub mod findings;
+pub mod render;

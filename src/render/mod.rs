@@ -1,0 +1,3 @@
+//! Rendering plans into the files operators deploy.
+
+pub mod write;
