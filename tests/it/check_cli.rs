@@ -4,12 +4,15 @@
 use crate::support::{difyplan, difyplan_in, fixture, json};
 use std::path::Path;
 
+/// Relative paths (cargo runs tests in the package folder), so outputs and golden files do
+/// not depend on where the checkout lives.
 fn fixture_args(version: &str) -> Vec<String> {
+    assert!(fixture(version).is_dir(), "../shared beside the project");
     vec![
         "check".into(),
-        fixture(&format!("{version}/docker-compose.yaml")).display().to_string(),
+        format!("../shared/fixtures/dify/{version}/docker-compose.yaml"),
         "--env-file".into(),
-        fixture(&format!("{version}/env.example")).display().to_string(),
+        format!("../shared/fixtures/dify/{version}/env.example"),
     ]
 }
 
@@ -232,8 +235,8 @@ fn golden_formats() {
     for version in ["1.9.1", "1.16.1"] {
         for format in ["human", "json", "github", "sarif"] {
             let r = run(&with(fixture_args(version), &["--format", format]));
-            let stdout = r.stdout.replace(env!("CARGO_MANIFEST_DIR"), "[project]");
-            insta::assert_snapshot!(format!("check_{version}_{format}"), stdout);
+            assert!(!r.stdout.contains(env!("CARGO_MANIFEST_DIR")), "no machine path in the output");
+            insta::assert_snapshot!(format!("check_{version}_{format}"), r.stdout);
         }
     }
 }
