@@ -108,7 +108,7 @@ pub struct Deployed {
 impl Deployed {
     /// Pods that can run at once: maximum replicas plus surge.
     pub fn worst_pods(&self) -> u64 {
-        self.max_replicas.value.max(self.replicas.value) + self.surge.value
+        self.max_replicas.value.max(self.replicas.value).saturating_add(self.surge.value)
     }
 
     pub fn budget_line(&self) -> BudgetLine {

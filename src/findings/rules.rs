@@ -31,7 +31,7 @@ pub fn check(d: &Deployment, budget: &Budget) -> Vec<Finding> {
         }
         if c.component == Component::PluginDaemon && matches!(c.env.get("DB_MAX_OPEN_CONNS"), None) {
             out.push(
-                Finding::new(Code::PluginDaemonPoolDefault, format!("plugin_daemon opens up to 30 connections per replica ({} pods: {})", c.worst_pods(), c.worst_pods() * 30), "set DB_MAX_OPEN_CONNS and DB_MAX_IDLE_CONNS on the plugin daemon to what it needs (`difyplan size` computes them)")
+                Finding::new(Code::PluginDaemonPoolDefault, format!("plugin_daemon opens up to 30 connections per replica ({} pods: {})", c.worst_pods(), c.worst_pods().saturating_mul(30)), "set DB_MAX_OPEN_CONNS and DB_MAX_IDLE_CONNS on the plugin daemon to what it needs (`difyplan size` computes them)")
                     .on(c.component)
                     .at(&c.at),
             );
@@ -77,7 +77,7 @@ fn budget_rule(d: &Deployment, b: &Budget, out: &mut Vec<Finding>) {
         Finding::new(
             Code::ConnectionBudgetExceeded,
             format!("worst-case demand {} exceeds the usable cap {} (max_connections {}{withheld}): {}", b.demand, b.usable, b.cap.max_connections, arithmetic.join(" + ")),
-            format!("raise max_connections to at least {}, or shrink the pools: `difyplan size` computes a plan that fits", b.demand + b.cap.withheld()),
+            format!("raise max_connections to at least {}, or shrink the pools: `difyplan size` computes a plan that fits", b.demand.saturating_add(b.cap.withheld())),
         )
         .at(&d.max_connections.source),
     );
@@ -96,12 +96,12 @@ fn pool_rules(c: &Deployed, out: &mut Vec<Finding>) {
     };
     match judge_api_pool(p, o, g, CHAT_POOL_FACTOR) {
         PoolVerdict::Deadlock => out.push(
-            Finding::new(Code::PoolDeadlockRisk, format!("{}: pool {p} + overflow {o} = {} ≤ SERVER_WORKER_CONNECTIONS {g}: admitted requests each hold one connection and wait for a second", c.name, p + o), format!("raise SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW to at least {} (chat apps: {}), or lower SERVER_WORKER_CONNECTIONS", g + 1, 2 * g))
+            Finding::new(Code::PoolDeadlockRisk, format!("{}: pool {p} + overflow {o} = {} ≤ SERVER_WORKER_CONNECTIONS {g}: admitted requests each hold one connection and wait for a second", c.name, p.saturating_add(o)), format!("raise SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW to at least {} (chat apps: {}), or lower SERVER_WORKER_CONNECTIONS", g.saturating_add(1), g.saturating_mul(2)))
                 .on(c.component)
                 .at(&at),
         ),
         PoolVerdict::ChatStall => out.push(
-            Finding::new(Code::PoolChatStall, format!("{}: pool {p} + overflow {o} = {} < 2 × SERVER_WORKER_CONNECTIONS {g}: chat apps stall on pool timeouts (measured 5× latency)", c.name, p + o), format!("raise SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW to {} if the deployment serves chat apps", 2 * g))
+            Finding::new(Code::PoolChatStall, format!("{}: pool {p} + overflow {o} = {} < 2 × SERVER_WORKER_CONNECTIONS {g}: chat apps stall on pool timeouts (measured 5× latency)", c.name, p.saturating_add(o)), format!("raise SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW to {} if the deployment serves chat apps", g.saturating_mul(2)))
                 .on(c.component)
                 .at(&at),
         ),
@@ -116,12 +116,12 @@ fn worker_rules(c: &Deployed, out: &mut Vec<Finding>) {
     let Some(conc) = &c.concurrency else { return };
     match c.celery_pool {
         Some(CeleryPool::Gevent) if c.per_process_max < conc.value => out.push(
-            Finding::new(Code::WorkerPoolBelowConcurrency, format!("worker: pool {} + overflow {} = {} < -c {}: each streaming chat run holds a connection for its whole duration", c.pool_size.value, c.max_overflow.value, c.per_process_max, conc.value), format!("give the worker SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW ≥ {} (a per-service override)", conc.value + conc.value.div_ceil(10)))
+            Finding::new(Code::WorkerPoolBelowConcurrency, format!("worker: pool {} + overflow {} = {} < -c {}: each streaming chat run holds a connection for its whole duration", c.pool_size.value, c.max_overflow.value, c.per_process_max, conc.value), format!("give the worker SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW ≥ {} (a per-service override)", conc.value.saturating_add(conc.value.div_ceil(10))))
                 .on(c.component)
                 .at(&c.pool_size.source),
         ),
         Some(CeleryPool::Prefork) => out.push(
-            Finding::new(Code::PreforkMultipliesPools, format!("worker runs prefork with {} children: {} pools of {} = {} connections per pod (counted in the budget)", conc.value, conc.value, c.per_process_max, conc.value * c.per_process_max), "use the gevent pool (CELERY_WORKER_CLASS empty) so the task slots share one pool, or shrink the pool per child")
+            Finding::new(Code::PreforkMultipliesPools, format!("worker runs prefork with {} children: {} pools of {} = {} connections per pod (counted in the budget)", conc.value, conc.value, c.per_process_max, conc.value.saturating_mul(c.per_process_max)), "use the gevent pool (CELERY_WORKER_CLASS empty) so the task slots share one pool, or shrink the pool per child")
                 .on(c.component)
                 .at(&conc.source),
         ),
@@ -145,7 +145,7 @@ fn redis_rule(c: &Deployed, out: &mut Vec<Finding>) {
     // One pub/sub connection per admitted stream (measured: 20 streams raised Redis connections from 20 to 50).
     if max < greenlets.value {
         out.push(
-            Finding::new(Code::RedisMaxConnectionsLow, format!("{}: REDIS_MAX_CONNECTIONS {max} < SERVER_WORKER_CONNECTIONS {}: each admitted stream holds one Redis pub/sub connection", c.name, greenlets.value), format!("raise REDIS_MAX_CONNECTIONS to at least {} or leave it empty", greenlets.value + greenlets.value / 2))
+            Finding::new(Code::RedisMaxConnectionsLow, format!("{}: REDIS_MAX_CONNECTIONS {max} < SERVER_WORKER_CONNECTIONS {}: each admitted stream holds one Redis pub/sub connection", c.name, greenlets.value), format!("raise REDIS_MAX_CONNECTIONS to at least {} or leave it empty", greenlets.value.saturating_add(greenlets.value / 2)))
                 .on(c.component)
                 .at(&redis.source),
         );

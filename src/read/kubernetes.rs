@@ -308,7 +308,7 @@ fn surge(d: &Doc, replicas: u64) -> Result<Valued<u64>, String> {
     };
     let pods = if let Some(pct) = raw.strip_suffix('%') {
         let pct: u64 = pct.trim().parse().map_err(|_| format!("{source}: maxSurge `{raw}` is not a number or a percentage"))?;
-        (replicas * pct).div_ceil(100)
+        replicas.saturating_mul(pct).div_ceil(100)
     } else {
         raw.trim().parse::<u64>().map_err(|_| format!("{source}: maxSurge `{raw}` is not a number or a percentage"))?
     };

@@ -1,3 +1,8 @@
-//! Rendering plans into the files operators deploy.
+//! Rendering plans into the files operators deploy: the template engine with its embedded
+//! templates, the view of a plan the templates read, the `.env` patcher and its diff, and the
+//! writer that never leaves half a file behind.
 
+pub mod context;
+pub mod engine;
+pub mod patch;
 pub mod write;

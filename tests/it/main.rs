@@ -2,6 +2,7 @@
 //! properties. Real Dify files come from `../shared/fixtures/dify/`, never from copies.
 
 mod check_cli;
+mod fuzz;
 mod kubernetes_cli;
 mod matrix_files;
 mod plan_properties;
