@@ -24,6 +24,10 @@ pub enum Command {
     Check(CheckArgs),
     /// Print the config matrix (every profile, target and tier), or regenerate its files.
     Matrix(MatrixArgs),
+    /// Write a plan as the files operators deploy: .env, compose override, Kubernetes, Helm values.
+    Render(RenderArgs),
+    /// The built-in templates `render` uses: list them, or export them to edit.
+    Templates(TemplatesArgs),
 }
 
 /// Whether the application's database role is a superuser.
@@ -74,6 +78,12 @@ pub struct PlanArgs {
     /// PostgreSQL major version the settings are for (Dify's compose ships 15).
     #[arg(long, value_name = "MAJOR", default_value_t = 15, value_parser = clap::value_parser!(u32).range(10..=18))]
     pub pg_version: u32,
+    /// Where workflow logs go: PostgreSQL (Dify's default), the Celery repositories, or a log store.
+    #[arg(long, value_enum, default_value_t = crate::model::storage::LogStore::Postgres)]
+    pub workflow_log_store: crate::model::storage::LogStore,
+    /// Days workflow logs are kept (default: for ever, as Dify keeps them).
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub retention_days: Option<u32>,
     /// Override a model assumption, e.g. `--assume quantile=0.9999` (repeatable; see README).
     #[arg(long, value_name = "KEY=VALUE")]
     pub assume: Vec<String>,
@@ -191,4 +201,116 @@ pub struct MatrixArgs {
     /// The folder of the matrix files.
     #[arg(long, value_name = "DIR", default_value = "matrices")]
     pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[command(subcommand)]
+    pub what: RenderCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RenderCommand {
+    /// A .env with every shared sizing key, grouped and commented; or patch an existing one.
+    Env(RenderEnvArgs),
+    /// docker-compose.override.yaml for Dify's compose file (plans for --target compose).
+    Compose(RenderComposeArgs),
+    /// Kubernetes manifests per component and the PostgreSQL settings (plans for --target kubernetes).
+    Kubernetes(RenderKubernetesArgs),
+    /// Values for a community Helm chart (plans for --target kubernetes).
+    Helm(RenderHelmArgs),
+}
+
+/// Where rendered files go, shared by every render command.
+#[derive(Debug, Clone, Args)]
+pub struct RenderOutputArgs {
+    /// Write the files into this existing folder instead of one document to stdout.
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Replace files that already exist.
+    #[arg(long)]
+    pub force: bool,
+    /// Render with the templates in this folder (start from `difyplan templates export DIR`).
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderEnvArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    #[command(flatten)]
+    pub out: RenderOutputArgs,
+    /// Change only the shared sizing keys of this Dify .env; prints a unified diff.
+    #[arg(long, value_name = "FILE", conflicts_with = "output")]
+    pub patch: Option<PathBuf>,
+    /// With --patch: apply the change (atomically), keeping FILE.bak.
+    #[arg(long, requires = "patch")]
+    pub write: bool,
+    /// With --write: keep no FILE.bak.
+    #[arg(long, requires = "write")]
+    pub no_backup: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderComposeArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    #[command(flatten)]
+    pub out: RenderOutputArgs,
+    /// Dify's docker-compose.yaml the override is for: its database service and services are read.
+    #[arg(long, value_name = "FILE")]
+    pub compose_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderKubernetesArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    #[command(flatten)]
+    pub out: RenderOutputArgs,
+}
+
+/// The community Helm charts difyplan writes values for (DOMAIN.md §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HelmChart {
+    /// BorisPolonsky/dify-helm.
+    Borispolonsky,
+    /// douban/charts (dify).
+    Douban,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderHelmArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    #[command(flatten)]
+    pub out: RenderOutputArgs,
+    /// The chart to write values for.
+    #[arg(long, value_enum)]
+    pub chart: HelmChart,
+}
+
+#[derive(Debug, Args)]
+pub struct TemplatesArgs {
+    #[command(subcommand)]
+    pub what: TemplatesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplatesCommand {
+    /// Print the names of the built-in templates.
+    List,
+    /// Write the built-in templates into an existing folder, to edit and use with --templates.
+    Export(TemplatesExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TemplatesExportArgs {
+    /// The folder to write into (it must exist).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Replace templates that already exist there.
+    #[arg(long)]
+    pub force: bool,
 }

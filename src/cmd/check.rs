@@ -90,7 +90,7 @@ fn deployments(found: &[Input], env_file: Option<&Path>, opts: &Options) -> Resu
             groups.insert(0, main);
         }
         for group in groups {
-            let project = Project { files: group.iter().map(|i| i.path.clone()).collect(), env_file: dir_env.clone() };
+            let project = Project { files: group.iter().map(|i| i.path.clone()).collect(), texts: group.iter().map(|i| i.text.clone()).collect(), env_file: dir_env.clone() };
             let label = project.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" + ");
             let d = compose::read(&project, opts).map_err(anyhow::Error::msg)?;
             // A compose file with no Dify service (Dify's middleware file, say) is not a deployment.

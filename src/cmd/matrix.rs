@@ -32,6 +32,8 @@ pub fn plans(profile: &Profile, target: Target) -> Result<Vec<Plan>> {
                 app_role_superuser: false,
                 pg_max_connections: None,
                 pg_host: Default::default(),
+        workflow_log_store: crate::model::storage::LogStore::Postgres,
+        retention_days: None,
                 assumptions: Assumptions::default(),
             };
             out.push(plan::plan(&input)?);

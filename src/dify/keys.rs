@@ -9,6 +9,8 @@ pub enum Scope {
     Shared,
     /// Only this compose service must get the value (a per-service `environment:` override).
     Service(&'static str),
+    /// A recommendation that needs values only the operator has (hosts): written commented out.
+    Suggested,
 }
 
 /// One key: its name and a line that says what it does.

@@ -7,3 +7,4 @@ pub mod pgtune;
 pub mod plan;
 pub mod profile;
 pub mod queueing;
+pub mod storage;

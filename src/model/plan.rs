@@ -5,6 +5,7 @@ use super::assumptions::{Assumptions, Edition, EditionRules, Target};
 use super::budget::{self, Budget, BudgetLine, Cap, Reserve};
 use super::pgtune::{self, MemoryCheck, PgHost, Storage, Timeouts, Tuning};
 use super::profile::Profile;
+use super::storage::{self, LogPlan, LogStore, RedisPlan};
 use super::queueing::poisson_quantile;
 use crate::dify::{Component, DifyVersion, rules};
 use serde::Serialize;
@@ -31,6 +32,10 @@ pub struct PlanInput {
     pub pg_max_connections: Option<u64>,
     /// The database host as far as the user described it (`--pg-memory`, `--pg-cpus`, ...).
     pub pg_host: PgHostSpec,
+    /// Where workflow logs are written (DOMAIN.md §6).
+    pub workflow_log_store: LogStore,
+    /// Days workflow logs are kept; `None`: for ever (Dify's default).
+    pub retention_days: Option<u32>,
     pub assumptions: Assumptions,
 }
 
@@ -59,6 +64,9 @@ pub struct Plan {
     pub database: DatabasePlan,
     pub budget: Budget,
     pub efficiency: Efficiency,
+    /// Workflow-log volume, where it lives and what PostgreSQL disk it needs.
+    pub logs: LogPlan,
+    pub redis: RedisPlan,
     /// Present when a fixed cap cannot hold the plan.
     pub shortfall: Option<Shortfall>,
     pub notes: Vec<String>,
@@ -283,6 +291,9 @@ pub fn plan(input: &PlanInput) -> Result<Plan, InputError> {
     check_qps(input.qps)?;
     input.profile.validate().map_err(InputError)?;
     input.assumptions.validate().map_err(InputError)?;
+    if input.workflow_log_store == LogStore::Logstore && input.dify_version < DifyVersion::V1_16 {
+        return Err(InputError(format!("--workflow-log-store logstore: Dify {} has no log-store repositories — use Dify 1.16 or later, or --workflow-log-store celery", input.dify_version)));
+    }
     if let Some(m) = input.pg_host.memory_bytes {
         PgHost { memory_bytes: m, cpus: input.pg_host.cpus.unwrap_or(2), storage: input.pg_host.storage, pg_version: input.pg_host.pg_version }.validate().map_err(InputError)?;
     }
@@ -434,8 +445,16 @@ fn plan_core(input: &PlanInput) -> Plan {
         "fixed by --pg-max-connections".into()
     }, "issue #2");
 
-    let pg_cores = ((lambda * p.pg_cpu_ms / 1000.0) / a.pg_cpu_target).ceil().max(1.0) as u64;
-    rec.note("database.cores", pg_cores, format!("ceil({lambda} × {} ms ÷ {})", p.pg_cpu_ms, a.pg_cpu_target), "DOMAIN.md §8: 11–35 ms per request; target is an assumption");
+    let logs = storage::logs(lambda, p, input.workflow_log_store, input.retention_days);
+    let pg_cpu_ms = p.pg_cpu_ms - logs.pg_cpu_ms_saved;
+    let pg_cores = ((lambda * pg_cpu_ms / 1000.0) / a.pg_cpu_target).ceil().max(1.0) as u64;
+    rec.note("database.cores", pg_cores, format!("ceil({lambda} × {pg_cpu_ms} ms ÷ {}){}", a.pg_cpu_target, if logs.pg_cpu_ms_saved > 0.0 { format!(" — {:.1} ms per request less with the logs in the log store ({} → {pg_cpu_ms} ms)", logs.pg_cpu_ms_saved, p.pg_cpu_ms) } else { String::new() }), "DOMAIN.md §8: 11–35 ms per request; target is an assumption");
+    rec.note("workflow logs in PostgreSQL", format!("{:.0} GiB", logs.pg_disk_bytes / (1u64 << 30) as f64), logs.reasoning.join("; "), "DOMAIN.md §6, §8");
+    if logs.recommend_log_store {
+        notes.push(format!("Workflow logs would keep {:.0} GiB in PostgreSQL: move them to a log store (--workflow-log-store logstore).", logs.retained_bytes / (1u64 << 30) as f64));
+    }
+    let redis = storage::redis(lambda, p, stream_rate * p.request_seconds, input.edition);
+    rec.note("redis", format!("{:?}", redis.topology).to_lowercase(), redis.reasoning.join("; "), "DOMAIN.md §1, §3");
     let (host, host_memory_chosen, host_cpus_chosen, tuning, memory, timeouts) = database(&input.pg_host, max_connections, pg_cores, p.request_seconds, &mut notes);
     let kb = pgtune::format_kb;
     let mut env = vec![
@@ -479,6 +498,8 @@ fn plan_core(input: &PlanInput) -> Plan {
         database,
         budget,
         efficiency,
+        logs,
+        redis,
         shortfall: None,
         notes,
         derivations: rec.steps,

@@ -25,6 +25,8 @@ pub struct Options {
 #[derive(Debug, Clone)]
 pub struct Project {
     pub files: Vec<PathBuf>,
+    /// Texts already read (standard input, or files read to classify them), by position in `files`.
+    pub texts: Vec<Option<String>>,
     pub env_file: Option<PathBuf>,
 }
 
@@ -93,9 +95,12 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
     let mut services: BTreeMap<String, Service> = BTreeMap::new();
     let mut layout_v19 = false;
     let mut image_version = None;
-    for file in &project.files {
+    for (i, file) in project.files.iter().enumerate() {
         let name = file.display().to_string();
-        let text = super::read_text(file).map_err(|e| e.to_string())?;
+        let text = match project.texts.get(i).cloned().flatten() {
+            Some(t) => t,
+            None => super::read_text(file).map_err(|e| e.to_string())?,
+        };
         let docs = yaml::parse_documents(&text, &name).map_err(|e| e.to_string())?;
         let Some(doc) = docs.into_iter().next() else { continue };
         let Some(root) = doc.value.as_mapping() else {

@@ -21,6 +21,7 @@ impl serde::Serialize for Scope {
         match self {
             Scope::Shared => s.serialize_str("shared"),
             Scope::Service(name) => s.serialize_str(name),
+            Scope::Suggested => s.serialize_str("suggested"),
         }
     }
 }
@@ -68,12 +69,52 @@ pub fn settings(plan: &Plan) -> Vec<Setting> {
         out.push(set(keys::DB_MAX_OPEN_CONNS, p.per_process_max, scope));
         out.push(set(keys::DB_MAX_IDLE_CONNS, p.pool_size, scope));
     }
+    logs_and_redis(plan, &mut out);
     for (name, value) in &plan.database.env {
         if let Some(key) = keys::find(name) {
             out.push(Setting { key: key.name, value: value.clone(), doc: key.doc, scope: Scope::Shared });
         }
     }
     out
+}
+
+fn raw(key: &'static str, value: impl ToString, doc: &'static str, scope: Scope) -> Setting {
+    Setting { key, value: value.to_string(), doc, scope }
+}
+
+/// Workflow-log repositories and retention (DOMAIN.md §6), and the Redis topology.
+fn logs_and_redis(plan: &Plan, out: &mut Vec<Setting>) {
+    use crate::model::storage::{self, LogStore, RedisTopology};
+    let logs = &plan.logs;
+    if logs.store != LogStore::Postgres {
+        for (key, class) in storage::repository_keys(logs.store) {
+            out.push(raw(key, class, "workflow-log repository (DOMAIN.md §6)", Scope::Shared));
+        }
+    }
+    if logs.store == LogStore::Logstore {
+        for key in storage::LOGSTORE_CREDENTIAL_KEYS {
+            let value = if key == "ALIYUN_SLS_LOGSTORE_TTL" { logs.retention_days.unwrap_or(365).to_string() } else { String::new() };
+            out.push(raw(key, value, "log store setting: fill in from your secret store (difyplan never writes credentials)", Scope::Shared));
+        }
+        out.push(raw("LOGSTORE_DUAL_WRITE_ENABLED", "true", "migration: write to PostgreSQL and the log store; set false once the log store is trusted", Scope::Shared));
+        out.push(raw("LOGSTORE_DUAL_READ_ENABLED", "true", "migration: read old records from PostgreSQL while they are kept", Scope::Shared));
+    }
+    if let Some(days) = logs.retention_days {
+        out.push(raw("WORKFLOW_LOG_CLEANUP_ENABLED", "true", "delete workflow logs older than the retention", Scope::Shared));
+        out.push(raw("WORKFLOW_LOG_RETENTION_DAYS", days, "days workflow logs are kept in PostgreSQL", Scope::Shared));
+    }
+    match plan.redis.topology {
+        RedisTopology::Standalone => {}
+        RedisTopology::Sentinel => {
+            out.push(raw("REDIS_USE_SENTINEL", "true", "Redis behind Sentinel for failover (set the sentinels' hosts)", Scope::Suggested));
+            out.push(raw("REDIS_SENTINELS", "sentinel-1:26379,sentinel-2:26379,sentinel-3:26379", "the Sentinel hosts", Scope::Suggested));
+            out.push(raw("REDIS_SENTINEL_SERVICE_NAME", "mymaster", "the Sentinel service name", Scope::Suggested));
+        }
+        RedisTopology::Cluster => {
+            out.push(raw("REDIS_USE_CLUSTERS", "true", "Redis Cluster for the api and worker; the plugin daemon needs its own Redis behind Sentinel", Scope::Suggested));
+            out.push(raw("REDIS_CLUSTERS", "redis-1:6379,redis-2:6379,redis-3:6379", "the cluster's nodes", Scope::Suggested));
+        }
+    }
 }
 
 /// The `.env` text.
@@ -96,6 +137,10 @@ pub fn plan(plan: &Plan, explain: bool) -> String {
             }
             Scope::Service(svc) => {
                 let _ = writeln!(s, "# {svc} only — {}:", setting.doc);
+                let _ = writeln!(s, "# {}={}", setting.key, setting.value);
+            }
+            Scope::Suggested => {
+                let _ = writeln!(s, "# suggested, with your hosts — {}:", setting.doc);
                 let _ = writeln!(s, "# {}={}", setting.key, setting.value);
             }
         }

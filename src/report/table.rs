@@ -56,6 +56,18 @@ pub fn plan(plan: &Plan, explain: bool) -> String {
             );
         }
     }
+    let gib = |b: f64| b / (1u64 << 30) as f64;
+    let l = &plan.logs;
+    let _ = writeln!(
+        s,
+        "workflow logs: {:.1} GiB a day into {}; {} in PostgreSQL{}",
+        gib(l.daily_bytes),
+        match l.store { crate::model::storage::LogStore::Logstore => "the log store", _ => "PostgreSQL" },
+        match l.retention_days { Some(d) => format!("{d} days keep {:.0} GiB of disk", gib(l.pg_disk_bytes)), None => format!("kept for ever: {:.0} GiB of disk a year", gib(l.pg_disk_bytes)) },
+        if l.recommend_log_store { " — move them to a log store" } else { "" }
+    );
+    let r = &plan.redis;
+    let _ = writeln!(s, "redis: {:.0} operations/s, {} pub/sub connections for streams → {:?} (plugin daemon: {:?})", r.ops_per_second, r.pubsub_connections, r.topology, r.plugin_daemon_topology);
     for note in &plan.notes {
         let _ = writeln!(s, "note: {note}");
     }

@@ -23,6 +23,8 @@ fn input(qps: f64, profile: &str, edition: Edition, target: Target, cap: Option<
         app_role_superuser: false,
         pg_max_connections: cap,
         pg_host: Default::default(),
+        workflow_log_store: difyplan::model::storage::LogStore::Postgres,
+        retention_days: None,
         assumptions: Assumptions::default(),
     }
 }

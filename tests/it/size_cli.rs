@@ -49,10 +49,27 @@ fn explain_shows_formulas() {
     }
 }
 
-/// Keys a Dify `.env.example` assigns (`KEY=` at the start of a line).
+/// Keys Dify's env files assign (`KEY=` at the start of a line): `.env.example`, and for 1.16.1
+/// also `envs/**/*.env.example`, where that release moved most settings.
 fn env_example_keys(version: &str) -> BTreeSet<String> {
-    let text = std::fs::read_to_string(fixture(&format!("{version}/env.example"))).expect("fixture");
-    text.lines().filter_map(|l| l.split_once('=').map(|(k, _)| k.trim().to_string())).filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')).collect()
+    fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                files(&p, out);
+            } else if p.to_string_lossy().ends_with(".env.example") {
+                out.push(p);
+            }
+        }
+    }
+    let mut paths = vec![fixture(&format!("{version}/env.example"))];
+    files(&fixture(&format!("{version}/envs")), &mut paths);
+    let mut keys = BTreeSet::new();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).expect("fixture");
+        keys.extend(text.lines().filter_map(|l| l.split_once('=').map(|(k, _)| k.trim().to_string())).filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')));
+    }
+    keys
 }
 
 /// Issue #2: only keys that exist in Dify's `.env.example` or the plugin daemon's documented
@@ -63,8 +80,13 @@ fn env_keys_exist_in_dify() {
         let known = env_example_keys(version);
         assert!(known.contains("SQLALCHEMY_POOL_SIZE"), "fixture parse sanity");
         for profile in PROFILES {
-            let mut args = vec!["size", "--qps", "500", "--profile", profile, "--format", "env", "--dify-version", version];
+            let mut args = vec!["size", "--qps", "500", "--profile", profile, "--format", "env", "--dify-version", version, "--retention-days", "30"];
             args.extend_from_slice(extra);
+            if version == "1.16.1" {
+                args.extend_from_slice(&["--workflow-log-store", "logstore"]);
+            } else {
+                args.extend_from_slice(&["--workflow-log-store", "celery"]);
+            }
             let run = difyplan(&args);
             assert_eq!(run.code, 0, "{}", run.stderr);
             let mut seen = 0;
@@ -222,4 +244,51 @@ fn help_is_stable() {
     let run = difyplan(&["size", "--help"]);
     assert_eq!(run.code, 0);
     insta::assert_snapshot!("size_help", run.stdout);
+}
+
+/// Issue #5: `size --qps 500 --retention-days 300` shows the disk plan; with the log store the
+/// env has the four repository keys and the switches, and no secret values.
+#[test]
+fn workflow_log_storage() {
+    let r = difyplan(&["size", "--qps", "500", "--retention-days", "300"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("300 days keep"), "{}", r.stdout);
+    let v = json(&difyplan(&["size", "--qps", "500", "--retention-days", "300", "--format", "json"]));
+    // By hand: 500 QPS × 0.5 mean load × 86,400 s × 6,700 bytes = 144.72 GB a day; × 300 days;
+    // × 1.3 for bloat, indexes and WAL.
+    let daily = 500.0 * 0.5 * 86_400.0 * 6_700.0;
+    assert!((v["logs"]["daily_bytes"].as_f64().unwrap() - daily).abs() < 1.0);
+    assert!((v["logs"]["pg_disk_bytes"].as_f64().unwrap() - daily * 300.0 * 1.3).abs() < 1e3);
+    assert_eq!(v["logs"]["recommend_log_store"], true, "about 40 TiB of logs");
+    let pg = json(&difyplan(&["size", "--qps", "500", "--retention-days", "300", "--format", "json", "--workflow-log-store", "logstore"]));
+    assert_eq!(pg["logs"]["pg_disk_bytes"], 0.0);
+    assert!(pg["database"]["cores"].as_u64() < v["database"]["cores"].as_u64(), "the log store saves PostgreSQL CPU");
+    let env = difyplan(&["size", "--qps", "500", "--retention-days", "300", "--format", "env", "--workflow-log-store", "logstore"]).stdout;
+    for key in ["CORE_WORKFLOW_EXECUTION_REPOSITORY", "CORE_WORKFLOW_NODE_EXECUTION_REPOSITORY", "API_WORKFLOW_RUN_REPOSITORY", "API_WORKFLOW_NODE_EXECUTION_REPOSITORY"] {
+        let line = env.lines().find(|l| l.starts_with(&format!("{key}="))).unwrap_or_else(|| panic!("{key} missing"));
+        assert!(line.contains("extensions.logstore.repositories."), "{line}");
+    }
+    assert!(env.lines().any(|l| l == "LOGSTORE_DUAL_WRITE_ENABLED=true"));
+    assert!(env.lines().any(|l| l == "LOGSTORE_DUAL_READ_ENABLED=true"));
+    for secret in ["ALIYUN_SLS_ACCESS_KEY_ID", "ALIYUN_SLS_ACCESS_KEY_SECRET"] {
+        assert!(env.lines().any(|l| l == format!("{secret}=")), "{secret} is a placeholder without a value");
+    }
+    let old = difyplan(&["size", "--qps", "10", "--dify-version", "1.9.1", "--workflow-log-store", "logstore"]);
+    assert_eq!(old.code, 2);
+    assert!(old.stderr.contains("no log-store repositories"));
+}
+
+/// Issue #5: Redis topology from the operations per second; the vendor's one-Redis limit.
+#[test]
+fn redis_topology() {
+    let small = json(&difyplan(&["size", "--qps", "20", "--edition", "test", "--format", "json"]));
+    assert_eq!(small["redis"]["topology"], "standalone");
+    let ha = json(&difyplan(&["size", "--qps", "20", "--format", "json"]));
+    assert_eq!(ha["redis"]["topology"], "sentinel");
+    // 200 QPS × 40 operations = 8,000/s: the vendor's saturation point → cluster.
+    let big = json(&difyplan(&["size", "--qps", "200", "--format", "json"]));
+    assert_eq!(big["redis"]["topology"], "cluster");
+    assert_eq!(big["redis"]["plugin_daemon_topology"], "sentinel");
+    let env = difyplan(&["size", "--qps", "200", "--format", "env"]).stdout;
+    assert!(env.lines().any(|l| l == "# REDIS_USE_CLUSTERS=true"));
 }
