@@ -23,6 +23,8 @@ fn main() {
         Command::Size(args) => cmd::size::run(args, &mut io),
         Command::Check(args) => cmd::check::run(args, &mut io),
         Command::Matrix(args) => cmd::matrix::run(args, &mut io),
+        Command::Render(args) => cmd::render::run(args, &mut io),
+        Command::Templates(args) => cmd::templates::run(args, &mut io),
     };
     let status = match result {
         Ok(status) => status,

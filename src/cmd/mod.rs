@@ -3,7 +3,9 @@
 
 pub mod check;
 pub mod matrix;
+pub mod render;
 pub mod size;
+pub mod templates;
 
 use crate::cli::{AppRole, PlanArgs};
 use crate::model::assumptions::Assumptions;
@@ -32,6 +34,8 @@ pub fn plan_input(args: &PlanArgs) -> Result<PlanInput> {
         collaboration: !args.no_collaboration,
         app_role_superuser: args.app_role == AppRole::Superuser,
         pg_max_connections: args.pg_max_connections,
+        workflow_log_store: args.workflow_log_store,
+        retention_days: args.retention_days,
         pg_host: crate::model::plan::PgHostSpec { memory_bytes: args.pg_memory, cpus: args.pg_cpus, storage: args.pg_storage, pg_version: args.pg_version },
         assumptions,
     })

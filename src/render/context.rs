@@ -15,7 +15,7 @@ pub struct Context {
     pub difyplan_version: &'static str,
     /// The command that reproduces this output, for the header of every file.
     pub command: String,
-    pub qps: f64,
+    pub qps: String,
     pub profile: String,
     pub edition: String,
     pub target: String,
@@ -201,7 +201,7 @@ pub fn build(plan: &Plan, command: String, compose: ComposeView, db_service: Opt
     Context {
         difyplan_version: env!("CARGO_PKG_VERSION"),
         command,
-        qps: plan.input.qps,
+        qps: format!("{}", plan.input.qps),
         profile: plan.input.profile.name.clone(),
         edition: plan.input.edition.to_string(),
         target: plan.input.target.to_string(),

@@ -2,7 +2,7 @@
 //! undefined, no auto-escaping, `true`/`false`, trailing newlines kept), and the built-in
 //! templates embedded in the binary so that `cargo install` needs no files beside it.
 
-use minijinja::value::{Value, ValueKind};
+use minijinja::value::{Serde, Value, ValueKind};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior};
 use std::path::{Path, PathBuf};
 
@@ -70,7 +70,7 @@ impl Engine {
     /// Render one template with `ctx` (any `Serialize` value).
     pub fn render<S: serde::Serialize>(&self, name: &str, ctx: &S) -> Result<String, TemplateError> {
         let template = self.env.get_template(name).map_err(|e| describe(&self.source, &e))?;
-        template.render(Value::from_serialize(ctx)).map_err(|e| describe(&self.source, &e))
+        template.render(Value::from(Serde(ctx))).map_err(|e| describe(&self.source, &e))
     }
 }
 
@@ -205,7 +205,7 @@ mod tests {
         let mut env = Environment::new();
         configure(&mut env);
         env.add_template_owned("t.yaml", src.to_string()).map_err(|e| describe(&Source::Builtin, &e))?;
-        env.get_template("t.yaml").unwrap().render(Value::from_serialize(&ctx)).map_err(|e| describe(&Source::Builtin, &e))
+        env.get_template("t.yaml").unwrap().render(Value::from(Serde(&ctx))).map_err(|e| describe(&Source::Builtin, &e))
     }
 
     #[test]
@@ -251,7 +251,7 @@ mod tests {
             assert_eq!(yaml_filter(Value::from(s)).unwrap(), want, "{s}");
         }
         assert_eq!(yaml_filter(Value::from(3)).unwrap(), "3");
-        assert_eq!(yaml_filter(Value::from_serialize(vec!["a", "1"])).unwrap(), "[\"a\",\"1\"]");
+        assert_eq!(yaml_filter(Value::from(Serde(vec!["a", "1"]))).unwrap(), "[\"a\",\"1\"]");
     }
 
     #[test]

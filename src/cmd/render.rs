@@ -1,0 +1,304 @@
+//! `difyplan render`: a plan as the files operators deploy — a `.env` (or a patch of one), a
+//! compose override, Kubernetes manifests, Helm values — from the embedded templates or a user's.
+
+use super::{Io, plan_input};
+use crate::cli::{HelmChart, PlanArgs, RenderArgs, RenderCommand, RenderComposeArgs, RenderEnvArgs, RenderHelmArgs, RenderKubernetesArgs, RenderOutputArgs};
+use crate::dify::DifyVersion;
+use crate::dify::keys::Scope;
+use crate::exit::ExitStatus;
+use crate::model::assumptions::Target;
+use crate::model::plan::{self, Plan};
+use crate::read::yaml;
+use crate::render::context::{self, ComposeView, Context, RenderKind};
+use crate::render::engine::{Engine, Source};
+use crate::render::patch;
+use crate::render::write::{self, Existing, Output};
+use crate::report;
+use anyhow::{Result, bail};
+use serde_yaml::Value;
+use std::path::{Path, PathBuf};
+
+pub fn run(args: &RenderArgs, io: &mut Io) -> Result<ExitStatus> {
+    match &args.what {
+        RenderCommand::Env(a) => env(a, io),
+        RenderCommand::Compose(a) => compose(a, io),
+        RenderCommand::Kubernetes(a) => kubernetes(a, io),
+        RenderCommand::Helm(a) => helm(a, io),
+    }
+}
+
+/// One rendered file: its name in an output folder and its text.
+struct Rendered {
+    file: String,
+    text: String,
+}
+
+/// Plan for `kind`'s target. A plan whose fixed cap cannot hold it is never rendered: the
+/// shortfall goes to stderr and the command exits 1, as `size --format env` does.
+fn make_plan(args: &PlanArgs, kind: RenderKind, io: &mut Io) -> Result<Option<(Plan, String)>> {
+    if kind == RenderKind::Compose && args.target == Target::Kubernetes {
+        bail!("render compose plans for docker compose — drop --target kubernetes, or use `render kubernetes` / `render helm`");
+    }
+    let mut args = args.clone();
+    args.target = context::target_for(kind, args.target);
+    let plan = plan::plan(&plan_input(&args)?)?;
+    if !plan.budget.fits {
+        writeln!(io.err, "{}", report::table::shortfall_summary(&plan))?;
+        writeln!(io.err, "difyplan: nothing rendered — the plan does not fit its max_connections")?;
+        return Ok(None);
+    }
+    Ok(Some((plan, command_line(&args, kind))))
+}
+
+/// The `difyplan render …` words that reproduce this plan (only the options that differ from
+/// their defaults), for the header of every file.
+fn command_line(a: &PlanArgs, kind: RenderKind) -> String {
+    let sub = match kind {
+        RenderKind::Env => "env",
+        RenderKind::Compose => "compose",
+        RenderKind::Kubernetes => "kubernetes",
+        RenderKind::Helm => "helm",
+    };
+    let mut w = vec![format!("difyplan render {sub} --qps {}", a.qps), format!("--profile {}", a.profile), format!("--edition {}", a.edition), format!("--dify-version {}", a.dify_version)];
+    if kind == RenderKind::Env && a.target != Target::Compose {
+        w.push(format!("--target {}", a.target));
+    }
+    if a.no_collaboration {
+        w.push("--no-collaboration".into());
+    }
+    if a.app_role == crate::cli::AppRole::Superuser {
+        w.push("--app-role superuser".into());
+    }
+    if let Some(n) = a.pg_max_connections {
+        w.push(format!("--pg-max-connections {n}"));
+    }
+    if let Some(m) = a.pg_memory {
+        w.push(format!("--pg-memory {}MiB", m >> 20));
+    }
+    if let Some(c) = a.pg_cpus {
+        w.push(format!("--pg-cpus {c}"));
+    }
+    if a.pg_storage != crate::model::pgtune::Storage::Ssd {
+        w.push(format!("--pg-storage {}", a.pg_storage));
+    }
+    if a.pg_version != 15 {
+        w.push(format!("--pg-version {}", a.pg_version));
+    }
+    for x in &a.assume {
+        w.push(format!("--assume {x}"));
+    }
+    if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&a.overrides) {
+        for (k, v) in map {
+            w.push(format!("--{} {v}", k.replace('_', "-")));
+        }
+    }
+    w.join(" ")
+}
+
+fn source(out: &RenderOutputArgs) -> Source {
+    out.templates.clone().map_or(Source::Builtin, Source::Folder)
+}
+
+/// Check a rendered document before anyone deploys it: YAML must parse, a `.env` must read back.
+fn self_check(r: &Rendered, template: &str, src: &Source) -> Result<()> {
+    let shown = match src {
+        Source::Builtin => format!("built-in template {template}"),
+        Source::Folder(d) => d.join(template).display().to_string(),
+    };
+    if r.file.ends_with(".yaml") {
+        if let Err(e) = yaml::parse_documents(&r.text, &r.file) {
+            bail!("{shown} produced YAML that does not parse ({e}) — fix the template");
+        }
+    } else if let Err(e) = crate::read::dotenv::parse(&r.text, &r.file, &Default::default()) {
+        bail!("{shown} produced a .env that does not parse ({e}) — fix the template");
+    }
+    Ok(())
+}
+
+/// Print one document, or write every file into the output folder (all or nothing).
+fn emit(docs: Vec<Rendered>, out: &RenderOutputArgs, separator: &str, io: &mut Io) -> Result<ExitStatus> {
+    let Some(dir) = &out.output else {
+        let text: Vec<String> = docs.into_iter().map(|d| d.text).collect();
+        write!(io.out, "{}", text.join(separator))?;
+        return Ok(ExitStatus::Success);
+    };
+    write::check_folder(dir)?;
+    let outputs: Vec<Output> = docs.iter().map(|d| Output { path: dir.join(&d.file), contents: d.text.clone().into_bytes(), mode: None }).collect();
+    write::write_all(&outputs, if out.force { Existing::Replace } else { Existing::Keep })?;
+    for o in &outputs {
+        writeln!(io.err, "wrote {}", o.path.display())?;
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn env(args: &RenderEnvArgs, io: &mut Io) -> Result<ExitStatus> {
+    let Some((plan, command)) = make_plan(&args.plan, RenderKind::Env, io)? else { return Ok(ExitStatus::Findings) };
+    if let Some(file) = &args.patch {
+        return patch_env(&plan, file, args, io);
+    }
+    let ctx = context::build(&plan, command, ComposeView::default(), None);
+    let src = source(&args.out);
+    let engine = Engine::load(&src, &["env.j2"])?;
+    let doc = Rendered { file: ".env".into(), text: engine.render("env.j2", &ctx)? };
+    self_check(&doc, "env.j2", &src)?;
+    emit(vec![doc], &args.out, "", io)
+}
+
+/// `--patch FILE`: set the shared sizing keys in a Dify `.env`, print the diff, or apply it.
+fn patch_env(plan: &Plan, file: &Path, args: &RenderEnvArgs, io: &mut Io) -> Result<ExitStatus> {
+    let name = file.display().to_string();
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!("{name}: no such file — pass Dify's docker/.env"),
+        Err(e) if e.kind() == std::io::ErrorKind::IsADirectory || file.is_dir() => bail!("{name}: is a folder — pass the .env file inside it"),
+        Err(e) => bail!("{name}: {e}"),
+    };
+    let text = patch::dify_env_text(&bytes, &name)?;
+    let wanted: Vec<(String, String)> = report::env::settings(plan).into_iter().filter(|s| s.scope == Scope::Shared).map(|s| (s.key.to_string(), s.value)).collect();
+    let patched = patch::patch(text, &name, &wanted)?;
+    let services: Vec<&str> = {
+        let mut v: Vec<&str> = report::env::settings(plan).iter().filter_map(|s| match s.scope { Scope::Service(svc) => Some(svc), Scope::Shared | Scope::Suggested => None }).collect();
+        v.dedup();
+        v
+    };
+    if !services.is_empty() {
+        writeln!(io.err, "note: values for {} alone are not set in a shared .env: put them in docker-compose.override.yaml (difyplan render compose)", services.join(", "))?;
+    }
+    if patched.is_unchanged() {
+        writeln!(io.err, "{name}: already has the plan's values — nothing to change")?;
+        return Ok(ExitStatus::Success);
+    }
+    let summary = format!("{} value(s) changed, {} key(s) added in the difyplan block", patched.changed.len(), patched.added.len());
+    if !args.write {
+        let file_name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| name.clone());
+        write!(io.out, "{}", patch::unified_diff(text, &patched.text, &file_name))?;
+        writeln!(io.err, "{name}: {summary}; nothing written — add --write to apply")?;
+        return Ok(ExitStatus::Success);
+    }
+    let mode = write::mode_of(file);
+    if !args.no_backup {
+        let mut bak = file.as_os_str().to_owned();
+        bak.push(".bak");
+        let bak = PathBuf::from(bak);
+        let existing = if args.out.force { Existing::Replace } else { Existing::Keep };
+        write::write_all(&[Output { path: bak.clone(), contents: bytes.clone(), mode }], existing)
+            .map_err(|e| anyhow::anyhow!("{e} (the backup of {name}; or pass --no-backup)"))?;
+        writeln!(io.err, "kept the original as {}", bak.display())?;
+    }
+    write::write_all(&[Output { path: file.to_path_buf(), contents: patched.text.into_bytes(), mode }], Existing::Replace)?;
+    writeln!(io.err, "{name}: {summary}")?;
+    Ok(ExitStatus::Success)
+}
+
+/// What a given compose file says: the version it runs, its PostgreSQL service, its services.
+struct ComposeFile {
+    version: Option<DifyVersion>,
+    db_service: String,
+    services: Vec<String>,
+}
+
+fn read_compose_file(path: &Path) -> Result<ComposeFile> {
+    let name = path.display().to_string();
+    let text = crate::read::read_text(path)?;
+    let docs = yaml::parse_documents(&text, &name)?;
+    let root = docs.first().map(|d| &d.value);
+    let Some(services) = root.and_then(|r| r.get("services")).and_then(Value::as_mapping) else {
+        bail!("{name}: no `services:` — pass Dify's docker/docker-compose.yaml to --compose-file");
+    };
+    let mut names = Vec::new();
+    let mut version = None;
+    let mut db = None;
+    for (k, svc) in services {
+        let Some(n) = k.as_str() else { continue };
+        names.push(n.to_string());
+        let image = svc.get("image").and_then(Value::as_str).unwrap_or_default();
+        if let Some(tag) = image.strip_prefix("langgenius/dify-api:") {
+            version = tag.parse::<DifyVersion>().ok().or(version);
+        }
+        let is_postgres = image.starts_with("postgres:") || image.starts_with("postgres@") || image == "postgres";
+        if (n == "db_postgres" || n == "db") || (db.is_none() && is_postgres) {
+            db = Some(n.to_string());
+        }
+    }
+    if version.is_none() && root.and_then(|r| r.get("x-shared-env")).is_some() {
+        version = Some(DifyVersion::V1_9);
+    }
+    let Some(db_service) = db else {
+        bail!("{name}: no PostgreSQL service (db_postgres, db, or a postgres image) — the override sets its command; add the service or pass Dify's own compose file");
+    };
+    if !names.iter().any(|n| n == "api") {
+        bail!("{name}: no `api` service — pass Dify's docker/docker-compose.yaml to --compose-file");
+    }
+    Ok(ComposeFile { version, db_service, services: names })
+}
+
+fn compose(args: &RenderComposeArgs, io: &mut Io) -> Result<ExitStatus> {
+    let mut plan_args = args.plan.clone();
+    let mut view = ComposeView::default();
+    let mut db_service = None;
+    let mut present = None;
+    if let Some(file) = &args.compose_file {
+        let found = read_compose_file(file)?;
+        if let Some(v) = found.version.filter(|v| *v != plan_args.dify_version) {
+            writeln!(io.err, "note: {} runs Dify {v}: planning for {v}, not {}", file.display(), plan_args.dify_version)?;
+            plan_args.dify_version = v;
+        }
+        view.base_file = Some(file.display().to_string());
+        db_service = Some(found.db_service);
+        present = Some(found.services);
+    }
+    let Some((plan, command)) = make_plan(&plan_args, RenderKind::Compose, io)? else { return Ok(ExitStatus::Findings) };
+    if let Some(present) = &present {
+        view.missing = plan.components.iter().map(|c| c.component.service().to_string()).filter(|s| !present.contains(s)).collect();
+    }
+    let ctx = context::build(&plan, command, view, db_service);
+    let src = source(&args.out);
+    let name = "compose/docker-compose.override.yaml.j2";
+    let engine = Engine::load(&src, &[name])?;
+    let doc = Rendered { file: "docker-compose.override.yaml".into(), text: engine.render(name, &ctx)? };
+    self_check(&doc, name, &src)?;
+    emit(vec![doc], &args.out, "", io)
+}
+
+fn kubernetes(args: &RenderKubernetesArgs, io: &mut Io) -> Result<ExitStatus> {
+    let Some((plan, command)) = make_plan(&args.plan, RenderKind::Kubernetes, io)? else { return Ok(ExitStatus::Findings) };
+    let ctx = context::build(&plan, command, ComposeView::default(), None);
+    let src = source(&args.out);
+    let (component_t, pg_t) = ("kubernetes/component.yaml.j2", "kubernetes/postgresql.yaml.j2");
+    let engine = Engine::load(&src, &[component_t, pg_t])?;
+    let mut docs = Vec::new();
+    for c in &ctx.components {
+        let text = engine.render(component_t, &ComponentContext { base: &ctx, component: c })?;
+        let doc = Rendered { file: format!("{}.yaml", c.slug), text };
+        self_check(&doc, component_t, &src)?;
+        docs.push(doc);
+    }
+    let doc = Rendered { file: "postgresql.yaml".into(), text: engine.render(pg_t, &ctx)? };
+    self_check(&doc, pg_t, &src)?;
+    docs.push(doc);
+    emit(docs, &args.out, "---\n", io)
+}
+
+/// The context of one component's manifests: everything, plus `component`.
+#[derive(serde::Serialize)]
+struct ComponentContext<'a> {
+    #[serde(flatten)]
+    base: &'a Context,
+    component: &'a context::ComponentView,
+}
+
+fn helm(args: &RenderHelmArgs, io: &mut Io) -> Result<ExitStatus> {
+    let Some((plan, mut command)) = make_plan(&args.plan, RenderKind::Helm, io)? else { return Ok(ExitStatus::Findings) };
+    let chart = match args.chart {
+        HelmChart::Borispolonsky => "borispolonsky",
+        HelmChart::Douban => "douban",
+    };
+    command = command.replacen("render helm", &format!("render helm --chart {chart}"), 1);
+    let ctx = context::build(&plan, command, ComposeView::default(), None);
+    let src = source(&args.out);
+    let name = format!("helm/{chart}.yaml.j2");
+    let engine = Engine::load(&src, &[&name])?;
+    let doc = Rendered { file: "values.yaml".into(), text: engine.render(&name, &ctx)? };
+    self_check(&doc, &name, &src)?;
+    emit(vec![doc], &args.out, "", io)
+}
