@@ -162,7 +162,7 @@ pub struct CheckArgs {
     #[arg(long, value_enum, default_value_t = FailOn::Error)]
     pub fail_on: FailOn,
     /// Report only: exit 0 whatever is found (input errors still exit 2).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "fail_on")]
     pub exit_zero: bool,
     /// max_connections of a managed database whose cap is not in the files.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -193,10 +193,10 @@ pub struct MatrixArgs {
     #[arg(long, value_enum)]
     pub target: Option<Target>,
     /// Regenerate the committed matrix files (one per profile and target).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["profile", "target"])]
     pub write: bool,
     /// With --write: replace files that differ.
-    #[arg(long)]
+    #[arg(long, requires = "write")]
     pub force: bool,
     /// The folder of the matrix files.
     #[arg(long, value_name = "DIR", default_value = "matrices")]

@@ -26,6 +26,10 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
         app_role_superuser: args.app_role.map(|r| r == crate::cli::AppRole::Superuser),
         host_cpus: args.host_cpus.unwrap_or(DEFAULT_HOST_CPUS),
     };
+    if let Some(env_file) = &args.env_file {
+        // Fail on a bad --env-file before anything else, not only when a compose file needs it.
+        crate::read::read_text(env_file)?;
+    }
     let found = inputs::collect(&paths).map_err(anyhow::Error::msg)?;
     if found.is_empty() {
         bail!("{}: no .env, compose, Kubernetes or Helm values file found — pass the folder or files Dify is deployed from", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));

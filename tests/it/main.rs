@@ -1,6 +1,7 @@
 //! difyplan's integration tests: the whole CLI (exit codes, messages, formats) and the model's
 //! properties. Real Dify files come from `../shared/fixtures/dify/`, never from copies.
 
+mod bad_input;
 mod check_cli;
 mod fuzz;
 mod kubernetes_cli;
