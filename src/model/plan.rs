@@ -252,13 +252,17 @@ struct Gevent {
 /// Slots per process cover the quantile of what one process holds when it runs at the CPU
 /// target, so they depend on the profile, not on the QPS; processes then cover both the CPU
 /// and the in-flight quantile. Neither shrinks when the QPS grows.
-fn size_gevent(in_flight_mean: f64, cpu_cores: f64, cpu_target: f64, a: &Assumptions, floor_slots: u64) -> Gevent {
+///
+/// `min_processes` (the edition's minimum replicas, one process each at least) always run, so
+/// the quantile is shared among at least that many processes.
+fn size_gevent(in_flight_mean: f64, cpu_cores: f64, cpu_target: f64, a: &Assumptions, floor_slots: u64, min_processes: u64) -> Gevent {
     let in_flight_quantile = poisson_quantile(in_flight_mean, a.quantile);
     let saturated_in_flight = if cpu_cores > 0.0 { in_flight_mean * cpu_target / cpu_cores } else { f64::INFINITY };
     let slots_by_saturation = if saturated_in_flight.is_finite() { poisson_quantile(saturated_in_flight, a.quantile) } else { u64::MAX };
-    let slots = slots_by_saturation.min(in_flight_quantile).min(a.slots_per_process_max).max(floor_slots).max(1);
+    let shared = in_flight_quantile.div_ceil(min_processes.max(1));
+    let slots = slots_by_saturation.min(shared).min(a.slots_per_process_max).max(floor_slots).max(1);
     let processes_by_cpu = (cpu_cores / cpu_target).ceil() as u64;
-    let processes = processes_by_cpu.max(in_flight_quantile.div_ceil(slots)).max(1);
+    let processes = processes_by_cpu.max(in_flight_quantile.div_ceil(slots)).max(min_processes).max(1);
     Gevent { in_flight_mean, in_flight_quantile, saturated_in_flight, cpu_cores, processes_by_cpu, slots, processes }
 }
 
@@ -317,12 +321,12 @@ fn plan_core(input: &PlanInput) -> Plan {
 
     // ---- api -------------------------------------------------------------------------------
     let api_cpu_ms = p.api_cpu_ms();
-    let api = size_gevent(lambda * p.request_seconds, lambda * api_cpu_ms / 1000.0, cpu_target, a, 1);
+    let api = size_gevent(lambda * p.request_seconds, lambda * api_cpu_ms / 1000.0, cpu_target, a, 1, rules.min_replicas);
     rec.note("api.in_flight_mean", fmt1(api.in_flight_mean), format!("λ × W = {lambda} × {} s", p.request_seconds), "Little's law, DOMAIN.md §5");
     rec.note("api.in_flight_quantile", api.in_flight_quantile, format!("Poisson({:.1}) quantile {}", api.in_flight_mean, a.quantile), "DOMAIN.md §5; quantile is an assumption (--assume quantile=)");
     rec.note("api.cpu_cores", fmt2(api.cpu_cores), format!("λ × CPU = {lambda} × {api_cpu_ms:.1} ms (blocking {} ms × {:.2} + streaming {} ms × {:.2})", p.api_cpu_ms_blocking, p.blocking_share(), p.api_cpu_ms_streaming, p.streaming_share), "profile, DOMAIN.md §8");
     rec.note("api.processes_by_cpu", api.processes_by_cpu, format!("ceil({:.2} cores ÷ {cpu_target} target) — one gevent process per core", api.cpu_cores), "DOMAIN.md §5; target from the edition");
-    rec.note("SERVER_WORKER_CONNECTIONS", api.slots, format!("min(Poisson({:.1}) q{} = in flight in one process at the CPU target, in-flight quantile {}, {} max)", api.saturated_in_flight.min(1e12), a.quantile, api.in_flight_quantile, a.slots_per_process_max), "issue #2: slots cover a high quantile");
+    rec.note("SERVER_WORKER_CONNECTIONS", api.slots, format!("min(Poisson({:.1}) q{} = in flight in one process at the CPU target, in-flight quantile {} ÷ {} minimum processes, {} max)", api.saturated_in_flight.min(1e12), a.quantile, api.in_flight_quantile, rules.min_replicas, a.slots_per_process_max), "issue #2: slots cover a high quantile");
     let (api_replicas, api_per_pod) = split_into_pods(api.processes, rules.min_replicas, a.api_processes_per_pod, input.target);
     rec.note("api.processes", api.processes, format!("max({} by CPU, ceil({} ÷ {} slots))", api.processes_by_cpu, api.in_flight_quantile, api.slots), "");
     rec.note("api.replicas × SERVER_WORKER_AMOUNT", format!("{api_replicas} × {api_per_pod}"), match input.target {
@@ -364,21 +368,24 @@ fn plan_core(input: &PlanInput) -> Plan {
     let stream_in_flight = stream_rate * p.request_seconds;
     let task_in_flight = task_rate * p.celery_task_seconds;
     let worker_cpu = (stream_rate * p.worker_cpu_ms_streaming + task_rate * p.celery_task_cpu_ms) / 1000.0;
-    let worker = size_gevent(stream_in_flight + task_in_flight, worker_cpu, cpu_target, a, WORKER_CONCURRENCY_FLOOR);
+    let worker = size_gevent(stream_in_flight + task_in_flight, worker_cpu, cpu_target, a, WORKER_CONCURRENCY_FLOOR, rules.min_replicas);
     rec.note("worker.in_flight_mean", fmt1(worker.in_flight_mean), format!("streaming runs {stream_rate:.1}/s × {} s + tasks {task_rate:.1}/s × {} s", p.request_seconds, p.celery_task_seconds), "Little's law; streaming runs execute in the worker, DOMAIN.md §8");
     rec.note("CELERY_WORKER_AMOUNT", worker.slots, format!("max({WORKER_CONCURRENCY_FLOOR}, min(Poisson({:.1}) q{} in one worker at the CPU target, in-flight quantile {}))", worker.saturated_in_flight.min(1e12), a.quantile, worker.in_flight_quantile), "DOMAIN.md §8: -c is the runs executing at once; floor: Dify 1.16.1 .env.example (4)");
     let worker_replicas = worker.processes.max(rules.min_replicas);
     rec.note("worker.replicas", worker_replicas, format!("max({} by CPU ({:.2} cores ÷ {cpu_target}), ceil({} ÷ {}), {} edition minimum)", worker.processes_by_cpu, worker.cpu_cores, worker.in_flight_quantile, worker.slots, rules.min_replicas), "one gevent process per worker, one core");
-    let in_flight = worker.in_flight_mean.max(f64::MIN_POSITIVE);
-    let chat_stream = stream_in_flight * p.chat_share / in_flight;
-    let wf_stream = stream_in_flight * (1.0 - p.chat_share) / in_flight;
-    let tasks = task_in_flight / in_flight;
-    let need_per_slot = if worker.in_flight_mean > 0.0 {
+    // Shares of the worker's work in flight, from the profile alone (per request), so they do not
+    // wobble with the QPS through floating-point noise.
+    let per_request = p.streaming_share * p.request_seconds + p.celery_tasks * p.celery_task_seconds;
+    let share = |x: f64| if per_request > 0.0 { x / per_request } else { 0.0 };
+    let chat_stream = share(p.streaming_share * p.request_seconds * p.chat_share);
+    let wf_stream = share(p.streaming_share * p.request_seconds * (1.0 - p.chat_share));
+    let tasks = share(p.celery_tasks * p.celery_task_seconds);
+    let need_per_slot = if per_request > 0.0 {
         chat_stream * (1.0 + a.worker_chat_headroom) + wf_stream * a.worker_workflow_connections_per_run + tasks
     } else {
         1.0
     };
-    let worker_max = ((worker.slots as f64 * need_per_slot).ceil() as u64).max(2);
+    let worker_max = ceil_clean(worker.slots as f64 * need_per_slot).max(2);
     let worker_mean = stream_in_flight * p.chat_share * p.connections_mean + stream_in_flight * (1.0 - p.chat_share) * a.worker_workflow_connections_per_run + task_in_flight;
     let worker_pool = usual_pool(worker.saturated_in_flight, need_per_slot, worker_max);
     rec.note("worker pool (per process)", worker_max, format!("ceil({} × ({chat_stream:.2} chat runs × {} + {wf_stream:.2} workflow runs × {} + {tasks:.2} tasks × 1)), at least 2", worker.slots, 1.0 + a.worker_chat_headroom, a.worker_workflow_connections_per_run), "DOMAIN.md §8: a chat run holds a connection throughout; a workflow run only for moments");
@@ -520,7 +527,7 @@ const COMPOSE_HOST_CORES_WARN: f64 = 64.0;
 /// not the QPS, so neither it nor the overflow shrinks as the QPS grows; at low QPS it is the
 /// whole maximum.
 fn usual_pool(saturated_in_flight: f64, held_each: f64, max: u64) -> u64 {
-    if saturated_in_flight.is_finite() { ((saturated_in_flight * held_each).ceil() as u64).clamp(1, max) } else { max }
+    if saturated_in_flight.is_finite() { ceil_clean(saturated_in_flight * held_each).clamp(1, max) } else { max }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -599,6 +606,11 @@ fn shortfall(input: &PlanInput, plan: &Plan) -> Shortfall {
         ways.push(WayOut { action: format!("a lower target: this cap holds at most {q} QPS of this profile"), saves: 0, enough: true });
     }
     Shortfall { missing, needed_max_connections: needed, max_qps_at_cap, ways_out: ways }
+}
+
+/// `ceil`, forgiving the last bits of floating-point noise (4.000000001 is 4).
+fn ceil_clean(v: f64) -> u64 {
+    (v - 1e-9).ceil().max(0.0) as u64
 }
 
 fn round2(v: f64) -> f64 {
