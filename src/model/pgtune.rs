@@ -420,10 +420,14 @@ pub fn tune(host: &PgHost, max_connections: u64) -> Tuning {
 
 /// What one connection costs besides work_mem: DOMAIN.md §5 says "about 2–10 MB"; the safe end.
 pub const PER_BACKEND_OVERHEAD_BYTES: u64 = 10 * MIB;
-/// work_mem allowances per connection in the memory check: Dify's queries are short lookups and
+/// work_mem allowances per connection running a query: Dify's queries are short lookups and
 /// writes (11–28 ms of PostgreSQL CPU per request, DOMAIN.md §8), so one sort or hash at a time.
 /// PGTune's own divisor of 3 is the headroom above this (maintenance, autovacuum, the OS).
 pub const WORK_MEM_ALLOWANCES_PER_BACKEND: u64 = 1;
+/// Backends running a query at once, per CPU. Most of Dify's connections sit idle in
+/// transaction while requests wait on the LLM (DOMAIN.md §1, §8), and PostgreSQL runs about
+/// cores × 2 queries usefully at once (DOMAIN.md §5); twice that is the allowance.
+pub const ACTIVE_BACKENDS_PER_CPU: u64 = 4;
 
 /// Whether `max_connections` fit the database's memory, and what would.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -455,7 +459,7 @@ pub struct MemoryCheck {
 pub fn memory_check(host: &PgHost, tuning: &Tuning) -> MemoryCheck {
     let available_bytes = host.memory_bytes;
     let per_backend_bytes = per_backend_bytes(tuning);
-    let needed_bytes = needed_bytes(tuning);
+    let needed_bytes = needed_bytes(tuning, host.cpus);
     let fits = needed_bytes <= available_bytes;
     let largest = largest_safe_max_connections(host);
     let memory_to_fit_bytes = memory_to_fit(host, tuning.max_connections);
@@ -501,23 +505,35 @@ fn per_backend_bytes(tuning: &Tuning) -> u64 {
     PER_BACKEND_OVERHEAD_BYTES.saturating_add(work_mem)
 }
 
-fn needed_bytes(tuning: &Tuning) -> u64 {
+/// shared_buffers + every backend's overhead + work_mem for the backends that run a query at once.
+fn needed_bytes(tuning: &Tuning, cpus: u32) -> u64 {
     let shared = u128::from(tuning.shared_buffers_kb) * u128::from(KIB);
-    let backends = u128::from(tuning.max_connections) * u128::from(per_backend_bytes(tuning));
-    u64::try_from(shared + backends).unwrap_or(u64::MAX)
+    let backends = u128::from(tuning.max_connections) * u128::from(PER_BACKEND_OVERHEAD_BYTES);
+    let active = u128::from(tuning.max_connections.min(u64::from(cpus).saturating_mul(ACTIVE_BACKENDS_PER_CPU)));
+    let work_mem = active * u128::from(per_backend_bytes(tuning) - PER_BACKEND_OVERHEAD_BYTES);
+    u64::try_from(shared + backends + work_mem).unwrap_or(u64::MAX)
 }
 
 fn fits_after_tuning(host: &PgHost, max_connections: u64) -> bool {
-    needed_bytes(&tune(host, max_connections)) <= host.memory_bytes
+    needed_bytes(&tune(host, max_connections), host.cpus) <= host.memory_bytes
 }
 
 fn largest_safe_max_connections(host: &PgHost) -> u64 {
     // Every connection costs at least the overhead, so none past this bound can fit.
     let room = host.memory_bytes.saturating_sub(host.memory_kb() / 4 * KIB);
-    let (mut lo, mut hi) = (0, room / PER_BACKEND_OVERHEAD_BYTES);
+    let bound = room / PER_BACKEND_OVERHEAD_BYTES;
+    let (mut lo, mut hi) = (0, bound);
     while lo < hi {
         let mid = lo + (hi - lo).div_ceil(2);
         if fits_after_tuning(host, mid) { lo = mid } else { hi = mid - 1 }
+    }
+    // The need is not strictly monotone for small counts (the active backends' work_mem falls as
+    // PGTune divides by more connections), so settle on an edge: fits at n, not at n + 1.
+    while lo > 0 && !fits_after_tuning(host, lo) {
+        lo -= 1;
+    }
+    while lo < bound && fits_after_tuning(host, lo + 1) {
+        lo += 1;
     }
     lo
 }
@@ -883,31 +899,30 @@ mod tests {
 
     #[test]
     fn memory_check_too_small_database() {
-        // 2 GiB = 2097152 kB, 2000 connections: shared_buffers 524288 kB, work_mem floored to 4096 kB,
-        // per backend 10240 + 4096 = 14336 kB; needed 524288 + 2000 × 14336 = 29196288 kB ≫ RAM.
+        // 2 GiB = 2097152 kB, 2 CPUs, 2000 connections: shared_buffers 524288 kB, work_mem floored
+        // to 4096 kB; every backend costs 10240 kB, the 4 × 2 = 8 running a query also work_mem:
+        // needed 524288 + 2000 × 10240 + 8 × 4096 = 21037056 kB ≫ RAM.
         let h = host(2, 2);
         let c = memory_check(&h, &tune(&h, 2000));
         assert!(!c.fits);
         assert_eq!(c.per_backend_bytes, 14336 * 1024);
-        assert_eq!(c.needed_bytes, 29_196_288 * 1024);
+        assert_eq!(c.needed_bytes, 21_037_056 * 1024);
         assert_eq!(c.available_bytes, 2 * GIB);
-        // Largest safe, by hand: n × (10240 + work_mem(n)) ≤ 2097152 − 524288 = 1572864 kB,
-        // work_mem(n) = max(4096, ⌊1572864 ÷ (3(n + 8))⌋):
-        //   n = 105: ⌊1572864 ÷ 339⌋ = 4639, 105 × 14879 = 1562295 ≤ 1572864 — fits;
-        //   n = 106: ⌊1572864 ÷ 342⌋ = 4599, 106 × 14839 = 1572934 > 1572864 — does not.
-        // (With work_mem frozen at 4096 kB the answer would be ⌊1572864 ÷ 14336⌋ = 109, but
-        // re-tuning at 109 raises work_mem to 4481 kB and needs 2079 MiB: it would not fit.)
-        assert_eq!(c.largest_safe_max_connections, 105);
-        assert!(c.remedy.contains("lower max_connections to 105"), "{}", c.remedy);
-        // The memory that holds 2000 connections, R GiB: 2000 × (10240 + work_mem) ≤ 3R/4 GiB in kB,
-        // work_mem = ⌊786432 R ÷ 6024⌋ (above the floor from 31 GiB):
-        //   R = 38: work_mem 4960, 2000 × 15200 = 30400000 > 29884416 — does not fit;
-        //   R = 39: work_mem 5091, 2000 × 15331 = 30662000 ≤ 30670848 — fits.
+        // Largest safe, by hand: 10240 n + 8 × work_mem(n) ≤ 2097152 − 524288 = 1572864 kB,
+        // work_mem(n) = max(4096, ⌊1572864 ÷ (3(n + 8))⌋), at the floor from n = 121:
+        //   n = 150: 1536000 + 32768 = 1568768 ≤ 1572864 — fits;
+        //   n = 151: 1546240 + 32768 = 1579008 > 1572864 — does not.
+        assert_eq!(c.largest_safe_max_connections, 150);
+        assert!(c.remedy.contains("lower max_connections to 150"), "{}", c.remedy);
+        // The memory that holds 2000 connections, R GiB: 2000 × 10240 + 8 × work_mem ≤ 3R/4 GiB
+        // in kB = 786432 R, work_mem = max(4096, ⌊786432 R ÷ 6024⌋):
+        //   R = 26: 20447232 < 20480000 — not even the overhead fits;
+        //   R = 27: work_mem at the floor, 20480000 + 32768 = 20512768 ≤ 21233664 — fits.
         let to_fit = c.memory_to_fit_bytes.expect("a host up to 16 TiB holds 2000");
         assert!(fits_after_tuning(&PgHost { memory_bytes: to_fit, ..h }, 2000));
         assert!(!fits_after_tuning(&PgHost { memory_bytes: to_fit - GIB, ..h }, 2000));
-        assert_eq!(to_fit, 39 * GIB);
-        assert!(c.remedy.contains("39.0 GiB"), "{}", c.remedy);
+        assert_eq!(to_fit, 27 * GIB);
+        assert!(c.remedy.contains("27.0 GiB"), "{}", c.remedy);
     }
 
     #[test]
@@ -926,12 +941,9 @@ mod tests {
             let n = largest_safe_max_connections(&h);
             assert!(fits_after_tuning(&h, n), "{gib} GiB, {n}");
             assert!(!fits_after_tuning(&h, n + 1), "{gib} GiB, {n}");
-            // And the memory needed grows with the connections on the way up (what the bisection needs).
-            let mut last = 0;
-            for conns in 0..=n + 50 {
-                let needed = needed_bytes(&tune(&h, conns));
-                assert!(needed >= last, "{gib} GiB, {conns}");
-                last = needed;
+            // Beyond the edge nothing fits again (the need grows once the overhead dominates).
+            for conns in n + 1..=n + 200 {
+                assert!(!fits_after_tuning(&h, conns), "{gib} GiB, {conns}");
             }
         }
     }
