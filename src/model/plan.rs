@@ -477,8 +477,8 @@ fn plan_core(input: &PlanInput) -> Plan {
     if input.dify_version < DifyVersion::V1_16 {
         env.truncate(5);
     }
-    let mut server_settings = vec![("max_connections".to_string(), max_connections.to_string())];
-    server_settings.extend(tuning.settings().into_iter().map(|(k, v)| (k.to_string(), v)));
+    // PGTune's list starts with max_connections, tuned for the plan's.
+    let mut server_settings: Vec<(String, String)> = tuning.settings().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     server_settings.push(("statement_timeout".into(), timeouts.statement_ms.to_string()));
     server_settings.push(("idle_in_transaction_session_timeout".into(), timeouts.idle_in_transaction_ms.to_string()));
     rec.note("POSTGRES_SHARED_BUFFERS", kb(tuning.shared_buffers_kb), format!("RAM / 4 of {} GiB", host.memory_bytes >> 30), pgtune::PGTUNE_REVISION);

@@ -193,7 +193,7 @@ impl<'a> Parser<'a> {
         let end = self.text[at..]
             .find('\n')
             .map_or(self.text.len(), |i| at + i);
-        if end > at && self.text.as_bytes()[end - 1] == b'\r' {
+        if end > 0 && self.text.as_bytes()[end - 1] == b'\r' {
             end - 1
         } else {
             end
@@ -319,7 +319,11 @@ impl<'a> Parser<'a> {
             return Ok((entry, self.next_line(key_start)));
         };
 
-        let value_start = self.skip_blanks(separator + 1);
+        let mut value_start = self.skip_blanks(separator + 1);
+        // An empty value on a CRLF line: the value ends where the line does, before the `\r`.
+        if value_start > separator + 1 && text.as_bytes().get(value_start) == Some(&b'\n') && text.as_bytes()[value_start - 1] == b'\r' {
+            value_start -= 1;
+        }
         let (value, raw_end, form, last) = match text.as_bytes().get(value_start) {
             Some(&quote @ (b'"' | b'\'')) => self.quoted(value_start, quote)?,
             _ => {
@@ -796,6 +800,18 @@ mod tests {
         err("comment cuts a reference", "A=${U:-x #y}", 1, "invalid variable reference"),
         err("NUL byte", "A=1\nB=x\0", 2, "NUL byte"),
     ];
+
+    /// `KEY=` on a CRLF line: the value's span is empty and sits before the `\r`, and the line's
+    /// span leaves the `\r` out, so a patch keeps the line ending.
+    #[test]
+    fn empty_value_on_crlf_line() {
+        let text = "A=\r\nB=2\r\n";
+        let entries = parse(text, "t.env", &BTreeMap::new()).unwrap();
+        assert_eq!(entries[0].value, "");
+        assert_eq!(entries[0].raw_value_span, 2..2);
+        assert_eq!(entries[0].line_span, 0..2);
+        assert_eq!(entries[1].line_span, 4..7);
+    }
 
     #[test]
     fn compose_syntax_table() {

@@ -175,6 +175,14 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
     } else {
         Source::default("no image tag; assumed the latest (pass --dify-version)")
     };
+    // No PostgreSQL workload among the inputs: a ConfigMap may carry its postgresql.conf.
+    if max_connections.is_none() {
+        if let Some((max, idle)) = conf_in_config_maps(&config_maps)? {
+            // The file sets the server's settings; what it leaves out is PostgreSQL's default (0).
+            idle_timeout = Some(idle.unwrap_or_else(|| Valued::new("0".into(), max.source.clone())));
+            max_connections = Some(max);
+        }
+    }
     let (max_connections, found) = match (opts.pg_max_connections, max_connections) {
         (Some(n), _) => (Valued::new(n, Source::Flag { flag: "--pg-max-connections".into() }), true),
         (None, Some(m)) => (m, true),
@@ -212,7 +220,12 @@ fn container_env(w: &Workload, config_maps: &BTreeMap<(String, String), Env>) ->
             let Some(name) = yaml::get_string(item, &path(&["configMapRef", "name"])) else { continue };
             let prefix = yaml::get_string(item, &path(&["prefix"])).unwrap_or_default();
             let key = (d.namespace(), name.clone());
+            let optional = yaml::get(item, &path(&["configMapRef", "optional"])).and_then(Value::as_bool) == Some(true);
             let Some(cm) = config_maps.get(&key) else {
+                if optional {
+                    // Kubernetes starts the pod without it; so does the budget.
+                    continue;
+                }
                 return Err(format!(
                     "{}: ConfigMap `{name}` (namespace {}) used by {} {} is not in the given files — pass the file that defines it",
                     d.at(&join(&env_from, &[PathSeg::Index(i)])), key.0, d.kind(), d.name()
@@ -313,4 +326,40 @@ fn surge(d: &Doc, replicas: u64) -> Result<Valued<u64>, String> {
         raw.trim().parse::<u64>().map_err(|_| format!("{source}: maxSurge `{raw}` is not a number or a percentage"))?
     };
     Ok(Valued::new(pods, source))
+}
+
+/// `max_connections` (and `idle_in_transaction_session_timeout`) from a `postgresql.conf` carried
+/// in a ConfigMap's data (`key = value` lines, `#` comments), as operators mount it into the server.
+fn conf_in_config_maps(config_maps: &BTreeMap<(String, String), Env>) -> Result<Option<(Valued<u64>, Option<Valued<String>>)>, String> {
+    for env in config_maps.values() {
+        for (key, v) in env {
+            if !key.ends_with(".conf") {
+                continue;
+            }
+            let mut max = None;
+            let mut idle = None;
+            for (i, raw) in v.value.lines().enumerate() {
+                let line = raw.split('#').next().unwrap_or_default();
+                let Some((name, value)) = line.split_once('=') else { continue };
+                let value = value.trim().trim_matches('\'');
+                // A block scalar starts on the line after its key.
+                let at = match &v.source {
+                    Source::File { path, line } => Source::file(path.clone(), line + 1 + i),
+                    other => other.clone(),
+                };
+                match name.trim() {
+                    "max_connections" => {
+                        let n = value.parse::<u64>().map_err(|_| format!("{at}: max_connections `{value}` is not a whole number"))?;
+                        max = Some(Valued::new(n, at));
+                    }
+                    "idle_in_transaction_session_timeout" => idle = Some(Valued::new(value.to_string(), at)),
+                    _ => {}
+                }
+            }
+            if let Some(max) = max {
+                return Ok(Some((max, idle)));
+            }
+        }
+    }
+    Ok(None)
 }
