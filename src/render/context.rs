@@ -242,7 +242,7 @@ pub fn build(plan: &Plan, command: String, compose: ComposeView, db_service: Opt
             Pair { name: "app.kubernetes.io/part-of".into(), value: "dify".into() },
             Pair { name: "app.kubernetes.io/managed-by".into(), value: "difyplan".into() },
         ],
-        notes: plan.notes.clone(),
+        notes: plan.notes.iter().map(|n| one_line(n)).collect(),
         plan: plan.clone(),
     }
 }
@@ -266,9 +266,11 @@ fn component(plan: &Plan, c: &ComponentPlan) -> ComponentView {
         Component::PluginDaemon => ("pluginDaemon", Some("pluginDaemon")),
     };
     let var = |key: &Key, value: String, why: Option<String>| EnvVar { key: key.name.to_string(), value, doc: key.doc.to_string(), why };
+    // The api's pool size has its own derivation; every other pool is explained as a whole.
     let pool = |c: &ComponentPlan, label: &str| {
+        let size_why = if c.component == Component::Api { "SQLALCHEMY_POOL_SIZE" } else { label };
         vec![
-            var(&keys::SQLALCHEMY_POOL_SIZE, c.pool_size.to_string(), why(plan, &[label, "SQLALCHEMY_POOL_SIZE"])),
+            var(&keys::SQLALCHEMY_POOL_SIZE, c.pool_size.to_string(), why(plan, &[size_why])),
             var(&keys::SQLALCHEMY_MAX_OVERFLOW, c.max_overflow.to_string(), why(plan, &[label])),
         ]
     };
@@ -382,6 +384,11 @@ fn component(plan: &Plan, c: &ComponentPlan) -> ComponentView {
     }
 }
 
+/// Text for a comment line: no line breaks.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// `18.0` → `18`, `0.25` → `0.25`.
 fn trim_float(v: f64) -> String {
     let s = format!("{v:.2}");
@@ -391,7 +398,8 @@ fn trim_float(v: f64) -> String {
 /// The first derivation among `names` the plan recorded, as `formula [source]`.
 fn why(plan: &Plan, names: &[&str]) -> Option<String> {
     names.iter().find_map(|n| plan.derivations.iter().find(|d| d.name == *n)).map(|d| {
-        if d.source.is_empty() { d.formula.clone() } else { format!("{} [{}]", d.formula, d.source) }
+        let text = if d.source.is_empty() { d.formula.clone() } else { format!("{} [{}]", d.formula, d.source) };
+        one_line(&text)
     })
 }
 

@@ -70,7 +70,12 @@ impl Engine {
     /// Render one template with `ctx` (any `Serialize` value).
     pub fn render<S: serde::Serialize>(&self, name: &str, ctx: &S) -> Result<String, TemplateError> {
         let template = self.env.get_template(name).map_err(|e| describe(&self.source, &e))?;
-        template.render(Value::from(Serde(ctx))).map_err(|e| describe(&self.source, &e))
+        let mut text = template.render(Value::from(Serde(ctx))).map_err(|e| describe(&self.source, &e))?;
+        // Every file ends with exactly one line break, whatever the template's last tag trimmed.
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        Ok(text)
     }
 }
 

@@ -59,7 +59,11 @@ pub fn dify_env_text<'a>(bytes: &'a [u8], file: &str) -> Result<&'a str, PatchEr
         return Err(not_env("binary data (a NUL byte), not a Dify .env"));
     }
     let text = dotenv::decode(bytes, file).map_err(|e| PatchError(format!("{e} — not a Dify .env")))?;
-    if looks_like_yaml(text) {
+    let yaml_kind = matches!(
+        crate::read::inputs::classify_text(std::path::Path::new(file), text),
+        Some(crate::read::inputs::Kind::Compose | crate::read::inputs::Kind::Kubernetes | crate::read::inputs::Kind::HelmValues)
+    );
+    if yaml_kind || looks_like_yaml(text) {
         return Err(not_env("a YAML file, not a Dify .env"));
     }
     let entries = dotenv::parse(text, file, &BTreeMap::new()).map_err(|e| PatchError(e.to_string()))?;
@@ -105,8 +109,14 @@ pub fn patch(text: &str, file: &str, wanted: &[(String, String)]) -> Result<Patc
                 continue;
             }
             let new = rewrite(e, value).ok_or_else(|| PatchError(format!("{file}:{}: {key} cannot hold the value {value:?}", e.line)))?;
-            changed.push(Change { key: key.clone(), line: e.line, old: text[e.raw_value_span.clone()].to_string(), new: new.clone() });
-            edits.push((e.raw_value_span.clone(), new));
+            // An empty value at the end of a CRLF line is reported after the `\r` (the reader
+            // counts `\r` as a blank); the new value belongs before the line ending.
+            let mut span = e.raw_value_span.clone();
+            while span.is_empty() && span.start > 0 && text.as_bytes()[span.start - 1] == b'\r' {
+                span = span.start - 1..span.start - 1;
+            }
+            changed.push(Change { key: key.clone(), line: e.line, old: text[span.clone()].to_string(), new: new.clone() });
+            edits.push((span, new));
         }
     }
     edits.sort_by_key(|(span, _)| std::cmp::Reverse(span.start));
@@ -142,11 +152,11 @@ fn add_block(mut text: String, added: &[(String, String)]) -> Result<String, Pat
         lines.push_str(&format!("{k}={v}{nl}"));
     }
     // A block from an earlier run takes the new keys just before its end marker.
-    if let Some(end) = find_line(&text, BLOCK_END) {
-        if find_line(&text, BLOCK_BEGIN).is_some_and(|b| b < end) {
-            text.insert_str(end, &lines);
-            return Ok(text);
-        }
+    if let Some(end) = find_line(&text, BLOCK_END)
+        && find_line(&text, BLOCK_BEGIN).is_some_and(|b| b < end)
+    {
+        text.insert_str(end, &lines);
+        return Ok(text);
     }
     if !text.is_empty() && !text.ends_with('\n') {
         text.push_str(nl);
@@ -214,6 +224,13 @@ mod tests {
         // A key needed later joins the same block.
         let more = patch(&p.text, "t.env", &w(&[("A", "2"), ("NEW", "3"), ("LATER", "4")])).unwrap();
         assert_eq!(more.text, format!("SECRET_KEY=x\nA=2\n\n{BLOCK_BEGIN}\nNEW=3\nLATER=4\n{BLOCK_END}\n"));
+    }
+
+    #[test]
+    fn empty_values_at_crlf_line_ends() {
+        let text = "SECRET_KEY=x\r\nCELERY_WORKER_AMOUNT=\r\nB=1\r\n";
+        let p = patch(text, "t.env", &w(&[("CELERY_WORKER_AMOUNT", "4")])).unwrap();
+        assert_eq!(p.text, "SECRET_KEY=x\r\nCELERY_WORKER_AMOUNT=4\r\nB=1\r\n");
     }
 
     #[test]

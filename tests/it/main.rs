@@ -8,5 +8,6 @@ mod kubernetes_cli;
 mod matrix_files;
 mod plan_properties;
 mod pg_server;
+mod render_cli;
 mod size_cli;
 mod support;
