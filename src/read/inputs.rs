@@ -107,7 +107,9 @@ pub fn classify_text(path: &Path, text: &str) -> Option<Kind> {
     if top.contains(&"apiVersion") && top.contains(&"kind") {
         return Some(Kind::Kubernetes);
     }
-    if top.contains(&"api") && (top.contains(&"worker") || top.contains(&"pluginDaemon") || top.contains(&"plugin_daemon") || top.contains(&"global")) {
+    // A values override may name only the api beside keys only these charts have.
+    let helm_marks = ["worker", "pluginDaemon", "plugin_daemon", "global", "externalPostgres", "beat", "workerBeat", "apiWebsocket"];
+    if top.contains(&"api") && helm_marks.iter().any(|k| top.contains(k)) {
         return Some(Kind::HelmValues);
     }
     if is_env_name(name) || (!is_yaml(name) && text.lines().any(|l| l.trim_start().split_once('=').is_some_and(|(k, _)| !k.is_empty() && k.trim().chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ' ')))) {

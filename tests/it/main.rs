@@ -4,6 +4,7 @@
 mod bad_input;
 mod check_cli;
 mod fuzz;
+mod helm_values;
 mod kubernetes_cli;
 mod matrix_files;
 mod plan_properties;
