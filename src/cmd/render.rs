@@ -288,7 +288,18 @@ struct ComponentContext<'a> {
 }
 
 fn helm(args: &RenderHelmArgs, io: &mut Io) -> Result<ExitStatus> {
-    let Some((plan, mut command)) = make_plan(&args.plan, RenderKind::Helm, io)? else { return Ok(ExitStatus::Findings) };
+    let mut plan_args = args.plan.clone();
+    if args.chart == HelmChart::Douban {
+        // douban's templates render no update strategy, so Kubernetes' default rolling update
+        // (maxSurge 25%, rounded up) applies to every Deployment, beat included: plan for it.
+        let set = |assume: &[String], key: &str| assume.iter().any(|a| a.split('=').next().is_some_and(|k| k.trim().replace('-', "_") == key));
+        for (key, value) in [("max_surge", "0.25"), ("beat_surge", "1")] {
+            if !set(&plan_args.assume, key) {
+                plan_args.assume.push(format!("{key}={value}"));
+            }
+        }
+    }
+    let Some((plan, mut command)) = make_plan(&plan_args, RenderKind::Helm, io)? else { return Ok(ExitStatus::Findings) };
     let chart = match args.chart {
         HelmChart::Borispolonsky => "borispolonsky",
         HelmChart::Douban => "douban",

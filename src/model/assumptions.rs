@@ -37,6 +37,9 @@ pub struct Assumptions {
     /// api_websocket pool per process. Its connection use was not measured (DOMAIN.md §8); an assumption.
     pub websocket_pool_size: u64,
     pub websocket_max_overflow: u64,
+    /// Extra beat pods during an update: 0 with `strategy: Recreate` (what difyplan renders); 1
+    /// where a chart renders no strategy and Kubernetes' default rolling update applies.
+    pub beat_surge: u64,
     /// worker_beat pool: beat holds 0 at idle and about 1 in practice (DOMAIN.md §2, §8).
     pub beat_pool_size: u64,
     pub beat_max_overflow: u64,
@@ -74,6 +77,7 @@ impl Default for Assumptions {
             worker_workflow_connections_per_run: 0.5,
             websocket_pool_size: 5,
             websocket_max_overflow: 5,
+            beat_surge: 0,
             beat_pool_size: 1,
             beat_max_overflow: 1,
             plugin_cores_per_replica: 2.0,

@@ -398,7 +398,8 @@ fn plan_core(input: &PlanInput) -> Plan {
     // ---- worker_beat -----------------------------------------------------------------------
     let (bp, bo) = (a.beat_pool_size, a.beat_max_overflow);
     rec.note("worker_beat pool", bp + bo, format!("{bp} + {bo} as a per-service override; compose would otherwise give beat the api's pool"), "DOMAIN.md §2: beat holds about 1");
-    components.push(component(Component::WorkerBeat, 1, 1, 0, 1, None, bp.max(1), (bp + bo).max(1), 1.0, None, BEAT_CPU, BEAT_MEMORY_MIB));
+    let beat_surge = if input.target == Target::Kubernetes { a.beat_surge } else { 0 };
+    components.push(component(Component::WorkerBeat, 1, 1, beat_surge, 1, None, bp.max(1), (bp + bo).max(1), 1.0, None, BEAT_CPU, BEAT_MEMORY_MIB));
 
     // ---- plugin_daemon ---------------------------------------------------------------------
     let plugin_cores = lambda * p.plugin_cpu_ms / 1000.0;

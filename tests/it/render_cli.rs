@@ -397,6 +397,25 @@ fn rendered_kubernetes_passes_check() {
     }
 }
 
+/// Issue #4 for the Helm charts: the values read back by `check` (the Helm-values reader, which
+/// knows each chart's templates, including the strategies they render) fit the plan's budget.
+#[test]
+fn rendered_helm_values_pass_check() {
+    for chart in ["borispolonsky", "douban"] {
+        for qps in ["10", "100", "500"] {
+            let dir = tempfile::tempdir().unwrap();
+            ok(&run(&["render", "helm", "--chart", chart, "--qps", qps, "-o", &s(dir.path())]));
+            let r = run(&["check", &s(&dir.path().join("values.yaml")), "--format", "json"]);
+            assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
+            let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+            let codes: Vec<&str> = v["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
+            for bad in BUDGET_CODES {
+                assert!(!codes.contains(&bad), "{chart} at {qps} QPS: {bad} in {codes:?}\n{}", r.stdout);
+            }
+        }
+    }
+}
+
 // ---- the .env patch --------------------------------------------------------------------------
 
 /// The shared sizing keys a plan sets (what `--patch` may change).
