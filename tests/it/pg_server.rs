@@ -1,7 +1,7 @@
 //! Plans proved against a real PostgreSQL server (issue #6): a throwaway server set up like Dify's,
 //! the plan's whole worst-case demand opened at once, then the cap and the superuser reserve probed.
 
-use crate::support::{Run, difyplan, fixture, json};
+use crate::support::{Run, difyplan, json};
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 use std::io::{self, Read, Write};
@@ -40,10 +40,12 @@ fn small_plan_holds_on_a_real_server() {
 }
 
 /// A large plan: about two thousand connections, the scale where a real server's limits
-/// (semaphores, shared memory, file descriptors) would show up.
+/// (semaphores, shared memory, file descriptors) would show up. The host is given as 16 GiB so
+/// the rendered shared_buffers (4 GB) can be mapped on a 24 GiB test machine; the plan's own
+/// choice would be larger, and its memory warning says so.
 #[test]
 fn large_plan_holds_on_a_real_server() {
-    prove_plan(&["--qps", "200", "--profile", "workflow"]);
+    prove_plan(&["--qps", "200", "--profile", "workflow", "--pg-memory", "16GiB"]);
 }
 
 /// A managed database's fixed cap: the plan's demand stays below it, so the test first fills
@@ -54,7 +56,7 @@ fn plan_under_a_managed_cap_holds_on_a_real_server() {
 }
 
 /// Runs `difyplan size <args>` as JSON and as `.env`, starts a server with exactly the rendered
-/// `POSTGRES_MAX_CONNECTIONS` and Dify's other defaults, and checks the budget on it: every
+/// `POSTGRES_MAX_CONNECTIONS` and the other rendered `POSTGRES_*` settings, and checks the budget on it: every
 /// usable slot opens for the application role, one more does not, a superuser still gets in.
 fn prove_plan(args: &[&str]) {
     let plan = json(&size(args, "json"));
@@ -81,7 +83,7 @@ fn prove_plan(args: &[&str]) {
     let Some(bin) = PgBin::find_or_skip(&format!("size {}", args.join(" "))) else { return };
     let _one = ONE_SERVER_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     raise_open_files_limit(usable + 64);
-    let settings: Vec<(&str, String)> = std::iter::once(("max_connections", max_connections.clone())).chain(dify_memory_defaults()).collect();
+    let settings: Vec<(&str, String)> = std::iter::once(("max_connections", max_connections.clone())).chain(rendered_settings(&env)).collect();
     let started = Instant::now();
     let server = PgServer::start_with(&bin, &settings);
     let up = started.elapsed();
@@ -142,18 +144,81 @@ fn env_value(env: &str, key: &str) -> Option<String> {
     env.lines().filter(|l| !l.trim_start().starts_with('#')).find_map(|l| l.strip_prefix(key)?.strip_prefix('=')).map(|v| v.trim().to_string())
 }
 
-/// Dify's server settings other than `max_connections`: the `POSTGRES_*` keys its compose file
-/// passes to `postgres -c`, read from Dify's own defaults so the server is sized as shipped.
-fn dify_memory_defaults() -> Vec<(&'static str, String)> {
-    let path = fixture("1.16.1/envs/databases/db-postgres.env.example");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+/// The server settings other than `max_connections` exactly as the rendered `.env` writes them:
+/// the `POSTGRES_*` keys Dify's compose file passes to `postgres -c`.
+fn rendered_settings(env: &str) -> Vec<(&'static str, String)> {
     ["shared_buffers", "work_mem", "maintenance_work_mem", "effective_cache_size", "statement_timeout", "idle_in_transaction_session_timeout"]
         .into_iter()
         .map(|setting| {
             let key = format!("POSTGRES_{}", setting.to_uppercase());
-            (setting, env_value(&text, &key).unwrap_or_else(|| panic!("{}: no {key}", path.display())))
+            (setting, env_value(env, &key).unwrap_or_else(|| panic!("the rendered .env has no {key}:\n{env}")))
         })
         .collect()
+}
+
+/// Every server setting difyplan renders (`database.server_settings`: PGTune's list, the
+/// timeouts) for a plan on a given host.
+fn server_settings(args: &[&str]) -> Vec<(String, String)> {
+    let plan = json(&size(args, "json"));
+    plan["database"]["server_settings"]
+        .as_array()
+        .expect("server_settings")
+        .iter()
+        .map(|pair| (pair[0].as_str().unwrap().to_string(), pair[1].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// Issue #6: PostgreSQL accepts every setting difyplan renders, values and units, on hosts this
+/// machine can start a server for: the server starts with all of them on its command line.
+#[test]
+fn rendered_server_settings_start_a_real_server() {
+    let Some(bin) = PgBin::find_or_skip("rendered server settings") else { return };
+    let _one = ONE_SERVER_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    for host in [["--pg-memory", "4GiB", "--pg-cpus", "2", "--pg-storage", "ssd"], ["--pg-memory", "8GiB", "--pg-cpus", "4", "--pg-storage", "hdd"], ["--pg-memory", "16GiB", "--pg-cpus", "8", "--pg-storage", "nvme"]] {
+        let mut args = vec!["--qps", "20", "--profile", "workflow", "--pg-version", "15"];
+        args.extend_from_slice(&host);
+        let settings = server_settings(&args);
+        assert!(settings.len() >= 15, "{host:?}: {settings:?}");
+        let refs: Vec<(&str, String)> = settings.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let server = PgServer::start_with(&bin, &refs);
+        let admin = server.connect("postgres", "postgres").expect("superuser connection");
+        for (name, value) in &settings {
+            let source = admin.query(&format!("SELECT source FROM pg_settings WHERE name = '{name}'"));
+            assert_eq!(source, "command line", "{host:?}: {name}={value} was not taken from the command line");
+        }
+        assert_eq!(admin.query("SHOW shared_buffers"), settings.iter().find(|(k, _)| k == "shared_buffers").unwrap().1);
+        admin.close();
+    }
+}
+
+/// The settings for hosts too large to start here (64 GiB to 16 TiB): `postgres -C` parses each
+/// value with the server's own rules without allocating anything, for the version Dify ships (15)
+/// and the installed one.
+#[test]
+fn rendered_server_settings_for_large_hosts_parse() {
+    let Some(bin) = PgBin::find_or_skip("large-host settings") else { return };
+    let mut bins = vec![bin];
+    if bins[0].major != 15 {
+        if let Some(b15) = PgBin::major(15) {
+            bins.push(b15);
+        }
+    }
+    for bin in bins {
+        let user = ServerUser::get();
+        let dir = tempfile::Builder::new().prefix("difyplan-pgc-").tempdir().unwrap();
+        user.own(dir.path());
+        let data = dir.path().join("data");
+        let init = user.command(&bin.dir.join("initdb")).args(["--username=postgres", "--auth=trust", "--no-sync", "--pgdata"]).arg(&data).output().unwrap();
+        assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+        for memory in ["64GiB", "1TiB", "16TiB"] {
+            let version = bin.major.to_string();
+            let settings = server_settings(&["--qps", "2000", "--profile", "chat", "--pg-memory", memory, "--pg-cpus", "64", "--pg-version", &version]);
+            for (name, value) in &settings {
+                let out = user.command(&bin.dir.join("postgres")).arg("-D").arg(&data).arg("-C").arg(name).arg("-c").arg(format!("{name}={value}")).output().unwrap();
+                assert!(out.status.success(), "PostgreSQL {} refuses {name}={value} ({memory}): {}", bin.major, String::from_utf8_lossy(&out.stderr));
+            }
+        }
+    }
 }
 
 /// Thousands of held sockets need as many descriptors; many shells start with a soft limit of
