@@ -35,12 +35,11 @@ fn main() {
             ExitStatus::Error
         }
     };
-    if let Err(e) = out.flush() {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
+    if let Err(e) = out.flush()
+        && e.kind() != std::io::ErrorKind::BrokenPipe {
             let _ = writeln!(std::io::stderr(), "difyplan: error: writing output: {e}");
             std::process::exit(ExitStatus::Error.code());
         }
-    }
     std::process::exit(status.code());
 }
 

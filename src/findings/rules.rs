@@ -29,7 +29,7 @@ pub fn check(d: &Deployment, budget: &Budget) -> Vec<Finding> {
                     .at(&c.pool_size.source),
             );
         }
-        if c.component == Component::PluginDaemon && matches!(c.env.get("DB_MAX_OPEN_CONNS"), None) {
+        if c.component == Component::PluginDaemon && !c.env.contains_key("DB_MAX_OPEN_CONNS") {
             out.push(
                 Finding::new(Code::PluginDaemonPoolDefault, format!("plugin_daemon opens up to 30 connections per replica ({} pods: {})", c.worst_pods(), c.worst_pods().saturating_mul(30)), "set DB_MAX_OPEN_CONNS and DB_MAX_IDLE_CONNS on the plugin daemon to what it needs (`difyplan size` computes them)")
                     .on(c.component)

@@ -135,16 +135,14 @@ impl Assumptions {
         };
         in_open_unit("quantile", self.quantile)?;
         in_open_unit("pg_cpu_target", self.pg_cpu_target)?;
-        if let Some(t) = self.cpu_target {
-            if !(t > 0.0 && t <= 1.0) {
+        if let Some(t) = self.cpu_target
+            && !(t > 0.0 && t <= 1.0) {
                 return Err(format!("--assume cpu_target={t}: must lie in (0, 1]"));
             }
-        }
-        if let Some(f) = self.hpa_max_factor {
-            if !(1.0..=10.0).contains(&f) {
+        if let Some(f) = self.hpa_max_factor
+            && !(1.0..=10.0).contains(&f) {
                 return Err(format!("--assume hpa_max_factor={f}: must lie between 1 and 10"));
             }
-        }
         if self.max_surge > 1.0 {
             return Err(format!("--assume max_surge={}: a surge is a share of replicas, 0 to 1", self.max_surge));
         }

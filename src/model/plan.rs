@@ -576,7 +576,7 @@ fn shortfall(input: &PlanInput, plan: &Plan) -> Shortfall {
     let try_variant = |action: String, variant: PlanInput| {
         let other = plan_core(&variant);
         let saves = b.demand.saturating_sub(other.budget.demand);
-        (saves > 0).then(|| WayOut { action, saves, enough: other.budget.demand <= b.usable })
+        (saves > 0).then_some(WayOut { action, saves, enough: other.budget.demand <= b.usable })
     };
     if let Some(plugin) = plan.components.iter().find(|c| c.component == Component::PluginDaemon) {
         let line = plugin.worst_total;

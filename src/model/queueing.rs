@@ -7,7 +7,7 @@
 /// term that can matter at double precision, so it is exact for small means and stays fast
 /// (a few thousand terms) for the largest means the model accepts.
 pub fn poisson_quantile(mean: f64, level: f64) -> u64 {
-    if !(mean > 0.0) || !mean.is_finite() {
+    if mean.is_nan() || mean <= 0.0 || !mean.is_finite() {
         return 0;
     }
     let level = level.clamp(0.0, 1.0 - 1e-12);

@@ -114,11 +114,10 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
         for (key, svc) in svcs {
             let Some(svc_name) = key.as_str() else { continue };
             let Some(svc) = svc.as_mapping() else { continue };
-            if let Some(img) = svc.get("image").and_then(Value::as_str) {
-                if let Some(tag) = img.strip_prefix("langgenius/dify-api:") {
+            if let Some(img) = svc.get("image").and_then(Value::as_str)
+                && let Some(tag) = img.strip_prefix("langgenius/dify-api:") {
                     image_version = tag.parse::<DifyVersion>().ok().or(image_version);
                 }
-            }
             let entry = services.entry(svc_name.to_string()).or_insert_with(|| Service {
                 name: svc_name.to_string(),
                 value: serde_yaml::Mapping::new(),
@@ -232,11 +231,10 @@ fn merge_service(into: &mut Service, svc: &serde_yaml::Mapping, doc: &Document, 
                 }
             }
             _ => {
-                if key == "command" || key == "scale" {
-                    if let Some(line) = doc.line_of(&seg(&["services", &name, key])) {
+                if (key == "command" || key == "scale")
+                    && let Some(line) = doc.line_of(&seg(&["services", &name, key])) {
                         into.env_lines.insert(format!("\0{key}"), Source::file(file, line));
                     }
-                }
                 into.value.insert(k.clone(), v.clone());
             }
         }
@@ -446,19 +444,6 @@ pub fn shell_words(s: &str) -> Vec<String> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shell_words_like_sh() {
-        assert_eq!(shell_words("postgres -c 'max_connections=200' -c work_mem=4MB"), vec!["postgres", "-c", "max_connections=200", "-c", "work_mem=4MB"]);
-        assert_eq!(shell_words("  a  \"b c\" d\\ e "), vec!["a", "b c", "d e"]);
-        assert_eq!(shell_words(""), Vec::<String>::new());
-        assert_eq!(shell_words("''"), vec![""]);
-    }
-}
-
 /// A lone `.env` (no compose file beside it) read as Dify's own compose file would use it: every
 /// Dify service takes it, api_websocket maps its `API_WEBSOCKET_*` keys and runs when
 /// `COMPOSE_PROFILES` has `collaboration`, and the database gets `POSTGRES_MAX_CONNECTIONS`.
@@ -506,4 +491,17 @@ pub fn read_env_only(path: &Path, text: Option<&str>, opts: &Options) -> Result<
     let app_role = env.get("DB_USERNAME").cloned().unwrap_or_else(|| Valued::new("postgres".into(), Source::default("Dify default (postgres)")));
     let app_role_superuser = opts.app_role_superuser.unwrap_or(app_role.value == "postgres");
     Ok(Deployment { version, version_source, components, max_connections, max_connections_found: true, app_role, app_role_superuser, idle_in_transaction_timeout: Some(idle), unbounded_autoscalers: Vec::new() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_words_like_sh() {
+        assert_eq!(shell_words("postgres -c 'max_connections=200' -c work_mem=4MB"), vec!["postgres", "-c", "max_connections=200", "-c", "work_mem=4MB"]);
+        assert_eq!(shell_words("  a  \"b c\" d\\ e "), vec!["a", "b c", "d e"]);
+        assert_eq!(shell_words(""), Vec::<String>::new());
+        assert_eq!(shell_words("''"), vec![""]);
+    }
 }

@@ -20,6 +20,11 @@ fn join(base: &[PathSeg], more: &[PathSeg]) -> Vec<PathSeg> {
     base.iter().chain(more).cloned().collect()
 }
 
+/// Autoscalers by (namespace, target kind, target name): the maximum, and where the HPA is.
+type Autoscalers = BTreeMap<(String, String, String), (Option<Valued<u64>>, Source)>;
+/// `max_connections` and `idle_in_transaction_session_timeout` read from a server's settings.
+type ServerSettings = (Valued<u64>, Option<Valued<String>>);
+
 /// A document with the file it came from.
 struct Doc<'a> {
     doc: &'a Document,
@@ -86,7 +91,7 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
     }
 
     // Autoscalers by their target.
-    let mut hpas: BTreeMap<(String, String, String), (Option<Valued<u64>>, Source)> = BTreeMap::new();
+    let mut hpas: Autoscalers = BTreeMap::new();
     for d in expanded.iter().filter(|d| d.kind() == "HorizontalPodAutoscaler") {
         let kind = yaml::get_string(&d.doc.value, &path(&["spec", "scaleTargetRef", "kind"])).unwrap_or_default();
         let target = yaml::get_string(&d.doc.value, &path(&["spec", "scaleTargetRef", "name"])).unwrap_or_default();
@@ -176,13 +181,12 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         Source::default("no image tag; assumed the latest (pass --dify-version)")
     };
     // No PostgreSQL workload among the inputs: a ConfigMap may carry its postgresql.conf.
-    if max_connections.is_none() {
-        if let Some((max, idle)) = conf_in_config_maps(&config_maps)? {
+    if max_connections.is_none()
+        && let Some((max, idle)) = conf_in_config_maps(&config_maps)? {
             // The file sets the server's settings; what it leaves out is PostgreSQL's default (0).
             idle_timeout = Some(idle.unwrap_or_else(|| Valued::new("0".into(), max.source.clone())));
             max_connections = Some(max);
         }
-    }
     let (max_connections, found) = match (opts.pg_max_connections, max_connections) {
         (Some(n), _) => (Valued::new(n, Source::Flag { flag: "--pg-max-connections".into() }), true),
         (None, Some(m)) => (m, true),
@@ -330,7 +334,7 @@ fn surge(d: &Doc, replicas: u64) -> Result<Valued<u64>, String> {
 
 /// `max_connections` (and `idle_in_transaction_session_timeout`) from a `postgresql.conf` carried
 /// in a ConfigMap's data (`key = value` lines, `#` comments), as operators mount it into the server.
-fn conf_in_config_maps(config_maps: &BTreeMap<(String, String), Env>) -> Result<Option<(Valued<u64>, Option<Valued<String>>)>, String> {
+fn conf_in_config_maps(config_maps: &BTreeMap<(String, String), Env>) -> Result<Option<ServerSettings>, String> {
     for env in config_maps.values() {
         for (key, v) in env {
             if !key.ends_with(".conf") {

@@ -43,8 +43,8 @@ pub fn plan(plan: &Plan, explain: bool) -> String {
         d.max_connections,
         if d.max_connections_chosen { " (chosen by difyplan)" } else { " (fixed)" }
     );
-    if let Some(api) = plan.components.iter().find(|c| c.component == Component::Api) {
-        if let Some(shared) = api.shared_pool_equivalent {
+    if let Some(api) = plan.components.iter().find(|c| c.component == Component::Api)
+        && let Some(shared) = api.shared_pool_equivalent {
             let _ = writeln!(
                 s,
                 "pools: api's {} processes × {} = {} slots; one shared pool for the same admitted requests would need {} (+{} for a pool per process)",
@@ -55,7 +55,6 @@ pub fn plan(plan: &Plan, explain: bool) -> String {
                 (api.replicas * api.processes_per_pod * api.per_process_max).saturating_sub(shared)
             );
         }
-    }
     let gib = |b: f64| b / (1u64 << 30) as f64;
     let l = &plan.logs;
     let _ = writeln!(

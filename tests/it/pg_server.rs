@@ -198,11 +198,10 @@ fn rendered_server_settings_start_a_real_server() {
 fn rendered_server_settings_for_large_hosts_parse() {
     let Some(bin) = PgBin::find_or_skip("large-host settings") else { return };
     let mut bins = vec![bin];
-    if bins[0].major != 15 {
-        if let Some(b15) = PgBin::major(15) {
+    if bins[0].major != 15
+        && let Some(b15) = PgBin::major(15) {
             bins.push(b15);
         }
-    }
     for bin in bins {
         let user = ServerUser::get();
         let dir = tempfile::Builder::new().prefix("difyplan-pgc-").tempdir().unwrap();
