@@ -108,7 +108,7 @@ fn deployments(found: &[Input], env_file: Option<&Path>, opts: &Options) -> Resu
         if i.path.as_os_str() != "-" && used_envs.iter().any(same) {
             continue;
         }
-        let d = compose::read_env_only(&i.path, i.text.as_deref(), opts).map_err(anyhow::Error::msg)?;
+        let d = compose::read_env_only(i, opts).map_err(anyhow::Error::msg)?;
         out.push((i.path.display().to_string(), "env".to_string(), d));
     }
     let manifests: Vec<&Input> = found.iter().filter(|i| i.kind == Kind::Kubernetes).collect();

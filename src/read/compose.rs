@@ -447,17 +447,10 @@ pub fn shell_words(s: &str) -> Vec<String> {
 /// A lone `.env` (no compose file beside it) read as Dify's own compose file would use it: every
 /// Dify service takes it, api_websocket maps its `API_WEBSOCKET_*` keys and runs when
 /// `COMPOSE_PROFILES` has `collaboration`, and the database gets `POSTGRES_MAX_CONNECTIONS`.
-pub fn read_env_only(path: &Path, text: Option<&str>, opts: &Options) -> Result<Deployment, String> {
-    let name = path.display().to_string();
-    let owned;
-    let text = match text {
-        Some(t) => t,
-        None => {
-            owned = super::read_text(path).map_err(|e| e.to_string())?;
-            &owned
-        }
-    };
-    let entries = dotenv::parse(text, &name, &BTreeMap::new()).map_err(|e| e.to_string())?;
+pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Deployment, String> {
+    let name = input.path.display().to_string();
+    let text = input.text()?;
+    let entries = dotenv::parse(&text, &name, &BTreeMap::new()).map_err(|e| e.to_string())?;
     let env: Env = entries.into_iter().map(|e| (e.key, Valued::new(e.value, Source::file(name.clone(), e.line)))).collect();
     let has_websocket_keys = env.contains_key("API_WEBSOCKET_WORKER_AMOUNT") || env.contains_key("API_WEBSOCKET_WORKER_CONNECTIONS");
     let (version, version_source) = match opts.dify_version {

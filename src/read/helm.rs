@@ -261,15 +261,8 @@ impl Values<'_> {
 /// Read one values file of either community chart into a deployment description.
 pub fn read(input: &Input, opts: &Options) -> Result<Deployment, String> {
     let file = input.path.display().to_string();
-    let owned;
-    let text = match &input.text {
-        Some(t) => t.as_str(),
-        None => {
-            owned = super::read_text(&input.path).map_err(|e| e.to_string())?;
-            owned.as_str()
-        }
-    };
-    let docs = yaml::parse_documents(text, &file).map_err(|e| e.to_string())?;
+    let text = input.text()?;
+    let docs = yaml::parse_documents(&text, &file).map_err(|e| e.to_string())?;
     let Some(doc) = docs.first() else {
         return Err(format!("{file}:1: the values file is empty — pass the values file the chart is installed with"));
     };

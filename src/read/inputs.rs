@@ -25,6 +25,16 @@ pub struct Input {
     pub text: Option<String>,
 }
 
+impl Input {
+    /// The file's text: what was read to classify it (or from standard input), else read now.
+    pub fn text(&self) -> Result<std::borrow::Cow<'_, str>, String> {
+        match &self.text {
+            Some(t) => Ok(std::borrow::Cow::Borrowed(t.as_str())),
+            None => super::read_text(&self.path).map(std::borrow::Cow::Owned).map_err(|e| e.to_string()),
+        }
+    }
+}
+
 /// Folders never walked: version control, build output, dependencies.
 const SKIP_DIRS: &[&str] = &[".git", "target", "node_modules", ".venv", "volumes"];
 

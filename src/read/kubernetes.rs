@@ -57,15 +57,7 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
     let mut documents = Vec::new();
     for input in inputs {
         let name = input.path.display().to_string();
-        let owned;
-        let text = match &input.text {
-            Some(t) => t.as_str(),
-            None => {
-                owned = super::read_text(&input.path).map_err(|e| e.to_string())?;
-                owned.as_str()
-            }
-        };
-        documents.extend(yaml::parse_documents(text, &name).map_err(|e| e.to_string())?);
+        documents.extend(yaml::parse_documents(&input.text()?, &name).map_err(|e| e.to_string())?);
     }
     // `kind: List` (kubectl get -o yaml) holds its manifests in `items`.
     let mut expanded = Vec::new();
