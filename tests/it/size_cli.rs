@@ -292,3 +292,21 @@ fn redis_topology() {
     let env = difyplan(&["size", "--qps", "200", "--format", "env"]).stdout;
     assert!(env.lines().any(|l| l == "# REDIS_USE_CLUSTERS=true"));
 }
+
+/// Issue #5: a database too small for the plan gets the warning with the largest safe
+/// max_connections and the remedy; without --pg-memory the host is chosen and said to be.
+#[test]
+fn database_too_small_warns_with_numbers() {
+    let v = json(&difyplan(&["size", "--qps", "100", "--pg-memory", "2GiB", "--pg-cpus", "2", "--format", "json"]));
+    assert_eq!(v["database"]["memory"]["fits"], false);
+    let largest = v["database"]["memory"]["largest_safe_max_connections"].as_u64().unwrap();
+    assert!(largest < v["database"]["max_connections"].as_u64().unwrap());
+    let note = v["notes"].as_array().unwrap().iter().filter_map(|n| n.as_str()).find(|n| n.starts_with("WARNING")).expect("a memory warning");
+    assert!(note.contains(&format!("largest safe max_connections is {largest}")), "{note}");
+    assert!(note.contains("--pg-memory"), "{note}");
+    // PGTune's own numbers for the host: shared_buffers is a quarter of 2 GiB.
+    assert!(v["database"]["env"].as_array().unwrap().iter().any(|kv| kv[0] == "POSTGRES_SHARED_BUFFERS" && kv[1] == "512MB"));
+    let chosen = json(&difyplan(&["size", "--qps", "100", "--format", "json"]));
+    assert_eq!(chosen["database"]["memory"]["fits"], true);
+    assert!(chosen["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().starts_with("PostgreSQL host assumed")));
+}
