@@ -220,8 +220,8 @@ pub fn interpret(component: Component, name: &str, at: Source, env: Env, replica
                         _ => Valued::new(1, Source::default("one Celery process")),
                     }
                 }
-                Component::WorkerBeat => Valued::new(1, Source::default("one beat process")),
-                Component::PluginDaemon => unreachable!("handled above"),
+                // The plugin daemon took the branch above; beat is one scheduler process.
+                Component::WorkerBeat | Component::PluginDaemon => Valued::new(1, Source::default("one beat process")),
             };
         }
     }
