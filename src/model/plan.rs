@@ -336,7 +336,16 @@ fn plan_core(input: &PlanInput) -> Plan {
     // Pool: the measured deadlock bound per process against the greenlets it admits.
     let peak = p.connections_peak.ceil() as u64;
     let api_max = if p.chat_share > 0.0 { rules::chat_pool(api.slots, a.chat_pool_factor) } else { rules::deadlock_free_pool(api.slots, peak) };
-    let api_hold = p.blocking_share() * p.connections_mean + p.streaming_share * (a.streaming_start_hold_seconds / p.request_seconds).min(1.0);
+    // With the workflow logs off the request path (Celery repositories or a log store) the run's
+    // records are no longer written through a second session at its start and end: a blocking
+    // request holds its one session (the view's, DOMAIN.md §8) and nothing more. An assumption:
+    // the measured excess over one connection (1.06–1.17) is those writes. The peak, and so the
+    // pool bound, is left as measured.
+    let connections_mean = if input.workflow_log_store == LogStore::Postgres { p.connections_mean } else { 1.0f64.min(p.connections_mean) };
+    if connections_mean < p.connections_mean {
+        rec.note("connections per blocking request", connections_mean, format!("{} → {connections_mean} with the workflow logs off the request path (--workflow-log-store {:?})", p.connections_mean, input.workflow_log_store).to_lowercase(), "assumption from DOMAIN.md §6, §8: the excess over one session is the run's record writes");
+    }
+    let api_hold = p.blocking_share() * connections_mean + p.streaming_share * (a.streaming_start_hold_seconds / p.request_seconds).min(1.0);
     let api_pool = usual_pool(api.saturated_in_flight, api_hold, api_max);
     rec.note("api pool (SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW)", api_max, if p.chat_share > 0.0 {
         format!("{} × {} greenlets: chat apps need about 2 × admitted requests (chat share {})", a.chat_pool_factor, api.slots, p.chat_share)
@@ -344,7 +353,7 @@ fn plan_core(input: &PlanInput) -> Plan {
         format!("{} greenlets × ({} peak − 1) + 1: the pool-deadlock bound, enough for workflow apps", api.slots, p.connections_peak)
     }, "measured, DOMAIN.md §8");
     rec.note("SQLALCHEMY_POOL_SIZE", api_pool, format!("min(ceil({:.2} in flight in a process at the CPU target × {:.3} connections held each), {api_max})", api.saturated_in_flight.min(1e12), api_hold), "DOMAIN.md §8: ≈1.1 per blocking request, streaming holds one for 0.7 s");
-    let api_mean = lambda * (p.blocking_share() * p.request_seconds * p.connections_mean + p.streaming_share * a.streaming_start_hold_seconds.min(p.request_seconds));
+    let api_mean = lambda * (p.blocking_share() * p.request_seconds * connections_mean + p.streaming_share * a.streaming_start_hold_seconds.min(p.request_seconds));
     let api_shared = if p.chat_share > 0.0 { rules::chat_pool(api.in_flight_quantile, a.chat_pool_factor) } else { rules::deadlock_free_pool(api.in_flight_quantile, peak) };
     let (api_hpa, api_surge) = scaling(api_replicas, input.target, hpa_factor, a);
     components.push(component(Component::Api, api_replicas, api_hpa, api_surge, api_per_pod, Some(api.slots), api_pool, api_max, api_mean, Some(api_shared), api_per_pod as f64, api_per_pod * a.process_memory_mib));
@@ -386,7 +395,7 @@ fn plan_core(input: &PlanInput) -> Plan {
         1.0
     };
     let worker_max = ceil_clean(worker.slots as f64 * need_per_slot).max(2);
-    let worker_mean = stream_in_flight * p.chat_share * p.connections_mean + stream_in_flight * (1.0 - p.chat_share) * a.worker_workflow_connections_per_run + task_in_flight;
+    let worker_mean = stream_in_flight * p.chat_share * connections_mean + stream_in_flight * (1.0 - p.chat_share) * a.worker_workflow_connections_per_run + task_in_flight;
     let worker_pool = usual_pool(worker.saturated_in_flight, need_per_slot, worker_max);
     rec.note("worker pool (per process)", worker_max, format!("ceil({} × ({chat_stream:.2} chat runs × {} + {wf_stream:.2} workflow runs × {} + {tasks:.2} tasks × 1)), at least 2", worker.slots, 1.0 + a.worker_chat_headroom, a.worker_workflow_connections_per_run), "DOMAIN.md §8: a chat run holds a connection throughout; a workflow run only for moments");
     let (worker_hpa, worker_surge) = scaling(worker_replicas, input.target, hpa_factor, a);

@@ -273,6 +273,17 @@ fn workflow_log_storage() {
     for secret in ["ALIYUN_SLS_ACCESS_KEY_ID", "ALIYUN_SLS_ACCESS_KEY_SECRET"] {
         assert!(env.lines().any(|l| l == format!("{secret}=")), "{secret} is a placeholder without a value");
     }
+    // Off the request path, a blocking request holds one session: the api's usual pool and the
+    // connections in use shrink; the worst case (the measured peak) does not grow.
+    let base = json(&difyplan(&["size", "--qps", "200", "--profile", "workflow", "--format", "json"]));
+    for store in ["celery", "logstore"] {
+        let moved = json(&difyplan(&["size", "--qps", "200", "--profile", "workflow", "--format", "json", "--workflow-log-store", store]));
+        let api = |v: &serde_json::Value| v["components"].as_array().unwrap().iter().find(|c| c["component"] == "api").unwrap().clone();
+        assert!(api(&moved)["pool_size"].as_u64() < api(&base)["pool_size"].as_u64(), "{store}");
+        assert!(moved["efficiency"]["mean_connections_in_use"].as_f64() < base["efficiency"]["mean_connections_in_use"].as_f64(), "{store}");
+        assert!(moved["budget"]["demand"].as_u64() <= base["budget"]["demand"].as_u64(), "{store}");
+        assert!(moved["derivations"].as_array().unwrap().iter().any(|d| d["name"] == "connections per blocking request"), "--explain shows the change");
+    }
     let old = difyplan(&["size", "--qps", "10", "--dify-version", "1.9.1", "--workflow-log-store", "logstore"]);
     assert_eq!(old.code, 2);
     assert!(old.stderr.contains("no log-store repositories"));
