@@ -468,7 +468,12 @@ fn plan_core(input: &PlanInput) -> Plan {
     rec.note("database.cores", pg_cores, format!("ceil({lambda} × {pg_cpu_ms} ms ÷ {}){}", a.pg_cpu_target, if logs.pg_cpu_ms_saved > 0.0 { format!(" — {:.1} ms per request less with the logs in the log store ({} → {pg_cpu_ms} ms)", logs.pg_cpu_ms_saved, p.pg_cpu_ms) } else { String::new() }), "DOMAIN.md §8: 11–35 ms per request; target is an assumption");
     rec.note("workflow logs in PostgreSQL", format!("{:.0} GiB", logs.pg_disk_bytes / (1u64 << 30) as f64), logs.reasoning.join("; "), "DOMAIN.md §6, §8");
     if logs.recommend_log_store {
-        notes.push(format!("Workflow logs would keep {:.0} GiB in PostgreSQL: move them to a log store (--workflow-log-store logstore).", logs.retained_bytes / (1u64 << 30) as f64));
+        notes.push(format!(
+            "Workflow logs would keep {:.0} GiB in PostgreSQL ({:.0} GiB of disk {}): move them to a log store (--workflow-log-store logstore).",
+            logs.retained_bytes / (1u64 << 30) as f64,
+            logs.pg_disk_bytes / (1u64 << 30) as f64,
+            logs.retention_days.map_or("a year".to_string(), |d| format!("for {d} days"))
+        ));
     }
     let redis = storage::redis(lambda, p, stream_rate * p.request_seconds, input.edition);
     rec.note("redis", format!("{:?}", redis.topology).to_lowercase(), redis.reasoning.join("; "), "DOMAIN.md §1, §3");
