@@ -286,7 +286,8 @@ fn service_env(svc: &Service, env: &ProjectEnv, cache: &mut BTreeMap<PathBuf, Ve
         let path = project_env.unwrap_or(path);
         if !path.exists() {
             if *required {
-                return Err(format!("{at}: env_file {} of service {} does not exist — create it or mark it `required: false`", path.display(), svc.name));
+                let hint = if path.file_name().is_some_and(|n| n == ".env") { " (Dify's setup copies .env.example to .env), or pass --env-file" } else { "" };
+                return Err(format!("{at}: env_file {} of service {} does not exist — create it{hint} or mark it `required: false`", path.display(), svc.name));
             }
             continue;
         }

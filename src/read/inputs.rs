@@ -78,6 +78,12 @@ fn walk(dir: &Path, out: &mut Vec<Input>) -> Result<(), String> {
                 walk(&p, out)?;
             }
         } else if let Some(input) = classify(&p)? {
+            // In a folder, compose reads only its default files (compose.yaml or
+            // docker-compose.yaml and the override); others, like Dify's
+            // docker-compose.middleware.yaml for development, count only when named.
+            if input.kind == Kind::Compose && compose_rank(&input.path) > 1 {
+                continue;
+            }
             out.push(input);
         }
     }

@@ -270,3 +270,18 @@ fn bad_inputs_exit_2() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("no .env, compose"));
 }
+
+/// A walked folder holds what compose reads by default: Dify's docker-compose.yaml (and an
+/// override), not its development-only docker-compose.middleware.yaml beside it.
+#[test]
+fn folder_walk_reads_the_default_compose_files() {
+    let r = run(&["check".into(), "../shared/fixtures/dify/1.9.1".into(), "--format".into(), "json".into()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let v = json(&r);
+    assert_eq!(v["deployments"].as_array().unwrap().len(), 1);
+    assert_eq!(v["deployments"][0]["budget"]["demand"], 150);
+    // 1.16.1 needs its .env, as compose does; the message says how to get one.
+    let r = run(&["check".into(), "../shared/fixtures/dify/1.16.1".into()]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("docker-compose.yaml:") && r.stderr.contains(".env.example to .env"), "{}", r.stderr);
+}
