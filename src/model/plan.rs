@@ -451,7 +451,8 @@ fn plan_core(input: &PlanInput) -> Plan {
     let demand: u64 = lines.iter().map(|l| l.connections).chain(reserves.iter().map(|r| r.connections)).sum();
     let (max_connections, chosen) = match input.pg_max_connections {
         Some(cap) => (cap, false),
-        None => (budget::choose_max_connections(demand, input.app_role_superuser, a.superuser_reserved_connections, a.reserved_connections, a.max_connections_step), true),
+        // One server takes at most PostgreSQL's own limit; beyond it the plan cannot fit.
+        None => (budget::choose_max_connections(demand, input.app_role_superuser, a.superuser_reserved_connections, a.reserved_connections, a.max_connections_step).min(pgtune::PG_MAX_CONNECTIONS_LIMIT), true),
     };
     let cap = Cap { max_connections, app_role_superuser: input.app_role_superuser, superuser_reserved_connections: a.superuser_reserved_connections, reserved_connections: a.reserved_connections };
     let budget = Budget::new(lines, reserves, cap);
@@ -586,7 +587,15 @@ fn shortfall(input: &PlanInput, plan: &Plan) -> Shortfall {
         None
     };
     let mut ways = Vec::new();
-    ways.push(WayOut { action: format!("a larger database: max_connections ≥ {needed}"), saves: 0, enough: true });
+    if needed > pgtune::PG_MAX_CONNECTIONS_LIMIT {
+        ways.push(WayOut {
+            action: format!("split the deployment: one PostgreSQL server takes at most {} connections and this plan needs {needed}", pgtune::PG_MAX_CONNECTIONS_LIMIT),
+            saves: 0,
+            enough: true,
+        });
+    } else {
+        ways.push(WayOut { action: format!("a larger database: max_connections ≥ {needed}"), saves: 0, enough: true });
+    }
     let try_variant = |action: String, variant: PlanInput| {
         let other = plan_core(&variant);
         let saves = b.demand.saturating_sub(other.budget.demand);
@@ -606,7 +615,7 @@ fn shortfall(input: &PlanInput, plan: &Plan) -> Shortfall {
     if input.profile.chat_share > 0.0 {
         let mut profile = input.profile.clone();
         profile.chat_share = 0.0;
-        ways.extend(try_variant("if the deployment serves workflow apps only: --chat-share 0 (api pools need greenlets + 1 instead of 2 ×)".into(), PlanInput { profile, ..input.clone() }));
+        ways.extend(try_variant("a smaller overflow, if the deployment serves workflow apps only: --chat-share 0 (api pools need greenlets + 1 instead of 2 ×)".into(), PlanInput { profile, ..input.clone() }));
     }
     if input.target == Target::Kubernetes {
         let assumptions = Assumptions { hpa_max_factor: Some(1.0), max_surge: 0.0, ..a.clone() };
@@ -640,11 +649,15 @@ fn fmt2(v: f64) -> String {
     format!("{v:.2}")
 }
 
-/// Round down to two significant digits, so "at most" stays true.
+/// Round down to two significant digits, so "at most" stays true, and print cleanly (3.9, not
+/// 3.9000000000000004): the digits are formatted, then read back.
 fn round_down_2sig(v: f64) -> f64 {
-    if v <= 0.0 {
+    if v <= 0.0 || !v.is_finite() {
         return 0.0;
     }
-    let mag = 10f64.powf(v.log10().floor() - 1.0);
-    (v / mag).floor() * mag
+    let exponent = v.log10().floor() as i32 - 1;
+    let mag = 10f64.powi(exponent);
+    let rounded = (v / mag).floor() * mag;
+    let decimals = (-exponent).max(0) as usize;
+    format!("{rounded:.decimals$}").parse().unwrap_or(rounded)
 }

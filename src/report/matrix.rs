@@ -34,6 +34,9 @@ pub fn file_text(profile: &str, target: &str, plans: &[Plan]) -> String {
         let _ = writeln!(s, "demand = {}", p.budget.demand);
         let _ = writeln!(s, "max_connections = {}", p.database.max_connections);
         let _ = writeln!(s, "usable = {}", p.budget.usable);
+        if !p.budget.fits {
+            let _ = writeln!(s, "# Beyond one PostgreSQL server (max_connections ≤ {}): split this deployment.", crate::model::pgtune::PG_MAX_CONNECTIONS_LIMIT);
+        }
         let _ = writeln!(s, "efficiency = {}", p.efficiency.ratio);
         let d = &p.database;
         let _ = writeln!(

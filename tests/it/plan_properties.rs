@@ -68,7 +68,10 @@ fn check_invariants(p: &Plan) {
         assert!(s.missing > 0);
         assert!(s.needed_max_connections >= b.demand);
         assert!(!s.ways_out.is_empty());
-        assert!(p.input.pg_max_connections.is_some(), "difyplan's own cap always fits");
+        assert!(
+            p.input.pg_max_connections.is_some() || s.needed_max_connections > difyplan::model::pgtune::PG_MAX_CONNECTIONS_LIMIT,
+            "difyplan's own cap always fits, unless no PostgreSQL server could take the plan"
+        );
     }
     for c in &p.components {
         for (name, v) in [("replicas", c.replicas), ("max_replicas", c.max_replicas), ("processes", c.processes_per_pod), ("pool", c.pool_size), ("per_process_max", c.per_process_max)] {

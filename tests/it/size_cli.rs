@@ -14,6 +14,15 @@ fn acceptance_levels_fit() {
         for qps in ["10", "100", "500", "2000"] {
             for target in ["compose", "kubernetes"] {
                 let run = difyplan(&["size", "--qps", qps, "--profile", profile, "--target", target, "--format", "json"]);
+                if run.code == 1 {
+                    // Only where no single PostgreSQL server could take the plan (its limit is
+                    // 262,143): 2,000 QPS of 20-second agent requests on Kubernetes.
+                    let v = json(&run);
+                    assert!(v["shortfall"]["needed_max_connections"].as_u64().unwrap() > 262_143, "{profile} {qps} {target}: {}", run.stderr);
+                    assert!(run.stderr.contains("missing"));
+                    assert_eq!((profile, qps, target), ("agent", "2000", "kubernetes"));
+                    continue;
+                }
                 assert_eq!(run.code, 0, "{profile} {qps} {target}: {}", run.stderr);
                 let v = json(&run);
                 assert_eq!(v["schema_version"], 1);
