@@ -64,7 +64,7 @@ pub struct PlanArgs {
     #[arg(long, value_enum, default_value_t = AppRole::Dedicated)]
     pub app_role: AppRole,
     /// A fixed max_connections (managed databases). Without it difyplan chooses one.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=262_143))]
     pub pg_max_connections: Option<u64>,
     /// Memory of the PostgreSQL host, e.g. 16GiB (default: the smallest that holds the plan).
     #[arg(long, value_name = "SIZE", value_parser = crate::model::pgtune::parse_memory)]
@@ -165,7 +165,7 @@ pub struct CheckArgs {
     #[arg(long, conflicts_with = "fail_on")]
     pub exit_zero: bool,
     /// max_connections of a managed database whose cap is not in the files.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=262_143))]
     pub pg_max_connections: Option<u64>,
     /// Dify release, where the files do not say.
     #[arg(long, value_name = "VERSION", value_parser = parse_version)]
@@ -180,8 +180,11 @@ pub struct CheckArgs {
     #[arg(long, value_name = "FILE")]
     pub env_file: Option<PathBuf>,
     /// CPUs of the worker host, for CELERY_AUTO_SCALE without CELERY_MAX_WORKERS (default 4).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub host_cpus: Option<u64>,
+    /// Connections to keep free for monitoring, backups and psql, counted in the budget.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub admin_reserve: u64,
 }
 
 #[derive(Debug, Args)]

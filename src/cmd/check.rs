@@ -36,8 +36,19 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
     }
     let (config, config_name) = load_config(args.config.as_deref())?;
     let mut checked = Vec::new();
-    for (label, kind, deployment) in deployments(&found, args.env_file.as_deref(), &opts)? {
-        let budget = Budget::new(deployment.budget_lines(), Vec::new(), deployment.cap());
+    let found_deployments = deployments(&found, args.env_file.as_deref(), &opts)?;
+    if found_deployments.is_empty() {
+        // A gate that passes because it read nothing would hide a wrong path.
+        let files: Vec<String> = found.iter().map(|i| i.path.display().to_string()).collect();
+        bail!("{}: no Dify service found (no api, worker, worker_beat, api_websocket or plugin_daemon) — pass the files Dify is deployed from", files.join(", "));
+    }
+    for (label, kind, deployment) in found_deployments {
+        let reserves = if args.admin_reserve > 0 {
+            vec![crate::model::budget::Reserve { name: "admin".into(), connections: args.admin_reserve, why: "--admin-reserve: monitoring, backups and psql".into() }]
+        } else {
+            Vec::new()
+        };
+        let budget = Budget::new(deployment.budget_lines(), reserves, deployment.cap());
         checked.push(Checked { label, kind, deployment, budget });
     }
     let mut findings = Vec::new();
@@ -115,7 +126,9 @@ fn deployments(found: &[Input], env_file: Option<&Path>, opts: &Options) -> Resu
     if !manifests.is_empty() {
         let d = crate::read::kubernetes::read(&manifests, opts).map_err(anyhow::Error::msg)?;
         let label = manifests.iter().map(|i| i.path.display().to_string()).collect::<Vec<_>>().join(" + ");
-        out.push((label, "kubernetes".to_string(), d));
+        if !d.components.is_empty() || !d.unbounded_autoscalers.is_empty() {
+            out.push((label, "kubernetes".to_string(), d));
+        }
     }
     for i in found.iter().filter(|i| i.kind == Kind::HelmValues) {
         let d = crate::read::helm::read(i, opts).map_err(anyhow::Error::msg)?;

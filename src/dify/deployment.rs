@@ -210,7 +210,7 @@ pub fn interpret(component: Component, name: &str, at: Source, env: Env, replica
                     };
                     celery_pool = Some(pool);
                     let c = if flag_true(&env, "CELERY_AUTO_SCALE") {
-                        env_number(&env, "CELERY_MAX_WORKERS", host_cpus, "the host's CPU count (entrypoint: nproc)")?
+                        env_number(&env, "CELERY_MAX_WORKERS", host_cpus, "assumed --host-cpus (the entrypoint uses the host's nproc)")?
                     } else {
                         env_number(&env, "CELERY_WORKER_AMOUNT", defaults::CELERY_WORKER_AMOUNT, "entrypoint default -c 1")?
                     };

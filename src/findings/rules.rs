@@ -47,7 +47,7 @@ pub fn check(d: &Deployment, budget: &Budget) -> Vec<Finding> {
         let t = timeout.value.trim();
         if t.is_empty() || t.trim_end_matches("ms").trim_end_matches('s').trim_end_matches("min").trim() == "0" {
             out.push(
-                Finding::new(Code::IdleInTransactionTimeoutOff, "idle_in_transaction_session_timeout is 0: a crashed run leaves its connection idle in transaction for ever (measured, DOMAIN.md §8)", "set POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT above the longest request, e.g. 600000 (10 min) with GUNICORN_TIMEOUT 360")
+                Finding::new(Code::IdleInTransactionTimeoutOff, "idle_in_transaction_session_timeout is 0: a crashed run leaves its connection idle in transaction for ever (measured, DOMAIN.md §8)", "set idle_in_transaction_session_timeout above the longest request (360000 ms with GUNICORN_TIMEOUT 360): POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT in Dify 1.16's .env, or `-c idle_in_transaction_session_timeout=360000` on the server's command line (Dify 1.9, your own server)")
                     .at(&timeout.source),
             );
         }

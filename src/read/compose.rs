@@ -464,7 +464,7 @@ pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Dep
     let no_surge = || Valued::new(0, Source::default("compose recreates containers: no surge"));
     let mut components = Vec::new();
     for c in [Component::Api, Component::Worker, Component::WorkerBeat, Component::PluginDaemon] {
-        components.push(deployment::interpret(c, c.service(), Source::file(name.clone(), 1), env.clone(), one(), one(), no_surge(), opts.host_cpus)?);
+        components.push(deployment::interpret(c, c.service(), Source::default("Dify's compose file (not among the inputs)"), env.clone(), one(), one(), no_surge(), opts.host_cpus)?);
     }
     if version.has_api_websocket() && profiles.split(',').any(|p| p.trim() == "collaboration") {
         let mut ws = env.clone();
@@ -474,7 +474,7 @@ pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Dep
                 None => ws.remove(to),
             };
         }
-        components.push(deployment::interpret(Component::ApiWebsocket, "api_websocket", Source::file(name.clone(), 1), ws, one(), one(), no_surge(), opts.host_cpus)?);
+        components.push(deployment::interpret(Component::ApiWebsocket, "api_websocket", Source::default("Dify's compose file (not among the inputs)"), ws, one(), one(), no_surge(), opts.host_cpus)?);
     }
     components.sort_by_key(|c| c.component);
     let max_connections = match opts.pg_max_connections {

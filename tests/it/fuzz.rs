@@ -28,6 +28,7 @@ fn check_folder(files: &[(&str, Vec<u8>)]) {
         config: None,
         env_file: None,
         host_cpus: None,
+        admin_reserve: 0,
     };
     let mut out = Vec::new();
     let mut err = Vec::new();
