@@ -132,7 +132,13 @@ fn emit(docs: Vec<Rendered>, out: &RenderOutputArgs, separator: &str, io: &mut I
 }
 
 fn env(args: &RenderEnvArgs, io: &mut Io) -> Result<ExitStatus> {
-    let Some((plan, command)) = make_plan(&args.plan, RenderKind::Env, io)? else { return Ok(ExitStatus::Findings) };
+    let mut plan_args = args.plan.clone();
+    if let Some(v) = args.patch.as_deref().and_then(env_file_version).filter(|v| *v != plan_args.dify_version) {
+        // The file says which Dify reads it; its keys (timeouts, api_websocket) differ by release.
+        writeln!(io.err, "note: {} is a Dify {v} .env: planning for {v}, not {}", args.patch.as_deref().map(|p| p.display().to_string()).unwrap_or_default(), plan_args.dify_version)?;
+        plan_args.dify_version = v;
+    }
+    let Some((plan, command)) = make_plan(&plan_args, RenderKind::Env, io)? else { return Ok(ExitStatus::Findings) };
     if let Some(file) = &args.patch {
         return patch_env(&plan, file, args, io);
     }
@@ -142,6 +148,22 @@ fn env(args: &RenderEnvArgs, io: &mut Io) -> Result<ExitStatus> {
     let doc = Rendered { file: ".env".into(), text: engine.render("env.j2", &ctx)? };
     self_check(&doc, "env.j2", &src)?;
     emit(vec![doc], &args.out, "", io)
+}
+
+/// The Dify release a `.env` belongs to, from keys only one release's `.env.example` has:
+/// `API_WEBSOCKET_*` came with 1.16; 1.9's file still held the workflow repositories, which 1.16
+/// moved to `envs/`. `None` when the file shows neither (the flag decides).
+fn env_file_version(path: &Path) -> Option<crate::dify::DifyVersion> {
+    let text = crate::read::read_text(path).ok()?;
+    let keys: Vec<String> = crate::read::dotenv::parse(&text, "", &Default::default()).ok()?.into_iter().map(|e| e.key).collect();
+    let has = |k: &str| keys.iter().any(|x| x == k);
+    if has("API_WEBSOCKET_WORKER_AMOUNT") || has("API_WEBSOCKET_WORKER_CONNECTIONS") {
+        Some(crate::dify::DifyVersion::V1_16)
+    } else if has("CORE_WORKFLOW_EXECUTION_REPOSITORY") {
+        Some(crate::dify::DifyVersion::V1_9)
+    } else {
+        None
+    }
 }
 
 /// `--patch FILE`: set the shared sizing keys in a Dify `.env`, print the diff, or apply it.

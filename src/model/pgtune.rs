@@ -479,7 +479,7 @@ pub fn memory_check(host: &PgHost, tuning: &Tuning) -> MemoryCheck {
         let fewer = if largest == 0 {
             "not one connection fits beside shared_buffers".to_string()
         } else {
-            format!("lower max_connections to {largest} or less (smaller pools, fewer processes)")
+            format!("lower max_connections to {largest} or less (smaller pools, fewer processes, or a pooler such as PgBouncer in front of the plugin daemon, whose sessions are short)")
         };
         format!(
             "{} connections need about {} but PostgreSQL has {}: {fewer}, {more_memory}",

@@ -28,6 +28,8 @@ pub struct Context {
     pub env_groups: Vec<EnvGroup>,
     /// Keys that belong on one compose service only, grouped by service.
     pub per_service: Vec<ServiceEnv>,
+    /// Recommendations that need the operator's own values (Redis hosts): written commented out.
+    pub suggested: Vec<EnvVar>,
     pub database: DatabaseView,
     pub compose: ComposeView,
     pub zone_spread: bool,
@@ -221,6 +223,7 @@ pub fn build(plan: &Plan, command: String, compose: ComposeView, db_service: Opt
         components,
         env_groups: env_groups(plan, &all),
         per_service: per_service(plan, &all),
+        suggested: all.iter().filter(|s| s.scope == Scope::Suggested).map(|s| env_var(plan, s)).collect(),
         database: DatabaseView {
             compose_service: db_service.unwrap_or_else(|| v.db_service().to_string()),
             max_connections: db.max_connections,
