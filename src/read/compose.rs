@@ -359,20 +359,9 @@ fn database_settings(db: Option<&Service>, env: &ProjectEnv, opts: &Options) -> 
             Some(Value::Sequence(items)) => items.iter().filter_map(yaml::scalar_string).map(|w| env.interpolate(&w, at.clone())).collect::<Result<_, _>>()?,
             _ => Vec::new(),
         };
-        // A setting written as `-c name=value` or `--name=value`.
-        let mut settings = BTreeMap::new();
-        let mut i = 0;
-        while i < words.len() {
-            let w = &words[i].value;
-            let pair = if w == "-c" { words.get(i + 1).map(|n| { i += 1; n.value.clone() }) } else { w.strip_prefix("--").map(str::to_string) };
-            if let Some((k, v)) = pair.as_deref().and_then(|p| p.split_once('=')) {
-                settings.insert(k.trim().to_string(), Valued::new(v.trim().to_string(), words[i].source.clone()));
-            }
-            i += 1;
-        }
+        let settings = super::postgres::command_line(&words);
         if let Some(v) = settings.get("max_connections") {
-            let n = v.value.parse::<u64>().map_err(|_| format!("{}: max_connections `{}` is not a whole number", v.source, v.value))?;
-            max = Some(Valued::new(n, v.source.clone()));
+            max = Some(super::postgres::max_connections(v)?);
         }
         if let Some(v) = settings.get("idle_in_transaction_session_timeout") {
             timeout = v.clone();

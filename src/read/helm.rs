@@ -571,11 +571,7 @@ fn surge(v: &Values, spec: &Spec, pods: u64) -> Result<Valued<u64>, String> {
             let src = v.src(&surge_path);
             let text = yaml::scalar_string(raw).unwrap_or_default();
             let text = text.trim();
-            let n = match text.strip_suffix('%') {
-                Some(pct) => pct.trim().parse::<u64>().ok().map(|p| pods.saturating_mul(p).div_ceil(100)),
-                None => text.parse::<u64>().ok(),
-            };
-            n.map(|n| Valued::new(n, src.clone())).ok_or_else(|| format!("{src}: maxSurge `{text}` is neither a count nor a percentage — write 1 or 25%"))
+            super::kubernetes::max_surge_pods(text, pods).map(|n| Valued::new(n, src.clone())).ok_or_else(|| format!("{src}: maxSurge `{text}` is neither a count nor a percentage — write 1 or 25%"))
         }
         Some(other) => Err(format!("{}: updateStrategy.type `{other}` is not a Deployment strategy — write RollingUpdate or Recreate", v.src(&type_path))),
     }
@@ -629,13 +625,7 @@ fn database(v: &Values, chart: Chart, opts: &Options) -> Result<Database, String
             }
         }
     }
-    let max = match max {
-        Some(m) => {
-            let n = m.value.trim().trim_matches(['\'', '"']).parse::<u64>().map_err(|_| format!("{}: max_connections `{}` is not a whole number — write a count such as 200", m.source, m.value))?;
-            Some(Valued::new(n, m.source))
-        }
-        None => None,
-    };
+    let max = max.as_ref().map(super::postgres::max_connections).transpose()?;
     let (max, found) = match (opts.pg_max_connections, max) {
         (Some(n), _) => (Valued::new(n, Source::Flag { flag: "--pg-max-connections".into() }), true),
         (None, Some(m)) => (m, true),
@@ -652,23 +642,7 @@ fn conf_settings(v: &Values, path: &[&str], text: &str) -> Vec<(String, String, 
     let key_line = v.doc.line_of(&key_path).unwrap_or(1);
     // A block scalar (`|`) starts on the line after its key; a flow scalar is all on the key's line.
     let first = v.doc.value_position_of(&key_path).map(|p| p.line).filter(|l| *l > key_line);
-    let mut out = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.split('#').next().unwrap_or_default().trim();
-        if line.is_empty() {
-            continue;
-        }
-        let (name, value) = match line.split_once('=') {
-            Some((n, val)) => (n.trim(), val.trim()),
-            None => match line.split_once(char::is_whitespace) {
-                Some((n, val)) => (n.trim(), val.trim()),
-                None => continue,
-            },
-        };
-        let at = first.map_or(key_line, |f| f + i);
-        out.push((name.to_ascii_lowercase(), value.trim_matches(['\'', '"']).to_string(), Source::file(v.file, at)));
-    }
-    out
+    super::postgres::conf_lines(text).into_iter().map(|(i, name, value)| (name, value, Source::file(v.file, first.map_or(key_line, |f| f + i)))).collect()
 }
 
 #[cfg(test)]

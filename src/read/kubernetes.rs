@@ -259,39 +259,26 @@ fn container_env(w: &Workload, config_maps: &BTreeMap<(String, String), Env>) ->
 /// `POSTGRESQL_MAX_CONNECTIONS` / `POSTGRESQL_IDLE_IN_TRANSACTION_SESSION_TIMEOUT` variables.
 fn postgres_settings(w: &Workload, env: &Env) -> Result<(Option<Valued<u64>>, Valued<String>), String> {
     let d = &w.doc;
-    let mut words: Vec<(String, Source)> = Vec::new();
+    let mut words: Vec<Valued<String>> = Vec::new();
     for field in ["command", "args"] {
         let p = join(&w.container, &path(&[field]));
         if let Some(items) = d.doc.get(&p).and_then(Value::as_sequence) {
             for (i, item) in items.iter().enumerate() {
                 let at = d.at(&join(&p, &[PathSeg::Index(i)]));
                 for word in super::compose::shell_words(&yaml::scalar_string(item).unwrap_or_default()) {
-                    words.push((word, at.clone()));
+                    words.push(Valued::new(word, at.clone()));
                 }
             }
         }
     }
-    let mut settings: BTreeMap<String, Valued<String>> = BTreeMap::new();
-    let mut i = 0;
-    while i < words.len() {
-        let pair = if words[i].0 == "-c" {
-            i += 1;
-            words.get(i).map(|w| w.0.clone())
-        } else {
-            words[i].0.strip_prefix("--").map(str::to_string)
-        };
-        if let (Some((k, v)), Some(at)) = (pair.as_deref().and_then(|p| p.split_once('=')), words.get(i).map(|w| w.1.clone())) {
-            settings.insert(k.trim().to_string(), Valued::new(v.trim().to_string(), at));
-        }
-        i += 1;
-    }
+    let mut settings = super::postgres::command_line(&words);
     for (var, name) in [("POSTGRESQL_MAX_CONNECTIONS", "max_connections"), ("POSTGRESQL_IDLE_IN_TRANSACTION_SESSION_TIMEOUT", "idle_in_transaction_session_timeout")] {
         if let Some(v) = env.get(var) {
             settings.entry(name.to_string()).or_insert_with(|| v.clone());
         }
     }
     let max = match settings.get("max_connections") {
-        Some(v) => Some(Valued::new(v.value.parse::<u64>().map_err(|_| format!("{}: max_connections `{}` is not a whole number", v.source, v.value))?, v.source.clone())),
+        Some(v) => Some(super::postgres::max_connections(v)?),
         // The server runs with PostgreSQL's own default when nothing sets it.
         None => Some(Valued::new(defaults::COMPOSE_MAX_CONNECTIONS, Source::default("PostgreSQL default (100)"))),
     };
@@ -315,13 +302,18 @@ fn surge(d: &Doc, replicas: u64) -> Result<Valued<u64>, String> {
         Some(v) => (v, d.at(&p)),
         None => (DEFAULT_MAX_SURGE.to_string(), Source::default("Kubernetes default maxSurge 25%")),
     };
-    let pods = if let Some(pct) = raw.strip_suffix('%') {
-        let pct: u64 = pct.trim().parse().map_err(|_| format!("{source}: maxSurge `{raw}` is not a number or a percentage"))?;
-        replicas.saturating_mul(pct).div_ceil(100)
-    } else {
-        raw.trim().parse::<u64>().map_err(|_| format!("{source}: maxSurge `{raw}` is not a number or a percentage"))?
-    };
+    let pods = max_surge_pods(&raw, replicas).ok_or_else(|| format!("{source}: maxSurge `{raw}` is not a number or a percentage"))?;
     Ok(Valued::new(pods, source))
+}
+
+/// `maxSurge` in pods for `replicas`: a count, or a percentage of the replicas rounded up
+/// (Kubernetes' rule). `None` when it is neither.
+pub fn max_surge_pods(raw: &str, replicas: u64) -> Option<u64> {
+    let raw = raw.trim();
+    match raw.strip_suffix('%') {
+        Some(pct) => pct.trim().parse::<u64>().ok().map(|p| replicas.saturating_mul(p).div_ceil(100)),
+        None => raw.parse::<u64>().ok(),
+    }
 }
 
 /// `max_connections` (and `idle_in_transaction_session_timeout`) from a `postgresql.conf` carried
@@ -334,21 +326,15 @@ fn conf_in_config_maps(config_maps: &BTreeMap<(String, String), Env>) -> Result<
             }
             let mut max = None;
             let mut idle = None;
-            for (i, raw) in v.value.lines().enumerate() {
-                let line = raw.split('#').next().unwrap_or_default();
-                let Some((name, value)) = line.split_once('=') else { continue };
-                let value = value.trim().trim_matches('\'');
+            for (i, name, value) in super::postgres::conf_lines(&v.value) {
                 // A block scalar starts on the line after its key.
                 let at = match &v.source {
                     Source::File { path, line } => Source::file(path.clone(), line + 1 + i),
                     other => other.clone(),
                 };
-                match name.trim() {
-                    "max_connections" => {
-                        let n = value.parse::<u64>().map_err(|_| format!("{at}: max_connections `{value}` is not a whole number"))?;
-                        max = Some(Valued::new(n, at));
-                    }
-                    "idle_in_transaction_session_timeout" => idle = Some(Valued::new(value.to_string(), at)),
+                match name.as_str() {
+                    "max_connections" => max = Some(super::postgres::max_connections(&Valued::new(value, at))?),
+                    "idle_in_transaction_session_timeout" => idle = Some(Valued::new(value, at)),
                     _ => {}
                 }
             }

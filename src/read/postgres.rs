@@ -1,0 +1,69 @@
+//! PostgreSQL's own settings as operators write them: `-c name=value` on a server's command
+//! line and `name = value` lines of postgresql.conf. One reader for compose, manifests and Helm values.
+
+use crate::dify::deployment::Valued;
+use std::collections::BTreeMap;
+
+/// Settings given as `-c name=value` or `--name=value` among a command's words, each with the
+/// source of its word. A later setting wins, as on PostgreSQL's command line.
+pub fn command_line(words: &[Valued<String>]) -> BTreeMap<String, Valued<String>> {
+    let mut settings = BTreeMap::new();
+    let mut i = 0;
+    while i < words.len() {
+        let pair = if words[i].value == "-c" {
+            i += 1;
+            words.get(i).map(|w| w.value.as_str())
+        } else {
+            words[i].value.strip_prefix("--")
+        };
+        if let (Some((k, v)), Some(word)) = (pair.and_then(|p| p.split_once('=')), words.get(i)) {
+            settings.insert(k.trim().to_string(), Valued::new(v.trim().to_string(), word.source.clone()));
+        }
+        i += 1;
+    }
+    settings
+}
+
+/// `name = value` (or `name value`) lines of a postgresql.conf text: (0-based line, lower-case
+/// name, value without quotes). Comments and blank lines are skipped.
+pub fn conf_lines(text: &str) -> Vec<(usize, String, String)> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or_default().trim();
+        let pair = line.split_once('=').or_else(|| line.split_once(char::is_whitespace));
+        let Some((name, value)) = pair else { continue };
+        out.push((i, name.trim().to_ascii_lowercase(), value.trim().trim_matches(['\'', '"']).to_string()));
+    }
+    out
+}
+
+/// A `max_connections` value as a count, or a located message that says what to write.
+pub fn max_connections(v: &Valued<String>) -> Result<Valued<u64>, String> {
+    let n = v.value.trim().trim_matches(['\'', '"']).parse::<u64>().map_err(|_| format!("{}: max_connections `{}` is not a whole number — write a count such as 200", v.source, v.value))?;
+    Ok(Valued::new(n, v.source.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dify::deployment::Source;
+
+    fn words(ws: &[&str]) -> Vec<Valued<String>> {
+        ws.iter().enumerate().map(|(i, w)| Valued::new(w.to_string(), Source::file("f", i + 1))).collect()
+    }
+
+    #[test]
+    fn command_line_forms() {
+        let s = command_line(&words(&["postgres", "-c", "max_connections=200", "--work_mem=4MB", "-c", "max_connections=300", "-c"]));
+        assert_eq!(s["max_connections"].value, "300");
+        assert_eq!(s["max_connections"].source, Source::file("f", 6));
+        assert_eq!(s["work_mem"].value, "4MB");
+        assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn conf_forms() {
+        let got = conf_lines("# c\nmax_connections = 300\n\nshared_buffers 1GB\nidle_in_transaction_session_timeout='10min' # x\n");
+        assert_eq!(got, [(1, "max_connections".into(), "300".into()), (3, "shared_buffers".into(), "1GB".into()), (4, "idle_in_transaction_session_timeout".into(), "10min".into())]);
+    }
+}
