@@ -335,7 +335,9 @@ fn plan_core(input: &PlanInput) -> Plan {
     }, "edition; --assume api_processes_per_pod=");
     // Pool: the measured deadlock bound per process against the greenlets it admits.
     let peak = p.connections_peak.ceil() as u64;
-    let api_max = if p.chat_share > 0.0 { rules::chat_pool(api.slots, a.chat_pool_factor) } else { rules::deadlock_free_pool(api.slots, peak) };
+    // The measured pool rule for `admitted` requests: 2 × for chat apps, the deadlock bound otherwise.
+    let pool_for = |admitted: u64| if p.chat_share > 0.0 { rules::chat_pool(admitted, a.chat_pool_factor) } else { rules::deadlock_free_pool(admitted, peak) };
+    let api_max = pool_for(api.slots);
     // With the workflow logs off the request path (Celery repositories or a log store) the run's
     // records are no longer written through a second session at its start and end: a blocking
     // request holds its one session (the view's, DOMAIN.md §8) and nothing more. An assumption:
@@ -354,7 +356,7 @@ fn plan_core(input: &PlanInput) -> Plan {
     }, "measured, DOMAIN.md §8");
     rec.note("SQLALCHEMY_POOL_SIZE", api_pool, format!("min(ceil({:.2} in flight in a process at the CPU target × {:.3} connections held each), {api_max})", api.saturated_in_flight.min(1e12), api_hold), "DOMAIN.md §8: ≈1.1 per blocking request, streaming holds one for 0.7 s");
     let api_mean = lambda * (p.blocking_share() * p.request_seconds * connections_mean + p.streaming_share * a.streaming_start_hold_seconds.min(p.request_seconds));
-    let api_shared = if p.chat_share > 0.0 { rules::chat_pool(api.in_flight_quantile, a.chat_pool_factor) } else { rules::deadlock_free_pool(api.in_flight_quantile, peak) };
+    let api_shared = pool_for(api.in_flight_quantile);
     let (api_hpa, api_surge) = scaling(api_replicas, input.target, hpa_factor, a);
     components.push(component(Component::Api, api_replicas, api_hpa, api_surge, api_per_pod, Some(api.slots), api_pool, api_max, api_mean, Some(api_shared), api_per_pod as f64, api_per_pod * a.process_memory_mib));
 

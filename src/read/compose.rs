@@ -175,9 +175,7 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
     components.sort_by_key(|c| c.component);
 
     let (max_connections, idle_timeout) = database_settings(db, &env, opts)?;
-    let api_env = components.iter().find(|c| c.component == Component::Api).map(|c| c.env.clone()).unwrap_or_default();
-    let app_role = api_env.get("DB_USERNAME").cloned().unwrap_or_else(|| Valued::new("postgres".into(), Source::default("Dify default (postgres)")));
-    let app_role_superuser = opts.app_role_superuser.unwrap_or(app_role.value == "postgres");
+    let (app_role, app_role_superuser) = super::app_role(&components, opts);
     let max_connections_found = db.is_some() || opts.pg_max_connections.is_some();
     Ok(Deployment { version, version_source, components, max_connections, max_connections_found, app_role, app_role_superuser, idle_in_transaction_timeout: db.map(|_| idle_timeout), unbounded_autoscalers: Vec::new() })
 }
@@ -471,8 +469,7 @@ pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Dep
         None => deployment::env_number(&env, "POSTGRES_MAX_CONNECTIONS", defaults::COMPOSE_MAX_CONNECTIONS, "compose fallback ${POSTGRES_MAX_CONNECTIONS:-100}")?,
     };
     let idle = env.get("POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT").cloned().unwrap_or_else(|| Valued::new("0".into(), Source::default("PostgreSQL default (0, off)")));
-    let app_role = env.get("DB_USERNAME").cloned().unwrap_or_else(|| Valued::new("postgres".into(), Source::default("Dify default (postgres)")));
-    let app_role_superuser = opts.app_role_superuser.unwrap_or(app_role.value == "postgres");
+    let (app_role, app_role_superuser) = super::app_role(&components, opts);
     Ok(Deployment { version, version_source, components, max_connections, max_connections_found: true, app_role, app_role_superuser, idle_in_transaction_timeout: Some(idle), unbounded_autoscalers: Vec::new() })
 }
 

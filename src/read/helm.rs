@@ -289,13 +289,7 @@ pub fn read(input: &Input, opts: &Options) -> Result<Deployment, String> {
     components.sort_by_key(|c| c.component);
 
     let db = database(&v, chart, opts)?;
-    let app_role = components
-        .iter()
-        .find(|c| c.component == Component::Api)
-        .or(components.first())
-        .and_then(|c| c.env.get("DB_USERNAME").cloned())
-        .unwrap_or_else(|| Valued::new("postgres".into(), Source::default("Dify default (postgres)")));
-    let app_role_superuser = opts.app_role_superuser.unwrap_or(app_role.value == "postgres");
+    let (app_role, app_role_superuser) = super::app_role(&components, opts);
     Ok(Deployment {
         version,
         version_source,

@@ -184,9 +184,7 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         (None, Some(m)) => (m, true),
         (None, None) => (Valued::new(defaults::COMPOSE_MAX_CONNECTIONS, Source::default("PostgreSQL default 100 (no max_connections in the inputs)")), false),
     };
-    let api_env = components.iter().find(|c| c.component == Component::Api).map(|c| c.env.clone()).unwrap_or_default();
-    let app_role = api_env.get("DB_USERNAME").cloned().unwrap_or_else(|| Valued::new("postgres".into(), Source::default("Dify default (postgres)")));
-    let app_role_superuser = opts.app_role_superuser.unwrap_or(app_role.value == "postgres");
+    let (app_role, app_role_superuser) = super::app_role(&components, opts);
     Ok(Deployment {
         version,
         version_source,

@@ -9,6 +9,8 @@ pub mod kubernetes;
 pub mod postgres;
 pub mod yaml;
 
+use crate::dify::Component;
+use crate::dify::deployment::{Deployed, Source, Valued};
 use std::io::Read;
 use std::path::Path;
 
@@ -66,4 +68,17 @@ pub fn text_from_bytes(bytes: Vec<u8>, name: &str) -> Result<String, ReadError> 
         let line = e.as_bytes()[..pos].iter().filter(|&&b| b == b'\n').count() + 1;
         ReadError(format!("{name}:{line}: bytes that are not UTF-8 at offset {pos} — save the file as UTF-8"))
     })
+}
+
+/// The role Dify connects as: `DB_USERNAME` of the api (else of the first component), or Dify's
+/// default `postgres`; a superuser when it is `postgres`, unless `--app-role` says otherwise.
+pub fn app_role(components: &[Deployed], opts: &compose::Options) -> (Valued<String>, bool) {
+    let role = components
+        .iter()
+        .find(|c| c.component == Component::Api)
+        .or(components.first())
+        .and_then(|c| c.env.get("DB_USERNAME").cloned())
+        .unwrap_or_else(|| Valued::new("postgres".into(), Source::default("Dify default (postgres)")));
+    let superuser = opts.app_role_superuser.unwrap_or(role.value == "postgres");
+    (role, superuser)
 }
