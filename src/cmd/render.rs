@@ -176,10 +176,11 @@ fn patch_env(plan: &Plan, file: &Path, args: &RenderEnvArgs, io: &mut Io) -> Res
         Err(e) => bail!("{name}: {e}"),
     };
     let text = patch::dify_env_text(&bytes, &name)?;
-    let wanted: Vec<(String, String)> = report::env::settings(plan).into_iter().filter(|s| s.scope == Scope::Shared).map(|s| (s.key.to_string(), s.value)).collect();
+    let settings = report::env::settings(plan);
+    let wanted: Vec<(String, String)> = settings.iter().filter(|s| s.scope == Scope::Shared).map(|s| (s.key.to_string(), s.value.clone())).collect();
     let patched = patch::patch(text, &name, &wanted)?;
     let services: Vec<&str> = {
-        let mut v: Vec<&str> = report::env::settings(plan).iter().filter_map(|s| match s.scope { Scope::Service(svc) => Some(svc), Scope::Shared | Scope::Suggested => None }).collect();
+        let mut v: Vec<&str> = settings.iter().filter_map(|s| match s.scope { Scope::Service(svc) => Some(svc), Scope::Shared | Scope::Suggested => None }).collect();
         v.dedup();
         v
     };
