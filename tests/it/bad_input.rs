@@ -7,7 +7,16 @@ use std::time::{Duration, Instant};
 
 /// Run difyplan in `dir` with a time limit; (exit code, stderr, stdout).
 fn run_limited(dir: &Path, args: &[String], as_nobody: bool) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_difyplan"));
+    // Another user may not reach the build folder (a private checkout or target dir): that run
+    // uses a copy of the binary inside `dir`, which it can reach.
+    let binary = if as_nobody {
+        let copy = dir.join("difyplan-bin");
+        std::fs::copy(env!("CARGO_BIN_EXE_difyplan"), &copy).expect("copy the binary");
+        copy
+    } else {
+        PathBuf::from(env!("CARGO_BIN_EXE_difyplan"))
+    };
+    let mut cmd = Command::new(&binary);
     cmd.args(args).current_dir(dir).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     if as_nobody {
         use std::os::unix::process::CommandExt;
@@ -135,6 +144,11 @@ fn unreadable_file() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o000)).unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    if is_root() {
+        // `nobody` must reach the folder through its parents (TMPDIR may be private).
+        let blocked = dir.path().ancestors().skip(1).find(|p| std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o001 == 0));
+        assert!(blocked.is_none(), "{} is not reachable by nobody because of {}: point TMPDIR elsewhere", dir.path().display(), blocked.unwrap().display());
+    }
     let (code, stderr, _) = run_limited(dir.path(), &["check".into(), "secret.env".into()], is_root());
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("secret.env") && stderr.contains("permission denied"), "{stderr}");
