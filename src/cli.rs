@@ -2,9 +2,9 @@
 //! `size`, `render` and `matrix` accept the same words.
 
 use crate::dify::DifyVersion;
+use crate::findings::Severity;
 use crate::model::assumptions::{Edition, Target};
 use crate::model::profile::ProfileOverrides;
-use crate::findings::Severity;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 

@@ -36,10 +36,11 @@ fn main() {
         }
     };
     if let Err(e) = out.flush()
-        && e.kind() != std::io::ErrorKind::BrokenPipe {
-            let _ = writeln!(std::io::stderr(), "difyplan: error: writing output: {e}");
-            std::process::exit(ExitStatus::Error.code());
-        }
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        let _ = writeln!(std::io::stderr(), "difyplan: error: writing output: {e}");
+        std::process::exit(ExitStatus::Error.code());
+    }
     std::process::exit(status.code());
 }
 

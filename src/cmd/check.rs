@@ -32,7 +32,10 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
     }
     let found = inputs::collect(&paths).map_err(anyhow::Error::msg)?;
     if found.is_empty() {
-        bail!("{}: no .env, compose, Kubernetes or Helm values file found — pass the folder or files Dify is deployed from", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+        bail!(
+            "{}: no .env, compose, Kubernetes or Helm values file found — pass the folder or files Dify is deployed from",
+            paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
     }
     let (config, config_name) = load_config(args.config.as_deref())?;
     let mut checked = Vec::new();
@@ -40,11 +43,18 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
     if found_deployments.is_empty() {
         // A gate that passes because it read nothing would hide a wrong path.
         let files: Vec<String> = found.iter().map(|i| i.path.display().to_string()).collect();
-        bail!("{}: no Dify service found (no api, worker, worker_beat, api_websocket or plugin_daemon) — pass the files Dify is deployed from", files.join(", "));
+        bail!(
+            "{}: no Dify service found (no api, worker, worker_beat, api_websocket or plugin_daemon) — pass the files Dify is deployed from",
+            files.join(", ")
+        );
     }
     for (label, kind, deployment) in found_deployments {
         let reserves = if args.admin_reserve > 0 {
-            vec![crate::model::budget::Reserve { name: "admin".into(), connections: args.admin_reserve, why: "--admin-reserve: monitoring, backups and psql".into() }]
+            vec![crate::model::budget::Reserve {
+                name: "admin".into(),
+                connections: args.admin_reserve,
+                why: "--admin-reserve: monitoring, backups and psql".into(),
+            }]
         } else {
             Vec::new()
         };
@@ -99,13 +109,18 @@ fn deployments(found: &[Input], env_file: Option<&Path>, opts: &Options) -> Resu
         if let Some(e) = &dir_env {
             used_envs.push(e.clone());
         }
-        let (main, rest): (Vec<&Input>, Vec<&Input>) = files.into_iter().partition(|f| inputs::compose_rank(&f.path) < 2);
+        let (main, rest): (Vec<&Input>, Vec<&Input>) =
+            files.into_iter().partition(|f| inputs::compose_rank(&f.path) < 2);
         let mut groups: Vec<Vec<&Input>> = rest.into_iter().map(|f| vec![f]).collect();
         if !main.is_empty() {
             groups.insert(0, main);
         }
         for group in groups {
-            let project = Project { files: group.iter().map(|i| i.path.clone()).collect(), texts: group.iter().map(|i| i.text.clone()).collect(), env_file: dir_env.clone() };
+            let project = Project {
+                files: group.iter().map(|i| i.path.clone()).collect(),
+                texts: group.iter().map(|i| i.text.clone()).collect(),
+                env_file: dir_env.clone(),
+            };
             let label = project.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" + ");
             let d = compose::read(&project, opts).map_err(anyhow::Error::msg)?;
             // A compose file with no Dify service (Dify's middleware file, say) is not a deployment.
@@ -136,4 +151,3 @@ fn deployments(found: &[Input], env_file: Option<&Path>, opts: &Options) -> Resu
     }
     Ok(out)
 }
-

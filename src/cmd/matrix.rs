@@ -32,8 +32,8 @@ pub fn plans(profile: &Profile, target: Target) -> Result<Vec<Plan>> {
                 app_role_superuser: false,
                 pg_max_connections: None,
                 pg_host: Default::default(),
-        workflow_log_store: crate::model::storage::LogStore::Postgres,
-        retention_days: None,
+                workflow_log_store: crate::model::storage::LogStore::Postgres,
+                retention_days: None,
                 assumptions: Assumptions::default(),
             };
             out.push(plan::plan(&input)?);
@@ -53,7 +53,10 @@ pub fn files(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
     for (name, _) in profile::BUILTIN {
         let p = Profile::load(name)?;
         for target in TARGETS {
-            out.push((file_path(dir, name, target), report::matrix::file_text(name, &target.to_string(), &plans(&p, target)?)));
+            out.push((
+                file_path(dir, name, target),
+                report::matrix::file_text(name, &target.to_string(), &plans(&p, target)?),
+            ));
         }
     }
     Ok(out)
@@ -66,7 +69,8 @@ pub fn run(args: &MatrixArgs, io: &mut Io) -> Result<ExitStatus> {
             .filter(|(path, text)| std::fs::read_to_string(path).ok().as_deref() != Some(text.as_str()))
             .map(|(path, text)| crate::render::write::Output { path, contents: text.into_bytes(), mode: None })
             .collect();
-        let existing = if args.force { crate::render::write::Existing::Replace } else { crate::render::write::Existing::Keep };
+        let existing =
+            if args.force { crate::render::write::Existing::Replace } else { crate::render::write::Existing::Keep };
         crate::render::write::write_all(&outputs, existing)?;
         for o in &outputs {
             writeln!(io.err, "wrote {}", o.path.display())?;

@@ -2,7 +2,10 @@
 //! compose override, Kubernetes manifests, Helm values — from the embedded templates or a user's.
 
 use super::{Io, plan_input};
-use crate::cli::{HelmChart, PlanArgs, RenderArgs, RenderCommand, RenderComposeArgs, RenderEnvArgs, RenderHelmArgs, RenderKubernetesArgs, RenderOutputArgs};
+use crate::cli::{
+    HelmChart, PlanArgs, RenderArgs, RenderCommand, RenderComposeArgs, RenderEnvArgs, RenderHelmArgs,
+    RenderKubernetesArgs, RenderOutputArgs,
+};
 use crate::dify::DifyVersion;
 use crate::dify::keys::Scope;
 use crate::exit::ExitStatus;
@@ -37,7 +40,9 @@ struct Rendered {
 /// shortfall goes to stderr and the command exits 1, as `size --format env` does.
 fn make_plan(args: &PlanArgs, kind: RenderKind, io: &mut Io) -> Result<Option<(Plan, String)>> {
     if kind == RenderKind::Compose && args.target == Target::Kubernetes {
-        bail!("render compose plans for docker compose — drop --target kubernetes, or use `render kubernetes` / `render helm`");
+        bail!(
+            "render compose plans for docker compose — drop --target kubernetes, or use `render kubernetes` / `render helm`"
+        );
     }
     let mut args = args.clone();
     args.target = context::target_for(kind, args.target);
@@ -59,7 +64,12 @@ fn command_line(a: &PlanArgs, kind: RenderKind) -> String {
         RenderKind::Kubernetes => "kubernetes",
         RenderKind::Helm => "helm",
     };
-    let mut w = vec![format!("difyplan render {sub} --qps {}", a.qps), format!("--profile {}", a.profile), format!("--edition {}", a.edition), format!("--dify-version {}", a.dify_version)];
+    let mut w = vec![
+        format!("difyplan render {sub} --qps {}", a.qps),
+        format!("--profile {}", a.profile),
+        format!("--edition {}", a.edition),
+        format!("--dify-version {}", a.dify_version),
+    ];
     if kind == RenderKind::Env && a.target != Target::Compose {
         w.push(format!("--target {}", a.target));
     }
@@ -123,7 +133,10 @@ fn emit(docs: Vec<Rendered>, out: &RenderOutputArgs, separator: &str, io: &mut I
         return Ok(ExitStatus::Success);
     };
     write::check_folder(dir)?;
-    let outputs: Vec<Output> = docs.iter().map(|d| Output { path: dir.join(&d.file), contents: d.text.clone().into_bytes(), mode: None }).collect();
+    let outputs: Vec<Output> = docs
+        .iter()
+        .map(|d| Output { path: dir.join(&d.file), contents: d.text.clone().into_bytes(), mode: None })
+        .collect();
     write::write_all(&outputs, if out.force { Existing::Replace } else { Existing::Keep })?;
     for o in &outputs {
         writeln!(io.err, "wrote {}", o.path.display())?;
@@ -135,7 +148,12 @@ fn env(args: &RenderEnvArgs, io: &mut Io) -> Result<ExitStatus> {
     let mut plan_args = args.plan.clone();
     if let Some(v) = args.patch.as_deref().and_then(env_file_version).filter(|v| *v != plan_args.dify_version) {
         // The file says which Dify reads it; its keys (timeouts, api_websocket) differ by release.
-        writeln!(io.err, "note: {} is a Dify {v} .env: planning for {v}, not {}", args.patch.as_deref().map(|p| p.display().to_string()).unwrap_or_default(), plan_args.dify_version)?;
+        writeln!(
+            io.err,
+            "note: {} is a Dify {v} .env: planning for {v}, not {}",
+            args.patch.as_deref().map(|p| p.display().to_string()).unwrap_or_default(),
+            plan_args.dify_version
+        )?;
         plan_args.dify_version = v;
     }
     let Some((plan, command)) = make_plan(&plan_args, RenderKind::Env, io)? else { return Ok(ExitStatus::Findings) };
@@ -155,7 +173,8 @@ fn env(args: &RenderEnvArgs, io: &mut Io) -> Result<ExitStatus> {
 /// moved to `envs/`. `None` when the file shows neither (the flag decides).
 fn env_file_version(path: &Path) -> Option<crate::dify::DifyVersion> {
     let text = crate::read::read_text(path).ok()?;
-    let keys: Vec<String> = crate::read::dotenv::parse(&text, "", &Default::default()).ok()?.into_iter().map(|e| e.key).collect();
+    let keys: Vec<String> =
+        crate::read::dotenv::parse(&text, "", &Default::default()).ok()?.into_iter().map(|e| e.key).collect();
     let has = |k: &str| keys.iter().any(|x| x == k);
     if has("API_WEBSOCKET_WORKER_AMOUNT") || has("API_WEBSOCKET_WORKER_CONNECTIONS") {
         Some(crate::dify::DifyVersion::V1_16)
@@ -172,26 +191,43 @@ fn patch_env(plan: &Plan, file: &Path, args: &RenderEnvArgs, io: &mut Io) -> Res
     let bytes = match std::fs::read(file) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!("{name}: no such file — pass Dify's docker/.env"),
-        Err(e) if e.kind() == std::io::ErrorKind::IsADirectory || file.is_dir() => bail!("{name}: is a folder — pass the .env file inside it"),
+        Err(e) if e.kind() == std::io::ErrorKind::IsADirectory || file.is_dir() => {
+            bail!("{name}: is a folder — pass the .env file inside it")
+        }
         Err(e) => bail!("{name}: {e}"),
     };
     let text = patch::dify_env_text(&bytes, &name)?;
     let settings = report::env::settings(plan);
-    let wanted: Vec<(String, String)> = settings.iter().filter(|s| s.scope == Scope::Shared).map(|s| (s.key.to_string(), s.value.clone())).collect();
+    let wanted: Vec<(String, String)> =
+        settings.iter().filter(|s| s.scope == Scope::Shared).map(|s| (s.key.to_string(), s.value.clone())).collect();
     let patched = patch::patch(text, &name, &wanted)?;
     let services: Vec<&str> = {
-        let mut v: Vec<&str> = settings.iter().filter_map(|s| match s.scope { Scope::Service(svc) => Some(svc), Scope::Shared | Scope::Suggested => None }).collect();
+        let mut v: Vec<&str> = settings
+            .iter()
+            .filter_map(|s| match s.scope {
+                Scope::Service(svc) => Some(svc),
+                Scope::Shared | Scope::Suggested => None,
+            })
+            .collect();
         v.dedup();
         v
     };
     if !services.is_empty() {
-        writeln!(io.err, "note: values for {} alone are not set in a shared .env: put them in docker-compose.override.yaml (difyplan render compose)", services.join(", "))?;
+        writeln!(
+            io.err,
+            "note: values for {} alone are not set in a shared .env: put them in docker-compose.override.yaml (difyplan render compose)",
+            services.join(", ")
+        )?;
     }
     if patched.is_unchanged() {
         writeln!(io.err, "{name}: already has the plan's values — nothing to change")?;
         return Ok(ExitStatus::Success);
     }
-    let summary = format!("{} value(s) changed, {} key(s) added in the difyplan block", patched.changed.len(), patched.added.len());
+    let summary = format!(
+        "{} value(s) changed, {} key(s) added in the difyplan block",
+        patched.changed.len(),
+        patched.added.len()
+    );
     if !args.write {
         let file_name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| name.clone());
         write!(io.out, "{}", patch::unified_diff(text, &patched.text, &file_name))?;
@@ -208,7 +244,10 @@ fn patch_env(plan: &Plan, file: &Path, args: &RenderEnvArgs, io: &mut Io) -> Res
             .map_err(|e| anyhow::anyhow!("{e} (the backup of {name}; or pass --no-backup)"))?;
         writeln!(io.err, "kept the original as {}", bak.display())?;
     }
-    write::write_all(&[Output { path: file.to_path_buf(), contents: patched.text.into_bytes(), mode }], Existing::Replace)?;
+    write::write_all(
+        &[Output { path: file.to_path_buf(), contents: patched.text.into_bytes(), mode }],
+        Existing::Replace,
+    )?;
     writeln!(io.err, "{name}: {summary}")?;
     Ok(ExitStatus::Success)
 }
@@ -247,7 +286,9 @@ fn read_compose_file(path: &Path) -> Result<ComposeFile> {
         version = Some(DifyVersion::V1_9);
     }
     let Some(db_service) = db else {
-        bail!("{name}: no PostgreSQL service (db_postgres, db, or a postgres image) — the override sets its command; add the service or pass Dify's own compose file");
+        bail!(
+            "{name}: no PostgreSQL service (db_postgres, db, or a postgres image) — the override sets its command; add the service or pass Dify's own compose file"
+        );
     };
     if !names.iter().any(|n| n == "api") {
         bail!("{name}: no `api` service — pass Dify's docker/docker-compose.yaml to --compose-file");
@@ -263,16 +304,28 @@ fn compose(args: &RenderComposeArgs, io: &mut Io) -> Result<ExitStatus> {
     if let Some(file) = &args.compose_file {
         let found = read_compose_file(file)?;
         if let Some(v) = found.version.filter(|v| *v != plan_args.dify_version) {
-            writeln!(io.err, "note: {} runs Dify {v}: planning for {v}, not {}", file.display(), plan_args.dify_version)?;
+            writeln!(
+                io.err,
+                "note: {} runs Dify {v}: planning for {v}, not {}",
+                file.display(),
+                plan_args.dify_version
+            )?;
             plan_args.dify_version = v;
         }
         view.base_file = Some(file.display().to_string());
         db_service = Some(found.db_service);
         present = Some(found.services);
     }
-    let Some((plan, command)) = make_plan(&plan_args, RenderKind::Compose, io)? else { return Ok(ExitStatus::Findings) };
+    let Some((plan, command)) = make_plan(&plan_args, RenderKind::Compose, io)? else {
+        return Ok(ExitStatus::Findings);
+    };
     if let Some(present) = &present {
-        view.missing = plan.components.iter().map(|c| c.component.service().to_string()).filter(|s| !present.contains(s)).collect();
+        view.missing = plan
+            .components
+            .iter()
+            .map(|c| c.component.service().to_string())
+            .filter(|s| !present.contains(s))
+            .collect();
     }
     let ctx = context::build(&plan, command, view, db_service);
     let src = source(&args.out);
@@ -284,7 +337,9 @@ fn compose(args: &RenderComposeArgs, io: &mut Io) -> Result<ExitStatus> {
 }
 
 fn kubernetes(args: &RenderKubernetesArgs, io: &mut Io) -> Result<ExitStatus> {
-    let Some((plan, command)) = make_plan(&args.plan, RenderKind::Kubernetes, io)? else { return Ok(ExitStatus::Findings) };
+    let Some((plan, command)) = make_plan(&args.plan, RenderKind::Kubernetes, io)? else {
+        return Ok(ExitStatus::Findings);
+    };
     let ctx = context::build(&plan, command, ComposeView::default(), None);
     let src = source(&args.out);
     let (component_t, pg_t) = ("kubernetes/component.yaml.j2", "kubernetes/postgresql.yaml.j2");
@@ -315,14 +370,18 @@ fn helm(args: &RenderHelmArgs, io: &mut Io) -> Result<ExitStatus> {
     if args.chart == HelmChart::Douban {
         // douban's templates render no update strategy, so Kubernetes' default rolling update
         // (maxSurge 25%, rounded up) applies to every Deployment, beat included: plan for it.
-        let set = |assume: &[String], key: &str| assume.iter().any(|a| a.split('=').next().is_some_and(|k| k.trim().replace('-', "_") == key));
+        let set = |assume: &[String], key: &str| {
+            assume.iter().any(|a| a.split('=').next().is_some_and(|k| k.trim().replace('-', "_") == key))
+        };
         for (key, value) in [("max_surge", "0.25"), ("beat_surge", "1")] {
             if !set(&plan_args.assume, key) {
                 plan_args.assume.push(format!("{key}={value}"));
             }
         }
     }
-    let Some((plan, mut command)) = make_plan(&plan_args, RenderKind::Helm, io)? else { return Ok(ExitStatus::Findings) };
+    let Some((plan, mut command)) = make_plan(&plan_args, RenderKind::Helm, io)? else {
+        return Ok(ExitStatus::Findings);
+    };
     let chart = match args.chart {
         HelmChart::Borispolonsky => "borispolonsky",
         HelmChart::Douban => "douban",

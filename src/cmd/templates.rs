@@ -30,12 +30,16 @@ fn export(dir: &Path, force: bool, io: &mut Io) -> Result<ExitStatus> {
         if let Some(sub) = Path::new(b.name).parent().filter(|p| !p.as_os_str().is_empty()) {
             let path = dir.join(sub);
             if !path.exists() {
-                std::fs::create_dir(&path).map_err(|e| anyhow::anyhow!("{}: {e} — nothing was written", path.display()))?;
+                std::fs::create_dir(&path)
+                    .map_err(|e| anyhow::anyhow!("{}: {e} — nothing was written", path.display()))?;
                 made.push(path);
             }
         }
     }
-    let outputs: Vec<Output> = BUILTINS.iter().map(|b| Output { path: dir.join(b.name), contents: b.source.as_bytes().to_vec(), mode: None }).collect();
+    let outputs: Vec<Output> = BUILTINS
+        .iter()
+        .map(|b| Output { path: dir.join(b.name), contents: b.source.as_bytes().to_vec(), mode: None })
+        .collect();
     if let Err(e) = write::write_all(&outputs, if force { Existing::Replace } else { Existing::Keep }) {
         for d in made.iter().rev() {
             let _ = std::fs::remove_dir(d);

@@ -173,7 +173,16 @@ fn flag_true(env: &Env, key: &str) -> bool {
 /// Turn a component's environment into processes and pools: the one place that knows how each
 /// Dify process reads its settings (DOMAIN.md §2, Dify's `api/docker/entrypoint.sh`).
 #[allow(clippy::too_many_arguments)]
-pub fn interpret(component: Component, name: &str, at: Source, env: Env, replicas: Valued<u64>, max_replicas: Valued<u64>, surge: Valued<u64>, host_cpus: u64) -> Result<Deployed, String> {
+pub fn interpret(
+    component: Component,
+    name: &str,
+    at: Source,
+    env: Env,
+    replicas: Valued<u64>,
+    max_replicas: Valued<u64>,
+    surge: Valued<u64>,
+    host_cpus: u64,
+) -> Result<Deployed, String> {
     let dify = |what: &str| format!("Dify default ({what})");
     let mut greenlets = None;
     let mut concurrency = None;
@@ -181,8 +190,10 @@ pub fn interpret(component: Component, name: &str, at: Source, env: Env, replica
     let (processes, pool_size, max_overflow, per_process_max);
     match component {
         Component::PluginDaemon => {
-            let open = env_number(&env, "DB_MAX_OPEN_CONNS", defaults::PLUGIN_DB_MAX_OPEN_CONNS, "plugin daemon default 30")?;
-            let idle = env_number(&env, "DB_MAX_IDLE_CONNS", defaults::PLUGIN_DB_MAX_IDLE_CONNS, "plugin daemon default 10")?;
+            let open =
+                env_number(&env, "DB_MAX_OPEN_CONNS", defaults::PLUGIN_DB_MAX_OPEN_CONNS, "plugin daemon default 30")?;
+            let idle =
+                env_number(&env, "DB_MAX_IDLE_CONNS", defaults::PLUGIN_DB_MAX_IDLE_CONNS, "plugin daemon default 10")?;
             per_process_max = open.value;
             processes = Valued::new(1, Source::default("one Go process"));
             max_overflow = Valued::new(open.value.saturating_sub(idle.value), open.source.clone());
@@ -194,15 +205,26 @@ pub fn interpret(component: Component, name: &str, at: Source, env: Env, replica
             per_process_max = pool_size.value.saturating_add(max_overflow.value);
             processes = match component {
                 Component::Api => {
-                    greenlets = Some(env_number(&env, "SERVER_WORKER_CONNECTIONS", defaults::SERVER_WORKER_CONNECTIONS, &dify("10"))?);
+                    greenlets = Some(env_number(
+                        &env,
+                        "SERVER_WORKER_CONNECTIONS",
+                        defaults::SERVER_WORKER_CONNECTIONS,
+                        &dify("10"),
+                    )?);
                     env_number(&env, "SERVER_WORKER_AMOUNT", defaults::SERVER_WORKER_AMOUNT, &dify("1"))?
                 }
                 Component::ApiWebsocket => {
-                    greenlets = Some(env_number(&env, "SERVER_WORKER_CONNECTIONS", defaults::API_WEBSOCKET_WORKER_CONNECTIONS, &dify("1000"))?);
+                    greenlets = Some(env_number(
+                        &env,
+                        "SERVER_WORKER_CONNECTIONS",
+                        defaults::API_WEBSOCKET_WORKER_CONNECTIONS,
+                        &dify("1000"),
+                    )?);
                     env_number(&env, "SERVER_WORKER_AMOUNT", defaults::API_WEBSOCKET_WORKER_AMOUNT, &dify("1"))?
                 }
                 Component::Worker => {
-                    let class = env.get("CELERY_WORKER_CLASS").map(|v| v.value.trim().to_ascii_lowercase()).unwrap_or_default();
+                    let class =
+                        env.get("CELERY_WORKER_CLASS").map(|v| v.value.trim().to_ascii_lowercase()).unwrap_or_default();
                     let pool = match class.as_str() {
                         "" | "gevent" => CeleryPool::Gevent,
                         "prefork" | "processes" => CeleryPool::Prefork,
@@ -210,9 +232,19 @@ pub fn interpret(component: Component, name: &str, at: Source, env: Env, replica
                     };
                     celery_pool = Some(pool);
                     let c = if flag_true(&env, "CELERY_AUTO_SCALE") {
-                        env_number(&env, "CELERY_MAX_WORKERS", host_cpus, "assumed --host-cpus (the entrypoint uses the host's nproc)")?
+                        env_number(
+                            &env,
+                            "CELERY_MAX_WORKERS",
+                            host_cpus,
+                            "assumed --host-cpus (the entrypoint uses the host's nproc)",
+                        )?
                     } else {
-                        env_number(&env, "CELERY_WORKER_AMOUNT", defaults::CELERY_WORKER_AMOUNT, "entrypoint default -c 1")?
+                        env_number(
+                            &env,
+                            "CELERY_WORKER_AMOUNT",
+                            defaults::CELERY_WORKER_AMOUNT,
+                            "entrypoint default -c 1",
+                        )?
                     };
                     concurrency = Some(c.clone());
                     match pool {
@@ -225,7 +257,22 @@ pub fn interpret(component: Component, name: &str, at: Source, env: Env, replica
             };
         }
     }
-    Ok(Deployed { component, name: name.to_string(), at, replicas, max_replicas, surge, processes, greenlets, concurrency, celery_pool, pool_size, max_overflow, per_process_max, env })
+    Ok(Deployed {
+        component,
+        name: name.to_string(),
+        at,
+        replicas,
+        max_replicas,
+        surge,
+        processes,
+        greenlets,
+        concurrency,
+        celery_pool,
+        pool_size,
+        max_overflow,
+        per_process_max,
+        env,
+    })
 }
 
 /// Keys whose values are secrets: never shown, in any format.

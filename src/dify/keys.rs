@@ -23,18 +23,12 @@ pub const SERVER_WORKER_AMOUNT: Key = Key {
     name: "SERVER_WORKER_AMOUNT",
     doc: "gunicorn worker processes per api container; each has its own SQLAlchemy pool",
 };
-pub const SERVER_WORKER_CLASS: Key = Key {
-    name: "SERVER_WORKER_CLASS",
-    doc: "gunicorn worker class; gevent serves many requests per process",
-};
-pub const SERVER_WORKER_CONNECTIONS: Key = Key {
-    name: "SERVER_WORKER_CONNECTIONS",
-    doc: "greenlets (requests in flight) one api process admits",
-};
-pub const SQLALCHEMY_POOL_SIZE: Key = Key {
-    name: "SQLALCHEMY_POOL_SIZE",
-    doc: "connections a process keeps open in its pool",
-};
+pub const SERVER_WORKER_CLASS: Key =
+    Key { name: "SERVER_WORKER_CLASS", doc: "gunicorn worker class; gevent serves many requests per process" };
+pub const SERVER_WORKER_CONNECTIONS: Key =
+    Key { name: "SERVER_WORKER_CONNECTIONS", doc: "greenlets (requests in flight) one api process admits" };
+pub const SQLALCHEMY_POOL_SIZE: Key =
+    Key { name: "SQLALCHEMY_POOL_SIZE", doc: "connections a process keeps open in its pool" };
 pub const SQLALCHEMY_MAX_OVERFLOW: Key = Key {
     name: "SQLALCHEMY_MAX_OVERFLOW",
     doc: "extra connections a process may open above the pool size, closed on return",
@@ -43,44 +37,42 @@ pub const CELERY_WORKER_CLASS: Key = Key {
     name: "CELERY_WORKER_CLASS",
     doc: "Celery pool; empty means gevent, one process whose greenlets share one pool",
 };
-pub const CELERY_WORKER_AMOUNT: Key = Key {
-    name: "CELERY_WORKER_AMOUNT",
-    doc: "Celery -c: tasks (streaming runs included) one worker runs at once",
-};
-pub const CELERY_AUTO_SCALE: Key = Key {
-    name: "CELERY_AUTO_SCALE",
-    doc: "off, so the worker's concurrency is the fixed value the budget counted",
-};
-pub const API_WEBSOCKET_WORKER_AMOUNT: Key = Key {
-    name: "API_WEBSOCKET_WORKER_AMOUNT",
-    doc: "gunicorn processes of api_websocket (collaboration profile)",
-};
-pub const API_WEBSOCKET_WORKER_CONNECTIONS: Key = Key {
-    name: "API_WEBSOCKET_WORKER_CONNECTIONS",
-    doc: "websocket sessions one api_websocket process admits",
-};
+pub const CELERY_WORKER_AMOUNT: Key =
+    Key { name: "CELERY_WORKER_AMOUNT", doc: "Celery -c: tasks (streaming runs included) one worker runs at once" };
+pub const CELERY_AUTO_SCALE: Key =
+    Key { name: "CELERY_AUTO_SCALE", doc: "off, so the worker's concurrency is the fixed value the budget counted" };
+pub const API_WEBSOCKET_WORKER_AMOUNT: Key =
+    Key { name: "API_WEBSOCKET_WORKER_AMOUNT", doc: "gunicorn processes of api_websocket (collaboration profile)" };
+pub const API_WEBSOCKET_WORKER_CONNECTIONS: Key =
+    Key { name: "API_WEBSOCKET_WORKER_CONNECTIONS", doc: "websocket sessions one api_websocket process admits" };
 pub const POSTGRES_MAX_CONNECTIONS: Key = Key {
     name: "POSTGRES_MAX_CONNECTIONS",
     doc: "PostgreSQL max_connections, shared by the dify and dify_plugin databases",
 };
-pub const DB_MAX_OPEN_CONNS: Key = Key {
-    name: "DB_MAX_OPEN_CONNS",
-    doc: "the plugin daemon's connection cap per replica (its default is 30)",
-};
-pub const DB_MAX_IDLE_CONNS: Key = Key {
-    name: "DB_MAX_IDLE_CONNS",
-    doc: "connections the plugin daemon keeps idle per replica (its default is 10)",
-};
+pub const DB_MAX_OPEN_CONNS: Key =
+    Key { name: "DB_MAX_OPEN_CONNS", doc: "the plugin daemon's connection cap per replica (its default is 30)" };
+pub const DB_MAX_IDLE_CONNS: Key =
+    Key { name: "DB_MAX_IDLE_CONNS", doc: "connections the plugin daemon keeps idle per replica (its default is 10)" };
 
 /// Settings of the plugin daemon that are not in Dify's `.env.example` but documented by the
 /// daemon itself (DOMAIN.md §3); the key-existence test accepts these too.
-pub const PLUGIN_DAEMON_DOCUMENTED: &[&str] =
-    &["DB_MAX_OPEN_CONNS", "DB_MAX_IDLE_CONNS", "DB_CONN_MAX_LIFETIME"];
-pub const POSTGRES_SHARED_BUFFERS: Key = Key { name: "POSTGRES_SHARED_BUFFERS", doc: "PostgreSQL shared_buffers (PGTune: RAM / 4)" };
-pub const POSTGRES_WORK_MEM: Key = Key { name: "POSTGRES_WORK_MEM", doc: "PostgreSQL work_mem per sort or hash (PGTune, for max_connections backends)" };
-pub const POSTGRES_MAINTENANCE_WORK_MEM: Key = Key { name: "POSTGRES_MAINTENANCE_WORK_MEM", doc: "PostgreSQL maintenance_work_mem (PGTune: RAM / 16, at most 8 GB)" };
-pub const POSTGRES_EFFECTIVE_CACHE_SIZE: Key = Key { name: "POSTGRES_EFFECTIVE_CACHE_SIZE", doc: "PostgreSQL effective_cache_size (PGTune: 3/4 of RAM)" };
-pub const POSTGRES_STATEMENT_TIMEOUT: Key = Key { name: "POSTGRES_STATEMENT_TIMEOUT", doc: "PostgreSQL statement_timeout, ms: bounds one SQL statement, not the request" };
+pub const PLUGIN_DAEMON_DOCUMENTED: &[&str] = &["DB_MAX_OPEN_CONNS", "DB_MAX_IDLE_CONNS", "DB_CONN_MAX_LIFETIME"];
+pub const POSTGRES_SHARED_BUFFERS: Key =
+    Key { name: "POSTGRES_SHARED_BUFFERS", doc: "PostgreSQL shared_buffers (PGTune: RAM / 4)" };
+pub const POSTGRES_WORK_MEM: Key = Key {
+    name: "POSTGRES_WORK_MEM",
+    doc: "PostgreSQL work_mem per sort or hash (PGTune, for max_connections backends)",
+};
+pub const POSTGRES_MAINTENANCE_WORK_MEM: Key = Key {
+    name: "POSTGRES_MAINTENANCE_WORK_MEM",
+    doc: "PostgreSQL maintenance_work_mem (PGTune: RAM / 16, at most 8 GB)",
+};
+pub const POSTGRES_EFFECTIVE_CACHE_SIZE: Key =
+    Key { name: "POSTGRES_EFFECTIVE_CACHE_SIZE", doc: "PostgreSQL effective_cache_size (PGTune: 3/4 of RAM)" };
+pub const POSTGRES_STATEMENT_TIMEOUT: Key = Key {
+    name: "POSTGRES_STATEMENT_TIMEOUT",
+    doc: "PostgreSQL statement_timeout, ms: bounds one SQL statement, not the request",
+};
 pub const POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT: Key = Key {
     name: "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT",
     doc: "PostgreSQL idle_in_transaction_session_timeout, ms: frees connections of dead runs, above the longest request",
@@ -88,10 +80,25 @@ pub const POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT: Key = Key {
 
 /// Every key difyplan writes, for lookups by name.
 pub const ALL: &[Key] = &[
-    SERVER_WORKER_AMOUNT, SERVER_WORKER_CLASS, SERVER_WORKER_CONNECTIONS, SQLALCHEMY_POOL_SIZE, SQLALCHEMY_MAX_OVERFLOW,
-    CELERY_WORKER_CLASS, CELERY_WORKER_AMOUNT, CELERY_AUTO_SCALE, API_WEBSOCKET_WORKER_AMOUNT, API_WEBSOCKET_WORKER_CONNECTIONS,
-    POSTGRES_MAX_CONNECTIONS, POSTGRES_SHARED_BUFFERS, POSTGRES_WORK_MEM, POSTGRES_MAINTENANCE_WORK_MEM, POSTGRES_EFFECTIVE_CACHE_SIZE,
-    POSTGRES_STATEMENT_TIMEOUT, POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT, DB_MAX_OPEN_CONNS, DB_MAX_IDLE_CONNS,
+    SERVER_WORKER_AMOUNT,
+    SERVER_WORKER_CLASS,
+    SERVER_WORKER_CONNECTIONS,
+    SQLALCHEMY_POOL_SIZE,
+    SQLALCHEMY_MAX_OVERFLOW,
+    CELERY_WORKER_CLASS,
+    CELERY_WORKER_AMOUNT,
+    CELERY_AUTO_SCALE,
+    API_WEBSOCKET_WORKER_AMOUNT,
+    API_WEBSOCKET_WORKER_CONNECTIONS,
+    POSTGRES_MAX_CONNECTIONS,
+    POSTGRES_SHARED_BUFFERS,
+    POSTGRES_WORK_MEM,
+    POSTGRES_MAINTENANCE_WORK_MEM,
+    POSTGRES_EFFECTIVE_CACHE_SIZE,
+    POSTGRES_STATEMENT_TIMEOUT,
+    POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+    DB_MAX_OPEN_CONNS,
+    DB_MAX_IDLE_CONNS,
 ];
 
 /// The key of that name, if difyplan writes it.

@@ -79,13 +79,8 @@ pub enum Component {
 }
 
 impl Component {
-    pub const ALL: [Component; 5] = [
-        Component::Api,
-        Component::ApiWebsocket,
-        Component::Worker,
-        Component::WorkerBeat,
-        Component::PluginDaemon,
-    ];
+    pub const ALL: [Component; 5] =
+        [Component::Api, Component::ApiWebsocket, Component::Worker, Component::WorkerBeat, Component::PluginDaemon];
 
     /// The compose service name, which is also the name difyplan uses everywhere.
     pub fn service(self) -> &'static str {

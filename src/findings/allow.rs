@@ -36,15 +36,24 @@ impl Config {
             format!("{file}:{line}: {} — an allow entry is `[[allow]]` with `code` and `reason` (optional `component`, `path`)", e.message().trim())
         })?;
         // Entry lines: the n-th `[[allow]]` header.
-        let headers: Vec<usize> = text.lines().enumerate().filter(|(_, l)| l.trim() == "[[allow]]").map(|(i, _)| i + 1).collect();
+        let headers: Vec<usize> =
+            text.lines().enumerate().filter(|(_, l)| l.trim() == "[[allow]]").map(|(i, _)| i + 1).collect();
         for (i, allow) in config.allow.iter_mut().enumerate() {
             allow.line = headers.get(i).copied().unwrap_or(1);
             if Code::parse(&allow.code).is_none() {
                 let known: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
-                return Err(format!("{file}:{}: unknown finding code `{}` — known codes: {}", allow.line, allow.code, known.join(", ")));
+                return Err(format!(
+                    "{file}:{}: unknown finding code `{}` — known codes: {}",
+                    allow.line,
+                    allow.code,
+                    known.join(", ")
+                ));
             }
             if allow.reason.trim().is_empty() {
-                return Err(format!("{file}:{}: the allow entry for `{}` has an empty reason — say why the team accepts it", allow.line, allow.code));
+                return Err(format!(
+                    "{file}:{}: the allow entry for `{}` has an empty reason — say why the team accepts it",
+                    allow.line, allow.code
+                ));
             }
         }
         Ok(config)
@@ -55,7 +64,10 @@ impl Allow {
     pub fn matches(&self, f: &Finding) -> bool {
         f.code.as_str() == self.code
             && self.component.as_deref().is_none_or(|c| f.component.is_some_and(|fc| fc.service() == c))
-            && self.path.as_deref().is_none_or(|p| f.source.as_ref().and_then(|s| s.location()).is_some_and(|(path, _)| path.ends_with(p)))
+            && self
+                .path
+                .as_deref()
+                .is_none_or(|p| f.source.as_ref().and_then(|s| s.location()).is_some_and(|(path, _)| path.ends_with(p)))
     }
 }
 
@@ -83,8 +95,12 @@ pub fn apply(findings: Vec<Finding>, config: &Config, config_file: &str) -> (Vec
     for (allow, used) in config.allow.iter().zip(used) {
         if !used {
             kept.push(
-                Finding::new(Code::UnusedAllow, format!("the allow entry for `{}` matches no finding", allow.code), "remove the entry, or narrow it to what it was meant for")
-                    .at(&crate::dify::deployment::Source::file(config_file, allow.line)),
+                Finding::new(
+                    Code::UnusedAllow,
+                    format!("the allow entry for `{}` matches no finding", allow.code),
+                    "remove the entry, or narrow it to what it was meant for",
+                )
+                .at(&crate::dify::deployment::Source::file(config_file, allow.line)),
             );
         }
     }

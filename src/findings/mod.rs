@@ -88,7 +88,15 @@ pub struct Finding {
 
 impl Finding {
     pub fn new(code: Code, message: impl Into<String>, remedy: impl Into<String>) -> Finding {
-        Finding { code, severity: code.severity(), message: message.into(), remedy: remedy.into(), component: None, source: None, deployment: None }
+        Finding {
+            code,
+            severity: code.severity(),
+            message: message.into(),
+            remedy: remedy.into(),
+            component: None,
+            source: None,
+            deployment: None,
+        }
     }
     pub fn at(mut self, source: &Source) -> Finding {
         self.source = Some(source.clone());
@@ -137,7 +145,13 @@ pub struct Report {
 
 impl Report {
     pub fn new(deployments: Vec<Checked>, mut findings: Vec<Finding>, suppressed: Vec<allow::Suppressed>) -> Report {
-        findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.deployment.cmp(&b.deployment)).then(a.code.cmp(&b.code)).then(a.source.cmp(&b.source)));
+        findings.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then(a.deployment.cmp(&b.deployment))
+                .then(a.code.cmp(&b.code))
+                .then(a.source.cmp(&b.source))
+        });
         let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
         let summary = Summary {
             errors: count(Severity::Error),

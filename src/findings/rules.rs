@@ -2,9 +2,9 @@
 //! the numbers and the line to change. The thresholds are the measured ones (DOMAIN.md §8).
 
 use super::{Code, Finding};
+use crate::dify::Component;
 use crate::dify::deployment::{CeleryPool, Deployed, Deployment, Source};
 use crate::dify::rules::{PoolVerdict, judge_api_pool};
-use crate::dify::Component;
 use crate::model::budget::Budget;
 use std::collections::BTreeSet;
 
@@ -39,8 +39,16 @@ pub fn check(d: &Deployment, budget: &Budget) -> Vec<Finding> {
     }
     if d.app_role_superuser {
         out.push(
-            Finding::new(Code::SuperuserAppRole, format!("Dify connects as `{}`, a superuser: it may take the {} reserved slots meant for operators", d.app_role.value, crate::dify::defaults::SUPERUSER_RESERVED_CONNECTIONS), "create a dedicated non-superuser role for DB_USERNAME and keep `postgres` for operators")
-                .at(&d.app_role.source),
+            Finding::new(
+                Code::SuperuserAppRole,
+                format!(
+                    "Dify connects as `{}`, a superuser: it may take the {} reserved slots meant for operators",
+                    d.app_role.value,
+                    crate::dify::defaults::SUPERUSER_RESERVED_CONNECTIONS
+                ),
+                "create a dedicated non-superuser role for DB_USERNAME and keep `postgres` for operators",
+            )
+            .at(&d.app_role.source),
         );
     }
     if let Some(timeout) = &d.idle_in_transaction_timeout {
@@ -53,14 +61,23 @@ pub fn check(d: &Deployment, budget: &Budget) -> Vec<Finding> {
         }
     }
     if !d.max_connections_found {
-        out.push(
-            Finding::new(Code::MaxConnectionsUnknown, format!("no max_connections was found in the inputs; PostgreSQL's default {} was assumed", d.max_connections.value), "pass --pg-max-connections N with the database's real cap, or include the database's configuration"),
-        );
+        out.push(Finding::new(
+            Code::MaxConnectionsUnknown,
+            format!(
+                "no max_connections was found in the inputs; PostgreSQL's default {} was assumed",
+                d.max_connections.value
+            ),
+            "pass --pg-max-connections N with the database's real cap, or include the database's configuration",
+        ));
     }
     for hpa in &d.unbounded_autoscalers {
         out.push(
-            Finding::new(Code::HpaUnbounded, format!("{}: its pods are not counted in the budget", hpa.value), "include the autoscaled workload's manifest, or set a maxReplicas the budget can count")
-                .at(&hpa.source),
+            Finding::new(
+                Code::HpaUnbounded,
+                format!("{}: its pods are not counted in the budget", hpa.value),
+                "include the autoscaled workload's manifest, or set a maxReplicas the budget can count",
+            )
+            .at(&hpa.source),
         );
     }
     unknown_keys(d, &mut out);
@@ -71,13 +88,28 @@ fn budget_rule(d: &Deployment, b: &Budget, out: &mut Vec<Finding>) {
     if b.fits {
         return;
     }
-    let arithmetic: Vec<String> = b.lines.iter().map(|l| format!("{} {} × {} × {} = {}", l.component, l.worst_pods, l.processes, l.per_process_max, l.connections)).collect();
+    let arithmetic: Vec<String> = b
+        .lines
+        .iter()
+        .map(|l| {
+            format!("{} {} × {} × {} = {}", l.component, l.worst_pods, l.processes, l.per_process_max, l.connections)
+        })
+        .collect();
     let withheld = if b.cap.app_role_superuser { String::new() } else { format!(" − {} reserved", b.cap.withheld()) };
     out.push(
         Finding::new(
             Code::ConnectionBudgetExceeded,
-            format!("worst-case demand {} exceeds the usable cap {} (max_connections {}{withheld}): {}", b.demand, b.usable, b.cap.max_connections, arithmetic.join(" + ")),
-            format!("raise max_connections to at least {}, or shrink the pools: `difyplan size` computes a plan that fits", b.demand.saturating_add(b.cap.withheld())),
+            format!(
+                "worst-case demand {} exceeds the usable cap {} (max_connections {}{withheld}): {}",
+                b.demand,
+                b.usable,
+                b.cap.max_connections,
+                arithmetic.join(" + ")
+            ),
+            format!(
+                "raise max_connections to at least {}, or shrink the pools: `difyplan size` computes a plan that fits",
+                b.demand.saturating_add(b.cap.withheld())
+            ),
         )
         .at(&d.max_connections.source),
     );
@@ -154,13 +186,33 @@ fn redis_rule(c: &Deployed, out: &mut Vec<Finding>) {
 
 /// The settings Dify reads that size pools and processes; near-misses of these are flagged.
 pub const SIZING_KEYS: &[&str] = &[
-    "SERVER_WORKER_AMOUNT", "SERVER_WORKER_CLASS", "SERVER_WORKER_CONNECTIONS", "GUNICORN_TIMEOUT",
-    "CELERY_WORKER_CLASS", "CELERY_WORKER_AMOUNT", "CELERY_AUTO_SCALE", "CELERY_MAX_WORKERS", "CELERY_MIN_WORKERS",
-    "API_WEBSOCKET_WORKER_AMOUNT", "API_WEBSOCKET_WORKER_CONNECTIONS",
-    "SQLALCHEMY_POOL_SIZE", "SQLALCHEMY_MAX_OVERFLOW", "SQLALCHEMY_POOL_RECYCLE", "SQLALCHEMY_POOL_PRE_PING",
-    "SQLALCHEMY_POOL_USE_LIFO", "SQLALCHEMY_POOL_TIMEOUT", "POSTGRES_MAX_CONNECTIONS", "POSTGRES_SHARED_BUFFERS",
-    "POSTGRES_WORK_MEM", "POSTGRES_MAINTENANCE_WORK_MEM", "POSTGRES_EFFECTIVE_CACHE_SIZE", "POSTGRES_STATEMENT_TIMEOUT",
-    "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT", "DB_MAX_OPEN_CONNS", "DB_MAX_IDLE_CONNS", "DB_CONN_MAX_LIFETIME",
+    "SERVER_WORKER_AMOUNT",
+    "SERVER_WORKER_CLASS",
+    "SERVER_WORKER_CONNECTIONS",
+    "GUNICORN_TIMEOUT",
+    "CELERY_WORKER_CLASS",
+    "CELERY_WORKER_AMOUNT",
+    "CELERY_AUTO_SCALE",
+    "CELERY_MAX_WORKERS",
+    "CELERY_MIN_WORKERS",
+    "API_WEBSOCKET_WORKER_AMOUNT",
+    "API_WEBSOCKET_WORKER_CONNECTIONS",
+    "SQLALCHEMY_POOL_SIZE",
+    "SQLALCHEMY_MAX_OVERFLOW",
+    "SQLALCHEMY_POOL_RECYCLE",
+    "SQLALCHEMY_POOL_PRE_PING",
+    "SQLALCHEMY_POOL_USE_LIFO",
+    "SQLALCHEMY_POOL_TIMEOUT",
+    "POSTGRES_MAX_CONNECTIONS",
+    "POSTGRES_SHARED_BUFFERS",
+    "POSTGRES_WORK_MEM",
+    "POSTGRES_MAINTENANCE_WORK_MEM",
+    "POSTGRES_EFFECTIVE_CACHE_SIZE",
+    "POSTGRES_STATEMENT_TIMEOUT",
+    "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT",
+    "DB_MAX_OPEN_CONNS",
+    "DB_MAX_IDLE_CONNS",
+    "DB_CONN_MAX_LIFETIME",
     "REDIS_MAX_CONNECTIONS",
 ];
 
@@ -173,8 +225,14 @@ fn unknown_keys(d: &Deployment, out: &mut Vec<Finding>) {
             }
             if let Some(meant) = near_miss(key) {
                 out.push(
-                    Finding::new(Code::UnknownSizingKey, format!("`{key}` is not a setting Dify reads; it looks like `{meant}`, which stays at its default"), format!("rename it to {meant}"))
-                        .at(&v.source),
+                    Finding::new(
+                        Code::UnknownSizingKey,
+                        format!(
+                            "`{key}` is not a setting Dify reads; it looks like `{meant}`, which stays at its default"
+                        ),
+                        format!("rename it to {meant}"),
+                    )
+                    .at(&v.source),
                 );
             }
         }
@@ -184,7 +242,8 @@ fn unknown_keys(d: &Deployment, out: &mut Vec<Finding>) {
 /// A known sizing key the given key was probably meant to be: the same letters with other
 /// underscores, or at most two edits away.
 pub fn near_miss(key: &str) -> Option<&'static str> {
-    static SQUASHED: std::sync::LazyLock<Vec<(String, &'static str)>> = std::sync::LazyLock::new(|| SIZING_KEYS.iter().map(|k| (squash(k), *k)).collect());
+    static SQUASHED: std::sync::LazyLock<Vec<(String, &'static str)>> =
+        std::sync::LazyLock::new(|| SIZING_KEYS.iter().map(|k| (squash(k), *k)).collect());
     let k = squash(key);
     SQUASHED
         .iter()

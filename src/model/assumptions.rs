@@ -99,9 +99,9 @@ impl Assumptions {
         let mut value = serde_json::to_value(self).map_err(|e| e.to_string())?;
         let map = value.as_object_mut().ok_or("assumptions are not a map")?;
         for pair in pairs {
-            let (key, raw) = pair.split_once('=').ok_or_else(|| {
-                format!("--assume `{pair}` is not KEY=VALUE — for example --assume quantile=0.9999")
-            })?;
+            let (key, raw) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("--assume `{pair}` is not KEY=VALUE — for example --assume quantile=0.9999"))?;
             let key = key.trim().replace('-', "_");
             if !map.contains_key(&key) {
                 let mut keys: Vec<&String> = map.keys().collect();
@@ -109,9 +109,12 @@ impl Assumptions {
                 let keys: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
                 return Err(format!("--assume: unknown key `{key}` — known keys: {}", keys.join(", ")));
             }
-            let parsed: f64 = raw.trim().parse().ok().filter(|v: &f64| v.is_finite() && *v >= 0.0).ok_or_else(|| {
-                format!("--assume {key}: `{raw}` is not a number ≥ 0 — pass a plain number")
-            })?;
+            let parsed: f64 = raw
+                .trim()
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| format!("--assume {key}: `{raw}` is not a number ≥ 0 — pass a plain number"))?;
             // Counts stay whole numbers; ratios (and the optional ones, null by default) take fractions.
             let as_json = if map[&key].is_u64() {
                 if parsed.fract() != 0.0 {
@@ -123,26 +126,31 @@ impl Assumptions {
             };
             map.insert(key, as_json);
         }
-        let out: Assumptions = serde_json::from_value(value)
-            .map_err(|e| format!("--assume: {e}"))?;
+        let out: Assumptions = serde_json::from_value(value).map_err(|e| format!("--assume: {e}"))?;
         out.validate()?;
         Ok(out)
     }
 
     pub fn validate(&self) -> Result<(), String> {
         let in_open_unit = |name: &str, v: f64| {
-            if v > 0.0 && v < 1.0 { Ok(()) } else { Err(format!("--assume {name}={v}: must lie strictly between 0 and 1")) }
+            if v > 0.0 && v < 1.0 {
+                Ok(())
+            } else {
+                Err(format!("--assume {name}={v}: must lie strictly between 0 and 1"))
+            }
         };
         in_open_unit("quantile", self.quantile)?;
         in_open_unit("pg_cpu_target", self.pg_cpu_target)?;
         if let Some(t) = self.cpu_target
-            && !(t > 0.0 && t <= 1.0) {
-                return Err(format!("--assume cpu_target={t}: must lie in (0, 1]"));
-            }
+            && !(t > 0.0 && t <= 1.0)
+        {
+            return Err(format!("--assume cpu_target={t}: must lie in (0, 1]"));
+        }
         if let Some(f) = self.hpa_max_factor
-            && !(1.0..=10.0).contains(&f) {
-                return Err(format!("--assume hpa_max_factor={f}: must lie between 1 and 10"));
-            }
+            && !(1.0..=10.0).contains(&f)
+        {
+            return Err(format!("--assume hpa_max_factor={f}: must lie between 1 and 10"));
+        }
         if self.max_surge > 1.0 {
             return Err(format!("--assume max_surge={}: a surge is a share of replicas, 0 to 1", self.max_surge));
         }
@@ -200,22 +208,47 @@ pub struct EditionRules {
 impl Edition {
     pub fn rules(self) -> EditionRules {
         match self {
-            Edition::Test => EditionRules { min_replicas: 1, cpu_target: 0.8, hpa_max_factor: 1.0, zone_spread: false, disruption_budget: false },
-            Edition::Ha => EditionRules { min_replicas: 2, cpu_target: 0.7, hpa_max_factor: 1.5, zone_spread: true, disruption_budget: true },
-            Edition::Performance => EditionRules { min_replicas: 3, cpu_target: 0.6, hpa_max_factor: 1.5, zone_spread: true, disruption_budget: true },
+            Edition::Test => EditionRules {
+                min_replicas: 1,
+                cpu_target: 0.8,
+                hpa_max_factor: 1.0,
+                zone_spread: false,
+                disruption_budget: false,
+            },
+            Edition::Ha => EditionRules {
+                min_replicas: 2,
+                cpu_target: 0.7,
+                hpa_max_factor: 1.5,
+                zone_spread: true,
+                disruption_budget: true,
+            },
+            Edition::Performance => EditionRules {
+                min_replicas: 3,
+                cpu_target: 0.6,
+                hpa_max_factor: 1.5,
+                zone_spread: true,
+                disruption_budget: true,
+            },
         }
     }
 }
 
 impl fmt::Display for Edition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self { Edition::Test => "test", Edition::Ha => "ha", Edition::Performance => "performance" })
+        f.write_str(match self {
+            Edition::Test => "test",
+            Edition::Ha => "ha",
+            Edition::Performance => "performance",
+        })
     }
 }
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self { Target::Compose => "compose", Target::Kubernetes => "kubernetes" })
+        f.write_str(match self {
+            Target::Compose => "compose",
+            Target::Kubernetes => "kubernetes",
+        })
     }
 }
 

@@ -81,7 +81,11 @@ pub struct Budget {
 
 impl Budget {
     pub fn new(lines: Vec<BudgetLine>, reserves: Vec<Reserve>, cap: Cap) -> Budget {
-        let demand = lines.iter().map(|l| l.connections).chain(reserves.iter().map(|r| r.connections)).fold(0u64, u64::saturating_add);
+        let demand = lines
+            .iter()
+            .map(|l| l.connections)
+            .chain(reserves.iter().map(|r| r.connections))
+            .fold(0u64, u64::saturating_add);
         let usable = cap.usable();
         let headroom = usable as i64 - demand.min(i64::MAX as u64) as i64;
         let headroom_pct = if usable == 0 { -100.0 } else { headroom as f64 * 100.0 / usable as f64 };
@@ -94,7 +98,13 @@ impl Budget {
 }
 
 /// The smallest `max_connections` that gives `demand` usable slots, rounded up to `step`.
-pub fn choose_max_connections(demand: u64, app_role_superuser: bool, superuser_reserved: u64, reserved: u64, step: u64) -> u64 {
+pub fn choose_max_connections(
+    demand: u64,
+    app_role_superuser: bool,
+    superuser_reserved: u64,
+    reserved: u64,
+    step: u64,
+) -> u64 {
     let need = if app_role_superuser { demand } else { demand + superuser_reserved + reserved };
     let step = step.max(1);
     need.div_ceil(step) * step

@@ -131,19 +131,17 @@ pub struct PgHost {
 /// the `postgres:15-alpine` image of both compose files (DOMAIN.md fixtures, 1.9.1 and 1.16.1).
 /// Those 4 GiB are the whole host's in Dify's README; giving them all to PostgreSQL is generous,
 /// so output built on this default should say that it was assumed.
-pub const DEFAULT_HOST: PgHost = PgHost {
-    memory_bytes: 4 * GIB,
-    cpus: 2,
-    storage: Storage::Ssd,
-    pg_version: 15,
-};
+pub const DEFAULT_HOST: PgHost = PgHost { memory_bytes: 4 * GIB, cpus: 2, storage: Storage::Ssd, pg_version: 15 };
 
 impl PgHost {
     /// Refuse hosts outside what PGTune and PostgreSQL accept, saying what to pass instead.
     pub fn validate(&self) -> Result<(), String> {
         check_memory_bounds(self.memory_bytes)?;
         if self.cpus == 0 {
-            return Err("--pg-cpus 0: PostgreSQL needs at least one CPU — pass the database's core count, e.g. --pg-cpus 2".into());
+            return Err(
+                "--pg-cpus 0: PostgreSQL needs at least one CPU — pass the database's core count, e.g. --pg-cpus 2"
+                    .into(),
+            );
         }
         if !PG_VERSIONS.contains(&self.pg_version) {
             return Err(format!(
@@ -366,9 +364,7 @@ pub fn tune(host: &PgHost, max_connections: u64) -> Tuning {
     };
     let io_method = (version >= 18).then_some("io_uring");
     // selectIoWorkers: a quarter of the CPUs, between PostgreSQL's default 3 and its maximum 32.
-    let io_workers = (version >= 18 && cpus > 0)
-        .then(|| (cpus / 4).clamp(3, 32))
-        .filter(|&n| n > 3);
+    let io_workers = (version >= 18 && cpus > 0).then(|| (cpus / 4).clamp(3, 32)).filter(|&n| n > 3);
 
     let mut warnings = Vec::new();
     if host.memory_bytes < LOW_MEMORY_WARNING_BYTES {
@@ -382,7 +378,8 @@ pub fn tune(host: &PgHost, max_connections: u64) -> Tuning {
         );
     }
     if io_method == Some("io_uring") {
-        warnings.push("io_method = io_uring needs a PostgreSQL built --with-liburing; use `worker` otherwise".to_string());
+        warnings
+            .push("io_method = io_uring needs a PostgreSQL built --with-liburing; use `worker` otherwise".to_string());
     }
     if max_connections > PG_MAX_CONNECTIONS_LIMIT {
         warnings.push(format!(
@@ -479,7 +476,9 @@ pub fn memory_check(host: &PgHost, tuning: &Tuning) -> MemoryCheck {
         let fewer = if largest == 0 {
             "not one connection fits beside shared_buffers".to_string()
         } else {
-            format!("lower max_connections to {largest} or less (smaller pools, fewer processes, or a pooler such as PgBouncer in front of the plugin daemon, whose sessions are short)")
+            format!(
+                "lower max_connections to {largest} or less (smaller pools, fewer processes, or a pooler such as PgBouncer in front of the plugin daemon, whose sessions are short)"
+            )
         };
         format!(
             "{} connections need about {} but PostgreSQL has {}: {fewer}, {more_memory}",
@@ -553,11 +552,7 @@ fn memory_to_fit(host: &PgHost, max_connections: u64) -> Option<u64> {
 
 /// Bytes for people: MiB below 1 GiB (rounded up), GiB with one decimal above.
 fn human_bytes(bytes: u64) -> String {
-    if bytes >= GIB {
-        format!("{:.1} GiB", bytes as f64 / GIB as f64)
-    } else {
-        format!("{} MiB", bytes.div_ceil(MIB))
-    }
+    if bytes >= GIB { format!("{:.1} GiB", bytes as f64 / GIB as f64) } else { format!("{} MiB", bytes.div_ceil(MIB)) }
 }
 
 /// A request may legitimately sit idle in transaction this many times the profile's mean
@@ -784,7 +779,12 @@ mod tests {
         // PGTune's own test: 12 CPUs → 12, 4, 12, 4.
         let twelve = tune(&host(8, 12), 100);
         assert_eq!(
-            [twelve.max_worker_processes, twelve.max_parallel_workers_per_gather, twelve.max_parallel_workers, twelve.max_parallel_maintenance_workers],
+            [
+                twelve.max_worker_processes,
+                twelve.max_parallel_workers_per_gather,
+                twelve.max_parallel_workers,
+                twelve.max_parallel_maintenance_workers
+            ],
             [Some(12), Some(4), Some(12), Some(4)]
         );
         let five = tune(&host(8, 5), 100);

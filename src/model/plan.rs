@@ -5,8 +5,8 @@ use super::assumptions::{Assumptions, Edition, EditionRules, Target};
 use super::budget::{self, Budget, BudgetLine, Cap, Reserve};
 use super::pgtune::{self, MemoryCheck, PgHost, Storage, Timeouts, Tuning};
 use super::profile::Profile;
-use super::storage::{self, LogPlan, LogStore, RedisPlan};
 use super::queueing::poisson_quantile;
+use super::storage::{self, LogPlan, LogStore, RedisPlan};
 use crate::dify::{Component, DifyVersion, rules};
 use serde::Serialize;
 
@@ -50,7 +50,12 @@ pub struct PgHostSpec {
 
 impl Default for PgHostSpec {
     fn default() -> Self {
-        PgHostSpec { memory_bytes: None, cpus: None, storage: pgtune::DEFAULT_HOST.storage, pg_version: pgtune::DEFAULT_HOST.pg_version }
+        PgHostSpec {
+            memory_bytes: None,
+            cpus: None,
+            storage: pgtune::DEFAULT_HOST.storage,
+            pg_version: pgtune::DEFAULT_HOST.pg_version,
+        }
     }
 }
 
@@ -138,11 +143,24 @@ const GUNICORN_TIMEOUT_S: u64 = 360;
 /// Tune the database for `max_connections`. Without `--pg-memory` the memory is the smallest
 /// power of two GiB, from Dify's 4 GiB minimum, that holds the backends (PGTune's memory check);
 /// without `--pg-cpus` the cores are the plan's PostgreSQL cores, at least PGTune's default 2.
-fn database(spec: &PgHostSpec, max_connections: u64, cores: u64, request_seconds: f64, notes: &mut Vec<String>) -> (PgHost, bool, bool, Tuning, MemoryCheck, Timeouts) {
+fn database(
+    spec: &PgHostSpec,
+    max_connections: u64,
+    cores: u64,
+    request_seconds: f64,
+    notes: &mut Vec<String>,
+) -> (PgHost, bool, bool, Tuning, MemoryCheck, Timeouts) {
     let cpus = spec.cpus.unwrap_or_else(|| (cores.min(u32::MAX as u64) as u32).max(pgtune::DEFAULT_HOST.cpus));
-    let mut host = PgHost { memory_bytes: spec.memory_bytes.unwrap_or(pgtune::DEFAULT_HOST.memory_bytes), cpus, storage: spec.storage, pg_version: spec.pg_version };
+    let mut host = PgHost {
+        memory_bytes: spec.memory_bytes.unwrap_or(pgtune::DEFAULT_HOST.memory_bytes),
+        cpus,
+        storage: spec.storage,
+        pg_version: spec.pg_version,
+    };
     if spec.memory_bytes.is_none() {
-        while host.memory_bytes < pgtune::MAX_MEMORY_BYTES && !pgtune::memory_check(&host, &pgtune::tune(&host, max_connections)).fits {
+        while host.memory_bytes < pgtune::MAX_MEMORY_BYTES
+            && !pgtune::memory_check(&host, &pgtune::tune(&host, max_connections)).fits
+        {
             host.memory_bytes *= 2;
         }
     }
@@ -160,7 +178,10 @@ fn database(spec: &PgHostSpec, max_connections: u64, cores: u64, request_seconds
         ));
     }
     if !memory.fits {
-        notes.push(format!("WARNING: {} backends do not fit {gib:.0} GiB: the largest safe max_connections is {}. {}", max_connections, memory.largest_safe_max_connections, memory.remedy));
+        notes.push(format!(
+            "WARNING: {} backends do not fit {gib:.0} GiB: the largest safe max_connections is {}. {}",
+            max_connections, memory.largest_safe_max_connections, memory.remedy
+        ));
     }
     notes.extend(tuning.warnings.iter().cloned());
     let timeouts = pgtune::timeouts(request_seconds, GUNICORN_TIMEOUT_S);
@@ -212,10 +233,14 @@ pub struct InputError(pub String);
 /// Validate the target QPS with a message that says what to do.
 pub fn check_qps(qps: f64) -> Result<(), InputError> {
     if qps.is_nan() || qps.is_infinite() {
-        return Err(InputError(format!("--qps {qps} is not a number of requests per second — pass a positive number such as 500")));
+        return Err(InputError(format!(
+            "--qps {qps} is not a number of requests per second — pass a positive number such as 500"
+        )));
     }
     if qps <= 0.0 {
-        return Err(InputError(format!("--qps {qps}: the target must be above 0 requests per second — pass for example --qps 10")));
+        return Err(InputError(format!(
+            "--qps {qps}: the target must be above 0 requests per second — pass for example --qps 10"
+        )));
     }
     if qps > MAX_QPS {
         return Err(InputError(format!(
@@ -255,10 +280,18 @@ struct Gevent {
 ///
 /// `min_processes` (the edition's minimum replicas, one process each at least) always run, so
 /// the quantile is shared among at least that many processes.
-fn size_gevent(in_flight_mean: f64, cpu_cores: f64, cpu_target: f64, a: &Assumptions, floor_slots: u64, min_processes: u64) -> Gevent {
+fn size_gevent(
+    in_flight_mean: f64,
+    cpu_cores: f64,
+    cpu_target: f64,
+    a: &Assumptions,
+    floor_slots: u64,
+    min_processes: u64,
+) -> Gevent {
     let in_flight_quantile = poisson_quantile(in_flight_mean, a.quantile);
     let saturated_in_flight = if cpu_cores > 0.0 { in_flight_mean * cpu_target / cpu_cores } else { f64::INFINITY };
-    let slots_by_saturation = if saturated_in_flight.is_finite() { poisson_quantile(saturated_in_flight, a.quantile) } else { u64::MAX };
+    let slots_by_saturation =
+        if saturated_in_flight.is_finite() { poisson_quantile(saturated_in_flight, a.quantile) } else { u64::MAX };
     let shared = in_flight_quantile.div_ceil(min_processes.max(1));
     let slots = slots_by_saturation.min(shared).min(a.slots_per_process_max).max(floor_slots).max(1);
     let processes_by_cpu = (cpu_cores / cpu_target).ceil() as u64;
@@ -296,10 +329,20 @@ pub fn plan(input: &PlanInput) -> Result<Plan, InputError> {
     input.profile.validate().map_err(InputError)?;
     input.assumptions.validate().map_err(InputError)?;
     if input.workflow_log_store == LogStore::Logstore && input.dify_version < DifyVersion::V1_16 {
-        return Err(InputError(format!("--workflow-log-store logstore: Dify {} has no log-store repositories — use Dify 1.16 or later, or --workflow-log-store celery", input.dify_version)));
+        return Err(InputError(format!(
+            "--workflow-log-store logstore: Dify {} has no log-store repositories — use Dify 1.16 or later, or --workflow-log-store celery",
+            input.dify_version
+        )));
     }
     if let Some(m) = input.pg_host.memory_bytes {
-        PgHost { memory_bytes: m, cpus: input.pg_host.cpus.unwrap_or(2), storage: input.pg_host.storage, pg_version: input.pg_host.pg_version }.validate().map_err(InputError)?;
+        PgHost {
+            memory_bytes: m,
+            cpus: input.pg_host.cpus.unwrap_or(2),
+            storage: input.pg_host.storage,
+            pg_version: input.pg_host.pg_version,
+        }
+        .validate()
+        .map_err(InputError)?;
     }
     let mut plan = plan_core(input);
     if !plan.budget.fits {
@@ -321,44 +364,143 @@ fn plan_core(input: &PlanInput) -> Plan {
 
     // ---- api -------------------------------------------------------------------------------
     let api_cpu_ms = p.api_cpu_ms();
-    let api = size_gevent(lambda * p.request_seconds, lambda * api_cpu_ms / 1000.0, cpu_target, a, 1, rules.min_replicas);
-    rec.note("api.in_flight_mean", fmt1(api.in_flight_mean), format!("λ × W = {lambda} × {} s", p.request_seconds), "Little's law, DOMAIN.md §5");
-    rec.note("api.in_flight_quantile", api.in_flight_quantile, format!("Poisson({:.1}) quantile {}", api.in_flight_mean, a.quantile), "DOMAIN.md §5; quantile is an assumption (--assume quantile=)");
-    rec.note("api.cpu_cores", fmt2(api.cpu_cores), format!("λ × CPU = {lambda} × {api_cpu_ms:.1} ms (blocking {} ms × {:.2} + streaming {} ms × {:.2})", p.api_cpu_ms_blocking, p.blocking_share(), p.api_cpu_ms_streaming, p.streaming_share), "profile, DOMAIN.md §8");
-    rec.note("api.processes_by_cpu", api.processes_by_cpu, format!("ceil({:.2} cores ÷ {cpu_target} target) — one gevent process per core", api.cpu_cores), "DOMAIN.md §5; target from the edition");
+    let api =
+        size_gevent(lambda * p.request_seconds, lambda * api_cpu_ms / 1000.0, cpu_target, a, 1, rules.min_replicas);
+    rec.note(
+        "api.in_flight_mean",
+        fmt1(api.in_flight_mean),
+        format!("λ × W = {lambda} × {} s", p.request_seconds),
+        "Little's law, DOMAIN.md §5",
+    );
+    rec.note(
+        "api.in_flight_quantile",
+        api.in_flight_quantile,
+        format!("Poisson({:.1}) quantile {}", api.in_flight_mean, a.quantile),
+        "DOMAIN.md §5; quantile is an assumption (--assume quantile=)",
+    );
+    rec.note(
+        "api.cpu_cores",
+        fmt2(api.cpu_cores),
+        format!(
+            "λ × CPU = {lambda} × {api_cpu_ms:.1} ms (blocking {} ms × {:.2} + streaming {} ms × {:.2})",
+            p.api_cpu_ms_blocking,
+            p.blocking_share(),
+            p.api_cpu_ms_streaming,
+            p.streaming_share
+        ),
+        "profile, DOMAIN.md §8",
+    );
+    rec.note(
+        "api.processes_by_cpu",
+        api.processes_by_cpu,
+        format!("ceil({:.2} cores ÷ {cpu_target} target) — one gevent process per core", api.cpu_cores),
+        "DOMAIN.md §5; target from the edition",
+    );
     rec.note("SERVER_WORKER_CONNECTIONS", api.slots, format!("min(Poisson({:.1}) q{} = in flight in one process at the CPU target, in-flight quantile {} ÷ {} minimum processes, {} max)", api.saturated_in_flight.min(1e12), a.quantile, api.in_flight_quantile, rules.min_replicas, a.slots_per_process_max), "issue #2: slots cover a high quantile");
-    let (api_replicas, api_per_pod) = split_into_pods(api.processes, rules.min_replicas, a.api_processes_per_pod, input.target);
-    rec.note("api.processes", api.processes, format!("max({} by CPU, ceil({} ÷ {} slots))", api.processes_by_cpu, api.in_flight_quantile, api.slots), "");
-    rec.note("api.replicas × SERVER_WORKER_AMOUNT", format!("{api_replicas} × {api_per_pod}"), match input.target {
-        Target::Compose => format!("{} replicas (edition minimum) × ceil({} ÷ {})", rules.min_replicas, api.processes, rules.min_replicas),
-        Target::Kubernetes => format!("pods of at most {} processes, at least {} replicas", a.api_processes_per_pod, rules.min_replicas),
-    }, "edition; --assume api_processes_per_pod=");
+    let (api_replicas, api_per_pod) =
+        split_into_pods(api.processes, rules.min_replicas, a.api_processes_per_pod, input.target);
+    rec.note(
+        "api.processes",
+        api.processes,
+        format!("max({} by CPU, ceil({} ÷ {} slots))", api.processes_by_cpu, api.in_flight_quantile, api.slots),
+        "",
+    );
+    rec.note(
+        "api.replicas × SERVER_WORKER_AMOUNT",
+        format!("{api_replicas} × {api_per_pod}"),
+        match input.target {
+            Target::Compose => format!(
+                "{} replicas (edition minimum) × ceil({} ÷ {})",
+                rules.min_replicas, api.processes, rules.min_replicas
+            ),
+            Target::Kubernetes => format!(
+                "pods of at most {} processes, at least {} replicas",
+                a.api_processes_per_pod, rules.min_replicas
+            ),
+        },
+        "edition; --assume api_processes_per_pod=",
+    );
     // Pool: the measured deadlock bound per process against the greenlets it admits.
     let peak = p.connections_peak.ceil() as u64;
     // The measured pool rule for `admitted` requests: 2 × for chat apps, the deadlock bound otherwise.
-    let pool_for = |admitted: u64| if p.chat_share > 0.0 { rules::chat_pool(admitted, a.chat_pool_factor) } else { rules::deadlock_free_pool(admitted, peak) };
+    let pool_for = |admitted: u64| {
+        if p.chat_share > 0.0 {
+            rules::chat_pool(admitted, a.chat_pool_factor)
+        } else {
+            rules::deadlock_free_pool(admitted, peak)
+        }
+    };
     let api_max = pool_for(api.slots);
     // With the workflow logs off the request path (Celery repositories or a log store) the run's
     // records are no longer written through a second session at its start and end: a blocking
     // request holds its one session (the view's, DOMAIN.md §8) and nothing more. An assumption:
     // the measured excess over one connection (1.06–1.17) is those writes. The peak, and so the
     // pool bound, is left as measured.
-    let connections_mean = if input.workflow_log_store == LogStore::Postgres { p.connections_mean } else { 1.0f64.min(p.connections_mean) };
-    if connections_mean < p.connections_mean {
-        rec.note("connections per blocking request", connections_mean, format!("{} → {connections_mean} with the workflow logs off the request path (--workflow-log-store {:?})", p.connections_mean, input.workflow_log_store).to_lowercase(), "assumption from DOMAIN.md §6, §8: the excess over one session is the run's record writes");
-    }
-    let api_hold = p.blocking_share() * connections_mean + p.streaming_share * (a.streaming_start_hold_seconds / p.request_seconds).min(1.0);
-    let api_pool = usual_pool(api.saturated_in_flight, api_hold, api_max);
-    rec.note("api pool (SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW)", api_max, if p.chat_share > 0.0 {
-        format!("{} × {} greenlets: chat apps need about 2 × admitted requests (chat share {})", a.chat_pool_factor, api.slots, p.chat_share)
+    let connections_mean = if input.workflow_log_store == LogStore::Postgres {
+        p.connections_mean
     } else {
-        format!("{} greenlets × ({} peak − 1) + 1: the pool-deadlock bound, enough for workflow apps", api.slots, p.connections_peak)
-    }, "measured, DOMAIN.md §8");
-    rec.note("SQLALCHEMY_POOL_SIZE", api_pool, format!("min(ceil({:.2} in flight in a process at the CPU target × {:.3} connections held each), {api_max})", api.saturated_in_flight.min(1e12), api_hold), "DOMAIN.md §8: ≈1.1 per blocking request, streaming holds one for 0.7 s");
-    let api_mean = lambda * (p.blocking_share() * p.request_seconds * connections_mean + p.streaming_share * a.streaming_start_hold_seconds.min(p.request_seconds));
+        1.0f64.min(p.connections_mean)
+    };
+    if connections_mean < p.connections_mean {
+        rec.note(
+            "connections per blocking request",
+            connections_mean,
+            format!(
+                "{} → {connections_mean} with the workflow logs off the request path (--workflow-log-store {:?})",
+                p.connections_mean, input.workflow_log_store
+            )
+            .to_lowercase(),
+            "assumption from DOMAIN.md §6, §8: the excess over one session is the run's record writes",
+        );
+    }
+    let api_hold = p.blocking_share() * connections_mean
+        + p.streaming_share * (a.streaming_start_hold_seconds / p.request_seconds).min(1.0);
+    let api_pool = usual_pool(api.saturated_in_flight, api_hold, api_max);
+    rec.note(
+        "api pool (SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW)",
+        api_max,
+        if p.chat_share > 0.0 {
+            format!(
+                "{} × {} greenlets: chat apps need about 2 × admitted requests (chat share {})",
+                a.chat_pool_factor, api.slots, p.chat_share
+            )
+        } else {
+            format!(
+                "{} greenlets × ({} peak − 1) + 1: the pool-deadlock bound, enough for workflow apps",
+                api.slots, p.connections_peak
+            )
+        },
+        "measured, DOMAIN.md §8",
+    );
+    rec.note(
+        "SQLALCHEMY_POOL_SIZE",
+        api_pool,
+        format!(
+            "min(ceil({:.2} in flight in a process at the CPU target × {:.3} connections held each), {api_max})",
+            api.saturated_in_flight.min(1e12),
+            api_hold
+        ),
+        "DOMAIN.md §8: ≈1.1 per blocking request, streaming holds one for 0.7 s",
+    );
+    let api_mean = lambda
+        * (p.blocking_share() * p.request_seconds * connections_mean
+            + p.streaming_share * a.streaming_start_hold_seconds.min(p.request_seconds));
     let api_shared = pool_for(api.in_flight_quantile);
     let (api_hpa, api_surge) = scaling(api_replicas, input.target, hpa_factor, a);
-    components.push(component(Component::Api, api_replicas, api_hpa, api_surge, api_per_pod, Some(api.slots), api_pool, api_max, api_mean, Some(api_shared), api_per_pod as f64, api_per_pod * a.process_memory_mib));
+    components.push(component(
+        Component::Api,
+        api_replicas,
+        api_hpa,
+        api_surge,
+        api_per_pod,
+        Some(api.slots),
+        api_pool,
+        api_max,
+        api_mean,
+        Some(api_shared),
+        api_per_pod as f64,
+        api_per_pod * a.process_memory_mib,
+    ));
 
     // ---- api_websocket ---------------------------------------------------------------------
     if input.dify_version.has_api_websocket() && input.collaboration {
@@ -369,8 +511,26 @@ fn plan_core(input: &PlanInput) -> Plan {
             Target::Kubernetes => (replicas, (replicas as f64 * a.max_surge).ceil() as u64),
         };
         let (ps, po) = (a.websocket_pool_size, a.websocket_max_overflow);
-        rec.note("api_websocket pool", ps + po, format!("{ps} + {po}, a per-service override: its use was not measured"), "assumption (--assume websocket_pool_size=, websocket_max_overflow=)");
-        components.push(component(Component::ApiWebsocket, replicas, max, surge, crate::dify::defaults::API_WEBSOCKET_WORKER_AMOUNT, Some(crate::dify::defaults::API_WEBSOCKET_WORKER_CONNECTIONS), ps.min(ps + po).max(1), ps + po, replicas as f64, None, 1.0, a.process_memory_mib));
+        rec.note(
+            "api_websocket pool",
+            ps + po,
+            format!("{ps} + {po}, a per-service override: its use was not measured"),
+            "assumption (--assume websocket_pool_size=, websocket_max_overflow=)",
+        );
+        components.push(component(
+            Component::ApiWebsocket,
+            replicas,
+            max,
+            surge,
+            crate::dify::defaults::API_WEBSOCKET_WORKER_AMOUNT,
+            Some(crate::dify::defaults::API_WEBSOCKET_WORKER_CONNECTIONS),
+            ps.min(ps + po).max(1),
+            ps + po,
+            replicas as f64,
+            None,
+            1.0,
+            a.process_memory_mib,
+        ));
     }
 
     // ---- worker (Celery, gevent pool) -------------------------------------------------------
@@ -379,11 +539,34 @@ fn plan_core(input: &PlanInput) -> Plan {
     let stream_in_flight = stream_rate * p.request_seconds;
     let task_in_flight = task_rate * p.celery_task_seconds;
     let worker_cpu = (stream_rate * p.worker_cpu_ms_streaming + task_rate * p.celery_task_cpu_ms) / 1000.0;
-    let worker = size_gevent(stream_in_flight + task_in_flight, worker_cpu, cpu_target, a, WORKER_CONCURRENCY_FLOOR, rules.min_replicas);
-    rec.note("worker.in_flight_mean", fmt1(worker.in_flight_mean), format!("streaming runs {stream_rate:.1}/s × {} s + tasks {task_rate:.1}/s × {} s", p.request_seconds, p.celery_task_seconds), "Little's law; streaming runs execute in the worker, DOMAIN.md §8");
+    let worker = size_gevent(
+        stream_in_flight + task_in_flight,
+        worker_cpu,
+        cpu_target,
+        a,
+        WORKER_CONCURRENCY_FLOOR,
+        rules.min_replicas,
+    );
+    rec.note(
+        "worker.in_flight_mean",
+        fmt1(worker.in_flight_mean),
+        format!(
+            "streaming runs {stream_rate:.1}/s × {} s + tasks {task_rate:.1}/s × {} s",
+            p.request_seconds, p.celery_task_seconds
+        ),
+        "Little's law; streaming runs execute in the worker, DOMAIN.md §8",
+    );
     rec.note("CELERY_WORKER_AMOUNT", worker.slots, format!("max({WORKER_CONCURRENCY_FLOOR}, min(Poisson({:.1}) q{} in one worker at the CPU target, in-flight quantile {}))", worker.saturated_in_flight.min(1e12), a.quantile, worker.in_flight_quantile), "DOMAIN.md §8: -c is the runs executing at once; floor: Dify 1.16.1 .env.example (4)");
     let worker_replicas = worker.processes.max(rules.min_replicas);
-    rec.note("worker.replicas", worker_replicas, format!("max({} by CPU ({:.2} cores ÷ {cpu_target}), ceil({} ÷ {}), {} edition minimum)", worker.processes_by_cpu, worker.cpu_cores, worker.in_flight_quantile, worker.slots, rules.min_replicas), "one gevent process per worker, one core");
+    rec.note(
+        "worker.replicas",
+        worker_replicas,
+        format!(
+            "max({} by CPU ({:.2} cores ÷ {cpu_target}), ceil({} ÷ {}), {} edition minimum)",
+            worker.processes_by_cpu, worker.cpu_cores, worker.in_flight_quantile, worker.slots, rules.min_replicas
+        ),
+        "one gevent process per worker, one core",
+    );
     // Shares of the worker's work in flight, from the profile alone (per request), so they do not
     // wobble with the QPS through floating-point noise.
     let per_request = p.streaming_share * p.request_seconds + p.celery_tasks * p.celery_task_seconds;
@@ -397,20 +580,53 @@ fn plan_core(input: &PlanInput) -> Plan {
         1.0
     };
     let worker_max = ceil_clean(worker.slots as f64 * need_per_slot).max(2);
-    let worker_mean = stream_in_flight * p.chat_share * connections_mean + stream_in_flight * (1.0 - p.chat_share) * a.worker_workflow_connections_per_run + task_in_flight;
+    let worker_mean = stream_in_flight * p.chat_share * connections_mean
+        + stream_in_flight * (1.0 - p.chat_share) * a.worker_workflow_connections_per_run
+        + task_in_flight;
     let worker_pool = usual_pool(worker.saturated_in_flight, need_per_slot, worker_max);
     rec.note("worker pool (per process)", worker_max, format!("ceil({} × ({chat_stream:.2} chat runs × {} + {wf_stream:.2} workflow runs × {} + {tasks:.2} tasks × 1)), at least 2", worker.slots, 1.0 + a.worker_chat_headroom, a.worker_workflow_connections_per_run), "DOMAIN.md §8: a chat run holds a connection throughout; a workflow run only for moments");
     let (worker_hpa, worker_surge) = scaling(worker_replicas, input.target, hpa_factor, a);
-    components.push(component(Component::Worker, worker_replicas, worker_hpa, worker_surge, 1, Some(worker.slots), worker_pool, worker_max, worker_mean, None, 1.0, a.process_memory_mib));
+    components.push(component(
+        Component::Worker,
+        worker_replicas,
+        worker_hpa,
+        worker_surge,
+        1,
+        Some(worker.slots),
+        worker_pool,
+        worker_max,
+        worker_mean,
+        None,
+        1.0,
+        a.process_memory_mib,
+    ));
     if p.streaming_share > 0.0 && p.chat_share > 0.0 {
         notes.push("The Celery worker under gevent may ignore SQLALCHEMY_POOL_SIZE (Dify issue #30536, open): watch its connections after a deploy.".into());
     }
 
     // ---- worker_beat -----------------------------------------------------------------------
     let (bp, bo) = (a.beat_pool_size, a.beat_max_overflow);
-    rec.note("worker_beat pool", bp + bo, format!("{bp} + {bo} as a per-service override; compose would otherwise give beat the api's pool"), "DOMAIN.md §2: beat holds about 1");
+    rec.note(
+        "worker_beat pool",
+        bp + bo,
+        format!("{bp} + {bo} as a per-service override; compose would otherwise give beat the api's pool"),
+        "DOMAIN.md §2: beat holds about 1",
+    );
     let beat_surge = if input.target == Target::Kubernetes { a.beat_surge } else { 0 };
-    components.push(component(Component::WorkerBeat, 1, 1, beat_surge, 1, None, bp.max(1), (bp + bo).max(1), 1.0, None, BEAT_CPU, BEAT_MEMORY_MIB));
+    components.push(component(
+        Component::WorkerBeat,
+        1,
+        1,
+        beat_surge,
+        1,
+        None,
+        bp.max(1),
+        (bp + bo).max(1),
+        1.0,
+        None,
+        BEAT_CPU,
+        BEAT_MEMORY_MIB,
+    ));
 
     // ---- plugin_daemon ---------------------------------------------------------------------
     let plugin_cores = lambda * p.plugin_cpu_ms / 1000.0;
@@ -419,19 +635,52 @@ fn plan_core(input: &PlanInput) -> Plan {
     let (plugin_replicas, plugin_cpu_per_pod) = match input.target {
         // The daemon publishes its debugging port on the host, so compose runs exactly one.
         Target::Compose => (1, a.plugin_cores_per_replica.max((plugin_cores / cpu_target).ceil())),
-        Target::Kubernetes => (((plugin_cores / per_replica_cores).ceil() as u64).max(rules.min_replicas), a.plugin_cores_per_replica),
+        Target::Kubernetes => {
+            (((plugin_cores / per_replica_cores).ceil() as u64).max(rules.min_replicas), a.plugin_cores_per_replica)
+        }
     };
     let plugin_busy = match input.target {
         Target::Compose => plugin_in_flight,
-        Target::Kubernetes if plugin_cores > 0.0 => plugin_in_flight.min(plugin_in_flight * per_replica_cores / plugin_cores),
+        Target::Kubernetes if plugin_cores > 0.0 => {
+            plugin_in_flight.min(plugin_in_flight * per_replica_cores / plugin_cores)
+        }
         Target::Kubernetes => plugin_in_flight,
     };
     let plugin_open = (poisson_quantile(plugin_busy, a.quantile) + 1).max(a.plugin_open_conns_floor);
     let plugin_idle = (plugin_busy.ceil() as u64).clamp(1, plugin_open);
-    rec.note("plugin_daemon.replicas", plugin_replicas, format!("max(ceil({plugin_cores:.2} cores ÷ ({} cores × {cpu_target})), {} edition minimum); compose runs one", a.plugin_cores_per_replica, rules.min_replicas), "DOMAIN.md §4: about 30 QPS per 2-core instance");
-    rec.note("DB_MAX_OPEN_CONNS", plugin_open, format!("max({}, Poisson({plugin_busy:.2}) q{} + 1) per replica, instead of the default 30", a.plugin_open_conns_floor, a.quantile), "profile plugin_db_ms; floor is an assumption");
+    rec.note(
+        "plugin_daemon.replicas",
+        plugin_replicas,
+        format!(
+            "max(ceil({plugin_cores:.2} cores ÷ ({} cores × {cpu_target})), {} edition minimum); compose runs one",
+            a.plugin_cores_per_replica, rules.min_replicas
+        ),
+        "DOMAIN.md §4: about 30 QPS per 2-core instance",
+    );
+    rec.note(
+        "DB_MAX_OPEN_CONNS",
+        plugin_open,
+        format!(
+            "max({}, Poisson({plugin_busy:.2}) q{} + 1) per replica, instead of the default 30",
+            a.plugin_open_conns_floor, a.quantile
+        ),
+        "profile plugin_db_ms; floor is an assumption",
+    );
     let (plugin_hpa, plugin_surge) = scaling(plugin_replicas, input.target, hpa_factor, a);
-    components.push(component(Component::PluginDaemon, plugin_replicas, plugin_hpa, plugin_surge, 1, None, plugin_idle, plugin_open, plugin_in_flight, None, plugin_cpu_per_pod, a.plugin_memory_mib));
+    components.push(component(
+        Component::PluginDaemon,
+        plugin_replicas,
+        plugin_hpa,
+        plugin_surge,
+        1,
+        None,
+        plugin_idle,
+        plugin_open,
+        plugin_in_flight,
+        None,
+        plugin_cpu_per_pod,
+        a.plugin_memory_mib,
+    ));
 
     if input.target == Target::Compose {
         let cores: f64 = components.iter().map(|c| c.cpu_per_pod * c.replicas as f64).sum();
@@ -441,35 +690,104 @@ fn plan_core(input: &PlanInput) -> Plan {
     }
 
     // ---- budget ----------------------------------------------------------------------------
-    let lines: Vec<BudgetLine> = components.iter().map(|c| BudgetLine::new(c.component, c.max_replicas + c.surge, c.processes_per_pod, c.per_process_max)).collect();
-    let starting: u64 = components.iter().filter(|c| c.component.runs_migrations()).map(|c| match input.target {
-        Target::Compose => 1,
-        Target::Kubernetes => c.surge.max(u64::from(c.component.singleton())),
-    }).sum();
+    let lines: Vec<BudgetLine> = components
+        .iter()
+        .map(|c| BudgetLine::new(c.component, c.max_replicas + c.surge, c.processes_per_pod, c.per_process_max))
+        .collect();
+    let starting: u64 = components
+        .iter()
+        .filter(|c| c.component.runs_migrations())
+        .map(|c| match input.target {
+            Target::Compose => 1,
+            Target::Kubernetes => c.surge.max(u64::from(c.component.singleton())),
+        })
+        .sum();
     let reserves = vec![
-        Reserve { name: "migration".into(), connections: starting * a.migration_connections, why: format!("{starting} containers may start at once and run `flask upgrade-db` ({} connections each, DOMAIN.md §2)", a.migration_connections) },
-        Reserve { name: "admin".into(), connections: a.admin_reserve, why: "monitoring, backups and an operator's psql (assumption, --assume admin_reserve=)".into() },
+        Reserve {
+            name: "migration".into(),
+            connections: starting * a.migration_connections,
+            why: format!(
+                "{starting} containers may start at once and run `flask upgrade-db` ({} connections each, DOMAIN.md §2)",
+                a.migration_connections
+            ),
+        },
+        Reserve {
+            name: "admin".into(),
+            connections: a.admin_reserve,
+            why: "monitoring, backups and an operator's psql (assumption, --assume admin_reserve=)".into(),
+        },
     ];
     let demand: u64 = lines.iter().map(|l| l.connections).chain(reserves.iter().map(|r| r.connections)).sum();
     let (max_connections, chosen) = match input.pg_max_connections {
         Some(cap) => (cap, false),
         // One server takes at most PostgreSQL's own limit; beyond it the plan cannot fit.
-        None => (budget::choose_max_connections(demand, input.app_role_superuser, a.superuser_reserved_connections, a.reserved_connections, a.max_connections_step).min(pgtune::PG_MAX_CONNECTIONS_LIMIT), true),
+        None => (
+            budget::choose_max_connections(
+                demand,
+                input.app_role_superuser,
+                a.superuser_reserved_connections,
+                a.reserved_connections,
+                a.max_connections_step,
+            )
+            .min(pgtune::PG_MAX_CONNECTIONS_LIMIT),
+            true,
+        ),
     };
-    let cap = Cap { max_connections, app_role_superuser: input.app_role_superuser, superuser_reserved_connections: a.superuser_reserved_connections, reserved_connections: a.reserved_connections };
+    let cap = Cap {
+        max_connections,
+        app_role_superuser: input.app_role_superuser,
+        superuser_reserved_connections: a.superuser_reserved_connections,
+        reserved_connections: a.reserved_connections,
+    };
     let budget = Budget::new(lines, reserves, cap);
-    rec.note("demand", budget.demand, "Σ (max replicas + surge) × processes × per-process maximum + reserves".into(), "DOMAIN.md §2");
-    rec.note("POSTGRES_MAX_CONNECTIONS", max_connections, if chosen {
-        format!("demand {} + {} slots withheld from a non-superuser, rounded up to a multiple of {}", budget.demand, if input.app_role_superuser { 0 } else { a.superuser_reserved_connections + a.reserved_connections }, a.max_connections_step)
-    } else {
-        "fixed by --pg-max-connections".into()
-    }, "issue #2");
+    rec.note(
+        "demand",
+        budget.demand,
+        "Σ (max replicas + surge) × processes × per-process maximum + reserves".into(),
+        "DOMAIN.md §2",
+    );
+    rec.note(
+        "POSTGRES_MAX_CONNECTIONS",
+        max_connections,
+        if chosen {
+            format!(
+                "demand {} + {} slots withheld from a non-superuser, rounded up to a multiple of {}",
+                budget.demand,
+                if input.app_role_superuser { 0 } else { a.superuser_reserved_connections + a.reserved_connections },
+                a.max_connections_step
+            )
+        } else {
+            "fixed by --pg-max-connections".into()
+        },
+        "issue #2",
+    );
 
     let logs = storage::logs(lambda, p, input.workflow_log_store, input.retention_days);
     let pg_cpu_ms = p.pg_cpu_ms - logs.pg_cpu_ms_saved;
     let pg_cores = ((lambda * pg_cpu_ms / 1000.0) / a.pg_cpu_target).ceil().max(1.0) as u64;
-    rec.note("database.cores", pg_cores, format!("ceil({lambda} × {pg_cpu_ms} ms ÷ {}){}", a.pg_cpu_target, if logs.pg_cpu_ms_saved > 0.0 { format!(" — {:.1} ms per request less with the logs in the log store ({} → {pg_cpu_ms} ms)", logs.pg_cpu_ms_saved, p.pg_cpu_ms) } else { String::new() }), "DOMAIN.md §8: 11–35 ms per request; target is an assumption");
-    rec.note("workflow logs in PostgreSQL", format!("{:.0} GiB", logs.pg_disk_bytes / (1u64 << 30) as f64), logs.reasoning.join("; "), "DOMAIN.md §6, §8");
+    rec.note(
+        "database.cores",
+        pg_cores,
+        format!(
+            "ceil({lambda} × {pg_cpu_ms} ms ÷ {}){}",
+            a.pg_cpu_target,
+            if logs.pg_cpu_ms_saved > 0.0 {
+                format!(
+                    " — {:.1} ms per request less with the logs in the log store ({} → {pg_cpu_ms} ms)",
+                    logs.pg_cpu_ms_saved, p.pg_cpu_ms
+                )
+            } else {
+                String::new()
+            }
+        ),
+        "DOMAIN.md §8: 11–35 ms per request; target is an assumption",
+    );
+    rec.note(
+        "workflow logs in PostgreSQL",
+        format!("{:.0} GiB", logs.pg_disk_bytes / (1u64 << 30) as f64),
+        logs.reasoning.join("; "),
+        "DOMAIN.md §6, §8",
+    );
     if logs.recommend_log_store {
         notes.push(format!(
             "Workflow logs would keep {:.0} GiB in PostgreSQL ({:.0} GiB of disk {}): move them to a log store (--workflow-log-store logstore).",
@@ -480,7 +798,8 @@ fn plan_core(input: &PlanInput) -> Plan {
     }
     let redis = storage::redis(lambda, p, stream_rate * p.request_seconds, input.edition);
     rec.note("redis", format!("{:?}", redis.topology).to_lowercase(), redis.reasoning.join("; "), "DOMAIN.md §1, §3");
-    let (host, host_memory_chosen, host_cpus_chosen, tuning, memory, timeouts) = database(&input.pg_host, max_connections, pg_cores, p.request_seconds, &mut notes);
+    let (host, host_memory_chosen, host_cpus_chosen, tuning, memory, timeouts) =
+        database(&input.pg_host, max_connections, pg_cores, p.request_seconds, &mut notes);
     let kb = pgtune::format_kb;
     let mut env = vec![
         ("POSTGRES_MAX_CONNECTIONS".to_string(), max_connections.to_string()),
@@ -496,17 +815,53 @@ fn plan_core(input: &PlanInput) -> Plan {
         env.truncate(5);
     }
     // PGTune's list starts with max_connections, tuned for the plan's.
-    let mut server_settings: Vec<(String, String)> = tuning.settings().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let mut server_settings: Vec<(String, String)> =
+        tuning.settings().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     server_settings.push(("statement_timeout".into(), timeouts.statement_ms.to_string()));
     server_settings.push(("idle_in_transaction_session_timeout".into(), timeouts.idle_in_transaction_ms.to_string()));
-    rec.note("POSTGRES_SHARED_BUFFERS", kb(tuning.shared_buffers_kb), format!("RAM / 4 of {} GiB", host.memory_bytes >> 30), pgtune::PGTUNE_REVISION);
-    rec.note("POSTGRES_WORK_MEM", kb(tuning.work_mem_kb), format!("(RAM − shared_buffers) ÷ (({max_connections} + {} workers) × 3), at least 4 MB", tuning.worker_processes()), pgtune::PGTUNE_REVISION);
-    rec.note("POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT", timeouts.idle_in_transaction_ms, timeouts.reasoning.join(" "), "DOMAIN.md §1, §8");
-    let database = DatabasePlan { max_connections, max_connections_chosen: chosen, cores: pg_cores, useful_active_connections: pg_cores * 2, host, host_memory_chosen, host_cpus_chosen, tuning, memory, timeouts, env, server_settings };
+    rec.note(
+        "POSTGRES_SHARED_BUFFERS",
+        kb(tuning.shared_buffers_kb),
+        format!("RAM / 4 of {} GiB", host.memory_bytes >> 30),
+        pgtune::PGTUNE_REVISION,
+    );
+    rec.note(
+        "POSTGRES_WORK_MEM",
+        kb(tuning.work_mem_kb),
+        format!(
+            "(RAM − shared_buffers) ÷ (({max_connections} + {} workers) × 3), at least 4 MB",
+            tuning.worker_processes()
+        ),
+        pgtune::PGTUNE_REVISION,
+    );
+    rec.note(
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT",
+        timeouts.idle_in_transaction_ms,
+        timeouts.reasoning.join(" "),
+        "DOMAIN.md §1, §8",
+    );
+    let database = DatabasePlan {
+        max_connections,
+        max_connections_chosen: chosen,
+        cores: pg_cores,
+        useful_active_connections: pg_cores * 2,
+        host,
+        host_memory_chosen,
+        host_cpus_chosen,
+        tuning,
+        memory,
+        timeouts,
+        env,
+        server_settings,
+    };
 
     let mean: f64 = components.iter().map(|c| c.mean_connections).sum();
     let worst = budget.component_demand();
-    let efficiency = Efficiency { worst_case_connections: worst, mean_connections_in_use: round2(mean), ratio: round2(worst as f64 / mean.max(1.0)) };
+    let efficiency = Efficiency {
+        worst_case_connections: worst,
+        mean_connections_in_use: round2(mean),
+        ratio: round2(worst as f64 / mean.max(1.0)),
+    };
     rec.note("efficiency", fmt2(efficiency.ratio), format!("worst case {worst} ÷ mean in use {mean:.1}"), "issue #2");
     if budget.demand as f64 > 20.0 * (pg_cores as f64 * 2.0).max(1.0) {
         notes.push(format!(
@@ -549,7 +904,20 @@ fn usual_pool(saturated_in_flight: f64, held_each: f64, max: u64) -> u64 {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn component(component: Component, replicas: u64, max_replicas: u64, surge: u64, processes_per_pod: u64, slots: Option<u64>, pool_size: u64, per_process_max: u64, mean: f64, shared: Option<u64>, cpu: f64, memory: u64) -> ComponentPlan {
+fn component(
+    component: Component,
+    replicas: u64,
+    max_replicas: u64,
+    surge: u64,
+    processes_per_pod: u64,
+    slots: Option<u64>,
+    pool_size: u64,
+    per_process_max: u64,
+    mean: f64,
+    shared: Option<u64>,
+    cpu: f64,
+    memory: u64,
+) -> ComponentPlan {
     let worst_per_pod = processes_per_pod * per_process_max;
     ComponentPlan {
         component,
@@ -575,7 +943,13 @@ fn shortfall(input: &PlanInput, plan: &Plan) -> Shortfall {
     let b = &plan.budget;
     let missing = b.demand.saturating_sub(b.usable);
     let a = &input.assumptions;
-    let needed = budget::choose_max_connections(b.demand, input.app_role_superuser, a.superuser_reserved_connections, a.reserved_connections, 1);
+    let needed = budget::choose_max_connections(
+        b.demand,
+        input.app_role_superuser,
+        a.superuser_reserved_connections,
+        a.reserved_connections,
+        1,
+    );
     let fits = |qps: f64| plan_core(&PlanInput { qps, ..input.clone() }).budget.fits;
     // Binary search on a log scale: demand grows with QPS (a property the tests hold).
     let max_qps_at_cap = if fits(0.01) {
@@ -591,12 +965,17 @@ fn shortfall(input: &PlanInput, plan: &Plan) -> Shortfall {
     let mut ways = Vec::new();
     if needed > pgtune::PG_MAX_CONNECTIONS_LIMIT {
         ways.push(WayOut {
-            action: format!("split the deployment: one PostgreSQL server takes at most {} connections and this plan needs {needed}", pgtune::PG_MAX_CONNECTIONS_LIMIT),
+            action: format!(
+                "split the deployment: one PostgreSQL server takes at most {} connections and this plan needs {needed}",
+                pgtune::PG_MAX_CONNECTIONS_LIMIT
+            ),
             saves: 0,
             enough: true,
         });
     } else {
-        ways.push(WayOut { action: format!("a larger database: max_connections ≥ {needed}"), saves: 0, enough: true });
+        ways.push(WayOut {
+            action: format!("a larger database: max_connections ≥ {needed}"), saves: 0, enough: true
+        });
     }
     let try_variant = |action: String, variant: PlanInput| {
         let other = plan_core(&variant);
@@ -623,13 +1002,23 @@ fn shortfall(input: &PlanInput, plan: &Plan) -> Shortfall {
         let assumptions = Assumptions { hpa_max_factor: Some(1.0), max_surge: 0.0, ..a.clone() };
         ways.extend(try_variant("no autoscaling headroom and maxSurge 0 (maxUnavailable instead): --assume hpa_max_factor=1 --assume max_surge=0".into(), PlanInput { assumptions, ..input.clone() }));
         let assumptions = Assumptions { api_processes_per_pod: a.api_processes_per_pod * 2, ..a.clone() };
-        ways.extend(try_variant(format!("fewer, larger api pods: --assume api_processes_per_pod={}", a.api_processes_per_pod * 2), PlanInput { assumptions, ..input.clone() }));
+        ways.extend(try_variant(
+            format!("fewer, larger api pods: --assume api_processes_per_pod={}", a.api_processes_per_pod * 2),
+            PlanInput { assumptions, ..input.clone() },
+        ));
     }
     if input.collaboration && input.dify_version.has_api_websocket() {
-        ways.extend(try_variant("turn off the collaboration profile (api_websocket): --no-collaboration".into(), PlanInput { collaboration: false, ..input.clone() }));
+        ways.extend(try_variant(
+            "turn off the collaboration profile (api_websocket): --no-collaboration".into(),
+            PlanInput { collaboration: false, ..input.clone() },
+        ));
     }
     if let Some(q) = max_qps_at_cap {
-        ways.push(WayOut { action: format!("a lower target: this cap holds at most {q} QPS of this profile"), saves: 0, enough: true });
+        ways.push(WayOut {
+            action: format!("a lower target: this cap holds at most {q} QPS of this profile"),
+            saves: 0,
+            enough: true,
+        });
     }
     Shortfall { missing, needed_max_connections: needed, max_qps_at_cap, ways_out: ways }
 }

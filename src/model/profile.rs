@@ -149,10 +149,7 @@ impl Profile {
     /// Parse and validate; `source` names the file in messages.
     pub fn parse(text: &str, source: &str) -> Result<Profile, ProfileError> {
         let profile: Profile = toml::from_str(text).map_err(|e| {
-            let (line, col) = e
-                .span()
-                .map(|s| line_col(text, s.start))
-                .unwrap_or((1, 1));
+            let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
             ProfileError(format!(
                 "{source}:{line}:{col}: {} — profile fields are listed in matrices/profiles/chat.toml",
                 e.message().trim()
@@ -175,9 +172,7 @@ impl Profile {
         let profile: Profile = serde_json::from_value(value).map_err(|_| {
             ProfileError("a profile override is not a finite number — pass a plain number such as 8 or 0.5".into())
         })?;
-        profile
-            .validate()
-            .map_err(|msg| ProfileError(format!("command-line override: {msg}")))?;
+        profile.validate().map_err(|msg| ProfileError(format!("command-line override: {msg}")))?;
         Ok(profile)
     }
 
@@ -232,7 +227,9 @@ impl Profile {
             ("celery_task_cpu_ms", self.celery_task_cpu_ms),
         ] {
             if v > 60_000.0 {
-                return Err(format!("`{name}` is {v} ms of CPU per request; values above 60000 are not a web workload"));
+                return Err(format!(
+                    "`{name}` is {v} ms of CPU per request; values above 60000 are not a web workload"
+                ));
             }
         }
         if self.api_cpu_ms_blocking + self.api_cpu_ms_streaming <= 0.0 {

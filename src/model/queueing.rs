@@ -38,8 +38,7 @@ fn ln_factorial(k: f64) -> f64 {
         return acc;
     }
     let n = k + 1.0; // ln Γ(n)
-    (n - 0.5) * n.ln() - n + 0.5 * (2.0 * std::f64::consts::PI).ln() + 1.0 / (12.0 * n)
-        - 1.0 / (360.0 * n.powi(3))
+    (n - 0.5) * n.ln() - n + 0.5 * (2.0 * std::f64::consts::PI).ln() + 1.0 / (12.0 * n) - 1.0 / (360.0 * n.powi(3))
         + 1.0 / (1260.0 * n.powi(5))
 }
 

@@ -22,22 +22,58 @@ pub enum LogStore {
 pub fn repository_keys(store: LogStore) -> [(&'static str, &'static str); 4] {
     match store {
         LogStore::Postgres => [
-            ("CORE_WORKFLOW_EXECUTION_REPOSITORY", "core.repositories.sqlalchemy_workflow_execution_repository.SQLAlchemyWorkflowExecutionRepository"),
-            ("CORE_WORKFLOW_NODE_EXECUTION_REPOSITORY", "core.repositories.sqlalchemy_workflow_node_execution_repository.SQLAlchemyWorkflowNodeExecutionRepository"),
-            ("API_WORKFLOW_RUN_REPOSITORY", "repositories.sqlalchemy_api_workflow_run_repository.DifyAPISQLAlchemyWorkflowRunRepository"),
-            ("API_WORKFLOW_NODE_EXECUTION_REPOSITORY", "repositories.sqlalchemy_api_workflow_node_execution_repository.DifyAPISQLAlchemyWorkflowNodeExecutionRepository"),
+            (
+                "CORE_WORKFLOW_EXECUTION_REPOSITORY",
+                "core.repositories.sqlalchemy_workflow_execution_repository.SQLAlchemyWorkflowExecutionRepository",
+            ),
+            (
+                "CORE_WORKFLOW_NODE_EXECUTION_REPOSITORY",
+                "core.repositories.sqlalchemy_workflow_node_execution_repository.SQLAlchemyWorkflowNodeExecutionRepository",
+            ),
+            (
+                "API_WORKFLOW_RUN_REPOSITORY",
+                "repositories.sqlalchemy_api_workflow_run_repository.DifyAPISQLAlchemyWorkflowRunRepository",
+            ),
+            (
+                "API_WORKFLOW_NODE_EXECUTION_REPOSITORY",
+                "repositories.sqlalchemy_api_workflow_node_execution_repository.DifyAPISQLAlchemyWorkflowNodeExecutionRepository",
+            ),
         ],
         LogStore::Celery => [
-            ("CORE_WORKFLOW_EXECUTION_REPOSITORY", "core.repositories.celery_workflow_execution_repository.CeleryWorkflowExecutionRepository"),
-            ("CORE_WORKFLOW_NODE_EXECUTION_REPOSITORY", "core.repositories.celery_workflow_node_execution_repository.CeleryWorkflowNodeExecutionRepository"),
-            ("API_WORKFLOW_RUN_REPOSITORY", "repositories.sqlalchemy_api_workflow_run_repository.DifyAPISQLAlchemyWorkflowRunRepository"),
-            ("API_WORKFLOW_NODE_EXECUTION_REPOSITORY", "repositories.sqlalchemy_api_workflow_node_execution_repository.DifyAPISQLAlchemyWorkflowNodeExecutionRepository"),
+            (
+                "CORE_WORKFLOW_EXECUTION_REPOSITORY",
+                "core.repositories.celery_workflow_execution_repository.CeleryWorkflowExecutionRepository",
+            ),
+            (
+                "CORE_WORKFLOW_NODE_EXECUTION_REPOSITORY",
+                "core.repositories.celery_workflow_node_execution_repository.CeleryWorkflowNodeExecutionRepository",
+            ),
+            (
+                "API_WORKFLOW_RUN_REPOSITORY",
+                "repositories.sqlalchemy_api_workflow_run_repository.DifyAPISQLAlchemyWorkflowRunRepository",
+            ),
+            (
+                "API_WORKFLOW_NODE_EXECUTION_REPOSITORY",
+                "repositories.sqlalchemy_api_workflow_node_execution_repository.DifyAPISQLAlchemyWorkflowNodeExecutionRepository",
+            ),
         ],
         LogStore::Logstore => [
-            ("CORE_WORKFLOW_EXECUTION_REPOSITORY", "extensions.logstore.repositories.logstore_workflow_execution_repository.LogstoreWorkflowExecutionRepository"),
-            ("CORE_WORKFLOW_NODE_EXECUTION_REPOSITORY", "extensions.logstore.repositories.logstore_workflow_node_execution_repository.LogstoreWorkflowNodeExecutionRepository"),
-            ("API_WORKFLOW_RUN_REPOSITORY", "extensions.logstore.repositories.logstore_api_workflow_run_repository.LogstoreAPIWorkflowRunRepository"),
-            ("API_WORKFLOW_NODE_EXECUTION_REPOSITORY", "extensions.logstore.repositories.logstore_api_workflow_node_execution_repository.LogstoreAPIWorkflowNodeExecutionRepository"),
+            (
+                "CORE_WORKFLOW_EXECUTION_REPOSITORY",
+                "extensions.logstore.repositories.logstore_workflow_execution_repository.LogstoreWorkflowExecutionRepository",
+            ),
+            (
+                "CORE_WORKFLOW_NODE_EXECUTION_REPOSITORY",
+                "extensions.logstore.repositories.logstore_workflow_node_execution_repository.LogstoreWorkflowNodeExecutionRepository",
+            ),
+            (
+                "API_WORKFLOW_RUN_REPOSITORY",
+                "extensions.logstore.repositories.logstore_api_workflow_run_repository.LogstoreAPIWorkflowRunRepository",
+            ),
+            (
+                "API_WORKFLOW_NODE_EXECUTION_REPOSITORY",
+                "extensions.logstore.repositories.logstore_api_workflow_node_execution_repository.LogstoreAPIWorkflowNodeExecutionRepository",
+            ),
         ],
     }
 }
@@ -102,11 +138,21 @@ pub fn logs(qps: f64, profile: &Profile, store: LogStore, retention_days: Option
         profile.workflow_log_bytes
     )];
     reasoning.push(match retention_days {
-        Some(d) => format!("{d} days kept: {:.0} GiB; set WORKFLOW_LOG_CLEANUP_ENABLED=true and WORKFLOW_LOG_RETENTION_DAYS={d}", gib(retained_bytes)),
-        None => format!("no retention: Dify 1.16.1 keeps the logs for ever by default; {:.0} GiB a year (pass --retention-days)", gib(retained_bytes)),
+        Some(d) => format!(
+            "{d} days kept: {:.0} GiB; set WORKFLOW_LOG_CLEANUP_ENABLED=true and WORKFLOW_LOG_RETENTION_DAYS={d}",
+            gib(retained_bytes)
+        ),
+        None => format!(
+            "no retention: Dify 1.16.1 keeps the logs for ever by default; {:.0} GiB a year (pass --retention-days)",
+            gib(retained_bytes)
+        ),
     });
     if in_pg {
-        reasoning.push(format!("PostgreSQL disk for them: {:.0} GiB with {:.0}% for bloat, indexes and WAL", gib(pg_disk_bytes), PG_DISK_OVERHEAD * 100.0));
+        reasoning.push(format!(
+            "PostgreSQL disk for them: {:.0} GiB with {:.0}% for bloat, indexes and WAL",
+            gib(pg_disk_bytes),
+            PG_DISK_OVERHEAD * 100.0
+        ));
     } else {
         reasoning.push(format!("in the log store: PostgreSQL keeps none of it and saves about {pg_cpu_ms_saved:.1} ms of CPU per request ({:.0}% of {} ms, an assumption)", LOG_WRITE_PG_CPU_SHARE * 100.0, profile.pg_cpu_ms));
     }
@@ -116,7 +162,16 @@ pub fn logs(qps: f64, profile: &Profile, store: LogStore, retention_days: Option
     if recommend_log_store {
         reasoning.push(format!("above {LOG_STORE_THRESHOLD_GIB:.0} GiB of logs in PostgreSQL: move them to a log store (--workflow-log-store logstore; see the README's migration steps)"));
     }
-    LogPlan { store, daily_bytes, retention_days, retained_bytes, pg_disk_bytes, pg_cpu_ms_saved, recommend_log_store, reasoning }
+    LogPlan {
+        store,
+        daily_bytes,
+        retention_days,
+        retained_bytes,
+        pg_disk_bytes,
+        pg_cpu_ms_saved,
+        recommend_log_store,
+        reasoning,
+    }
 }
 
 /// Which Redis the traffic needs.
@@ -150,15 +205,20 @@ pub fn redis(qps: f64, profile: &Profile, streams_in_flight: f64, edition: Editi
     } else {
         RedisTopology::Standalone
     };
-    let plugin_daemon_topology = if ha || topology == RedisTopology::Cluster { RedisTopology::Sentinel } else { RedisTopology::Standalone };
+    let plugin_daemon_topology =
+        if ha || topology == RedisTopology::Cluster { RedisTopology::Sentinel } else { RedisTopology::Standalone };
     let pubsub_connections = (streams_in_flight * (1.0 + profile.chat_share)).ceil() as u64;
     let mut reasoning = vec![format!(
         "{ops_per_second:.0} Redis operations per second ({qps} QPS × {} per request); one Redis saturated near {REDIS_SATURATION_QPS:.0} QPS of the vendor's traffic, about {limit:.0} operations per second (DOMAIN.md §1)",
         profile.redis_ops
     )];
     reasoning.push(match topology {
-        RedisTopology::Cluster => "the api and worker on Redis Cluster (REDIS_USE_CLUSTERS=true, REDIS_CLUSTERS=host:port,…)".to_string(),
-        RedisTopology::Sentinel => "Redis with a replica behind Sentinel for failover (REDIS_USE_SENTINEL=true)".to_string(),
+        RedisTopology::Cluster => {
+            "the api and worker on Redis Cluster (REDIS_USE_CLUSTERS=true, REDIS_CLUSTERS=host:port,…)".to_string()
+        }
+        RedisTopology::Sentinel => {
+            "Redis with a replica behind Sentinel for failover (REDIS_USE_SENTINEL=true)".to_string()
+        }
         RedisTopology::Standalone => "one Redis is enough".to_string(),
     });
     if topology == RedisTopology::Cluster {

@@ -39,7 +39,9 @@ struct ProjectEnv {
 
 impl ProjectEnv {
     fn read(path: Option<&Path>) -> Result<ProjectEnv, String> {
-        let Some(path) = path else { return Ok(ProjectEnv { path: String::new(), file: None, values: BTreeMap::new() }) };
+        let Some(path) = path else {
+            return Ok(ProjectEnv { path: String::new(), file: None, values: BTreeMap::new() });
+        };
         let name = path.display().to_string();
         let text = super::read_text(path).map_err(|e| e.to_string())?;
         let entries = dotenv::parse(&text, &name, &BTreeMap::new()).map_err(|e| e.to_string())?;
@@ -104,7 +106,9 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
         let docs = yaml::parse_documents(&text, &name).map_err(|e| e.to_string())?;
         let Some(doc) = docs.into_iter().next() else { continue };
         let Some(root) = doc.value.as_mapping() else {
-            return Err(format!("{name}:1: not a compose file (the top level is not a mapping) — pass a docker-compose.yaml"));
+            return Err(format!(
+                "{name}:1: not a compose file (the top level is not a mapping) — pass a docker-compose.yaml"
+            ));
         };
         if root.keys().any(|k| k.as_str() == Some("x-shared-env")) {
             layout_v19 = true;
@@ -115,26 +119,35 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
             let Some(svc_name) = key.as_str() else { continue };
             let Some(svc) = svc.as_mapping() else { continue };
             if let Some(img) = svc.get("image").and_then(Value::as_str)
-                && let Some(tag) = img.strip_prefix("langgenius/dify-api:") {
-                    image_version = tag.parse::<DifyVersion>().ok().or(image_version);
-                }
+                && let Some(tag) = img.strip_prefix("langgenius/dify-api:")
+            {
+                image_version = tag.parse::<DifyVersion>().ok().or(image_version);
+            }
             let entry = services.entry(svc_name.to_string()).or_insert_with(|| Service {
                 name: svc_name.to_string(),
                 value: serde_yaml::Mapping::new(),
                 env_lines: BTreeMap::new(),
                 env_files: Vec::new(),
-                at: Source::file(name.clone(), doc.line_of(&[PathSeg::Key("services".into()), PathSeg::Key(svc_name.into())]).unwrap_or(1)),
+                at: Source::file(
+                    name.clone(),
+                    doc.line_of(&[PathSeg::Key("services".into()), PathSeg::Key(svc_name.into())]).unwrap_or(1),
+                ),
             });
             merge_service(entry, svc, &doc, &name, &dir)?;
         }
     }
-    let version = opts.dify_version.or(image_version).unwrap_or(if layout_v19 { DifyVersion::V1_9 } else { DifyVersion::LATEST });
+    let version =
+        opts.dify_version.or(image_version).unwrap_or(if layout_v19 { DifyVersion::V1_9 } else { DifyVersion::LATEST });
     let version_source = if opts.dify_version.is_some() {
         Source::Flag { flag: "--dify-version".into() }
     } else if image_version.is_some() {
         Source::default("image tag of langgenius/dify-api")
     } else {
-        Source::default(if layout_v19 { "compose layout (x-shared-env)" } else { "compose layout (env_file lists); assumed the latest" })
+        Source::default(if layout_v19 {
+            "compose layout (x-shared-env)"
+        } else {
+            "compose layout (env_file lists); assumed the latest"
+        })
     };
 
     let profiles_raw = env.get("COMPOSE_PROFILES").unwrap_or_default();
@@ -169,7 +182,16 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
         let svc_env = service_env(svc, &env, &mut env_cache)?;
         let Some(component) = component_of(svc, &svc_env) else { continue };
         let replicas = replicas(svc, &env)?;
-        let comp = deployment::interpret(component, &svc.name, svc.at.clone(), svc_env, replicas.clone(), replicas, Valued::new(0, Source::default("compose recreates containers: no surge")), opts.host_cpus)?;
+        let comp = deployment::interpret(
+            component,
+            &svc.name,
+            svc.at.clone(),
+            svc_env,
+            replicas.clone(),
+            replicas,
+            Valued::new(0, Source::default("compose recreates containers: no surge")),
+            opts.host_cpus,
+        )?;
         components.push(comp);
     }
     components.sort_by_key(|c| c.component);
@@ -177,7 +199,17 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
     let (max_connections, idle_timeout) = database_settings(db, &env, opts)?;
     let (app_role, app_role_superuser) = super::app_role(&components, opts);
     let max_connections_found = db.is_some() || opts.pg_max_connections.is_some();
-    Ok(Deployment { version, version_source, components, max_connections, max_connections_found, app_role, app_role_superuser, idle_in_transaction_timeout: db.map(|_| idle_timeout), unbounded_autoscalers: Vec::new() })
+    Ok(Deployment {
+        version,
+        version_source,
+        components,
+        max_connections,
+        max_connections_found,
+        app_role,
+        app_role_superuser,
+        idle_in_transaction_timeout: db.map(|_| idle_timeout),
+        unbounded_autoscalers: Vec::new(),
+    })
 }
 
 fn seg(keys: &[&str]) -> Vec<PathSeg> {
@@ -186,13 +218,20 @@ fn seg(keys: &[&str]) -> Vec<PathSeg> {
 
 /// Merge one file's service definition into the accumulated one, as compose does: maps
 /// (environment, deploy) merge key by key, `env_file` appends, everything else is replaced.
-fn merge_service(into: &mut Service, svc: &serde_yaml::Mapping, doc: &Document, file: &str, dir: &Path) -> Result<(), String> {
+fn merge_service(
+    into: &mut Service,
+    svc: &serde_yaml::Mapping,
+    doc: &Document,
+    file: &str,
+    dir: &Path,
+) -> Result<(), String> {
     let name = into.name.clone();
     for (k, v) in svc {
         let Some(key) = k.as_str() else { continue };
         match key {
             "environment" => {
-                let map = into.value.entry(Value::from("environment")).or_insert_with(|| Value::Mapping(Default::default()));
+                let map =
+                    into.value.entry(Value::from("environment")).or_insert_with(|| Value::Mapping(Default::default()));
                 let Some(map) = map.as_mapping_mut() else { continue };
                 for (env_key, env_val, line) in environment_entries(v, doc, &name, file)? {
                     into.env_lines.insert(env_key.clone(), Source::file(file, line));
@@ -205,7 +244,14 @@ fn merge_service(into: &mut Service, svc: &serde_yaml::Mapping, doc: &Document, 
                     other => vec![other.clone()],
                 };
                 for (i, item) in items.iter().enumerate() {
-                    let line = doc.line_of(&[PathSeg::Key("services".into()), PathSeg::Key(name.clone()), PathSeg::Key("env_file".into()), PathSeg::Index(i)]).unwrap_or(1);
+                    let line = doc
+                        .line_of(&[
+                            PathSeg::Key("services".into()),
+                            PathSeg::Key(name.clone()),
+                            PathSeg::Key("env_file".into()),
+                            PathSeg::Index(i),
+                        ])
+                        .unwrap_or(1);
                     let (path, required) = match item {
                         Value::String(p) => (p.clone(), true),
                         Value::Mapping(m) => (
@@ -218,7 +264,8 @@ fn merge_service(into: &mut Service, svc: &serde_yaml::Mapping, doc: &Document, 
                 }
             }
             "deploy" => {
-                let slot = into.value.entry(Value::from("deploy")).or_insert_with(|| Value::Mapping(Default::default()));
+                let slot =
+                    into.value.entry(Value::from("deploy")).or_insert_with(|| Value::Mapping(Default::default()));
                 if let (Some(slot), Some(new)) = (slot.as_mapping_mut(), v.as_mapping()) {
                     for (dk, dv) in new {
                         slot.insert(dk.clone(), dv.clone());
@@ -230,9 +277,10 @@ fn merge_service(into: &mut Service, svc: &serde_yaml::Mapping, doc: &Document, 
             }
             _ => {
                 if (key == "command" || key == "scale")
-                    && let Some(line) = doc.line_of(&seg(&["services", &name, key])) {
-                        into.env_lines.insert(format!("\0{key}"), Source::file(file, line));
-                    }
+                    && let Some(line) = doc.line_of(&seg(&["services", &name, key]))
+                {
+                    into.env_lines.insert(format!("\0{key}"), Source::file(file, line));
+                }
                 into.value.insert(k.clone(), v.clone());
             }
         }
@@ -241,7 +289,12 @@ fn merge_service(into: &mut Service, svc: &serde_yaml::Mapping, doc: &Document, 
 }
 
 /// `environment:` as a map or a list of `KEY=VALUE` / `KEY`, with each entry's line.
-fn environment_entries(v: &Value, doc: &Document, service: &str, file: &str) -> Result<Vec<(String, Value, usize)>, String> {
+fn environment_entries(
+    v: &Value,
+    doc: &Document,
+    service: &str,
+    file: &str,
+) -> Result<Vec<(String, Value, usize)>, String> {
     let base = seg(&["services", service, "environment"]);
     let mut out = Vec::new();
     match v {
@@ -268,14 +321,23 @@ fn environment_entries(v: &Value, doc: &Document, service: &str, file: &str) -> 
             }
         }
         Value::Null => {}
-        _ => return Err(format!("{file}:{}: services.{service}.environment must be a mapping or a list", doc.line_of(&base).unwrap_or(1))),
+        _ => {
+            return Err(format!(
+                "{file}:{}: services.{service}.environment must be a mapping or a list",
+                doc.line_of(&base).unwrap_or(1)
+            ));
+        }
     }
     Ok(out)
 }
 
 /// The environment a container of this service gets: env_file entries in order, then
 /// `environment:`, interpolated from the project `.env` only (never the runner's environment).
-fn service_env(svc: &Service, env: &ProjectEnv, cache: &mut BTreeMap<PathBuf, Vec<dotenv::Entry>>) -> Result<Env, String> {
+fn service_env(
+    svc: &Service,
+    env: &ProjectEnv,
+    cache: &mut BTreeMap<PathBuf, Vec<dotenv::Entry>>,
+) -> Result<Env, String> {
     let mut out = Env::new();
     let vars = env.vars();
     for (path, required, at) in &svc.env_files {
@@ -284,8 +346,16 @@ fn service_env(svc: &Service, env: &ProjectEnv, cache: &mut BTreeMap<PathBuf, Ve
         let path = project_env.unwrap_or(path);
         if !path.exists() {
             if *required {
-                let hint = if path.file_name().is_some_and(|n| n == ".env") { " (Dify's setup copies .env.example to .env), or pass --env-file" } else { "" };
-                return Err(format!("{at}: env_file {} of service {} does not exist — create it{hint} or mark it `required: false`", path.display(), svc.name));
+                let hint = if path.file_name().is_some_and(|n| n == ".env") {
+                    " (Dify's setup copies .env.example to .env), or pass --env-file"
+                } else {
+                    ""
+                };
+                return Err(format!(
+                    "{at}: env_file {} of service {} does not exist — create it{hint} or mark it `required: false`",
+                    path.display(),
+                    svc.name
+                ));
             }
             continue;
         }
@@ -335,26 +405,49 @@ fn component_of(svc: &Service, env: &Env) -> Option<Component> {
 }
 
 fn replicas(svc: &Service, env: &ProjectEnv) -> Result<Valued<u64>, String> {
-    let raw = svc.value.get("deploy").and_then(|d| d.get("replicas")).map(|v| ("\0replicas", v)).or_else(|| svc.value.get("scale").map(|v| ("\0scale", v)));
+    let raw = svc
+        .value
+        .get("deploy")
+        .and_then(|d| d.get("replicas"))
+        .map(|v| ("\0replicas", v))
+        .or_else(|| svc.value.get("scale").map(|v| ("\0scale", v)));
     let Some((key, v)) = raw else { return Ok(Valued::new(1, Source::default("compose default: 1 replica"))) };
     let at = svc.env_lines.get(key).cloned().unwrap_or_else(|| svc.at.clone());
     let text = env.interpolate(&yaml::scalar_string(v).unwrap_or_default(), at)?;
-    let n = text.value.trim().parse::<u64>().map_err(|_| format!("{}: replicas `{}` of service {} is not a whole number", text.source, text.value, svc.name))?;
+    let n = text.value.trim().parse::<u64>().map_err(|_| {
+        format!("{}: replicas `{}` of service {} is not a whole number", text.source, text.value, svc.name)
+    })?;
     Ok(Valued::new(n, text.source))
 }
 
 /// `max_connections` and `idle_in_transaction_session_timeout` from the database service's
 /// `command:` (`postgres -c 'max_connections=…'`), DOMAIN.md §3.
-fn database_settings(db: Option<&Service>, env: &ProjectEnv, opts: &Options) -> Result<(Valued<u64>, Valued<String>), String> {
-    let mut timeout = Valued::new("0".to_string(), db.map_or_else(|| Source::default("PostgreSQL default (0, off)"), |d| d.env_lines.get("\0command").cloned().unwrap_or_else(|| d.at.clone())));
+fn database_settings(
+    db: Option<&Service>,
+    env: &ProjectEnv,
+    opts: &Options,
+) -> Result<(Valued<u64>, Valued<String>), String> {
+    let mut timeout = Valued::new(
+        "0".to_string(),
+        db.map_or_else(
+            || Source::default("PostgreSQL default (0, off)"),
+            |d| d.env_lines.get("\0command").cloned().unwrap_or_else(|| d.at.clone()),
+        ),
+    );
     let mut max = None;
     if let Some(db) = db {
         let at = db.env_lines.get("\0command").cloned().unwrap_or_else(|| db.at.clone());
         let words: Vec<Valued<String>> = match db.value.get("command") {
             // Split first, then interpolate each word, so each setting's source is the `.env`
             // line of its own variable (same result unless a value holds quotes or spaces).
-            Some(Value::String(s)) => shell_words(s).iter().map(|w| env.interpolate(w, at.clone())).collect::<Result<_, _>>()?,
-            Some(Value::Sequence(items)) => items.iter().filter_map(yaml::scalar_string).map(|w| env.interpolate(&w, at.clone())).collect::<Result<_, _>>()?,
+            Some(Value::String(s)) => {
+                shell_words(s).iter().map(|w| env.interpolate(w, at.clone())).collect::<Result<_, _>>()?
+            }
+            Some(Value::Sequence(items)) => items
+                .iter()
+                .filter_map(yaml::scalar_string)
+                .map(|w| env.interpolate(&w, at.clone()))
+                .collect::<Result<_, _>>()?,
             _ => Vec::new(),
         };
         let settings = super::postgres::command_line(&words);
@@ -371,7 +464,10 @@ fn database_settings(db: Option<&Service>, env: &ProjectEnv, opts: &Options) -> 
     let max = match (opts.pg_max_connections, max) {
         (Some(n), _) => Valued::new(n, Source::Flag { flag: "--pg-max-connections".into() }),
         (None, Some(m)) => m,
-        (None, None) => Valued::new(defaults::COMPOSE_MAX_CONNECTIONS, Source::default("no database service: PostgreSQL default 100 assumed")),
+        (None, None) => Valued::new(
+            defaults::COMPOSE_MAX_CONNECTIONS,
+            Source::default("no database service: PostgreSQL default 100 assumed"),
+        ),
     };
     Ok((max, timeout))
 }
@@ -439,38 +535,82 @@ pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Dep
     let name = input.path.display().to_string();
     let text = input.text()?;
     let entries = dotenv::parse(&text, &name, &BTreeMap::new()).map_err(|e| e.to_string())?;
-    let env: Env = entries.into_iter().map(|e| (e.key, Valued::new(e.value, Source::file(name.clone(), e.line)))).collect();
-    let has_websocket_keys = env.contains_key("API_WEBSOCKET_WORKER_AMOUNT") || env.contains_key("API_WEBSOCKET_WORKER_CONNECTIONS");
+    let env: Env =
+        entries.into_iter().map(|e| (e.key, Valued::new(e.value, Source::file(name.clone(), e.line)))).collect();
+    let has_websocket_keys =
+        env.contains_key("API_WEBSOCKET_WORKER_AMOUNT") || env.contains_key("API_WEBSOCKET_WORKER_CONNECTIONS");
     let (version, version_source) = match opts.dify_version {
         Some(v) => (v, Source::Flag { flag: "--dify-version".into() }),
         None if has_websocket_keys => (DifyVersion::V1_16, Source::default("API_WEBSOCKET_* keys in the .env")),
-        None => (DifyVersion::LATEST, Source::default("no version marker in the .env; assumed the latest (pass --dify-version)")),
+        None => (
+            DifyVersion::LATEST,
+            Source::default("no version marker in the .env; assumed the latest (pass --dify-version)"),
+        ),
     };
     let profiles = env.get("COMPOSE_PROFILES").map(|v| v.value.clone()).unwrap_or_default();
     let one = || Valued::new(1, Source::default("compose default: 1 replica"));
     let no_surge = || Valued::new(0, Source::default("compose recreates containers: no surge"));
     let mut components = Vec::new();
     for c in [Component::Api, Component::Worker, Component::WorkerBeat, Component::PluginDaemon] {
-        components.push(deployment::interpret(c, c.service(), Source::default("Dify's compose file (not among the inputs)"), env.clone(), one(), one(), no_surge(), opts.host_cpus)?);
+        components.push(deployment::interpret(
+            c,
+            c.service(),
+            Source::default("Dify's compose file (not among the inputs)"),
+            env.clone(),
+            one(),
+            one(),
+            no_surge(),
+            opts.host_cpus,
+        )?);
     }
     if version.has_api_websocket() && profiles.split(',').any(|p| p.trim() == "collaboration") {
         let mut ws = env.clone();
-        for (from, to) in [("API_WEBSOCKET_WORKER_AMOUNT", "SERVER_WORKER_AMOUNT"), ("API_WEBSOCKET_WORKER_CONNECTIONS", "SERVER_WORKER_CONNECTIONS")] {
+        for (from, to) in [
+            ("API_WEBSOCKET_WORKER_AMOUNT", "SERVER_WORKER_AMOUNT"),
+            ("API_WEBSOCKET_WORKER_CONNECTIONS", "SERVER_WORKER_CONNECTIONS"),
+        ] {
             match env.get(from) {
                 Some(v) => ws.insert(to.to_string(), v.clone()),
                 None => ws.remove(to),
             };
         }
-        components.push(deployment::interpret(Component::ApiWebsocket, "api_websocket", Source::default("Dify's compose file (not among the inputs)"), ws, one(), one(), no_surge(), opts.host_cpus)?);
+        components.push(deployment::interpret(
+            Component::ApiWebsocket,
+            "api_websocket",
+            Source::default("Dify's compose file (not among the inputs)"),
+            ws,
+            one(),
+            one(),
+            no_surge(),
+            opts.host_cpus,
+        )?);
     }
     components.sort_by_key(|c| c.component);
     let max_connections = match opts.pg_max_connections {
         Some(n) => Valued::new(n, Source::Flag { flag: "--pg-max-connections".into() }),
-        None => deployment::env_number(&env, "POSTGRES_MAX_CONNECTIONS", defaults::COMPOSE_MAX_CONNECTIONS, "compose fallback ${POSTGRES_MAX_CONNECTIONS:-100}")?,
+        None => deployment::env_number(
+            &env,
+            "POSTGRES_MAX_CONNECTIONS",
+            defaults::COMPOSE_MAX_CONNECTIONS,
+            "compose fallback ${POSTGRES_MAX_CONNECTIONS:-100}",
+        )?,
     };
-    let idle = env.get("POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT").cloned().unwrap_or_else(|| Valued::new("0".into(), Source::default("PostgreSQL default (0, off)")));
+    let idle = env
+        .get("POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT")
+        .cloned()
+        .unwrap_or_else(|| Valued::new("0".into(), Source::default("PostgreSQL default (0, off)")));
     let (app_role, app_role_superuser) = super::app_role(&components, opts);
-    Ok(Deployment { version, version_source, components, max_connections, max_connections_found: true, app_role, app_role_superuser, idle_in_transaction_timeout: Some(idle), unbounded_autoscalers: Vec::new() })
+    Ok(Deployment {
+        version,
+        version_source,
+        components,
+        max_connections,
+        max_connections_found: true,
+        app_role,
+        app_role_superuser,
+        idle_in_transaction_timeout: Some(idle),
+        unbounded_autoscalers: Vec::new(),
+    })
 }
 
 #[cfg(test)]
@@ -479,7 +619,10 @@ mod tests {
 
     #[test]
     fn shell_words_like_sh() {
-        assert_eq!(shell_words("postgres -c 'max_connections=200' -c work_mem=4MB"), vec!["postgres", "-c", "max_connections=200", "-c", "work_mem=4MB"]);
+        assert_eq!(
+            shell_words("postgres -c 'max_connections=200' -c work_mem=4MB"),
+            vec!["postgres", "-c", "max_connections=200", "-c", "work_mem=4MB"]
+        );
         assert_eq!(shell_words("  a  \"b c\" d\\ e "), vec!["a", "b c", "d e"]);
         assert_eq!(shell_words(""), Vec::<String>::new());
         assert_eq!(shell_words("''"), vec![""]);

@@ -72,11 +72,7 @@ pub fn decode<'a>(bytes: &'a [u8], file: &str) -> Result<&'a str, ParseError> {
 /// interpolation; lookups fall back to earlier assignments in the same file, as compose does, and
 /// never to the process environment, so a check gives the same answer on every machine.
 /// Returns the entries in file order; a bare `KEY` line yields an entry only when `vars` has it.
-pub fn parse(
-    text: &str,
-    file: &str,
-    vars: &BTreeMap<String, String>,
-) -> Result<Vec<Entry>, ParseError> {
+pub fn parse(text: &str, file: &str, vars: &BTreeMap<String, String>) -> Result<Vec<Entry>, ParseError> {
     Parser::new(text, file, vars).run()
 }
 
@@ -86,10 +82,7 @@ pub fn parse_map(
     file: &str,
     vars: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, ParseError> {
-    Ok(parse(text, file, vars)?
-        .into_iter()
-        .map(|entry| (entry.key, entry.value))
-        .collect())
+    Ok(parse(text, file, vars)?.into_iter().map(|entry| (entry.key, entry.value)).collect())
 }
 
 /// Interpolate one string with compose's rules (`template.go`): `$VAR`, `${VAR}`, `${VAR:-x}`,
@@ -148,63 +141,34 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     fn new(text: &'a str, file: &'a str, vars: &'a BTreeMap<String, String>) -> Self {
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
-        Parser {
-            text,
-            file,
-            vars,
-            line_starts,
-            seen: BTreeMap::new(),
-        }
+        let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        Parser { text, file, vars, line_starts, seen: BTreeMap::new() }
     }
 
     fn error(&self, at: usize, message: String) -> ParseError {
         let line = self.line_of(at);
         let start = self.line_start(line);
-        let column = self
-            .text
-            .get(start..at)
-            .map_or(1, |s| s.chars().count() + 1);
-        ParseError {
-            file: self.file.to_string(),
-            line,
-            column,
-            message,
-        }
+        let column = self.text.get(start..at).map_or(1, |s| s.chars().count() + 1);
+        ParseError { file: self.file.to_string(), line, column, message }
     }
 
     fn line_of(&self, at: usize) -> usize {
-        self.line_starts
-            .partition_point(|&start| start <= at)
-            .max(1)
+        self.line_starts.partition_point(|&start| start <= at).max(1)
     }
 
     fn line_start(&self, line: usize) -> usize {
-        self.line_starts
-            .get(line.saturating_sub(1))
-            .copied()
-            .unwrap_or(0)
+        self.line_starts.get(line.saturating_sub(1)).copied().unwrap_or(0)
     }
 
     /// End of the line holding `at`, before its `\n` or `\r\n`.
     fn line_end(&self, at: usize) -> usize {
-        let end = self.text[at..]
-            .find('\n')
-            .map_or(self.text.len(), |i| at + i);
-        if end > 0 && self.text.as_bytes()[end - 1] == b'\r' {
-            end - 1
-        } else {
-            end
-        }
+        let end = self.text[at..].find('\n').map_or(self.text.len(), |i| at + i);
+        if end > 0 && self.text.as_bytes()[end - 1] == b'\r' { end - 1 } else { end }
     }
 
     /// Offset just past the line holding `at` (after its `\n`), or the end of the text.
     fn next_line(&self, at: usize) -> usize {
-        self.text[at..]
-            .find('\n')
-            .map_or(self.text.len(), |i| at + i + 1)
+        self.text[at..].find('\n').map_or(self.text.len(), |i| at + i + 1)
     }
 
     fn skip_blanks(&self, mut at: usize) -> usize {
@@ -219,17 +183,12 @@ impl<'a> Parser<'a> {
 
     fn run(mut self) -> Result<Vec<Entry>, ParseError> {
         if let Some(nul) = self.text.find('\0') {
-            return Err(self.error(
-                nul,
-                "NUL byte in the file — a .env file must be plain text; remove the byte".into(),
-            ));
+            return Err(
+                self.error(nul, "NUL byte in the file — a .env file must be plain text; remove the byte".into())
+            );
         }
         // Compose skips a UTF-8 byte-order mark, which some Windows editors add.
-        let mut at = if self.text.starts_with('\u{feff}') {
-            3
-        } else {
-            0
-        };
+        let mut at = if self.text.starts_with('\u{feff}') { 3 } else { 0 };
         let mut entries = Vec::new();
         while let Some(start) = self.statement_start(at) {
             let (entry, next) = self.statement(start)?;
@@ -293,10 +252,7 @@ impl<'a> Parser<'a> {
         }
         let key = text[key_start..name_end].trim_end();
         if key.is_empty() {
-            return Err(self.error(
-                key_start,
-                "missing variable name before the separator — write `KEY=value`".into(),
-            ));
+            return Err(self.error(key_start, "missing variable name before the separator — write `KEY=value`".into()));
         }
         if let Some(space) = key.find(char::is_whitespace) {
             return Err(self.error(
@@ -321,28 +277,21 @@ impl<'a> Parser<'a> {
 
         let mut value_start = self.skip_blanks(separator + 1);
         // An empty value on a CRLF line: the value ends where the line does, before the `\r`.
-        if value_start > separator + 1 && text.as_bytes().get(value_start) == Some(&b'\n') && text.as_bytes()[value_start - 1] == b'\r' {
+        if value_start > separator + 1
+            && text.as_bytes().get(value_start) == Some(&b'\n')
+            && text.as_bytes()[value_start - 1] == b'\r'
+        {
             value_start -= 1;
         }
         let (value, raw_end, form, last) = match text.as_bytes().get(value_start) {
             Some(&quote @ (b'"' | b'\'')) => self.quoted(value_start, quote)?,
             _ => {
-                let end = text[value_start..]
-                    .find('\n')
-                    .map_or(text.len(), |i| value_start + i);
+                let end = text[value_start..].find('\n').map_or(text.len(), |i| value_start + i);
                 let segment = &text[value_start..end];
                 // An inline comment needs a space before `#`, so `PASS=ab#cd` keeps its `#`.
-                let segment = segment
-                    .find(" #")
-                    .map_or(segment, |i| &segment[..i])
-                    .trim_end();
+                let segment = segment.find(" #").map_or(segment, |i| &segment[..i]).trim_end();
                 let value = self.interpolate_at(segment, value_start)?;
-                (
-                    value,
-                    value_start + segment.len(),
-                    ValueForm::Unquoted,
-                    value_start,
-                )
+                (value, value_start + segment.len(), ValueForm::Unquoted, value_start)
             }
         };
         let entry = Entry {
@@ -367,21 +316,16 @@ impl<'a> Parser<'a> {
         }
         let at = self.skip_blanks(start + "export".len());
         if at == self.text.len() || self.text[at..].starts_with('\n') {
-            return Err(self.error(
-                start,
-                "`export` is not followed by a variable name — write `export KEY=value`".into(),
-            ));
+            return Err(
+                self.error(start, "`export` is not followed by a variable name — write `export KEY=value`".into())
+            );
         }
         Ok(at)
     }
 
     /// Reads a quoted value opening at `open`; returns the value, the end of its raw text, its
     /// form, and an offset on its last line.
-    fn quoted(
-        &self,
-        open: usize,
-        quote: u8,
-    ) -> Result<(String, usize, ValueForm, usize), ParseError> {
+    fn quoted(&self, open: usize, quote: u8) -> Result<(String, usize, ValueForm, usize), ParseError> {
         let text = self.text;
         let quote = char::from(quote);
         let mut chars = String::new();
@@ -415,9 +359,8 @@ impl<'a> Parser<'a> {
             ));
         };
         // Compose starts its next statement after any whitespace; we only allow a comment there.
-        let after = text[close + 1..]
-            .find(|c: char| c == '\n' || !c.is_whitespace())
-            .map_or(text.len(), |i| close + 1 + i);
+        let after =
+            text[close + 1..].find(|c: char| c == '\n' || !c.is_whitespace()).map_or(text.len(), |i| close + 1 + i);
         match text[after..].chars().next() {
             None | Some('\n' | '#') => {}
             Some(_) => {
@@ -432,10 +375,7 @@ impl<'a> Parser<'a> {
             }
         }
         let (value, form) = if quote == '"' {
-            (
-                self.interpolate_at(&expand_escapes(&chars), open)?,
-                ValueForm::DoubleQuoted,
-            )
+            (self.interpolate_at(&expand_escapes(&chars), open)?, ValueForm::DoubleQuoted)
         } else {
             (chars, ValueForm::SingleQuoted)
         };
@@ -502,25 +442,16 @@ fn expand_escapes(s: &str) -> String {
 
 /// Compose's name pattern `[_a-z][_a-z0-9]*`, case-insensitive: returns the end of the name.
 fn name_end(bytes: &[u8], start: usize) -> usize {
-    bytes[start..]
-        .iter()
-        .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
-        .map_or(bytes.len(), |i| start + i)
+    bytes[start..].iter().position(|b| !(b.is_ascii_alphanumeric() || *b == b'_')).map_or(bytes.len(), |i| start + i)
 }
 
 fn is_name_start(b: Option<&u8>) -> bool {
     b.is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
 }
 
-fn substitute(
-    s: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-    depth: usize,
-) -> Result<String, String> {
+fn substitute(s: &str, lookup: &dyn Fn(&str) -> Option<String>, depth: usize) -> Result<String, String> {
     if depth > MAX_NESTING {
-        return Err(format!(
-            "variable references nested more than {MAX_NESTING} levels deep — simplify the value"
-        ));
+        return Err(format!("variable references nested more than {MAX_NESTING} levels deep — simplify the value"));
     }
     let bytes = s.as_bytes();
     let mut out = String::with_capacity(s.len());
@@ -591,11 +522,7 @@ fn braced(
     let arg = substitute(&s[arg_start..close], lookup, depth + 1)?;
     let value = lookup(name);
     let set_and_not_empty = value.as_deref().is_some_and(|v| !v.is_empty());
-    let present = if colon {
-        set_and_not_empty
-    } else {
-        value.is_some()
-    };
+    let present = if colon { set_and_not_empty } else { value.is_some() };
     let result = match op {
         b'-' => {
             if present {
@@ -613,11 +540,7 @@ fn braced(
         }
         _ => {
             if !present {
-                let reason = if arg.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {arg}")
-                };
+                let reason = if arg.is_empty() { String::new() } else { format!(": {arg}") };
                 return Err(format!(
                     "required variable {name} is missing a value{reason} — set {name} in the \
                      file or in the variables given to difyplan"
@@ -668,10 +591,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     /// Expected outcome: the entries `(key, value, line)` in order, or `(line, part of message)`.
@@ -689,21 +609,11 @@ mod tests {
         text: &'static str,
         entries: &'static [(&'static str, &'static str, usize)],
     ) -> Case {
-        Case {
-            name,
-            text,
-            vars: &[],
-            expect: Ok(entries),
-        }
+        Case { name, text, vars: &[], expect: Ok(entries) }
     }
 
     const fn err(name: &'static str, text: &'static str, line: usize, msg: &'static str) -> Case {
-        Case {
-            name,
-            text,
-            vars: &[],
-            expect: Err((line, msg)),
-        }
+        Case { name, text, vars: &[], expect: Err((line, msg)) }
     }
 
     const fn with_vars(mut case: Case, vars: &'static [(&'static str, &'static str)]) -> Case {
@@ -821,28 +731,17 @@ mod tests {
             let got = parse(case.text, "t.env", &map(case.vars));
             let ok = match (&got, &case.expect) {
                 (Ok(entries), Ok(expected)) => {
-                    let got: Vec<_> = entries
-                        .iter()
-                        .map(|e| (e.key.as_str(), e.value.as_str(), e.line))
-                        .collect();
+                    let got: Vec<_> = entries.iter().map(|e| (e.key.as_str(), e.value.as_str(), e.line)).collect();
                     got == *expected
                 }
                 (Err(e), Err((line, msg))) => e.line == *line && e.message.contains(msg),
                 _ => false,
             };
             if !ok {
-                failures.push(format!(
-                    "{}: got {got:?}, expected {:?}",
-                    case.name, case.expect
-                ));
+                failures.push(format!("{}: got {got:?}, expected {:?}", case.name, case.expect));
             }
         }
-        assert!(
-            failures.is_empty(),
-            "{} failing cases:\n{}",
-            failures.len(),
-            failures.join("\n")
-        );
+        assert!(failures.is_empty(), "{} failing cases:\n{}", failures.len(), failures.join("\n"));
     }
 
     #[test]
@@ -855,57 +754,33 @@ mod tests {
     fn error_display_and_columns() {
         let e = parse("A=1\n  lol$wut=2\n", "deploy/.env", &BTreeMap::new()).expect_err("bad key");
         assert_eq!((e.line, e.column), (2, 6));
-        assert!(
-            e.to_string()
-                .starts_with("deploy/.env:2:6: unexpected character '$'"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("deploy/.env:2:6: unexpected character '$'"), "{e}");
         assert!(e.message.contains(" — "), "says what to do: {e}");
 
         let e = parse("A=1\nB= \"ab\ncd", "x.env", &BTreeMap::new()).expect_err("open quote");
-        assert_eq!(
-            (e.line, e.column),
-            (2, 4),
-            "points at the opening quote: {e}"
-        );
+        assert_eq!((e.line, e.column), (2, 4), "points at the opening quote: {e}");
         let _: &dyn std::error::Error = &e;
     }
 
     #[test]
     fn spans_cover_the_text_as_written() {
-        let text =
-            "# head\r\n  export A = 'x y' # c\r\nB=\"l1\nl2\"\r\nC=plain  # note\nD=\nE=tail";
+        let text = "# head\r\n  export A = 'x y' # c\r\nB=\"l1\nl2\"\r\nC=plain  # note\nD=\nE=tail";
         let entries = parse(text, "t.env", &BTreeMap::new()).expect("parses");
         let got: Vec<_> = entries
             .iter()
-            .map(|e| {
-                (
-                    e.key.as_str(),
-                    &text[e.raw_value_span.clone()],
-                    &text[e.line_span.clone()],
-                    e.form,
-                )
-            })
+            .map(|e| (e.key.as_str(), &text[e.raw_value_span.clone()], &text[e.line_span.clone()], e.form))
             .collect();
         assert_eq!(
             got,
             [
-                (
-                    "A",
-                    "'x y'",
-                    "  export A = 'x y' # c",
-                    ValueForm::SingleQuoted
-                ),
+                ("A", "'x y'", "  export A = 'x y' # c", ValueForm::SingleQuoted),
                 ("B", "\"l1\nl2\"", "B=\"l1\nl2\"", ValueForm::DoubleQuoted),
                 ("C", "plain", "C=plain  # note", ValueForm::Unquoted),
                 ("D", "", "D=", ValueForm::Unquoted),
                 ("E", "tail", "E=tail", ValueForm::Unquoted),
             ]
         );
-        assert_eq!(
-            entries.iter().map(|e| e.line).collect::<Vec<_>>(),
-            [2, 3, 5, 6, 7]
-        );
+        assert_eq!(entries.iter().map(|e| e.line).collect::<Vec<_>>(), [2, 3, 5, 6, 7]);
 
         let vars = map(&[("HOST", "h")]);
         let entries = parse("HOST\r\n", "t.env", &vars).expect("parses");
@@ -917,15 +792,9 @@ mod tests {
     #[test]
     fn interpolate_alone() {
         let lookup = |name: &str| (name == "SET").then(|| "v".to_string());
-        assert_eq!(
-            interpolate("${SET}-${UNSET:-d}-$$", &lookup),
-            Ok("v-d-$".to_string())
-        );
+        assert_eq!(interpolate("${SET}-${UNSET:-d}-$$", &lookup), Ok("v-d-$".to_string()));
         let e = interpolate("${UNSET:?needed for x}", &lookup).expect_err("required");
-        assert!(
-            e.starts_with("required variable UNSET is missing a value: needed for x"),
-            "{e}"
-        );
+        assert!(e.starts_with("required variable UNSET is missing a value: needed for x"), "{e}");
         // compose resolves a default before it knows whether the default is needed
         assert!(interpolate("${SET:-${UNSET:?boom}}", &lookup).is_err());
     }
@@ -953,11 +822,7 @@ mod tests {
         for input in &inputs {
             let _ = parse(input, "t.env", &BTreeMap::new());
         }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(5),
-            "{:?}",
-            started.elapsed()
-        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
     }
 
     #[test]
@@ -990,9 +855,7 @@ mod tests {
             if trimmed.is_empty() || trimmed.starts_with('#') {
                 continue;
             }
-            let (key, rest) = line
-                .split_once('=')
-                .unwrap_or_else(|| panic!("{rel}:{}: not KEY=value: {line}", i + 1));
+            let (key, rest) = line.split_once('=').unwrap_or_else(|| panic!("{rel}:{}: not KEY=value: {line}", i + 1));
             let simple = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
                 && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             assert!(simple, "{rel}:{}: unexpected key {key:?}", i + 1);
@@ -1013,12 +876,7 @@ mod tests {
     }
 
     fn value_of<'e>(entries: &'e [Entry], key: &str) -> &'e str {
-        entries
-            .iter()
-            .rev()
-            .find(|e| e.key == key)
-            .map(|e| e.value.as_str())
-            .unwrap_or_else(|| panic!("no {key}"))
+        entries.iter().rev().find(|e| e.key == key).map(|e| e.value.as_str()).unwrap_or_else(|| panic!("no {key}"))
     }
 
     #[test]
@@ -1029,23 +887,14 @@ mod tests {
         assert_eq!(value_of(&entries, "POSTGRES_MAX_CONNECTIONS"), "200");
         assert_eq!(value_of(&entries, "LOG_DATEFORMAT"), "%Y-%m-%d %H:%M:%S");
         assert_eq!(value_of(&entries, "NGINX_SSL_PROTOCOLS"), "TLSv1.2 TLSv1.3");
-        assert_eq!(
-            value_of(&entries, "COMPOSE_PROFILES"),
-            "weaviate,postgresql,collaboration"
-        );
-        let line = entries
-            .iter()
-            .find(|e| e.key == "COMPOSE_PROFILES")
-            .map(|e| e.line);
+        assert_eq!(value_of(&entries, "COMPOSE_PROFILES"), "weaviate,postgresql,collaboration");
+        let line = entries.iter().find(|e| e.key == "COMPOSE_PROFILES").map(|e| e.line);
         assert_eq!(line, Some(314));
 
         // The given variables win over the file's own earlier lines, as in compose.
         let vars = map(&[("VECTOR_STORE", "qdrant"), ("DB_TYPE", "mysql")]);
         let entries = check_fixture("1.16.1/env.example", &vars);
-        assert_eq!(
-            value_of(&entries, "COMPOSE_PROFILES"),
-            "qdrant,mysql,collaboration"
-        );
+        assert_eq!(value_of(&entries, "COMPOSE_PROFILES"), "qdrant,mysql,collaboration");
         assert_eq!(value_of(&entries, "VECTOR_STORE"), "weaviate");
     }
 
@@ -1056,14 +905,8 @@ mod tests {
         assert_eq!(value_of(&entries, "SQLALCHEMY_POOL_SIZE"), "30");
         assert_eq!(value_of(&entries, "POSTGRES_MAX_CONNECTIONS"), "100");
         assert_eq!(value_of(&entries, "LOG_DATEFORMAT"), "%Y-%m-%d %H:%M:%S");
-        assert_eq!(
-            value_of(&entries, "NGINX_SSL_PROTOCOLS"),
-            "TLSv1.1 TLSv1.2 TLSv1.3"
-        );
-        assert_eq!(
-            value_of(&entries, "OPENSEARCH_INITIAL_ADMIN_PASSWORD"),
-            "Qazwsxedc!@#123"
-        );
+        assert_eq!(value_of(&entries, "NGINX_SSL_PROTOCOLS"), "TLSv1.1 TLSv1.2 TLSv1.3");
+        assert_eq!(value_of(&entries, "OPENSEARCH_INITIAL_ADMIN_PASSWORD"), "Qazwsxedc!@#123");
         assert_eq!(value_of(&entries, "COMPOSE_PROFILES"), "weaviate");
         // `POSTGRES_USER=${DB_USERNAME}` reads an earlier line of the same file.
         assert_eq!(value_of(&entries, "POSTGRES_USER"), "postgres");
@@ -1088,10 +931,7 @@ mod tests {
             }
         }
         let mut files = Vec::new();
-        walk(
-            std::path::Path::new(&format!("{FIXTURES}1.16.1/envs")),
-            &mut files,
-        );
+        walk(std::path::Path::new(&format!("{FIXTURES}1.16.1/envs")), &mut files);
         assert!(files.len() >= 30, "found {}", files.len());
         let mut total = 0;
         for path in &files {
@@ -1100,10 +940,7 @@ mod tests {
             total += entries.len();
             if rel.ends_with("core-services/shared.env.example") {
                 assert_eq!(value_of(&entries, "LOG_DATEFORMAT"), "%Y-%m-%d %H:%M:%S");
-                assert_eq!(
-                    value_of(&entries, "COMPOSE_PROFILES"),
-                    "weaviate,postgresql,collaboration"
-                );
+                assert_eq!(value_of(&entries, "COMPOSE_PROFILES"), "weaviate,postgresql,collaboration");
             }
             if rel.ends_with("infrastructure/nginx.env.example") {
                 assert_eq!(value_of(&entries, "NGINX_SSL_PROTOCOLS"), "TLSv1.2 TLSv1.3");
@@ -1120,9 +957,8 @@ mod tests {
     /// Fragments that exercise every branch of the parser and of interpolation.
     fn syntax_soup() -> impl Strategy<Value = String> {
         let tokens = prop::sample::select(vec![
-            "A", "b_1", "=", ":", " ", "\t", "\n", "\r\n", "#", " #", "'", "\"", "\\", "\\0", "$",
-            "$$", "${", "}", "{", ":-", "-", ":+", "+", ":?", "?", "export ", "\u{feff}", "é",
-            "\u{a0}", "\0",
+            "A", "b_1", "=", ":", " ", "\t", "\n", "\r\n", "#", " #", "'", "\"", "\\", "\\0", "$", "$$", "${", "}",
+            "{", ":-", "-", ":+", "+", ":?", "?", "export ", "\u{feff}", "é", "\u{a0}", "\0",
         ]);
         prop::collection::vec(tokens, 0..400).prop_map(|parts| parts.concat())
     }

@@ -116,15 +116,37 @@ impl Chart {
 
 /// Keys only one chart has, to tell them apart.
 const DIFY_HELM_MARKS: &[&[&str]] = &[
-    &["image", "api"], &["api", "enabled"], &["api", "replicas"], &["api", "extraEnv"], &["api", "updateStrategy"], &["api", "migration"],
-    &["worker", "enabled"], &["worker", "replicas"], &["worker", "extraEnv"], &["worker", "updateStrategy"],
-    &["beat"], &["apiWebsocket"], &["pluginDaemon", "replicas"], &["pluginDaemon", "extraEnv"], &["externalPostgres"],
-    &["postgresql", "enabled"], &["postgresql", "global"],
+    &["image", "api"],
+    &["api", "enabled"],
+    &["api", "replicas"],
+    &["api", "extraEnv"],
+    &["api", "updateStrategy"],
+    &["api", "migration"],
+    &["worker", "enabled"],
+    &["worker", "replicas"],
+    &["worker", "extraEnv"],
+    &["worker", "updateStrategy"],
+    &["beat"],
+    &["apiWebsocket"],
+    &["pluginDaemon", "replicas"],
+    &["pluginDaemon", "extraEnv"],
+    &["externalPostgres"],
+    &["postgresql", "enabled"],
+    &["postgresql", "global"],
 ];
 const DOUBAN_MARKS: &[&[&str]] = &[
-    &["api", "replicaCount"], &["api", "envs"], &["worker", "replicaCount"], &["worker", "envs"], &["workerBeat"],
-    &["global", "extraBackendEnvs"], &["global", "extraEnvs"], &["frontend"], &["pluginDaemon", "replicaCount"],
-    &["pluginDaemon", "envs"], &["postgresql", "embedded"], &["redis", "embedded"],
+    &["api", "replicaCount"],
+    &["api", "envs"],
+    &["worker", "replicaCount"],
+    &["worker", "envs"],
+    &["workerBeat"],
+    &["global", "extraBackendEnvs"],
+    &["global", "extraEnvs"],
+    &["frontend"],
+    &["pluginDaemon", "replicaCount"],
+    &["pluginDaemon", "envs"],
+    &["postgresql", "embedded"],
+    &["redis", "embedded"],
 ];
 
 /// How a Deployment's rolling-update strategy is decided.
@@ -235,7 +257,13 @@ impl Values<'_> {
             None | Some(Value::Null) => return Ok(Vec::new()),
             Some(Value::Mapping(m)) if m.is_empty() => return Ok(Vec::new()),
             Some(Value::Sequence(items)) => items,
-            Some(_) => return Err(format!("{}: {} must be a list of `- name: KEY` / `value: \"…\"` entries — write it as a YAML list", self.src(keys), keys.join("."))),
+            Some(_) => {
+                return Err(format!(
+                    "{}: {} must be a list of `- name: KEY` / `value: \"…\"` entries — write it as a YAML list",
+                    self.src(keys),
+                    keys.join(".")
+                ));
+            }
         };
         let base = PathSeg::keys(keys);
         let mut out = Vec::new();
@@ -243,7 +271,11 @@ impl Values<'_> {
             let mut at = base.clone();
             at.push(PathSeg::Index(i));
             let Some(name) = yaml::get(item, &[PathSeg::from("name")]).and_then(yaml::scalar_string) else {
-                return Err(format!("{}: an entry of {} has no `name:` — give each entry a name and a value", self.src_at(&at), keys.join(".")));
+                return Err(format!(
+                    "{}: an entry of {} has no `name:` — give each entry a name and a value",
+                    self.src_at(&at),
+                    keys.join(".")
+                ));
             };
             let value_path = [at.clone(), vec![PathSeg::from("value")]].concat();
             let value = match yaml::get(item, &[PathSeg::from("value")]) {
@@ -251,7 +283,8 @@ impl Values<'_> {
                 None if yaml::get(item, &[PathSeg::from("valueFrom")]).is_some() => None,
                 None => Some(String::new()),
             };
-            let source = if self.doc.line_of(&value_path).is_some() { self.src_at(&value_path) } else { self.src_at(&at) };
+            let source =
+                if self.doc.line_of(&value_path).is_some() { self.src_at(&value_path) } else { self.src_at(&at) };
             out.push(EnvItem { name: name.trim().to_string(), value, source });
         }
         Ok(out)
@@ -267,7 +300,9 @@ pub fn read(input: &Input, opts: &Options) -> Result<Deployment, String> {
         return Err(format!("{file}:1: the values file is empty — pass the values file the chart is installed with"));
     };
     if !doc.value.is_mapping() {
-        return Err(format!("{file}:1: Helm values must be a mapping at the top level — pass the values file the chart is installed with"));
+        return Err(format!(
+            "{file}:1: Helm values must be a mapping at the top level — pass the values file the chart is installed with"
+        ));
     }
     let v = Values { doc, file: &file };
     let chart = detect(&v)?;
@@ -338,9 +373,20 @@ fn version(v: &Values, chart: Chart, opts: &Options) -> (DifyVersion, Source) {
     match tag {
         Some(t) => match t.value.parse::<DifyVersion>() {
             Ok(ver) => (ver, t.source),
-            Err(_) => (DifyVersion::LATEST, Source::default(format!("image tag `{}` ({}) is not a release difyplan knows; assumed the latest (pass --dify-version)", t.value, t.source))),
+            Err(_) => (
+                DifyVersion::LATEST,
+                Source::default(format!(
+                    "image tag `{}` ({}) is not a release difyplan knows; assumed the latest (pass --dify-version)",
+                    t.value, t.source
+                )),
+            ),
         },
-        None => (DifyVersion::LATEST, Source::default("no image tag in the values: the chart's default image, assumed the latest (pass --dify-version)")),
+        None => (
+            DifyVersion::LATEST,
+            Source::default(
+                "no image tag in the values: the chart's default image, assumed the latest (pass --dify-version)",
+            ),
+        ),
     }
 }
 
@@ -352,15 +398,21 @@ fn chart_db_username(v: &Values, chart: Chart) -> Option<Valued<String>> {
                 v.string(&["externalPostgres", "username"])
             } else if v.truthy(&["postgresql", "enabled"], true) {
                 Some(v.string(&["postgresql", "global", "postgresql", "auth", "username"]).unwrap_or_else(|| {
-                    Valued::new("postgres".into(), Source::default("dify-helm: postgresql.global.postgresql.auth.username is empty, so postgres"))
+                    Valued::new(
+                        "postgres".into(),
+                        Source::default("dify-helm: postgresql.global.postgresql.auth.username is empty, so postgres"),
+                    )
                 }))
             } else {
                 None
             }
         }
-        Chart::Douban => v
-            .truthy(&["postgresql", "embedded"], true)
-            .then(|| Valued::new("postgres".into(), Source::default("douban/charts: the embedded PostgreSQL sets DB_USERNAME=postgres"))),
+        Chart::Douban => v.truthy(&["postgresql", "embedded"], true).then(|| {
+            Valued::new(
+                "postgres".into(),
+                Source::default("douban/charts: the embedded PostgreSQL sets DB_USERNAME=postgres"),
+            )
+        }),
     }
 }
 
@@ -380,7 +432,8 @@ fn dify_helm_specs(v: &Values, role: Option<&Valued<String>>) -> Vec<Spec> {
         }
         env
     };
-    let migration = v.string(&["api", "migration"]).unwrap_or_else(|| fixed("true", "dify-helm default api.migration: true"));
+    let migration =
+        v.string(&["api", "migration"]).unwrap_or_else(|| fixed("true", "dify-helm default api.migration: true"));
     let values = Strategy::Values { recreate_by_default: false };
     vec![
         Spec {
@@ -391,7 +444,10 @@ fn dify_helm_specs(v: &Values, role: Option<&Valued<String>>) -> Vec<Spec> {
             hpa: true,
             hpa_drops_replicas: false,
             strategy: values,
-            base_env: with_role(vec![("MODE", fixed("api", "dify-helm api ConfigMap")), ("MIGRATION_ENABLED", migration)]),
+            base_env: with_role(vec![
+                ("MODE", fixed("api", "dify-helm api ConfigMap")),
+                ("MIGRATION_ENABLED", migration),
+            ]),
             env_lists: vec![vec!["api", "extraEnv"]],
         },
         Spec {
@@ -405,7 +461,10 @@ fn dify_helm_specs(v: &Values, role: Option<&Valued<String>>) -> Vec<Spec> {
             base_env: with_role(vec![
                 ("MODE", fixed("api", "dify-helm api ConfigMap")),
                 ("MIGRATION_ENABLED", fixed("false", "dify-helm api-websocket-deployment.yaml")),
-                ("SERVER_WORKER_AMOUNT", fixed("1", "dify-helm api-websocket-deployment.yaml sets SERVER_WORKER_AMOUNT=1")),
+                (
+                    "SERVER_WORKER_AMOUNT",
+                    fixed("1", "dify-helm api-websocket-deployment.yaml sets SERVER_WORKER_AMOUNT=1"),
+                ),
             ]),
             env_lists: vec![vec!["apiWebsocket", "extraEnv"]],
         },
@@ -458,9 +517,39 @@ fn douban_specs(role: Option<&Valued<String>>) -> Vec<Spec> {
     let (worker_env, worker_lists) = backend("worker", "worker");
     let (beat_env, beat_lists) = backend("beat", "workerBeat");
     vec![
-        Spec { component: Component::Api, key: "api", enabled_default: None, replicas_key: Some("replicaCount"), hpa: true, hpa_drops_replicas: true, strategy: Strategy::KubernetesDefault, base_env: api_env, env_lists: api_lists },
-        Spec { component: Component::Worker, key: "worker", enabled_default: None, replicas_key: Some("replicaCount"), hpa: true, hpa_drops_replicas: true, strategy: Strategy::KubernetesDefault, base_env: worker_env, env_lists: worker_lists },
-        Spec { component: Component::WorkerBeat, key: "workerBeat", enabled_default: None, replicas_key: Some("replicaCount"), hpa: false, hpa_drops_replicas: false, strategy: Strategy::KubernetesDefault, base_env: beat_env, env_lists: beat_lists },
+        Spec {
+            component: Component::Api,
+            key: "api",
+            enabled_default: None,
+            replicas_key: Some("replicaCount"),
+            hpa: true,
+            hpa_drops_replicas: true,
+            strategy: Strategy::KubernetesDefault,
+            base_env: api_env,
+            env_lists: api_lists,
+        },
+        Spec {
+            component: Component::Worker,
+            key: "worker",
+            enabled_default: None,
+            replicas_key: Some("replicaCount"),
+            hpa: true,
+            hpa_drops_replicas: true,
+            strategy: Strategy::KubernetesDefault,
+            base_env: worker_env,
+            env_lists: worker_lists,
+        },
+        Spec {
+            component: Component::WorkerBeat,
+            key: "workerBeat",
+            enabled_default: None,
+            replicas_key: Some("replicaCount"),
+            hpa: false,
+            hpa_drops_replicas: false,
+            strategy: Strategy::KubernetesDefault,
+            base_env: beat_env,
+            env_lists: beat_lists,
+        },
         Spec {
             component: Component::PluginDaemon,
             key: "pluginDaemon",
@@ -470,7 +559,11 @@ fn douban_specs(role: Option<&Valued<String>>) -> Vec<Spec> {
             hpa_drops_replicas: false,
             strategy: Strategy::Values { recreate_by_default: true },
             base_env: Vec::new(),
-            env_lists: vec![vec!["global", "extraEnvs"], vec!["global", "extraBackendEnvs"], vec!["pluginDaemon", "envs"]],
+            env_lists: vec![
+                vec!["global", "extraEnvs"],
+                vec!["global", "extraBackendEnvs"],
+                vec!["pluginDaemon", "envs"],
+            ],
         },
     ]
 }
@@ -494,26 +587,46 @@ fn component(v: &Values, chart: Chart, spec: &Spec, opts: &Options) -> Result<Op
     if spec.component == Component::ApiWebsocket && !v.truthy(&["api", "enabled"], true) {
         return Ok(None);
     }
-    let at = if v.has(&[key]) { v.src(&[key]) } else { Source::default(format!("{}: `{key}` rendered from the chart's defaults", chart.name())) };
+    let at = if v.has(&[key]) {
+        v.src(&[key])
+    } else {
+        Source::default(format!("{}: `{key}` rendered from the chart's defaults", chart.name()))
+    };
 
     let mut replicas = match spec.replicas_key {
-        Some(rk) => v.count(&[key, rk])?.unwrap_or_else(|| Valued::new(CHART_DEFAULT_REPLICAS, Source::default(format!("chart default {key}.{rk}: {CHART_DEFAULT_REPLICAS}")))),
-        None => Valued::new(1, Source::default(format!("{}: the {key} Deployment has exactly one replica", chart.name()))),
+        Some(rk) => v.count(&[key, rk])?.unwrap_or_else(|| {
+            Valued::new(
+                CHART_DEFAULT_REPLICAS,
+                Source::default(format!("chart default {key}.{rk}: {CHART_DEFAULT_REPLICAS}")),
+            )
+        }),
+        None => {
+            Valued::new(1, Source::default(format!("{}: the {key} Deployment has exactly one replica", chart.name())))
+        }
     };
     let mut unbounded = None;
     let max_replicas = if spec.hpa && v.truthy(&[key, "autoscaling", "enabled"], false) {
         if spec.hpa_drops_replicas {
-            replicas = v.count(&[key, "autoscaling", "minReplicas"])?.unwrap_or_else(|| Valued::new(CHART_DEFAULT_REPLICAS, Source::default("chart default autoscaling.minReplicas: 1")));
+            replicas = v.count(&[key, "autoscaling", "minReplicas"])?.unwrap_or_else(|| {
+                Valued::new(CHART_DEFAULT_REPLICAS, Source::default("chart default autoscaling.minReplicas: 1"))
+            });
         }
         let max_path = [key, "autoscaling", "maxReplicas"];
         match v.get(&max_path) {
-            None => Valued::new(CHART_DEFAULT_MAX_REPLICAS, Source::default(format!("chart default {key}.autoscaling.maxReplicas: {CHART_DEFAULT_MAX_REPLICAS}"))),
+            None => Valued::new(
+                CHART_DEFAULT_MAX_REPLICAS,
+                Source::default(format!("chart default {key}.autoscaling.maxReplicas: {CHART_DEFAULT_MAX_REPLICAS}")),
+            ),
             Some(Value::Null) => {
-                unbounded = Some(Valued::new(format!("{key}: autoscaling is enabled with no maxReplicas"), v.src(&max_path)));
+                unbounded =
+                    Some(Valued::new(format!("{key}: autoscaling is enabled with no maxReplicas"), v.src(&max_path)));
                 replicas.clone()
             }
             Some(Value::String(s)) if s.trim().is_empty() => {
-                unbounded = Some(Valued::new(format!("{key}: autoscaling is enabled with an empty maxReplicas"), v.src(&max_path)));
+                unbounded = Some(Valued::new(
+                    format!("{key}: autoscaling is enabled with an empty maxReplicas"),
+                    v.src(&max_path),
+                ));
                 replicas.clone()
             }
             Some(_) => v.count(&max_path)?.unwrap_or_else(|| replicas.clone()),
@@ -552,22 +665,34 @@ fn component(v: &Values, chart: Chart, spec: &Spec, opts: &Options) -> Result<Op
 /// Extra pods of a rolling update, computed on the most pods the Deployment can have.
 fn surge(v: &Values, spec: &Spec, pods: u64) -> Result<Valued<u64>, String> {
     let key = spec.key;
-    let k8s_default = || Valued::new(pods.saturating_mul(K8S_DEFAULT_MAX_SURGE_PCT).div_ceil(100), Source::default(format!("Kubernetes default maxSurge 25% of {pods}, rounded up")));
+    let k8s_default = || {
+        Valued::new(
+            pods.saturating_mul(K8S_DEFAULT_MAX_SURGE_PCT).div_ceil(100),
+            Source::default(format!("Kubernetes default maxSurge 25% of {pods}, rounded up")),
+        )
+    };
     let Strategy::Values { recreate_by_default } = spec.strategy else { return Ok(k8s_default()) };
     let type_path = [key, "updateStrategy", "type"];
     let ty = v.get(&type_path).and_then(yaml::scalar_string);
     match ty.as_deref() {
         Some("Recreate") => Ok(Valued::new(0, v.src(&type_path))),
-        None if recreate_by_default => Ok(Valued::new(0, Source::default(format!("chart default {key}.updateStrategy.type: Recreate")))),
+        None if recreate_by_default => {
+            Ok(Valued::new(0, Source::default(format!("chart default {key}.updateStrategy.type: Recreate"))))
+        }
         None | Some("RollingUpdate") => {
             let surge_path = [key, "updateStrategy", "rollingUpdate", "maxSurge"];
             let Some(raw) = v.get(&surge_path) else { return Ok(k8s_default()) };
             let src = v.src(&surge_path);
             let text = yaml::scalar_string(raw).unwrap_or_default();
             let text = text.trim();
-            super::kubernetes::max_surge_pods(text, pods).map(|n| Valued::new(n, src.clone())).ok_or_else(|| format!("{src}: maxSurge `{text}` is neither a count nor a percentage — write 1 or 25%"))
+            super::kubernetes::max_surge_pods(text, pods)
+                .map(|n| Valued::new(n, src.clone()))
+                .ok_or_else(|| format!("{src}: maxSurge `{text}` is neither a count nor a percentage — write 1 or 25%"))
         }
-        Some(other) => Err(format!("{}: updateStrategy.type `{other}` is not a Deployment strategy — write RollingUpdate or Recreate", v.src(&type_path))),
+        Some(other) => Err(format!(
+            "{}: updateStrategy.type `{other}` is not a Deployment strategy — write RollingUpdate or Recreate",
+            v.src(&type_path)
+        )),
     }
 }
 
@@ -584,7 +709,9 @@ struct Database {
 /// bundled bitnami PostgreSQL, as far as the values set them.
 fn database(v: &Values, chart: Chart, opts: &Options) -> Result<Database, String> {
     let bundled = match chart {
-        Chart::DifyHelm => !v.truthy(&["externalPostgres", "enabled"], false) && v.truthy(&["postgresql", "enabled"], true),
+        Chart::DifyHelm => {
+            !v.truthy(&["externalPostgres", "enabled"], false) && v.truthy(&["postgresql", "enabled"], true)
+        }
         Chart::Douban => v.truthy(&["postgresql", "embedded"], true),
     };
     let mut max: Option<Valued<String>> = None;
@@ -623,8 +750,22 @@ fn database(v: &Values, chart: Chart, opts: &Options) -> Result<Database, String
     let (max, found) = match (opts.pg_max_connections, max) {
         (Some(n), _) => (Valued::new(n, Source::Flag { flag: "--pg-max-connections".into() }), true),
         (None, Some(m)) => (m, true),
-        (None, None) if bundled => (Valued::new(defaults::COMPOSE_MAX_CONNECTIONS, Source::default("bundled PostgreSQL without max_connections in the values: PostgreSQL default 100")), true),
-        (None, None) => (Valued::new(defaults::COMPOSE_MAX_CONNECTIONS, Source::default("external database: max_connections is not in the values; PostgreSQL default 100 assumed")), false),
+        (None, None) if bundled => (
+            Valued::new(
+                defaults::COMPOSE_MAX_CONNECTIONS,
+                Source::default("bundled PostgreSQL without max_connections in the values: PostgreSQL default 100"),
+            ),
+            true,
+        ),
+        (None, None) => (
+            Valued::new(
+                defaults::COMPOSE_MAX_CONNECTIONS,
+                Source::default(
+                    "external database: max_connections is not in the values; PostgreSQL default 100 assumed",
+                ),
+            ),
+            false,
+        ),
     };
     let idle_timeout = conf_written.map(|at| idle.unwrap_or_else(|| Valued::new("0".into(), at)));
     Ok(Database { max_connections: max, found, idle_timeout })
@@ -636,7 +777,10 @@ fn conf_settings(v: &Values, path: &[&str], text: &str) -> Vec<(String, String, 
     let key_line = v.doc.line_of(&key_path).unwrap_or(1);
     // A block scalar (`|`) starts on the line after its key; a flow scalar is all on the key's line.
     let first = v.doc.value_position_of(&key_path).map(|p| p.line).filter(|l| *l > key_line);
-    super::postgres::conf_lines(text).into_iter().map(|(i, name, value)| (name, value, Source::file(v.file, first.map_or(key_line, |f| f + i)))).collect()
+    super::postgres::conf_lines(text)
+        .into_iter()
+        .map(|(i, name, value)| (name, value, Source::file(v.file, first.map_or(key_line, |f| f + i))))
+        .collect()
 }
 
 #[cfg(test)]
@@ -649,16 +793,39 @@ mod tests {
 
     #[test]
     fn conf_snippet_lines_and_forms() {
-        let d = doc("postgresql:\n  primary:\n    extendedConfiguration: |\n      # comment\n      max_connections = 300\n      idle_in_transaction_session_timeout='10min' # off by default\n      shared_buffers 1GB\n");
+        let d = doc(
+            "postgresql:\n  primary:\n    extendedConfiguration: |\n      # comment\n      max_connections = 300\n      idle_in_transaction_session_timeout='10min' # off by default\n      shared_buffers 1GB\n",
+        );
         let v = Values { doc: &d, file: "v.yaml" };
         let text = v.get(&["postgresql", "primary", "extendedConfiguration"]).and_then(yaml::scalar_string).unwrap();
-        let got: Vec<(String, String, usize)> = conf_settings(&v, &["postgresql", "primary", "extendedConfiguration"], &text).into_iter().map(|(n, val, s)| (n, val, s.location().unwrap().1)).collect();
-        assert_eq!(got, [("max_connections".into(), "300".into(), 5), ("idle_in_transaction_session_timeout".into(), "10min".into(), 6), ("shared_buffers".into(), "1GB".into(), 7)]);
+        let got: Vec<(String, String, usize)> =
+            conf_settings(&v, &["postgresql", "primary", "extendedConfiguration"], &text)
+                .into_iter()
+                .map(|(n, val, s)| (n, val, s.location().unwrap().1))
+                .collect();
+        assert_eq!(
+            got,
+            [
+                ("max_connections".into(), "300".into(), 5),
+                ("idle_in_transaction_session_timeout".into(), "10min".into(), 6),
+                ("shared_buffers".into(), "1GB".into(), 7)
+            ]
+        );
     }
 
     #[test]
     fn surge_rounds_up_and_reads_strategies() {
-        let spec = |strategy| Spec { component: Component::Api, key: "api", enabled_default: Some(true), replicas_key: Some("replicas"), hpa: true, hpa_drops_replicas: false, strategy, base_env: Vec::new(), env_lists: Vec::new() };
+        let spec = |strategy| Spec {
+            component: Component::Api,
+            key: "api",
+            enabled_default: Some(true),
+            replicas_key: Some("replicas"),
+            hpa: true,
+            hpa_drops_replicas: false,
+            strategy,
+            base_env: Vec::new(),
+            env_lists: Vec::new(),
+        };
         let values = Strategy::Values { recreate_by_default: false };
         let cases: [(&str, Strategy, u64, u64); 7] = [
             ("api: {}", Strategy::KubernetesDefault, 10, 3),

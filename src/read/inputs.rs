@@ -45,7 +45,9 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<Input>, String> {
     for path in paths {
         if path.as_os_str() == "-" {
             let text = super::read_stdin().map_err(|e| e.to_string())?;
-            let kind = classify_text(Path::new("-"), &text).ok_or("-: standard input is neither a .env file, a compose file, Kubernetes manifests nor Helm values")?;
+            let kind = classify_text(Path::new("-"), &text).ok_or(
+                "-: standard input is neither a .env file, a compose file, Kubernetes manifests nor Helm values",
+            )?;
             out.push(Input { path: path.clone(), kind, text: Some(text) });
             continue;
         }
@@ -58,7 +60,12 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<Input>, String> {
         } else {
             match classify(path)? {
                 Some(input) => out.push(input),
-                None => return Err(format!("{}: not a .env, compose, Kubernetes or Helm values file — name it .env or *.yaml, or leave it out", path.display())),
+                None => {
+                    return Err(format!(
+                        "{}: not a .env, compose, Kubernetes or Helm values file — name it .env or *.yaml, or leave it out",
+                        path.display()
+                    ));
+                }
             }
         }
     }
@@ -115,7 +122,12 @@ fn classify(path: &Path) -> Result<Option<Input>, String> {
 /// `kind:`; Helm values of the community charts have component keys such as `api:` and
 /// `worker:`; anything with `KEY=VALUE` lines is a `.env`.
 pub fn classify_text(path: &Path, text: &str) -> Option<Kind> {
-    let top: Vec<&str> = text.lines().filter(|l| !l.starts_with([' ', '\t', '#', '-']) && l.contains(':')).filter_map(|l| l.split(':').next()).map(str::trim).collect();
+    let top: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with([' ', '\t', '#', '-']) && l.contains(':'))
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     if top.contains(&"services") {
         return Some(Kind::Compose);
@@ -124,11 +136,19 @@ pub fn classify_text(path: &Path, text: &str) -> Option<Kind> {
         return Some(Kind::Kubernetes);
     }
     // A values override may name only the api beside keys only these charts have.
-    let helm_marks = ["worker", "pluginDaemon", "plugin_daemon", "global", "externalPostgres", "beat", "workerBeat", "apiWebsocket"];
+    let helm_marks =
+        ["worker", "pluginDaemon", "plugin_daemon", "global", "externalPostgres", "beat", "workerBeat", "apiWebsocket"];
     if top.contains(&"api") && helm_marks.iter().any(|k| top.contains(k)) {
         return Some(Kind::HelmValues);
     }
-    if is_env_name(name) || (!is_yaml(name) && text.lines().any(|l| l.trim_start().split_once('=').is_some_and(|(k, _)| !k.is_empty() && k.trim().chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ' ')))) {
+    if is_env_name(name)
+        || (!is_yaml(name)
+            && text.lines().any(|l| {
+                l.trim_start().split_once('=').is_some_and(|(k, _)| {
+                    !k.is_empty() && k.trim().chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ' ')
+                })
+            }))
+    {
         return Some(Kind::Env);
     }
     None

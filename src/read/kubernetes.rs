@@ -63,7 +63,11 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
     let mut expanded = Vec::new();
     for d in &documents {
         if d.get(&path(&["kind"])).and_then(Value::as_str) == Some("List") {
-            return Err(format!("{}:{}: a `kind: List` — split it into documents (`kubectl get -o yaml` output is not what is committed; pass the manifests)", d.file, d.start().line));
+            return Err(format!(
+                "{}:{}: a `kind: List` — split it into documents (`kubectl get -o yaml` output is not what is committed; pass the manifests)",
+                d.file,
+                d.start().line
+            ));
         }
         expanded.push(Doc { doc: d });
     }
@@ -88,7 +92,12 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         let kind = yaml::get_string(&d.doc.value, &path(&["spec", "scaleTargetRef", "kind"])).unwrap_or_default();
         let target = yaml::get_string(&d.doc.value, &path(&["spec", "scaleTargetRef", "name"])).unwrap_or_default();
         let max = match yaml::get_string(&d.doc.value, &path(&["spec", "maxReplicas"])) {
-            Some(m) => Some(Valued::new(m.parse::<u64>().map_err(|_| format!("{}: maxReplicas `{m}` is not a whole number", d.at(&path(&["spec", "maxReplicas"]))))?, d.at(&path(&["spec", "maxReplicas"])))),
+            Some(m) => Some(Valued::new(
+                m.parse::<u64>().map_err(|_| {
+                    format!("{}: maxReplicas `{m}` is not a whole number", d.at(&path(&["spec", "maxReplicas"])))
+                })?,
+                d.at(&path(&["spec", "maxReplicas"])),
+            )),
             None => None,
         };
         hpas.insert((d.namespace(), kind, target), (max, d.at(&path(&["metadata", "name"]))));
@@ -102,7 +111,8 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         let found = (0..count).find_map(|i| {
             let c = join(&containers, &[PathSeg::Index(i)]);
             let image = yaml::get_string(&d.doc.value, &join(&c, &path(&["image"]))).unwrap_or_default();
-            (image.contains("dify-api") || image.contains("dify-plugin-daemon") || is_postgres_image(&image)).then_some((c, image))
+            (image.contains("dify-api") || image.contains("dify-plugin-daemon") || is_postgres_image(&image))
+                .then_some((c, image))
         });
         if let Some((container, image)) = found {
             workloads.push(Workload { doc: d, container, image });
@@ -132,12 +142,21 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
             match env.get("MODE").map(|m| m.value.as_str()) {
                 Some("worker") => Component::Worker,
                 Some("beat") => Component::WorkerBeat,
-                _ if d.name().contains("websocket") || env.get("SERVER_WORKER_CLASS").is_some_and(|c| c.value.contains("websocket")) => Component::ApiWebsocket,
+                _ if d.name().contains("websocket")
+                    || env.get("SERVER_WORKER_CLASS").is_some_and(|c| c.value.contains("websocket")) =>
+                {
+                    Component::ApiWebsocket
+                }
                 _ => Component::Api,
             }
         };
         let replicas = match yaml::get_string(&d.doc.value, &path(&["spec", "replicas"])) {
-            Some(r) => Valued::new(r.parse::<u64>().map_err(|_| format!("{}: replicas `{r}` is not a whole number", d.at(&path(&["spec", "replicas"]))))?, d.at(&path(&["spec", "replicas"]))),
+            Some(r) => Valued::new(
+                r.parse::<u64>().map_err(|_| {
+                    format!("{}: replicas `{r}` is not a whole number", d.at(&path(&["spec", "replicas"])))
+                })?,
+                d.at(&path(&["spec", "replicas"])),
+            ),
             None => Valued::new(1, Source::default("Kubernetes default: 1 replica")),
         };
         let key = (d.namespace(), d.kind().to_string(), d.name());
@@ -149,7 +168,16 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
             Some((None, _)) | None => replicas.clone(),
         };
         let surge = surge(d, max_replicas.value.max(replicas.value))?;
-        components.push(deployment::interpret(component, &d.name(), d.at(&path(&["metadata", "name"])), env, replicas, max_replicas, surge, opts.host_cpus)?);
+        components.push(deployment::interpret(
+            component,
+            &d.name(),
+            d.at(&path(&["metadata", "name"])),
+            env,
+            replicas,
+            max_replicas,
+            surge,
+            opts.host_cpus,
+        )?);
     }
     components.sort_by(|a, b| a.component.cmp(&b.component).then(a.name.cmp(&b.name)));
 
@@ -159,7 +187,8 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         .filter(|(key, (max, _))| max.is_none() || !counted.contains(key))
         .filter(|((_, kind, _), _)| matches!(kind.as_str(), "Deployment" | "StatefulSet" | ""))
         .map(|((ns, kind, name), (max, at))| {
-            let why = if max.is_none() { "has no maxReplicas" } else { "targets a workload that is not among the inputs" };
+            let why =
+                if max.is_none() { "has no maxReplicas" } else { "targets a workload that is not among the inputs" };
             Valued::new(format!("HorizontalPodAutoscaler for {kind} {ns}/{name} {why}"), at.clone())
         })
         .collect();
@@ -174,15 +203,22 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
     };
     // No PostgreSQL workload among the inputs: a ConfigMap may carry its postgresql.conf.
     if max_connections.is_none()
-        && let Some((max, idle)) = conf_in_config_maps(&config_maps)? {
-            // The file sets the server's settings; what it leaves out is PostgreSQL's default (0).
-            idle_timeout = Some(idle.unwrap_or_else(|| Valued::new("0".into(), max.source.clone())));
-            max_connections = Some(max);
-        }
+        && let Some((max, idle)) = conf_in_config_maps(&config_maps)?
+    {
+        // The file sets the server's settings; what it leaves out is PostgreSQL's default (0).
+        idle_timeout = Some(idle.unwrap_or_else(|| Valued::new("0".into(), max.source.clone())));
+        max_connections = Some(max);
+    }
     let (max_connections, found) = match (opts.pg_max_connections, max_connections) {
         (Some(n), _) => (Valued::new(n, Source::Flag { flag: "--pg-max-connections".into() }), true),
         (None, Some(m)) => (m, true),
-        (None, None) => (Valued::new(defaults::COMPOSE_MAX_CONNECTIONS, Source::default("PostgreSQL default 100 (no max_connections in the inputs)")), false),
+        (None, None) => (
+            Valued::new(
+                defaults::COMPOSE_MAX_CONNECTIONS,
+                Source::default("PostgreSQL default 100 (no max_connections in the inputs)"),
+            ),
+            false,
+        ),
     };
     let (app_role, app_role_superuser) = super::app_role(&components, opts);
     Ok(Deployment {
@@ -222,7 +258,10 @@ fn container_env(w: &Workload, config_maps: &BTreeMap<(String, String), Env>) ->
                 }
                 return Err(format!(
                     "{}: ConfigMap `{name}` (namespace {}) used by {} {} is not in the given files — pass the file that defines it",
-                    d.at(&join(&env_from, &[PathSeg::Index(i)])), key.0, d.kind(), d.name()
+                    d.at(&join(&env_from, &[PathSeg::Index(i)])),
+                    key.0,
+                    d.kind(),
+                    d.name()
                 ));
             };
             for (k, v) in cm {
@@ -270,7 +309,10 @@ fn postgres_settings(w: &Workload, env: &Env) -> Result<(Option<Valued<u64>>, Va
         }
     }
     let mut settings = super::postgres::command_line(&words);
-    for (var, name) in [("POSTGRESQL_MAX_CONNECTIONS", "max_connections"), ("POSTGRESQL_IDLE_IN_TRANSACTION_SESSION_TIMEOUT", "idle_in_transaction_session_timeout")] {
+    for (var, name) in [
+        ("POSTGRESQL_MAX_CONNECTIONS", "max_connections"),
+        ("POSTGRESQL_IDLE_IN_TRANSACTION_SESSION_TIMEOUT", "idle_in_transaction_session_timeout"),
+    ] {
         if let Some(v) = env.get(var) {
             settings.entry(name.to_string()).or_insert_with(|| v.clone());
         }
@@ -280,7 +322,10 @@ fn postgres_settings(w: &Workload, env: &Env) -> Result<(Option<Valued<u64>>, Va
         // The server runs with PostgreSQL's own default when nothing sets it.
         None => Some(Valued::new(defaults::COMPOSE_MAX_CONNECTIONS, Source::default("PostgreSQL default (100)"))),
     };
-    let idle = settings.get("idle_in_transaction_session_timeout").cloned().unwrap_or_else(|| Valued::new("0".into(), d.at(&join(&w.container, &path(&["image"])))));
+    let idle = settings
+        .get("idle_in_transaction_session_timeout")
+        .cloned()
+        .unwrap_or_else(|| Valued::new("0".into(), d.at(&join(&w.container, &path(&["image"])))));
     Ok((max, idle))
 }
 
@@ -300,7 +345,8 @@ fn surge(d: &Doc, replicas: u64) -> Result<Valued<u64>, String> {
         Some(v) => (v, d.at(&p)),
         None => (DEFAULT_MAX_SURGE.to_string(), Source::default("Kubernetes default maxSurge 25%")),
     };
-    let pods = max_surge_pods(&raw, replicas).ok_or_else(|| format!("{source}: maxSurge `{raw}` is not a number or a percentage"))?;
+    let pods = max_surge_pods(&raw, replicas)
+        .ok_or_else(|| format!("{source}: maxSurge `{raw}` is not a number or a percentage"))?;
     Ok(Valued::new(pods, source))
 }
 

@@ -27,18 +27,22 @@ pub struct ReadError(pub String);
 /// bytes that are not UTF-8, naming the file (and the line, where there is one).
 pub fn read_text(path: &Path) -> Result<String, ReadError> {
     let name = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| ReadError(match e.kind() {
-        std::io::ErrorKind::NotFound => format!("{name}: no such file — check the path"),
-        std::io::ErrorKind::PermissionDenied => format!("{name}: permission denied — make the file readable"),
-        _ => format!("{name}: {e}"),
-    }))?;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        ReadError(match e.kind() {
+            std::io::ErrorKind::NotFound => format!("{name}: no such file — check the path"),
+            std::io::ErrorKind::PermissionDenied => format!("{name}: permission denied — make the file readable"),
+            _ => format!("{name}: {e}"),
+        })
+    })?;
     if meta.is_dir() {
         return Err(ReadError(format!("{name}: is a folder, not a file — name a file inside it")));
     }
-    let file = std::fs::File::open(path).map_err(|e| ReadError(match e.kind() {
-        std::io::ErrorKind::PermissionDenied => format!("{name}: permission denied — make the file readable"),
-        _ => format!("{name}: {e}"),
-    }))?;
+    let file = std::fs::File::open(path).map_err(|e| {
+        ReadError(match e.kind() {
+            std::io::ErrorKind::PermissionDenied => format!("{name}: permission denied — make the file readable"),
+            _ => format!("{name}: {e}"),
+        })
+    })?;
     let mut bytes = Vec::new();
     file.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes).map_err(|e| ReadError(format!("{name}: {e}")))?;
     text_from_bytes(bytes, &name.to_string())
@@ -61,7 +65,9 @@ pub fn text_from_bytes(bytes: Vec<u8>, name: &str) -> Result<String, ReadError> 
     }
     if let Some(pos) = bytes.iter().position(|&b| b == 0) {
         let line = bytes[..pos].iter().filter(|&&b| b == b'\n').count() + 1;
-        return Err(ReadError(format!("{name}:{line}: binary data (a NUL byte) — this is not a text configuration file")));
+        return Err(ReadError(format!(
+            "{name}:{line}: binary data (a NUL byte) — this is not a text configuration file"
+        )));
     }
     String::from_utf8(bytes).map_err(|e| {
         let pos = e.utf8_error().valid_up_to();

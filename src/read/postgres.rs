@@ -39,7 +39,9 @@ pub fn conf_lines(text: &str) -> Vec<(usize, String, String)> {
 
 /// A `max_connections` value as a count, or a located message that says what to write.
 pub fn max_connections(v: &Valued<String>) -> Result<Valued<u64>, String> {
-    let n = v.value.trim().trim_matches(['\'', '"']).parse::<u64>().map_err(|_| format!("{}: max_connections `{}` is not a whole number — write a count such as 200", v.source, v.value))?;
+    let n = v.value.trim().trim_matches(['\'', '"']).parse::<u64>().map_err(|_| {
+        format!("{}: max_connections `{}` is not a whole number — write a count such as 200", v.source, v.value)
+    })?;
     Ok(Valued::new(n, v.source.clone()))
 }
 
@@ -54,7 +56,15 @@ mod tests {
 
     #[test]
     fn command_line_forms() {
-        let s = command_line(&words(&["postgres", "-c", "max_connections=200", "--work_mem=4MB", "-c", "max_connections=300", "-c"]));
+        let s = command_line(&words(&[
+            "postgres",
+            "-c",
+            "max_connections=200",
+            "--work_mem=4MB",
+            "-c",
+            "max_connections=300",
+            "-c",
+        ]));
         assert_eq!(s["max_connections"].value, "300");
         assert_eq!(s["max_connections"].source, Source::file("f", 6));
         assert_eq!(s["work_mem"].value, "4MB");
@@ -63,7 +73,16 @@ mod tests {
 
     #[test]
     fn conf_forms() {
-        let got = conf_lines("# c\nmax_connections = 300\n\nshared_buffers 1GB\nidle_in_transaction_session_timeout='10min' # x\n");
-        assert_eq!(got, [(1, "max_connections".into(), "300".into()), (3, "shared_buffers".into(), "1GB".into()), (4, "idle_in_transaction_session_timeout".into(), "10min".into())]);
+        let got = conf_lines(
+            "# c\nmax_connections = 300\n\nshared_buffers 1GB\nidle_in_transaction_session_timeout='10min' # x\n",
+        );
+        assert_eq!(
+            got,
+            [
+                (1, "max_connections".into(), "300".into()),
+                (3, "shared_buffers".into(), "1GB".into()),
+                (4, "idle_in_transaction_session_timeout".into(), "10min".into())
+            ]
+        );
     }
 }

@@ -60,9 +60,7 @@ pub enum PathSeg {
 impl PathSeg {
     /// A path made only of mapping keys: `PathSeg::keys(&["services", "api", "environment"])`.
     pub fn keys(keys: &[&str]) -> Vec<PathSeg> {
-        keys.iter()
-            .map(|k| PathSeg::Key((*k).to_string()))
-            .collect()
+        keys.iter().map(|k| PathSeg::Key((*k).to_string())).collect()
     }
 }
 
@@ -120,12 +118,7 @@ pub struct YamlError {
 
 impl YamlError {
     fn at(file: &str, at: Position, message: impl Into<String>) -> Self {
-        YamlError {
-            file: file.to_string(),
-            line: at.line,
-            column: at.column,
-            message: message.into(),
-        }
+        YamlError { file: file.to_string(), line: at.line, column: at.column, message: message.into() }
     }
 }
 
@@ -134,11 +127,7 @@ impl fmt::Display for YamlError {
         if self.line == 0 {
             write!(f, "{}: {}", self.file, self.message)
         } else {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file, self.line, self.column, self.message
-            )
+            write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
         }
     }
 }
@@ -196,23 +185,15 @@ impl Document {
     /// A problem located at `path`, or at the nearest part of it that exists (for a missing key:
     /// the mapping that lacks it), or at the document's start.
     pub fn error_at(&self, path: &[PathSeg], message: impl Into<String>) -> YamlError {
-        let at = (0..=path.len())
-            .rev()
-            .find_map(|n| self.position_of(&path[..n]))
-            .unwrap_or_else(|| self.start());
+        let at = (0..=path.len()).rev().find_map(|n| self.position_of(&path[..n])).unwrap_or_else(|| self.start());
         YamlError::at(&self.file, at, message)
     }
 
     /// Converts the merged value into a typed struct (serde does not apply merge keys by itself,
     /// hence this instead of deserializing the text directly).
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, YamlError> {
-        serde_yaml::from_value(self.value.clone()).map_err(|err| {
-            YamlError::at(
-                &self.file,
-                self.start(),
-                format!("{err} — fix that field of this document"),
-            )
-        })
+        serde_yaml::from_value(self.value.clone())
+            .map_err(|err| YamlError::at(&self.file, self.start(), format!("{err} — fix that field of this document")))
     }
 }
 
@@ -296,12 +277,7 @@ pub fn parse_documents(text: &str, file: &str) -> Result<Vec<Document>, YamlErro
             continue;
         }
         let mut path = Vec::new();
-        let mut doc = Document {
-            value: Value::Null,
-            file: file.to_string(),
-            index,
-            spans,
-        };
+        let mut doc = Document { value: Value::Null, file: file.to_string(), index, spans };
         if let Err(message) = resolve_merges(&mut value, &mut path) {
             return Err(doc.error_at(&path, message));
         }
@@ -386,9 +362,7 @@ fn untag(mut value: &Value) -> &Value {
 
 fn map_get<'a>(map: &'a Mapping, key: &str) -> Option<&'a Value> {
     map.get(key).or_else(|| {
-        map.iter()
-            .find(|(k, _)| !k.is_string() && scalar_string(k).as_deref() == Some(key))
-            .map(|(_, v)| v)
+        map.iter().find(|(k, _)| !k.is_string() && scalar_string(k).as_deref() == Some(key)).map(|(_, v)| v)
     })
 }
 
@@ -403,9 +377,7 @@ fn resolve_merges(value: &mut Value, path: &mut Vec<PathSeg>) -> Result<(), Stri
     match value {
         Value::Mapping(map) => {
             for (key, child) in map.iter_mut() {
-                path.push(PathSeg::Key(
-                    scalar_string(key).unwrap_or_else(|| format!("{key:?}")),
-                ));
+                path.push(PathSeg::Key(scalar_string(key).unwrap_or_else(|| format!("{key:?}"))));
                 resolve_merges(child, path)?;
                 path.pop();
             }
@@ -478,8 +450,7 @@ fn check_characters(text: &str, file: &str) -> Result<(), YamlError> {
     };
     let position = position_after(&text[..at]);
     let message = if bad == '\0' {
-        "a NUL byte: this looks like a binary file, not YAML text — pass the YAML file itself"
-            .to_string()
+        "a NUL byte: this looks like a binary file, not YAML text — pass the YAML file itself".to_string()
     } else {
         format!(
             "control character U+{:04X} is not allowed in YAML — delete it, or write it as an \
@@ -494,10 +465,7 @@ fn check_characters(text: &str, file: &str) -> Result<(), YamlError> {
 /// The position of the character that follows `prefix`.
 fn position_after(prefix: &str) -> Position {
     let line_start = prefix.rfind('\n').map_or(0, |i| i + 1);
-    Position {
-        line: prefix.matches('\n').count() + 1,
-        column: prefix[line_start..].chars().count() + 1,
-    }
+    Position { line: prefix.matches('\n').count() + 1, column: prefix[line_start..].chars().count() + 1 }
 }
 
 /// Turns a serde_yaml error into a located one that says what to do. `doc` is the position
@@ -505,10 +473,7 @@ fn position_after(prefix: &str) -> Position {
 fn parse_error(file: &str, doc: Option<&SpanTree>, err: &serde_yaml::Error) -> YamlError {
     let raw = err.to_string();
     let at = match err.location() {
-        Some(loc) => Position {
-            line: loc.line().max(1),
-            column: loc.column().max(1),
-        },
+        Some(loc) => Position { line: loc.line().max(1), column: loc.column().max(1) },
         None => doc.map_or(Position::START, SpanTree::first_alias),
     };
     // The position goes in front of the message; drop serde_yaml's copy of it.
@@ -570,10 +535,7 @@ impl SpanTree {
     /// Where to report an error that has no position: the document's first alias (what an alias
     /// bomb is made of), or its start.
     fn first_alias(&self) -> Position {
-        self.nodes
-            .iter()
-            .find(|n| matches!(n.kind, NodeKind::Alias(_)))
-            .map_or(self.start, |n| n.at)
+        self.nodes.iter().find(|n| matches!(n.kind, NodeKind::Alias(_))).map_or(self.start, |n| n.at)
     }
 
     /// Follows an alias to the node it names.
@@ -611,9 +573,9 @@ impl SpanTree {
             let source = self.resolve(v)?;
             let found = match &self.nodes.get(source)?.kind {
                 NodeKind::Mapping(_) => self.find_key(source, key, depth + 1),
-                NodeKind::Sequence(items) => items
-                    .iter()
-                    .find_map(|&item| self.find_key(self.resolve(item)?, key, depth + 1)),
+                NodeKind::Sequence(items) => {
+                    items.iter().find_map(|&item| self.find_key(self.resolve(item)?, key, depth + 1))
+                }
                 _ => None,
             };
             if found.is_some() {
@@ -682,15 +644,8 @@ impl TreeBuilder {
     }
 
     fn finish(self) -> SpanTree {
-        let start = self
-            .start
-            .or_else(|| self.nodes.first().map(|n| n.at))
-            .unwrap_or(Position::START);
-        SpanTree {
-            start,
-            nodes: self.nodes,
-            root: self.root,
-        }
+        let start = self.start.or_else(|| self.nodes.first().map(|n| n.at)).unwrap_or(Position::START);
+        SpanTree { start, nodes: self.nodes, root: self.root }
     }
 }
 
@@ -715,17 +670,11 @@ fn build_span_trees(text: &str) -> Result<Vec<SpanTree>, ScanStop> {
             // saphyr's own flow-nesting limit (255 levels).
             Err(err) if err.info() == "recursion limit exceeded" => {
                 let mark = err.marker();
-                return Err(ScanStop::TooDeep(Position {
-                    line: mark.line(),
-                    column: mark.col() + 1,
-                }));
+                return Err(ScanStop::TooDeep(Position { line: mark.line(), column: mark.col() + 1 }));
             }
             Err(_) => return Err(ScanStop::Rejected),
         };
-        let at = Position {
-            line: span.start.line(),
-            column: span.start.col() + 1,
-        };
+        let at = Position { line: span.start.line(), column: span.start.col() + 1 };
         if matches!(event, Event::SequenceStart(..) | Event::MappingStart(..))
             && doc.as_ref().is_some_and(|b| b.open.len() >= MAX_DEPTH)
         {
@@ -734,17 +683,13 @@ fn build_span_trees(text: &str) -> Result<Vec<SpanTree>, ScanStop> {
         match event {
             Event::DocumentStart(_) => {
                 trees.extend(doc.take().map(TreeBuilder::finish));
-                doc = Some(TreeBuilder {
-                    start: Some(at),
-                    ..TreeBuilder::default()
-                });
+                doc = Some(TreeBuilder { start: Some(at), ..TreeBuilder::default() });
             }
             Event::DocumentEnd | Event::StreamEnd => {
                 trees.extend(doc.take().map(TreeBuilder::finish));
             }
             Event::Scalar(value, _, anchor, _) => {
-                doc.get_or_insert_default()
-                    .add(at, NodeKind::Scalar(value.into_owned()), anchor);
+                doc.get_or_insert_default().add(at, NodeKind::Scalar(value.into_owned()), anchor);
             }
             Event::Alias(anchor) => {
                 let b = doc.get_or_insert_default();
@@ -752,12 +697,10 @@ fn build_span_trees(text: &str) -> Result<Vec<SpanTree>, ScanStop> {
                 b.add(at, NodeKind::Alias(target), 0);
             }
             Event::SequenceStart(anchor, _) => {
-                doc.get_or_insert_default()
-                    .add(at, NodeKind::Sequence(Vec::new()), anchor);
+                doc.get_or_insert_default().add(at, NodeKind::Sequence(Vec::new()), anchor);
             }
             Event::MappingStart(anchor, _) => {
-                doc.get_or_insert_default()
-                    .add(at, NodeKind::Mapping(Vec::new()), anchor);
+                doc.get_or_insert_default().add(at, NodeKind::Mapping(Vec::new()), anchor);
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some(b) = doc.as_mut() {
@@ -777,10 +720,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     fn fixture(rel: &str) -> String {
-        let path = format!(
-            "{}/../shared/fixtures/dify/{rel}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/../shared/fixtures/dify/{rel}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
     }
 
@@ -816,11 +756,7 @@ mod tests {
                             continue;
                         };
                         path.push(PathSeg::Key(key));
-                        assert!(
-                            doc.position_of(path).is_some(),
-                            "no position for {}",
-                            path_string(path)
-                        );
+                        assert!(doc.position_of(path).is_some(), "no position for {}", path_string(path));
                         *count += 1;
                         walk(doc, v, path, count);
                         path.pop();
@@ -829,11 +765,7 @@ mod tests {
                 Value::Sequence(items) => {
                     for (i, v) in items.iter().enumerate() {
                         path.push(PathSeg::Index(i));
-                        assert!(
-                            doc.position_of(path).is_some(),
-                            "no position for {}",
-                            path_string(path)
-                        );
+                        assert!(doc.position_of(path).is_some(), "no position for {}", path_string(path));
                         *count += 1;
                         walk(doc, v, path, count);
                         path.pop();
@@ -854,19 +786,13 @@ mod tests {
         let doc = only(parse_documents(&text, "docker-compose.yaml").expect("parses"));
 
         let pool = p(&["services", "api", "environment", "SQLALCHEMY_POOL_SIZE"]);
-        assert_eq!(
-            get_string(&doc.value, &pool).as_deref(),
-            Some("${SQLALCHEMY_POOL_SIZE:-30}")
-        );
+        assert_eq!(get_string(&doc.value, &pool).as_deref(), Some("${SQLALCHEMY_POOL_SIZE:-30}"));
         // The merged key is reported inside `x-shared-env`, where it is written.
         let shared = find_line(&text, 0, "x-shared-env:");
         let written = find_line(&text, shared, "  SQLALCHEMY_POOL_SIZE:");
         assert!(written < find_line(&text, 0, "services:"));
         assert_eq!(doc.line_of(&pool), Some(written));
-        let col = text
-            .lines()
-            .nth(written - 1)
-            .map(|l| l.len() - l.trim_start().len() + 1);
+        let col = text.lines().nth(written - 1).map(|l| l.len() - l.trim_start().len() + 1);
         assert_eq!(doc.position_of(&pool).map(|p| p.column), col);
 
         // A key the service sets itself is reported on the service's own line.
@@ -874,16 +800,11 @@ mod tests {
         assert_eq!(get_string(&doc.value, &mode).as_deref(), Some("worker"));
         let worker = find_line(&text, 0, "  worker:");
         let env = find_line(&text, worker, "    environment:");
-        assert_eq!(
-            doc.line_of(&mode),
-            Some(find_line(&text, env, "      MODE:"))
-        );
+        assert_eq!(doc.line_of(&mode), Some(find_line(&text, env, "      MODE:")));
 
         // Merged into every service that asks, and no `<<` key survives.
         for service in ["api", "worker", "worker_beat"] {
-            let env = doc
-                .get(&p(&["services", service, "environment"]))
-                .expect("env");
+            let env = doc.get(&p(&["services", service, "environment"])).expect("env");
             assert!(env.get("<<").is_none());
             assert!(env.get("SQLALCHEMY_POOL_SIZE").is_some(), "{service}");
         }
@@ -902,10 +823,7 @@ mod tests {
         let line = find_line(&text, service, "    command:");
         assert_eq!(doc.line_of(&command), Some(line));
         // The folded scalar's text starts on the next line.
-        assert_eq!(
-            doc.value_position_of(&command).map(|p| p.line),
-            Some(line + 1)
-        );
+        assert_eq!(doc.value_position_of(&command).map(|p| p.line), Some(line + 1));
 
         let env_file = p(&["services", "api", "env_file"]);
         let Some(Value::Sequence(files)) = doc.get(&env_file) else {
@@ -920,22 +838,13 @@ mod tests {
                 assert_eq!(get_string(&doc.value, &req).as_deref(), Some("false"));
             }
         }
-        assert_eq!(
-            files.last().and_then(scalar_string).as_deref(),
-            Some("./.env")
-        );
+        assert_eq!(files.last().and_then(scalar_string).as_deref(), Some("./.env"));
         // `env_file` came from `<<: *shared-api-worker-config`: its line is in that block.
         let anchor = find_line(&text, 0, "x-shared-api-worker-config:");
-        assert_eq!(
-            doc.line_of(&env_file),
-            Some(find_line(&text, anchor, "  env_file:"))
-        );
+        assert_eq!(doc.line_of(&env_file), Some(find_line(&text, anchor, "  env_file:")));
         let mut first = env_file.clone();
         first.push(PathSeg::Index(0));
-        assert_eq!(
-            doc.line_of(&first),
-            Some(find_line(&text, anchor, "    - path:"))
-        );
+        assert_eq!(doc.line_of(&first), Some(find_line(&text, anchor, "    - path:")));
         assert_all_located(&doc);
     }
 
@@ -976,30 +885,16 @@ data:
     #[test]
     fn kubernetes_multi_document() {
         let docs = parse_documents(K8S, "dify.yaml").expect("parses");
-        let kinds: Vec<_> = docs
-            .iter()
-            .filter_map(|d| get_string(&d.value, &p(&["kind"])))
-            .collect();
-        assert_eq!(
-            kinds,
-            ["Deployment", "HorizontalPodAutoscaler", "ConfigMap"]
-        );
+        let kinds: Vec<_> = docs.iter().filter_map(|d| get_string(&d.value, &p(&["kind"]))).collect();
+        assert_eq!(kinds, ["Deployment", "HorizontalPodAutoscaler", "ConfigMap"]);
         assert_eq!(docs.iter().map(|d| d.index).collect::<Vec<_>>(), [0, 2, 3]);
 
         let replicas = p(&["spec", "replicas"]);
         assert_eq!(docs[0].line_of(&replicas), Some(7));
-        assert_eq!(
-            docs[1].line_of(&replicas),
-            Some(find_line(K8S, 17, "  replicas:"))
-        );
+        assert_eq!(docs[1].line_of(&replicas), Some(find_line(K8S, 17, "  replicas:")));
         assert_eq!(get_string(&docs[1].value, &replicas).as_deref(), Some("4"));
         assert_eq!(docs[1].line_of(&p(&["metadata", "name"])), Some(20));
-        assert_eq!(
-            docs[1]
-                .position_of(&p(&["metadata", "name"]))
-                .map(|p| p.column),
-            Some(12)
-        );
+        assert_eq!(docs[1].position_of(&p(&["metadata", "name"])).map(|p| p.column), Some(12));
         assert_eq!(docs[1].start().line, 17);
 
         let value = ["spec", "template", "spec", "containers"]
@@ -1009,20 +904,11 @@ data:
             .collect::<Vec<_>>();
         assert_eq!(get_string(&docs[0].value, &value).as_deref(), Some("30"));
         assert_eq!(docs[0].line_of(&value), Some(14));
-        assert_eq!(
-            path_string(&value),
-            "spec.template.spec.containers[0].env[0].value"
-        );
+        assert_eq!(path_string(&value), "spec.template.spec.containers[0].env[0].value");
 
         let data = &docs[2];
-        assert_eq!(
-            get_string(&data.value, &p(&["data", "SERVER_WORKER_AMOUNT"])).as_deref(),
-            Some("2")
-        );
-        assert_eq!(
-            get_string(&data.value, &p(&["data", "GEVENT"])).as_deref(),
-            Some("true")
-        );
+        assert_eq!(get_string(&data.value, &p(&["data", "SERVER_WORKER_AMOUNT"])).as_deref(), Some("2"));
+        assert_eq!(get_string(&data.value, &p(&["data", "GEVENT"])).as_deref(), Some("true"));
         assert_eq!(data.line_of(&p(&["data", "GEVENT"])), Some(30));
         assert_eq!(data.line_of(&p(&["data", "MISSING"])), None);
         let err = data.error_at(&p(&["data", "MISSING"]), "missing — add it");
@@ -1031,15 +917,7 @@ data:
 
     #[test]
     fn empty_streams_give_no_documents() {
-        for text in [
-            "",
-            "\n",
-            "# nothing\n",
-            "---\n",
-            "---\n# c\n---\n...\n",
-            "~\n",
-            "null",
-        ] {
+        for text in ["", "\n", "# nothing\n", "---\n", "---\n# c\n---\n...\n", "~\n", "null"] {
             let docs = parse_documents(text, "x.yaml").expect(text);
             assert!(docs.is_empty(), "{text:?}");
         }
@@ -1081,10 +959,7 @@ svc:
         let mut raw: Value = serde_yaml::from_str(text).expect("parses");
         raw.apply_merge().expect("merges");
         assert!(get(&raw, &p(&["svc", "env", "<<"])).is_some());
-        assert_eq!(
-            get_string(&doc.value, &p(&["svc", "env", "nested", "x"])).as_deref(),
-            Some("1")
-        );
+        assert_eq!(get_string(&doc.value, &p(&["svc", "env", "nested", "x"])).as_deref(), Some("1"));
 
         let line = |path: &[&str]| doc.line_of(&p(path));
         assert_eq!(line(&["svc", "env", "a"]), Some(2));
@@ -1147,14 +1022,8 @@ svc:
 
     #[test]
     fn non_string_keys_match_by_text() {
-        let doc = only(
-            parse_documents("ports:\n  8080: web\n  \"9090\": metrics\n", "k.yaml")
-                .expect("parses"),
-        );
-        assert_eq!(
-            get_string(&doc.value, &p(&["ports", "8080"])).as_deref(),
-            Some("web")
-        );
+        let doc = only(parse_documents("ports:\n  8080: web\n  \"9090\": metrics\n", "k.yaml").expect("parses"));
+        assert_eq!(get_string(&doc.value, &p(&["ports", "8080"])).as_deref(), Some("web"));
         assert_eq!(doc.line_of(&p(&["ports", "8080"])), Some(2));
         assert_eq!(doc.line_of(&p(&["ports", "9090"])), Some(3));
         assert_eq!(doc.line_of(&[]), Some(1));
@@ -1168,14 +1037,9 @@ svc:
             replicas: u32,
         }
         let doc = only(
-            parse_documents(
-                "d: &d {image: dify-api}\nsvc:\n  <<: *d\n  replicas: 2\n",
-                "t.yaml",
-            )
-            .expect("parses"),
+            parse_documents("d: &d {image: dify-api}\nsvc:\n  <<: *d\n  replicas: 2\n", "t.yaml").expect("parses"),
         );
-        let svc: Svc =
-            serde_yaml::from_value(doc.get(&p(&["svc"])).cloned().expect("svc")).expect("typed");
+        let svc: Svc = serde_yaml::from_value(doc.get(&p(&["svc"])).cloned().expect("svc")).expect("typed");
         assert_eq!((svc.image.as_str(), svc.replicas), ("dify-api", 2));
         let err = doc.deserialize::<Svc>().err().expect("not a Svc");
         assert_eq!((err.line, err.column), (1, 1));
@@ -1192,11 +1056,7 @@ svc:
     fn assert_fast_error(text: &str, expect: &str) -> YamlError {
         let started = Instant::now();
         let err = parse_documents(text, "evil.yaml").expect_err("must be rejected");
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "took {:?}",
-            started.elapsed()
-        );
+        assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
         assert!(err.message.contains(expect), "{err}");
         assert!(err.line >= 1 && err.column >= 1, "{err:?}");
         assert!(err.message.contains(" — "), "says what to do: {err}");
@@ -1205,9 +1065,8 @@ svc:
 
     #[test]
     fn billion_laughs_fails_fast() {
-        let mut text = String::from(
-            "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
-        );
+        let mut text =
+            String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
         let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
         for w in names.windows(2) {
             let refs = vec![format!("*{}", w[0]); 9].join(",");
@@ -1229,10 +1088,7 @@ svc:
     fn deep_nesting_errors_without_overflow() {
         let err = assert_fast_error(&"[".repeat(10_000), "nesting deeper");
         assert_eq!(err.line, 1);
-        assert_fast_error(
-            &format!("{}1{}", "{a: ".repeat(10_000), "}".repeat(10_000)),
-            "nesting deeper",
-        );
+        assert_fast_error(&format!("{}1{}", "{a: ".repeat(10_000), "}".repeat(10_000)), "nesting deeper");
         let block: String = (0..300).map(|i| format!("{}k:\n", " ".repeat(i))).collect();
         let err = assert_fast_error(&block, "nesting deeper");
         assert_eq!((err.line, err.column), (129, 129));
@@ -1246,10 +1102,7 @@ svc:
         let doc = only(parse_documents("a: 'x'# glued\n", "g.yaml").expect("libyaml accepts"));
         assert_eq!(get_string(&doc.value, &p(&["a"])).as_deref(), Some("x"));
         assert_eq!(doc.line_of(&p(&["a"])), None);
-        assert_eq!(
-            doc.error_at(&p(&["a"]), "m — n").to_string(),
-            "g.yaml:1:1: m — n"
-        );
+        assert_eq!(doc.error_at(&p(&["a"]), "m — n").to_string(), "g.yaml:1:1: m — n");
     }
 
     #[test]
@@ -1273,10 +1126,7 @@ svc:
     fn syntax_errors_have_line_and_column() {
         let err = assert_fast_error("a: [1, 2\nb: 3\n", "did not find expected ',' or ']'");
         assert_eq!((err.line, err.column), (2, 2));
-        assert!(
-            !err.message.contains("at line 2 column 2"),
-            "position not repeated: {err}"
-        );
+        assert!(!err.message.contains("at line 2 column 2"), "position not repeated: {err}");
         let err = assert_fast_error("a:\n  b: 1\n c: 2\n", "did not find expected key");
         assert_eq!((err.line, err.column), (3, 2));
         assert!(err.to_string().starts_with("evil.yaml:3:2: "), "{err}");
@@ -1289,11 +1139,7 @@ svc:
     fn size_limit() {
         assert!(check_size(MAX_INPUT_BYTES as u64, "f.yaml").is_ok());
         let err = check_size(MAX_INPUT_BYTES as u64 + 1, "f.yaml").expect_err("too big");
-        assert!(
-            err.to_string()
-                .starts_with("f.yaml: the file is 16777217 bytes, more than the 16 MiB"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("f.yaml: the file is 16777217 bytes, more than the 16 MiB"), "{err}");
     }
 
     proptest::proptest! {
@@ -1332,11 +1178,7 @@ svc:
         if seen > 2_000 {
             return seen;
         }
-        let _ = (
-            doc.position_of(path),
-            doc.value_position_of(path),
-            doc.error_at(path, "x"),
-        );
+        let _ = (doc.position_of(path), doc.value_position_of(path), doc.error_at(path, "x"));
         match value {
             Value::Mapping(map) => {
                 for (k, v) in map {

@@ -197,7 +197,8 @@ pub fn build(plan: &Plan, command: String, compose: ComposeView, db_service: Opt
         .filter(|(k, _)| seen.insert(k.clone()))
         .map(|(k, v)| Pair { name: k.clone(), value: v.clone() })
         .collect();
-    let args: Vec<String> = settings_once.iter().flat_map(|p| ["-c".to_string(), format!("{}={}", p.name, p.value)]).collect();
+    let args: Vec<String> =
+        settings_once.iter().flat_map(|p| ["-c".to_string(), format!("{}={}", p.name, p.value)]).collect();
     let mut command_line = vec!["postgres".to_string()];
     command_line.extend(args.iter().cloned());
     Context {
@@ -216,7 +217,12 @@ pub fn build(plan: &Plan, command: String, compose: ComposeView, db_service: Opt
                 .budget
                 .lines
                 .iter()
-                .map(|l| format!("{} {} × {} × {} = {}", l.component, l.worst_pods, l.processes, l.per_process_max, l.connections))
+                .map(|l| {
+                    format!(
+                        "{} {} × {} × {} = {}",
+                        l.component, l.worst_pods, l.processes, l.per_process_max, l.connections
+                    )
+                })
                 .chain(plan.budget.reserves.iter().map(|r| format!("{} reserve {}", r.name, r.connections)))
                 .collect(),
         },
@@ -268,7 +274,12 @@ fn component(plan: &Plan, c: &ComponentPlan) -> ComponentView {
         Component::WorkerBeat => ("beat", Some("workerBeat")),
         Component::PluginDaemon => ("pluginDaemon", Some("pluginDaemon")),
     };
-    let var = |key: &Key, value: String, why: Option<String>| EnvVar { key: key.name.to_string(), value, doc: key.doc.to_string(), why };
+    let var = |key: &Key, value: String, why: Option<String>| EnvVar {
+        key: key.name.to_string(),
+        value,
+        doc: key.doc.to_string(),
+        why,
+    };
     // The api's pool size has its own derivation; every other pool is explained as a whole.
     let pool = |c: &ComponentPlan, label: &str| {
         let size_why = if c.component == Component::Api { "SQLALCHEMY_POOL_SIZE" } else { label };
@@ -281,7 +292,11 @@ fn component(plan: &Plan, c: &ComponentPlan) -> ComponentView {
     let (env, compose_env) = match c.component {
         Component::Api => {
             let mut env = vec![
-                var(&keys::SERVER_WORKER_AMOUNT, c.processes_per_pod.to_string(), why(plan, &["api.replicas × SERVER_WORKER_AMOUNT"])),
+                var(
+                    &keys::SERVER_WORKER_AMOUNT,
+                    c.processes_per_pod.to_string(),
+                    why(plan, &["api.replicas × SERVER_WORKER_AMOUNT"]),
+                ),
                 var(&keys::SERVER_WORKER_CLASS, "gevent".into(), None),
                 var(&keys::SERVER_WORKER_CONNECTIONS, slots, why(plan, &["SERVER_WORKER_CONNECTIONS"])),
             ];
@@ -319,13 +334,23 @@ fn component(plan: &Plan, c: &ComponentPlan) -> ComponentView {
             (env.clone(), env)
         }
     };
-    let http = |path: &'static str, port: u16, period: u64| Probe { http_path: Some(path), port: Some(port), exec: None, period_seconds: period, timeout_seconds: 5 };
+    let http = |path: &'static str, port: u16, period: u64| Probe {
+        http_path: Some(path),
+        port: Some(port),
+        exec: None,
+        period_seconds: period,
+        timeout_seconds: 5,
+    };
     let celery_app = if v >= DifyVersion::V1_16 { "celery_healthcheck.celery" } else { "app.celery" };
     let ping = Probe {
         http_path: None,
         port: None,
         // Celery names a worker `celery@<hostname>`; on Kubernetes the hostname is the pod's name.
-        exec: Some(vec!["/bin/sh".into(), "-c".into(), format!("celery -A {celery_app} inspect ping -d celery@$HOSTNAME")]),
+        exec: Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            format!("celery -A {celery_app} inspect ping -d celery@$HOSTNAME"),
+        ]),
         period_seconds: 60,
         timeout_seconds: 30,
     };
@@ -425,8 +450,12 @@ fn env_var(plan: &Plan, s: &Setting) -> EnvVar {
     let derivation = match (s.key, s.scope) {
         ("SERVER_WORKER_AMOUNT", _) => why(plan, &["api.replicas × SERVER_WORKER_AMOUNT"]),
         ("SQLALCHEMY_POOL_SIZE", Scope::Shared) => why(plan, &["SQLALCHEMY_POOL_SIZE"]),
-        ("SQLALCHEMY_MAX_OVERFLOW", Scope::Shared) => why(plan, &["api pool (SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW)"]),
-        (_, Scope::Service(svc)) if s.key.starts_with("SQLALCHEMY_") => why(plan, &[&format!("{svc} pool"), &format!("{svc} pool (per process)")]),
+        ("SQLALCHEMY_MAX_OVERFLOW", Scope::Shared) => {
+            why(plan, &["api pool (SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW)"])
+        }
+        (_, Scope::Service(svc)) if s.key.starts_with("SQLALCHEMY_") => {
+            why(plan, &[&format!("{svc} pool"), &format!("{svc} pool (per process)")])
+        }
         (key, _) => why(plan, &[key]),
     };
     EnvVar { key: s.key.to_string(), value: s.value.clone(), doc: s.doc.to_string(), why: derivation }

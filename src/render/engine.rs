@@ -123,9 +123,25 @@ fn configure(env: &mut Environment<'static>) {
 /// an error for `none`, which no output should ever contain by accident.
 fn format_value(out: &mut minijinja::Output, _state: &mut minijinja::State, value: &Value) -> Result<(), Error> {
     let text = match value.kind() {
-        ValueKind::Bool => if value.is_true() { "true".to_string() } else { "false".to_string() },
-        ValueKind::None => return Err(Error::new(ErrorKind::InvalidOperation, "printed `none` — test the value with `is none` before printing it")),
-        ValueKind::Seq | ValueKind::Map => return Err(Error::new(ErrorKind::InvalidOperation, "printed a list or mapping — use the `yaml` or `json` filter")),
+        ValueKind::Bool => {
+            if value.is_true() {
+                "true".to_string()
+            } else {
+                "false".to_string()
+            }
+        }
+        ValueKind::None => {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                "printed `none` — test the value with `is none` before printing it",
+            ));
+        }
+        ValueKind::Seq | ValueKind::Map => {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                "printed a list or mapping — use the `yaml` or `json` filter",
+            ));
+        }
         _ => value.to_string(),
     };
     out.write_str(&text).map_err(|e| Error::new(ErrorKind::WriteFailure, e.to_string()))
@@ -150,18 +166,26 @@ pub fn yaml_filter(value: Value) -> Result<String, Error> {
 
 /// JSON text of a value (also valid YAML flow style).
 pub fn json_filter(value: Value) -> Result<String, Error> {
-    serde_json::to_string(&value).map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("cannot write as JSON: {e}")))
+    serde_json::to_string(&value)
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("cannot write as JSON: {e}")))
 }
 
 /// A `.env` value compose reads back unchanged (bare when unambiguous, else double-quoted).
 pub fn env_filter(value: Value) -> Result<String, Error> {
     let text = match value.kind() {
-        ValueKind::Bool => if value.is_true() { "true".to_string() } else { "false".to_string() },
+        ValueKind::Bool => {
+            if value.is_true() {
+                "true".to_string()
+            } else {
+                "false".to_string()
+            }
+        }
         ValueKind::String => value.as_str().unwrap_or_default().to_string(),
         ValueKind::Number => value.to_string(),
         other => return Err(Error::new(ErrorKind::InvalidOperation, format!("the env filter cannot write a {other}"))),
     };
-    crate::read::dotenv::quote_value(&text).ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "a .env value cannot hold a NUL byte"))
+    crate::read::dotenv::quote_value(&text)
+        .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "a .env value cannot hold a NUL byte"))
 }
 
 fn json_quote(s: &str) -> String {
@@ -215,7 +239,10 @@ mod tests {
 
     #[test]
     fn booleans_and_trailing_newline() {
-        assert_eq!(render("a: {{ x }}\nb: {{ y | yaml }}\n", serde_json::json!({"x": true, "y": false})).unwrap(), "a: true\nb: false\n");
+        assert_eq!(
+            render("a: {{ x }}\nb: {{ y | yaml }}\n", serde_json::json!({"x": true, "y": false})).unwrap(),
+            "a: true\nb: false\n"
+        );
     }
 
     #[test]

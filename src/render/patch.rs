@@ -14,8 +14,17 @@ pub const BLOCK_END: &str = "# <<< difyplan <<<";
 /// Keys that every Dify `.env` of the supported versions sets (both fixtures' `env.example`),
 /// besides the sizing keys: a file with none of them is not Dify's `.env`.
 const DIFY_LANDMARKS: &[&str] = &[
-    "SECRET_KEY", "CONSOLE_API_URL", "DB_USERNAME", "DB_HOST", "DB_DATABASE", "REDIS_HOST",
-    "CELERY_BROKER_URL", "VECTOR_STORE", "STORAGE_TYPE", "MIGRATION_ENABLED", "DIFY_PORT",
+    "SECRET_KEY",
+    "CONSOLE_API_URL",
+    "DB_USERNAME",
+    "DB_HOST",
+    "DB_DATABASE",
+    "REDIS_HOST",
+    "CELERY_BROKER_URL",
+    "VECTOR_STORE",
+    "STORAGE_TYPE",
+    "MIGRATION_ENABLED",
+    "DIFY_PORT",
 ];
 
 /// A file that cannot be patched, with its name and what to do.
@@ -51,7 +60,11 @@ impl Patched {
 /// Check that `bytes` read from `file` are a Dify `.env` and return them as text. Refuses
 /// empty files, binary data, YAML and `.env` files that set no Dify key.
 pub fn dify_env_text<'a>(bytes: &'a [u8], file: &str) -> Result<&'a str, PatchError> {
-    let not_env = |why: &str| PatchError(format!("{file}: {why} — --patch takes Dify's docker/.env (copy docker/.env.example to docker/.env first)"));
+    let not_env = |why: &str| {
+        PatchError(format!(
+            "{file}: {why} — --patch takes Dify's docker/.env (copy docker/.env.example to docker/.env first)"
+        ))
+    };
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(not_env("the file is empty, not a Dify .env"));
     }
@@ -61,7 +74,11 @@ pub fn dify_env_text<'a>(bytes: &'a [u8], file: &str) -> Result<&'a str, PatchEr
     let text = dotenv::decode(bytes, file).map_err(|e| PatchError(format!("{e} — not a Dify .env")))?;
     let yaml_kind = matches!(
         crate::read::inputs::classify_text(std::path::Path::new(file), text),
-        Some(crate::read::inputs::Kind::Compose | crate::read::inputs::Kind::Kubernetes | crate::read::inputs::Kind::HelmValues)
+        Some(
+            crate::read::inputs::Kind::Compose
+                | crate::read::inputs::Kind::Kubernetes
+                | crate::read::inputs::Kind::HelmValues
+        )
     );
     if yaml_kind || looks_like_yaml(text) {
         return Err(not_env("a YAML file, not a Dify .env"));
@@ -69,7 +86,10 @@ pub fn dify_env_text<'a>(bytes: &'a [u8], file: &str) -> Result<&'a str, PatchEr
     let entries = dotenv::parse(text, file, &BTreeMap::new()).map_err(|e| PatchError(e.to_string()))?;
     let known = |k: &str| DIFY_LANDMARKS.contains(&k) || crate::dify::keys::find(k).is_some();
     if !entries.iter().any(|e| known(&e.key)) {
-        return Err(not_env(&format!("sets none of Dify's settings ({} …), not a Dify .env", DIFY_LANDMARKS[..4].join(", "))));
+        return Err(not_env(&format!(
+            "sets none of Dify's settings ({} …), not a Dify .env",
+            DIFY_LANDMARKS[..4].join(", ")
+        )));
     }
     Ok(text)
 }
@@ -86,7 +106,10 @@ fn looks_like_yaml(text: &str) -> bool {
         let l = l.trim_start().strip_prefix("export ").unwrap_or(l.trim_start());
         l.split_once('=').is_some_and(|(k, _)| !k.is_empty() && !k.contains(':') && !k.contains(' '))
     });
-    let yaml_line = first.starts_with("- ") || first.split_once(':').is_some_and(|(k, rest)| !k.contains('=') && !k.contains(' ') && (rest.is_empty() || rest.starts_with(' ')));
+    let yaml_line = first.starts_with("- ")
+        || first.split_once(':').is_some_and(|(k, rest)| {
+            !k.contains('=') && !k.contains(' ') && (rest.is_empty() || rest.starts_with(' '))
+        });
     yaml_line && !has_assignment
 }
 
@@ -108,14 +131,20 @@ pub fn patch(text: &str, file: &str, wanted: &[(String, String)]) -> Result<Patc
             if &e.value == value {
                 continue;
             }
-            let new = rewrite(e, value).ok_or_else(|| PatchError(format!("{file}:{}: {key} cannot hold the value {value:?}", e.line)))?;
+            let new = rewrite(e, value)
+                .ok_or_else(|| PatchError(format!("{file}:{}: {key} cannot hold the value {value:?}", e.line)))?;
             // An empty value at the end of a CRLF line is reported after the `\r` (the reader
             // counts `\r` as a blank); the new value belongs before the line ending.
             let mut span = e.raw_value_span.clone();
             while span.is_empty() && span.start > 0 && text.as_bytes()[span.start - 1] == b'\r' {
                 span = span.start - 1..span.start - 1;
             }
-            changed.push(Change { key: key.clone(), line: e.line, old: text[span.clone()].to_string(), new: new.clone() });
+            changed.push(Change {
+                key: key.clone(),
+                line: e.line,
+                old: text[span.clone()].to_string(),
+                new: new.clone(),
+            });
             edits.push((span, new));
         }
     }
@@ -263,7 +292,8 @@ mod tests {
         for v in ["1.9.1", "1.16.1"] {
             let path = format!("{}/../shared/fixtures/dify/{v}/env.example", env!("CARGO_MANIFEST_DIR"));
             let text = std::fs::read_to_string(&path).unwrap();
-            let keys: Vec<String> = dotenv::parse(&text, &path, &BTreeMap::new()).unwrap().into_iter().map(|e| e.key).collect();
+            let keys: Vec<String> =
+                dotenv::parse(&text, &path, &BTreeMap::new()).unwrap().into_iter().map(|e| e.key).collect();
             for k in DIFY_LANDMARKS {
                 assert!(keys.iter().any(|x| x == k), "{k} missing from {path}");
             }

@@ -38,9 +38,10 @@ pub fn check_folder(dir: &Path) -> Result<(), WriteError> {
     match fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err(WriteError(format!("{}: is a file, not a folder — pass a folder to -o", dir.display()))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            Err(WriteError(format!("{}: no such folder — create it first (difyplan does not create folders)", dir.display())))
-        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(WriteError(format!(
+            "{}: no such folder — create it first (difyplan does not create folders)",
+            dir.display()
+        ))),
         Err(e) => Err(WriteError(format!("{}: {e}", dir.display()))),
     }
 }
@@ -59,7 +60,10 @@ pub fn write_all(outputs: &[Output], existing: Existing) -> Result<(), WriteErro
             )));
         }
         if fs::metadata(&o.path).is_ok_and(|m| m.is_dir()) {
-            return Err(WriteError(format!("{}: is a folder — nothing was written; remove it or choose another folder", o.path.display())));
+            return Err(WriteError(format!(
+                "{}: is a folder — nothing was written; remove it or choose another folder",
+                o.path.display()
+            )));
         }
     }
     let mut staged: Vec<Staged> = Vec::new();
@@ -86,7 +90,11 @@ pub fn write_all(outputs: &[Output], existing: Existing) -> Result<(), WriteErro
             for s in &staged {
                 let _ = fs::remove_file(&s.temp);
             }
-            return Err(WriteError(format!("{}: {} — nothing was written", s.target.display(), explain(&e, parent(&s.target)))));
+            return Err(WriteError(format!(
+                "{}: {} — nothing was written",
+                s.target.display(),
+                explain(&e, parent(&s.target))
+            )));
         }
         placed.push(s);
     }
@@ -134,7 +142,9 @@ fn stage(o: &Output) -> Result<Staged, WriteError> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(o.mode.unwrap_or(0o644));
     }
-    let mut file = opts.open(&temp).map_err(|e| WriteError(format!("{}: {} — nothing was written", dir.display(), explain(&e, dir))))?;
+    let mut file = opts
+        .open(&temp)
+        .map_err(|e| WriteError(format!("{}: {} — nothing was written", dir.display(), explain(&e, dir))))?;
     let result = file.write_all(&o.contents).and_then(|_| file.sync_all());
     if let Err(e) = result {
         drop(file);
@@ -156,8 +166,12 @@ fn explain(e: &io::Error, dir: &Path) -> String {
         io::ErrorKind::StorageFull | io::ErrorKind::FileTooLarge | io::ErrorKind::QuotaExceeded => {
             format!("no space left to write in {} ({e}) — free some space or choose another folder", dir.display())
         }
-        io::ErrorKind::ReadOnlyFilesystem => format!("{} is on a read-only file system — choose a writable folder", dir.display()),
-        io::ErrorKind::PermissionDenied => format!("permission denied in {} — make the folder writable or choose another", dir.display()),
+        io::ErrorKind::ReadOnlyFilesystem => {
+            format!("{} is on a read-only file system — choose a writable folder", dir.display())
+        }
+        io::ErrorKind::PermissionDenied => {
+            format!("permission denied in {} — make the folder writable or choose another", dir.display())
+        }
         io::ErrorKind::NotFound => format!("{} does not exist — create it first", dir.display()),
         _ => e.to_string(),
     }
@@ -182,7 +196,8 @@ mod tests {
     use super::*;
 
     fn listing(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut v: Vec<String> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         v.sort();
         v
     }
@@ -211,14 +226,18 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(".env");
-        write_all(&[Output { path: p.clone(), contents: b"A=1\n".to_vec(), mode: Some(0o600) }], Existing::Keep).unwrap();
+        write_all(&[Output { path: p.clone(), contents: b"A=1\n".to_vec(), mode: Some(0o600) }], Existing::Keep)
+            .unwrap();
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]
     fn missing_folder_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let err = write_all(&[Output { path: dir.path().join("nope/a.yaml"), contents: vec![], mode: None }], Existing::Keep).unwrap_err().0;
+        let err =
+            write_all(&[Output { path: dir.path().join("nope/a.yaml"), contents: vec![], mode: None }], Existing::Keep)
+                .unwrap_err()
+                .0;
         assert!(err.contains("no such folder"), "{err}");
     }
 }

@@ -18,7 +18,10 @@ pub fn render(report: &Report) -> String {
         s.push_str(&components(&d.components));
         let _ = writeln!(s);
         let role = if d.app_role_superuser { "a superuser" } else { "not a superuser" };
-        let note = format!("from {}; app role `{}` ({role}, from {})", d.max_connections.source, d.app_role.value, d.app_role.source);
+        let note = format!(
+            "from {}; app role `{}` ({role}, from {})",
+            d.max_connections.source, d.app_role.value, d.app_role.source
+        );
         s.push_str(&budget_table(&c.budget, &note));
         let _ = writeln!(s);
     }
@@ -43,10 +46,26 @@ fn src<T: std::fmt::Display>(v: &Valued<T>) -> String {
 
 fn components(list: &[Deployed]) -> String {
     let mut b = Builder::default();
-    b.push_record(["component", "worst pods", "processes", "greenlets or -c", "pool", "overflow", "max/process", "worst connections"]);
+    b.push_record([
+        "component",
+        "worst pods",
+        "processes",
+        "greenlets or -c",
+        "pool",
+        "overflow",
+        "max/process",
+        "worst connections",
+    ]);
     for c in list {
         let pods = if c.surge.value > 0 || c.max_replicas.value != c.replicas.value {
-            format!("{} = max {} ({}) + surge {} ({})", c.worst_pods(), c.max_replicas.value, c.max_replicas.source, c.surge.value, c.surge.source)
+            format!(
+                "{} = max {} ({}) + surge {} ({})",
+                c.worst_pods(),
+                c.max_replicas.value,
+                c.max_replicas.source,
+                c.surge.value,
+                c.surge.source
+            )
         } else {
             format!("{} ({})", c.worst_pods(), c.replicas.source)
         };
@@ -71,7 +90,18 @@ fn components(list: &[Deployed]) -> String {
 /// One line: the counts and whether every deployment is within budget.
 pub fn summary_line(report: &Report) -> String {
     let s = &report.summary;
-    let budgets: Vec<String> = report.deployments.iter().map(|c| format!("{} of {} usable{}", c.budget.demand, c.budget.usable, if c.budget.fits { "" } else { " (over budget)" })).collect();
+    let budgets: Vec<String> = report
+        .deployments
+        .iter()
+        .map(|c| {
+            format!(
+                "{} of {} usable{}",
+                c.budget.demand,
+                c.budget.usable,
+                if c.budget.fits { "" } else { " (over budget)" }
+            )
+        })
+        .collect();
     format!(
         "difyplan check: {} error(s), {} warning(s), {} note(s){}; worst-case demand {}",
         s.errors,

@@ -65,7 +65,8 @@ pub fn settings(plan: &Plan) -> Vec<Setting> {
     if let Some(p) = find(plan, Component::PluginDaemon) {
         // 1.16.1 passes `.env` to the daemon as its last env_file and only the daemon reads
         // these keys, so they can stand in `.env`; 1.9.1's daemon takes no `.env`.
-        let scope = if plan.input.dify_version >= DifyVersion::V1_16 { Scope::Shared } else { Scope::Service("plugin_daemon") };
+        let scope =
+            if plan.input.dify_version >= DifyVersion::V1_16 { Scope::Shared } else { Scope::Service("plugin_daemon") };
         out.push(set(keys::DB_MAX_OPEN_CONNS, p.per_process_max, scope));
         out.push(set(keys::DB_MAX_IDLE_CONNS, p.pool_size, scope));
     }
@@ -93,26 +94,70 @@ fn logs_and_redis(plan: &Plan, out: &mut Vec<Setting>) {
     }
     if logs.store == LogStore::Logstore {
         for key in storage::LOGSTORE_CREDENTIAL_KEYS {
-            let value = if key == "ALIYUN_SLS_LOGSTORE_TTL" { logs.retention_days.unwrap_or(365).to_string() } else { String::new() };
-            out.push(raw(key, value, "log store setting: fill in from your secret store (difyplan never writes credentials)", Scope::Shared));
+            let value = if key == "ALIYUN_SLS_LOGSTORE_TTL" {
+                logs.retention_days.unwrap_or(365).to_string()
+            } else {
+                String::new()
+            };
+            out.push(raw(
+                key,
+                value,
+                "log store setting: fill in from your secret store (difyplan never writes credentials)",
+                Scope::Shared,
+            ));
         }
-        out.push(raw("LOGSTORE_DUAL_WRITE_ENABLED", "true", "migration: write to PostgreSQL and the log store; set false once the log store is trusted", Scope::Shared));
-        out.push(raw("LOGSTORE_DUAL_READ_ENABLED", "true", "migration: read old records from PostgreSQL while they are kept", Scope::Shared));
+        out.push(raw(
+            "LOGSTORE_DUAL_WRITE_ENABLED",
+            "true",
+            "migration: write to PostgreSQL and the log store; set false once the log store is trusted",
+            Scope::Shared,
+        ));
+        out.push(raw(
+            "LOGSTORE_DUAL_READ_ENABLED",
+            "true",
+            "migration: read old records from PostgreSQL while they are kept",
+            Scope::Shared,
+        ));
     }
     if let Some(days) = logs.retention_days {
-        out.push(raw("WORKFLOW_LOG_CLEANUP_ENABLED", "true", "delete workflow logs older than the retention", Scope::Shared));
+        out.push(raw(
+            "WORKFLOW_LOG_CLEANUP_ENABLED",
+            "true",
+            "delete workflow logs older than the retention",
+            Scope::Shared,
+        ));
         out.push(raw("WORKFLOW_LOG_RETENTION_DAYS", days, "days workflow logs are kept in PostgreSQL", Scope::Shared));
     }
     match plan.redis.topology {
         RedisTopology::Standalone => {}
         RedisTopology::Sentinel => {
-            out.push(raw("REDIS_USE_SENTINEL", "true", "Redis behind Sentinel for failover (set the sentinels' hosts)", Scope::Suggested));
-            out.push(raw("REDIS_SENTINELS", "sentinel-1:26379,sentinel-2:26379,sentinel-3:26379", "the Sentinel hosts", Scope::Suggested));
+            out.push(raw(
+                "REDIS_USE_SENTINEL",
+                "true",
+                "Redis behind Sentinel for failover (set the sentinels' hosts)",
+                Scope::Suggested,
+            ));
+            out.push(raw(
+                "REDIS_SENTINELS",
+                "sentinel-1:26379,sentinel-2:26379,sentinel-3:26379",
+                "the Sentinel hosts",
+                Scope::Suggested,
+            ));
             out.push(raw("REDIS_SENTINEL_SERVICE_NAME", "mymaster", "the Sentinel service name", Scope::Suggested));
         }
         RedisTopology::Cluster => {
-            out.push(raw("REDIS_USE_CLUSTERS", "true", "Redis Cluster for the api and worker; the plugin daemon needs its own Redis behind Sentinel", Scope::Suggested));
-            out.push(raw("REDIS_CLUSTERS", "redis-1:6379,redis-2:6379,redis-3:6379", "the cluster's nodes", Scope::Suggested));
+            out.push(raw(
+                "REDIS_USE_CLUSTERS",
+                "true",
+                "Redis Cluster for the api and worker; the plugin daemon needs its own Redis behind Sentinel",
+                Scope::Suggested,
+            ));
+            out.push(raw(
+                "REDIS_CLUSTERS",
+                "redis-1:6379,redis-2:6379,redis-3:6379",
+                "the cluster's nodes",
+                Scope::Suggested,
+            ));
         }
     }
 }
@@ -121,12 +166,38 @@ fn logs_and_redis(plan: &Plan, out: &mut Vec<Setting>) {
 pub fn plan(plan: &Plan, explain: bool) -> String {
     let i = &plan.input;
     let mut s = String::new();
-    let _ = writeln!(s, "# difyplan {}: {} QPS of profile `{}` on {} (edition {}, Dify {}).", env!("CARGO_PKG_VERSION"), i.qps, i.profile.name, i.target, i.edition, i.dify_version);
-    let _ = writeln!(s, "# Worst-case PostgreSQL connections {} of {} usable (max_connections {}).", plan.budget.demand, plan.budget.usable, plan.budget.cap.max_connections);
+    let _ = writeln!(
+        s,
+        "# difyplan {}: {} QPS of profile `{}` on {} (edition {}, Dify {}).",
+        env!("CARGO_PKG_VERSION"),
+        i.qps,
+        i.profile.name,
+        i.target,
+        i.edition,
+        i.dify_version
+    );
+    let _ = writeln!(
+        s,
+        "# Worst-case PostgreSQL connections {} of {} usable (max_connections {}).",
+        plan.budget.demand, plan.budget.usable, plan.budget.cap.max_connections
+    );
     for c in &plan.components {
-        let _ = writeln!(s, "# {}: {} replica(s){}", c.component, c.replicas, if c.max_replicas > c.replicas || c.surge > 0 { format!(", at most {} + {} surge", c.max_replicas, c.surge) } else { String::new() });
+        let _ = writeln!(
+            s,
+            "# {}: {} replica(s){}",
+            c.component,
+            c.replicas,
+            if c.max_replicas > c.replicas || c.surge > 0 {
+                format!(", at most {} + {} surge", c.max_replicas, c.surge)
+            } else {
+                String::new()
+            }
+        );
     }
-    let _ = writeln!(s, "# Keys marked \"only\" belong on that one service (docker-compose.override.yaml): compose shares one environment between api, worker and worker_beat.");
+    let _ = writeln!(
+        s,
+        "# Keys marked \"only\" belong on that one service (docker-compose.override.yaml): compose shares one environment between api, worker and worker_beat."
+    );
     let all = settings(plan);
     for setting in &all {
         let _ = writeln!(s);

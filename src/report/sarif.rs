@@ -16,12 +16,14 @@ fn level(s: Severity) -> &'static str {
 pub fn render(report: &Report) -> serde_json::Result<String> {
     let rules: Vec<Value> = Code::ALL
         .iter()
-        .map(|c| json!({
-            "id": c.as_str(),
-            "name": c.as_str(),
-            "shortDescription": { "text": c.description() },
-            "defaultConfiguration": { "level": level(c.severity()) },
-        }))
+        .map(|c| {
+            json!({
+                "id": c.as_str(),
+                "name": c.as_str(),
+                "shortDescription": { "text": c.description() },
+                "defaultConfiguration": { "level": level(c.severity()) },
+            })
+        })
         .collect();
     let results: Vec<Value> = report
         .findings

@@ -44,38 +44,57 @@ pub fn plan(plan: &Plan, explain: bool) -> String {
         if d.max_connections_chosen { " (chosen by difyplan)" } else { " (fixed)" }
     );
     if let Some(api) = plan.components.iter().find(|c| c.component == Component::Api)
-        && let Some(shared) = api.shared_pool_equivalent {
-            let _ = writeln!(
-                s,
-                "pools: api's {} processes × {} = {} slots; one shared pool for the same admitted requests would need {} (+{} for a pool per process)",
-                api.replicas * api.processes_per_pod,
-                api.per_process_max,
-                api.replicas * api.processes_per_pod * api.per_process_max,
-                shared,
-                (api.replicas * api.processes_per_pod * api.per_process_max).saturating_sub(shared)
-            );
-        }
+        && let Some(shared) = api.shared_pool_equivalent
+    {
+        let _ = writeln!(
+            s,
+            "pools: api's {} processes × {} = {} slots; one shared pool for the same admitted requests would need {} (+{} for a pool per process)",
+            api.replicas * api.processes_per_pod,
+            api.per_process_max,
+            api.replicas * api.processes_per_pod * api.per_process_max,
+            shared,
+            (api.replicas * api.processes_per_pod * api.per_process_max).saturating_sub(shared)
+        );
+    }
     let gib = |b: f64| b / (1u64 << 30) as f64;
     let l = &plan.logs;
     let _ = writeln!(
         s,
         "workflow logs: {:.1} GiB a day into {}; {} in PostgreSQL{}",
         gib(l.daily_bytes),
-        match l.store { crate::model::storage::LogStore::Logstore => "the log store", _ => "PostgreSQL" },
-        match l.retention_days { Some(d) => format!("{d} days keep {:.0} GiB of disk", gib(l.pg_disk_bytes)), None => format!("kept for ever: {:.0} GiB of disk a year", gib(l.pg_disk_bytes)) },
+        match l.store {
+            crate::model::storage::LogStore::Logstore => "the log store",
+            _ => "PostgreSQL",
+        },
+        match l.retention_days {
+            Some(d) => format!("{d} days keep {:.0} GiB of disk", gib(l.pg_disk_bytes)),
+            None => format!("kept for ever: {:.0} GiB of disk a year", gib(l.pg_disk_bytes)),
+        },
         if l.recommend_log_store { " — move them to a log store" } else { "" }
     );
     let r = &plan.redis;
-    let _ = writeln!(s, "redis: {:.0} operations/s, {} pub/sub connections for streams → {:?} (plugin daemon: {:?})", r.ops_per_second, r.pubsub_connections, r.topology, r.plugin_daemon_topology);
+    let _ = writeln!(
+        s,
+        "redis: {:.0} operations/s, {} pub/sub connections for streams → {:?} (plugin daemon: {:?})",
+        r.ops_per_second, r.pubsub_connections, r.topology, r.plugin_daemon_topology
+    );
     for note in &plan.notes {
         let _ = writeln!(s, "note: {note}");
     }
     if let Some(short) = &plan.shortfall {
         let _ = writeln!(s);
-        let _ = writeln!(s, "DOES NOT FIT: {} connections missing; this plan needs max_connections ≥ {}.", short.missing, short.needed_max_connections);
+        let _ = writeln!(
+            s,
+            "DOES NOT FIT: {} connections missing; this plan needs max_connections ≥ {}.",
+            short.missing, short.needed_max_connections
+        );
         let _ = writeln!(s, "ways out:");
         for w in &short.ways_out {
-            let saves = if w.saves > 0 { format!(" (saves {}{})", w.saves, if w.enough { ", enough" } else { ", not enough alone" }) } else { String::new() };
+            let saves = if w.saves > 0 {
+                format!(" (saves {}{})", w.saves, if w.enough { ", enough" } else { ", not enough alone" })
+            } else {
+                String::new()
+            };
             let _ = writeln!(s, "  - {}{}", w.action, saves);
         }
     }
@@ -88,10 +107,25 @@ pub fn plan(plan: &Plan, explain: bool) -> String {
 
 fn components(plan: &Plan) -> String {
     let mut b = Builder::default();
-    b.push_record(["component", "replicas", "processes/pod", "greenlets or -c", "pool", "overflow", "max/process", "worst/pod", "worst total", "mean in use", "CPU/pod", "memory/pod"]);
+    b.push_record([
+        "component",
+        "replicas",
+        "processes/pod",
+        "greenlets or -c",
+        "pool",
+        "overflow",
+        "max/process",
+        "worst/pod",
+        "worst total",
+        "mean in use",
+        "CPU/pod",
+        "memory/pod",
+    ]);
     for c in &plan.components {
         let replicas = match plan.input.target {
-            Target::Kubernetes if c.max_replicas != c.replicas || c.surge > 0 => format!("{} (max {} +{} surge)", c.replicas, c.max_replicas, c.surge),
+            Target::Kubernetes if c.max_replicas != c.replicas || c.surge > 0 => {
+                format!("{} (max {} +{} surge)", c.replicas, c.max_replicas, c.surge)
+            }
             _ => c.replicas.to_string(),
         };
         b.push_record([
@@ -116,7 +150,11 @@ fn components(plan: &Plan) -> String {
 }
 
 fn budget(plan: &Plan) -> String {
-    let cap_note = if plan.database.max_connections_chosen { "chosen: demand + withheld slots, rounded up" } else { "fixed (--pg-max-connections)" };
+    let cap_note = if plan.database.max_connections_chosen {
+        "chosen: demand + withheld slots, rounded up"
+    } else {
+        "fixed (--pg-max-connections)"
+    };
     budget_table(&plan.budget, cap_note)
 }
 
@@ -126,7 +164,11 @@ pub fn budget_table(bud: &crate::model::budget::Budget, cap_note: &str) -> Strin
     let mut b = Builder::default();
     b.push_record(["connection budget", "connections", "arithmetic"]);
     for l in &bud.lines {
-        b.push_record([l.component.service().to_string(), l.connections.to_string(), format!("{} pods × {} processes × {}", l.worst_pods, l.processes, l.per_process_max)]);
+        b.push_record([
+            l.component.service().to_string(),
+            l.connections.to_string(),
+            format!("{} pods × {} processes × {}", l.worst_pods, l.processes, l.per_process_max),
+        ]);
     }
     for r in &bud.reserves {
         b.push_record([format!("reserve: {}", r.name), r.connections.to_string(), r.why.clone()]);
@@ -136,10 +178,21 @@ pub fn budget_table(bud: &crate::model::budget::Budget, cap_note: &str) -> Strin
     b.push_record([
         "withheld from the app role".to_string(),
         bud.cap.withheld().to_string(),
-        if bud.cap.app_role_superuser { "none: the app role is a superuser".to_string() } else { format!("superuser_reserved_connections {} + reserved_connections {}", bud.cap.superuser_reserved_connections, bud.cap.reserved_connections) },
+        if bud.cap.app_role_superuser {
+            "none: the app role is a superuser".to_string()
+        } else {
+            format!(
+                "superuser_reserved_connections {} + reserved_connections {}",
+                bud.cap.superuser_reserved_connections, bud.cap.reserved_connections
+            )
+        },
     ]);
     b.push_record(["usable cap".to_string(), bud.usable.to_string(), String::new()]);
-    b.push_record(["headroom".to_string(), bud.headroom.to_string(), format!("{:.1}% of the usable cap{}", bud.headroom_pct, if bud.fits { "" } else { " — DOES NOT FIT" })]);
+    b.push_record([
+        "headroom".to_string(),
+        bud.headroom.to_string(),
+        format!("{:.1}% of the usable cap{}", bud.headroom_pct, if bud.fits { "" } else { " — DOES NOT FIT" }),
+    ]);
     let mut t = b.build();
     t.with(Style::sharp());
     t.modify(Columns::new(1..2), Alignment::right());
@@ -162,7 +215,10 @@ pub fn shortfall_summary(plan: &Plan) -> String {
     let b = &plan.budget;
     let mut s = format!(
         "difyplan: the plan needs {} connections but max_connections {} leaves {} usable: {} missing.",
-        b.demand, b.cap.max_connections, b.usable, b.demand.saturating_sub(b.usable)
+        b.demand,
+        b.cap.max_connections,
+        b.usable,
+        b.demand.saturating_sub(b.usable)
     );
     if let Some(short) = &plan.shortfall {
         if let Some(q) = short.max_qps_at_cap {

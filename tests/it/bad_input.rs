@@ -35,11 +35,18 @@ fn run_limited(dir: &Path, args: &[String], as_nobody: bool) -> (i32, String, St
         std::thread::sleep(Duration::from_millis(10));
     }
     let out = child.wait_with_output().expect("output");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned(), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").ok().and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0"))).unwrap_or(false)
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
 }
 
 struct Case {
@@ -51,7 +58,12 @@ struct Case {
     expect: Vec<&'static str>,
 }
 
-fn case(name: &'static str, files: Vec<(&'static str, Vec<u8>)>, args: &[&'static str], expect: &[&'static str]) -> Case {
+fn case(
+    name: &'static str,
+    files: Vec<(&'static str, Vec<u8>)>,
+    args: &[&'static str],
+    expect: &[&'static str],
+) -> Case {
     Case { name, files, args: args.to_vec(), expect: expect.to_vec() }
 }
 
@@ -59,7 +71,8 @@ fn t(s: &str) -> Vec<u8> {
     s.as_bytes().to_vec()
 }
 
-const COMPOSE: &str = "services:\n  api:\n    image: langgenius/dify-api:1.16.1\n    environment:\n      SQLALCHEMY_POOL_SIZE: 30\n";
+const COMPOSE: &str =
+    "services:\n  api:\n    image: langgenius/dify-api:1.16.1\n    environment:\n      SQLALCHEMY_POOL_SIZE: 30\n";
 const PROFILE: &str = include_str!("../../matrices/profiles/chat.toml");
 
 fn cases() -> Vec<Case> {
@@ -71,43 +84,209 @@ fn cases() -> Vec<Case> {
         b
     };
     vec![
-        case("env: unterminated double quote", vec![("bad.env", t("A=1\nB=\"never closed\nC=3\n"))], &["check", "bad.env"], &["bad.env:2"]),
-        case("env: unterminated single quote", vec![("bad.env", t("A='open\n"))], &["check", "bad.env"], &["bad.env:1"]),
-        case("env: text after a closing quote", vec![("bad.env", t("A=1\nB=\"x\" y\n"))], &["check", "bad.env"], &["bad.env:2"]),
-        case("env: required variable", vec![("bad.env", t("A=${MISSING:?set MISSING first}\n"))], &["check", "bad.env"], &["bad.env:1", "set MISSING first"]),
+        case(
+            "env: unterminated double quote",
+            vec![("bad.env", t("A=1\nB=\"never closed\nC=3\n"))],
+            &["check", "bad.env"],
+            &["bad.env:2"],
+        ),
+        case(
+            "env: unterminated single quote",
+            vec![("bad.env", t("A='open\n"))],
+            &["check", "bad.env"],
+            &["bad.env:1"],
+        ),
+        case(
+            "env: text after a closing quote",
+            vec![("bad.env", t("A=1\nB=\"x\" y\n"))],
+            &["check", "bad.env"],
+            &["bad.env:2"],
+        ),
+        case(
+            "env: required variable",
+            vec![("bad.env", t("A=${MISSING:?set MISSING first}\n"))],
+            &["check", "bad.env"],
+            &["bad.env:1", "set MISSING first"],
+        ),
         case("env: unclosed ${", vec![("bad.env", t("A=1\nB=${C\n"))], &["check", "bad.env"], &["bad.env:2"]),
         case("env: invalid key", vec![("bad.env", t("GOOD=1\nBAD KEY=2\n"))], &["check", "bad.env"], &["bad.env:2"]),
-        case("env: not UTF-8", vec![("bad.env", b"A=1\nB=\xff\xfe\n".to_vec())], &["check", "bad.env"], &["bad.env:2", "UTF-8"]),
-        case("env: binary", vec![("bad.env", b"A=1\n\x00\x01\x02".to_vec())], &["check", "bad.env"], &["bad.env:2", "binary"]),
+        case(
+            "env: not UTF-8",
+            vec![("bad.env", b"A=1\nB=\xff\xfe\n".to_vec())],
+            &["check", "bad.env"],
+            &["bad.env:2", "UTF-8"],
+        ),
+        case(
+            "env: binary",
+            vec![("bad.env", b"A=1\n\x00\x01\x02".to_vec())],
+            &["check", "bad.env"],
+            &["bad.env:2", "binary"],
+        ),
         case("env: 50 MB", vec![("big.env", big.clone())], &["check", "big.env"], &["big.env", "larger than 16 MiB"]),
-        case("env: pool not a number", vec![(".env", t("SQLALCHEMY_POOL_SIZE=thirty\n"))], &["check", ".env"], &[".env:1", "SQLALCHEMY_POOL_SIZE=thirty", "whole number"]),
-        case("compose: YAML syntax", vec![("docker-compose.yaml", t("services:\n  api:\n    image: [unclosed\n"))], &["check", "docker-compose.yaml"], &["docker-compose.yaml:"]),
-        case("compose: billion laughs", vec![("docker-compose.yaml", t(laughs))], &["check", "docker-compose.yaml"], &["docker-compose.yaml"]),
-        case("compose: deep nesting", vec![("docker-compose.yaml", t(&deep))], &["check", "docker-compose.yaml"], &["docker-compose.yaml:1"]),
-        case("compose: top level not a mapping", vec![("docker-compose.yaml", t("- services\n- api\n"))], &["check", "docker-compose.yaml"], &["docker-compose.yaml"]),
-        case("compose: environment a number", vec![("docker-compose.yaml", t("services:\n  api:\n    image: langgenius/dify-api:1.16.1\n    environment: 5\n"))], &["check", "docker-compose.yaml"], &["docker-compose.yaml:4", "environment"]),
-        case("compose: replicas not a number", vec![("docker-compose.yaml", t(&format!("{COMPOSE}    deploy:\n      replicas: many\n")))], &["check", "docker-compose.yaml"], &["docker-compose.yaml:7", "replicas"]),
-        case("compose: missing required env_file", vec![("docker-compose.yaml", t("services:\n  api:\n    image: langgenius/dify-api:1.16.1\n    env_file: [./api.env]\n"))], &["check", "docker-compose.yaml"], &["docker-compose.yaml:4", "api.env", "required: false"]),
-        case("kubernetes: replicas not a number", vec![("k.yaml", t("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api}\nspec:\n  replicas: many\n  template:\n    spec:\n      containers:\n        - {name: a, image: langgenius/dify-api:1.16.1}\n"))], &["check", "k.yaml"], &["k.yaml:5", "replicas"]),
-        case("kubernetes: maxSurge nonsense", vec![("k.yaml", t("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api}\nspec:\n  strategy: {rollingUpdate: {maxSurge: lots}}\n  template:\n    spec:\n      containers:\n        - {name: a, image: langgenius/dify-api:1.16.1}\n"))], &["check", "k.yaml"], &["k.yaml:5", "maxSurge"]),
-        case("kubernetes: ConfigMap missing", vec![("k.yaml", t("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api}\nspec:\n  template:\n    spec:\n      containers:\n        - name: a\n          image: langgenius/dify-api:1.16.1\n          envFrom:\n            - configMapRef: {name: absent}\n"))], &["check", "k.yaml"], &["k.yaml:11", "absent"]),
-        case("kubernetes: kind List", vec![("k.yaml", t("apiVersion: v1\nkind: List\nitems: []\n"))], &["check", "k.yaml"], &["k.yaml:1", "List"]),
+        case(
+            "env: pool not a number",
+            vec![(".env", t("SQLALCHEMY_POOL_SIZE=thirty\n"))],
+            &["check", ".env"],
+            &[".env:1", "SQLALCHEMY_POOL_SIZE=thirty", "whole number"],
+        ),
+        case(
+            "compose: YAML syntax",
+            vec![("docker-compose.yaml", t("services:\n  api:\n    image: [unclosed\n"))],
+            &["check", "docker-compose.yaml"],
+            &["docker-compose.yaml:"],
+        ),
+        case(
+            "compose: billion laughs",
+            vec![("docker-compose.yaml", t(laughs))],
+            &["check", "docker-compose.yaml"],
+            &["docker-compose.yaml"],
+        ),
+        case(
+            "compose: deep nesting",
+            vec![("docker-compose.yaml", t(&deep))],
+            &["check", "docker-compose.yaml"],
+            &["docker-compose.yaml:1"],
+        ),
+        case(
+            "compose: top level not a mapping",
+            vec![("docker-compose.yaml", t("- services\n- api\n"))],
+            &["check", "docker-compose.yaml"],
+            &["docker-compose.yaml"],
+        ),
+        case(
+            "compose: environment a number",
+            vec![(
+                "docker-compose.yaml",
+                t("services:\n  api:\n    image: langgenius/dify-api:1.16.1\n    environment: 5\n"),
+            )],
+            &["check", "docker-compose.yaml"],
+            &["docker-compose.yaml:4", "environment"],
+        ),
+        case(
+            "compose: replicas not a number",
+            vec![("docker-compose.yaml", t(&format!("{COMPOSE}    deploy:\n      replicas: many\n")))],
+            &["check", "docker-compose.yaml"],
+            &["docker-compose.yaml:7", "replicas"],
+        ),
+        case(
+            "compose: missing required env_file",
+            vec![(
+                "docker-compose.yaml",
+                t("services:\n  api:\n    image: langgenius/dify-api:1.16.1\n    env_file: [./api.env]\n"),
+            )],
+            &["check", "docker-compose.yaml"],
+            &["docker-compose.yaml:4", "api.env", "required: false"],
+        ),
+        case(
+            "kubernetes: replicas not a number",
+            vec![(
+                "k.yaml",
+                t(
+                    "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api}\nspec:\n  replicas: many\n  template:\n    spec:\n      containers:\n        - {name: a, image: langgenius/dify-api:1.16.1}\n",
+                ),
+            )],
+            &["check", "k.yaml"],
+            &["k.yaml:5", "replicas"],
+        ),
+        case(
+            "kubernetes: maxSurge nonsense",
+            vec![(
+                "k.yaml",
+                t(
+                    "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api}\nspec:\n  strategy: {rollingUpdate: {maxSurge: lots}}\n  template:\n    spec:\n      containers:\n        - {name: a, image: langgenius/dify-api:1.16.1}\n",
+                ),
+            )],
+            &["check", "k.yaml"],
+            &["k.yaml:5", "maxSurge"],
+        ),
+        case(
+            "kubernetes: ConfigMap missing",
+            vec![(
+                "k.yaml",
+                t(
+                    "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api}\nspec:\n  template:\n    spec:\n      containers:\n        - name: a\n          image: langgenius/dify-api:1.16.1\n          envFrom:\n            - configMapRef: {name: absent}\n",
+                ),
+            )],
+            &["check", "k.yaml"],
+            &["k.yaml:11", "absent"],
+        ),
+        case(
+            "kubernetes: kind List",
+            vec![("k.yaml", t("apiVersion: v1\nkind: List\nitems: []\n"))],
+            &["check", "k.yaml"],
+            &["k.yaml:1", "List"],
+        ),
         case("missing file", vec![], &["check", "absent.env"], &["absent.env", "no such file"]),
-        case("folder where a file is expected", vec![("dir/x", t(""))], &["check", "--env-file", "dir", "."], &["dir", "is a folder"]),
+        case(
+            "folder where a file is expected",
+            vec![("dir/x", t(""))],
+            &["check", "--env-file", "dir", "."],
+            &["dir", "is a folder"],
+        ),
         case("empty folder", vec![("empty/.keep", t(""))], &["check", "empty"], &["empty", "no .env, compose"]),
-        case("unknown file type", vec![("notes.txt", t("just prose\n"))], &["check", "notes.txt"], &["notes.txt", "not a .env, compose"]),
-        case("difyplan.toml: bad TOML", vec![(".env", t("A=1\n")), ("difyplan.toml", t("[[allow]\ncode = 1\n"))], &["check", ".env", "--config", "difyplan.toml"], &["difyplan.toml:1"]),
-        case("difyplan.toml: allow without reason", vec![(".env", t("A=1\n")), ("difyplan.toml", t("[[allow]]\ncode = \"superuser-app-role\"\n"))], &["check", ".env", "--config", "difyplan.toml"], &["difyplan.toml", "reason"]),
+        case(
+            "unknown file type",
+            vec![("notes.txt", t("just prose\n"))],
+            &["check", "notes.txt"],
+            &["notes.txt", "not a .env, compose"],
+        ),
+        case(
+            "difyplan.toml: bad TOML",
+            vec![(".env", t("A=1\n")), ("difyplan.toml", t("[[allow]\ncode = 1\n"))],
+            &["check", ".env", "--config", "difyplan.toml"],
+            &["difyplan.toml:1"],
+        ),
+        case(
+            "difyplan.toml: allow without reason",
+            vec![(".env", t("A=1\n")), ("difyplan.toml", t("[[allow]]\ncode = \"superuser-app-role\"\n"))],
+            &["check", ".env", "--config", "difyplan.toml"],
+            &["difyplan.toml", "reason"],
+        ),
         case("size: qps not a number", vec![], &["size", "--qps", "abc"], &["invalid value 'abc'"]),
-        case("size: profile not UTF-8", vec![("p.toml", b"name = \"\xff\"\n".to_vec())], &["size", "--qps", "10", "--profile", "p.toml"], &["p.toml:1", "UTF-8"]),
-        case("size: profile is YAML", vec![("p.toml", t("name: chat\nrequest_seconds: 8\n"))], &["size", "--qps", "10", "--profile", "p.toml"], &["p.toml:1"]),
-        case("size: profile with an unknown field", vec![("p.toml", t(&format!("{PROFILE}\nlatency = 3\n")))], &["size", "--qps", "10", "--profile", "p.toml"], &["p.toml:", "unknown field `latency`"]),
+        case(
+            "size: profile not UTF-8",
+            vec![("p.toml", b"name = \"\xff\"\n".to_vec())],
+            &["size", "--qps", "10", "--profile", "p.toml"],
+            &["p.toml:1", "UTF-8"],
+        ),
+        case(
+            "size: profile is YAML",
+            vec![("p.toml", t("name: chat\nrequest_seconds: 8\n"))],
+            &["size", "--qps", "10", "--profile", "p.toml"],
+            &["p.toml:1"],
+        ),
+        case(
+            "size: profile with an unknown field",
+            vec![("p.toml", t(&format!("{PROFILE}\nlatency = 3\n")))],
+            &["size", "--qps", "10", "--profile", "p.toml"],
+            &["p.toml:", "unknown field `latency`"],
+        ),
         case("size: memory without a unit", vec![], &["size", "--qps", "10", "--pg-memory", "12"], &["--pg-memory"]),
-        case("size: memory below PGTune's minimum", vec![], &["size", "--qps", "10", "--pg-memory", "100MiB"], &["512"]),
-        case("size: assumption out of range", vec![], &["size", "--qps", "10", "--assume", "quantile=1.5"], &["quantile"]),
-        case("conflict: --exit-zero with --fail-on", vec![(".env", t("A=1\n"))], &["check", ".env", "--exit-zero", "--fail-on", "warning"], &["cannot be used with"]),
+        case(
+            "size: memory below PGTune's minimum",
+            vec![],
+            &["size", "--qps", "10", "--pg-memory", "100MiB"],
+            &["512"],
+        ),
+        case(
+            "size: assumption out of range",
+            vec![],
+            &["size", "--qps", "10", "--assume", "quantile=1.5"],
+            &["quantile"],
+        ),
+        case(
+            "conflict: --exit-zero with --fail-on",
+            vec![(".env", t("A=1\n"))],
+            &["check", ".env", "--exit-zero", "--fail-on", "warning"],
+            &["cannot be used with"],
+        ),
         case("conflict: matrix --force without --write", vec![], &["matrix", "--force"], &["--write"]),
-        case("conflict: matrix --write with --profile", vec![], &["matrix", "--write", "--profile", "chat"], &["cannot be used with"]),
+        case(
+            "conflict: matrix --write with --profile",
+            vec![],
+            &["matrix", "--write", "--profile", "chat"],
+            &["cannot be used with"],
+        ),
         case("unknown subcommand", vec![], &["plan", "--qps", "5"], &["unrecognized subcommand 'plan'"]),
     ]
 }
@@ -146,8 +325,17 @@ fn unreadable_file() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     if is_root() {
         // `nobody` must reach the folder through its parents (TMPDIR may be private).
-        let blocked = dir.path().ancestors().skip(1).find(|p| std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o001 == 0));
-        assert!(blocked.is_none(), "{} is not reachable by nobody because of {}: point TMPDIR elsewhere", dir.path().display(), blocked.unwrap().display());
+        let blocked = dir
+            .path()
+            .ancestors()
+            .skip(1)
+            .find(|p| std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o001 == 0));
+        assert!(
+            blocked.is_none(),
+            "{} is not reachable by nobody because of {}: point TMPDIR elsewhere",
+            dir.path().display(),
+            blocked.unwrap().display()
+        );
     }
     let (code, stderr, _) = run_limited(dir.path(), &["check".into(), "secret.env".into()], is_root());
     assert_eq!(code, 2, "{stderr}");

@@ -36,7 +36,9 @@ fn fixture_191_over_budget() {
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("connection-budget-exceeded"));
     assert!(r.stdout.contains("worst-case demand 150 exceeds the usable cap 100"), "{}", r.stdout);
-    assert!(r.stdout.contains("api 1 × 1 × 40 = 40 + worker 1 × 1 × 40 = 40 + worker_beat 1 × 1 × 40 = 40 + plugin_daemon 1 × 1 × 30 = 30"));
+    assert!(r.stdout.contains(
+        "api 1 × 1 × 40 = 40 + worker 1 × 1 × 40 = 40 + worker_beat 1 × 1 × 40 = 40 + plugin_daemon 1 × 1 × 30 = 30"
+    ));
     let v = json(&run(&with(fixture_args("1.9.1"), &["--format", "json"])));
     assert_eq!(v["deployments"][0]["budget"]["demand"], 150);
     assert_eq!(v["deployments"][0]["budget"]["cap"]["max_connections"], 100);
@@ -63,10 +65,17 @@ fn fixture_1161_within_budget_with_warnings() {
     let b = &v["deployments"][0]["budget"];
     assert_eq!(b["demand"], 190);
     assert_eq!(b["usable"], 200);
-    let comps: Vec<&str> = v["deployments"][0]["deployment"]["components"].as_array().unwrap().iter().map(|c| c["component"].as_str().unwrap()).collect();
+    let comps: Vec<&str> = v["deployments"][0]["deployment"]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["component"].as_str().unwrap())
+        .collect();
     assert_eq!(comps, ["api", "api_websocket", "worker", "worker_beat", "plugin_daemon"]);
     let found = codes(&v);
-    for code in ["superuser-app-role", "beat-pool-oversized", "plugin-daemon-pool-default", "idle-in-transaction-timeout-off"] {
+    for code in
+        ["superuser-app-role", "beat-pool-oversized", "plugin-daemon-pool-default", "idle-in-transaction-timeout-off"]
+    {
         assert!(found.contains(&code.to_string()), "missing {code}: {found:?}");
     }
     assert!(!found.contains(&"connection-budget-exceeded".to_string()));
@@ -131,7 +140,11 @@ fn every_code_triggers_and_stays_quiet() {
         ("streaming-runs-serialized", "CELERY_WORKER_AMOUNT=8", "CELERY_WORKER_AMOUNT="),
         ("plugin-daemon-pool-default", "DB_MAX_OPEN_CONNS=10\n", ""),
         ("superuser-app-role", "DB_USERNAME=dify_app", "DB_USERNAME=postgres"),
-        ("idle-in-transaction-timeout-off", "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT=600000", "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT=0"),
+        (
+            "idle-in-transaction-timeout-off",
+            "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT=600000",
+            "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT=0",
+        ),
         ("unknown-sizing-key", "SQLALCHEMY_POOL_SIZE=10", "SQLALCHEMY_POOL_SIZE=10\nSQLALCHEMY_POOLSIZE=50"),
         ("prefork-multiplies-pools", "CELERY_WORKER_AMOUNT=8", "CELERY_WORKER_AMOUNT=8\nCELERY_WORKER_CLASS=prefork"),
     ];
@@ -144,7 +157,10 @@ fn every_code_triggers_and_stays_quiet() {
         assert!(!clean.contains(&expect.to_string()));
     }
     // beat-pool-oversized: quiet when the shared pool is small enough for beat.
-    let small = CLEAN.replace("SQLALCHEMY_POOL_SIZE=10", "SQLALCHEMY_POOL_SIZE=2").replace("SQLALCHEMY_MAX_OVERFLOW=10", "SQLALCHEMY_MAX_OVERFLOW=3").replace("SERVER_WORKER_CONNECTIONS=10", "SERVER_WORKER_CONNECTIONS=2");
+    let small = CLEAN
+        .replace("SQLALCHEMY_POOL_SIZE=10", "SQLALCHEMY_POOL_SIZE=2")
+        .replace("SQLALCHEMY_MAX_OVERFLOW=10", "SQLALCHEMY_MAX_OVERFLOW=3")
+        .replace("SERVER_WORKER_CONNECTIONS=10", "SERVER_WORKER_CONNECTIONS=2");
     let (_, v) = check_env(&small, &[]);
     assert!(!codes(&v).contains(&"beat-pool-oversized".to_string()), "{v}");
 }
@@ -153,9 +169,14 @@ fn every_code_triggers_and_stays_quiet() {
 /// stalls chat apps, 20+0 is clean; api_websocket's 1000 greenlets are not requests.
 #[test]
 fn pool_findings_follow_the_measured_rule() {
-    for (pool, overflow, expect) in [(10, 0, Some("pool-deadlock-risk")), (11, 0, Some("pool-chat-stall")), (20, 0, None), (30, 10, None)] {
-        let text = CLEAN.replace("SQLALCHEMY_POOL_SIZE=10", &format!("SQLALCHEMY_POOL_SIZE={pool}")).replace("SQLALCHEMY_MAX_OVERFLOW=10", &format!("SQLALCHEMY_MAX_OVERFLOW={overflow}"));
-        let text = text.replace("COMPOSE_PROFILES=weaviate,postgresql", "COMPOSE_PROFILES=weaviate,postgresql,collaboration");
+    for (pool, overflow, expect) in
+        [(10, 0, Some("pool-deadlock-risk")), (11, 0, Some("pool-chat-stall")), (20, 0, None), (30, 10, None)]
+    {
+        let text = CLEAN
+            .replace("SQLALCHEMY_POOL_SIZE=10", &format!("SQLALCHEMY_POOL_SIZE={pool}"))
+            .replace("SQLALCHEMY_MAX_OVERFLOW=10", &format!("SQLALCHEMY_MAX_OVERFLOW={overflow}"));
+        let text =
+            text.replace("COMPOSE_PROFILES=weaviate,postgresql", "COMPOSE_PROFILES=weaviate,postgresql,collaboration");
         let (_, v) = check_env(&text, &[]);
         let found = codes(&v);
         let pool_codes: Vec<&String> = found.iter().filter(|c| c.starts_with("pool-")).collect();
@@ -164,7 +185,13 @@ fn pool_findings_follow_the_measured_rule() {
             None => assert!(pool_codes.is_empty(), "{pool}+{overflow}: {found:?}"),
         }
         // Exactly one api process was judged, not api_websocket.
-        let pool_findings = v["findings"].as_array().unwrap().iter().filter(|f| f["code"].as_str().unwrap().starts_with("pool-")).filter(|f| f["component"] == "api_websocket").count();
+        let pool_findings = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["code"].as_str().unwrap().starts_with("pool-"))
+            .filter(|f| f["component"] == "api_websocket")
+            .count();
         assert_eq!(pool_findings, 0);
     }
 }
@@ -190,14 +217,17 @@ fn allow_list_needs_a_reason_and_reports_unused_entries() {
         std::fs::write(&cfg, toml).unwrap();
         difyplan(&["check", &target, "--format", "json", "--config", cfg.to_str().unwrap()])
     };
-    let r = run_with("[[allow]]\ncode = \"superuser-app-role\"\nreason = \"managed DB gives us no other role\"\n\n[[allow]]\ncode = \"hpa-unbounded\"\nreason = \"stale\"\n");
+    let r = run_with(
+        "[[allow]]\ncode = \"superuser-app-role\"\nreason = \"managed DB gives us no other role\"\n\n[[allow]]\ncode = \"hpa-unbounded\"\nreason = \"stale\"\n",
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v = json(&r);
     let found = codes(&v);
     assert!(!found.contains(&"superuser-app-role".to_string()));
     assert_eq!(v["suppressed"][0]["finding"]["code"], "superuser-app-role");
     assert_eq!(v["suppressed"][0]["reason"], "managed DB gives us no other role");
-    let unused = v["findings"].as_array().unwrap().iter().find(|f| f["code"] == "unused-allow").expect("unused allow reported");
+    let unused =
+        v["findings"].as_array().unwrap().iter().find(|f| f["code"] == "unused-allow").expect("unused allow reported");
     assert_eq!(unused["source"]["line"], 5);
     let r = run_with("[[allow]]\ncode = \"superuser-app-role\"\n");
     assert_eq!(r.code, 2);

@@ -58,13 +58,39 @@ fn hostile_value() -> impl Strategy<Value = String> {
 }
 
 const KEYS: &[&str] = &[
-    "SQLALCHEMY_POOL_SIZE", "SQLALCHEMY_MAX_OVERFLOW", "SERVER_WORKER_AMOUNT", "SERVER_WORKER_CONNECTIONS", "CELERY_WORKER_AMOUNT",
-    "CELERY_WORKER_CLASS", "CELERY_AUTO_SCALE", "CELERY_MAX_WORKERS", "DB_MAX_OPEN_CONNS", "DB_MAX_IDLE_CONNS", "POSTGRES_MAX_CONNECTIONS",
-    "REDIS_MAX_CONNECTIONS", "COMPOSE_PROFILES", "DB_USERNAME", "MODE",
+    "SQLALCHEMY_POOL_SIZE",
+    "SQLALCHEMY_MAX_OVERFLOW",
+    "SERVER_WORKER_AMOUNT",
+    "SERVER_WORKER_CONNECTIONS",
+    "CELERY_WORKER_AMOUNT",
+    "CELERY_WORKER_CLASS",
+    "CELERY_AUTO_SCALE",
+    "CELERY_MAX_WORKERS",
+    "DB_MAX_OPEN_CONNS",
+    "DB_MAX_IDLE_CONNS",
+    "POSTGRES_MAX_CONNECTIONS",
+    "REDIS_MAX_CONNECTIONS",
+    "COMPOSE_PROFILES",
+    "DB_USERNAME",
+    "MODE",
 ];
 
 fn compose_file() -> impl Strategy<Value = (String, String)> {
-    let service = (prop::sample::select(vec!["api", "worker", "worker_beat", "plugin_daemon", "api_websocket", "db", "db_postgres", "x"]), prop::collection::vec((prop::sample::select(KEYS.to_vec()), hostile_value()), 0..6), hostile_value(), hostile_value());
+    let service = (
+        prop::sample::select(vec![
+            "api",
+            "worker",
+            "worker_beat",
+            "plugin_daemon",
+            "api_websocket",
+            "db",
+            "db_postgres",
+            "x",
+        ]),
+        prop::collection::vec((prop::sample::select(KEYS.to_vec()), hostile_value()), 0..6),
+        hostile_value(),
+        hostile_value(),
+    );
     (prop::collection::vec(service, 1..6), prop::collection::vec((prop::sample::select(KEYS.to_vec()), hostile_value()), 0..8)).prop_map(|(services, env)| {
         let mut y = String::from("services:\n");
         for (name, vars, replicas, command) in services {
@@ -79,7 +105,12 @@ fn compose_file() -> impl Strategy<Value = (String, String)> {
 }
 
 fn manifests() -> impl Strategy<Value = String> {
-    let doc = (prop::sample::select(vec!["Deployment", "StatefulSet", "HorizontalPodAutoscaler", "ConfigMap"]), hostile_value(), hostile_value(), prop::collection::vec((prop::sample::select(KEYS.to_vec()), hostile_value()), 0..5));
+    let doc = (
+        prop::sample::select(vec!["Deployment", "StatefulSet", "HorizontalPodAutoscaler", "ConfigMap"]),
+        hostile_value(),
+        hostile_value(),
+        prop::collection::vec((prop::sample::select(KEYS.to_vec()), hostile_value()), 0..5),
+    );
     prop::collection::vec(doc, 1..6).prop_map(|docs| {
         docs.into_iter()
             .map(|(kind, a, b, env)| {

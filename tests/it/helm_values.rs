@@ -34,7 +34,12 @@ impl Case {
     fn line(&self, anchor: &str, needle: &str) -> usize {
         let lines: Vec<&str> = self.text.lines().collect();
         let start = lines.iter().position(|l| l.contains(anchor)).unwrap_or_else(|| panic!("no line with {anchor:?}"));
-        start + lines[start..].iter().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("no {needle:?} after {anchor:?}")) + 1
+        start
+            + lines[start..]
+                .iter()
+                .position(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("no {needle:?} after {anchor:?}"))
+            + 1
     }
 
     fn file_source(&self, line: usize) -> Value {
@@ -52,11 +57,21 @@ fn finding<'a>(v: &'a Value, code: &str) -> &'a Value {
 
 /// `component → worst_pods` of the budget, in budget order.
 fn worst_pods(v: &Value) -> Vec<(String, u64)> {
-    v["deployments"][0]["budget"]["lines"].as_array().unwrap().iter().map(|l| (l["component"].as_str().unwrap().to_string(), l["worst_pods"].as_u64().unwrap())).collect()
+    v["deployments"][0]["budget"]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["component"].as_str().unwrap().to_string(), l["worst_pods"].as_u64().unwrap()))
+        .collect()
 }
 
 fn component<'a>(v: &'a Value, name: &str) -> &'a Value {
-    v["deployments"][0]["deployment"]["components"].as_array().unwrap().iter().find(|c| c["component"] == name).unwrap_or_else(|| panic!("no {name}"))
+    v["deployments"][0]["deployment"]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["component"] == name)
+        .unwrap_or_else(|| panic!("no {name}"))
 }
 
 fn pairs(expected: &[(&str, u64)]) -> Vec<(String, u64)> {
@@ -372,7 +387,10 @@ postgresql:
     assert_eq!(d["max_connections"]["source"], c.file_source(c.line("max_connections = 500", "max_connections")));
     // Settings written but no idle timeout among them: off, pointing at the block to add it to.
     assert_eq!(d["idle_in_transaction_timeout"]["value"], "0");
-    assert_eq!(finding(&v, "idle-in-transaction-timeout-off")["source"], c.file_source(c.line("extendedConfiguration", "extendedConfiguration")));
+    assert_eq!(
+        finding(&v, "idle-in-transaction-timeout-off")["source"],
+        c.file_source(c.line("extendedConfiguration", "extendedConfiguration"))
+    );
 }
 
 /// douban/charts: the global env lists, each component's own list last; the HPA minimum as the
@@ -614,7 +632,16 @@ fn dify_helm_chart_defaults() {
     assert_eq!(api["env"]["MIGRATION_ENABLED"]["source"], c.file_source(c.line("migration: true", "migration")));
     let mut found = codes(&v);
     found.sort();
-    assert_eq!(found, ["beat-pool-oversized", "connection-budget-exceeded", "plugin-daemon-pool-default", "streaming-runs-serialized", "superuser-app-role"]);
+    assert_eq!(
+        found,
+        [
+            "beat-pool-oversized",
+            "connection-budget-exceeded",
+            "plugin-daemon-pool-default",
+            "streaming-runs-serialized",
+            "superuser-app-role"
+        ]
+    );
 }
 
 /// A trimmed copy of douban/charts' own `values.yaml` (charts/dify/values.yaml @ 06cc538f,
@@ -716,7 +743,16 @@ fn douban_chart_defaults() {
     assert_eq!(component(&v, "api")["env"]["MODE"]["value"], "api");
     let mut found = codes(&v);
     found.sort();
-    assert_eq!(found, ["beat-pool-oversized", "connection-budget-exceeded", "plugin-daemon-pool-default", "streaming-runs-serialized", "superuser-app-role"]);
+    assert_eq!(
+        found,
+        [
+            "beat-pool-oversized",
+            "connection-budget-exceeded",
+            "plugin-daemon-pool-default",
+            "streaming-runs-serialized",
+            "superuser-app-role"
+        ]
+    );
 }
 
 /// Values of neither chart, and a sizing key hidden in a Secret: exit 2 with the file, the line
@@ -726,7 +762,13 @@ fn unreadable_values_exit_2() {
     let c = case("values.yaml", "api:\n  port: 80\nworker:\n  threads: 4\n");
     let r = difyplan(&["check", c.path.as_str()]);
     assert_eq!(r.code, 2, "{}", r.stdout);
-    assert!(r.stderr.contains(&c.path) && r.stderr.contains("BorisPolonsky/dify-helm") && r.stderr.contains("douban/charts"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&c.path)
+            && r.stderr.contains("BorisPolonsky/dify-helm")
+            && r.stderr.contains("douban/charts"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("helm template"), "{}", r.stderr);
 
     let c = case(

@@ -149,7 +149,13 @@ fn check(files: &[(&str, &str)], extra: &[&str]) -> (i32, serde_json::Value, Str
 }
 
 fn line(v: &serde_json::Value, component: &str) -> serde_json::Value {
-    v["deployments"][0]["budget"]["lines"].as_array().unwrap().iter().find(|l| l["component"] == component).cloned().unwrap_or_else(|| panic!("no {component} line"))
+    v["deployments"][0]["budget"]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["component"] == component)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {component} line"))
 }
 
 /// By hand: api HPA max 10 + ceil(25% × 10) = 3 surge = 13 pods × 4 processes × (30 + 10) = 2080.
@@ -161,7 +167,15 @@ fn hand_computed_budget() {
     let (code, v, stderr) = check(&[("all.yaml", MANIFESTS)], &[]);
     assert_eq!(code, 1, "{stderr}");
     let api = line(&v, "api");
-    assert_eq!((api["worst_pods"].as_u64(), api["processes"].as_u64(), api["per_process_max"].as_u64(), api["connections"].as_u64()), (Some(13), Some(4), Some(40), Some(2080)));
+    assert_eq!(
+        (
+            api["worst_pods"].as_u64(),
+            api["processes"].as_u64(),
+            api["per_process_max"].as_u64(),
+            api["connections"].as_u64()
+        ),
+        (Some(13), Some(4), Some(40), Some(2080))
+    );
     assert_eq!(line(&v, "worker")["connections"], 120);
     assert_eq!(line(&v, "worker_beat")["connections"], 2);
     assert_eq!(line(&v, "plugin_daemon")["connections"], 60);
@@ -201,7 +215,11 @@ fn config_map_across_files_and_missing() {
 #[test]
 fn surge_forms() {
     for (surge, expect_pods) in [("\"50%\"", 10 + 5), ("\"1%\"", 10 + 1), ("0", 10), ("4", 14)] {
-        let text = MANIFESTS.replacen("  replicas: 3\n", &format!("  replicas: 3\n  strategy:\n    rollingUpdate:\n      maxSurge: {surge}\n"), 1);
+        let text = MANIFESTS.replacen(
+            "  replicas: 3\n",
+            &format!("  replicas: 3\n  strategy:\n    rollingUpdate:\n      maxSurge: {surge}\n"),
+            1,
+        );
         let (_, v, stderr) = check(&[("all.yaml", &text)], &[]);
         assert_eq!(line(&v, "api")["worst_pods"], expect_pods, "maxSurge {surge}: {stderr}");
     }

@@ -11,8 +11,13 @@ fn committed_files_match_the_model() {
     let files = difyplan::cmd::matrix::files(Path::new(DIR)).expect("model plans every tier");
     assert_eq!(files.len(), 8, "four profiles × two targets");
     for (path, text) in files {
-        let committed = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{} is missing: run `difyplan matrix --write`", path.display()));
-        assert!(committed == text, "{} differs from the model: run `difyplan matrix --write --force` and review the diff", path.display());
+        let committed = std::fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("{} is missing: run `difyplan matrix --write`", path.display()));
+        assert!(
+            committed == text,
+            "{} differs from the model: run `difyplan matrix --write --force` and review the diff",
+            path.display()
+        );
     }
 }
 
@@ -35,12 +40,28 @@ fn every_tier_is_within_budget() {
             if demand > usable {
                 // Beyond what one PostgreSQL server takes (max_connections ≤ 262,143): the tier
                 // needs the deployment split. Only the agent profile's top Kubernetes tiers.
-                assert_eq!(t["max_connections"].as_integer(), Some(262_143), "{}: {} QPS {} over budget", path.display(), t["qps"], t["edition"]);
-                beyond_one_server.push(format!("{} {} {}", path.file_name().unwrap().to_string_lossy(), t["qps"], t["edition"]));
+                assert_eq!(
+                    t["max_connections"].as_integer(),
+                    Some(262_143),
+                    "{}: {} QPS {} over budget",
+                    path.display(),
+                    t["qps"],
+                    t["edition"]
+                );
+                beyond_one_server.push(format!(
+                    "{} {} {}",
+                    path.file_name().unwrap().to_string_lossy(),
+                    t["qps"],
+                    t["edition"]
+                ));
                 tiers += 1;
                 continue;
             }
-            let worst: i64 = ["api", "api_websocket", "worker", "worker_beat", "plugin_daemon"].iter().filter_map(|c| t.get(*c)).map(|c| c["worst"].as_integer().unwrap()).sum();
+            let worst: i64 = ["api", "api_websocket", "worker", "worker_beat", "plugin_daemon"]
+                .iter()
+                .filter_map(|c| t.get(*c))
+                .map(|c| c["worst"].as_integer().unwrap())
+                .sum();
             assert!(worst <= demand, "{}: components exceed the demand", path.display());
             tiers += 1;
         }

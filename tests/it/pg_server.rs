@@ -61,20 +61,38 @@ fn plan_under_a_managed_cap_holds_on_a_real_server() {
 fn prove_plan(args: &[&str]) {
     let plan = json(&size(args, "json"));
     let env = size(args, "env").stdout;
-    let max_connections = env_value(&env, "POSTGRES_MAX_CONNECTIONS").unwrap_or_else(|| panic!("{args:?}: no POSTGRES_MAX_CONNECTIONS in\n{env}"));
+    let max_connections = env_value(&env, "POSTGRES_MAX_CONNECTIONS")
+        .unwrap_or_else(|| panic!("{args:?}: no POSTGRES_MAX_CONNECTIONS in\n{env}"));
     let budget = &plan["budget"];
     let count = |v: &serde_json::Value| v.as_u64().unwrap_or_else(|| panic!("{args:?}: not a count: {v}")) as usize;
-    assert_eq!(max_connections.parse::<usize>().ok(), Some(count(&plan["database"]["max_connections"])), "{args:?}: env and JSON disagree");
+    assert_eq!(
+        max_connections.parse::<usize>().ok(),
+        Some(count(&plan["database"]["max_connections"])),
+        "{args:?}: env and JSON disagree"
+    );
     assert_eq!(plan["input"]["app_role_superuser"], false, "{args:?}: these tests prove the dedicated-role budget");
-    assert_eq!(budget["cap"]["reserved_connections"], 0, "{args:?}: the test server keeps PostgreSQL 16's default reserved_connections=0");
+    assert_eq!(
+        budget["cap"]["reserved_connections"], 0,
+        "{args:?}: the test server keeps PostgreSQL 16's default reserved_connections=0"
+    );
     let reserved = count(&budget["cap"]["superuser_reserved_connections"]);
     let (demand, usable) = (count(&budget["demand"]), count(&budget["usable"]));
-    assert_eq!(usable, count(&plan["database"]["max_connections"]) - reserved, "{args:?}: a non-superuser role can use max_connections − {reserved}");
+    assert_eq!(
+        usable,
+        count(&plan["database"]["max_connections"]) - reserved,
+        "{args:?}: a non-superuser role can use max_connections − {reserved}"
+    );
     assert!(demand <= usable, "{args:?}: the plan does not fit ({demand} > {usable})");
 
     // Where the components connect: the plugin daemon to `dify_plugin`, everyone else (the
     // migration and admin reserves included) to `dify`.
-    let plugin = budget["lines"].as_array().expect("budget.lines").iter().filter(|l| l["component"] == "plugin_daemon").map(|l| count(&l["connections"])).sum::<usize>();
+    let plugin = budget["lines"]
+        .as_array()
+        .expect("budget.lines")
+        .iter()
+        .filter(|l| l["component"] == "plugin_daemon")
+        .map(|l| count(&l["connections"]))
+        .sum::<usize>();
     let mut targets = vec!["dify_plugin"; plugin];
     targets.resize(demand, "dify");
     // A plan below its cap: fill the rest so the probe below meets the cap, not the plan.
@@ -83,14 +101,19 @@ fn prove_plan(args: &[&str]) {
     let Some(bin) = PgBin::find_or_skip(&format!("size {}", args.join(" "))) else { return };
     let _one = ONE_SERVER_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     raise_open_files_limit(usable + 64);
-    let settings: Vec<(&str, String)> = std::iter::once(("max_connections", max_connections.clone())).chain(rendered_settings(&env)).collect();
+    let settings: Vec<(&str, String)> =
+        std::iter::once(("max_connections", max_connections.clone())).chain(rendered_settings(&env)).collect();
     let started = Instant::now();
     let server = PgServer::start_with(&bin, &settings);
     let up = started.elapsed();
 
     let admin = server.connect("postgres", "postgres").expect("superuser connection for the checks");
     assert_eq!(admin.query("SHOW max_connections"), settings[0].1, "the server runs with the plan's max_connections");
-    assert_eq!(admin.query("SHOW superuser_reserved_connections"), reserved.to_string(), "the plan's reserve is the server's");
+    assert_eq!(
+        admin.query("SHOW superuser_reserved_connections"),
+        reserved.to_string(),
+        "the plan's reserve is the server's"
+    );
     if bin.major >= 16 {
         assert_eq!(admin.query("SHOW reserved_connections"), "0");
     }
@@ -102,7 +125,11 @@ fn prove_plan(args: &[&str]) {
         .connect_many(APP_ROLE, &targets)
         .into_iter()
         .enumerate()
-        .map(|(i, conn)| conn.unwrap_or_else(|e| panic!("{args:?}: connection {} of {usable} ({demand} demanded) to {} refused: {e}", i + 1, targets[i])))
+        .map(|(i, conn)| {
+            conn.unwrap_or_else(|e| {
+                panic!("{args:?}: connection {} of {usable} ({demand} demanded) to {} refused: {e}", i + 1, targets[i])
+            })
+        })
         .collect();
     let open_time = opened.elapsed();
     assert!(held.iter().all(|c| c.parameter("is_superuser") == Some("off")), "{APP_ROLE} must not be a superuser");
@@ -111,14 +138,23 @@ fn prove_plan(args: &[&str]) {
     // application role because of the reservation (53300, "remaining connection slots are
     // reserved for ... superuser ..."), not because the server is full ("sorry, too many
     // clients already", also 53300).
-    let refused = server.connect(APP_ROLE, "dify").map(drop).expect_err("one connection beyond the usable cap must be refused");
+    let refused =
+        server.connect(APP_ROLE, "dify").map(drop).expect_err("one connection beyond the usable cap must be refused");
     assert_eq!(refused.code.as_deref(), Some("53300"), "{refused}");
-    assert!(refused.message.contains("reserved for") && refused.message.to_lowercase().contains("superuser"), "refused by the superuser reserve, not by a full server: {refused}");
+    assert!(
+        refused.message.contains("reserved for") && refused.message.to_lowercase().contains("superuser"),
+        "refused by the superuser reserve, not by a full server: {refused}"
+    );
 
     // The reserve is there for the superuser: an operator can still get in.
-    let operator = server.connect("postgres", "dify").unwrap_or_else(|e| panic!("{args:?}: the superuser reserve did not hold: {e}"));
+    let operator = server
+        .connect("postgres", "dify")
+        .unwrap_or_else(|e| panic!("{args:?}: the superuser reserve did not hold: {e}"));
     assert_eq!(operator.parameter("is_superuser"), Some("on"));
-    let by_database = |db: &str| operator.query(&format!("SELECT count(*) FROM pg_stat_activity WHERE usename = '{APP_ROLE}' AND datname = '{db}'"));
+    let by_database = |db: &str| {
+        operator
+            .query(&format!("SELECT count(*) FROM pg_stat_activity WHERE usename = '{APP_ROLE}' AND datname = '{db}'"))
+    };
     assert_eq!(by_database("dify_plugin"), plugin.to_string());
     assert_eq!(by_database("dify"), (usable - plugin).to_string());
 
@@ -141,19 +177,29 @@ fn size(args: &[&str], format: &str) -> Run {
 
 /// The value of `KEY=value` in a rendered `.env` (comments and blank lines skipped).
 fn env_value(env: &str, key: &str) -> Option<String> {
-    env.lines().filter(|l| !l.trim_start().starts_with('#')).find_map(|l| l.strip_prefix(key)?.strip_prefix('=')).map(|v| v.trim().to_string())
+    env.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .map(|v| v.trim().to_string())
 }
 
 /// The server settings other than `max_connections` exactly as the rendered `.env` writes them:
 /// the `POSTGRES_*` keys Dify's compose file passes to `postgres -c`.
 fn rendered_settings(env: &str) -> Vec<(&'static str, String)> {
-    ["shared_buffers", "work_mem", "maintenance_work_mem", "effective_cache_size", "statement_timeout", "idle_in_transaction_session_timeout"]
-        .into_iter()
-        .map(|setting| {
-            let key = format!("POSTGRES_{}", setting.to_uppercase());
-            (setting, env_value(env, &key).unwrap_or_else(|| panic!("the rendered .env has no {key}:\n{env}")))
-        })
-        .collect()
+    [
+        "shared_buffers",
+        "work_mem",
+        "maintenance_work_mem",
+        "effective_cache_size",
+        "statement_timeout",
+        "idle_in_transaction_session_timeout",
+    ]
+    .into_iter()
+    .map(|setting| {
+        let key = format!("POSTGRES_{}", setting.to_uppercase());
+        (setting, env_value(env, &key).unwrap_or_else(|| panic!("the rendered .env has no {key}:\n{env}")))
+    })
+    .collect()
 }
 
 /// Every server setting difyplan renders (`database.server_settings`: PGTune's list, the
@@ -174,7 +220,11 @@ fn server_settings(args: &[&str]) -> Vec<(String, String)> {
 fn rendered_server_settings_start_a_real_server() {
     let Some(bin) = PgBin::find_or_skip("rendered server settings") else { return };
     let _one = ONE_SERVER_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    for host in [["--pg-memory", "4GiB", "--pg-cpus", "2", "--pg-storage", "ssd"], ["--pg-memory", "8GiB", "--pg-cpus", "4", "--pg-storage", "hdd"], ["--pg-memory", "16GiB", "--pg-cpus", "8", "--pg-storage", "nvme"]] {
+    for host in [
+        ["--pg-memory", "4GiB", "--pg-cpus", "2", "--pg-storage", "ssd"],
+        ["--pg-memory", "8GiB", "--pg-cpus", "4", "--pg-storage", "hdd"],
+        ["--pg-memory", "16GiB", "--pg-cpus", "8", "--pg-storage", "nvme"],
+    ] {
         let mut args = vec!["--qps", "20", "--profile", "workflow", "--pg-version", "15"];
         args.extend_from_slice(&host);
         let settings = server_settings(&args);
@@ -199,22 +249,53 @@ fn rendered_server_settings_for_large_hosts_parse() {
     let Some(bin) = PgBin::find_or_skip("large-host settings") else { return };
     let mut bins = vec![bin];
     if bins[0].major != 15
-        && let Some(b15) = PgBin::major(15) {
-            bins.push(b15);
-        }
+        && let Some(b15) = PgBin::major(15)
+    {
+        bins.push(b15);
+    }
     for bin in bins {
         let user = ServerUser::get();
         let dir = tempfile::Builder::new().prefix("difyplan-pgc-").tempdir().unwrap();
         user.own(dir.path());
         let data = dir.path().join("data");
-        let init = user.command(&bin.dir.join("initdb")).args(["--username=postgres", "--auth=trust", "--no-sync", "--pgdata"]).arg(&data).output().unwrap();
+        let init = user
+            .command(&bin.dir.join("initdb"))
+            .args(["--username=postgres", "--auth=trust", "--no-sync", "--pgdata"])
+            .arg(&data)
+            .output()
+            .unwrap();
         assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
         for memory in ["64GiB", "1TiB", "16TiB"] {
             let version = bin.major.to_string();
-            let settings = server_settings(&["--qps", "2000", "--profile", "chat", "--pg-memory", memory, "--pg-cpus", "64", "--pg-version", &version]);
+            let settings = server_settings(&[
+                "--qps",
+                "2000",
+                "--profile",
+                "chat",
+                "--pg-memory",
+                memory,
+                "--pg-cpus",
+                "64",
+                "--pg-version",
+                &version,
+            ]);
             for (name, value) in &settings {
-                let out = user.command(&bin.dir.join("postgres")).arg("-D").arg(&data).arg("-C").arg(name).arg("-c").arg(format!("{name}={value}")).output().unwrap();
-                assert!(out.status.success(), "PostgreSQL {} refuses {name}={value} ({memory}): {}", bin.major, String::from_utf8_lossy(&out.stderr));
+                let out = user
+                    .command(&bin.dir.join("postgres"))
+                    .arg("-D")
+                    .arg(&data)
+                    .arg("-C")
+                    .arg(name)
+                    .arg("-c")
+                    .arg(format!("{name}={value}"))
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "PostgreSQL {} refuses {name}={value} ({memory}): {}",
+                    bin.major,
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
         }
     }
@@ -228,7 +309,11 @@ fn raise_open_files_limit(needed: usize) {
     unsafe {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0, "getrlimit: {}", io::Error::last_os_error());
         if (limit.rlim_cur as usize) < needed {
-            assert!(limit.rlim_max as usize >= needed, "{needed} open files are needed but the hard limit is {}: raise `ulimit -Hn`", limit.rlim_max);
+            assert!(
+                limit.rlim_max as usize >= needed,
+                "{needed} open files are needed but the hard limit is {}: raise `ulimit -Hn`",
+                limit.rlim_max
+            );
             limit.rlim_cur = limit.rlim_max;
             assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0, "setrlimit: {}", io::Error::last_os_error());
         }
@@ -250,13 +335,27 @@ impl PgBin {
     /// Asking for one by name that is not there is an error, never a skip.
     pub fn find() -> Option<PgBin> {
         if let Some(dir) = std::env::var_os("DIFYPLAN_PG_BIN") {
-            return Some(Self::at(PathBuf::from(&dir)).unwrap_or_else(|| panic!("DIFYPLAN_PG_BIN={}: no initdb and postgres there", Path::new(&dir).display())));
+            return Some(Self::at(PathBuf::from(&dir)).unwrap_or_else(|| {
+                panic!("DIFYPLAN_PG_BIN={}: no initdb and postgres there", Path::new(&dir).display())
+            }));
         }
         if let Ok(major) = std::env::var("DIFYPLAN_PG_MAJOR") {
-            let major = major.parse().unwrap_or_else(|_| panic!("DIFYPLAN_PG_MAJOR={major}: expected a major version such as 15"));
-            return Some(Self::major(major).unwrap_or_else(|| panic!("DIFYPLAN_PG_MAJOR={major}: not installed in {DEBIAN_LAYOUT}/{major}/bin")));
+            let major = major
+                .parse()
+                .unwrap_or_else(|_| panic!("DIFYPLAN_PG_MAJOR={major}: expected a major version such as 15"));
+            return Some(
+                Self::major(major).unwrap_or_else(|| {
+                    panic!("DIFYPLAN_PG_MAJOR={major}: not installed in {DEBIAN_LAYOUT}/{major}/bin")
+                }),
+            );
         }
-        let newest = std::fs::read_dir(DEBIAN_LAYOUT).into_iter().flatten().flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()).filter_map(Self::major).max_by_key(|b| b.major);
+        let newest = std::fs::read_dir(DEBIAN_LAYOUT)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter_map(Self::major)
+            .max_by_key(|b| b.major);
         newest.or_else(|| std::env::split_paths(&std::env::var_os("PATH")?).find_map(Self::at))
     }
 
@@ -285,10 +384,15 @@ impl PgBin {
             return Some(bin);
         }
         let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-        let what = format!("no PostgreSQL server binaries (initdb, postgres) in {DEBIAN_LAYOUT}/*/bin, DIFYPLAN_PG_BIN or PATH");
+        let what = format!(
+            "no PostgreSQL server binaries (initdb, postgres) in {DEBIAN_LAYOUT}/*/bin, DIFYPLAN_PG_BIN or PATH"
+        );
         assert!(!ci, "CI is set and {what}: run scripts/install-test-deps before the tests");
         // Straight to the stderr descriptor: libtest captures `eprintln!` of passing tests.
-        let _ = writeln!(io::stderr(), "\n*** SKIPPED pg_server `{test}`: {what}. Run scripts/install-test-deps to test plans against a real server. ***\n");
+        let _ = writeln!(
+            io::stderr(),
+            "\n*** SKIPPED pg_server `{test}`: {what}. Run scripts/install-test-deps to test plans against a real server. ***\n"
+        );
         None
     }
 }
@@ -354,10 +458,15 @@ impl PgServer {
             .output()
             .expect("run initdb");
         if !initdb.status.success() {
-            return Err(format!("initdb failed:\n{}{}", String::from_utf8_lossy(&initdb.stdout), String::from_utf8_lossy(&initdb.stderr)));
+            return Err(format!(
+                "initdb failed:\n{}{}",
+                String::from_utf8_lossy(&initdb.stdout),
+                String::from_utf8_lossy(&initdb.stderr)
+            ));
         }
 
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).and_then(|l| l.local_addr()).expect("a free local port").port();
+        let port =
+            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).and_then(|l| l.local_addr()).expect("a free local port").port();
         let log = std::fs::File::create(dir.path().join("postgres.log")).expect("server log");
         let mut cmd = user.command(&bin.dir.join("postgres"));
         cmd.arg("-D").arg(&data).arg("-p").arg(port.to_string());
@@ -438,7 +547,8 @@ impl PgServer {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_else(|e| format!("(no server log: {e})"))
+        std::fs::read_to_string(self.dir.path().join("postgres.log"))
+            .unwrap_or_else(|e| format!("(no server log: {e})"))
     }
 
     /// Immediate shutdown (SIGQUIT, what `pg_ctl stop -m immediate` sends), escalating to
@@ -488,17 +598,28 @@ impl ServerUser {
             Ok(name) => vec![name],
             Err(_) => vec!["postgres".to_string(), "nobody".to_string()],
         };
-        let ids = names.iter().find_map(|n| user_ids(n)).unwrap_or_else(|| panic!("running as root and none of the users {names:?} exists to run PostgreSQL as: set DIFYPLAN_PG_USER"));
+        let ids = names.iter().find_map(|n| user_ids(n)).unwrap_or_else(|| {
+            panic!("running as root and none of the users {names:?} exists to run PostgreSQL as: set DIFYPLAN_PG_USER")
+        });
         ServerUser { ids: Some(ids) }
     }
 
     /// Hands the server's folder to the server's user.
     fn own(&self, dir: &Path) {
         if let Some((uid, gid)) = self.ids {
-            std::os::unix::fs::chown(dir, Some(uid), Some(gid)).unwrap_or_else(|e| panic!("chown {}: {e}", dir.display()));
+            std::os::unix::fs::chown(dir, Some(uid), Some(gid))
+                .unwrap_or_else(|e| panic!("chown {}: {e}", dir.display()));
             // The server's user must reach the folder through its parents (TMPDIR may be private).
-            let blocked = dir.ancestors().skip(1).find(|p| std::fs::metadata(p).is_ok_and(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o001 == 0));
-            assert!(blocked.is_none(), "{} is not reachable by the server's user (uid {uid}) because of {}: point TMPDIR elsewhere", dir.display(), blocked.unwrap().display());
+            let blocked = dir.ancestors().skip(1).find(|p| {
+                std::fs::metadata(p)
+                    .is_ok_and(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o001 == 0)
+            });
+            assert!(
+                blocked.is_none(),
+                "{} is not reachable by the server's user (uid {uid}) because of {}: point TMPDIR elsewhere",
+                dir.display(),
+                blocked.unwrap().display()
+            );
         }
     }
 
@@ -606,7 +727,12 @@ impl PgConn {
             let (tag, body) = self.read_message()?;
             match tag {
                 b'R' if body.get(..4) == Some(&[0, 0, 0, 0]) => {} // AuthenticationOk
-                b'R' => return Err(PgError { code: None, message: "the server asks for a password; the harness sets up trust authentication".into() }),
+                b'R' => {
+                    return Err(PgError {
+                        code: None,
+                        message: "the server asks for a password; the harness sets up trust authentication".into(),
+                    });
+                }
                 b'S' => {
                     let mut parts = body.split(|b| *b == 0).map(|s| String::from_utf8_lossy(s).into_owned());
                     if let (Some(name), Some(value)) = (parts.next(), parts.next()) {

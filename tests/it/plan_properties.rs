@@ -56,8 +56,9 @@ fn comp(plan: &Plan, c: Component) -> &difyplan::model::plan::ComponentPlan {
 
 fn check_invariants(p: &Plan) {
     let b = &p.budget;
-    let recomputed: u64 = p.components.iter().map(|c| (c.max_replicas + c.surge) * c.processes_per_pod * c.per_process_max).sum::<u64>()
-        + b.reserves.iter().map(|r| r.connections).sum::<u64>();
+    let recomputed: u64 =
+        p.components.iter().map(|c| (c.max_replicas + c.surge) * c.processes_per_pod * c.per_process_max).sum::<u64>()
+            + b.reserves.iter().map(|r| r.connections).sum::<u64>();
     assert_eq!(b.demand, recomputed, "demand is the sum of its lines");
     if b.fits {
         assert!(b.demand <= b.usable);
@@ -69,12 +70,19 @@ fn check_invariants(p: &Plan) {
         assert!(s.needed_max_connections >= b.demand);
         assert!(!s.ways_out.is_empty());
         assert!(
-            p.input.pg_max_connections.is_some() || s.needed_max_connections > difyplan::model::pgtune::PG_MAX_CONNECTIONS_LIMIT,
+            p.input.pg_max_connections.is_some()
+                || s.needed_max_connections > difyplan::model::pgtune::PG_MAX_CONNECTIONS_LIMIT,
             "difyplan's own cap always fits, unless no PostgreSQL server could take the plan"
         );
     }
     for c in &p.components {
-        for (name, v) in [("replicas", c.replicas), ("max_replicas", c.max_replicas), ("processes", c.processes_per_pod), ("pool", c.pool_size), ("per_process_max", c.per_process_max)] {
+        for (name, v) in [
+            ("replicas", c.replicas),
+            ("max_replicas", c.max_replicas),
+            ("processes", c.processes_per_pod),
+            ("pool", c.pool_size),
+            ("per_process_max", c.per_process_max),
+        ] {
             assert!(v >= 1, "{} {name} = {v}", c.component);
         }
         assert!(c.max_replicas >= c.replicas);
@@ -87,7 +95,10 @@ fn check_invariants(p: &Plan) {
     let pr = &p.input.profile;
     let api = comp(p, Component::Api);
     let api_slots = api.replicas * api.processes_per_pod * api.slots_per_process.unwrap();
-    assert!(api_slots >= quantile_lower_bound(q * pr.request_seconds), "api slots {api_slots} below the in-flight quantile at {q} QPS");
+    assert!(
+        api_slots >= quantile_lower_bound(q * pr.request_seconds),
+        "api slots {api_slots} below the in-flight quantile at {q} QPS"
+    );
     let worker = comp(p, Component::Worker);
     let worker_in_flight = q * pr.streaming_share * pr.request_seconds + q * pr.celery_tasks * pr.celery_task_seconds;
     assert!(worker.replicas * worker.slots_per_process.unwrap() >= quantile_lower_bound(worker_in_flight));
@@ -103,7 +114,11 @@ fn check_invariants(p: &Plan) {
 
 /// Knobs that must not shrink when the QPS grows, as (name, value) pairs.
 fn knobs(p: &Plan) -> Vec<(String, u64)> {
-    let mut out = vec![("demand".into(), p.budget.demand), ("max_connections".into(), p.database.max_connections), ("pg_cores".into(), p.database.cores)];
+    let mut out = vec![
+        ("demand".into(), p.budget.demand),
+        ("max_connections".into(), p.database.max_connections),
+        ("pg_cores".into(), p.database.cores),
+    ];
     for c in &p.components {
         let n = c.component.service();
         // The plugin daemon's settings are DB_MAX_OPEN_CONNS and DB_MAX_IDLE_CONNS; its

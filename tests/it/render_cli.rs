@@ -37,7 +37,8 @@ fn ok(r: &Run) {
 }
 
 fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     v.sort();
     v
 }
@@ -48,7 +49,9 @@ fn tools_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("DIFYPLAN_TOOLS") {
         return PathBuf::from(d);
     }
-    let cache = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"));
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"));
     cache.join("difyplan/tools")
 }
 
@@ -66,11 +69,17 @@ fn tool(path: PathBuf, what: &str) -> Option<PathBuf> {
 }
 
 fn compose_tool() -> Option<PathBuf> {
-    tool(tools_dir().join(format!("compose-{COMPOSE_VERSION}/docker-compose")), &format!("Docker Compose {COMPOSE_VERSION}"))
+    tool(
+        tools_dir().join(format!("compose-{COMPOSE_VERSION}/docker-compose")),
+        &format!("Docker Compose {COMPOSE_VERSION}"),
+    )
 }
 
 fn kubernetes_validate_tool() -> Option<PathBuf> {
-    tool(tools_dir().join(format!("kubernetes-validate-{KUBERNETES_VALIDATE_VERSION}/bin/kubernetes-validate")), &format!("kubernetes-validate {KUBERNETES_VALIDATE_VERSION}"))
+    tool(
+        tools_dir().join(format!("kubernetes-validate-{KUBERNETES_VALIDATE_VERSION}/bin/kubernetes-validate")),
+        &format!("kubernetes-validate {KUBERNETES_VALIDATE_VERSION}"),
+    )
 }
 
 // ---- keys -----------------------------------------------------------------------------------
@@ -103,7 +112,11 @@ fn unknown_keys(version: &str, keys: &BTreeSet<String>) -> Vec<String> {
     let known = example_keys(version);
     let service = compose_service_keys(version);
     keys.iter()
-        .filter(|k| !known.contains(*k) && !difyplan::dify::keys::PLUGIN_DAEMON_DOCUMENTED.contains(&k.as_str()) && !service.contains(*k))
+        .filter(|k| {
+            !known.contains(*k)
+                && !difyplan::dify::keys::PLUGIN_DAEMON_DOCUMENTED.contains(&k.as_str())
+                && !service.contains(*k)
+        })
         .cloned()
         .collect()
 }
@@ -197,7 +210,10 @@ fn every_emitted_key_is_a_real_dify_key() {
                 let keys = emitted_keys(kind, &text);
                 assert!(keys.len() >= 2, "{what:?} {version} {qps}: too few keys found: {keys:?}");
                 let unknown = unknown_keys(version, &keys);
-                assert!(unknown.is_empty(), "{what:?} for Dify {version} at {qps} QPS emits keys Dify does not know: {unknown:?}");
+                assert!(
+                    unknown.is_empty(),
+                    "{what:?} for Dify {version} at {qps} QPS emits keys Dify does not know: {unknown:?}"
+                );
             }
         }
     }
@@ -217,7 +233,18 @@ fn compose_project(version: &str, qps: &str) -> tempfile::TempDir {
     let env = s(&dir.path().join(".env"));
     ok(&run(&["render", "env", "--qps", qps, "--dify-version", version, "--patch", &env, "--write", "--no-backup"]));
     let base = s(&dir.path().join("docker-compose.yaml"));
-    ok(&run(&["render", "compose", "--qps", qps, "--dify-version", version, "--compose-file", &base, "-o", &s(dir.path())]));
+    ok(&run(&[
+        "render",
+        "compose",
+        "--qps",
+        qps,
+        "--dify-version",
+        version,
+        "--compose-file",
+        &base,
+        "-o",
+        &s(dir.path()),
+    ]));
     dir
 }
 
@@ -232,7 +259,11 @@ fn docker_compose(tool: &Path, dir: &Path, args: &[&str]) -> (bool, String, Stri
         .env("HOME", dir)
         .output()
         .expect("run docker compose");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn plan_json(version: &str, qps: &str, target: &str) -> serde_json::Value {
@@ -264,19 +295,42 @@ fn compose_override_merges_under_real_docker_compose() {
             let svc = &merged["services"];
             let worker = component(&plan, "worker");
             assert_eq!(svc["worker"]["deploy"]["replicas"].as_u64(), worker["replicas"].as_u64(), "{version} {qps}");
-            assert_eq!(svc["worker"]["environment"]["SQLALCHEMY_POOL_SIZE"].as_str(), Some(worker["pool_size"].to_string().as_str()));
-            assert_eq!(svc["worker_beat"]["environment"]["SQLALCHEMY_MAX_OVERFLOW"].as_str(), Some(component(&plan, "worker_beat")["max_overflow"].to_string().as_str()));
+            assert_eq!(
+                svc["worker"]["environment"]["SQLALCHEMY_POOL_SIZE"].as_str(),
+                Some(worker["pool_size"].to_string().as_str())
+            );
+            assert_eq!(
+                svc["worker_beat"]["environment"]["SQLALCHEMY_MAX_OVERFLOW"].as_str(),
+                Some(component(&plan, "worker_beat")["max_overflow"].to_string().as_str())
+            );
             let api = component(&plan, "api");
-            assert_eq!(svc["api"]["environment"]["SQLALCHEMY_POOL_SIZE"].as_str(), Some(api["pool_size"].to_string().as_str()), "the api takes the shared .env");
-            assert_eq!(svc["plugin_daemon"]["environment"]["DB_MAX_OPEN_CONNS"].as_str(), Some(component(&plan, "plugin_daemon")["per_process_max"].to_string().as_str()));
-            assert!(svc["plugin_daemon"]["deploy"]["replicas"].is_null(), "plugin_daemon binds a host port: never scaled");
+            assert_eq!(
+                svc["api"]["environment"]["SQLALCHEMY_POOL_SIZE"].as_str(),
+                Some(api["pool_size"].to_string().as_str()),
+                "the api takes the shared .env"
+            );
+            assert_eq!(
+                svc["plugin_daemon"]["environment"]["DB_MAX_OPEN_CONNS"].as_str(),
+                Some(component(&plan, "plugin_daemon")["per_process_max"].to_string().as_str())
+            );
+            assert!(
+                svc["plugin_daemon"]["deploy"]["replicas"].is_null(),
+                "plugin_daemon binds a host port: never scaled"
+            );
             let db = if version == "1.9.1" { "db" } else { "db_postgres" };
-            let command: Vec<&str> = svc[db]["command"].as_sequence().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
+            let command: Vec<&str> =
+                svc[db]["command"].as_sequence().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
             let max = format!("max_connections={}", plan["database"]["max_connections"]);
             assert!(command.contains(&max.as_str()), "{db} command {command:?} lacks {max}");
-            assert!(svc["api"]["deploy"]["resources"]["limits"]["cpus"].as_f64().is_some() || svc["api"]["deploy"]["resources"]["limits"]["cpus"].as_str().is_some());
+            assert!(
+                svc["api"]["deploy"]["resources"]["limits"]["cpus"].as_f64().is_some()
+                    || svc["api"]["deploy"]["resources"]["limits"]["cpus"].as_str().is_some()
+            );
             if version == "1.16.1" {
-                assert_eq!(svc["api_websocket"]["environment"]["SQLALCHEMY_POOL_SIZE"].as_str(), Some(component(&plan, "api_websocket")["pool_size"].to_string().as_str()));
+                assert_eq!(
+                    svc["api_websocket"]["environment"]["SQLALCHEMY_POOL_SIZE"].as_str(),
+                    Some(component(&plan, "api_websocket")["pool_size"].to_string().as_str())
+                );
             }
         }
     }
@@ -291,13 +345,24 @@ fn rendered_compose_passes_check() {
             let r = run(&["check", &s(dir.path()), "--format", "json", "--app-role", "dedicated"]);
             assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
             let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-            let codes: Vec<&str> = v["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
+            let codes: Vec<&str> =
+                v["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
             for bad in BUDGET_CODES {
                 assert!(!codes.contains(&bad), "{version} at {qps} QPS: {bad} in {codes:?}\n{}", r.stdout);
             }
             assert_eq!(v["deployments"].as_array().unwrap().len(), 1, "one compose project");
             let plan = plan_json(version, qps, "compose");
-            assert_eq!(v["deployments"][0]["budget"]["demand"].as_u64().unwrap() + plan["budget"]["reserves"].as_array().unwrap().iter().map(|r| r["connections"].as_u64().unwrap()).sum::<u64>(), plan["budget"]["demand"].as_u64().unwrap(), "check counts what the plan counted");
+            assert_eq!(
+                v["deployments"][0]["budget"]["demand"].as_u64().unwrap()
+                    + plan["budget"]["reserves"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|r| r["connections"].as_u64().unwrap())
+                        .sum::<u64>(),
+                plan["budget"]["demand"].as_u64().unwrap(),
+                "check counts what the plan counted"
+            );
         }
     }
 }
@@ -313,10 +378,26 @@ fn kubernetes_manifests_validate_strictly() {
         for edition in ["test", "ha", "performance"] {
             for qps in ["10", "500"] {
                 let dir = tempfile::tempdir().unwrap();
-                ok(&run(&["render", "kubernetes", "--qps", qps, "--dify-version", version, "--edition", edition, "-o", &s(dir.path())]));
+                ok(&run(&[
+                    "render",
+                    "kubernetes",
+                    "--qps",
+                    qps,
+                    "--dify-version",
+                    version,
+                    "--edition",
+                    edition,
+                    "-o",
+                    &s(dir.path()),
+                ]));
                 let files: Vec<String> = listing(dir.path()).into_iter().map(|f| s(&dir.path().join(f))).collect();
                 assert!(files.len() >= 5, "{files:?}");
-                let out = Command::new(&tool).args(["--strict", "--kubernetes-version", KUBERNETES_VERSION]).args(&files).stdin(Stdio::null()).output().unwrap();
+                let out = Command::new(&tool)
+                    .args(["--strict", "--kubernetes-version", KUBERNETES_VERSION])
+                    .args(&files)
+                    .stdin(Stdio::null())
+                    .output()
+                    .unwrap();
                 let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
                 assert!(out.status.success(), "{version} {edition} {qps}: kubernetes-validate failed:\n{text}");
                 let passed = text.matches(" passed ").count();
@@ -334,7 +415,11 @@ fn kubernetes_manifests_match_the_plan() {
     let text = render_stdout(&["kubernetes"], "200", "1.16.1");
     let plan = plan_json("1.16.1", "200", "kubernetes");
     let docs = yaml_docs(&text);
-    let find = |kind: &str, name: &str| docs.iter().find(|d| d["kind"] == kind && d["metadata"]["name"] == name).unwrap_or_else(|| panic!("{kind} {name}"));
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{kind} {name}"))
+    };
     for (comp, name) in [("api", "dify-api"), ("worker", "dify-worker"), ("plugin_daemon", "dify-plugin-daemon")] {
         let c = component(&plan, comp);
         let d = find("Deployment", name);
@@ -343,9 +428,15 @@ fn kubernetes_manifests_match_the_plan() {
         let hpa = find("HorizontalPodAutoscaler", name);
         assert_eq!(hpa["spec"]["minReplicas"].as_u64(), c["replicas"].as_u64());
         assert_eq!(hpa["spec"]["maxReplicas"].as_u64(), c["max_replicas"].as_u64());
-        assert_eq!(hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"].as_u64(), Some((plan["edition_rules"]["cpu_target"].as_f64().unwrap() * 100.0).round() as u64));
+        assert_eq!(
+            hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"].as_u64(),
+            Some((plan["edition_rules"]["cpu_target"].as_f64().unwrap() * 100.0).round() as u64)
+        );
         assert!(find("PodDisruptionBudget", name)["spec"]["maxUnavailable"].as_u64().is_some());
-        assert_eq!(d["spec"]["template"]["spec"]["topologySpreadConstraints"][0]["topologyKey"], "topology.kubernetes.io/zone");
+        assert_eq!(
+            d["spec"]["template"]["spec"]["topologySpreadConstraints"][0]["topologyKey"],
+            "topology.kubernetes.io/zone"
+        );
         assert_eq!(d["metadata"]["labels"]["app.kubernetes.io/name"], "dify");
         assert_eq!(d["metadata"]["labels"]["app.kubernetes.io/managed-by"], "difyplan");
     }
@@ -356,11 +447,17 @@ fn kubernetes_manifests_match_the_plan() {
     let beat = find("Deployment", "dify-worker-beat");
     assert_eq!(beat["spec"]["replicas"].as_u64(), Some(1));
     assert_eq!(beat["spec"]["strategy"]["type"], "Recreate");
-    assert!(!docs.iter().any(|d| d["kind"] == "HorizontalPodAutoscaler" && d["metadata"]["name"] == "dify-worker-beat"));
+    assert!(
+        !docs.iter().any(|d| d["kind"] == "HorizontalPodAutoscaler" && d["metadata"]["name"] == "dify-worker-beat")
+    );
     // Each component's ConfigMap carries its own pool.
     for comp in ["api", "worker", "worker_beat", "api_websocket"] {
         let cm = find("ConfigMap", &format!("dify-{}-sizing", comp.replace('_', "-")));
-        assert_eq!(cm["data"]["SQLALCHEMY_POOL_SIZE"].as_str(), Some(component(&plan, comp)["pool_size"].to_string().as_str()), "{comp}");
+        assert_eq!(
+            cm["data"]["SQLALCHEMY_POOL_SIZE"].as_str(),
+            Some(component(&plan, comp)["pool_size"].to_string().as_str()),
+            "{comp}"
+        );
     }
     // PostgreSQL: every server setting once, as a ConfigMap and as `-c name=value` args.
     let pg = find("ConfigMap", "dify-postgresql-settings");
@@ -371,7 +468,11 @@ fn kubernetes_manifests_match_the_plan() {
     // The test edition has no zone spread and no disruption budgets.
     let test = yaml_docs(&render_stdout(&["kubernetes", "--edition", "test"], "200", "1.16.1"));
     assert!(!test.iter().any(|d| d["kind"] == "PodDisruptionBudget"));
-    assert!(test.iter().filter(|d| d["kind"] == "Deployment").all(|d| d["spec"]["template"]["spec"]["topologySpreadConstraints"].is_null()));
+    assert!(
+        test.iter()
+            .filter(|d| d["kind"] == "Deployment")
+            .all(|d| d["spec"]["template"]["spec"]["topologySpreadConstraints"].is_null())
+    );
 }
 
 /// Issue #4: the manifests pass `check` with no budget finding. The operator's own
@@ -383,13 +484,27 @@ fn rendered_kubernetes_passes_check() {
         for qps in ["10", "100", "500"] {
             let dir = tempfile::tempdir().unwrap();
             ok(&run(&["render", "kubernetes", "--qps", qps, "--dify-version", version, "-o", &s(dir.path())]));
-            fs::write(dir.path().join("dify-config.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dify-config\ndata:\n  DB_USERNAME: dify\n").unwrap();
+            fs::write(
+                dir.path().join("dify-config.yaml"),
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dify-config\ndata:\n  DB_USERNAME: dify\n",
+            )
+            .unwrap();
             let plan = plan_json(version, qps, "kubernetes");
             let max = plan["database"]["max_connections"].to_string();
-            let r = run(&["check", &s(dir.path()), "--format", "json", "--pg-max-connections", &max, "--app-role", "dedicated"]);
+            let r = run(&[
+                "check",
+                &s(dir.path()),
+                "--format",
+                "json",
+                "--pg-max-connections",
+                &max,
+                "--app-role",
+                "dedicated",
+            ]);
             assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
             let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-            let codes: Vec<&str> = v["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
+            let codes: Vec<&str> =
+                v["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
             for bad in BUDGET_CODES {
                 assert!(!codes.contains(&bad), "{version} at {qps} QPS: {bad} in {codes:?}\n{}", r.stdout);
             }
@@ -408,7 +523,8 @@ fn rendered_helm_values_pass_check() {
             let r = run(&["check", &s(&dir.path().join("values.yaml")), "--format", "json"]);
             assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
             let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-            let codes: Vec<&str> = v["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
+            let codes: Vec<&str> =
+                v["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
             for bad in BUDGET_CODES {
                 assert!(!codes.contains(&bad), "{chart} at {qps} QPS: {bad} in {codes:?}\n{}", r.stdout);
             }
@@ -445,7 +561,10 @@ fn assert_only_sizing_values_changed(before: &str, after: &str, name: &str) {
     let rest: String = new[old.len()..].concat();
     if !rest.is_empty() {
         let rest = rest.trim_start_matches(['\r', '\n']);
-        assert!(rest.starts_with(difyplan::render::patch::BLOCK_BEGIN), "{name}: only the marked block follows: {rest:?}");
+        assert!(
+            rest.starts_with(difyplan::render::patch::BLOCK_BEGIN),
+            "{name}: only the marked block follows: {rest:?}"
+        );
         assert!(rest.trim_end().ends_with(difyplan::render::patch::BLOCK_END), "{rest:?}");
     }
 }
@@ -484,7 +603,11 @@ fn patch_changes_only_sizing_values_and_is_idempotent() {
                 #[cfg(unix)]
                 {
                     use std::os::unix::fs::PermissionsExt;
-                    assert_eq!(fs::metadata(&env).unwrap().permissions().mode() & 0o777, 0o600, "{name}: the .env holds secrets");
+                    assert_eq!(
+                        fs::metadata(&env).unwrap().permissions().mode() & 0o777,
+                        0o600,
+                        "{name}: the .env holds secrets"
+                    );
                 }
                 // The patched file carries the plan: the api's pool, the database keys.
                 let values = dotenv::parse_map(&after, ".env", &Default::default()).unwrap();
@@ -494,7 +617,10 @@ fn patch_changes_only_sizing_values_and_is_idempotent() {
                 if version == "1.16.1" {
                     // Not in env.example: added in the marked block.
                     assert!(after.contains(difyplan::render::patch::BLOCK_BEGIN), "{name}");
-                    assert_eq!(values["DB_MAX_OPEN_CONNS"], component(&plan, "plugin_daemon")["per_process_max"].to_string());
+                    assert_eq!(
+                        values["DB_MAX_OPEN_CONNS"],
+                        component(&plan, "plugin_daemon")["per_process_max"].to_string()
+                    );
                 }
                 // Second run: nothing to change, nothing written (not even a new backup).
                 fs::remove_file(dir.path().join(".env.bak")).unwrap();
@@ -581,11 +707,17 @@ fn output_folder_missing_or_file_in_the_way() {
     assert!(listing(dir.path()).is_empty());
     // An existing file is kept without --force, and nothing else of the set is written.
     fs::write(dir.path().join("worker.yaml"), "mine\n").unwrap();
-    err2(&run(&["render", "kubernetes", "--qps", "10", "-o", &s(dir.path())]), &["worker.yaml", "already exists", "--force"]);
+    err2(
+        &run(&["render", "kubernetes", "--qps", "10", "-o", &s(dir.path())]),
+        &["worker.yaml", "already exists", "--force"],
+    );
     assert_eq!(listing(dir.path()), ["worker.yaml"]);
     assert_eq!(fs::read_to_string(dir.path().join("worker.yaml")).unwrap(), "mine\n");
     ok(&run(&["render", "kubernetes", "--qps", "10", "-o", &s(dir.path()), "--force"]));
-    assert_eq!(listing(dir.path()), ["api-websocket.yaml", "api.yaml", "plugin-daemon.yaml", "postgresql.yaml", "worker-beat.yaml", "worker.yaml"]);
+    assert_eq!(
+        listing(dir.path()),
+        ["api-websocket.yaml", "api.yaml", "plugin-daemon.yaml", "postgresql.yaml", "worker-beat.yaml", "worker.yaml"]
+    );
     fs::write(dir.path().join(".env"), "SECRET_KEY=keep\n").unwrap();
     err2(&run(&["render", "env", "--qps", "10", "-o", &s(dir.path())]), &[".env", "already exists"]);
     assert_eq!(fs::read_to_string(dir.path().join(".env")).unwrap(), "SECRET_KEY=keep\n");
@@ -596,7 +728,12 @@ struct Mount(PathBuf);
 
 impl Mount {
     fn tmpfs(dir: &Path, options: &str) -> Option<Mount> {
-        let ok = Command::new("mount").args(["-t", "tmpfs", "-o", options, "tmpfs"]).arg(dir).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
         ok.then(|| Mount(dir.to_path_buf()))
     }
 }
@@ -678,7 +815,11 @@ fn full_folder_is_refused_and_left_empty() {
         }
         cmd.output().unwrap()
     };
-    let r = Run { code: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() };
+    let r = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
     err2(&r, &["no space left", "nothing was written"]);
     assert!(listing(&dir).is_empty(), "{:?}", listing(&dir));
     drop(mount);
@@ -713,7 +854,10 @@ fn patch_target_must_be_a_dify_env() {
     // Dify's own compose file, and a file that is not there.
     let compose = s(&fixture("1.16.1/docker-compose.yaml"));
     err2(&run(&["render", "env", "--qps", "10", "--patch", &compose]), &["docker-compose.yaml", "YAML"]);
-    err2(&run(&["render", "env", "--qps", "10", "--patch", &s(&dir.path().join("missing.env"))]), &["missing.env", "no such file"]);
+    err2(
+        &run(&["render", "env", "--qps", "10", "--patch", &s(&dir.path().join("missing.env"))]),
+        &["missing.env", "no such file"],
+    );
     // An existing backup is kept unless --force.
     let env = dir.path().join(".env");
     fs::copy(fixture("1.16.1/env.example"), &env).unwrap();
@@ -742,7 +886,10 @@ fn user_templates_unknown_variable_and_missing_template() {
     err2(&r, &["kubernetes/postgresql.yaml.j2", "lacks the template"]);
     assert!(listing(out.path()).is_empty());
     // A folder that is not there.
-    err2(&run(&["render", "compose", "--qps", "10", "--templates", &s(&dir.path().join("nope"))]), &["nope", "no such template folder"]);
+    err2(
+        &run(&["render", "compose", "--qps", "10", "--templates", &s(&dir.path().join("nope"))]),
+        &["nope", "no such template folder"],
+    );
     // A template whose output is not YAML: refused before anything is written.
     let compose_t = dir.path().join("compose/docker-compose.override.yaml.j2");
     fs::write(&compose_t, "services: [unclosed\n").unwrap();
@@ -753,7 +900,10 @@ fn user_templates_unknown_variable_and_missing_template() {
 
 #[test]
 fn compose_bad_arguments() {
-    err2(&run(&["render", "compose", "--qps", "10", "--target", "kubernetes"]), &["render compose plans for docker compose"]);
+    err2(
+        &run(&["render", "compose", "--qps", "10", "--target", "kubernetes"]),
+        &["render compose plans for docker compose"],
+    );
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("docker-compose.yaml");
     fs::write(&f, "services:\n  api:\n    image: langgenius/dify-api:1.16.1\n").unwrap();

@@ -13,12 +13,17 @@ fn acceptance_levels_fit() {
     for profile in PROFILES {
         for qps in ["10", "100", "500", "2000"] {
             for target in ["compose", "kubernetes"] {
-                let run = difyplan(&["size", "--qps", qps, "--profile", profile, "--target", target, "--format", "json"]);
+                let run =
+                    difyplan(&["size", "--qps", qps, "--profile", profile, "--target", target, "--format", "json"]);
                 if run.code == 1 {
                     // Only where no single PostgreSQL server could take the plan (its limit is
                     // 262,143): 2,000 QPS of 20-second agent requests on Kubernetes.
                     let v = json(&run);
-                    assert!(v["shortfall"]["needed_max_connections"].as_u64().unwrap() > 262_143, "{profile} {qps} {target}: {}", run.stderr);
+                    assert!(
+                        v["shortfall"]["needed_max_connections"].as_u64().unwrap() > 262_143,
+                        "{profile} {qps} {target}: {}",
+                        run.stderr
+                    );
                     assert!(run.stderr.contains("missing"));
                     assert_eq!((profile, qps, target), ("agent", "2000", "kubernetes"));
                     continue;
@@ -29,8 +34,22 @@ fn acceptance_levels_fit() {
                 let demand = v["budget"]["demand"].as_u64().unwrap();
                 let usable = v["budget"]["usable"].as_u64().unwrap();
                 assert!(demand <= usable, "{profile} {qps}: {demand} > {usable}");
-                let lines: u64 = v["budget"]["lines"].as_array().unwrap().iter().map(|l| l["worst_pods"].as_u64().unwrap() * l["processes"].as_u64().unwrap() * l["per_process_max"].as_u64().unwrap()).sum();
-                let reserves: u64 = v["budget"]["reserves"].as_array().unwrap().iter().map(|r| r["connections"].as_u64().unwrap()).sum();
+                let lines: u64 = v["budget"]["lines"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|l| {
+                        l["worst_pods"].as_u64().unwrap()
+                            * l["processes"].as_u64().unwrap()
+                            * l["per_process_max"].as_u64().unwrap()
+                    })
+                    .sum();
+                let reserves: u64 = v["budget"]["reserves"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["connections"].as_u64().unwrap())
+                    .sum();
                 assert_eq!(lines + reserves, demand);
                 let max = v["database"]["max_connections"].as_u64().unwrap();
                 assert_eq!(usable, max - 3, "a dedicated role (the default) loses superuser_reserved_connections");
@@ -43,7 +62,18 @@ fn acceptance_levels_fit() {
 fn table_names_every_component_and_the_budget() {
     let run = difyplan(&["size", "--qps", "500"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    for word in ["api", "api_websocket", "worker", "worker_beat", "plugin_daemon", "demand", "max_connections", "usable cap", "headroom", "efficiency"] {
+    for word in [
+        "api",
+        "api_websocket",
+        "worker",
+        "worker_beat",
+        "plugin_daemon",
+        "demand",
+        "max_connections",
+        "usable cap",
+        "headroom",
+        "efficiency",
+    ] {
         assert!(run.stdout.contains(word), "table lacks {word}:\n{}", run.stdout);
     }
     assert!(run.stderr.is_empty(), "a fitting plan prints nothing on stderr: {}", run.stderr);
@@ -76,7 +106,11 @@ fn env_example_keys(version: &str) -> BTreeSet<String> {
     let mut keys = BTreeSet::new();
     for path in paths {
         let text = std::fs::read_to_string(&path).expect("fixture");
-        keys.extend(text.lines().filter_map(|l| l.split_once('=').map(|(k, _)| k.trim().to_string())).filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')));
+        keys.extend(
+            text.lines().filter_map(|l| l.split_once('=').map(|(k, _)| k.trim().to_string())).filter(|k| {
+                !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            }),
+        );
     }
     keys
 }
@@ -89,7 +123,19 @@ fn env_keys_exist_in_dify() {
         let known = env_example_keys(version);
         assert!(known.contains("SQLALCHEMY_POOL_SIZE"), "fixture parse sanity");
         for profile in PROFILES {
-            let mut args = vec!["size", "--qps", "500", "--profile", profile, "--format", "env", "--dify-version", version, "--retention-days", "30"];
+            let mut args = vec![
+                "size",
+                "--qps",
+                "500",
+                "--profile",
+                profile,
+                "--format",
+                "env",
+                "--dify-version",
+                version,
+                "--retention-days",
+                "30",
+            ];
             args.extend_from_slice(extra);
             if version == "1.16.1" {
                 args.extend_from_slice(&["--workflow-log-store", "logstore"]);
@@ -121,7 +167,12 @@ fn env_keys_exist_in_dify() {
 fn env_matches_json() {
     let v = json(&difyplan(&["size", "--qps", "200", "--format", "json"]));
     let env = difyplan(&["size", "--qps", "200", "--format", "env"]).stdout;
-    let get = |k: &str| env.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).map(str::to_string).unwrap_or_else(|| panic!("{k} missing"));
+    let get = |k: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("{k} missing"))
+    };
     let api = v["components"].as_array().unwrap().iter().find(|c| c["component"] == "api").unwrap();
     assert_eq!(get("SERVER_WORKER_AMOUNT"), api["processes_per_pod"].to_string());
     assert_eq!(get("SERVER_WORKER_CONNECTIONS"), api["slots_per_process"].to_string());
@@ -152,16 +203,48 @@ fn fixed_cap_too_small() {
 /// The highest QPS a fixed cap holds, found by the shortfall search, really fits that cap.
 #[test]
 fn max_qps_at_cap_fits() {
-    let v = json(&difyplan(&["size", "--qps", "300", "--profile", "workflow", "--pg-max-connections", "800", "--format", "json"]));
+    let v = json(&difyplan(&[
+        "size",
+        "--qps",
+        "300",
+        "--profile",
+        "workflow",
+        "--pg-max-connections",
+        "800",
+        "--format",
+        "json",
+    ]));
     let q = v["shortfall"]["max_qps_at_cap"].as_f64().expect("a cap of 800 holds some QPS");
-    let at = difyplan(&["size", "--qps", &q.to_string(), "--profile", "workflow", "--pg-max-connections", "800", "--format", "json"]);
+    let at = difyplan(&[
+        "size",
+        "--qps",
+        &q.to_string(),
+        "--profile",
+        "workflow",
+        "--pg-max-connections",
+        "800",
+        "--format",
+        "json",
+    ]);
     assert_eq!(at.code, 0, "{q} QPS should fit: {}", at.stderr);
 }
 
 /// A fixed cap that is large enough plans exactly as a free one, with that cap.
 #[test]
 fn fixed_cap_large_enough() {
-    let run = difyplan(&["size", "--qps", "50", "--profile", "workflow", "--pg-max-connections", "5000", "--app-role", "superuser", "--format", "json"]);
+    let run = difyplan(&[
+        "size",
+        "--qps",
+        "50",
+        "--profile",
+        "workflow",
+        "--pg-max-connections",
+        "5000",
+        "--app-role",
+        "superuser",
+        "--format",
+        "json",
+    ]);
     assert_eq!(run.code, 0);
     let v = json(&run);
     assert_eq!(v["budget"]["usable"], 5000, "a superuser uses every slot");
@@ -171,7 +254,17 @@ fn fixed_cap_large_enough() {
 #[test]
 fn profile_overrides_change_the_plan() {
     let base = json(&difyplan(&["size", "--qps", "100", "--profile", "workflow", "--format", "json"]));
-    let slow = json(&difyplan(&["size", "--qps", "100", "--profile", "workflow", "--request-seconds", "16", "--format", "json"]));
+    let slow = json(&difyplan(&[
+        "size",
+        "--qps",
+        "100",
+        "--profile",
+        "workflow",
+        "--request-seconds",
+        "16",
+        "--format",
+        "json",
+    ]));
     assert_eq!(slow["input"]["profile"]["request_seconds"], 16.0);
     assert!(slow["budget"]["demand"].as_u64() > base["budget"]["demand"].as_u64());
 }
@@ -195,7 +288,8 @@ fn bad_input_exits_2_with_a_message() {
     let unknown = dir.path().join("unknown.toml");
     std::fs::write(&unknown, format!("{chat}\nrequest_secs = 3\n")).unwrap();
     let missing = dir.path().join("missing.toml");
-    std::fs::write(&missing, chat.lines().filter(|l| !l.starts_with("pg_cpu_ms")).collect::<Vec<_>>().join("\n")).unwrap();
+    std::fs::write(&missing, chat.lines().filter(|l| !l.starts_with("pg_cpu_ms")).collect::<Vec<_>>().join("\n"))
+        .unwrap();
     let negative = dir.path().join("negative.toml");
     std::fs::write(&negative, chat.replace("request_seconds = 8.0", "request_seconds = -2.0")).unwrap();
     let binary = dir.path().join("binary.toml");
@@ -269,11 +363,37 @@ fn workflow_log_storage() {
     assert!((v["logs"]["daily_bytes"].as_f64().unwrap() - daily).abs() < 1.0);
     assert!((v["logs"]["pg_disk_bytes"].as_f64().unwrap() - daily * 300.0 * 1.3).abs() < 1e3);
     assert_eq!(v["logs"]["recommend_log_store"], true, "about 40 TiB of logs");
-    let pg = json(&difyplan(&["size", "--qps", "500", "--retention-days", "300", "--format", "json", "--workflow-log-store", "logstore"]));
+    let pg = json(&difyplan(&[
+        "size",
+        "--qps",
+        "500",
+        "--retention-days",
+        "300",
+        "--format",
+        "json",
+        "--workflow-log-store",
+        "logstore",
+    ]));
     assert_eq!(pg["logs"]["pg_disk_bytes"], 0.0);
     assert!(pg["database"]["cores"].as_u64() < v["database"]["cores"].as_u64(), "the log store saves PostgreSQL CPU");
-    let env = difyplan(&["size", "--qps", "500", "--retention-days", "300", "--format", "env", "--workflow-log-store", "logstore"]).stdout;
-    for key in ["CORE_WORKFLOW_EXECUTION_REPOSITORY", "CORE_WORKFLOW_NODE_EXECUTION_REPOSITORY", "API_WORKFLOW_RUN_REPOSITORY", "API_WORKFLOW_NODE_EXECUTION_REPOSITORY"] {
+    let env = difyplan(&[
+        "size",
+        "--qps",
+        "500",
+        "--retention-days",
+        "300",
+        "--format",
+        "env",
+        "--workflow-log-store",
+        "logstore",
+    ])
+    .stdout;
+    for key in [
+        "CORE_WORKFLOW_EXECUTION_REPOSITORY",
+        "CORE_WORKFLOW_NODE_EXECUTION_REPOSITORY",
+        "API_WORKFLOW_RUN_REPOSITORY",
+        "API_WORKFLOW_NODE_EXECUTION_REPOSITORY",
+    ] {
         let line = env.lines().find(|l| l.starts_with(&format!("{key}="))).unwrap_or_else(|| panic!("{key} missing"));
         assert!(line.contains("extensions.logstore.repositories."), "{line}");
     }
@@ -286,12 +406,31 @@ fn workflow_log_storage() {
     // connections in use shrink; the worst case (the measured peak) does not grow.
     let base = json(&difyplan(&["size", "--qps", "200", "--profile", "workflow", "--format", "json"]));
     for store in ["celery", "logstore"] {
-        let moved = json(&difyplan(&["size", "--qps", "200", "--profile", "workflow", "--format", "json", "--workflow-log-store", store]));
-        let api = |v: &serde_json::Value| v["components"].as_array().unwrap().iter().find(|c| c["component"] == "api").unwrap().clone();
+        let moved = json(&difyplan(&[
+            "size",
+            "--qps",
+            "200",
+            "--profile",
+            "workflow",
+            "--format",
+            "json",
+            "--workflow-log-store",
+            store,
+        ]));
+        let api = |v: &serde_json::Value| {
+            v["components"].as_array().unwrap().iter().find(|c| c["component"] == "api").unwrap().clone()
+        };
         assert!(api(&moved)["pool_size"].as_u64() < api(&base)["pool_size"].as_u64(), "{store}");
-        assert!(moved["efficiency"]["mean_connections_in_use"].as_f64() < base["efficiency"]["mean_connections_in_use"].as_f64(), "{store}");
+        assert!(
+            moved["efficiency"]["mean_connections_in_use"].as_f64()
+                < base["efficiency"]["mean_connections_in_use"].as_f64(),
+            "{store}"
+        );
         assert!(moved["budget"]["demand"].as_u64() <= base["budget"]["demand"].as_u64(), "{store}");
-        assert!(moved["derivations"].as_array().unwrap().iter().any(|d| d["name"] == "connections per blocking request"), "--explain shows the change");
+        assert!(
+            moved["derivations"].as_array().unwrap().iter().any(|d| d["name"] == "connections per blocking request"),
+            "--explain shows the change"
+        );
     }
     let old = difyplan(&["size", "--qps", "10", "--dify-version", "1.9.1", "--workflow-log-store", "logstore"]);
     assert_eq!(old.code, 2);
@@ -321,12 +460,26 @@ fn database_too_small_warns_with_numbers() {
     assert_eq!(v["database"]["memory"]["fits"], false);
     let largest = v["database"]["memory"]["largest_safe_max_connections"].as_u64().unwrap();
     assert!(largest < v["database"]["max_connections"].as_u64().unwrap());
-    let note = v["notes"].as_array().unwrap().iter().filter_map(|n| n.as_str()).find(|n| n.starts_with("WARNING")).expect("a memory warning");
+    let note = v["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str())
+        .find(|n| n.starts_with("WARNING"))
+        .expect("a memory warning");
     assert!(note.contains(&format!("largest safe max_connections is {largest}")), "{note}");
     assert!(note.contains("--pg-memory"), "{note}");
     // PGTune's own numbers for the host: shared_buffers is a quarter of 2 GiB.
-    assert!(v["database"]["env"].as_array().unwrap().iter().any(|kv| kv[0] == "POSTGRES_SHARED_BUFFERS" && kv[1] == "512MB"));
+    assert!(
+        v["database"]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|kv| kv[0] == "POSTGRES_SHARED_BUFFERS" && kv[1] == "512MB")
+    );
     let chosen = json(&difyplan(&["size", "--qps", "100", "--format", "json"]));
     assert_eq!(chosen["database"]["memory"]["fits"], true);
-    assert!(chosen["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().starts_with("PostgreSQL host assumed")));
+    assert!(
+        chosen["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().starts_with("PostgreSQL host assumed"))
+    );
 }
