@@ -30,8 +30,14 @@ pub struct Assumptions {
     pub streaming_start_hold_seconds: f64,
     /// Chat apps: api pool ÷ admitted requests; measured ≈ 2 (DOMAIN.md §8, 20+0 clean at 10 greenlets).
     pub chat_pool_factor: f64,
-    /// Worker pool headroom over `-c` when chat runs stream: 1.05–1.11 connections per run (DOMAIN.md §8).
-    pub worker_chat_headroom: f64,
+    /// Worker pool ÷ `-c` when chat runs stream: a chat run holds one connection for its whole
+    /// duration and takes a second at its start and end, so under overload a pool of `-c` + 10%
+    /// deadlocked and 2 × `-c` only queued (docs/model.md §9).
+    pub worker_chat_pool_factor: f64,
+    /// Greenlets and `-c` cover the quantile of this multiple of the planned in-flight mean: 1
+    /// sizes for the target load; 1.5 admits half as much again before requests wait in the
+    /// listen backlog or the broker (docs/model.md §10, "Overload").
+    pub overload_headroom: f64,
     /// Worker connections per concurrent workflow run: 2–4 busy for 8 runs (DOMAIN.md §8).
     pub worker_workflow_connections_per_run: f64,
     /// api_websocket pool per process. Its connection use was not measured (DOMAIN.md §8); an assumption.
@@ -73,7 +79,8 @@ impl Default for Assumptions {
             slots_per_process_max: 1000,
             streaming_start_hold_seconds: 0.7,
             chat_pool_factor: 2.0,
-            worker_chat_headroom: 0.1,
+            worker_chat_pool_factor: 2.0,
+            overload_headroom: 1.0,
             worker_workflow_connections_per_run: 0.5,
             websocket_pool_size: 5,
             websocket_max_overflow: 5,
@@ -162,6 +169,12 @@ impl Assumptions {
             if v == 0 {
                 return Err(format!("--assume {name}=0: must be at least 1"));
             }
+        }
+        if self.worker_chat_pool_factor < 1.0 {
+            return Err("--assume worker_chat_pool_factor must be ≥ 1 (below it chat runs deadlock the worker)".into());
+        }
+        if !(1.0..=10.0).contains(&self.overload_headroom) {
+            return Err(format!("--assume overload_headroom={}: must lie between 1 and 10", self.overload_headroom));
         }
         if self.chat_pool_factor < 1.0 {
             return Err("--assume chat_pool_factor must be ≥ 1 (below it chat apps deadlock, DOMAIN.md §8)".into());

@@ -3,6 +3,7 @@
 
 pub mod assumptions;
 pub mod budget;
+mod components;
 pub mod pgtune;
 pub mod plan;
 pub mod profile;

@@ -415,55 +415,69 @@ pub fn tune(host: &PgHost, max_connections: u64) -> Tuning {
     }
 }
 
-/// What one connection costs besides work_mem: DOMAIN.md §5 says "about 2–10 MB"; the safe end.
-pub const PER_BACKEND_OVERHEAD_BYTES: u64 = 10 * MIB;
+/// What one open backend costs besides work_mem. Measured on PostgreSQL 15: 1.06–1.10 MiB of
+/// private memory idle, 1.41–1.47 MiB after a catalog query left it idle in transaction,
+/// whatever max_connections is (docs/model.md §9); rounded up to 2 MiB, the published accurate
+/// measure ("under 2 MiB per connection"). Page tables come on top without huge pages, see
+/// [`huge_pages_advice`].
+pub const PER_BACKEND_OVERHEAD_BYTES: u64 = 2 * MIB;
+/// Shared memory per `max_connections` slot, allocated at start whether used or not: about
+/// 48 kB measured (143 MB at 100 slots, 617 MB at 10,000; docs/model.md §9).
+pub const PER_SLOT_BYTES: u64 = 48 * KIB;
 /// work_mem allowances per connection running a query: Dify's queries are short lookups and
-/// writes (11–28 ms of PostgreSQL CPU per request, DOMAIN.md §8), so one sort or hash at a time.
+/// writes (11–28 ms of PostgreSQL CPU per request, docs/model.md §8), so one sort or hash at a time.
 /// PGTune's own divisor of 3 is the headroom above this (maintenance, autovacuum, the OS).
 pub const WORK_MEM_ALLOWANCES_PER_BACKEND: u64 = 1;
 /// Backends running a query at once, per CPU. Most of Dify's connections sit idle in
-/// transaction while requests wait on the LLM (DOMAIN.md §1, §8), and PostgreSQL runs about
-/// cores × 2 queries usefully at once (DOMAIN.md §5); twice that is the allowance.
+/// transaction while requests wait on the LLM (docs/model.md §1, §8), and PostgreSQL runs about
+/// cores × 2 queries usefully at once (docs/model.md §5); twice that is the allowance.
 pub const ACTIVE_BACKENDS_PER_CPU: u64 = 4;
 
-/// Whether `max_connections` fit the database's memory, and what would.
+/// Whether the backends that can be open fit the database's memory, and what would.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MemoryCheck {
     pub fits: bool,
-    /// shared_buffers + max_connections × per_backend_bytes.
+    /// Backends that can be open at once: the plan's worst case, at most max_connections.
+    pub open_backends: u64,
+    /// shared_buffers + max_connections × per-slot shared memory + open backends × overhead
+    /// + work_mem of the backends running a query at once.
     pub needed_bytes: u64,
     /// The host's memory.
     pub available_bytes: u64,
-    /// The most connections that fit once PGTune re-tunes work_mem for that many (see [`memory_check`]).
-    pub largest_safe_max_connections: u64,
+    /// The most backends that fit open at once, with max_connections set to that many and
+    /// PGTune re-tuned for it (see [`memory_check`]).
+    pub largest_safe_backends: u64,
     /// Backend overhead + work_mem × allowances, at the tuned work_mem.
     pub per_backend_bytes: u64,
-    /// The smallest whole number of GiB at which these `max_connections` fit after re-tuning;
-    /// `None` when not even 16 TiB would.
+    /// The smallest whole number of GiB at which these backends fit after re-tuning; `None`
+    /// when not even 16 TiB would.
     pub memory_to_fit_bytes: Option<u64>,
     /// One sentence: what fits, or what to change.
     pub remedy: String,
+    /// Set when the page tables of many backends call for huge pages.
+    pub huge_pages_advice: Option<String>,
 }
 
-/// Memory sanity: shared_buffers + max_connections × (per-backend overhead + work_mem) ≤ RAM.
+/// Memory sanity: shared_buffers + max_connections × 48 kB + open backends × (overhead) +
+/// work_mem of the active backends ≤ RAM.
 ///
-/// work_mem depends on max_connections (PGTune divides by it), so lowering max_connections to
-/// the number the fixed-work_mem inequality allows would raise work_mem and could break the
-/// inequality again. The largest safe value is therefore the largest `n` for which
-/// `tune(host, n)` passes this same check — what the operator gets after re-running with it.
-/// The memory needed grows with `n` (each connection adds at least 10 MB while `n × work_mem`
-/// stays below (RAM − shared_buffers)/3 or grows by the 4 MB floor), so a bisection finds it.
-pub fn memory_check(host: &PgHost, tuning: &Tuning) -> MemoryCheck {
+/// Memory follows the backends really open (each process keeps `SQLALCHEMY_POOL_SIZE` open
+/// after a burst, overflow while in use), not max_connections × a per-connection figure: an
+/// unused slot costs only its shared memory. work_mem depends on max_connections (PGTune divides
+/// by it), so the largest safe count is the largest `n` for which `tune(host, n)` passes with
+/// `n` backends open — what the operator gets after re-running with it; a bisection finds it.
+pub fn memory_check(host: &PgHost, tuning: &Tuning, open_backends: u64) -> MemoryCheck {
+    let open_backends = open_backends.min(tuning.max_connections);
     let available_bytes = host.memory_bytes;
     let per_backend_bytes = per_backend_bytes(tuning);
-    let needed_bytes = needed_bytes(tuning, host.cpus);
+    let needed_bytes = needed_bytes(tuning, host.cpus, open_backends);
     let fits = needed_bytes <= available_bytes;
-    let largest = largest_safe_max_connections(host);
-    let memory_to_fit_bytes = memory_to_fit(host, tuning.max_connections);
+    let largest = largest_safe_backends(host);
+    let memory_to_fit_bytes = memory_to_fit(host, tuning.max_connections, open_backends);
 
     let remedy = if fits {
         format!(
-            "fits: {} connections need about {} of {}; up to {largest} would fit after re-tuning",
+            "fits: {open_backends} open backends and {} slots need about {} of {}; up to {largest} open backends would fit",
             tuning.max_connections,
             human_bytes(needed_bytes),
             human_bytes(available_bytes)
@@ -477,11 +491,11 @@ pub fn memory_check(host: &PgHost, tuning: &Tuning) -> MemoryCheck {
             "not one connection fits beside shared_buffers".to_string()
         } else {
             format!(
-                "lower max_connections to {largest} or less (smaller pools, fewer processes, or a pooler such as PgBouncer in front of the plugin daemon, whose sessions are short)"
+                "bring the connections that can be open to {largest} or less (smaller pools, fewer processes, or a pooler: --pooler pgbouncer)"
             )
         };
         format!(
-            "{} connections need about {} but PostgreSQL has {}: {fewer}, {more_memory}",
+            "{open_backends} open backends and {} slots need about {} but PostgreSQL has {}: {fewer}, {more_memory}",
             tuning.max_connections,
             human_bytes(needed_bytes),
             human_bytes(available_bytes)
@@ -490,13 +504,32 @@ pub fn memory_check(host: &PgHost, tuning: &Tuning) -> MemoryCheck {
 
     MemoryCheck {
         fits,
+        open_backends,
         needed_bytes,
         available_bytes,
-        largest_safe_max_connections: largest,
+        largest_safe_backends: largest,
         per_backend_bytes,
         memory_to_fit_bytes,
         remedy,
+        huge_pages_advice: huge_pages_advice(tuning, open_backends, available_bytes),
     }
+}
+
+/// Without huge pages every backend that touches all of shared_buffers maps it with 4 kB pages:
+/// 8 bytes of page table per 4 kB, shared_buffers ÷ 512 per backend. When that could take more
+/// than a tenth of the host, say so and how many 2 MiB huge pages to reserve.
+pub fn huge_pages_advice(tuning: &Tuning, open_backends: u64, memory_bytes: u64) -> Option<String> {
+    let shared = tuning.shared_buffers_kb.saturating_mul(KIB);
+    let page_tables = u128::from(shared / 512) * u128::from(open_backends);
+    if page_tables * 10 <= u128::from(memory_bytes) {
+        return None;
+    }
+    let pages = (shared + shared / 20).div_ceil(2 * MIB);
+    Some(format!(
+        "{open_backends} backends mapping {} of shared_buffers with 4 kB pages could spend up to {} on page tables: set huge_pages = on and reserve the huge pages on the database host (vm.nr_hugepages = {pages} at 2 MiB each); the memory plan counts backends with huge pages",
+        human_bytes(shared),
+        human_bytes(u64::try_from(page_tables).unwrap_or(u64::MAX))
+    ))
 }
 
 fn per_backend_bytes(tuning: &Tuning) -> u64 {
@@ -504,48 +537,52 @@ fn per_backend_bytes(tuning: &Tuning) -> u64 {
     PER_BACKEND_OVERHEAD_BYTES.saturating_add(work_mem)
 }
 
-/// shared_buffers + every backend's overhead + work_mem for the backends that run a query at once.
-fn needed_bytes(tuning: &Tuning, cpus: u32) -> u64 {
+/// shared_buffers + every slot's shared memory + every open backend's overhead + work_mem for
+/// the backends that run a query at once.
+fn needed_bytes(tuning: &Tuning, cpus: u32, open_backends: u64) -> u64 {
     let shared = u128::from(tuning.shared_buffers_kb) * u128::from(KIB);
-    let backends = u128::from(tuning.max_connections) * u128::from(PER_BACKEND_OVERHEAD_BYTES);
-    let active = u128::from(tuning.max_connections.min(u64::from(cpus).saturating_mul(ACTIVE_BACKENDS_PER_CPU)));
+    let slots = u128::from(tuning.max_connections) * u128::from(PER_SLOT_BYTES);
+    let backends = u128::from(open_backends) * u128::from(PER_BACKEND_OVERHEAD_BYTES);
+    let active = u128::from(open_backends.min(u64::from(cpus).saturating_mul(ACTIVE_BACKENDS_PER_CPU)));
     let work_mem = active * u128::from(per_backend_bytes(tuning) - PER_BACKEND_OVERHEAD_BYTES);
-    u64::try_from(shared + backends + work_mem).unwrap_or(u64::MAX)
+    u64::try_from(shared + slots + backends + work_mem).unwrap_or(u64::MAX)
 }
 
-fn fits_after_tuning(host: &PgHost, max_connections: u64) -> bool {
-    needed_bytes(&tune(host, max_connections), host.cpus) <= host.memory_bytes
+/// Whether `open` backends of `max_connections` fit once PGTune re-tunes for them.
+pub fn fits_after_tuning(host: &PgHost, max_connections: u64, open: u64) -> bool {
+    needed_bytes(&tune(host, max_connections), host.cpus, open.min(max_connections)) <= host.memory_bytes
 }
 
-fn largest_safe_max_connections(host: &PgHost) -> u64 {
-    // Every connection costs at least the overhead, so none past this bound can fit.
+fn largest_safe_backends(host: &PgHost) -> u64 {
+    let fits = |n: u64| fits_after_tuning(host, n, n);
+    // Every backend costs at least the overhead, so none past this bound can fit.
     let room = host.memory_bytes.saturating_sub(host.memory_kb() / 4 * KIB);
     let bound = room / PER_BACKEND_OVERHEAD_BYTES;
     let (mut lo, mut hi) = (0, bound);
     while lo < hi {
         let mid = lo + (hi - lo).div_ceil(2);
-        if fits_after_tuning(host, mid) { lo = mid } else { hi = mid - 1 }
+        if fits(mid) { lo = mid } else { hi = mid - 1 }
     }
     // The need is not strictly monotone for small counts (the active backends' work_mem falls as
     // PGTune divides by more connections), so settle on an edge: fits at n, not at n + 1.
-    while lo > 0 && !fits_after_tuning(host, lo) {
+    while lo > 0 && !fits(lo) {
         lo -= 1;
     }
-    while lo < bound && fits_after_tuning(host, lo + 1) {
+    while lo < bound && fits(lo + 1) {
         lo += 1;
     }
     lo
 }
 
-fn memory_to_fit(host: &PgHost, max_connections: u64) -> Option<u64> {
+fn memory_to_fit(host: &PgHost, max_connections: u64, open: u64) -> Option<u64> {
     let at = |gib: u64| PgHost { memory_bytes: gib * GIB, ..*host };
     let (mut lo, mut hi) = (1, MAX_MEMORY_BYTES / GIB);
-    if !fits_after_tuning(&at(hi), max_connections) {
+    if !fits_after_tuning(&at(hi), max_connections, open) {
         return None;
     }
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        if fits_after_tuning(&at(mid), max_connections) { hi = mid } else { lo = mid + 1 }
+        if fits_after_tuning(&at(mid), max_connections, open) { hi = mid } else { lo = mid + 1 }
     }
     Some(lo * GIB)
 }
@@ -847,7 +884,7 @@ mod tests {
                     let h = PgHost { memory_bytes: bytes, cpus, storage: Storage::Hdd, pg_version: 0 };
                     let t = tune(&h, conns);
                     let _ = t.settings();
-                    let _ = memory_check(&h, &t);
+                    let _ = memory_check(&h, &t, conns);
                 }
             }
         }
@@ -899,51 +936,70 @@ mod tests {
 
     #[test]
     fn memory_check_too_small_database() {
-        // 2 GiB = 2097152 kB, 2 CPUs, 2000 connections: shared_buffers 524288 kB, work_mem floored
-        // to 4096 kB; every backend costs 10240 kB, the 4 × 2 = 8 running a query also work_mem:
-        // needed 524288 + 2000 × 10240 + 8 × 4096 = 21037056 kB ≫ RAM.
+        // 2 GiB = 2097152 kB, 2 CPUs, 2000 connections all open: shared_buffers 524288 kB,
+        // work_mem floored to 4096 kB; 2000 slots × 48 kB = 96000 kB; every open backend
+        // 2048 kB, the 4 × 2 = 8 running a query also work_mem:
+        // needed 524288 + 96000 + 2000 × 2048 + 8 × 4096 = 4749056 kB ≫ RAM.
         let h = host(2, 2);
-        let c = memory_check(&h, &tune(&h, 2000));
+        let c = memory_check(&h, &tune(&h, 2000), 2000);
         assert!(!c.fits);
-        assert_eq!(c.per_backend_bytes, 14336 * 1024);
-        assert_eq!(c.needed_bytes, 21_037_056 * 1024);
+        assert_eq!(c.per_backend_bytes, (2048 + 4096) * 1024);
+        assert_eq!(c.needed_bytes, 4_749_056 * 1024);
         assert_eq!(c.available_bytes, 2 * GIB);
-        // Largest safe, by hand: 10240 n + 8 × work_mem(n) ≤ 2097152 − 524288 = 1572864 kB,
+        // Largest safe, by hand: 48 n + 2048 n + 8 × work_mem(n) ≤ 2097152 − 524288 = 1572864 kB,
         // work_mem(n) = max(4096, ⌊1572864 ÷ (3(n + 8))⌋), at the floor from n = 121:
-        //   n = 150: 1536000 + 32768 = 1568768 ≤ 1572864 — fits;
-        //   n = 151: 1546240 + 32768 = 1579008 > 1572864 — does not.
-        assert_eq!(c.largest_safe_max_connections, 150);
-        assert!(c.remedy.contains("lower max_connections to 150"), "{}", c.remedy);
-        // The memory that holds 2000 connections, R GiB: 2000 × 10240 + 8 × work_mem ≤ 3R/4 GiB
-        // in kB = 786432 R, work_mem = max(4096, ⌊786432 R ÷ 6024⌋):
-        //   R = 26: 20447232 < 20480000 — not even the overhead fits;
-        //   R = 27: work_mem at the floor, 20480000 + 32768 = 20512768 ≤ 21233664 — fits.
+        //   n = 734: 2096 × 734 + 32768 = 1571232 ≤ 1572864 — fits;
+        //   n = 735: 1573328 > 1572864 — does not.
+        assert_eq!(c.largest_safe_backends, 734);
+        assert!(c.remedy.contains("to 734 or less"), "{}", c.remedy);
+        // The memory that holds 2000 open, R GiB: 2000 × 2096 + 32768 = 4224768 kB ≤ 786432 R
+        // (3R/4 GiB in kB), so R = 6 (4718592).
         let to_fit = c.memory_to_fit_bytes.expect("a host up to 16 TiB holds 2000");
-        assert!(fits_after_tuning(&PgHost { memory_bytes: to_fit, ..h }, 2000));
-        assert!(!fits_after_tuning(&PgHost { memory_bytes: to_fit - GIB, ..h }, 2000));
-        assert_eq!(to_fit, 27 * GIB);
-        assert!(c.remedy.contains("27.0 GiB"), "{}", c.remedy);
+        assert!(fits_after_tuning(&PgHost { memory_bytes: to_fit, ..h }, 2000, 2000));
+        assert!(!fits_after_tuning(&PgHost { memory_bytes: to_fit - GIB, ..h }, 2000, 2000));
+        assert_eq!(to_fit, 6 * GIB);
+        assert!(c.remedy.contains("6.0 GiB"), "{}", c.remedy);
+    }
+
+    #[test]
+    fn unused_slots_cost_only_shared_memory() {
+        // The same 2 GiB host holds 2000 slots when only 100 backends can be open.
+        let h = host(2, 2);
+        let c = memory_check(&h, &tune(&h, 2000), 100);
+        assert!(c.fits, "{}", c.remedy);
+        assert_eq!(c.open_backends, 100);
+    }
+
+    #[test]
+    fn vendor_500_qps_database_holds_every_slot() {
+        // 16 cores, 128 GB, max_connections 12,800, every slot open: 32 GiB shared_buffers +
+        // 12,800 × (48 kB + 2 MiB) ≈ 26 GiB + work_mem of 64 active backends.
+        let h = PgHost { memory_bytes: 128 * GIB, cpus: 16, ..DEFAULT_HOST };
+        let c = memory_check(&h, &tune(&h, 12_800), 12_800);
+        assert!(c.fits, "{}", c.remedy);
+        assert!(c.huge_pages_advice.is_some(), "12,800 backends over 32 GiB of shared_buffers need huge pages");
     }
 
     #[test]
     fn memory_check_fits_for_pgtune_defaults() {
         let h = host(8, 2);
-        let c = memory_check(&h, &tune(&h, 200));
+        let c = memory_check(&h, &tune(&h, 200), 200);
         assert!(c.fits, "{}", c.remedy);
-        assert!(c.largest_safe_max_connections >= 200);
+        assert!(c.largest_safe_backends >= 200);
         assert!(c.remedy.starts_with("fits"));
+        assert_eq!(c.huge_pages_advice, None);
     }
 
     #[test]
     fn largest_safe_is_the_edge_of_fitting() {
         for gib in [1, 2, 4, 16] {
             let h = host(gib, 4);
-            let n = largest_safe_max_connections(&h);
-            assert!(fits_after_tuning(&h, n), "{gib} GiB, {n}");
-            assert!(!fits_after_tuning(&h, n + 1), "{gib} GiB, {n}");
+            let n = largest_safe_backends(&h);
+            assert!(fits_after_tuning(&h, n, n), "{gib} GiB, {n}");
+            assert!(!fits_after_tuning(&h, n + 1, n + 1), "{gib} GiB, {n}");
             // Beyond the edge nothing fits again (the need grows once the overhead dominates).
             for conns in n + 1..=n + 200 {
-                assert!(!fits_after_tuning(&h, conns), "{gib} GiB, {conns}");
+                assert!(!fits_after_tuning(&h, conns, conns), "{gib} GiB, {conns}");
             }
         }
     }

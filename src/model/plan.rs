@@ -1,13 +1,15 @@
 //! The sizing model: from a target QPS and a workload profile to every knob of a Dify
-//! deployment, with the connection budget that proves it fits (issue #2, DOMAIN.md §2, §5, §8).
+//! deployment, with the connection budget that proves it fits (docs/model.md §10). Each
+//! component is sized by its own step in `components`; this module runs them, then the budget
+//! and the database steps.
 
 use super::assumptions::{Assumptions, Edition, EditionRules, Target};
 use super::budget::{self, Budget, BudgetLine, Cap, Reserve};
+use super::components::{self as size, Admission, Ctx, fmt2, round2};
 use super::pgtune::{self, MemoryCheck, PgHost, Storage, Timeouts, Tuning};
 use super::profile::Profile;
-use super::queueing::poisson_quantile;
 use super::storage::{self, LogPlan, LogStore, RedisPlan};
-use crate::dify::{Component, DifyVersion, rules};
+use crate::dify::{Component, DifyVersion};
 use serde::Serialize;
 
 /// The version of the JSON document `size --format json` prints. Bump on any breaking change.
@@ -66,6 +68,8 @@ pub struct Plan {
     pub input: PlanInput,
     pub edition_rules: EditionRules,
     pub components: Vec<ComponentPlan>,
+    /// How far the load may rise before requests wait in the api's listen backlog or the broker.
+    pub overload: Overload,
     pub database: DatabasePlan,
     pub budget: Budget,
     pub efficiency: Efficiency,
@@ -146,6 +150,7 @@ const GUNICORN_TIMEOUT_S: u64 = 360;
 fn database(
     spec: &PgHostSpec,
     max_connections: u64,
+    open_backends: u64,
     cores: u64,
     request_seconds: f64,
     notes: &mut Vec<String>,
@@ -159,18 +164,18 @@ fn database(
     };
     if spec.memory_bytes.is_none() {
         while host.memory_bytes < pgtune::MAX_MEMORY_BYTES
-            && !pgtune::memory_check(&host, &pgtune::tune(&host, max_connections)).fits
+            && !pgtune::fits_after_tuning(&host, max_connections, open_backends)
         {
             host.memory_bytes *= 2;
         }
     }
     let tuning = pgtune::tune(&host, max_connections);
-    let memory = pgtune::memory_check(&host, &tuning);
+    let memory = pgtune::memory_check(&host, &tuning, open_backends);
     let gib = host.memory_bytes as f64 / (1u64 << 30) as f64;
     if spec.memory_bytes.is_none() || spec.cpus.is_none() {
         notes.push(format!(
             "PostgreSQL host assumed: {gib:.0} GiB{}, {} CPUs{}, {} storage, PostgreSQL {} — pass --pg-memory and --pg-cpus to tune for yours.",
-            if spec.memory_bytes.is_none() { " (the smallest power of two from 4 GiB that holds max_connections backends)" } else { "" },
+            if spec.memory_bytes.is_none() { " (the smallest power of two from 4 GiB that holds the backends that can be open)" } else { "" },
             host.cpus,
             if spec.cpus.is_none() { " (the plan's database cores)" } else { "" },
             host.storage,
@@ -179,13 +184,38 @@ fn database(
     }
     if !memory.fits {
         notes.push(format!(
-            "WARNING: {} backends do not fit {gib:.0} GiB: the largest safe max_connections is {}. {}",
-            max_connections, memory.largest_safe_max_connections, memory.remedy
+            "WARNING: {} open backends do not fit {gib:.0} GiB: at most {} fit. {}",
+            memory.open_backends, memory.largest_safe_backends, memory.remedy
         ));
     }
+    notes.extend(memory.huge_pages_advice.iter().cloned());
     notes.extend(tuning.warnings.iter().cloned());
     let timeouts = pgtune::timeouts(request_seconds, GUNICORN_TIMEOUT_S);
     (host, spec.memory_bytes.is_none(), spec.cpus.is_none(), tuning, memory, timeouts)
+}
+
+/// The load the plan admits before work queues, and what happens beyond it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Overload {
+    pub api: Admission,
+    pub worker: Admission,
+}
+
+impl Overload {
+    /// One sentence for the plan's notes.
+    pub fn describe(&self, qps: f64, target: Target) -> String {
+        let (api, worker) = (&self.api, &self.worker);
+        format!(
+            "Overload: the api admits {} requests at once, {:.2} × the {:.1} in flight at {qps} QPS, so up to about {:.0} QPS before requests wait in the listen backlog (holding no connection; latency then grows with the backlog, nothing deadlocks); the workers run {} at once, {:.2} × the mean, beyond which runs wait in the broker.{} For more headroom: --assume overload_headroom=1.5.",
+            api.admitted,
+            api.factor,
+            api.mean_in_flight,
+            qps * api.factor,
+            worker.admitted,
+            worker.factor,
+            if target == Target::Kubernetes { " The HPA adds pods up to its maximum as CPU rises." } else { "" }
+        )
+    }
 }
 
 /// How close the plan is to the physical minimum.
@@ -250,75 +280,14 @@ pub fn check_qps(qps: f64) -> Result<(), InputError> {
     Ok(())
 }
 
-struct Recorder {
-    steps: Vec<Derivation>,
+/// Collects every value with its formula and source for `--explain`.
+pub(super) struct Recorder {
+    pub(super) steps: Vec<Derivation>,
 }
 
 impl Recorder {
-    fn note(&mut self, name: &str, value: impl ToString, formula: String, source: &str) {
+    pub(super) fn note(&mut self, name: &str, value: impl ToString, formula: String, source: &str) {
         self.steps.push(Derivation { name: name.into(), value: value.to_string(), formula, source: source.into() });
-    }
-}
-
-/// Sizing of a pool of gevent processes (api greenlets or a Celery gevent worker's `-c`).
-struct Gevent {
-    in_flight_mean: f64,
-    in_flight_quantile: u64,
-    /// Mean in flight in one process running at the CPU target.
-    saturated_in_flight: f64,
-    cpu_cores: f64,
-    processes_by_cpu: u64,
-    slots: u64,
-    processes: u64,
-}
-
-/// Little's law for the mean, the Poisson quantile for the slots, CPU for the processes.
-///
-/// Slots per process cover the quantile of what one process holds when it runs at the CPU
-/// target, so they depend on the profile, not on the QPS; processes then cover both the CPU
-/// and the in-flight quantile. Neither shrinks when the QPS grows.
-///
-/// `min_processes` (the edition's minimum replicas, one process each at least) always run, so
-/// the quantile is shared among at least that many processes.
-fn size_gevent(
-    in_flight_mean: f64,
-    cpu_cores: f64,
-    cpu_target: f64,
-    a: &Assumptions,
-    floor_slots: u64,
-    min_processes: u64,
-) -> Gevent {
-    let in_flight_quantile = poisson_quantile(in_flight_mean, a.quantile);
-    let saturated_in_flight = if cpu_cores > 0.0 { in_flight_mean * cpu_target / cpu_cores } else { f64::INFINITY };
-    let slots_by_saturation =
-        if saturated_in_flight.is_finite() { poisson_quantile(saturated_in_flight, a.quantile) } else { u64::MAX };
-    let shared = in_flight_quantile.div_ceil(min_processes.max(1));
-    let slots = slots_by_saturation.min(shared).min(a.slots_per_process_max).max(floor_slots).max(1);
-    let processes_by_cpu = (cpu_cores / cpu_target).ceil() as u64;
-    let processes = processes_by_cpu.max(in_flight_quantile.div_ceil(slots)).max(min_processes).max(1);
-    Gevent { in_flight_mean, in_flight_quantile, saturated_in_flight, cpu_cores, processes_by_cpu, slots, processes }
-}
-
-/// Replicas and processes per pod for `processes` gevent processes. Compose keeps the edition's
-/// replicas and grows processes; Kubernetes fills pods up to `per_pod_max`, then adds pods.
-fn split_into_pods(processes: u64, min_replicas: u64, per_pod_max: u64, target: Target) -> (u64, u64) {
-    match target {
-        Target::Compose => (min_replicas, processes.div_ceil(min_replicas)),
-        Target::Kubernetes => {
-            let per_pod = per_pod_max.min(processes.div_ceil(min_replicas)).max(1);
-            (min_replicas.max(processes.div_ceil(per_pod)), per_pod)
-        }
-    }
-}
-
-/// HPA maximum and surge for a scalable component.
-fn scaling(replicas: u64, target: Target, hpa_factor: f64, a: &Assumptions) -> (u64, u64) {
-    match target {
-        Target::Compose => (replicas, 0),
-        Target::Kubernetes => {
-            let max = ((replicas as f64 * hpa_factor).ceil() as u64).max(replicas);
-            (max, (max as f64 * a.max_surge).ceil() as u64)
-        }
     }
 }
 
@@ -355,94 +324,30 @@ fn plan_core(input: &PlanInput) -> Plan {
     let p = &input.profile;
     let a = &input.assumptions;
     let rules = input.edition.rules();
-    let cpu_target = a.cpu_target.unwrap_or(rules.cpu_target);
-    let hpa_factor = a.hpa_max_factor.unwrap_or(rules.hpa_max_factor);
-    let lambda = input.qps;
-    let mut rec = Recorder { steps: Vec::new() };
-    let mut notes = Vec::new();
-    let mut components = Vec::new();
-
-    // ---- api -------------------------------------------------------------------------------
-    let api_cpu_ms = p.api_cpu_ms();
-    let api =
-        size_gevent(lambda * p.request_seconds, lambda * api_cpu_ms / 1000.0, cpu_target, a, 1, rules.min_replicas);
-    rec.note(
-        "api.in_flight_mean",
-        fmt1(api.in_flight_mean),
-        format!("λ × W = {lambda} × {} s", p.request_seconds),
-        "Little's law, DOMAIN.md §5",
-    );
-    rec.note(
-        "api.in_flight_quantile",
-        api.in_flight_quantile,
-        format!("Poisson({:.1}) quantile {}", api.in_flight_mean, a.quantile),
-        "DOMAIN.md §5; quantile is an assumption (--assume quantile=)",
-    );
-    rec.note(
-        "api.cpu_cores",
-        fmt2(api.cpu_cores),
-        format!(
-            "λ × CPU = {lambda} × {api_cpu_ms:.1} ms (blocking {} ms × {:.2} + streaming {} ms × {:.2})",
-            p.api_cpu_ms_blocking,
-            p.blocking_share(),
-            p.api_cpu_ms_streaming,
-            p.streaming_share
-        ),
-        "profile, DOMAIN.md §8",
-    );
-    rec.note(
-        "api.processes_by_cpu",
-        api.processes_by_cpu,
-        format!("ceil({:.2} cores ÷ {cpu_target} target) — one gevent process per core", api.cpu_cores),
-        "DOMAIN.md §5; target from the edition",
-    );
-    rec.note("SERVER_WORKER_CONNECTIONS", api.slots, format!("min(Poisson({:.1}) q{} = in flight in one process at the CPU target, in-flight quantile {} ÷ {} minimum processes, {} max)", api.saturated_in_flight.min(1e12), a.quantile, api.in_flight_quantile, rules.min_replicas, a.slots_per_process_max), "issue #2: slots cover a high quantile");
-    let (api_replicas, api_per_pod) =
-        split_into_pods(api.processes, rules.min_replicas, a.api_processes_per_pod, input.target);
-    rec.note(
-        "api.processes",
-        api.processes,
-        format!("max({} by CPU, ceil({} ÷ {} slots))", api.processes_by_cpu, api.in_flight_quantile, api.slots),
-        "",
-    );
-    rec.note(
-        "api.replicas × SERVER_WORKER_AMOUNT",
-        format!("{api_replicas} × {api_per_pod}"),
-        match input.target {
-            Target::Compose => format!(
-                "{} replicas (edition minimum) × ceil({} ÷ {})",
-                rules.min_replicas, api.processes, rules.min_replicas
-            ),
-            Target::Kubernetes => format!(
-                "pods of at most {} processes, at least {} replicas",
-                a.api_processes_per_pod, rules.min_replicas
-            ),
-        },
-        "edition; --assume api_processes_per_pod=",
-    );
-    // Pool: the measured deadlock bound per process against the greenlets it admits.
-    let peak = p.connections_peak.ceil() as u64;
-    // The measured pool rule for `admitted` requests: 2 × for chat apps, the deadlock bound otherwise.
-    let pool_for = |admitted: u64| {
-        if p.chat_share > 0.0 {
-            rules::chat_pool(admitted, a.chat_pool_factor)
-        } else {
-            rules::deadlock_free_pool(admitted, peak)
-        }
-    };
-    let api_max = pool_for(api.slots);
     // With the workflow logs off the request path (Celery repositories or a log store) the run's
     // records are no longer written through a second session at its start and end: a blocking
-    // request holds its one session (the view's, DOMAIN.md §8) and nothing more. An assumption:
-    // the measured excess over one connection (1.06–1.17) is those writes. The peak, and so the
-    // pool bound, is left as measured.
+    // request holds its one session (the view's) and nothing more. An assumption: the measured
+    // excess over one connection (1.06–1.17) is those writes. The peak, and so the pool bound,
+    // is left as measured (docs/model.md §8).
     let connections_mean = if input.workflow_log_store == LogStore::Postgres {
         p.connections_mean
     } else {
         1.0f64.min(p.connections_mean)
     };
+    let mut cx = Ctx {
+        input,
+        p,
+        a,
+        rules,
+        cpu_target: a.cpu_target.unwrap_or(rules.cpu_target),
+        hpa_factor: a.hpa_max_factor.unwrap_or(rules.hpa_max_factor),
+        lambda: input.qps,
+        connections_mean,
+        rec: Recorder { steps: Vec::new() },
+        notes: Vec::new(),
+    };
     if connections_mean < p.connections_mean {
-        rec.note(
+        cx.rec.note(
             "connections per blocking request",
             connections_mean,
             format!(
@@ -450,246 +355,75 @@ fn plan_core(input: &PlanInput) -> Plan {
                 p.connections_mean, input.workflow_log_store
             )
             .to_lowercase(),
-            "assumption from DOMAIN.md §6, §8: the excess over one session is the run's record writes",
+            "assumption, docs/model.md §6, §8: the excess over one session is the run's record writes",
         );
     }
-    let api_hold = p.blocking_share() * connections_mean
-        + p.streaming_share * (a.streaming_start_hold_seconds / p.request_seconds).min(1.0);
-    let api_pool = usual_pool(api.saturated_in_flight, api_hold, api_max);
-    rec.note(
-        "api pool (SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW)",
-        api_max,
-        if p.chat_share > 0.0 {
-            format!(
-                "{} × {} greenlets: chat apps need about 2 × admitted requests (chat share {})",
-                a.chat_pool_factor, api.slots, p.chat_share
-            )
-        } else {
-            format!(
-                "{} greenlets × ({} peak − 1) + 1: the pool-deadlock bound, enough for workflow apps",
-                api.slots, p.connections_peak
-            )
-        },
-        "measured, DOMAIN.md §8",
-    );
-    rec.note(
-        "SQLALCHEMY_POOL_SIZE",
-        api_pool,
-        format!(
-            "min(ceil({:.2} in flight in a process at the CPU target × {:.3} connections held each), {api_max})",
-            api.saturated_in_flight.min(1e12),
-            api_hold
-        ),
-        "DOMAIN.md §8: ≈1.1 per blocking request, streaming holds one for 0.7 s",
-    );
-    let api_mean = lambda
-        * (p.blocking_share() * p.request_seconds * connections_mean
-            + p.streaming_share * a.streaming_start_hold_seconds.min(p.request_seconds));
-    let api_shared = pool_for(api.in_flight_quantile);
-    let (api_hpa, api_surge) = scaling(api_replicas, input.target, hpa_factor, a);
-    components.push(component(
-        Component::Api,
-        api_replicas,
-        api_hpa,
-        api_surge,
-        api_per_pod,
-        Some(api.slots),
-        api_pool,
-        api_max,
-        api_mean,
-        Some(api_shared),
-        api_per_pod as f64,
-        api_per_pod * a.process_memory_mib,
-    ));
 
-    // ---- api_websocket ---------------------------------------------------------------------
+    let mut components = Vec::new();
+    let (api, api_admission) = size::api(&mut cx);
+    components.push(api);
     if input.dify_version.has_api_websocket() && input.collaboration {
-        let replicas = rules.min_replicas;
-        let (max, surge) = match input.target {
-            Target::Compose => (replicas, 0),
-            // Websocket sessions are long-lived: no HPA, but a rolling update still surges.
-            Target::Kubernetes => (replicas, (replicas as f64 * a.max_surge).ceil() as u64),
-        };
-        let (ps, po) = (a.websocket_pool_size, a.websocket_max_overflow);
-        rec.note(
-            "api_websocket pool",
-            ps + po,
-            format!("{ps} + {po}, a per-service override: its use was not measured"),
-            "assumption (--assume websocket_pool_size=, websocket_max_overflow=)",
-        );
-        components.push(component(
-            Component::ApiWebsocket,
-            replicas,
-            max,
-            surge,
-            crate::dify::defaults::API_WEBSOCKET_WORKER_AMOUNT,
-            Some(crate::dify::defaults::API_WEBSOCKET_WORKER_CONNECTIONS),
-            ps.min(ps + po).max(1),
-            ps + po,
-            replicas as f64,
-            None,
-            1.0,
-            a.process_memory_mib,
-        ));
+        components.push(size::api_websocket(&mut cx));
     }
-
-    // ---- worker (Celery, gevent pool) -------------------------------------------------------
-    let stream_rate = lambda * p.streaming_share;
-    let task_rate = lambda * p.celery_tasks;
-    let stream_in_flight = stream_rate * p.request_seconds;
-    let task_in_flight = task_rate * p.celery_task_seconds;
-    let worker_cpu = (stream_rate * p.worker_cpu_ms_streaming + task_rate * p.celery_task_cpu_ms) / 1000.0;
-    let worker = size_gevent(
-        stream_in_flight + task_in_flight,
-        worker_cpu,
-        cpu_target,
-        a,
-        WORKER_CONCURRENCY_FLOOR,
-        rules.min_replicas,
-    );
-    rec.note(
-        "worker.in_flight_mean",
-        fmt1(worker.in_flight_mean),
-        format!(
-            "streaming runs {stream_rate:.1}/s × {} s + tasks {task_rate:.1}/s × {} s",
-            p.request_seconds, p.celery_task_seconds
-        ),
-        "Little's law; streaming runs execute in the worker, DOMAIN.md §8",
-    );
-    rec.note("CELERY_WORKER_AMOUNT", worker.slots, format!("max({WORKER_CONCURRENCY_FLOOR}, min(Poisson({:.1}) q{} in one worker at the CPU target, in-flight quantile {}))", worker.saturated_in_flight.min(1e12), a.quantile, worker.in_flight_quantile), "DOMAIN.md §8: -c is the runs executing at once; floor: Dify 1.16.1 .env.example (4)");
-    let worker_replicas = worker.processes.max(rules.min_replicas);
-    rec.note(
-        "worker.replicas",
-        worker_replicas,
-        format!(
-            "max({} by CPU ({:.2} cores ÷ {cpu_target}), ceil({} ÷ {}), {} edition minimum)",
-            worker.processes_by_cpu, worker.cpu_cores, worker.in_flight_quantile, worker.slots, rules.min_replicas
-        ),
-        "one gevent process per worker, one core",
-    );
-    // Shares of the worker's work in flight, from the profile alone (per request), so they do not
-    // wobble with the QPS through floating-point noise.
-    let per_request = p.streaming_share * p.request_seconds + p.celery_tasks * p.celery_task_seconds;
-    let share = |x: f64| if per_request > 0.0 { x / per_request } else { 0.0 };
-    let chat_stream = share(p.streaming_share * p.request_seconds * p.chat_share);
-    let wf_stream = share(p.streaming_share * p.request_seconds * (1.0 - p.chat_share));
-    let tasks = share(p.celery_tasks * p.celery_task_seconds);
-    let need_per_slot = if per_request > 0.0 {
-        chat_stream * (1.0 + a.worker_chat_headroom) + wf_stream * a.worker_workflow_connections_per_run + tasks
-    } else {
-        1.0
-    };
-    let worker_max = ceil_clean(worker.slots as f64 * need_per_slot).max(2);
-    let worker_mean = stream_in_flight * p.chat_share * connections_mean
-        + stream_in_flight * (1.0 - p.chat_share) * a.worker_workflow_connections_per_run
-        + task_in_flight;
-    let worker_pool = usual_pool(worker.saturated_in_flight, need_per_slot, worker_max);
-    rec.note("worker pool (per process)", worker_max, format!("ceil({} × ({chat_stream:.2} chat runs × {} + {wf_stream:.2} workflow runs × {} + {tasks:.2} tasks × 1)), at least 2", worker.slots, 1.0 + a.worker_chat_headroom, a.worker_workflow_connections_per_run), "DOMAIN.md §8: a chat run holds a connection throughout; a workflow run only for moments");
-    let (worker_hpa, worker_surge) = scaling(worker_replicas, input.target, hpa_factor, a);
-    components.push(component(
-        Component::Worker,
-        worker_replicas,
-        worker_hpa,
-        worker_surge,
-        1,
-        Some(worker.slots),
-        worker_pool,
-        worker_max,
-        worker_mean,
-        None,
-        1.0,
-        a.process_memory_mib,
-    ));
-    if p.streaming_share > 0.0 && p.chat_share > 0.0 {
-        notes.push("The Celery worker under gevent may ignore SQLALCHEMY_POOL_SIZE (Dify issue #30536, open): watch its connections after a deploy.".into());
-    }
-
-    // ---- worker_beat -----------------------------------------------------------------------
-    let (bp, bo) = (a.beat_pool_size, a.beat_max_overflow);
-    rec.note(
-        "worker_beat pool",
-        bp + bo,
-        format!("{bp} + {bo} as a per-service override; compose would otherwise give beat the api's pool"),
-        "DOMAIN.md §2: beat holds about 1",
-    );
-    let beat_surge = if input.target == Target::Kubernetes { a.beat_surge } else { 0 };
-    components.push(component(
-        Component::WorkerBeat,
-        1,
-        1,
-        beat_surge,
-        1,
-        None,
-        bp.max(1),
-        (bp + bo).max(1),
-        1.0,
-        None,
-        BEAT_CPU,
-        BEAT_MEMORY_MIB,
-    ));
-
-    // ---- plugin_daemon ---------------------------------------------------------------------
-    let plugin_cores = lambda * p.plugin_cpu_ms / 1000.0;
-    let plugin_in_flight = lambda * p.plugin_db_ms / 1000.0;
-    let per_replica_cores = a.plugin_cores_per_replica * cpu_target;
-    let (plugin_replicas, plugin_cpu_per_pod) = match input.target {
-        // The daemon publishes its debugging port on the host, so compose runs exactly one.
-        Target::Compose => (1, a.plugin_cores_per_replica.max((plugin_cores / cpu_target).ceil())),
-        Target::Kubernetes => {
-            (((plugin_cores / per_replica_cores).ceil() as u64).max(rules.min_replicas), a.plugin_cores_per_replica)
-        }
-    };
-    let plugin_busy = match input.target {
-        Target::Compose => plugin_in_flight,
-        Target::Kubernetes if plugin_cores > 0.0 => {
-            plugin_in_flight.min(plugin_in_flight * per_replica_cores / plugin_cores)
-        }
-        Target::Kubernetes => plugin_in_flight,
-    };
-    let plugin_open = (poisson_quantile(plugin_busy, a.quantile) + 1).max(a.plugin_open_conns_floor);
-    let plugin_idle = (plugin_busy.ceil() as u64).clamp(1, plugin_open);
-    rec.note(
-        "plugin_daemon.replicas",
-        plugin_replicas,
-        format!(
-            "max(ceil({plugin_cores:.2} cores ÷ ({} cores × {cpu_target})), {} edition minimum); compose runs one",
-            a.plugin_cores_per_replica, rules.min_replicas
-        ),
-        "DOMAIN.md §4: about 30 QPS per 2-core instance",
-    );
-    rec.note(
-        "DB_MAX_OPEN_CONNS",
-        plugin_open,
-        format!(
-            "max({}, Poisson({plugin_busy:.2}) q{} + 1) per replica, instead of the default 30",
-            a.plugin_open_conns_floor, a.quantile
-        ),
-        "profile plugin_db_ms; floor is an assumption",
-    );
-    let (plugin_hpa, plugin_surge) = scaling(plugin_replicas, input.target, hpa_factor, a);
-    components.push(component(
-        Component::PluginDaemon,
-        plugin_replicas,
-        plugin_hpa,
-        plugin_surge,
-        1,
-        None,
-        plugin_idle,
-        plugin_open,
-        plugin_in_flight,
-        None,
-        plugin_cpu_per_pod,
-        a.plugin_memory_mib,
-    ));
-
+    let (worker, worker_admission) = size::worker(&mut cx);
+    components.push(worker);
+    components.push(size::worker_beat(&mut cx));
+    components.push(size::plugin_daemon(&mut cx));
     if input.target == Target::Compose {
         let cores: f64 = components.iter().map(|c| c.cpu_per_pod * c.replicas as f64).sum();
         if cores > COMPOSE_HOST_CORES_WARN {
-            notes.push(format!("The plan needs about {cores:.0} cores, more than one compose host usually has: consider --target kubernetes."));
+            cx.notes.push(format!(
+                "The plan needs about {cores:.0} cores, more than one compose host usually has: consider --target kubernetes."
+            ));
         }
     }
+    let overload = Overload { api: api_admission, worker: worker_admission };
+    cx.notes.push(overload.describe(input.qps, input.target));
 
-    // ---- budget ----------------------------------------------------------------------------
+    let budget = connection_budget(&mut cx, &components);
+    let (database, logs, redis) = database_step(&mut cx, &budget);
+
+    let mean: f64 = components.iter().map(|c| c.mean_connections).sum();
+    let worst = budget.component_demand();
+    let efficiency = Efficiency {
+        worst_case_connections: worst,
+        mean_connections_in_use: round2(mean),
+        ratio: round2(worst as f64 / mean.max(1.0)),
+    };
+    cx.rec.note(
+        "efficiency",
+        fmt2(efficiency.ratio),
+        format!("worst case {worst} ÷ mean in use {mean:.1}"),
+        "docs/model.md §10",
+    );
+    if budget.demand as f64 > 20.0 * (database.cores as f64 * 2.0).max(1.0) {
+        cx.notes.push(format!(
+            "The worst case ({}) is far above the queries PostgreSQL runs usefully at once (about {}): most connections sit idle or idle in transaction while their requests wait (docs/model.md §1).",
+            budget.demand,
+            database.cores * 2
+        ));
+    }
+
+    Plan {
+        schema_version: SCHEMA_VERSION,
+        input: input.clone(),
+        edition_rules: EditionRules { cpu_target: cx.cpu_target, hpa_max_factor: cx.hpa_factor, ..rules },
+        components,
+        overload,
+        database,
+        budget,
+        efficiency,
+        logs,
+        redis,
+        shortfall: None,
+        notes: cx.notes,
+        derivations: cx.rec.steps,
+    }
+}
+
+/// The budget step: every component's worst case, the reserves, and `max_connections`.
+fn connection_budget(cx: &mut Ctx, components: &[ComponentPlan]) -> Budget {
+    let (input, a) = (cx.input, cx.a);
     let lines: Vec<BudgetLine> = components
         .iter()
         .map(|c| BudgetLine::new(c.component, c.max_replicas + c.surge, c.processes_per_pod, c.per_process_max))
@@ -707,7 +441,7 @@ fn plan_core(input: &PlanInput) -> Plan {
             name: "migration".into(),
             connections: starting * a.migration_connections,
             why: format!(
-                "{starting} containers may start at once and run `flask upgrade-db` ({} connections each, DOMAIN.md §2)",
+                "{starting} containers may start at once and run `flask upgrade-db` ({} connections each, docs/model.md §2)",
                 a.migration_connections
             ),
         },
@@ -740,13 +474,13 @@ fn plan_core(input: &PlanInput) -> Plan {
         reserved_connections: a.reserved_connections,
     };
     let budget = Budget::new(lines, reserves, cap);
-    rec.note(
+    cx.rec.note(
         "demand",
         budget.demand,
         "Σ (max replicas + surge) × processes × per-process maximum + reserves".into(),
-        "DOMAIN.md §2",
+        "docs/model.md §2",
     );
-    rec.note(
+    cx.rec.note(
         "POSTGRES_MAX_CONNECTIONS",
         max_connections,
         if chosen {
@@ -759,13 +493,19 @@ fn plan_core(input: &PlanInput) -> Plan {
         } else {
             "fixed by --pg-max-connections".into()
         },
-        "issue #2",
+        "docs/model.md §10",
     );
+    budget
+}
 
+/// The database step: cores, workflow-log storage, Redis, the host and its tuning.
+fn database_step(cx: &mut Ctx, budget: &Budget) -> (DatabasePlan, LogPlan, RedisPlan) {
+    let (input, p, a, lambda) = (cx.input, cx.p, cx.a, cx.lambda);
+    let max_connections = budget.cap.max_connections;
     let logs = storage::logs(lambda, p, input.workflow_log_store, input.retention_days);
     let pg_cpu_ms = p.pg_cpu_ms - logs.pg_cpu_ms_saved;
     let pg_cores = ((lambda * pg_cpu_ms / 1000.0) / a.pg_cpu_target).ceil().max(1.0) as u64;
-    rec.note(
+    cx.rec.note(
         "database.cores",
         pg_cores,
         format!(
@@ -780,26 +520,44 @@ fn plan_core(input: &PlanInput) -> Plan {
                 String::new()
             }
         ),
-        "DOMAIN.md §8: 11–35 ms per request; target is an assumption",
+        "docs/model.md §8: 11–35 ms per request; target is an assumption",
     );
-    rec.note(
+    cx.rec.note(
         "workflow logs in PostgreSQL",
         format!("{:.0} GiB", logs.pg_disk_bytes / (1u64 << 30) as f64),
         logs.reasoning.join("; "),
-        "DOMAIN.md §6, §8",
+        "docs/model.md §6, §8",
     );
     if logs.recommend_log_store {
-        notes.push(format!(
+        cx.notes.push(format!(
             "Workflow logs would keep {:.0} GiB in PostgreSQL ({:.0} GiB of disk {}): move them to a log store (--workflow-log-store logstore).",
             logs.retained_bytes / (1u64 << 30) as f64,
             logs.pg_disk_bytes / (1u64 << 30) as f64,
             logs.retention_days.map_or("a year".to_string(), |d| format!("for {d} days"))
         ));
     }
-    let redis = storage::redis(lambda, p, stream_rate * p.request_seconds, input.edition);
-    rec.note("redis", format!("{:?}", redis.topology).to_lowercase(), redis.reasoning.join("; "), "DOMAIN.md §1, §3");
+    let stream_in_flight = lambda * p.streaming_share * p.request_seconds;
+    let redis = storage::redis(lambda, p, stream_in_flight, input.edition);
+    cx.rec.note(
+        "redis",
+        format!("{:?}", redis.topology).to_lowercase(),
+        redis.reasoning.join("; "),
+        "docs/model.md §1, §3",
+    );
+    // The backends that can be open: every pool at its maximum plus the reserves, at most the cap.
+    let open_backends = budget.demand.min(max_connections);
     let (host, host_memory_chosen, host_cpus_chosen, tuning, memory, timeouts) =
-        database(&input.pg_host, max_connections, pg_cores, p.request_seconds, &mut notes);
+        database(&input.pg_host, max_connections, open_backends, pg_cores, p.request_seconds, &mut cx.notes);
+    cx.rec.note(
+        "database memory",
+        format!("{:.1} GiB of {:.0} GiB", memory.needed_bytes as f64 / GIB_F, host.memory_bytes as f64 / GIB_F),
+        format!(
+            "shared_buffers + {max_connections} slots × 48 kB + {open_backends} open backends × {} MiB + work_mem × {} active backends",
+            pgtune::PER_BACKEND_OVERHEAD_BYTES >> 20,
+            (u64::from(host.cpus) * pgtune::ACTIVE_BACKENDS_PER_CPU).min(open_backends)
+        ),
+        "measured per slot and per backend, docs/model.md §9",
+    );
     let kb = pgtune::format_kb;
     let mut env = vec![
         ("POSTGRES_MAX_CONNECTIONS".to_string(), max_connections.to_string()),
@@ -819,13 +577,13 @@ fn plan_core(input: &PlanInput) -> Plan {
         tuning.settings().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     server_settings.push(("statement_timeout".into(), timeouts.statement_ms.to_string()));
     server_settings.push(("idle_in_transaction_session_timeout".into(), timeouts.idle_in_transaction_ms.to_string()));
-    rec.note(
+    cx.rec.note(
         "POSTGRES_SHARED_BUFFERS",
         kb(tuning.shared_buffers_kb),
         format!("RAM / 4 of {} GiB", host.memory_bytes >> 30),
         pgtune::PGTUNE_REVISION,
     );
-    rec.note(
+    cx.rec.note(
         "POSTGRES_WORK_MEM",
         kb(tuning.work_mem_kb),
         format!(
@@ -834,15 +592,15 @@ fn plan_core(input: &PlanInput) -> Plan {
         ),
         pgtune::PGTUNE_REVISION,
     );
-    rec.note(
+    cx.rec.note(
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT",
         timeouts.idle_in_transaction_ms,
         timeouts.reasoning.join(" "),
-        "DOMAIN.md §1, §8",
+        "docs/model.md §1, §8",
     );
     let database = DatabasePlan {
         max_connections,
-        max_connections_chosen: chosen,
+        max_connections_chosen: input.pg_max_connections.is_none(),
         cores: pg_cores,
         useful_active_connections: pg_cores * 2,
         host,
@@ -854,89 +612,12 @@ fn plan_core(input: &PlanInput) -> Plan {
         env,
         server_settings,
     };
-
-    let mean: f64 = components.iter().map(|c| c.mean_connections).sum();
-    let worst = budget.component_demand();
-    let efficiency = Efficiency {
-        worst_case_connections: worst,
-        mean_connections_in_use: round2(mean),
-        ratio: round2(worst as f64 / mean.max(1.0)),
-    };
-    rec.note("efficiency", fmt2(efficiency.ratio), format!("worst case {worst} ÷ mean in use {mean:.1}"), "issue #2");
-    if budget.demand as f64 > 20.0 * (pg_cores as f64 * 2.0).max(1.0) {
-        notes.push(format!(
-            "The worst case ({}) is far above the queries PostgreSQL runs usefully at once (about {}): most connections sit idle or idle in transaction while their requests wait (DOMAIN.md §1). A pooler does not help while sessions stay open for the whole request (DOMAIN.md §5).",
-            budget.demand, pg_cores * 2
-        ));
-    }
-
-    Plan {
-        schema_version: SCHEMA_VERSION,
-        input: input.clone(),
-        edition_rules: EditionRules { cpu_target, hpa_max_factor: hpa_factor, ..rules },
-        components,
-        database,
-        budget,
-        efficiency,
-        logs,
-        redis,
-        shortfall: None,
-        notes,
-        derivations: rec.steps,
-    }
+    (database, logs, redis)
 }
 
-/// Celery `-c` never below Dify 1.16.1's `.env.example` value (4): the worker also runs
-/// indexing, mail and scheduled tasks.
-const WORKER_CONCURRENCY_FLOOR: u64 = 4;
-/// worker_beat: a scheduler, mostly asleep (assumption).
-const BEAT_CPU: f64 = 0.25;
-const BEAT_MEMORY_MIB: u64 = 512;
+const GIB_F: f64 = (1u64 << 30) as f64;
 /// Above this many cores a single compose host is unusual (assumption).
 const COMPOSE_HOST_CORES_WARN: f64 = 64.0;
-
-/// `SQLALCHEMY_POOL_SIZE`: the connections a process at the CPU target usually holds, so they
-/// stay open between bursts; the rest of the maximum is overflow. It depends on the profile,
-/// not the QPS, so neither it nor the overflow shrinks as the QPS grows; at low QPS it is the
-/// whole maximum.
-fn usual_pool(saturated_in_flight: f64, held_each: f64, max: u64) -> u64 {
-    if saturated_in_flight.is_finite() { ceil_clean(saturated_in_flight * held_each).clamp(1, max) } else { max }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn component(
-    component: Component,
-    replicas: u64,
-    max_replicas: u64,
-    surge: u64,
-    processes_per_pod: u64,
-    slots: Option<u64>,
-    pool_size: u64,
-    per_process_max: u64,
-    mean: f64,
-    shared: Option<u64>,
-    cpu: f64,
-    memory: u64,
-) -> ComponentPlan {
-    let worst_per_pod = processes_per_pod * per_process_max;
-    ComponentPlan {
-        component,
-        replicas,
-        max_replicas,
-        surge,
-        processes_per_pod,
-        slots_per_process: slots,
-        pool_size: pool_size.min(per_process_max),
-        max_overflow: per_process_max - pool_size.min(per_process_max),
-        per_process_max,
-        worst_per_pod,
-        worst_total: (max_replicas + surge) * worst_per_pod,
-        mean_connections: round2(mean),
-        shared_pool_equivalent: shared,
-        cpu_per_pod: round2(cpu),
-        memory_mib_per_pod: memory,
-    }
-}
 
 /// Ways out of a fixed cap that is too small, each measured by planning again.
 fn shortfall(input: &PlanInput, plan: &Plan) -> Shortfall {
@@ -1021,23 +702,6 @@ fn shortfall(input: &PlanInput, plan: &Plan) -> Shortfall {
         });
     }
     Shortfall { missing, needed_max_connections: needed, max_qps_at_cap, ways_out: ways }
-}
-
-/// `ceil`, forgiving the last bits of floating-point noise (4.000000001 is 4).
-fn ceil_clean(v: f64) -> u64 {
-    (v - 1e-9).ceil().max(0.0) as u64
-}
-
-fn round2(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
-}
-
-fn fmt1(v: f64) -> String {
-    format!("{v:.1}")
-}
-
-fn fmt2(v: f64) -> String {
-    format!("{v:.2}")
 }
 
 /// Round down to two significant digits, so "at most" stays true, and print cleanly (3.9, not

@@ -22,8 +22,13 @@ pub struct Profile {
     pub connections_mean: f64,
     /// Connections one in-flight blocking request holds, peak.
     pub connections_peak: f64,
-    /// api CPU per blocking request, ms.
+    /// api CPU per blocking request besides its wait, ms: the fixed part.
     pub api_cpu_ms_blocking: f64,
+    /// api CPU per second a blocking request waits (the worker thread polls while it waits), ms.
+    /// Measured on Dify 1.16.1: about 5.4 ms per second of wait (docs/model.md, "CPU"). Profiles
+    /// written before this field existed take the measured value.
+    #[serde(default = "default_api_cpu_ms_per_wait_second")]
+    pub api_cpu_ms_per_wait_second: f64,
     /// api CPU per streaming request (relaying events), ms.
     pub api_cpu_ms_streaming: f64,
     /// Celery worker CPU per streaming run, ms.
@@ -73,6 +78,10 @@ pub struct ProfileOverrides {
     #[arg(long, value_name = "MS", allow_negative_numbers = true, help_heading = "Profile overrides")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_cpu_ms_blocking: Option<f64>,
+    /// Override: api CPU ms per second a blocking request waits.
+    #[arg(long, value_name = "MS", allow_negative_numbers = true, help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_cpu_ms_per_wait_second: Option<f64>,
     /// Override: api CPU ms per streaming request.
     #[arg(long, value_name = "MS", allow_negative_numbers = true, help_heading = "Profile overrides")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -178,13 +187,14 @@ impl Profile {
 
     /// Every value finite and within its meaning; the message names the field and the fix.
     pub fn validate(&self) -> Result<(), String> {
-        let fields: [(&str, f64); 16] = [
+        let fields: [(&str, f64); 17] = [
             ("request_seconds", self.request_seconds),
             ("streaming_share", self.streaming_share),
             ("chat_share", self.chat_share),
             ("connections_mean", self.connections_mean),
             ("connections_peak", self.connections_peak),
             ("api_cpu_ms_blocking", self.api_cpu_ms_blocking),
+            ("api_cpu_ms_per_wait_second", self.api_cpu_ms_per_wait_second),
             ("api_cpu_ms_streaming", self.api_cpu_ms_streaming),
             ("worker_cpu_ms_streaming", self.worker_cpu_ms_streaming),
             ("pg_cpu_ms", self.pg_cpu_ms),
@@ -233,7 +243,7 @@ impl Profile {
             }
         }
         if self.api_cpu_ms_blocking + self.api_cpu_ms_streaming <= 0.0 {
-            return Err("api CPU per request is 0; every request costs the api some CPU (the measured minimum is 32 ms, DOMAIN.md §8)".into());
+            return Err("api CPU per request is 0; every request costs the api some CPU (the measured minimum is 32 ms, docs/model.md)".into());
         }
         Ok(())
     }
@@ -242,10 +252,23 @@ impl Profile {
         1.0 - self.streaming_share
     }
 
+    /// api CPU of one blocking request, ms: the fixed part plus the part that grows with the
+    /// wait (the whole request time is taken as the wait).
+    pub fn api_cpu_ms_blocking_total(&self) -> f64 {
+        self.api_cpu_ms_blocking + self.api_cpu_ms_per_wait_second * self.request_seconds
+    }
+
     /// api CPU per request averaged over the response modes, ms.
     pub fn api_cpu_ms(&self) -> f64 {
-        self.blocking_share() * self.api_cpu_ms_blocking + self.streaming_share * self.api_cpu_ms_streaming
+        self.blocking_share() * self.api_cpu_ms_blocking_total() + self.streaming_share * self.api_cpu_ms_streaming
     }
+}
+
+/// The measured growth of the api's CPU with a blocking request's wait (docs/model.md, "CPU").
+pub const MEASURED_API_CPU_MS_PER_WAIT_SECOND: f64 = 5.4;
+
+fn default_api_cpu_ms_per_wait_second() -> f64 {
+    MEASURED_API_CPU_MS_PER_WAIT_SECOND
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {

@@ -102,7 +102,7 @@ fn check_invariants(p: &Plan) {
     let worker = comp(p, Component::Worker);
     let worker_in_flight = q * pr.streaming_share * pr.request_seconds + q * pr.celery_tasks * pr.celery_task_seconds;
     assert!(worker.replicas * worker.slots_per_process.unwrap() >= quantile_lower_bound(worker_in_flight));
-    // The pool rule of DOMAIN.md §8 holds in every api process.
+    // The measured pool rule (docs/model.md §8) holds in every api process.
     let greenlets = api.slots_per_process.unwrap();
     let need = if pr.chat_share > 0.0 { 2 * greenlets } else { greenlets + 1 };
     assert!(api.per_process_max >= need, "api pool {} below {need}", api.per_process_max);
@@ -112,31 +112,21 @@ fn check_invariants(p: &Plan) {
     }
 }
 
-/// Knobs that must not shrink when the QPS grows, as (name, value) pairs.
+/// Resources that must not shrink when the QPS grows, as (name, value) pairs: pods,
+/// processes, cores, memory. Per-process values (greenlets, `-c`, pools) may: greenlets are sized
+/// against the queue a pod's processes share, so more processes each need fewer, and the
+/// connection total follows them (slots always cover the in-flight quantile, checked above).
 fn knobs(p: &Plan) -> Vec<(String, u64)> {
-    let mut out = vec![
-        ("demand".into(), p.budget.demand),
-        ("max_connections".into(), p.database.max_connections),
-        ("pg_cores".into(), p.database.cores),
-    ];
+    let mut out = vec![("pg_cores".into(), p.database.cores)];
     for c in &p.components {
         let n = c.component.service();
-        // The plugin daemon's settings are DB_MAX_OPEN_CONNS and DB_MAX_IDLE_CONNS; its
-        // "overflow" (open − idle) is no setting of its own.
-        if c.component != Component::PluginDaemon {
-            out.push((format!("{n}.max_overflow"), c.max_overflow));
-        }
         out.extend([
             (format!("{n}.replicas"), c.replicas),
             (format!("{n}.max_replicas"), c.max_replicas),
             (format!("{n}.surge"), c.surge),
-            (format!("{n}.processes"), c.processes_per_pod),
-            (format!("{n}.slots"), c.slots_per_process.unwrap_or(0)),
-            (format!("{n}.pool_size"), c.pool_size),
-            (format!("{n}.per_process_max"), c.per_process_max),
-            (format!("{n}.worst_total"), c.worst_total),
-            (format!("{n}.cpu"), (c.cpu_per_pod * 100.0) as u64),
-            (format!("{n}.memory"), c.memory_mib_per_pod),
+            (format!("{n}.processes"), c.replicas * c.processes_per_pod),
+            (format!("{n}.cpu"), (c.cpu_per_pod * c.replicas as f64 * 100.0) as u64),
+            (format!("{n}.memory"), c.memory_mib_per_pod * c.replicas),
         ]);
     }
     out
@@ -205,18 +195,20 @@ fn reference_quantile_by_hand() {
     assert_eq!(poisson_quantile_reference(10.0, 0.999), 21);
 }
 
-/// Hand-computed plan: benchmark profile, 10 QPS, compose, edition test.
-/// api CPU 10 × 84 ms = 0.84 cores ÷ 0.8 → 2 processes by CPU. In one process at the CPU target
-/// 0.1 s × (0.8 × 1000 / 84 ms) = 0.952 requests are in flight → Poisson(0.952) q99.9 = 5
-/// greenlets (P(≤4) = 0.9968, P(≤5) = 0.99951). The in-flight mean is 10 × 0.1 = 1 → q99.9 = 5,
-/// so 5 greenlets and max(2, ceil(5/5)) = 2 processes. Workflow app, peak 2 → pool 5 + 1 = 6;
-/// pool size ceil(0.952 × 1.5) = 2, overflow 4. One replica (test edition).
+/// By hand, 10 QPS of `benchmark`, edition test (CPU target 0.8, one replica), compose:
+/// api CPU 84 ms + 5.4 ms × 0.1 s = 84.54 ms → 0.8454 cores → ceil(0.8454 ÷ 0.8) = 2 processes in
+/// the one container. Each runs at ρ = 0.4227, so a request's CPU part stretches by
+/// 84.54 ms × 0.4227/0.5773 ÷ 2 processes sharing the backlog = 30.95 ms: 0.13095 s in flight,
+/// 1.3095 requests on average. Poisson(1.3095): P(≤5) = 0.99796, P(≤6) = 0.99985 → 6 in the
+/// container → ceil(6 ÷ 2) = 3 greenlets per process. Pool: the safety rule 3 + 1 = 4; a full
+/// process holds 3 × 1.5 = 4.5 connections on average, Poisson(4.5) q99.9 = 12, but never more
+/// than 3 × 2 = 6 → 6. Pool size ceil(0.6548 per process × 1.5) = 1, overflow 5.
 #[test]
 fn hand_computed_benchmark_plan() {
     let p = plan(&input(10.0, "benchmark", Edition::Test, Target::Compose, None)).unwrap();
     let api = comp(&p, Component::Api);
-    assert_eq!((api.replicas, api.processes_per_pod, api.slots_per_process), (1, 2, Some(5)));
-    assert_eq!((api.pool_size, api.max_overflow, api.per_process_max), (2, 4, 6));
+    assert_eq!((api.replicas, api.processes_per_pod, api.slots_per_process), (1, 2, Some(3)));
+    assert_eq!((api.pool_size, api.max_overflow, api.per_process_max), (1, 5, 6));
     assert_eq!(api.worst_total, 12);
     // beat 1+1, websocket 5+5, worker: no streaming, no tasks → -c 4 floor, pool floor 2 (1+1? no: pool = max).
     assert_eq!(comp(&p, Component::WorkerBeat).worst_total, 2);

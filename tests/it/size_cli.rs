@@ -458,8 +458,10 @@ fn redis_topology() {
 fn database_too_small_warns_with_numbers() {
     let v = json(&difyplan(&["size", "--qps", "100", "--pg-memory", "2GiB", "--pg-cpus", "2", "--format", "json"]));
     assert_eq!(v["database"]["memory"]["fits"], false);
-    let largest = v["database"]["memory"]["largest_safe_max_connections"].as_u64().unwrap();
-    assert!(largest < v["database"]["max_connections"].as_u64().unwrap());
+    let largest = v["database"]["memory"]["largest_safe_backends"].as_u64().unwrap();
+    let open = v["database"]["memory"]["open_backends"].as_u64().unwrap();
+    assert!(largest < open, "{largest} fit, {open} can be open");
+    assert_eq!(open, v["budget"]["demand"].as_u64().unwrap(), "every pool at its maximum can be open");
     let note = v["notes"]
         .as_array()
         .unwrap()
@@ -467,7 +469,7 @@ fn database_too_small_warns_with_numbers() {
         .filter_map(|n| n.as_str())
         .find(|n| n.starts_with("WARNING"))
         .expect("a memory warning");
-    assert!(note.contains(&format!("largest safe max_connections is {largest}")), "{note}");
+    assert!(note.contains(&format!("at most {largest} fit")), "{note}");
     assert!(note.contains("--pg-memory"), "{note}");
     // PGTune's own numbers for the host: shared_buffers is a quarter of 2 GiB.
     assert!(
@@ -476,6 +478,16 @@ fn database_too_small_warns_with_numbers() {
             .unwrap()
             .iter()
             .any(|kv| kv[0] == "POSTGRES_SHARED_BUFFERS" && kv[1] == "512MB")
+    );
+    // The measured cost of an open backend and of a slot, by hand from the JSON's own numbers.
+    let m = &v["database"]["memory"];
+    let slots = v["database"]["max_connections"].as_u64().unwrap();
+    let shared = 512 * 1024 * 1024u64;
+    let active = open.min(2 * 4);
+    let work_mem = m["per_backend_bytes"].as_u64().unwrap() - 2 * 1024 * 1024;
+    assert_eq!(
+        m["needed_bytes"].as_u64().unwrap(),
+        shared + slots * 48 * 1024 + open * 2 * 1024 * 1024 + active * work_mem
     );
     let chosen = json(&difyplan(&["size", "--qps", "100", "--format", "json"]));
     assert_eq!(chosen["database"]["memory"]["fits"], true);

@@ -1,0 +1,516 @@
+//! One sizing step per Dify component: the processes and pods it runs, the greenlets or Celery
+//! `-c` each process admits, and the pool that keeps it deadlock-free (docs/model.md §10).
+//!
+//! Every step follows the same safety rule: a pool covers every request or run its process
+//! admits that may hold a connection while asking for another, times the checkouts each may
+//! nest, + 1. Load beyond what the processes admit waits in a queue that holds no connection:
+//! gunicorn's listen backlog (one per pod, shared by its processes) or the Celery broker (one
+//! for every worker). Greenlets and `-c` are therefore sized against those shared queues.
+
+use super::assumptions::{Assumptions, EditionRules, Target};
+use super::plan::{ComponentPlan, PlanInput, Recorder};
+use super::profile::Profile;
+use super::queueing::poisson_quantile;
+use crate::dify::{Component, defaults, rules};
+
+/// What every step reads: the request, its profile and assumptions, the edition's rules.
+pub(super) struct Ctx<'a> {
+    pub input: &'a PlanInput,
+    pub p: &'a Profile,
+    pub a: &'a Assumptions,
+    pub rules: EditionRules,
+    pub cpu_target: f64,
+    pub hpa_factor: f64,
+    pub lambda: f64,
+    /// Mean connections of one blocking request (1 when the workflow logs leave the request path).
+    pub connections_mean: f64,
+    pub rec: Recorder,
+    pub notes: Vec<String>,
+}
+
+/// Celery `-c` never below Dify 1.16.1's `.env.example` value (4): the worker also runs
+/// indexing, mail and scheduled tasks.
+pub const WORKER_CONCURRENCY_FLOOR: u64 = 4;
+/// worker_beat: a scheduler, mostly asleep (assumption).
+const BEAT_CPU: f64 = 0.25;
+const BEAT_MEMORY_MIB: u64 = 512;
+/// A gevent process is never planned above this utilisation when its requests' time is
+/// stretched by CPU queueing (the stretch 1 / (1 − ρ) grows without bound towards 1).
+const MAX_UTILISATION: f64 = 0.95;
+
+/// How much load the plan admits before requests queue, per component that queues.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Admission {
+    /// Requests (api) or runs and tasks (worker) the processes admit at once.
+    pub admitted: u64,
+    /// Mean in flight at the target QPS.
+    pub mean_in_flight: f64,
+    /// admitted ÷ mean in flight: how far the load may rise before work waits in the queue.
+    pub factor: f64,
+}
+
+/// The api: processes from CPU, greenlets from the pod's shared backlog, pools from the rule.
+pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
+    let (p, a, lambda) = (cx.p, cx.a, cx.lambda);
+    let cpu_ms = p.api_cpu_ms();
+    let cpu_cores = lambda * cpu_ms / 1000.0;
+    let by_cpu = ceil_clean(cpu_cores / cx.cpu_target).max(1);
+    let mut processes = by_cpu.max(cx.rules.min_replicas);
+    let (replicas, per_pod, greenlets, w_eff, in_flight, pod_quantile) = loop {
+        let (replicas, per_pod) =
+            split_into_pods(processes, cx.rules.min_replicas, a.api_processes_per_pod, cx.input.target);
+        let running = replicas * per_pod;
+        let w_eff = stretched(p.request_seconds, cpu_ms, cpu_cores / running as f64, per_pod);
+        let in_flight = lambda * w_eff;
+        let pod_quantile = poisson_quantile(in_flight / replicas as f64 * a.overload_headroom, a.quantile);
+        let greenlets = pod_quantile.div_ceil(per_pod).max(1);
+        if greenlets <= a.slots_per_process_max {
+            break (replicas, per_pod, greenlets, w_eff, in_flight, pod_quantile);
+        }
+        // One process cannot admit that many: more processes share the backlog.
+        let total = poisson_quantile(in_flight * a.overload_headroom, a.quantile);
+        processes = (processes + 1).max(total.div_ceil(a.slots_per_process_max));
+    };
+    let running = replicas * per_pod;
+    cx.rec.note(
+        "api.cpu_cores",
+        fmt2(cpu_cores),
+        format!(
+            "λ × CPU = {lambda} × {cpu_ms:.1} ms (blocking {} ms + {} ms × {} s of wait, × {:.2}; streaming {} ms × {:.2})",
+            p.api_cpu_ms_blocking,
+            p.api_cpu_ms_per_wait_second,
+            p.request_seconds,
+            p.blocking_share(),
+            p.api_cpu_ms_streaming,
+            p.streaming_share
+        ),
+        "profile; CPU grows with the wait, docs/model.md §9",
+    );
+    cx.rec.note(
+        "api.processes",
+        running,
+        format!(
+            "max(ceil({cpu_cores:.2} cores ÷ {} target) = {by_cpu}, {} edition minimum) — one gevent process per core",
+            cx.cpu_target, cx.rules.min_replicas
+        ),
+        "docs/model.md §5; target from the edition",
+    );
+    cx.rec.note(
+        "api.replicas × SERVER_WORKER_AMOUNT",
+        format!("{replicas} × {per_pod}"),
+        match cx.input.target {
+            Target::Compose => format!("{} containers (edition minimum) × ceil({processes} ÷ {})", replicas, replicas),
+            Target::Kubernetes => {
+                format!(
+                    "pods of at most {} processes, at least {} replicas",
+                    a.api_processes_per_pod, cx.rules.min_replicas
+                )
+            }
+        },
+        "edition; --assume api_processes_per_pod=",
+    );
+    cx.rec.note(
+        "api.time_in_flight",
+        format!("{w_eff:.3} s"),
+        format!(
+            "W + CPU × ρ/(1 − ρ) ÷ processes sharing the backlog = {} s + {:.3} s × {:.2}/(1 − {:.2}) ÷ {per_pod}: a busy gevent process keeps a request longer by its CPU queueing",
+            p.request_seconds,
+            cpu_ms / 1000.0,
+            utilisation(cpu_cores / running as f64),
+            utilisation(cpu_cores / running as f64)
+        ),
+        "docs/model.md §9",
+    );
+    cx.rec.note(
+        "api.in_flight_mean",
+        fmt1(in_flight),
+        format!("λ × time in flight = {lambda} × {w_eff:.3} s"),
+        "Little's law, docs/model.md §5",
+    );
+    cx.rec.note(
+        "SERVER_WORKER_CONNECTIONS",
+        greenlets,
+        format!(
+            "ceil(Poisson({:.1}) q{} = {pod_quantile} in flight in one {} ÷ {per_pod} processes): its processes share one listen backlog",
+            in_flight / replicas as f64 * a.overload_headroom,
+            a.quantile,
+            if cx.input.target == Target::Compose { "container" } else { "pod" },
+        ),
+        "docs/model.md §9; quantile and overload_headroom are assumptions (--assume)",
+    );
+
+    // Pools: the safety rule, then the wait target of a full process.
+    let peak = p.connections_peak.ceil() as u64;
+    let chat = p.chat_share > 0.0;
+    let safety = |admitted: u64| {
+        if chat { rules::chat_pool(admitted, a.chat_pool_factor) } else { rules::deadlock_free_pool(admitted, peak) }
+    };
+    let stream_hold = (a.streaming_start_hold_seconds / p.request_seconds).min(1.0);
+    // Connections a full process holds on average, each greenlet busy.
+    let hold_full = p.blocking_share() * cx.connections_mean + p.streaming_share * stream_hold * p.connections_peak;
+    // Checkouts one request may hold at once: the measured peak, and a third short one for chat.
+    let most_per_request = peak + u64::from(chat);
+    let wait_pool = poisson_quantile(greenlets as f64 * hold_full, a.quantile).min(greenlets * most_per_request);
+    let max = safety(greenlets).max(wait_pool);
+    cx.rec.note(
+        "api pool (SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW)",
+        max,
+        format!(
+            "max({} by the safety rule, {wait_pool} for the wait target) — safety: {}; wait target: Poisson({:.1}) q{} of the connections {greenlets} busy greenlets hold ({hold_full:.3} each), at most {most_per_request} each",
+            safety(greenlets),
+            if chat {
+                format!("{} × {greenlets} greenlets, chat apps nest a third checkout", a.chat_pool_factor)
+            } else {
+                format!("{greenlets} greenlets × ({} peak − 1) + 1", p.connections_peak)
+            },
+            greenlets as f64 * hold_full,
+            a.quantile
+        ),
+        "measured, docs/model.md §8, §9",
+    );
+    let hold_mean = p.blocking_share() * cx.connections_mean + p.streaming_share * stream_hold;
+    let per_process_in_flight = in_flight / running as f64;
+    let pool = usual_pool(per_process_in_flight, hold_mean, max);
+    cx.rec.note(
+        "SQLALCHEMY_POOL_SIZE",
+        pool,
+        format!(
+            "ceil({per_process_in_flight:.2} in flight per process × {hold_mean:.3} connections each), at most {max}: what a process usually holds stays open, the rest is overflow"
+        ),
+        "docs/model.md §8",
+    );
+    let mean = lambda
+        * (p.blocking_share() * w_eff * cx.connections_mean
+            + p.streaming_share * a.streaming_start_hold_seconds.min(p.request_seconds));
+    let shared = safety(poisson_quantile(in_flight, a.quantile));
+    let (hpa, surge) = scaling(replicas, cx.input.target, cx.hpa_factor, a);
+    let admitted = running * greenlets;
+    let admission = Admission {
+        admitted,
+        mean_in_flight: round2(in_flight),
+        factor: round2(admitted as f64 / in_flight.max(1e-9)),
+    };
+    let plan = component(
+        Component::Api,
+        [replicas, hpa, surge, per_pod],
+        Some(greenlets),
+        pool,
+        max,
+        mean,
+        Some(shared),
+        per_pod as f64,
+        per_pod * a.process_memory_mib,
+    );
+    (plan, admission)
+}
+
+/// api_websocket (the `collaboration` profile): the edition's replicas, an assumed small pool.
+pub(super) fn api_websocket(cx: &mut Ctx) -> ComponentPlan {
+    let a = cx.a;
+    let replicas = cx.rules.min_replicas;
+    let (max, surge) = match cx.input.target {
+        Target::Compose => (replicas, 0),
+        // Websocket sessions are long-lived: no HPA, but a rolling update still surges.
+        Target::Kubernetes => (replicas, (replicas as f64 * a.max_surge).ceil() as u64),
+    };
+    let (ps, po) = (a.websocket_pool_size, a.websocket_max_overflow);
+    cx.rec.note(
+        "api_websocket pool",
+        ps + po,
+        format!("{ps} + {po}, a per-service override: its use was not measured"),
+        "assumption (--assume websocket_pool_size=, websocket_max_overflow=)",
+    );
+    component(
+        Component::ApiWebsocket,
+        [replicas, max, surge, defaults::API_WEBSOCKET_WORKER_AMOUNT],
+        Some(defaults::API_WEBSOCKET_WORKER_CONNECTIONS),
+        ps.min(ps + po).max(1),
+        ps + po,
+        replicas as f64,
+        None,
+        1.0,
+        a.process_memory_mib,
+    )
+}
+
+/// The Celery worker (gevent pool): workers from CPU, `-c` from the one broker queue they all
+/// read, a pool of 2 × `-c` where chat runs stream through it.
+pub(super) fn worker(cx: &mut Ctx) -> (ComponentPlan, Admission) {
+    let (p, a, lambda) = (cx.p, cx.a, cx.lambda);
+    let stream_rate = lambda * p.streaming_share;
+    let task_rate = lambda * p.celery_tasks;
+    let cpu_cores = (stream_rate * p.worker_cpu_ms_streaming + task_rate * p.celery_task_cpu_ms) / 1000.0;
+    let by_cpu = ceil_clean(cpu_cores / cx.cpu_target).max(1);
+    let mut workers = by_cpu.max(cx.rules.min_replicas);
+    let (slots, run_seconds, task_seconds, in_flight, quantile) = loop {
+        let rho = cpu_cores / workers as f64;
+        let run_seconds = stretched(p.request_seconds, p.worker_cpu_ms_streaming, rho, 1);
+        let task_seconds = stretched(p.celery_task_seconds, p.celery_task_cpu_ms, rho, 1);
+        let in_flight = stream_rate * run_seconds + task_rate * task_seconds;
+        let quantile = poisson_quantile(in_flight * a.overload_headroom, a.quantile);
+        let slots = quantile.div_ceil(workers).max(WORKER_CONCURRENCY_FLOOR);
+        if slots <= a.slots_per_process_max {
+            break (slots, run_seconds, task_seconds, in_flight, quantile);
+        }
+        workers = (workers + 1).max(quantile.div_ceil(a.slots_per_process_max));
+    };
+    cx.rec.note(
+        "worker.in_flight_mean",
+        fmt1(in_flight),
+        format!(
+            "streaming runs {stream_rate:.1}/s × {run_seconds:.3} s + tasks {task_rate:.1}/s × {task_seconds:.3} s (CPU queueing included)"
+        ),
+        "Little's law; streaming runs execute in the worker, docs/model.md §8",
+    );
+    cx.rec.note(
+        "worker.replicas",
+        workers,
+        format!(
+            "max(ceil({cpu_cores:.2} cores ÷ {}) = {by_cpu}, {} edition minimum) — one gevent process per worker, one core",
+            cx.cpu_target, cx.rules.min_replicas
+        ),
+        "docs/model.md §5",
+    );
+    cx.rec.note(
+        "CELERY_WORKER_AMOUNT",
+        slots,
+        format!(
+            "max({WORKER_CONCURRENCY_FLOOR}, ceil(Poisson({:.1}) q{} = {quantile} ÷ {workers} workers)): every worker reads one broker queue",
+            in_flight * a.overload_headroom,
+            a.quantile
+        ),
+        "docs/model.md §8, §9; floor: Dify 1.16.1 .env.example (4)",
+    );
+    // What one slot holds, by the kind of work in it (shares from the profile alone, so they do
+    // not wobble with the QPS through floating-point noise).
+    let per_request = p.streaming_share * p.request_seconds + p.celery_tasks * p.celery_task_seconds;
+    let share = |x: f64| if per_request > 0.0 { x / per_request } else { 0.0 };
+    let chat_runs = share(p.streaming_share * p.request_seconds * p.chat_share);
+    let workflow_runs = share(p.streaming_share * p.request_seconds * (1.0 - p.chat_share));
+    // With no work of the profile's in the worker, its slots run Dify's own tasks (indexing,
+    // mail, schedules): one connection each.
+    let tasks = if per_request > 0.0 { share(p.celery_tasks * p.celery_task_seconds) } else { 1.0 };
+    let chat = chat_runs > 0.0;
+    let max = if chat {
+        // Any slot may hold a chat run, which nests a second checkout: 2 × -c (measured safe under overload).
+        rules::chat_pool(slots, a.worker_chat_pool_factor).max(2)
+    } else {
+        ceil_clean(slots as f64 * (workflow_runs * a.worker_workflow_connections_per_run + tasks)).max(2)
+    };
+    cx.rec.note(
+        "worker pool (per process)",
+        max,
+        if chat {
+            format!(
+                "{} × {slots}: a chat run holds a connection throughout and nests a second at its start and end; -c + 10% deadlocked under overload, 2 × -c queued",
+                a.worker_chat_pool_factor
+            )
+        } else {
+            format!(
+                "ceil({slots} × ({workflow_runs:.2} workflow runs × {} + {tasks:.2} tasks × 1)), at least 2: workflow runs hold connections only for moments",
+                a.worker_workflow_connections_per_run
+            )
+        },
+        "measured, docs/model.md §8, §9",
+    );
+    let held_each = chat_runs * cx.connections_mean + workflow_runs * a.worker_workflow_connections_per_run + tasks;
+    let pool = usual_pool(in_flight / workers as f64, held_each, max);
+    let stream_in_flight = stream_rate * run_seconds;
+    let mean = stream_in_flight * p.chat_share * cx.connections_mean
+        + stream_in_flight * (1.0 - p.chat_share) * a.worker_workflow_connections_per_run
+        + task_rate * task_seconds;
+    let (hpa, surge) = scaling(workers, cx.input.target, cx.hpa_factor, a);
+    if p.streaming_share > 0.0 && chat {
+        cx.notes.push("The Celery worker under gevent may ignore SQLALCHEMY_POOL_SIZE (langgenius/dify#30536, open): watch its connections after a deploy.".into());
+    }
+    let admitted = workers * slots;
+    let admission = Admission {
+        admitted,
+        mean_in_flight: round2(in_flight),
+        factor: round2(admitted as f64 / in_flight.max(1e-9)),
+    };
+    let plan = component(
+        Component::Worker,
+        [workers, hpa, surge, 1],
+        Some(slots),
+        pool,
+        max,
+        mean,
+        None,
+        1.0,
+        a.process_memory_mib,
+    );
+    (plan, admission)
+}
+
+/// worker_beat: one scheduler process, its own small pool (compose would give it the api's).
+pub(super) fn worker_beat(cx: &mut Ctx) -> ComponentPlan {
+    let a = cx.a;
+    let (bp, bo) = (a.beat_pool_size, a.beat_max_overflow);
+    cx.rec.note(
+        "worker_beat pool",
+        bp + bo,
+        format!(
+            "{bp} + {bo} as a per-service override: one process running one task at a time holds 1 and may nest 1 (the safety rule); compose would otherwise give beat the api's pool"
+        ),
+        "docs/model.md §2: beat holds about 1",
+    );
+    let surge = if cx.input.target == Target::Kubernetes { a.beat_surge } else { 0 };
+    component(
+        Component::WorkerBeat,
+        [1, 1, surge, 1],
+        None,
+        bp.max(1),
+        (bp + bo).max(1),
+        1.0,
+        None,
+        BEAT_CPU,
+        BEAT_MEMORY_MIB,
+    )
+}
+
+/// The plugin daemon (Go): replicas from its CPU, `DB_MAX_OPEN_CONNS` from the quantile of its
+/// connections in flight instead of the default 30.
+pub(super) fn plugin_daemon(cx: &mut Ctx) -> ComponentPlan {
+    let (p, a, lambda) = (cx.p, cx.a, cx.lambda);
+    let cores = lambda * p.plugin_cpu_ms / 1000.0;
+    let in_flight = lambda * p.plugin_db_ms / 1000.0;
+    let per_replica_cores = a.plugin_cores_per_replica * cx.cpu_target;
+    let (replicas, cpu_per_pod) = match cx.input.target {
+        // The daemon publishes its debugging port on the host, so compose runs exactly one.
+        Target::Compose => (1, a.plugin_cores_per_replica.max((cores / cx.cpu_target).ceil())),
+        Target::Kubernetes => {
+            (((cores / per_replica_cores).ceil() as u64).max(cx.rules.min_replicas), a.plugin_cores_per_replica)
+        }
+    };
+    let busy = match cx.input.target {
+        Target::Compose => in_flight,
+        Target::Kubernetes if cores > 0.0 => in_flight.min(in_flight * per_replica_cores / cores),
+        Target::Kubernetes => in_flight,
+    };
+    let open = (poisson_quantile(busy, a.quantile) + 1).max(a.plugin_open_conns_floor);
+    let idle = (busy.ceil() as u64).clamp(1, open);
+    cx.rec.note(
+        "plugin_daemon.replicas",
+        replicas,
+        format!(
+            "max(ceil({cores:.2} cores ÷ ({} cores × {})), {} edition minimum); compose runs one",
+            a.plugin_cores_per_replica, cx.cpu_target, cx.rules.min_replicas
+        ),
+        "docs/model.md §4: about 30 QPS per 2-core instance",
+    );
+    cx.rec.note(
+        "DB_MAX_OPEN_CONNS",
+        open,
+        format!(
+            "max({}, Poisson({busy:.2}) q{} + 1) per replica, instead of the default 30: a call holds one connection and nests none (an assumption: not measured)",
+            a.plugin_open_conns_floor, a.quantile
+        ),
+        "profile plugin_db_ms; floor is an assumption",
+    );
+    let (hpa, surge) = scaling(replicas, cx.input.target, cx.hpa_factor, a);
+    component(
+        Component::PluginDaemon,
+        [replicas, hpa, surge, 1],
+        None,
+        idle,
+        open,
+        in_flight,
+        None,
+        cpu_per_pod,
+        a.plugin_memory_mib,
+    )
+}
+
+/// A request's time in a gevent process whose core runs at utilisation `rho`: its CPU part
+/// waits behind the other greenlets', about CPU × ρ/(1 − ρ) more (processor sharing). A process
+/// busy on its CPU does not accept, so where `sharing` processes share one listen backlog most
+/// of that wait moves into the backlog, holding no greenlet: the stretch is divided among them
+/// (an approximation, checked by the simulation).
+fn stretched(seconds: f64, cpu_ms: f64, rho: f64, sharing: u64) -> f64 {
+    let rho = utilisation(rho);
+    seconds + cpu_ms / 1000.0 * rho / (1.0 - rho) / sharing.max(1) as f64
+}
+
+fn utilisation(rho: f64) -> f64 {
+    if rho.is_finite() { rho.clamp(0.0, MAX_UTILISATION) } else { MAX_UTILISATION }
+}
+
+/// Replicas and processes per pod for `processes` gevent processes. Compose keeps the edition's
+/// replicas and grows processes; Kubernetes fills pods up to `per_pod_max`, then adds pods.
+fn split_into_pods(processes: u64, min_replicas: u64, per_pod_max: u64, target: Target) -> (u64, u64) {
+    match target {
+        Target::Compose => (min_replicas, processes.div_ceil(min_replicas)),
+        Target::Kubernetes => {
+            let per_pod = per_pod_max.min(processes.div_ceil(min_replicas)).max(1);
+            (min_replicas.max(processes.div_ceil(per_pod)), per_pod)
+        }
+    }
+}
+
+/// HPA maximum and surge for a scalable component.
+fn scaling(replicas: u64, target: Target, hpa_factor: f64, a: &Assumptions) -> (u64, u64) {
+    match target {
+        Target::Compose => (replicas, 0),
+        Target::Kubernetes => {
+            let max = ((replicas as f64 * hpa_factor).ceil() as u64).max(replicas);
+            (max, (max as f64 * a.max_surge).ceil() as u64)
+        }
+    }
+}
+
+/// `SQLALCHEMY_POOL_SIZE`: the connections a process usually holds, so they stay open between
+/// bursts; the rest of the maximum is overflow, closed on return.
+fn usual_pool(in_flight_per_process: f64, held_each: f64, max: u64) -> u64 {
+    if in_flight_per_process.is_finite() { ceil_clean(in_flight_per_process * held_each).clamp(1, max) } else { max }
+}
+
+/// One component's plan; `[replicas, max_replicas, surge, processes_per_pod]`.
+#[allow(clippy::too_many_arguments)]
+fn component(
+    component: Component,
+    [replicas, max_replicas, surge, processes_per_pod]: [u64; 4],
+    slots: Option<u64>,
+    pool_size: u64,
+    per_process_max: u64,
+    mean: f64,
+    shared: Option<u64>,
+    cpu: f64,
+    memory: u64,
+) -> ComponentPlan {
+    let worst_per_pod = processes_per_pod * per_process_max;
+    ComponentPlan {
+        component,
+        replicas,
+        max_replicas,
+        surge,
+        processes_per_pod,
+        slots_per_process: slots,
+        pool_size: pool_size.min(per_process_max),
+        max_overflow: per_process_max - pool_size.min(per_process_max),
+        per_process_max,
+        worst_per_pod,
+        worst_total: (max_replicas + surge) * worst_per_pod,
+        mean_connections: round2(mean),
+        shared_pool_equivalent: shared,
+        cpu_per_pod: round2(cpu),
+        memory_mib_per_pod: memory,
+    }
+}
+
+/// `ceil`, forgiving the last bits of floating-point noise (4.000000001 is 4).
+pub(super) fn ceil_clean(v: f64) -> u64 {
+    (v - 1e-9).ceil().max(0.0) as u64
+}
+
+pub(super) fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+pub(super) fn fmt1(v: f64) -> String {
+    format!("{v:.1}")
+}
+
+pub(super) fn fmt2(v: f64) -> String {
+    format!("{v:.2}")
+}
