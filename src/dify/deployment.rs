@@ -291,7 +291,7 @@ pub const SHOWN_KEYS: &[&str] = &["MODE", "DB_USERNAME", "REDIS_MAX_CONNECTIONS"
 
 fn serialize_env<S: serde::Serializer>(env: &Env, s: S) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeMap;
-    let keys = crate::findings::rules::SIZING_KEYS;
+    let keys = super::keys::SIZING_KEYS;
     let mut map = s.serialize_map(None)?;
     for (k, v) in env {
         if keys.contains(&k.as_str()) || SHOWN_KEYS.contains(&k.as_str()) {

@@ -51,6 +51,7 @@ codes! {
     PoolDeadlockRisk = "pool-deadlock-risk", Error, "a process's pool + overflow does not exceed the api requests it admits: requests deadlock (measured, DOMAIN.md §8)";
     PoolChatStall = "pool-chat-stall", Warning, "a process's pool + overflow is below 2 × its greenlets, where chat apps stall (measured, DOMAIN.md §8)";
     WorkerPoolBelowConcurrency = "worker-pool-below-concurrency", Warning, "a gevent worker's pool + overflow is below its -c: streaming chat runs wait for connections";
+    WorkerPoolDeadlockRisk = "worker-pool-deadlock-risk", Warning, "a gevent worker's pool + overflow is below 2 × its -c: chat runs deadlock it under overload (measured)";
     RedisMaxConnectionsLow = "redis-max-connections-low", Warning, "REDIS_MAX_CONNECTIONS is below the pub/sub connections a process's admitted streams need";
     StreamingRunsSerialized = "streaming-runs-serialized", Warning, "the worker runs one task at a time, so concurrent streaming runs queue";
     BeatPoolOversized = "beat-pool-oversized", Warning, "worker_beat gets a pool far larger than the ~1 connection it uses";

@@ -55,7 +55,7 @@ pub fn check(d: &Deployment, budget: &Budget) -> Vec<Finding> {
         let t = timeout.value.trim();
         if t.is_empty() || t.trim_end_matches("ms").trim_end_matches('s').trim_end_matches("min").trim() == "0" {
             out.push(
-                Finding::new(Code::IdleInTransactionTimeoutOff, "idle_in_transaction_session_timeout is 0: a crashed run leaves its connection idle in transaction for ever (measured, DOMAIN.md §8)", "set idle_in_transaction_session_timeout above the longest request (360000 ms with GUNICORN_TIMEOUT 360): POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT in Dify 1.16's .env, or `-c idle_in_transaction_session_timeout=360000` on the server's command line (Dify 1.9, your own server)")
+                Finding::new(Code::IdleInTransactionTimeoutOff, "idle_in_transaction_session_timeout is 0: a crashed run leaves its connection idle in transaction for ever (measured, docs/model.md §8)", "set idle_in_transaction_session_timeout above the longest request (360000 ms with GUNICORN_TIMEOUT 360): POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT in Dify 1.16's .env, or `-c idle_in_transaction_session_timeout=360000` on the server's command line (Dify 1.9, your own server)")
                     .at(&timeout.source),
             );
         }
@@ -148,7 +148,12 @@ fn worker_rules(c: &Deployed, out: &mut Vec<Finding>) {
     let Some(conc) = &c.concurrency else { return };
     match c.celery_pool {
         Some(CeleryPool::Gevent) if c.per_process_max < conc.value => out.push(
-            Finding::new(Code::WorkerPoolBelowConcurrency, format!("worker: pool {} + overflow {} = {} < -c {}: each streaming chat run holds a connection for its whole duration", c.pool_size.value, c.max_overflow.value, c.per_process_max, conc.value), format!("give the worker SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW ≥ {} (a per-service override)", conc.value.saturating_add(conc.value.div_ceil(10))))
+            Finding::new(Code::WorkerPoolBelowConcurrency, format!("worker: pool {} + overflow {} = {} < -c {}: each streaming chat run holds a connection for its whole duration", c.pool_size.value, c.max_overflow.value, c.per_process_max, conc.value), format!("give the worker SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW ≥ {} (a per-service override) if it runs chat apps", conc.value.saturating_mul(2)))
+                .on(c.component)
+                .at(&c.pool_size.source),
+        ),
+        Some(CeleryPool::Gevent) if c.per_process_max < conc.value.saturating_mul(2) => out.push(
+            Finding::new(Code::WorkerPoolDeadlockRisk, format!("worker: pool {} + overflow {} = {} < 2 × -c {}: a chat run holds a connection for its whole duration and takes a second at its start and end, so when every slot runs chat the pool deadlocks (measured at -c + 10%; 2 × -c only queued)", c.pool_size.value, c.max_overflow.value, c.per_process_max, conc.value), format!("give the worker SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW ≥ {} (a per-service override) if it runs chat apps", conc.value.saturating_mul(2)))
                 .on(c.component)
                 .at(&c.pool_size.source),
         ),
@@ -161,7 +166,7 @@ fn worker_rules(c: &Deployed, out: &mut Vec<Finding>) {
     }
     if conc.value <= 1 {
         out.push(
-            Finding::new(Code::StreamingRunsSerialized, "worker runs one task at a time (-c 1): concurrent streaming runs queue behind each other (measured, DOMAIN.md §8)", "set CELERY_WORKER_AMOUNT to the streaming runs in flight (`difyplan size` computes it)")
+            Finding::new(Code::StreamingRunsSerialized, "worker runs one task at a time (-c 1): concurrent streaming runs queue behind each other (measured, docs/model.md §8)", "set CELERY_WORKER_AMOUNT to the streaming runs in flight (`difyplan size` computes it)")
                 .on(c.component)
                 .at(&conc.source),
         );
@@ -184,37 +189,7 @@ fn redis_rule(c: &Deployed, out: &mut Vec<Finding>) {
     }
 }
 
-/// The settings Dify reads that size pools and processes; near-misses of these are flagged.
-pub const SIZING_KEYS: &[&str] = &[
-    "SERVER_WORKER_AMOUNT",
-    "SERVER_WORKER_CLASS",
-    "SERVER_WORKER_CONNECTIONS",
-    "GUNICORN_TIMEOUT",
-    "CELERY_WORKER_CLASS",
-    "CELERY_WORKER_AMOUNT",
-    "CELERY_AUTO_SCALE",
-    "CELERY_MAX_WORKERS",
-    "CELERY_MIN_WORKERS",
-    "API_WEBSOCKET_WORKER_AMOUNT",
-    "API_WEBSOCKET_WORKER_CONNECTIONS",
-    "SQLALCHEMY_POOL_SIZE",
-    "SQLALCHEMY_MAX_OVERFLOW",
-    "SQLALCHEMY_POOL_RECYCLE",
-    "SQLALCHEMY_POOL_PRE_PING",
-    "SQLALCHEMY_POOL_USE_LIFO",
-    "SQLALCHEMY_POOL_TIMEOUT",
-    "POSTGRES_MAX_CONNECTIONS",
-    "POSTGRES_SHARED_BUFFERS",
-    "POSTGRES_WORK_MEM",
-    "POSTGRES_MAINTENANCE_WORK_MEM",
-    "POSTGRES_EFFECTIVE_CACHE_SIZE",
-    "POSTGRES_STATEMENT_TIMEOUT",
-    "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT",
-    "DB_MAX_OPEN_CONNS",
-    "DB_MAX_IDLE_CONNS",
-    "DB_CONN_MAX_LIFETIME",
-    "REDIS_MAX_CONNECTIONS",
-];
+pub use crate::dify::keys::SIZING_KEYS;
 
 fn unknown_keys(d: &Deployment, out: &mut Vec<Finding>) {
     let mut seen = BTreeSet::new();

@@ -136,6 +136,7 @@ fn every_code_triggers_and_stays_quiet() {
         ("pool-deadlock-risk", "SQLALCHEMY_MAX_OVERFLOW=10", "SQLALCHEMY_MAX_OVERFLOW=0"),
         ("pool-chat-stall", "SQLALCHEMY_MAX_OVERFLOW=10", "SQLALCHEMY_MAX_OVERFLOW=5"),
         ("worker-pool-below-concurrency", "CELERY_WORKER_AMOUNT=8", "CELERY_WORKER_AMOUNT=40"),
+        ("worker-pool-deadlock-risk", "CELERY_WORKER_AMOUNT=8", "CELERY_WORKER_AMOUNT=15"),
         ("redis-max-connections-low", "DB_MAX_IDLE_CONNS=5", "DB_MAX_IDLE_CONNS=5\nREDIS_MAX_CONNECTIONS=5"),
         ("streaming-runs-serialized", "CELERY_WORKER_AMOUNT=8", "CELERY_WORKER_AMOUNT="),
         ("plugin-daemon-pool-default", "DB_MAX_OPEN_CONNS=10\n", ""),
