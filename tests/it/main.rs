@@ -4,6 +4,8 @@
 mod bad_input;
 mod check_cli;
 mod fuzz;
+mod helm_releases;
+mod helm_rendered;
 mod helm_values;
 mod kubernetes_cli;
 mod matrix_files;
