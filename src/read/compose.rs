@@ -209,6 +209,8 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
         app_role_superuser,
         idle_in_transaction_timeout: db.map(|_| idle_timeout),
         unbounded_autoscalers: Vec::new(),
+        chart: None,
+        chart_version_assumed: None,
     })
 }
 
@@ -610,6 +612,8 @@ pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Dep
         app_role_superuser,
         idle_in_transaction_timeout: Some(idle),
         unbounded_autoscalers: Vec::new(),
+        chart: None,
+        chart_version_assumed: None,
     })
 }
 
