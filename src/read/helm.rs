@@ -483,7 +483,7 @@ pub fn read_release(release: &Release, opts: &Options) -> Result<Deployment, Str
     };
     let (known, assumed) = chart_version(chart, chart_said_by);
 
-    let (version, version_source) = version(&v, chart, opts);
+    let (version, version_source) = version(&v, chart, opts, &known);
     let role = chart_db_username(&v, chart);
     let specs = match chart {
         Chart::DifyHelm => dify_helm_specs(&v, role.as_ref(), &known),
@@ -541,6 +541,8 @@ pub struct KnownVersion {
     pub beat_default: bool,
     /// dify-helm renders an `apiWebsocket` Deployment (0.38 on).
     pub websocket: bool,
+    /// The Dify image tag the chart installs by default.
+    pub dify_default: &'static str,
 }
 
 /// The minor versions difyplan knows per chart (those shipping Dify 1.9 or later).
@@ -554,8 +556,25 @@ fn known_minors(chart: Chart) -> std::ops::RangeInclusive<u64> {
 fn known(chart: Chart, minor: u64) -> KnownVersion {
     let label = format!("0.{minor}");
     match chart {
-        Chart::DifyHelm => KnownVersion { label, beat_default: minor >= 37, websocket: minor >= 38 },
-        Chart::Douban => KnownVersion { label, beat_default: minor >= 8, websocket: false },
+        Chart::DifyHelm => KnownVersion {
+            label,
+            beat_default: minor >= 37,
+            websocket: minor >= 38,
+            dify_default: match minor {
+                ..=31 => "1.9.1",
+                32 | 33 => "1.10.0",
+                34 | 35 => "1.10.1-fix.1",
+                36 => "1.12.1",
+                37 => "1.14.2",
+                _ => "1.16.1",
+            },
+        },
+        Chart::Douban => KnownVersion {
+            label,
+            beat_default: minor >= 8,
+            websocket: false,
+            dify_default: if minor <= 7 { "1.9.1" } else { "1.10.1-fix.1" },
+        },
     }
 }
 
@@ -653,7 +672,7 @@ fn detect(v: &Values, file: &str) -> Result<Chart, String> {
 }
 
 /// The Dify release: `--dify-version`, else the api image tag, else the latest.
-fn version(v: &Values, chart: Chart, opts: &Options) -> (DifyVersion, Source) {
+fn version(v: &Values, chart: Chart, opts: &Options, known: &KnownVersion) -> (DifyVersion, Source) {
     if let Some(ver) = opts.dify_version {
         return (ver, Source::Flag { flag: "--dify-version".into() });
     }
@@ -668,17 +687,23 @@ fn version(v: &Values, chart: Chart, opts: &Options) -> (DifyVersion, Source) {
             Err(_) => (
                 DifyVersion::LATEST,
                 Source::default(format!(
-                    "image tag `{}` ({}) is not a release difyplan knows; assumed the latest (pass --dify-version)",
+                    "image tag `{}` ({}) is not a Dify release difyplan knows (1.9 to 1.16); the latest layout assumed (pass --dify-version)",
                     t.value, t.source
                 )),
             ),
         },
-        None => (
-            DifyVersion::LATEST,
-            Source::default(
-                "no image tag in the values: the chart's default image, assumed the latest (pass --dify-version)",
+        None => match known.dify_default.parse::<DifyVersion>() {
+            Ok(ver) => (
+                ver,
+                Source::default(format!(
+                    "no image tag in the values: {} {}'s default image {}",
+                    chart.name(),
+                    known.label,
+                    known.dify_default
+                )),
             ),
-        ),
+            Err(_) => (DifyVersion::LATEST, Source::default("no image tag in the values; assumed the latest")),
+        },
     }
 }
 
