@@ -125,6 +125,10 @@ fn deployments(found: &[Input], args: &CheckArgs, opts: &Options) -> Result<Vec<
             groups.insert(0, main);
         }
         for group in groups {
+            // Env files a service reads (`env_file:`) are part of this project, not deployments of their own.
+            for f in &group {
+                used_envs.extend(service_env_files(f, &dir));
+            }
             let project = Project {
                 files: group.iter().map(|i| i.path.clone()).collect(),
                 texts: group.iter().map(|i| i.text.clone()).collect(),
@@ -159,4 +163,28 @@ fn deployments(found: &[Input], args: &CheckArgs, opts: &Options) -> Result<Vec<
         out.push((label.clone(), "helm".to_string(), d));
     }
     Ok(out)
+}
+
+/// The files the services of a compose file name in `env_file:` (a path, a list of paths, or
+/// of `{path: …}`), relative to the compose file's folder.
+fn service_env_files(input: &Input, dir: &Path) -> Vec<PathBuf> {
+    use crate::read::yaml;
+    let Ok(text) = input.text() else { return Vec::new() };
+    let Ok(docs) = yaml::parse_documents(&text, &input.path.display().to_string()) else { return Vec::new() };
+    let mut out = Vec::new();
+    for doc in &docs {
+        let Some(services) = doc.value.get("services").and_then(|s| s.as_mapping()) else { continue };
+        for svc in services.values() {
+            let items = match svc.get("env_file") {
+                Some(serde_yaml::Value::Sequence(items)) => items.clone(),
+                Some(v) => vec![v.clone()],
+                None => Vec::new(),
+            };
+            for item in items {
+                let path = yaml::scalar_string(&item).or_else(|| item.get("path").and_then(yaml::scalar_string));
+                out.extend(path.map(|p| dir.join(p)));
+            }
+        }
+    }
+    out
 }

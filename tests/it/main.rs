@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod check_cli;
+mod compose_inputs;
 mod fuzz;
 mod helm_releases;
 mod helm_rendered;
