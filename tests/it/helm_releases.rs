@@ -290,3 +290,53 @@ fn douban_plugin_daemon_replicas_as_its_template_renders_them() {
         assert_eq!(got, pods, "{daemon}");
     }
 }
+
+/// `render helm` for both charts, read back by `check` with each chart's template rules: the
+/// plan's replicas for every component the chart runs (and the HPA maximum where the chart has
+/// one), no env name the chart's template sets itself, and read replicas as large as the primary.
+#[test]
+fn rendered_values_read_back_give_the_plans_replicas() {
+    for (chart, extra) in
+        [("borispolonsky", &[][..]), ("douban", &["--assume", "max_surge=0.25", "--assume", "beat_surge=1"][..])]
+    {
+        for qps in ["10", "300"] {
+            let dir = tempfile::tempdir().unwrap();
+            let r = difyplan(&["render", "helm", "--chart", chart, "--qps", qps, "-o", &s(dir.path())]);
+            assert_eq!(r.code, 0, "{}", r.stderr);
+            let values = dir.path().join("values.yaml");
+            let text = std::fs::read_to_string(&values).unwrap();
+            let mut size = vec!["size", "--qps", qps, "--target", "kubernetes", "--format", "json"];
+            size.extend_from_slice(extra);
+            let plan = json(&difyplan(&size));
+            let (_, v) = run(&[&s(&values), "--chart", chart]);
+            let read = v["deployments"][0]["deployment"]["components"].as_array().unwrap();
+            for c in plan["components"].as_array().unwrap() {
+                let name = c["component"].as_str().unwrap();
+                let Some(got) = read.iter().find(|r| r["component"] == name) else {
+                    // douban runs no api_websocket: the template says so.
+                    assert!(chart == "douban" && name == "api_websocket", "{chart} {qps}: {name} not read back");
+                    continue;
+                };
+                assert_eq!(got["replicas"]["value"], c["replicas"], "{chart} {qps} QPS: {name} replicas");
+                if matches!(name, "api" | "worker") {
+                    assert_eq!(got["max_replicas"]["value"], c["max_replicas"], "{chart} {qps} QPS: {name} maximum");
+                }
+            }
+            let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+            if chart == "borispolonsky" {
+                // The websocket template sets these two itself.
+                let env = doc["apiWebsocket"]["extraEnv"].as_sequence().unwrap();
+                let names: Vec<&str> = env.iter().map(|e| e["name"].as_str().unwrap()).collect();
+                for set_by_chart in ["SERVER_WORKER_AMOUNT", "SERVER_WORKER_CLASS", "MIGRATION_ENABLED", "LOG_LEVEL"] {
+                    assert!(!names.contains(&set_by_chart), "{qps}: {set_by_chart} in {names:?}");
+                }
+                // The read replica (architecture: replication by default) gets the primary's settings.
+                let primary = doc["postgresql"]["primary"]["extendedConfiguration"].as_str().unwrap();
+                assert!(primary.contains("max_connections = '"), "{primary}");
+                assert_eq!(doc["postgresql"]["readReplicas"]["extendedConfiguration"].as_str(), Some(primary));
+            } else {
+                assert_eq!(doc["pluginDaemon"]["autoscaling"]["enabled"], serde_yaml::Value::Bool(false));
+            }
+        }
+    }
+}
