@@ -1107,35 +1107,30 @@ fn database(v: &Values, chart: Chart, opts: &Options) -> Result<Database, String
         }
         Chart::Douban => v.truthy(&["postgresql", "embedded"], true),
     };
-    let mut max: Option<Valued<String>> = None;
-    let mut idle: Option<Valued<String>> = None;
-    let mut conf_written = None;
+    let (mut max, mut idle, mut conf_written) = (None, None, None);
     if bundled {
-        // extendedConfiguration is appended after the main file, so it wins over `configuration`,
-        // which replaces the file the container's env would otherwise edit.
-        for conf in ["extendedConfiguration", "configuration"] {
-            let path = ["postgresql", "primary", conf];
-            let Some(text) = v.get(&path).and_then(yaml::scalar_string) else { continue };
-            conf_written.get_or_insert_with(|| v.src(&path));
-            // Within one snippet the last setting wins, as in postgresql.conf.
-            let (mut file_max, mut file_idle) = (None, None);
-            for (name, value, source) in conf_settings(v, &path, &text) {
-                match name.as_str() {
-                    "max_connections" => file_max = Some(Valued::new(value, source)),
-                    "idle_in_transaction_session_timeout" => file_idle = Some(Valued::new(value, source)),
-                    _ => {}
-                }
-            }
-            max = max.or(file_max);
-            idle = idle.or(file_idle);
-        }
-        if max.is_none() {
-            for item in v.env_list(&["postgresql", "primary", "extraEnvVars"])? {
-                if matches!(item.name.as_str(), "POSTGRESQL_MAX_CONNECTIONS" | "POSTGRES_MAX_CONNECTIONS")
-                    && let Some(value) = item.value
-                {
-                    max = Some(Valued::new(value, item.source));
-                }
+        (max, idle, conf_written) = server_settings(v, "primary")?;
+        // dify-helm sets the Bitnami subchart's `architecture: replication` (the subchart's own
+        // default is standalone): its read replica is a hot standby, which refuses to start with
+        // max_connections below its primary's.
+        let default_arch = if chart == Chart::DifyHelm { "replication" } else { "standalone" };
+        let arch = v.string(&["postgresql", "architecture"]).map_or(default_arch.to_string(), |a| a.value);
+        if arch == "replication" {
+            let primary = max.as_ref().map(super::postgres::max_connections).transpose()?;
+            let replica =
+                server_settings(v, "readReplicas")?.0.as_ref().map(super::postgres::max_connections).transpose()?;
+            let floor = defaults::COMPOSE_MAX_CONNECTIONS;
+            let p = primary.as_ref().map_or(floor, |m| m.value);
+            let r = replica.as_ref().map_or(floor, |m| m.value);
+            if r < p {
+                let at = primary.as_ref().map_or_else(|| v.src(&["postgresql"]), |m| m.source.clone());
+                let said = replica.map_or_else(
+                    || "sets none (PostgreSQL's 100)".to_string(),
+                    |m| format!("sets {} ({})", m.value, m.source),
+                );
+                return Err(format!(
+                    "{at}: the primary gets max_connections {p} but the read replica of `architecture: replication` {said} — a hot standby refuses to start below its primary's; set the same under postgresql.readReplicas.extendedConfiguration, or `postgresql.architecture: standalone`"
+                ));
             }
         }
     }
@@ -1162,6 +1157,42 @@ fn database(v: &Values, chart: Chart, opts: &Options) -> Result<Database, String
     };
     let idle_timeout = conf_written.map(|at| idle.unwrap_or_else(|| Valued::new("0".into(), at)));
     Ok(Database { max_connections: max, found, idle_timeout })
+}
+
+/// Settings of the Bitnami subchart's `primary` or `readReplicas`: `max_connections`,
+/// `idle_in_transaction_session_timeout`, and where a postgresql.conf snippet was written.
+type ServerSettings = (Option<Valued<String>>, Option<Valued<String>>, Option<Source>);
+
+fn server_settings(v: &Values, role: &str) -> Result<ServerSettings, String> {
+    let (mut max, mut idle, mut conf_written) = (None, None, None);
+    // extendedConfiguration is appended after the main file, so it wins over `configuration`,
+    // which replaces the file the container's env would otherwise edit.
+    for conf in ["extendedConfiguration", "configuration"] {
+        let path = ["postgresql", role, conf];
+        let Some(text) = v.get(&path).and_then(yaml::scalar_string) else { continue };
+        conf_written.get_or_insert_with(|| v.src(&path));
+        // Within one snippet the last setting wins, as in postgresql.conf.
+        let (mut file_max, mut file_idle) = (None, None);
+        for (name, value, source) in conf_settings(v, &path, &text) {
+            match name.as_str() {
+                "max_connections" => file_max = Some(Valued::new(value, source)),
+                "idle_in_transaction_session_timeout" => file_idle = Some(Valued::new(value, source)),
+                _ => {}
+            }
+        }
+        max = max.or(file_max);
+        idle = idle.or(file_idle);
+    }
+    if max.is_none() {
+        for item in v.env_list(&["postgresql", role, "extraEnvVars"])? {
+            if matches!(item.name.as_str(), "POSTGRESQL_MAX_CONNECTIONS" | "POSTGRES_MAX_CONNECTIONS")
+                && let Some(value) = item.value
+            {
+                max = Some(Valued::new(value, item.source));
+            }
+        }
+    }
+    Ok((max, idle, conf_written))
 }
 
 /// `name = value` settings of a postgresql.conf snippet with the line each is written on.

@@ -70,6 +70,9 @@ postgresql:
   primary:
     extendedConfiguration: |
       max_connections = 500
+  readReplicas:
+    extendedConfiguration: |
+      max_connections = 500
 ";
 
 #[test]
@@ -338,5 +341,45 @@ fn rendered_values_read_back_give_the_plans_replicas() {
                 assert_eq!(doc["pluginDaemon"]["autoscaling"]["enabled"], serde_yaml::Value::Bool(false));
             }
         }
+    }
+}
+
+#[test]
+fn bundled_read_replica_below_the_primary_is_refused() {
+    // dify-helm's default `architecture: replication`: the replica left at 100 would not start.
+    let values =
+        BORIS_VALUES.replace("  readReplicas:\n    extendedConfiguration: |\n      max_connections = 500\n", "");
+    assert_ne!(values, BORIS_VALUES);
+    let chart = BORIS_CHART_YAML.replace("VERSION", "0.38.0");
+    let dir = folder(&[("Chart.yaml", &chart), ("values.yaml", &values)]);
+    let r = difyplan(&["check", &s(dir.path())]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("values.yaml:19: the primary gets max_connections 500 but the read replica"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("readReplicas.extendedConfiguration"), "{}", r.stderr);
+    // Standalone: no replica to start.
+    let standalone = values.replace("postgresql:\n", "postgresql:\n  architecture: standalone\n");
+    let dir = folder(&[("Chart.yaml", &chart), ("values.yaml", &standalone)]);
+    let (_, v) = run(&[&s(dir.path())]);
+    assert_eq!(v["deployments"][0]["deployment"]["max_connections"]["value"], 500);
+}
+
+/// The fixtures' hand-written values, read with the chart and version they were rendered with,
+/// give what their rendered output carries (see helm_rendered).
+#[test]
+fn fixture_values_agree_with_their_rendered_output() {
+    for (file, chart, demand, max) in [
+        ("borispolonsky-scaled.values.yaml", "borispolonsky@0.38.0-rc2", 2606, 1200),
+        ("douban-scaled.values.yaml", "douban@0.9.1", 1417, 900),
+    ] {
+        let path = crate::support::helm_fixture(file).display().to_string();
+        let (_, v) = run(&[&path, "--chart", chart]);
+        let d = &v["deployments"][0];
+        assert_eq!(d["budget"]["demand"], demand, "{file}");
+        assert_eq!(d["deployment"]["max_connections"]["value"], max, "{file}");
+        assert!(!codes(&v).contains(&"chart-version-assumed".to_string()), "{file}");
     }
 }

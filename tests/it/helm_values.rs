@@ -346,6 +346,8 @@ worker:
   replicas: 1
 postgresql:
   enabled: true
+  # the chart's default replication would need the read replica's cap too
+  architecture: standalone
   global:
     postgresql:
       auth:
@@ -372,6 +374,7 @@ postgresql:
 worker:
   replicas: 1
 postgresql:
+  architecture: standalone
   primary:
     extraEnvVars:
     - name: POSTGRESQL_MAX_CONNECTIONS
