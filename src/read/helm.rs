@@ -69,6 +69,13 @@
 //! bitnami/containers `bitnami/postgresql/17/debian-12/rootfs/opt/bitnami/scripts/postgresql-env.sh`
 //! @ `165b82cb9d331d76ce225c2f5b83a4a811b5309f`. With none of them, PostgreSQL's default 100 applies.
 //!
+//! **Versions** (each chart's `Chart.yaml` and `values.yaml` history, read with git log/show):
+//! dify-helm 0.31 (Dify 1.9.1) to 0.38 (1.16.1): `beat` exists from 0.28 with `enabled: false`,
+//! true from 0.37; `apiWebsocket` from 0.38 (its template sets SERVER_WORKER_AMOUNT=1 and
+//! SERVER_WORKER_CLASS itself). douban 0.7 (Dify 1.9.1) to 0.9.1: `workerBeat` from 0.8; the
+//! plugin daemon's template (0.6 on) renders `replicas: 1` unless `pluginDaemon.autoscaling` is set,
+//! `replicaCount | default 1` when it is set and off, and no `replicas` when it is on.
+//!
 //! # Semantics
 //! - A values file is an override of the chart's defaults (Helm merges it over `values.yaml`), so
 //!   a key the file does not set takes the chart default above; `null` deletes a default, and
