@@ -185,6 +185,12 @@ pub struct CheckArgs {
     /// Connections to keep free for monitoring, backups and psql, counted in the budget.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub admin_reserve: u64,
+    /// A Helm values file of one release; repeat in `helm -f` order (later files win).
+    #[arg(long = "values", value_name = "FILE")]
+    pub values: Vec<PathBuf>,
+    /// The chart the Helm values are for, where nothing beside them says: borispolonsky[@VERSION] or douban[@VERSION].
+    #[arg(long, value_name = "NAME[@VERSION]")]
+    pub chart: Option<String>,
 }
 
 #[derive(Debug, Args)]

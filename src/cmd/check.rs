@@ -30,8 +30,10 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
         // Fail on a bad --env-file before anything else, not only when a compose file needs it.
         crate::read::read_text(env_file)?;
     }
+    // With only --values, the values are the input.
+    let paths = if args.paths.is_empty() && !args.values.is_empty() { Vec::new() } else { paths };
     let found = inputs::collect(&paths).map_err(anyhow::Error::msg)?;
-    if found.is_empty() {
+    if found.is_empty() && args.values.is_empty() {
         bail!(
             "{}: no .env, compose, Kubernetes or Helm values file found — pass the folder or files Dify is deployed from",
             paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
@@ -39,7 +41,7 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
     }
     let (config, config_name) = load_config(args.config.as_deref())?;
     let mut checked = Vec::new();
-    let found_deployments = deployments(&found, args.env_file.as_deref(), &opts)?;
+    let found_deployments = deployments(&found, args, &opts)?;
     if found_deployments.is_empty() {
         // A gate that passes because it read nothing would hide a wrong path.
         let files: Vec<String> = found.iter().map(|i| i.path.display().to_string()).collect();
@@ -96,8 +98,15 @@ fn load_config(path: Option<&Path>) -> Result<(Config, String)> {
 /// Group the inputs into deployments: a compose project per folder (base file + override, the
 /// folder's `.env`), other compose files alone, all manifests together, each values file alone,
 /// and `.env` files that no compose file uses as Dify's default layout.
-fn deployments(found: &[Input], env_file: Option<&Path>, opts: &Options) -> Result<Vec<(String, String, Deployment)>> {
+fn deployments(found: &[Input], args: &CheckArgs, opts: &Options) -> Result<Vec<(String, String, Deployment)>> {
+    let env_file = args.env_file.as_deref();
     let mut out = Vec::new();
+    // Helm releases first: they take in their values files, GitOps objects and autoscalers.
+    let gathered =
+        crate::read::release::gather(found, &args.values, args.chart.as_deref()).map_err(anyhow::Error::msg)?;
+    let found: Vec<Input> =
+        found.iter().enumerate().filter(|(i, _)| !gathered.used.contains(i)).map(|(_, i)| i.clone()).collect();
+    let found = found.as_slice();
     let mut by_dir: BTreeMap<PathBuf, Vec<&Input>> = BTreeMap::new();
     for i in found.iter().filter(|i| i.kind == Kind::Compose) {
         by_dir.entry(i.path.parent().map(Path::to_path_buf).unwrap_or_default()).or_default().push(i);
@@ -116,6 +125,10 @@ fn deployments(found: &[Input], env_file: Option<&Path>, opts: &Options) -> Resu
             groups.insert(0, main);
         }
         for group in groups {
+            // Env files a service reads (`env_file:`) are part of this project, not deployments of their own.
+            for f in &group {
+                used_envs.extend(service_env_files(f, &dir));
+            }
             let project = Project {
                 files: group.iter().map(|i| i.path.clone()).collect(),
                 texts: group.iter().map(|i| i.text.clone()).collect(),
@@ -145,9 +158,33 @@ fn deployments(found: &[Input], env_file: Option<&Path>, opts: &Options) -> Resu
             out.push((label, "kubernetes".to_string(), d));
         }
     }
-    for i in found.iter().filter(|i| i.kind == Kind::HelmValues) {
-        let d = crate::read::helm::read(i, opts).map_err(anyhow::Error::msg)?;
-        out.push((i.path.display().to_string(), "helm".to_string(), d));
+    for (label, release) in &gathered.releases {
+        let d = crate::read::helm::read_release(release, opts).map_err(anyhow::Error::msg)?;
+        out.push((label.clone(), "helm".to_string(), d));
     }
     Ok(out)
+}
+
+/// The files the services of a compose file name in `env_file:` (a path, a list of paths, or
+/// of `{path: …}`), relative to the compose file's folder.
+fn service_env_files(input: &Input, dir: &Path) -> Vec<PathBuf> {
+    use crate::read::yaml;
+    let Ok(text) = input.text() else { return Vec::new() };
+    let Ok(docs) = yaml::parse_documents(&text, &input.path.display().to_string()) else { return Vec::new() };
+    let mut out = Vec::new();
+    for doc in &docs {
+        let Some(services) = doc.value.get("services").and_then(|s| s.as_mapping()) else { continue };
+        for svc in services.values() {
+            let items = match svc.get("env_file") {
+                Some(serde_yaml::Value::Sequence(items)) => items.clone(),
+                Some(v) => vec![v.clone()],
+                None => Vec::new(),
+            };
+            for item in items {
+                let path = yaml::scalar_string(&item).or_else(|| item.get("path").and_then(yaml::scalar_string));
+                out.extend(path.map(|p| dir.join(p)));
+            }
+        }
+    }
+    out
 }

@@ -134,6 +134,14 @@ pub struct Deployment {
     /// Autoscalers whose target is not among the inputs, or whose maximum is not set: their
     /// pods were not counted (`hpa-unbounded`).
     pub unbounded_autoscalers: Vec<Valued<String>>,
+    /// Helm values: the chart and the chart version whose defaults the reading applied, with
+    /// what said which chart it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chart: Option<Valued<String>>,
+    /// Helm values: the chart version was not stated or is not one difyplan knows, so another
+    /// version's defaults were applied (`chart-version-assumed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chart_version_assumed: Option<Valued<String>>,
 }
 
 impl Deployment {

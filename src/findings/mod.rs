@@ -62,6 +62,7 @@ codes! {
     PreforkMultipliesPools = "prefork-multiplies-pools", Warning, "a prefork Celery worker opens one pool per child process";
     HpaUnbounded = "hpa-unbounded", Error, "an autoscaler whose maximum is not counted in the budget";
     MaxConnectionsUnknown = "max-connections-unknown", Warning, "no max_connections was found in the inputs; PostgreSQL's default 100 was assumed";
+    ChartVersionAssumed = "chart-version-assumed", Note, "the Helm chart version was not stated or is not one difyplan knows: another version's defaults were applied";
     UnusedAllow = "unused-allow", Warning, "an allow entry in difyplan.toml matches no finding";
 }
 

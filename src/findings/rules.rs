@@ -70,6 +70,16 @@ pub fn check(d: &Deployment, budget: &Budget) -> Vec<Finding> {
             "pass --pg-max-connections N with the database's real cap, or include the database's configuration",
         ));
     }
+    if let Some(assumed) = &d.chart_version_assumed {
+        out.push(
+            Finding::new(
+                Code::ChartVersionAssumed,
+                assumed.value.clone(),
+                "state the chart version (Chart.yaml beside the values, the HelmRelease or Application, or --chart NAME@VERSION)",
+            )
+            .at(&assumed.source),
+        );
+    }
     for hpa in &d.unbounded_autoscalers {
         out.push(
             Finding::new(

@@ -197,7 +197,18 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
     components.sort_by_key(|c| c.component);
 
     let (max_connections, idle_timeout) = database_settings(db, &env, opts)?;
-    let (app_role, app_role_superuser) = super::app_role(&components, opts);
+    let (app_role, mut app_role_superuser) = super::app_role(&components, opts);
+    // The official postgres image creates POSTGRES_USER as a superuser.
+    if let Some(db) = db
+        && opts.app_role_superuser.is_none()
+        && official_postgres(db.value.get("image").and_then(Value::as_str).unwrap_or_default())
+    {
+        let db_env = service_env(db, &env, &mut env_cache)?;
+        let user = db_env.get("POSTGRES_USER").map_or("postgres", |u| u.value.as_str());
+        if user == app_role.value {
+            app_role_superuser = true;
+        }
+    }
     let max_connections_found = db.is_some() || opts.pg_max_connections.is_some();
     Ok(Deployment {
         version,
@@ -209,6 +220,8 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
         app_role_superuser,
         idle_in_transaction_timeout: db.map(|_| idle_timeout),
         unbounded_autoscalers: Vec::new(),
+        chart: None,
+        chart_version_assumed: None,
     })
 }
 
@@ -377,6 +390,12 @@ fn service_env(
         }
     }
     Ok(out)
+}
+
+/// The official `postgres` image (not Bitnami's `postgresql`).
+fn official_postgres(image: &str) -> bool {
+    let name = image.rsplit('/').next().unwrap_or(image);
+    name.split([':', '@']).next() == Some("postgres") && !image.contains("bitnami")
 }
 
 fn is_db(svc: &Service, version: DifyVersion) -> bool {
@@ -610,6 +629,8 @@ pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Dep
         app_role_superuser,
         idle_in_transaction_timeout: Some(idle),
         unbounded_autoscalers: Vec::new(),
+        chart: None,
+        chart_version_assumed: None,
     })
 }
 

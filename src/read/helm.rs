@@ -69,6 +69,13 @@
 //! bitnami/containers `bitnami/postgresql/17/debian-12/rootfs/opt/bitnami/scripts/postgresql-env.sh`
 //! @ `165b82cb9d331d76ce225c2f5b83a4a811b5309f`. With none of them, PostgreSQL's default 100 applies.
 //!
+//! **Versions** (each chart's `Chart.yaml` and `values.yaml` history, read with git log/show):
+//! dify-helm 0.31 (Dify 1.9.1) to 0.38 (1.16.1): `beat` exists from 0.28 with `enabled: false`,
+//! true from 0.37; `apiWebsocket` from 0.38 (its template sets SERVER_WORKER_AMOUNT=1 and
+//! SERVER_WORKER_CLASS itself). douban 0.7 (Dify 1.9.1) to 0.9.1: `workerBeat` from 0.8; the
+//! plugin daemon's template (0.6 on) renders `replicas: 1` unless `pluginDaemon.autoscaling` is set,
+//! `replicaCount | default 1` when it is set and off, and no `replicas` when it is on.
+//!
 //! # Semantics
 //! - A values file is an override of the chart's defaults (Helm merges it over `values.yaml`), so
 //!   a key the file does not set takes the chart default above; `null` deletes a default, and
@@ -98,7 +105,7 @@ const CHART_DEFAULT_REPLICAS: u64 = 1;
 
 /// Which community chart a values file belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chart {
+pub enum Chart {
     /// BorisPolonsky/dify-helm.
     DifyHelm,
     /// douban/charts.
@@ -106,7 +113,7 @@ enum Chart {
 }
 
 impl Chart {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Chart::DifyHelm => "BorisPolonsky/dify-helm",
             Chart::Douban => "douban/charts",
@@ -131,8 +138,70 @@ const DIFY_HELM_MARKS: &[&[&str]] = &[
     &["pluginDaemon", "replicas"],
     &["pluginDaemon", "extraEnv"],
     &["externalPostgres"],
-    &["postgresql", "enabled"],
-    &["postgresql", "global"],
+];
+/// Top-level keys of dify-helm's values (0.31 to 0.38).
+const DIFY_HELM_TOP: &[&str] = &[
+    "global",
+    "image",
+    "api",
+    "worker",
+    "beat",
+    "apiWebsocket",
+    "proxy",
+    "web",
+    "sandbox",
+    "ssrfProxy",
+    "pluginDaemon",
+    "agentBackend",
+    "localSandbox",
+    "postgresql",
+    "weaviate",
+    "service",
+    "ingress",
+    "httproute",
+    "nodeSelector",
+    "tolerations",
+    "affinity",
+    "redis",
+    "externalPostgres",
+    "externalMysql",
+    "externalRedis",
+    "externalS3",
+    "externalAzureBlobStorage",
+    "externalOSS",
+    "externalGCS",
+    "externalCOS",
+    "externalOBS",
+    "externalTOS",
+    "externalWeaviate",
+    "externalQdrant",
+    "externalMilvus",
+    "externalPgvector",
+    "externalTencentVectorDB",
+    "externalMyScaleDB",
+    "externalTableStore",
+    "externalElasticsearch",
+    "externalSecret",
+];
+/// Top-level keys of douban's values (0.7 to 0.9).
+const DOUBAN_TOP: &[&str] = &[
+    "volumes",
+    "volumeMounts",
+    "nameOverride",
+    "fullnameOverride",
+    "global",
+    "ingress",
+    "httpRoute",
+    "serviceAccount",
+    "frontend",
+    "api",
+    "worker",
+    "workerBeat",
+    "sandbox",
+    "pluginDaemon",
+    "redis",
+    "postgresql",
+    "minio",
 ];
 const DOUBAN_MARKS: &[&[&str]] = &[
     &["api", "replicaCount"],
@@ -187,23 +256,118 @@ struct EnvItem {
     source: Source,
 }
 
-/// The values document with located lookups.
+/// One values layer of a release: a values file, or the values a HelmRelease or an Argo CD
+/// Application carries (at `prefix` inside its document, or in a string starting after line
+/// `line_offset`).
+pub struct Layer {
+    pub file: String,
+    pub doc: Document,
+    pub prefix: Vec<PathSeg>,
+    pub line_offset: usize,
+}
+
+impl Layer {
+    /// A whole values file.
+    pub fn file(doc: Document) -> Layer {
+        Layer { file: doc.file.clone(), doc, prefix: Vec::new(), line_offset: 0 }
+    }
+
+    fn value(&self) -> Option<&Value> {
+        self.doc.get(&self.prefix)
+    }
+
+    fn full(&self, path: &[PathSeg]) -> Vec<PathSeg> {
+        self.prefix.iter().chain(path).cloned().collect()
+    }
+
+    fn line_of(&self, path: &[PathSeg]) -> Option<usize> {
+        self.doc.line_of(&self.full(path)).map(|l| l + self.line_offset)
+    }
+
+    fn value_line_of(&self, path: &[PathSeg]) -> Option<usize> {
+        self.doc.value_position_of(&self.full(path)).map(|p| p.line + self.line_offset)
+    }
+}
+
+/// An autoscaler committed beside the values, targeting one of the chart's Deployments by name.
+pub struct Hpa {
+    /// `spec.scaleTargetRef.name`.
+    pub target: String,
+    pub max: Option<Valued<u64>>,
+    pub at: Source,
+}
+
+/// What says which chart (and which version of it) the values are for.
+pub struct ChartRef {
+    pub chart: Chart,
+    /// The chart version as written (`0.38.0-rc2`), when something says it.
+    pub version: Option<String>,
+    pub said_by: Source,
+}
+
+/// One Helm release as `helm upgrade -f a.yaml -f b.yaml` installs it: the values layers in
+/// Helm's order (later wins), the chart when something says it, and autoscalers beside it.
+pub struct Release {
+    pub layers: Vec<Layer>,
+    pub chart: Option<ChartRef>,
+    pub hpas: Vec<Hpa>,
+}
+
+/// Helm's merge of values layers: mappings merge key by key, anything else (lists included) is
+/// replaced by the later layer; `null` is kept so that it deletes the chart's default.
+fn merge(into: &mut Value, over: &Value) {
+    match (into, over) {
+        (Value::Mapping(a), Value::Mapping(b)) => {
+            for (k, v) in b {
+                match a.get_mut(k) {
+                    Some(existing) if existing.is_mapping() && v.is_mapping() => merge(existing, v),
+                    _ => {
+                        a.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (into, over) => *into = over.clone(),
+    }
+}
+
+/// The merged values of a release with located lookups (the last layer that writes a key).
 struct Values<'a> {
-    doc: &'a Document,
+    merged: Value,
+    layers: &'a [Layer],
+    /// Names the release in messages.
     file: &'a str,
 }
 
-impl Values<'_> {
+impl<'a> Values<'a> {
+    fn new(layers: &'a [Layer], file: &'a str) -> Values<'a> {
+        let mut merged = Value::Mapping(Default::default());
+        for l in layers {
+            if let Some(v) = l.value() {
+                merge(&mut merged, v);
+            }
+        }
+        Values { merged, layers, file }
+    }
+
     fn get(&self, keys: &[&str]) -> Option<&Value> {
-        self.doc.get(&PathSeg::keys(keys))
+        yaml::get(&self.merged, &PathSeg::keys(keys))
     }
 
     fn has(&self, keys: &[&str]) -> bool {
         self.get(keys).is_some()
     }
 
+    /// The layer that wrote `path` last, and the line.
+    fn written(&self, path: &[PathSeg]) -> Option<(&Layer, usize)> {
+        self.layers.iter().rev().find_map(|l| l.line_of(path).map(|line| (l, line)))
+    }
+
     fn src_at(&self, path: &[PathSeg]) -> Source {
-        Source::file(self.file, self.doc.line_of(path).unwrap_or(1))
+        match self.written(path) {
+            Some((l, line)) => Source::file(l.file.clone(), line),
+            None => Source::file(self.file, 1),
+        }
     }
 
     fn src(&self, keys: &[&str]) -> Source {
@@ -283,8 +447,7 @@ impl Values<'_> {
                 None if yaml::get(item, &[PathSeg::from("valueFrom")]).is_some() => None,
                 None => Some(String::new()),
             };
-            let source =
-                if self.doc.line_of(&value_path).is_some() { self.src_at(&value_path) } else { self.src_at(&at) };
+            let source = if self.written(&value_path).is_some() { self.src_at(&value_path) } else { self.src_at(&at) };
             out.push(EnvItem { name: name.trim().to_string(), value, source });
         }
         Ok(out)
@@ -294,9 +457,14 @@ impl Values<'_> {
 /// Read one values file of either community chart into a deployment description.
 pub fn read(input: &Input, opts: &Options) -> Result<Deployment, String> {
     let file = input.path.display().to_string();
-    let text = input.text()?;
-    let docs = yaml::parse_documents(&text, &file).map_err(|e| e.to_string())?;
-    let Some(doc) = docs.first() else {
+    let doc = values_document(&input.text()?, &file)?;
+    read_release(&Release { layers: vec![Layer::file(doc)], chart: None, hpas: Vec::new() }, opts)
+}
+
+/// The one document of a values file, which must be a mapping.
+pub fn values_document(text: &str, file: &str) -> Result<Document, String> {
+    let docs = yaml::parse_documents(text, file).map_err(|e| e.to_string())?;
+    let Some(doc) = docs.into_iter().next() else {
         return Err(format!("{file}:1: the values file is empty — pass the values file the chart is installed with"));
     };
     if !doc.value.is_mapping() {
@@ -304,27 +472,59 @@ pub fn read(input: &Input, opts: &Options) -> Result<Deployment, String> {
             "{file}:1: Helm values must be a mapping at the top level — pass the values file the chart is installed with"
         ));
     }
-    let v = Values { doc, file: &file };
-    let chart = detect(&v)?;
+    Ok(doc)
+}
 
-    let (version, version_source) = version(&v, chart, opts);
+/// The advice for every chart (or reading) difyplan does not know: check what Helm renders.
+pub const HELM_TEMPLATE_ADVICE: &str =
+    "check what the chart renders instead: `helm template dify <chart> -f values.yaml | difyplan check -`";
+
+/// Read one release (its values layers merged in Helm's order) into a deployment description.
+pub fn read_release(release: &Release, opts: &Options) -> Result<Deployment, String> {
+    let file = release.layers.iter().map(|l| l.file.as_str()).collect::<Vec<_>>().join(" + ");
+    let first = release.layers.first().map_or("-", |l| l.file.as_str());
+    let v = Values::new(&release.layers, first);
+    let (chart, chart_said_by) = match &release.chart {
+        Some(r) => (r.chart, Some(r)),
+        None => (detect(&v, &file)?, None),
+    };
+    let (known, assumed) = chart_version(chart, chart_said_by);
+
+    let (version, version_source) = version(&v, chart, opts, &known);
     let role = chart_db_username(&v, chart);
     let specs = match chart {
-        Chart::DifyHelm => dify_helm_specs(&v, role.as_ref()),
-        Chart::Douban => douban_specs(role.as_ref()),
+        Chart::DifyHelm => dify_helm_specs(&v, role.as_ref(), &known),
+        Chart::Douban => douban_specs(role.as_ref(), &known),
     };
     let mut components = Vec::new();
     let mut unbounded = Vec::new();
+    let mut linked = vec![false; release.hpas.len()];
     for spec in &specs {
-        if let Some(r) = component(&v, chart, spec, opts)? {
+        if let Some(r) = component(&v, chart, spec, opts, &release.hpas, &mut linked)? {
             components.push(r.deployed);
             unbounded.extend(r.unbounded);
         }
     }
     components.sort_by_key(|c| c.component);
+    for (hpa, _) in release.hpas.iter().zip(&linked).filter(|(_, l)| !**l) {
+        unbounded.push(Valued::new(
+            format!(
+                "HorizontalPodAutoscaler for Deployment {} targets no Dify Deployment this release renders",
+                hpa.target
+            ),
+            hpa.at.clone(),
+        ));
+    }
 
     let db = database(&v, chart, opts)?;
     let (app_role, app_role_superuser) = super::app_role(&components, opts);
+    let chart_read = Valued::new(
+        format!("{} {}", chart.name(), known.label),
+        match chart_said_by {
+            Some(r) => r.said_by.clone(),
+            None => Source::default("the values' keys"),
+        },
+    );
     Ok(Deployment {
         version,
         version_source,
@@ -335,25 +535,143 @@ pub fn read(input: &Input, opts: &Options) -> Result<Deployment, String> {
         app_role_superuser,
         idle_in_transaction_timeout: db.idle_timeout,
         unbounded_autoscalers: unbounded,
+        chart: Some(chart_read),
+        chart_version_assumed: assumed,
     })
 }
 
-/// Which chart the file is for, by the keys only one of them has.
-fn detect(v: &Values) -> Result<Chart, String> {
+/// A chart version whose defaults difyplan knows (read from each chart's history).
+pub struct KnownVersion {
+    /// `0.38`.
+    pub label: String,
+    /// dify-helm: `beat.enabled`'s default (false before 0.37); douban: whether `workerBeat` exists (0.8 on).
+    pub beat_default: bool,
+    /// dify-helm renders an `apiWebsocket` Deployment (0.38 on).
+    pub websocket: bool,
+    /// The Dify image tag the chart installs by default.
+    pub dify_default: &'static str,
+}
+
+/// The minor versions difyplan knows per chart (those shipping Dify 1.9 or later).
+fn known_minors(chart: Chart) -> std::ops::RangeInclusive<u64> {
+    match chart {
+        Chart::DifyHelm => 31..=38,
+        Chart::Douban => 7..=9,
+    }
+}
+
+fn known(chart: Chart, minor: u64) -> KnownVersion {
+    let label = format!("0.{minor}");
+    match chart {
+        Chart::DifyHelm => KnownVersion {
+            label,
+            beat_default: minor >= 37,
+            websocket: minor >= 38,
+            dify_default: match minor {
+                ..=31 => "1.9.1",
+                32 | 33 => "1.10.0",
+                34 | 35 => "1.10.1-fix.1",
+                36 => "1.12.1",
+                37 => "1.14.2",
+                _ => "1.16.1",
+            },
+        },
+        Chart::Douban => KnownVersion {
+            label,
+            beat_default: minor >= 8,
+            websocket: false,
+            dify_default: if minor <= 7 { "1.9.1" } else { "1.10.1-fix.1" },
+        },
+    }
+}
+
+/// `0.38.0-rc2`, `v0.38.0`, `~0.38.0`, `0.38.x` → (0, 38).
+fn major_minor(version: &str) -> Option<(u64, u64)> {
+    let v = version.trim().trim_start_matches(['^', '~', '>', '=', '<', ' ', 'v']);
+    let mut parts = v.split(['.', '-', '+']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// The known version whose defaults the reading uses, and a `chart-version-assumed` note when it
+/// is not the version that was said (or none was).
+pub fn chart_version(chart: Chart, said: Option<&ChartRef>) -> (KnownVersion, Option<Valued<String>>) {
+    let range = known_minors(chart);
+    let (lo, hi) = (*range.start(), *range.end());
+    let latest = known(chart, hi);
+    let Some((version, at)) = said.and_then(|r| r.version.as_deref().map(|v| (v, r.said_by.clone()))) else {
+        let note = format!(
+            "no chart version is stated: read with the defaults of {} {} (the newest difyplan knows) — state it in Chart.yaml, the HelmRelease or Application, or with --chart NAME@VERSION",
+            chart.name(),
+            latest.label
+        );
+        let at = said.map_or_else(|| Source::default("the values' keys"), |r| r.said_by.clone());
+        return (latest, Some(Valued::new(note, at)));
+    };
+    match major_minor(version) {
+        Some((0, m)) if range.contains(&m) => (known(chart, m), None),
+        parsed => {
+            let nearest = match parsed {
+                Some((0, m)) if m < lo => known(chart, lo),
+                _ => latest,
+            };
+            let note = format!(
+                "{} chart version `{version}` is not one difyplan knows (0.{lo} to 0.{hi}): read with the defaults of {} — check the reading, or {HELM_TEMPLATE_ADVICE}",
+                chart.name(),
+                nearest.label
+            );
+            (nearest, Some(Valued::new(note, at)))
+        }
+    }
+}
+
+/// Which chart the values are for when nothing says it: only when the keys settle it — every
+/// top-level key is one that chart has, some key only it has, none only the other has, and no key
+/// has the other chart's shape.
+fn detect(v: &Values, file: &str) -> Result<Chart, String> {
     let score = |marks: &[&[&str]]| marks.iter().filter(|m| v.has(m)).count();
     let (boris, douban) = (score(DIFY_HELM_MARKS), score(DOUBAN_MARKS));
-    match boris.cmp(&douban) {
-        std::cmp::Ordering::Greater => Ok(Chart::DifyHelm),
-        std::cmp::Ordering::Less => Ok(Chart::Douban),
-        std::cmp::Ordering::Equal if boris == 0 => Err(format!(
-            "{}: not the values of a Dify chart difyplan knows — it reads {} (api.replicas, api.extraEnv, image.api.tag) and {} (api.replicaCount, global.extraBackendEnvs, workerBeat); for another chart, check the output of `helm template` instead",
-            v.file,
+    let top: Vec<String> =
+        v.merged.as_mapping().map(|m| m.keys().filter_map(yaml::scalar_string).collect()).unwrap_or_default();
+    let foreign = |chart: Chart| -> Option<String> {
+        let keys = match chart {
+            Chart::DifyHelm => DIFY_HELM_TOP,
+            Chart::Douban => DOUBAN_TOP,
+        };
+        if let Some(k) = top.iter().find(|k| !keys.contains(&k.as_str())) {
+            return Some(format!("`{k}:` is not a key of {}", chart.name()));
+        }
+        // dify-helm's images are `image.<component>`; douban's `<component>.image` is a mapping.
+        let shape = match chart {
+            Chart::DifyHelm => v.has(&["api", "image"]).then(|| "`api.image`".to_string()),
+            Chart::Douban => {
+                v.get(&["api", "image"]).filter(|i| !i.is_mapping()).map(|_| "`api.image` as a string".into())
+            }
+        };
+        shape.map(|s| format!("{s} is not how {} is written", chart.name()))
+    };
+    let settled = match (boris, douban) {
+        (b, 0) if b > 0 => Some(Chart::DifyHelm),
+        (0, d) if d > 0 => Some(Chart::Douban),
+        _ => None,
+    };
+    match settled {
+        Some(chart) => match foreign(chart) {
+            None => Ok(chart),
+            Some(why) => Err(format!(
+                "{file}: does not say which chart it is for, and {why}: the values of another chart — difyplan reads {} and {} values only; {HELM_TEMPLATE_ADVICE}",
+                Chart::DifyHelm.name(),
+                Chart::Douban.name()
+            )),
+        },
+        None if boris == 0 => Err(format!(
+            "{file}: not the values of a Dify chart difyplan knows — it reads {} (api.replicas, api.extraEnv, image.api.tag) and {} (api.replicaCount, global.extraBackendEnvs, workerBeat); for another chart, {HELM_TEMPLATE_ADVICE}",
             Chart::DifyHelm.name(),
             Chart::Douban.name()
         )),
-        std::cmp::Ordering::Equal => Err(format!(
-            "{}: has as many keys of {} as of {} — keep only the keys of the chart you install (dify-helm: replicas, extraEnv; douban: replicaCount, envs)",
-            v.file,
+        None => Err(format!(
+            "{file}: has keys of both {} and {} and nothing says which chart it is for — name it with --chart borispolonsky or --chart douban (or keep a Chart.yaml beside it), or {HELM_TEMPLATE_ADVICE}",
             Chart::DifyHelm.name(),
             Chart::Douban.name()
         )),
@@ -361,7 +679,7 @@ fn detect(v: &Values) -> Result<Chart, String> {
 }
 
 /// The Dify release: `--dify-version`, else the api image tag, else the latest.
-fn version(v: &Values, chart: Chart, opts: &Options) -> (DifyVersion, Source) {
+fn version(v: &Values, chart: Chart, opts: &Options, known: &KnownVersion) -> (DifyVersion, Source) {
     if let Some(ver) = opts.dify_version {
         return (ver, Source::Flag { flag: "--dify-version".into() });
     }
@@ -376,17 +694,23 @@ fn version(v: &Values, chart: Chart, opts: &Options) -> (DifyVersion, Source) {
             Err(_) => (
                 DifyVersion::LATEST,
                 Source::default(format!(
-                    "image tag `{}` ({}) is not a release difyplan knows; assumed the latest (pass --dify-version)",
+                    "image tag `{}` ({}) is not a Dify release difyplan knows (1.9 to 1.16); the latest layout assumed (pass --dify-version)",
                     t.value, t.source
                 )),
             ),
         },
-        None => (
-            DifyVersion::LATEST,
-            Source::default(
-                "no image tag in the values: the chart's default image, assumed the latest (pass --dify-version)",
+        None => match known.dify_default.parse::<DifyVersion>() {
+            Ok(ver) => (
+                ver,
+                Source::default(format!(
+                    "no image tag in the values: {} {}'s default image {}",
+                    chart.name(),
+                    known.label,
+                    known.dify_default
+                )),
             ),
-        ),
+            Err(_) => (DifyVersion::LATEST, Source::default("no image tag in the values; assumed the latest")),
+        },
     }
 }
 
@@ -425,7 +749,7 @@ fn fixed(value: &str, what: &str) -> Valued<String> {
 }
 
 /// The Dify Deployments of BorisPolonsky/dify-helm (templates above).
-fn dify_helm_specs(v: &Values, role: Option<&Valued<String>>) -> Vec<Spec> {
+fn dify_helm_specs(v: &Values, role: Option<&Valued<String>>, known: &KnownVersion) -> Vec<Spec> {
     let with_role = |mut env: Vec<(&'static str, Valued<String>)>| {
         if let Some(r) = role {
             env.push(("DB_USERNAME", r.clone()));
@@ -465,6 +789,13 @@ fn dify_helm_specs(v: &Values, role: Option<&Valued<String>>) -> Vec<Spec> {
                     "SERVER_WORKER_AMOUNT",
                     fixed("1", "dify-helm api-websocket-deployment.yaml sets SERVER_WORKER_AMOUNT=1"),
                 ),
+                (
+                    "SERVER_WORKER_CLASS",
+                    fixed(
+                        "geventwebsocket.gunicorn.workers.GeventWebSocketWorker",
+                        "dify-helm api-websocket-deployment.yaml",
+                    ),
+                ),
             ]),
             env_lists: vec![vec!["apiWebsocket", "extraEnv"]],
         },
@@ -482,7 +813,8 @@ fn dify_helm_specs(v: &Values, role: Option<&Valued<String>>) -> Vec<Spec> {
         Spec {
             component: Component::WorkerBeat,
             key: "beat",
-            enabled_default: Some(true),
+            // Off by default before 0.37.
+            enabled_default: Some(known.beat_default),
             replicas_key: None,
             hpa: false,
             hpa_drops_replicas: false,
@@ -502,10 +834,14 @@ fn dify_helm_specs(v: &Values, role: Option<&Valued<String>>) -> Vec<Spec> {
             env_lists: vec![vec!["pluginDaemon", "extraEnv"]],
         },
     ]
+    .into_iter()
+    // The apiWebsocket Deployment exists from 0.38 on.
+    .filter(|s| s.component != Component::ApiWebsocket || known.websocket)
+    .collect()
 }
 
 /// The Dify Deployments of douban/charts (templates above).
-fn douban_specs(role: Option<&Valued<String>>) -> Vec<Spec> {
+fn douban_specs(role: Option<&Valued<String>>, known: &KnownVersion) -> Vec<Spec> {
     let backend = |mode: &'static str, own: &'static str| {
         let mut env = vec![("MODE", fixed(mode, "douban/charts deployment.yaml"))];
         if let Some(r) = role {
@@ -566,6 +902,22 @@ fn douban_specs(role: Option<&Valued<String>>) -> Vec<Spec> {
             ],
         },
     ]
+    .into_iter()
+    // workerBeat exists from 0.8 on.
+    .filter(|s| s.component != Component::WorkerBeat || known.beat_default)
+    .collect()
+}
+
+/// The Deployment name a chart gives a component, after the release's full name (`dify-api`).
+fn deployment_suffix(chart: Chart, component: Component) -> &'static str {
+    match (chart, component) {
+        (_, Component::Api) => "-api",
+        (_, Component::ApiWebsocket) => "-api-websocket",
+        (_, Component::Worker) => "-worker",
+        (Chart::DifyHelm, Component::WorkerBeat) => "-beat",
+        (Chart::Douban, Component::WorkerBeat) => "-worker-beat",
+        (_, Component::PluginDaemon) => "-plugin-daemon",
+    }
 }
 
 /// A component as the chart renders it.
@@ -576,7 +928,14 @@ struct Rendered {
 }
 
 /// One component as the chart renders it; `None` when the chart does not render it.
-fn component(v: &Values, chart: Chart, spec: &Spec, opts: &Options) -> Result<Option<Rendered>, String> {
+fn component(
+    v: &Values,
+    chart: Chart,
+    spec: &Spec,
+    opts: &Options,
+    hpas: &[Hpa],
+    linked: &mut [bool],
+) -> Result<Option<Rendered>, String> {
     let key = spec.key;
     if let Some(default) = spec.enabled_default
         && !v.truthy(&[key, "enabled"], default)
@@ -604,8 +963,49 @@ fn component(v: &Values, chart: Chart, spec: &Spec, opts: &Options) -> Result<Op
             Valued::new(1, Source::default(format!("{}: the {key} Deployment has exactly one replica", chart.name())))
         }
     };
+    // douban renders the plugin daemon with `replicas: 1` unless `pluginDaemon.autoscaling` is set;
+    // with it and autoscaling off, `replicaCount | default 1`; with autoscaling on, no replicas
+    // (Kubernetes' 1) and no autoscaler.
+    if chart == Chart::Douban && spec.component == Component::PluginDaemon {
+        replicas = if !v.has(&[key, "autoscaling"]) {
+            Valued::new(
+                1,
+                Source::default(
+                    "douban/charts renders the plugin daemon with replicas: 1 unless pluginDaemon.autoscaling is set",
+                ),
+            )
+        } else if v.truthy(&[key, "autoscaling", "enabled"], false) {
+            Valued::new(
+                1,
+                Source::default(
+                    "douban/charts leaves replicas out with pluginDaemon.autoscaling.enabled, and renders no autoscaler for it: 1",
+                ),
+            )
+        } else {
+            match v.count(&[key, "replicaCount"])? {
+                Some(n) if n.value > 0 => n,
+                _ => Valued::new(1, Source::default("douban/charts: pluginDaemon.replicaCount | default 1")),
+            }
+        };
+    }
     let mut unbounded = None;
-    let max_replicas = if spec.hpa && v.truthy(&[key, "autoscaling", "enabled"], false) {
+    // An autoscaler committed beside the values, targeting this Deployment by name.
+    let suffix = deployment_suffix(chart, spec.component);
+    let beside = hpas.iter().position(|h| h.target.ends_with(suffix) || h.target == suffix[1..]);
+    let max_replicas = if let Some(i) = beside {
+        linked[i] = true;
+        let h = &hpas[i];
+        match &h.max {
+            Some(m) => m.clone(),
+            None => {
+                unbounded = Some(Valued::new(
+                    format!("HorizontalPodAutoscaler for Deployment {} has no maxReplicas", h.target),
+                    h.at.clone(),
+                ));
+                replicas.clone()
+            }
+        }
+    } else if spec.hpa && v.truthy(&[key, "autoscaling", "enabled"], false) {
         if spec.hpa_drops_replicas {
             replicas = v.count(&[key, "autoscaling", "minReplicas"])?.unwrap_or_else(|| {
                 Valued::new(CHART_DEFAULT_REPLICAS, Source::default("chart default autoscaling.minReplicas: 1"))
@@ -714,35 +1114,30 @@ fn database(v: &Values, chart: Chart, opts: &Options) -> Result<Database, String
         }
         Chart::Douban => v.truthy(&["postgresql", "embedded"], true),
     };
-    let mut max: Option<Valued<String>> = None;
-    let mut idle: Option<Valued<String>> = None;
-    let mut conf_written = None;
+    let (mut max, mut idle, mut conf_written) = (None, None, None);
     if bundled {
-        // extendedConfiguration is appended after the main file, so it wins over `configuration`,
-        // which replaces the file the container's env would otherwise edit.
-        for conf in ["extendedConfiguration", "configuration"] {
-            let path = ["postgresql", "primary", conf];
-            let Some(text) = v.get(&path).and_then(yaml::scalar_string) else { continue };
-            conf_written.get_or_insert_with(|| v.src(&path));
-            // Within one snippet the last setting wins, as in postgresql.conf.
-            let (mut file_max, mut file_idle) = (None, None);
-            for (name, value, source) in conf_settings(v, &path, &text) {
-                match name.as_str() {
-                    "max_connections" => file_max = Some(Valued::new(value, source)),
-                    "idle_in_transaction_session_timeout" => file_idle = Some(Valued::new(value, source)),
-                    _ => {}
-                }
-            }
-            max = max.or(file_max);
-            idle = idle.or(file_idle);
-        }
-        if max.is_none() {
-            for item in v.env_list(&["postgresql", "primary", "extraEnvVars"])? {
-                if matches!(item.name.as_str(), "POSTGRESQL_MAX_CONNECTIONS" | "POSTGRES_MAX_CONNECTIONS")
-                    && let Some(value) = item.value
-                {
-                    max = Some(Valued::new(value, item.source));
-                }
+        (max, idle, conf_written) = server_settings(v, "primary")?;
+        // dify-helm sets the Bitnami subchart's `architecture: replication` (the subchart's own
+        // default is standalone): its read replica is a hot standby, which refuses to start with
+        // max_connections below its primary's.
+        let default_arch = if chart == Chart::DifyHelm { "replication" } else { "standalone" };
+        let arch = v.string(&["postgresql", "architecture"]).map_or(default_arch.to_string(), |a| a.value);
+        if arch == "replication" {
+            let primary = max.as_ref().map(super::postgres::max_connections).transpose()?;
+            let replica =
+                server_settings(v, "readReplicas")?.0.as_ref().map(super::postgres::max_connections).transpose()?;
+            let floor = defaults::COMPOSE_MAX_CONNECTIONS;
+            let p = primary.as_ref().map_or(floor, |m| m.value);
+            let r = replica.as_ref().map_or(floor, |m| m.value);
+            if r < p {
+                let at = primary.as_ref().map_or_else(|| v.src(&["postgresql"]), |m| m.source.clone());
+                let said = replica.map_or_else(
+                    || "sets none (PostgreSQL's 100)".to_string(),
+                    |m| format!("sets {} ({})", m.value, m.source),
+                );
+                return Err(format!(
+                    "{at}: the primary gets max_connections {p} but the read replica of `architecture: replication` {said} — a hot standby refuses to start below its primary's; set the same under postgresql.readReplicas.extendedConfiguration, or `postgresql.architecture: standalone`"
+                ));
             }
         }
     }
@@ -771,15 +1166,53 @@ fn database(v: &Values, chart: Chart, opts: &Options) -> Result<Database, String
     Ok(Database { max_connections: max, found, idle_timeout })
 }
 
+/// Settings of the Bitnami subchart's `primary` or `readReplicas`: `max_connections`,
+/// `idle_in_transaction_session_timeout`, and where a postgresql.conf snippet was written.
+type ServerSettings = (Option<Valued<String>>, Option<Valued<String>>, Option<Source>);
+
+fn server_settings(v: &Values, role: &str) -> Result<ServerSettings, String> {
+    let (mut max, mut idle, mut conf_written) = (None, None, None);
+    // extendedConfiguration is appended after the main file, so it wins over `configuration`,
+    // which replaces the file the container's env would otherwise edit.
+    for conf in ["extendedConfiguration", "configuration"] {
+        let path = ["postgresql", role, conf];
+        let Some(text) = v.get(&path).and_then(yaml::scalar_string) else { continue };
+        conf_written.get_or_insert_with(|| v.src(&path));
+        // Within one snippet the last setting wins, as in postgresql.conf.
+        let (mut file_max, mut file_idle) = (None, None);
+        for (name, value, source) in conf_settings(v, &path, &text) {
+            match name.as_str() {
+                "max_connections" => file_max = Some(Valued::new(value, source)),
+                "idle_in_transaction_session_timeout" => file_idle = Some(Valued::new(value, source)),
+                _ => {}
+            }
+        }
+        max = max.or(file_max);
+        idle = idle.or(file_idle);
+    }
+    if max.is_none() {
+        for item in v.env_list(&["postgresql", role, "extraEnvVars"])? {
+            if matches!(item.name.as_str(), "POSTGRESQL_MAX_CONNECTIONS" | "POSTGRES_MAX_CONNECTIONS")
+                && let Some(value) = item.value
+            {
+                max = Some(Valued::new(value, item.source));
+            }
+        }
+    }
+    Ok((max, idle, conf_written))
+}
+
 /// `name = value` settings of a postgresql.conf snippet with the line each is written on.
 fn conf_settings(v: &Values, path: &[&str], text: &str) -> Vec<(String, String, Source)> {
     let key_path = PathSeg::keys(path);
-    let key_line = v.doc.line_of(&key_path).unwrap_or(1);
-    // A block scalar (`|`) starts on the line after its key; a flow scalar is all on the key's line.
-    let first = v.doc.value_position_of(&key_path).map(|p| p.line).filter(|l| *l > key_line);
+    let (file, key_line, first) = match v.written(&key_path) {
+        // A block scalar (`|`) starts on the line after its key; a flow scalar is all on the key's line.
+        Some((l, line)) => (l.file.clone(), line, l.value_line_of(&key_path).filter(|f| *f > line)),
+        None => (v.file.to_string(), 1, None),
+    };
     super::postgres::conf_lines(text)
         .into_iter()
-        .map(|(i, name, value)| (name, value, Source::file(v.file, first.map_or(key_line, |f| f + i))))
+        .map(|(i, name, value)| (name, value, Source::file(file.clone(), first.map_or(key_line, |f| f + i))))
         .collect()
 }
 
@@ -796,7 +1229,8 @@ mod tests {
         let d = doc(
             "postgresql:\n  primary:\n    extendedConfiguration: |\n      # comment\n      max_connections = 300\n      idle_in_transaction_session_timeout='10min' # off by default\n      shared_buffers 1GB\n",
         );
-        let v = Values { doc: &d, file: "v.yaml" };
+        let layers = [Layer::file(d)];
+        let v = Values::new(&layers, "v.yaml");
         let text = v.get(&["postgresql", "primary", "extendedConfiguration"]).and_then(yaml::scalar_string).unwrap();
         let got: Vec<(String, String, usize)> =
             conf_settings(&v, &["postgresql", "primary", "extendedConfiguration"], &text)
@@ -837,12 +1271,12 @@ mod tests {
             ("api: {updateStrategy: {type: RollingUpdate}}", Strategy::Values { recreate_by_default: true }, 1, 1),
         ];
         for (text, strategy, pods, want) in cases {
-            let d = doc(text);
-            let v = Values { doc: &d, file: "v.yaml" };
+            let layers = [Layer::file(doc(text))];
+            let v = Values::new(&layers, "v.yaml");
             assert_eq!(surge(&v, &spec(strategy), pods).unwrap().value, want, "{text} with {pods} pods");
         }
-        let d = doc("api: {updateStrategy: {rollingUpdate: {maxSurge: lots}}}");
-        let err = surge(&Values { doc: &d, file: "v.yaml" }, &spec(values), 3).unwrap_err();
+        let layers = [Layer::file(doc("api: {updateStrategy: {rollingUpdate: {maxSurge: lots}}}"))];
+        let err = surge(&Values::new(&layers, "v.yaml"), &spec(values), 3).unwrap_err();
         assert!(err.starts_with("v.yaml:1: maxSurge `lots`"), "{err}");
     }
 }

@@ -14,6 +14,8 @@ pub enum Kind {
     HelmValues,
     /// A `.env` file.
     Env,
+    /// A Helm chart's `Chart.yaml`: it says which chart the values beside it are for.
+    ChartMeta,
 }
 
 /// One input file and what it was recognised as.
@@ -58,11 +60,16 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<Input>, String> {
         if meta.is_dir() {
             walk(path, &mut out)?;
         } else {
-            match classify(path)? {
-                Some(input) => out.push(input),
+            // A file given by name is taken whatever it is called: its content says what it is.
+            let text = super::read_text(path).map_err(|e| e.to_string())?;
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let kind = if name == "Chart.yaml" { Some(Kind::ChartMeta) } else { classify_text(path, &text) };
+            let kind = kind.or_else(|| (!is_yaml(name) && looks_like_env(&text)).then_some(Kind::Env));
+            match kind {
+                Some(kind) => out.push(Input { path: path.clone(), kind, text: Some(text) }),
                 None => {
                     return Err(format!(
-                        "{}: not a .env, compose, Kubernetes or Helm values file — name it .env or *.yaml, or leave it out",
+                        "{}: not a .env, compose, Kubernetes or Helm values file by its content — pass the files Dify is deployed from, or leave it out",
                         path.display()
                     ));
                 }
@@ -78,12 +85,21 @@ fn walk(dir: &Path, out: &mut Vec<Input>) -> Result<(), String> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
     entries.sort();
+    // A chart folder: its `templates/` are Go templates and `charts/` its subcharts (the chart,
+    // not configuration), `ci/` its test values; its `values.yaml` holds the chart's values.
+    let chart_dir = dir.join("Chart.yaml").is_file();
     for p in entries {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         if p.is_dir() {
-            if !SKIP_DIRS.contains(&name) {
+            let chart_part = chart_dir && matches!(name, "templates" | "charts" | "ci" | "crds");
+            if !SKIP_DIRS.contains(&name) && !chart_part {
                 walk(&p, out)?;
             }
+        } else if chart_dir && name == "Chart.yaml" {
+            out.push(Input { path: p.clone(), kind: Kind::ChartMeta, text: None });
+        } else if chart_dir && name == "values.yaml" {
+            let text = super::read_text(&p).map_err(|e| e.to_string())?;
+            out.push(Input { path: p.clone(), kind: Kind::HelmValues, text: Some(text) });
         } else if let Some(input) = classify(&p)? {
             // In a folder, compose reads only its default files (compose.yaml or
             // docker-compose.yaml and the override); others, like Dify's
@@ -141,17 +157,19 @@ pub fn classify_text(path: &Path, text: &str) -> Option<Kind> {
     if top.contains(&"api") && helm_marks.iter().any(|k| top.contains(k)) {
         return Some(Kind::HelmValues);
     }
-    if is_env_name(name)
-        || (!is_yaml(name)
-            && text.lines().any(|l| {
-                l.trim_start().split_once('=').is_some_and(|(k, _)| {
-                    !k.is_empty() && k.trim().chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ' ')
-                })
-            }))
-    {
+    if is_env_name(name) || (!is_yaml(name) && looks_like_env(text)) {
         return Some(Kind::Env);
     }
     None
+}
+
+/// `KEY=VALUE` lines.
+fn looks_like_env(text: &str) -> bool {
+    text.lines().any(|l| {
+        l.trim_start().split_once('=').is_some_and(|(k, _)| {
+            !k.is_empty() && k.trim().chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ' ')
+        })
+    })
 }
 
 /// Order compose files as compose does: the base file first, then its override.

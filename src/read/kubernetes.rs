@@ -124,17 +124,35 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
     let mut max_connections = None;
     let mut idle_timeout = None;
     let mut image_version = None;
+    let mut unknown_tag: Option<Valued<String>> = None;
+    // Hot standbys (Bitnami's read replicas): checked against the primary after the loop.
+    let mut standbys: Vec<(String, Valued<u64>)> = Vec::new();
+    let mut db_superuser = None;
     for w in &workloads {
         let d = &w.doc;
         let env = container_env(w, &config_maps)?;
         if is_postgres_image(&w.image) {
-            let (max, idle) = postgres_settings(w, &env)?;
+            let (max, idle) = postgres_settings(w, &env, &config_maps)?;
+            if is_standby(d, &env) {
+                standbys.extend(max.map(|m| (d.name(), m)));
+                continue;
+            }
             max_connections = max.or(max_connections);
             idle_timeout = Some(idle);
+            // The official image creates POSTGRES_USER as a superuser (Bitnami's does not).
+            if is_official_postgres_image(&w.image) {
+                db_superuser =
+                    Some(env.get("POSTGRES_USER").map_or_else(|| "postgres".to_string(), |u| u.value.clone()));
+            }
             continue;
         }
         if let Some(tag) = w.image.split("dify-api:").nth(1) {
-            image_version = tag.parse::<DifyVersion>().ok().or(image_version);
+            match tag.parse::<DifyVersion>() {
+                Ok(v) => image_version = Some(v),
+                Err(_) => {
+                    unknown_tag = Some(Valued::new(tag.to_string(), d.at(&join(&w.container, &path(&["image"])))))
+                }
+            }
         }
         let component = if w.image.contains("dify-plugin-daemon") {
             Component::PluginDaemon
@@ -181,6 +199,16 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
     }
     components.sort_by(|a, b| a.component.cmp(&b.component).then(a.name.cmp(&b.name)));
 
+    if let Some(primary) = max_connections.as_ref() {
+        for (name, standby) in &standbys {
+            if standby.value < primary.value {
+                return Err(format!(
+                    "{}: the read replica {name} runs with max_connections {} but its primary with {} ({}) — a hot standby refuses to start below its primary's; give the replica at least {} (Bitnami: readReplicas.extendedConfiguration)",
+                    standby.source, standby.value, primary.value, primary.source, primary.value
+                ));
+            }
+        }
+    }
     // Autoscalers whose target was not found or which have no maximum: not counted.
     let unbounded_autoscalers = hpas
         .iter()
@@ -198,8 +226,13 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         Source::Flag { flag: "--dify-version".into() }
     } else if image_version.is_some() {
         Source::default("image tag of langgenius/dify-api")
+    } else if let Some(tag) = unknown_tag {
+        Source::default(format!(
+            "dify-api image tag `{}` ({}) is not a Dify release difyplan knows (1.9 to 1.16); the latest layout assumed (pass --dify-version)",
+            tag.value, tag.source
+        ))
     } else {
-        Source::default("no image tag; assumed the latest (pass --dify-version)")
+        Source::default("no dify-api image tag; the latest layout assumed (pass --dify-version)")
     };
     // No PostgreSQL workload among the inputs: a ConfigMap may carry its postgresql.conf.
     if max_connections.is_none()
@@ -220,7 +253,10 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
             false,
         ),
     };
-    let (app_role, app_role_superuser) = super::app_role(&components, opts);
+    let (app_role, mut app_role_superuser) = super::app_role(&components, opts);
+    if opts.app_role_superuser.is_none() && db_superuser.as_deref() == Some(app_role.value.as_str()) {
+        app_role_superuser = true;
+    }
     Ok(Deployment {
         version,
         version_source,
@@ -231,12 +267,36 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         app_role_superuser,
         idle_in_transaction_timeout: idle_timeout,
         unbounded_autoscalers,
+        chart: None,
+        chart_version_assumed: None,
     })
 }
 
 fn is_postgres_image(image: &str) -> bool {
     let name = image.rsplit('/').next().unwrap_or(image);
     name.starts_with("postgres") || name.starts_with("postgresql")
+}
+
+/// The official `postgres` image (Docker Hub's library image), not Bitnami's `postgresql`.
+fn is_official_postgres_image(image: &str) -> bool {
+    let repo = image.split(['@']).next().unwrap_or(image);
+    let name = repo.rsplit('/').next().unwrap_or(repo);
+    let name = name.split(':').next().unwrap_or(name);
+    name == "postgres" && !image.contains("bitnami")
+}
+
+/// A hot standby: Bitnami's read replica (`POSTGRES_REPLICATION_MODE=slave`, or the chart's
+/// `app.kubernetes.io/component: read` label).
+fn is_standby(d: &Doc, env: &Env) -> bool {
+    let mode = ["POSTGRES_REPLICATION_MODE", "POSTGRESQL_REPLICATION_MODE"]
+        .iter()
+        .find_map(|k| env.get(*k))
+        .map(|v| v.value.trim().to_ascii_lowercase());
+    if let Some(mode) = mode {
+        return mode == "slave" || mode == "standby" || mode == "replica";
+    }
+    yaml::get_string(&d.doc.value, &path(&["metadata", "labels", "app.kubernetes.io/component"])).as_deref()
+        == Some("read")
 }
 
 /// The container's environment: `envFrom` ConfigMaps first, then `env` (which wins, as in
@@ -291,10 +351,17 @@ fn container_env(w: &Workload, config_maps: &BTreeMap<(String, String), Env>) ->
     Ok(env)
 }
 
-/// `max_connections` and `idle_in_transaction_session_timeout` from the PostgreSQL container:
-/// `-c name=value` or `--name=value` in `args`/`command`, or the Bitnami image's
-/// `POSTGRESQL_MAX_CONNECTIONS` / `POSTGRESQL_IDLE_IN_TRANSACTION_SESSION_TIMEOUT` variables.
-fn postgres_settings(w: &Workload, env: &Env) -> Result<(Option<Valued<u64>>, Valued<String>), String> {
+/// `max_connections` and `idle_in_transaction_session_timeout` from the PostgreSQL container, in
+/// the server's order of precedence: `-c name=value` or `--name=value` in `args`/`command`, then
+/// `.conf` files of ConfigMaps mounted into the container (a `conf.d/` folder, such as the
+/// Bitnami chart's `extendedConfiguration`, over a mounted `postgresql.conf`), then the Bitnami
+/// image's `POSTGRESQL_MAX_CONNECTIONS` / `POSTGRESQL_IDLE_IN_TRANSACTION_SESSION_TIMEOUT`
+/// variables, which the image writes into its `postgresql.conf`.
+fn postgres_settings(
+    w: &Workload,
+    env: &Env,
+    config_maps: &BTreeMap<(String, String), Env>,
+) -> Result<(Option<Valued<u64>>, Valued<String>), String> {
     let d = &w.doc;
     let mut words: Vec<Valued<String>> = Vec::new();
     for field in ["command", "args"] {
@@ -309,6 +376,9 @@ fn postgres_settings(w: &Workload, env: &Env) -> Result<(Option<Valued<u64>>, Va
         }
     }
     let mut settings = super::postgres::command_line(&words);
+    for (name, value) in mounted_conf(w, config_maps) {
+        settings.entry(name).or_insert(value);
+    }
     for (var, name) in [
         ("POSTGRESQL_MAX_CONNECTIONS", "max_connections"),
         ("POSTGRESQL_IDLE_IN_TRANSACTION_SESSION_TIMEOUT", "idle_in_transaction_session_timeout"),
@@ -327,6 +397,48 @@ fn postgres_settings(w: &Workload, env: &Env) -> Result<(Option<Valued<u64>>, Va
         .cloned()
         .unwrap_or_else(|| Valued::new("0".into(), d.at(&join(&w.container, &path(&["image"])))));
     Ok((max, idle))
+}
+
+/// Settings of `.conf` keys of ConfigMaps mounted into the container: files in a `conf.d`
+/// folder override the main file, and within one file the last line wins.
+fn mounted_conf(w: &Workload, config_maps: &BTreeMap<(String, String), Env>) -> BTreeMap<String, Valued<String>> {
+    let d = &w.doc;
+    let volumes = path(&["spec", "template", "spec", "volumes"]);
+    let config_map_of = |volume: &str| {
+        d.doc.get(&volumes).and_then(Value::as_sequence)?.iter().find_map(|v| {
+            (yaml::get_string(v, &path(&["name"])).as_deref() == Some(volume))
+                .then(|| yaml::get_string(v, &path(&["configMap", "name"])))
+                .flatten()
+        })
+    };
+    let mounts = join(&w.container, &path(&["volumeMounts"]));
+    // (is in conf.d, settings): the main file's first, so conf.d's win when applied in order.
+    let mut files: Vec<(bool, BTreeMap<String, Valued<String>>)> = Vec::new();
+    for m in d.doc.get(&mounts).and_then(Value::as_sequence).into_iter().flatten() {
+        let Some(volume) = yaml::get_string(m, &path(&["name"])) else { continue };
+        let Some(cm_name) = config_map_of(&volume) else { continue };
+        let Some(cm) = config_maps.get(&(d.namespace(), cm_name)) else { continue };
+        let mount_path = yaml::get_string(m, &path(&["mountPath"])).unwrap_or_default();
+        let in_conf_d = mount_path.trim_end_matches('/').ends_with("conf.d");
+        for v in cm.iter().filter(|(k, _)| k.ends_with(".conf")).map(|(_, v)| v) {
+            let mut settings = BTreeMap::new();
+            for (i, name, value) in super::postgres::conf_lines(&v.value) {
+                // A block scalar starts on the line after its key.
+                let at = match &v.source {
+                    Source::File { path, line } => Source::file(path.clone(), line + 1 + i),
+                    other => other.clone(),
+                };
+                settings.insert(name, Valued::new(value, at));
+            }
+            files.push((in_conf_d, settings));
+        }
+    }
+    files.sort_by_key(|(conf_d, _)| *conf_d);
+    let mut out = BTreeMap::new();
+    for (_, settings) in files {
+        out.extend(settings);
+    }
+    out
 }
 
 /// Rolling-update surge in pods for `replicas`: `maxSurge` as a number or a percentage of the

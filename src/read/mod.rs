@@ -7,6 +7,7 @@ pub mod helm;
 pub mod inputs;
 pub mod kubernetes;
 pub mod postgres;
+pub mod release;
 pub mod yaml;
 
 use crate::dify::Component;

@@ -14,6 +14,9 @@ pub fn render(report: &Report) -> String {
     for c in &report.deployments {
         let d = &c.deployment;
         let _ = writeln!(s, "{} {} (Dify {}, from {})", c.kind, c.label, d.version, d.version_source);
+        if let Some(chart) = &d.chart {
+            let _ = writeln!(s, "read with the defaults of chart {} (chart from {})", chart.value, chart.source);
+        }
         let _ = writeln!(s);
         s.push_str(&components(&d.components));
         let _ = writeln!(s);

@@ -29,6 +29,8 @@ fn check_folder(files: &[(&str, Vec<u8>)]) {
         env_file: None,
         host_cpus: None,
         admin_reserve: 0,
+        values: Vec::new(),
+        chart: None,
     };
     let mut out = Vec::new();
     let mut err = Vec::new();

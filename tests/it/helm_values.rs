@@ -206,12 +206,13 @@ fn dify_helm_hpa_maximum_surge_and_pools() {
     // The flag decides: 3000 − 3 reserved = 2997 usable ≥ 2242 → clean, exit 0.
     let (code, v) = c.check(&["--pg-max-connections", "3000"]);
     assert_eq!(code, 0, "{v}");
-    assert_eq!(codes(&v), Vec::<String>::new());
+    // No chart version is stated: the newest known one's defaults, said in a note.
+    assert_eq!(codes(&v), ["chart-version-assumed"]);
     assert_eq!(v["deployments"][0]["budget"]["usable"], 2997);
     // 2200 − 3 = 2197 < 2242 → exit 1.
     let (code, v) = c.check(&["--pg-max-connections", "2200"]);
     assert_eq!(code, 1);
-    assert_eq!(codes(&v), ["connection-budget-exceeded"]);
+    assert_eq!(codes(&v), ["connection-budget-exceeded", "chart-version-assumed"]);
 }
 
 /// Autoscaling without a usable maximum: an explicit `null` cannot be counted (`hpa-unbounded`);
@@ -345,6 +346,8 @@ worker:
   replicas: 1
 postgresql:
   enabled: true
+  # the chart's default replication would need the read replica's cap too
+  architecture: standalone
   global:
     postgresql:
       auth:
@@ -371,6 +374,7 @@ postgresql:
 worker:
   replicas: 1
 postgresql:
+  architecture: standalone
   primary:
     extraEnvVars:
     - name: POSTGRESQL_MAX_CONNECTIONS
@@ -474,7 +478,7 @@ fn douban_global_lists_hpa_and_embedded_database() {
     assert_eq!(v["deployments"][0]["budget"]["demand"], 582);
     assert_eq!(v["deployments"][0]["budget"]["usable"], 397);
     assert_eq!(worst_pods(&v), pairs(&[("api", 8), ("worker", 3), ("worker_beat", 2), ("plugin_daemon", 1)]));
-    assert_eq!(codes(&v), ["connection-budget-exceeded"]);
+    assert_eq!(codes(&v), ["connection-budget-exceeded", "chart-version-assumed"]);
 
     let api = component(&v, "api");
     // With autoscaling the chart leaves `replicas` out: the HPA minimum is the floor.
@@ -636,6 +640,7 @@ fn dify_helm_chart_defaults() {
         found,
         [
             "beat-pool-oversized",
+            "chart-version-assumed",
             "connection-budget-exceeded",
             "plugin-daemon-pool-default",
             "streaming-runs-serialized",
@@ -747,6 +752,7 @@ fn douban_chart_defaults() {
         found,
         [
             "beat-pool-oversized",
+            "chart-version-assumed",
             "connection-budget-exceeded",
             "plugin-daemon-pool-default",
             "streaming-runs-serialized",

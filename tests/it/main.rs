@@ -3,7 +3,10 @@
 
 mod bad_input;
 mod check_cli;
+mod compose_inputs;
 mod fuzz;
+mod helm_releases;
+mod helm_rendered;
 mod helm_values;
 mod kubernetes_cli;
 mod matrix_files;

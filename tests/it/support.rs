@@ -41,3 +41,8 @@ pub fn fixture(rest: &str) -> PathBuf {
 pub fn json(run: &Run) -> serde_json::Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", run.stdout, run.stderr))
 }
+
+/// `../shared/fixtures/helm/<rest>`: real `helm template` output of the community charts.
+pub fn helm_fixture(rest: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/helm").join(rest)
+}

@@ -1,0 +1,406 @@
+//! Helm releases as teams commit them: values files (alone, or layered in order with
+//! `--values`), a `Chart.yaml` beside them, Flux `HelmRelease`s and Argo CD `Application`s with the
+//! values they carry or point to, and autoscalers committed beside the values. Each becomes one
+//! [`Release`] for the Helm reader; what names the chart is kept with it.
+
+use super::helm::{Chart, ChartRef, HELM_TEMPLATE_ADVICE, Hpa, Layer, Release, values_document};
+use super::inputs::{Input, Kind};
+use super::yaml::{self, Document, PathSeg};
+use crate::dify::deployment::{Source, Valued};
+use serde_yaml::Value;
+use std::path::{Path, PathBuf};
+
+/// The releases found, with the indices of the inputs they took in (values files, Chart.yaml,
+/// GitOps files, ConfigMaps of values, autoscalers), so nothing is read twice.
+pub struct Gathered {
+    pub releases: Vec<(String, Release)>,
+    pub used: Vec<usize>,
+}
+
+/// `--chart NAME[@VERSION]`: `borispolonsky` (or `BorisPolonsky/dify-helm`) or `douban` (or `douban/charts`).
+pub fn parse_chart_flag(s: &str) -> Result<(Chart, Option<String>), String> {
+    let (name, version) = match s.split_once('@') {
+        Some((n, v)) => (n, Some(v.trim().to_string()).filter(|v| !v.is_empty())),
+        None => (s, None),
+    };
+    match name.trim().to_ascii_lowercase().as_str() {
+        "borispolonsky" | "borispolonsky/dify-helm" | "dify-helm" => Ok((Chart::DifyHelm, version)),
+        "douban" | "douban/charts" => Ok((Chart::Douban, version)),
+        other => Err(format!(
+            "--chart {other}: difyplan reads the values of borispolonsky (BorisPolonsky/dify-helm) and douban (douban/charts) — for another chart, {HELM_TEMPLATE_ADVICE}"
+        )),
+    }
+}
+
+fn p(keys: &[&str]) -> Vec<PathSeg> {
+    PathSeg::keys(keys)
+}
+
+fn at(doc: &Document, path: &[PathSeg]) -> Source {
+    Source::file(doc.file.clone(), doc.line_of(path).unwrap_or_else(|| doc.start().line))
+}
+
+/// The chart a repository and chart name mean: `Ok(None)` when they do not settle it (a chart
+/// called `dify` from a repository not named), an error for a chart difyplan does not read.
+fn identify(name: Option<&str>, repo: Option<&str>, said_by: &Source) -> Result<Option<Chart>, String> {
+    let repo = repo.unwrap_or_default().to_ascii_lowercase();
+    if repo.contains("borispolonsky") {
+        return Ok(Some(Chart::DifyHelm));
+    }
+    if repo.contains("douban") {
+        return Ok(Some(Chart::Douban));
+    }
+    match name {
+        Some(n) if n.trim() != "dify" && !n.trim().ends_with("/dify") => Err(format!(
+            "{said_by}: chart `{n}` is not one whose values difyplan reads (BorisPolonsky/dify-helm, douban/charts) — {HELM_TEMPLATE_ADVICE}"
+        )),
+        _ => Ok(None),
+    }
+}
+
+/// What a `Chart.yaml` says: BorisPolonsky's (`postgresql.enabled`, weaviate) or douban's
+/// (`postgresql.embedded`) `dify` chart, with its version; another chart is refused.
+fn chart_yaml(path: &Path, text: &str) -> Result<ChartRef, String> {
+    let file = path.display().to_string();
+    let docs = yaml::parse_documents(text, &file).map_err(|e| e.to_string())?;
+    let doc = docs.first().ok_or_else(|| format!("{file}:1: an empty Chart.yaml — check the chart folder"))?;
+    let name = yaml::get_string(&doc.value, &p(&["name"])).unwrap_or_default();
+    let said_by = at(doc, &p(&["name"]));
+    let conditions: Vec<String> = doc
+        .get(&p(&["dependencies"]))
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .filter_map(|d| yaml::get_string(d, &p(&["condition"])))
+        .collect();
+    let home =
+        ["home", "description"].iter().filter_map(|k| yaml::get_string(&doc.value, &p(&[k]))).collect::<String>();
+    let chart = if name != "dify" {
+        None
+    } else if conditions.iter().any(|c| c == "postgresql.embedded") {
+        Some(Chart::Douban)
+    } else if conditions.iter().any(|c| c == "postgresql.enabled" || c == "weaviate.enabled")
+        || home.contains("Instant cloud deployment")
+    {
+        Some(Chart::DifyHelm)
+    } else {
+        None
+    };
+    let Some(chart) = chart else {
+        return Err(format!(
+            "{said_by}: chart `{name}` is not BorisPolonsky/dify-helm's or douban/charts' `dify` chart, whose values difyplan reads — {HELM_TEMPLATE_ADVICE}"
+        ));
+    };
+    let version = yaml::get_string(&doc.value, &p(&["version"]));
+    Ok(ChartRef { chart, version, said_by })
+}
+
+/// A values string (Argo CD `helm.values`, a ConfigMap's data) as a layer, lines counted in the file.
+fn string_layer(doc: &Document, path: &[PathSeg]) -> Result<Option<Layer>, String> {
+    let Some(text) = doc.get(path).and_then(yaml::scalar_string) else { return Ok(None) };
+    let key_line = doc.line_of(path).unwrap_or(1);
+    // A block scalar starts on the line after its key.
+    let first = doc.value_position_of(path).map_or(key_line, |p| p.line);
+    let offset = if first > key_line { first - 1 } else { key_line - 1 };
+    let name = doc.file.clone();
+    let docs =
+        yaml::parse_documents(&text, &name).map_err(|e| format!("{} (inside {})", e, yaml::path_string(path)))?;
+    let Some(inner) = docs.into_iter().next() else { return Ok(None) };
+    if !inner.value.is_mapping() {
+        return Err(format!("{}: the values must be a mapping — write `key: value` lines", at(doc, path)));
+    }
+    Ok(Some(Layer { file: name, doc: inner, prefix: Vec::new(), line_offset: offset }))
+}
+
+fn embedded_layer(doc: &Document, path: &[PathSeg]) -> Option<Layer> {
+    doc.get(path).filter(|v| v.is_mapping()).map(|_| Layer {
+        file: doc.file.clone(),
+        doc: doc.clone(),
+        prefix: path.to_vec(),
+        line_offset: 0,
+    })
+}
+
+fn kind(doc: &Document) -> (String, String) {
+    (
+        yaml::get_string(&doc.value, &p(&["apiVersion"])).unwrap_or_default(),
+        yaml::get_string(&doc.value, &p(&["kind"])).unwrap_or_default(),
+    )
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    a == b || (a.canonicalize().ok().is_some() && a.canonicalize().ok() == b.canonicalize().ok())
+}
+
+/// Gather the releases among `found`, `--values` files (one release, in order) and `--chart`.
+pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> Result<Gathered, String> {
+    let flag = chart_flag.map(parse_chart_flag).transpose()?;
+    let mut used = Vec::new();
+    let mut releases: Vec<(String, Release, PathBuf)> = Vec::new();
+
+    // Manifests: parsed once; GitOps objects, ConfigMaps, repositories and autoscalers by file.
+    let mut manifests: Vec<(usize, Vec<Document>)> = Vec::new();
+    for (i, input) in found.iter().enumerate().filter(|(_, i)| i.kind == Kind::Kubernetes) {
+        let docs =
+            yaml::parse_documents(&input.text()?, &input.path.display().to_string()).map_err(|e| e.to_string())?;
+        manifests.push((i, docs));
+    }
+    let all_docs = || manifests.iter().flat_map(|(_, d)| d.iter());
+    let config_map = |name: &str| {
+        all_docs().find(|d| {
+            kind(d).1 == "ConfigMap" && yaml::get_string(&d.value, &p(&["metadata", "name"])).as_deref() == Some(name)
+        })
+    };
+    let helm_repo_url = |name: &str| {
+        all_docs()
+            .find(|d| {
+                kind(d).1 == "HelmRepository"
+                    && yaml::get_string(&d.value, &p(&["metadata", "name"])).as_deref() == Some(name)
+            })
+            .and_then(|d| yaml::get_string(&d.value, &p(&["spec", "url"])))
+    };
+    let mut config_maps_used: Vec<String> = Vec::new();
+    let values_inputs: Vec<(usize, &Input)> =
+        found.iter().enumerate().filter(|(_, i)| i.kind == Kind::HelmValues).collect();
+    let mut values_used: Vec<usize> = Vec::new();
+
+    for (idx, docs) in &manifests {
+        let mut gitops = false;
+        for doc in docs {
+            let (api, k) = kind(doc);
+            let dir = found[*idx].path.parent().map(Path::to_path_buf).unwrap_or_default();
+            if k == "HelmRelease" && api.starts_with("helm.toolkit.fluxcd.io") {
+                gitops = true;
+                let chart_path = p(&["spec", "chart", "spec", "chart"]);
+                let name = yaml::get_string(&doc.value, &chart_path);
+                let said_by = at(doc, &chart_path);
+                let repo = yaml::get_string(&doc.value, &p(&["spec", "chart", "spec", "sourceRef", "name"]))
+                    .and_then(|r| helm_repo_url(&r));
+                let chart = identify(name.as_deref(), repo.as_deref(), &said_by)?;
+                let version = yaml::get_string(&doc.value, &p(&["spec", "chart", "spec", "version"]));
+                let mut layers = Vec::new();
+                // Flux: valuesFrom in order, then spec.values over them.
+                let from = p(&["spec", "valuesFrom"]);
+                for (n, item) in doc.get(&from).and_then(Value::as_sequence).into_iter().flatten().enumerate() {
+                    let item_at = at(doc, &[from.clone(), vec![PathSeg::Index(n)]].concat());
+                    let ref_kind = yaml::get_string(item, &p(&["kind"])).unwrap_or_default();
+                    let ref_name = yaml::get_string(item, &p(&["name"])).unwrap_or_default();
+                    let key = yaml::get_string(item, &p(&["valuesKey"])).unwrap_or_else(|| "values.yaml".into());
+                    let optional = yaml::get(item, &p(&["optional"])).and_then(Value::as_bool) == Some(true);
+                    if ref_kind != "ConfigMap" {
+                        return Err(format!(
+                            "{item_at}: values from {ref_kind} `{ref_name}` are not in the files — pass them as a values file (--values), or {HELM_TEMPLATE_ADVICE}"
+                        ));
+                    }
+                    let Some(cm) = config_map(&ref_name) else {
+                        if optional {
+                            continue;
+                        }
+                        return Err(format!(
+                            "{item_at}: ConfigMap `{ref_name}` of the HelmRelease's valuesFrom is not among the inputs — pass the file that defines it"
+                        ));
+                    };
+                    config_maps_used.push(ref_name.clone());
+                    if let Some(layer) = string_layer(cm, &p(&["data", &key]))? {
+                        layers.push(layer);
+                    }
+                }
+                layers.extend(embedded_layer(doc, &p(&["spec", "values"])));
+                let chart = chart.map(|chart| ChartRef { chart, version, said_by });
+                let label = format!(
+                    "{} (HelmRelease {})",
+                    doc.file,
+                    yaml::get_string(&doc.value, &p(&["metadata", "name"])).unwrap_or_default()
+                );
+                releases.push((label, Release { layers, chart, hpas: Vec::new() }, dir));
+            } else if k == "Application" && api.starts_with("argoproj.io") {
+                let sources: Vec<Vec<PathSeg>> = match doc.get(&p(&["spec", "sources"])).and_then(Value::as_sequence) {
+                    Some(items) => {
+                        (0..items.len()).map(|n| [p(&["spec", "sources"]), vec![PathSeg::Index(n)]].concat()).collect()
+                    }
+                    None => vec![p(&["spec", "source"])],
+                };
+                // The source with the chart (or Helm settings); `$values` sources only carry files.
+                let Some(src) = sources.iter().find(|s| {
+                    let has = |k: &str| doc.get(&[s.as_slice(), p(&[k]).as_slice()].concat()).is_some();
+                    has("chart") || has("helm")
+                }) else {
+                    continue;
+                };
+                gitops = true;
+                let sub = |keys: &[&str]| [src.clone(), p(keys)].concat();
+                let name = yaml::get_string(&doc.value, &sub(&["chart"]));
+                let repo = yaml::get_string(&doc.value, &sub(&["repoURL"]));
+                let said_by = at(doc, &sub(if name.is_some() { &["chart"] } else { &["repoURL"] }));
+                let chart = identify(name.as_deref(), repo.as_deref(), &said_by)?;
+                // A chart repository's targetRevision is the chart version; a git revision is not.
+                let version = name.as_ref().and(yaml::get_string(&doc.value, &sub(&["targetRevision"])));
+                let mut layers = Vec::new();
+                // Argo CD: valueFiles in order, then `values`, then `valuesObject` over them.
+                let files = sub(&["helm", "valueFiles"]);
+                for (n, f) in doc.get(&files).and_then(Value::as_sequence).into_iter().flatten().enumerate() {
+                    let f = yaml::scalar_string(f).unwrap_or_default();
+                    let file_name = f.rsplit('/').next().unwrap_or(&f).to_string();
+                    let hit = values_inputs.iter().find(|(_, i)| {
+                        let path = i.path.display().to_string();
+                        path.ends_with(f.trim_start_matches("$values/").trim_start_matches("./"))
+                            || (!f.contains('/')
+                                && i.path.file_name().and_then(|n| n.to_str()) == Some(file_name.as_str()))
+                    });
+                    if let Some((vi, input)) = hit {
+                        values_used.push(*vi);
+                        layers.push(Layer::file(values_document(&input.text()?, &input.path.display().to_string())?));
+                        continue;
+                    }
+                    // Not recognised on its own (an override may set a key or two): beside the Application.
+                    let beside = dir.join(f.trim_start_matches("$values/").trim_start_matches("./"));
+                    let beside = if beside.is_file() { beside } else { dir.join(&file_name) };
+                    if !beside.is_file() {
+                        return Err(format!(
+                            "{}: valueFiles `{f}` is not among the inputs — pass it beside the Application (it is read in the order listed)",
+                            at(doc, &[files.clone(), vec![PathSeg::Index(n)]].concat())
+                        ));
+                    }
+                    let text = super::read_text(&beside).map_err(|e| e.to_string())?;
+                    layers.push(Layer::file(values_document(&text, &beside.display().to_string())?));
+                    for (i, other) in found.iter().enumerate() {
+                        if same_file(&other.path, &beside) {
+                            used.push(i);
+                        }
+                    }
+                }
+                layers.extend(string_layer(doc, &sub(&["helm", "values"]))?);
+                layers.extend(embedded_layer(doc, &sub(&["helm", "valuesObject"])));
+                let chart = chart.map(|chart| ChartRef { chart, version, said_by });
+                let label = format!(
+                    "{} (Application {})",
+                    doc.file,
+                    yaml::get_string(&doc.value, &p(&["metadata", "name"])).unwrap_or_default()
+                );
+                releases.push((label, Release { layers, chart, hpas: Vec::new() }, dir));
+            }
+        }
+        if gitops {
+            used.push(*idx);
+        }
+    }
+    // Files of ConfigMaps that only carry a HelmRelease's values.
+    for (idx, docs) in &manifests {
+        let only_values = !docs.is_empty()
+            && docs.iter().all(|d| {
+                kind(d).1 == "ConfigMap"
+                    && yaml::get_string(&d.value, &p(&["metadata", "name"]))
+                        .is_some_and(|n| config_maps_used.contains(&n))
+                    || kind(d).1 == "HelmRepository"
+            });
+        if only_values && !used.contains(idx) {
+            used.push(*idx);
+        }
+    }
+
+    // `--values a.yaml --values b.yaml`: one release, in Helm's order.
+    if !values.is_empty() {
+        let mut layers = Vec::new();
+        for path in values {
+            let name = path.display().to_string();
+            let text = super::read_text(path).map_err(|e| e.to_string())?;
+            layers.push(Layer::file(values_document(&text, &name)?));
+            for (vi, input) in &values_inputs {
+                if same_file(&input.path, path) {
+                    values_used.push(*vi);
+                }
+            }
+        }
+        let dir = values[0].parent().map(Path::to_path_buf).unwrap_or_default();
+        let label = values.iter().map(|v| v.display().to_string()).collect::<Vec<_>>().join(" + ");
+        releases.push((label, Release { layers, chart: None, hpas: Vec::new() }, dir));
+    }
+    // Every other values file: a release of its own.
+    for (vi, input) in &values_inputs {
+        if values_used.contains(vi) {
+            continue;
+        }
+        values_used.push(*vi);
+        let name = input.path.display().to_string();
+        let layer = Layer::file(values_document(&input.text()?, &name)?);
+        let dir = input.path.parent().map(Path::to_path_buf).unwrap_or_default();
+        releases.push((name, Release { layers: vec![layer], chart: None, hpas: Vec::new() }, dir));
+    }
+    used.extend(values_used);
+
+    // A Chart.yaml beside the values names the chart (and refuses another chart).
+    for (_, release, dir) in releases.iter_mut() {
+        let chart_file = dir.join("Chart.yaml");
+        if release.chart.is_none() && chart_file.is_file() {
+            let text = super::read_text(&chart_file).map_err(|e| e.to_string())?;
+            release.chart = Some(chart_yaml(&chart_file, &text)?);
+        }
+    }
+    for (i, input) in found.iter().enumerate().filter(|(_, i)| i.kind == Kind::ChartMeta) {
+        used.push(i);
+        let dir = input.path.parent().map(Path::to_path_buf).unwrap_or_default();
+        if !releases.iter().any(|(_, _, d)| same_file(d, &dir)) {
+            // A chart folder without values: its defaults are the release.
+            chart_yaml(&input.path, &input.text()?)?;
+        }
+    }
+    // `--chart`: for the releases nothing else names; a contradiction is refused.
+    if let Some((chart, version)) = &flag {
+        for (label, release, _) in releases.iter_mut() {
+            match &release.chart {
+                Some(r) if r.chart != *chart => {
+                    return Err(format!(
+                        "{}: says the chart is {}, but --chart says {} — drop the flag or fix {label}",
+                        r.said_by,
+                        r.chart.name(),
+                        chart.name()
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    release.chart = Some(ChartRef {
+                        chart: *chart,
+                        version: version.clone(),
+                        said_by: Source::Flag { flag: "--chart".into() },
+                    })
+                }
+            }
+        }
+    }
+
+    // Autoscalers committed beside the values: files of nothing but HPAs.
+    if !releases.is_empty() {
+        for (idx, docs) in &manifests {
+            if used.contains(idx) || docs.is_empty() || !docs.iter().all(|d| kind(d).1 == "HorizontalPodAutoscaler") {
+                continue;
+            }
+            let dir = found[*idx].path.parent().map(Path::to_path_buf).unwrap_or_default();
+            let beside: Vec<usize> =
+                releases.iter().enumerate().filter(|(_, (_, _, d))| same_file(d, &dir)).map(|(n, _)| n).collect();
+            let target = match (beside.as_slice(), releases.len()) {
+                ([one], _) => *one,
+                ([], 1) => 0,
+                _ => continue,
+            };
+            for d in docs {
+                let max_path = p(&["spec", "maxReplicas"]);
+                let max = match yaml::get_string(&d.value, &max_path) {
+                    Some(m) => Some(Valued::new(
+                        m.trim()
+                            .parse::<u64>()
+                            .map_err(|_| format!("{}: maxReplicas `{m}` is not a whole number", at(d, &max_path)))?,
+                        at(d, &max_path),
+                    )),
+                    None => None,
+                };
+                releases[target].1.hpas.push(Hpa {
+                    target: yaml::get_string(&d.value, &p(&["spec", "scaleTargetRef", "name"])).unwrap_or_default(),
+                    max,
+                    at: at(d, &p(&["metadata", "name"])),
+                });
+            }
+            used.push(*idx);
+        }
+    }
+    Ok(Gathered { releases: releases.into_iter().map(|(l, r, _)| (l, r)).collect(), used })
+}
