@@ -206,13 +206,14 @@ fn dify_helm_hpa_maximum_surge_and_pools() {
     // The flag decides: 3000 − 3 reserved = 2997 usable ≥ 2242 → clean, exit 0.
     let (code, v) = c.check(&["--pg-max-connections", "3000"]);
     assert_eq!(code, 0, "{v}");
-    // No chart version is stated: the newest known one's defaults, said in a note.
-    assert_eq!(codes(&v), ["chart-version-assumed"]);
+    // No chart version is stated: the newest known one's defaults, said in a note. The worker's
+    // pool is below 2 × its -c, where chat runs deadlock it under overload.
+    assert_eq!(codes(&v), ["worker-pool-deadlock-risk", "chart-version-assumed"]);
     assert_eq!(v["deployments"][0]["budget"]["usable"], 2997);
     // 2200 − 3 = 2197 < 2242 → exit 1.
     let (code, v) = c.check(&["--pg-max-connections", "2200"]);
     assert_eq!(code, 1);
-    assert_eq!(codes(&v), ["connection-budget-exceeded", "chart-version-assumed"]);
+    assert_eq!(codes(&v), ["connection-budget-exceeded", "worker-pool-deadlock-risk", "chart-version-assumed"]);
 }
 
 /// Autoscaling without a usable maximum: an explicit `null` cannot be counted (`hpa-unbounded`);
