@@ -94,6 +94,9 @@ fn command_line(a: &PlanArgs, kind: RenderKind) -> String {
     if a.pg_version != 15 {
         w.push(format!("--pg-version {}", a.pg_version));
     }
+    if a.pooler == crate::model::pooler::Pooler::Pgbouncer {
+        w.push("--pooler pgbouncer".into());
+    }
     for x in &a.assume {
         w.push(format!("--assume {x}"));
     }

@@ -5,6 +5,7 @@ pub mod assumptions;
 pub mod budget;
 pub mod pgtune;
 pub mod plan;
+pub mod pooler;
 pub mod profile;
 pub mod queueing;
 pub mod storage;

@@ -36,6 +36,9 @@ pub struct PlanInput {
     pub workflow_log_store: LogStore,
     /// Days workflow logs are kept; `None`: for ever (Dify's default).
     pub retention_days: Option<u32>,
+    /// A pooler in front of PostgreSQL (`--pooler`); see `pooler.rs`.
+    #[serde(skip_serializing_if = "super::pooler::Pooler::is_none")]
+    pub pooler: super::pooler::Pooler,
     pub assumptions: Assumptions,
 }
 
@@ -74,6 +77,9 @@ pub struct Plan {
     pub redis: RedisPlan,
     /// Present when a fixed cap cannot hold the plan.
     pub shortfall: Option<Shortfall>,
+    /// PgBouncer in front of the api and worker, when planned (`--pooler pgbouncer`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pooler: Option<super::pooler::PoolerPlan>,
     pub notes: Vec<String>,
     /// Every value with the formula and the numbers that produced it (`--explain`).
     pub derivations: Vec<Derivation>,
@@ -344,7 +350,11 @@ pub fn plan(input: &PlanInput) -> Result<Plan, InputError> {
         .validate()
         .map_err(InputError)?;
     }
+    super::pooler::check_input(input).map_err(InputError)?;
     let mut plan = plan_core(input);
+    if let Some(refused) = plan.pooler.as_ref().and_then(super::pooler::refusal) {
+        return Err(InputError(refused));
+    }
     if !plan.budget.fits {
         plan.shortfall = Some(shortfall(input, &plan));
     }
@@ -689,9 +699,19 @@ fn plan_core(input: &PlanInput) -> Plan {
         }
     }
 
+    // ---- pooler: sized from the finished components (src/model/pooler.rs) --------------------
+    let pooler = super::pooler::plan(input, &components, cpu_target).map(|(pooler, steps)| {
+        rec.steps.extend(steps);
+        notes.extend(super::pooler::notes(&pooler));
+        pooler
+    });
+    let pooler_line = pooler.as_ref().map(super::pooler::budget_line);
+    let routed = |c: &ComponentPlan| pooler_line.as_ref().is_some_and(|p| p.replaces.contains(&c.component));
+
     // ---- budget ----------------------------------------------------------------------------
     let lines: Vec<BudgetLine> = components
         .iter()
+        .filter(|c| !routed(c))
         .map(|c| BudgetLine::new(c.component, c.max_replicas + c.surge, c.processes_per_pod, c.per_process_max))
         .collect();
     let starting: u64 = components
@@ -717,7 +737,12 @@ fn plan_core(input: &PlanInput) -> Plan {
             why: "monitoring, backups and an operator's psql (assumption, --assume admin_reserve=)".into(),
         },
     ];
-    let demand: u64 = lines.iter().map(|l| l.connections).chain(reserves.iter().map(|r| r.connections)).sum();
+    let demand: u64 = lines
+        .iter()
+        .map(|l| l.connections)
+        .chain(pooler_line.iter().map(|p| p.connections))
+        .chain(reserves.iter().map(|r| r.connections))
+        .sum();
     let (max_connections, chosen) = match input.pg_max_connections {
         Some(cap) => (cap, false),
         // One server takes at most PostgreSQL's own limit; beyond it the plan cannot fit.
@@ -739,11 +764,15 @@ fn plan_core(input: &PlanInput) -> Plan {
         superuser_reserved_connections: a.superuser_reserved_connections,
         reserved_connections: a.reserved_connections,
     };
-    let budget = Budget::new(lines, reserves, cap);
+    let budget = Budget::with_pooler(lines, pooler_line, reserves, cap);
     rec.note(
         "demand",
         budget.demand,
-        "Σ (max replicas + surge) × processes × per-process maximum + reserves".into(),
+        if pooler.is_some() {
+            "Σ (max replicas + surge) × processes × per-process maximum of the direct components + PgBouncer's server connections + reserves".into()
+        } else {
+            "Σ (max replicas + surge) × processes × per-process maximum + reserves".into()
+        },
         "DOMAIN.md §2",
     );
     rec.note(
@@ -865,10 +894,11 @@ fn plan_core(input: &PlanInput) -> Plan {
     rec.note("efficiency", fmt2(efficiency.ratio), format!("worst case {worst} ÷ mean in use {mean:.1}"), "issue #2");
     if budget.demand as f64 > 20.0 * (pg_cores as f64 * 2.0).max(1.0) {
         notes.push(format!(
-            "The worst case ({}) is far above the queries PostgreSQL runs usefully at once (about {}): most connections sit idle or idle in transaction while their requests wait (DOMAIN.md §1). A pooler does not help while sessions stay open for the whole request (DOMAIN.md §5).",
+            "The worst case ({}) is far above the queries PostgreSQL runs usefully at once (about {}): most connections sit idle or idle in transaction while their requests wait (DOMAIN.md §1).",
             budget.demand, pg_cores * 2
         ));
     }
+    notes.extend(super::pooler::advice(input, &components, cpu_target, budget.demand));
 
     Plan {
         schema_version: SCHEMA_VERSION,
@@ -881,6 +911,7 @@ fn plan_core(input: &PlanInput) -> Plan {
         logs,
         redis,
         shortfall: None,
+        pooler,
         notes,
         derivations: rec.steps,
     }
@@ -1005,6 +1036,12 @@ fn shortfall(input: &PlanInput, plan: &Plan) -> Shortfall {
         ways.extend(try_variant(
             format!("fewer, larger api pods: --assume api_processes_per_pod={}", a.api_processes_per_pod * 2),
             PlanInput { assumptions, ..input.clone() },
+        ));
+    }
+    if input.pooler.is_none() {
+        ways.extend(try_variant(
+            "PgBouncer in front of the api and worker, its server pool at the safety bound: --pooler pgbouncer".into(),
+            PlanInput { pooler: super::pooler::Pooler::Pgbouncer, ..input.clone() },
         ));
     }
     if input.collaboration && input.dify_version.has_api_websocket() {
