@@ -335,6 +335,7 @@ pub fn read(input: &Input, opts: &Options) -> Result<Deployment, String> {
         app_role_superuser,
         idle_in_transaction_timeout: db.idle_timeout,
         unbounded_autoscalers: unbounded,
+        pooler: None,
     })
 }
 

@@ -231,6 +231,7 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         app_role_superuser,
         idle_in_transaction_timeout: idle_timeout,
         unbounded_autoscalers,
+        pooler: None,
     })
 }
 
