@@ -324,6 +324,12 @@ pub fn notes(p: &PoolerPlan) -> Vec<String> {
             p.default_pool_size
         ));
     }
+    if p.server_connections >= p.replaced_connections {
+        out.push(format!(
+            "PgBouncer does not pay here: its {} server connections are not fewer than the {} the api's and worker's own pools would take — plan without --pooler.",
+            p.server_connections, p.replaced_connections
+        ));
+    }
     out.push(format!("The plugin daemon keeps {PLUGIN_DAEMON_DIRECT}."));
     out
 }

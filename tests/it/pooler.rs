@@ -616,3 +616,17 @@ fn server_pool_below_the_bound_deadlocks_on_a_real_pgbouncer() {
         }
     }
 }
+
+/// Golden files of the pooler's outputs: the plan's table and the rendered PgBouncer files.
+#[test]
+fn snapshots_of_the_pooler_outputs() {
+    let r = difyplan(&["size", "--qps", "500", "--profile", "workflow", "--pooler", "pgbouncer"]);
+    ok(&r);
+    insta::assert_snapshot!("pooler_size_qps500_workflow_table", r.stdout);
+    let dir = tempfile::tempdir().unwrap();
+    ok(&difyplan(&["render", "kubernetes", "--qps", "100", "--pooler", "pgbouncer", "-o", &s(dir.path())]));
+    insta::assert_snapshot!("pooler_kubernetes_qps100", fs::read_to_string(dir.path().join("pgbouncer.yaml")).unwrap());
+    let r = difyplan(&["render", "compose", "--qps", "100", "--profile", "workflow", "--pooler", "pgbouncer"]);
+    ok(&r);
+    insta::assert_snapshot!("pooler_compose_qps100_workflow", r.stdout);
+}
