@@ -338,13 +338,42 @@ pub fn notes(p: &PoolerPlan) -> Vec<String> {
 mod tests {
     use super::*;
 
-    /// The classic bound by hand: 10 greenlets, peak 2 per request → 11; the deadlock measured
-    /// through PgBouncer was at pool 5 with 10 concurrent, clean at 15.
+    fn input(profile: &str) -> PlanInput {
+        PlanInput {
+            qps: 10.0,
+            profile: crate::model::profile::Profile::load(profile).unwrap(),
+            target: Target::Compose,
+            edition: crate::model::assumptions::Edition::Ha,
+            dify_version: crate::dify::DifyVersion::LATEST,
+            collaboration: true,
+            app_role_superuser: false,
+            pg_max_connections: None,
+            pg_host: Default::default(),
+            workflow_log_store: crate::model::storage::LogStore::Postgres,
+            retention_days: None,
+            pooler: Pooler::Pgbouncer,
+            assumptions: Default::default(),
+        }
+    }
+
+    /// Nested checkouts as measured: a workflow request takes one more (peak 2), a chat request
+    /// two more (the 2 × admitted pool), a worker slot one more only when chat runs stream.
     #[test]
-    fn bound_by_hand() {
-        let bound = |greenlets: u64, nest: u64| greenlets * nest + 1;
-        assert_eq!(bound(10, 1), 11);
-        assert!(5 < bound(10, 1) && 15 >= bound(10, 1));
-        assert_eq!(bound(10, 2), 21);
+    fn nesting_by_profile() {
+        assert_eq!((api_nesting(&input("workflow")), worker_nesting(&input("workflow"))), (1, 0));
+        assert_eq!((api_nesting(&input("chat")), worker_nesting(&input("chat"))), (2, 1));
+    }
+
+    /// A forced pool below the bound is refused, naming the bound; at the bound it is not.
+    #[test]
+    fn refusal_names_the_bound() {
+        let mut i = input("workflow");
+        let plan = crate::model::plan::plan(&i).unwrap();
+        let p = plan.pooler.unwrap();
+        i.assumptions.pgbouncer_pool_size = p.safety_bound - 1;
+        let err = crate::model::plan::plan(&i).unwrap_err().to_string();
+        assert!(err.contains(&format!("safety bound {}", p.safety_bound)), "{err}");
+        i.assumptions.pgbouncer_pool_size = p.default_pool_size;
+        assert!(crate::model::plan::plan(&i).is_ok());
     }
 }
