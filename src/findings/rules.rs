@@ -98,8 +98,26 @@ fn pooler_rules(d: &Deployment, out: &mut Vec<Finding>) {
             c.greenlets.as_ref().map(|g| c.worst_pods().saturating_mul(c.processes.value).saturating_mul(g.value))
         })
         .sum();
-    let bound = greenlets.saturating_add(1);
+    let clients: u64 = routed.iter().map(|c| c.budget_line().connections).sum();
     let server_pool = p.default_pool_size.value.saturating_add(p.reserve_pool_size.value);
+    let mode = p.pool_mode.value.trim().to_ascii_lowercase();
+    if mode == "session" && !routed.is_empty() && server_pool < clients {
+        // A session pins a server connection for as long as the client stays connected, and
+        // SQLAlchemy keeps its pool's connections open: clients beyond the pool wait for ever.
+        out.push(
+            Finding::new(
+                Code::PoolerDeadlockRisk,
+                format!(
+                    "{}: pool_mode session with default_pool_size {server_pool} < {clients} client connections the routed pools keep open: each pins a server connection while connected, so the rest wait for ever",
+                    p.name
+                ),
+                "set pool_mode = transaction (Dify works with it; `difyplan render` writes it)",
+            )
+            .at(&p.pool_mode.source),
+        );
+        return;
+    }
+    let bound = greenlets.saturating_add(1);
     if greenlets > 0 && server_pool < bound {
         out.push(
             Finding::new(
@@ -116,7 +134,6 @@ fn pooler_rules(d: &Deployment, out: &mut Vec<Finding>) {
             .at(&p.default_pool_size.source),
         );
     }
-    let clients: u64 = routed.iter().map(|c| c.budget_line().connections).sum();
     if p.max_client_conn.value < clients {
         out.push(
             Finding::new(

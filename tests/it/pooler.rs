@@ -630,3 +630,25 @@ fn snapshots_of_the_pooler_outputs() {
     ok(&r);
     insta::assert_snapshot!("pooler_compose_qps100_workflow", r.stdout);
 }
+
+/// Session pooling pins a server connection per client connection for as long as it stays
+/// open, and SQLAlchemy keeps its pools open: a pool below the client pools is a deadlock too.
+#[test]
+fn check_finds_session_pooling_below_the_client_pools() {
+    let dir = compose_project("1.16.1", "10", "workflow");
+    let path = dir.path().join("docker-compose.override.yaml");
+    let text = fs::read_to_string(&path).unwrap().replace("pool_mode = transaction", "pool_mode = session");
+    fs::write(&path, &text).unwrap();
+    let r = difyplan(&["check", &s(dir.path()), "--format", "json", "--app-role", "dedicated"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let f = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "pooler-deadlock-risk")
+        .unwrap_or_else(|| panic!("{:?}", codes(&report)));
+    assert!(f["message"].as_str().unwrap().contains("pool_mode session"), "{f}");
+    let line = text.lines().position(|l| l.trim() == "pool_mode = session").unwrap() as u64 + 1;
+    assert_eq!(f["source"]["line"].as_u64(), Some(line));
+}
