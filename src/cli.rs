@@ -84,6 +84,9 @@ pub struct PlanArgs {
     /// Days workflow logs are kept (default: for ever, as Dify keeps them).
     #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36500))]
     pub retention_days: Option<u32>,
+    /// A pooler in front of PostgreSQL: PgBouncer (transaction mode) for the api and worker.
+    #[arg(long, value_enum, default_value_t = crate::model::pooler::Pooler::None)]
+    pub pooler: crate::model::pooler::Pooler,
     /// Override a model assumption, e.g. `--assume quantile=0.9999` (repeatable; see README).
     #[arg(long, value_name = "KEY=VALUE")]
     pub assume: Vec<String>,
@@ -210,6 +213,9 @@ pub struct MatrixArgs {
     /// The folder of the matrix files.
     #[arg(long, value_name = "DIR", default_value = "matrices")]
     pub dir: PathBuf,
+    /// Print the tiers with a pooler in front of PostgreSQL (the committed files plan none).
+    #[arg(long, value_enum, default_value_t = crate::model::pooler::Pooler::None, conflicts_with = "write")]
+    pub pooler: crate::model::pooler::Pooler,
 }
 
 #[derive(Debug, Args)]

@@ -60,7 +60,8 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
         } else {
             Vec::new()
         };
-        let budget = Budget::new(deployment.budget_lines(), reserves, deployment.cap());
+        let budget =
+            Budget::with_pooler(deployment.budget_lines(), deployment.pooler_line(), reserves, deployment.cap());
         checked.push(Checked { label, kind, deployment, budget });
     }
     let mut findings = Vec::new();

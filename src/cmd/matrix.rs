@@ -7,6 +7,7 @@ use crate::dify::DifyVersion;
 use crate::exit::ExitStatus;
 use crate::model::assumptions::{Assumptions, Edition, Target};
 use crate::model::plan::{self, Plan, PlanInput};
+use crate::model::pooler::Pooler;
 use crate::model::profile::{self, Profile};
 use crate::report;
 use anyhow::Result;
@@ -19,6 +20,11 @@ pub const TARGETS: [Target; 2] = [Target::Compose, Target::Kubernetes];
 
 /// Every tier of one built-in profile on one target, with the default assumptions.
 pub fn plans(profile: &Profile, target: Target) -> Result<Vec<Plan>> {
+    plans_with(profile, target, Pooler::None)
+}
+
+/// Every tier of one built-in profile on one target, with or without a pooler.
+pub fn plans_with(profile: &Profile, target: Target, pooler: Pooler) -> Result<Vec<Plan>> {
     let mut out = Vec::new();
     for qps in TIERS {
         for edition in EDITIONS {
@@ -34,6 +40,7 @@ pub fn plans(profile: &Profile, target: Target) -> Result<Vec<Plan>> {
                 pg_host: Default::default(),
                 workflow_log_store: crate::model::storage::LogStore::Postgres,
                 retention_days: None,
+                pooler,
                 assumptions: Assumptions::default(),
             };
             out.push(plan::plan(&input)?);
@@ -89,7 +96,11 @@ pub fn run(args: &MatrixArgs, io: &mut Io) -> Result<ExitStatus> {
             if args.target.is_some_and(|t| t != target) {
                 continue;
             }
-            write!(io.out, "{}", report::matrix::table(name, &target.to_string(), &plans(&p, target)?))?;
+            write!(
+                io.out,
+                "{}",
+                report::matrix::table(name, &target.to_string(), &plans_with(&p, target, args.pooler)?)
+            )?;
             writeln!(io.out)?;
         }
     }

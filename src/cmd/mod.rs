@@ -36,6 +36,7 @@ pub fn plan_input(args: &PlanArgs) -> Result<PlanInput> {
         pg_max_connections: args.pg_max_connections,
         workflow_log_store: args.workflow_log_store,
         retention_days: args.retention_days,
+        pooler: args.pooler,
         pg_host: crate::model::plan::PgHostSpec {
             memory_bytes: args.pg_memory,
             cpus: args.pg_cpus,

@@ -94,6 +94,9 @@ fn command_line(a: &PlanArgs, kind: RenderKind) -> String {
     if a.pg_version != 15 {
         w.push(format!("--pg-version {}", a.pg_version));
     }
+    if a.pooler == crate::model::pooler::Pooler::Pgbouncer {
+        w.push("--pooler pgbouncer".into());
+    }
     for x in &a.assume {
         w.push(format!("--assume {x}"));
     }
@@ -343,7 +346,12 @@ fn kubernetes(args: &RenderKubernetesArgs, io: &mut Io) -> Result<ExitStatus> {
     let ctx = context::build(&plan, command, ComposeView::default(), None);
     let src = source(&args.out);
     let (component_t, pg_t) = ("kubernetes/component.yaml.j2", "kubernetes/postgresql.yaml.j2");
-    let engine = Engine::load(&src, &[component_t, pg_t])?;
+    let pooler_t = "kubernetes/pgbouncer.yaml.j2";
+    let mut names = vec![component_t, pg_t];
+    if ctx.pooler.is_some() {
+        names.push(pooler_t);
+    }
+    let engine = Engine::load(&src, &names)?;
     let mut docs = Vec::new();
     for c in &ctx.components {
         let text = engine.render(component_t, &ComponentContext { base: &ctx, component: c })?;
@@ -354,6 +362,11 @@ fn kubernetes(args: &RenderKubernetesArgs, io: &mut Io) -> Result<ExitStatus> {
     let doc = Rendered { file: "postgresql.yaml".into(), text: engine.render(pg_t, &ctx)? };
     self_check(&doc, pg_t, &src)?;
     docs.push(doc);
+    if ctx.pooler.is_some() {
+        let doc = Rendered { file: "pgbouncer.yaml".into(), text: engine.render(pooler_t, &ctx)? };
+        self_check(&doc, pooler_t, &src)?;
+        docs.push(doc);
+    }
     emit(docs, &args.out, "---\n", io)
 }
 
@@ -366,6 +379,11 @@ struct ComponentContext<'a> {
 }
 
 fn helm(args: &RenderHelmArgs, io: &mut Io) -> Result<ExitStatus> {
+    if args.plan.pooler != crate::model::pooler::Pooler::None {
+        bail!(
+            "render helm --pooler pgbouncer: neither community chart runs a PgBouncer — use `render kubernetes --pooler pgbouncer`, or drop --pooler"
+        );
+    }
     let mut plan_args = args.plan.clone();
     if args.chart == HelmChart::Douban {
         // douban's templates render no update strategy, so Kubernetes' default rolling update

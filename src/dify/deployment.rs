@@ -116,6 +116,41 @@ impl Deployed {
     }
 }
 
+/// A PgBouncer between Dify and PostgreSQL, as deployed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeployedPooler {
+    /// The compose service or Deployment.
+    pub name: String,
+    pub at: Source,
+    /// Pods (containers) that can run at once: replicas plus surge.
+    pub pods: Valued<u64>,
+    /// PgBouncer processes per pod (several on one port with `so_reuseport`), each with its own pools.
+    pub processes: u64,
+    pub default_pool_size: Valued<u64>,
+    /// `reserve_pool_size`: more server connections a pool may open when clients wait.
+    pub reserve_pool_size: Valued<u64>,
+    pub max_client_conn: Valued<u64>,
+    pub pool_mode: Valued<String>,
+    /// The components whose `DB_HOST` points at it.
+    pub routed: Vec<Component>,
+}
+
+impl DeployedPooler {
+    /// Server connections it may open: pods × processes × (default_pool_size + reserve_pool_size).
+    pub fn budget_line(&self) -> crate::model::budget::PoolerLine {
+        let per_process = self.default_pool_size.value.saturating_add(self.reserve_pool_size.value);
+        crate::model::budget::PoolerLine {
+            name: self.name.clone(),
+            pods: self.pods.value,
+            processes: self.processes,
+            default_pool_size: per_process,
+            connections: self.pods.value.saturating_mul(self.processes).saturating_mul(per_process),
+            replaces: self.routed.clone(),
+            replaced_connections: 0,
+        }
+    }
+}
+
 /// Everything `check` knows about one deployment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Deployment {
@@ -142,11 +177,29 @@ pub struct Deployment {
     /// version's defaults were applied (`chart-version-assumed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chart_version_assumed: Option<Valued<String>>,
+    /// A PgBouncer the api or worker connect through, when the inputs have one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pooler: Option<DeployedPooler>,
 }
 
 impl Deployment {
+    /// The lines of the components that connect to PostgreSQL themselves (not through the pooler).
     pub fn budget_lines(&self) -> Vec<BudgetLine> {
-        self.components.iter().map(Deployed::budget_line).collect()
+        self.components.iter().filter(|c| !self.routed(c)).map(Deployed::budget_line).collect()
+    }
+
+    /// Whether this component's connections go through the pooler.
+    pub fn routed(&self, c: &Deployed) -> bool {
+        self.pooler.as_ref().is_some_and(|p| p.routed.contains(&c.component))
+    }
+
+    /// The pooler's line, with the client pools it stands for.
+    pub fn pooler_line(&self) -> Option<crate::model::budget::PoolerLine> {
+        let p = self.pooler.as_ref()?;
+        let mut line = p.budget_line();
+        line.replaced_connections =
+            self.components.iter().filter(|c| self.routed(c)).map(|c| c.budget_line().connections).sum();
+        Some(line)
     }
 
     pub fn cap(&self) -> Cap {

@@ -64,6 +64,8 @@ codes! {
     MaxConnectionsUnknown = "max-connections-unknown", Warning, "no max_connections was found in the inputs; PostgreSQL's default 100 was assumed";
     ChartVersionAssumed = "chart-version-assumed", Note, "the Helm chart version was not stated or is not one difyplan knows: another version's defaults were applied";
     UnusedAllow = "unused-allow", Warning, "an allow entry in difyplan.toml matches no finding";
+    PoolerDeadlockRisk = "pooler-deadlock-risk", Error, "a PgBouncer server pool is below the api requests that can hold a connection while asking for another, + 1 (in session mode: below the client pools): requests deadlock (measured)";
+    PoolerClientSlotsLow = "pooler-max-client-conn-low", Error, "PgBouncer's max_client_conn is below the client pools routed to it: their connections beyond it are refused";
 }
 
 impl fmt::Display for Code {

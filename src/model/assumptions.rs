@@ -65,6 +65,12 @@ pub struct Assumptions {
     pub reserved_connections: u64,
     /// Step `max_connections` is rounded up to when difyplan chooses it.
     pub max_connections_step: u64,
+    /// PgBouncer CPU per api request, ms: about 50 statements relayed at about 20 µs each
+    /// (an assumption, not measured); one PgBouncer process is single-threaded.
+    pub pgbouncer_cpu_ms: f64,
+    /// A forced PgBouncer `default_pool_size` (0: difyplan sizes it). A value below the safety
+    /// bound is refused: such a shared pool deadlocks.
+    pub pgbouncer_pool_size: u64,
 }
 
 impl Default for Assumptions {
@@ -96,6 +102,8 @@ impl Default for Assumptions {
             superuser_reserved_connections: crate::dify::defaults::SUPERUSER_RESERVED_CONNECTIONS,
             reserved_connections: crate::dify::defaults::RESERVED_CONNECTIONS,
             max_connections_step: 10,
+            pgbouncer_cpu_ms: 1.0,
+            pgbouncer_pool_size: 0,
         }
     }
 }

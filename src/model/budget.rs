@@ -34,6 +34,24 @@ pub struct Reserve {
     pub why: String,
 }
 
+/// A pooler's server connections, in place of the pools of the components it serves.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PoolerLine {
+    /// `pgbouncer`.
+    pub name: String,
+    pub pods: u64,
+    /// Processes per pod, each with its own server pool.
+    pub processes: u64,
+    /// `default_pool_size`: server connections per process.
+    pub default_pool_size: u64,
+    /// `pods × processes × default_pool_size`.
+    pub connections: u64,
+    /// The components whose lines it replaces (their pools now cost client slots, not backends).
+    pub replaces: Vec<Component>,
+    /// What those components' lines would have been.
+    pub replaced_connections: u64,
+}
+
 /// How PostgreSQL hands out its slots.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Cap {
@@ -67,6 +85,9 @@ impl Cap {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Budget {
     pub lines: Vec<BudgetLine>,
+    /// A pooler in front of some components: its server connections count, their pools do not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pooler: Option<PoolerLine>,
     pub reserves: Vec<Reserve>,
     /// Σ lines + Σ reserves.
     pub demand: u64,
@@ -81,19 +102,25 @@ pub struct Budget {
 
 impl Budget {
     pub fn new(lines: Vec<BudgetLine>, reserves: Vec<Reserve>, cap: Cap) -> Budget {
+        Self::with_pooler(lines, None, reserves, cap)
+    }
+
+    /// A budget where `pooler` stands for the components it serves (their lines are not in `lines`).
+    pub fn with_pooler(lines: Vec<BudgetLine>, pooler: Option<PoolerLine>, reserves: Vec<Reserve>, cap: Cap) -> Budget {
         let demand = lines
             .iter()
             .map(|l| l.connections)
+            .chain(pooler.iter().map(|p| p.connections))
             .chain(reserves.iter().map(|r| r.connections))
             .fold(0u64, u64::saturating_add);
         let usable = cap.usable();
         let headroom = usable as i64 - demand.min(i64::MAX as u64) as i64;
         let headroom_pct = if usable == 0 { -100.0 } else { headroom as f64 * 100.0 / usable as f64 };
-        Budget { lines, reserves, demand, cap, usable, headroom, headroom_pct, fits: demand <= usable }
+        Budget { lines, pooler, reserves, demand, cap, usable, headroom, headroom_pct, fits: demand <= usable }
     }
 
     pub fn component_demand(&self) -> u64 {
-        self.lines.iter().map(|l| l.connections).sum()
+        self.lines.iter().map(|l| l.connections).chain(self.pooler.iter().map(|p| p.connections)).sum()
     }
 }
 

@@ -6,6 +6,7 @@ pub mod budget;
 mod components;
 pub mod pgtune;
 pub mod plan;
+pub mod pooler;
 pub mod profile;
 pub mod queueing;
 pub mod storage;

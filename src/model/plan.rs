@@ -38,6 +38,9 @@ pub struct PlanInput {
     pub workflow_log_store: LogStore,
     /// Days workflow logs are kept; `None`: for ever (Dify's default).
     pub retention_days: Option<u32>,
+    /// A pooler in front of PostgreSQL (`--pooler`); see `pooler.rs`.
+    #[serde(skip_serializing_if = "super::pooler::Pooler::is_none")]
+    pub pooler: super::pooler::Pooler,
     pub assumptions: Assumptions,
 }
 
@@ -78,6 +81,9 @@ pub struct Plan {
     pub redis: RedisPlan,
     /// Present when a fixed cap cannot hold the plan.
     pub shortfall: Option<Shortfall>,
+    /// PgBouncer in front of the api and worker, when planned (`--pooler pgbouncer`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pooler: Option<super::pooler::PoolerPlan>,
     pub notes: Vec<String>,
     /// Every value with the formula and the numbers that produced it (`--explain`).
     pub derivations: Vec<Derivation>,
@@ -313,7 +319,11 @@ pub fn plan(input: &PlanInput) -> Result<Plan, InputError> {
         .validate()
         .map_err(InputError)?;
     }
+    super::pooler::check_input(input).map_err(InputError)?;
     let mut plan = plan_core(input);
+    if let Some(refused) = plan.pooler.as_ref().and_then(super::pooler::refusal) {
+        return Err(InputError(refused));
+    }
     if !plan.budget.fits {
         plan.shortfall = Some(shortfall(input, &plan));
     }
@@ -380,7 +390,13 @@ fn plan_core(input: &PlanInput) -> Plan {
     let overload = Overload { api: api_admission, worker: worker_admission };
     cx.notes.push(overload.describe(input.qps, input.target));
 
-    let budget = connection_budget(&mut cx, &components);
+    // The pooler is sized from the finished components (src/model/pooler.rs).
+    let pooler = super::pooler::plan(input, &components, cx.cpu_target).map(|(pooler, steps)| {
+        cx.rec.steps.extend(steps);
+        cx.notes.extend(super::pooler::notes(&pooler));
+        pooler
+    });
+    let budget = connection_budget(&mut cx, &components, pooler.as_ref());
     let (database, logs, redis) = database_step(&mut cx, &budget);
 
     let mean: f64 = components.iter().map(|c| c.mean_connections).sum();
@@ -403,6 +419,7 @@ fn plan_core(input: &PlanInput) -> Plan {
             database.cores * 2
         ));
     }
+    cx.notes.extend(super::pooler::advice(input, &components, cx.cpu_target, budget.demand));
 
     Plan {
         schema_version: SCHEMA_VERSION,
@@ -416,16 +433,21 @@ fn plan_core(input: &PlanInput) -> Plan {
         logs,
         redis,
         shortfall: None,
+        pooler,
         notes: cx.notes,
         derivations: cx.rec.steps,
     }
 }
 
-/// The budget step: every component's worst case, the reserves, and `max_connections`.
-fn connection_budget(cx: &mut Ctx, components: &[ComponentPlan]) -> Budget {
+/// The budget step: every component's worst case (those behind a pooler replaced by its server
+/// connections), the reserves, and `max_connections`.
+fn connection_budget(cx: &mut Ctx, components: &[ComponentPlan], pooler: Option<&super::pooler::PoolerPlan>) -> Budget {
     let (input, a) = (cx.input, cx.a);
+    let pooler_line = pooler.map(super::pooler::budget_line);
+    let routed = |c: &ComponentPlan| pooler_line.as_ref().is_some_and(|p| p.replaces.contains(&c.component));
     let lines: Vec<BudgetLine> = components
         .iter()
+        .filter(|c| !routed(c))
         .map(|c| BudgetLine::new(c.component, c.max_replicas + c.surge, c.processes_per_pod, c.per_process_max))
         .collect();
     let starting: u64 = components
@@ -451,7 +473,12 @@ fn connection_budget(cx: &mut Ctx, components: &[ComponentPlan]) -> Budget {
             why: "monitoring, backups and an operator's psql (assumption, --assume admin_reserve=)".into(),
         },
     ];
-    let demand: u64 = lines.iter().map(|l| l.connections).chain(reserves.iter().map(|r| r.connections)).sum();
+    let demand: u64 = lines
+        .iter()
+        .map(|l| l.connections)
+        .chain(pooler_line.iter().map(|p| p.connections))
+        .chain(reserves.iter().map(|r| r.connections))
+        .sum();
     let (max_connections, chosen) = match input.pg_max_connections {
         Some(cap) => (cap, false),
         // One server takes at most PostgreSQL's own limit; beyond it the plan cannot fit.
@@ -473,11 +500,15 @@ fn connection_budget(cx: &mut Ctx, components: &[ComponentPlan]) -> Budget {
         superuser_reserved_connections: a.superuser_reserved_connections,
         reserved_connections: a.reserved_connections,
     };
-    let budget = Budget::new(lines, reserves, cap);
+    let budget = Budget::with_pooler(lines, pooler_line, reserves, cap);
     cx.rec.note(
         "demand",
         budget.demand,
-        "Σ (max replicas + surge) × processes × per-process maximum + reserves".into(),
+        if pooler.is_some() {
+            "Σ (max replicas + surge) × processes × per-process maximum of the direct components + PgBouncer's server connections + reserves".into()
+        } else {
+            "Σ (max replicas + surge) × processes × per-process maximum + reserves".into()
+        },
         "docs/model.md §2",
     );
     cx.rec.note(
@@ -686,6 +717,12 @@ fn shortfall(input: &PlanInput, plan: &Plan) -> Shortfall {
         ways.extend(try_variant(
             format!("fewer, larger api pods: --assume api_processes_per_pod={}", a.api_processes_per_pod * 2),
             PlanInput { assumptions, ..input.clone() },
+        ));
+    }
+    if input.pooler.is_none() {
+        ways.extend(try_variant(
+            "PgBouncer in front of the api and worker, its server pool at the safety bound: --pooler pgbouncer".into(),
+            PlanInput { pooler: super::pooler::Pooler::Pgbouncer, ..input.clone() },
         ));
     }
     if input.collaboration && input.dify_version.has_api_websocket() {

@@ -97,6 +97,8 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
     let mut services: BTreeMap<String, Service> = BTreeMap::new();
     let mut layout_v19 = false;
     let mut image_version = None;
+    // Top-level `configs:` (a PgBouncer's pgbouncer.ini): name → (text, file, first line).
+    let mut configs: BTreeMap<String, (String, String, usize)> = BTreeMap::new();
     for (i, file) in project.files.iter().enumerate() {
         let name = file.display().to_string();
         let text = match project.texts.get(i).cloned().flatten() {
@@ -112,6 +114,22 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
         };
         if root.keys().any(|k| k.as_str() == Some("x-shared-env")) {
             layout_v19 = true;
+        }
+        if let Some(cfgs) = root.get("configs").and_then(Value::as_mapping) {
+            let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+            for (k, cfg) in cfgs {
+                let Some(cfg_name) = k.as_str() else { continue };
+                if let Some(text) = cfg.get("content").and_then(Value::as_str) {
+                    // A block scalar's text starts on the line after its key.
+                    let line = doc.line_of(&seg(&["configs", cfg_name, "content"])).unwrap_or(1);
+                    configs.insert(cfg_name.to_string(), (text.to_string(), name.clone(), line + 1));
+                } else if let Some(f) = cfg.get("file").and_then(Value::as_str) {
+                    let path = dir.join(f);
+                    if let Ok(text) = super::read_text(&path) {
+                        configs.insert(cfg_name.to_string(), (text, path.display().to_string(), 1));
+                    }
+                }
+            }
         }
         let Some(svcs) = root.get("services").and_then(Value::as_mapping) else { continue };
         let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -161,6 +179,7 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
 
     let mut components = Vec::new();
     let mut db: Option<&Service> = None;
+    let mut pooler_svc: Option<&Service> = None;
     let mut env_cache = BTreeMap::new();
     for svc in services.values() {
         if let Some(list) = svc.value.get("profiles").and_then(Value::as_sequence) {
@@ -171,6 +190,11 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
         }
         if is_db(svc, version) {
             db = Some(svc);
+            continue;
+        }
+        let image = svc.value.get("image").and_then(Value::as_str).unwrap_or_default();
+        if super::pgbouncer::is_pgbouncer_image(image) {
+            pooler_svc = pooler_svc.or(Some(svc));
             continue;
         }
         // Only Dify's own services matter; reading every vector store's environment would not.
@@ -195,6 +219,10 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
         components.push(comp);
     }
     components.sort_by_key(|c| c.component);
+    let pooler = match pooler_svc {
+        Some(svc) => Some(read_pooler(svc, &env, &configs, &components, &mut env_cache)?),
+        None => None,
+    };
 
     let (max_connections, idle_timeout) = database_settings(db, &env, opts)?;
     let (app_role, mut app_role_superuser) = super::app_role(&components, opts);
@@ -222,7 +250,51 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
         unbounded_autoscalers: Vec::new(),
         chart: None,
         chart_version_assumed: None,
+        pooler,
     })
+}
+
+/// A PgBouncer service: its pgbouncer.ini from a `configs:` entry mounted as `*.ini` (else the
+/// image's environment variables), its containers and processes, and the services routed to it.
+fn read_pooler(
+    svc: &Service,
+    env: &ProjectEnv,
+    configs: &BTreeMap<String, (String, String, usize)>,
+    components: &[deployment::Deployed],
+    cache: &mut BTreeMap<PathBuf, Vec<dotenv::Entry>>,
+) -> Result<deployment::DeployedPooler, String> {
+    let mounted = svc.value.get("configs").and_then(Value::as_sequence).into_iter().flatten().find_map(|item| {
+        let (source, target) = match item {
+            Value::String(s) => (s.clone(), s.clone()),
+            Value::Mapping(m) => (
+                m.get("source").and_then(Value::as_str).unwrap_or_default().to_string(),
+                m.get("target").and_then(Value::as_str).unwrap_or_default().to_string(),
+            ),
+            _ => return None,
+        };
+        (target.ends_with(".ini") || source.ends_with("ini")).then(|| configs.get(&source)).flatten()
+    });
+    let settings = match mounted {
+        Some((text, file, line)) => super::pgbouncer::ini(text, file, *line),
+        None => super::pgbouncer::from_env(&service_env(svc, env, cache)?),
+    };
+    let words: Vec<String> = ["entrypoint", "command"]
+        .iter()
+        .filter_map(|k| svc.value.get(*k))
+        .flat_map(|v| match v {
+            Value::Sequence(items) => items.iter().filter_map(yaml::scalar_string).collect(),
+            other => yaml::scalar_string(other).map(|s| shell_words(&s)).unwrap_or_default(),
+        })
+        .collect();
+    let mut p = super::pgbouncer::pooler(
+        &svc.name,
+        svc.at.clone(),
+        &settings,
+        replicas(svc, env)?,
+        super::pgbouncer::processes(&words),
+    )?;
+    super::pgbouncer::route(&mut p, components, std::slice::from_ref(&svc.name));
+    Ok(p)
 }
 
 fn seg(keys: &[&str]) -> Vec<PathSeg> {
@@ -631,6 +703,7 @@ pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Dep
         unbounded_autoscalers: Vec::new(),
         chart: None,
         chart_version_assumed: None,
+        pooler: None,
     })
 }
 

@@ -537,6 +537,7 @@ pub fn read_release(release: &Release, opts: &Options) -> Result<Deployment, Str
         unbounded_autoscalers: unbounded,
         chart: Some(chart_read),
         chart_version_assumed: assumed,
+        pooler: None,
     })
 }
 

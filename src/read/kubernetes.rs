@@ -103,6 +103,13 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         hpas.insert((d.namespace(), kind, target), (max, d.at(&path(&["metadata", "name"]))));
     }
 
+    let mut pooler = None;
+    for d in expanded.iter().filter(|d| matches!(d.kind(), "Deployment" | "StatefulSet")) {
+        if pooler.is_none() {
+            pooler = read_pooler(d, &expanded, &config_maps)?;
+        }
+    }
+
     let mut workloads = Vec::new();
     for d in expanded.into_iter().filter(|d| matches!(d.kind(), "Deployment" | "StatefulSet")) {
         let containers = path(&["spec", "template", "spec", "containers"]);
@@ -198,6 +205,10 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         )?);
     }
     components.sort_by(|a, b| a.component.cmp(&b.component).then(a.name.cmp(&b.name)));
+    let pooler = pooler.map(|(mut p, names)| {
+        super::pgbouncer::route(&mut p, &components, &names);
+        p
+    });
 
     if let Some(primary) = max_connections.as_ref() {
         for (name, standby) in &standbys {
@@ -269,7 +280,92 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         unbounded_autoscalers,
         chart: None,
         chart_version_assumed: None,
+        pooler,
     })
+}
+
+/// A workload running PgBouncer: its pgbouncer.ini from a mounted ConfigMap (else the image's
+/// environment variables), pods and processes, and the names Dify may reach it by (the
+/// workload's, and every Service that selects its pods).
+fn read_pooler(
+    d: &Doc,
+    all: &[Doc],
+    config_maps: &BTreeMap<(String, String), Env>,
+) -> Result<Option<(deployment::DeployedPooler, Vec<String>)>, String> {
+    let containers = path(&["spec", "template", "spec", "containers"]);
+    let count = d.doc.get(&containers).and_then(Value::as_sequence).map_or(0, Vec::len);
+    let Some((container, image)) = (0..count).find_map(|i| {
+        let c = join(&containers, &[PathSeg::Index(i)]);
+        let image = yaml::get_string(&d.doc.value, &join(&c, &path(&["image"]))).unwrap_or_default();
+        super::pgbouncer::is_pgbouncer_image(&image).then_some((c, image))
+    }) else {
+        return Ok(None);
+    };
+    // Volumes that are ConfigMaps, by volume name.
+    let volumes: BTreeMap<String, String> = d
+        .doc
+        .get(&path(&["spec", "template", "spec", "volumes"]))
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| {
+            Some((yaml::get_string(v, &path(&["name"]))?, yaml::get_string(v, &path(&["configMap", "name"]))?))
+        })
+        .collect();
+    let mounts = d.doc.get(&join(&container, &path(&["volumeMounts"]))).and_then(Value::as_sequence);
+    let ini_text = mounts.into_iter().flatten().find_map(|m| {
+        let cm = volumes.get(&yaml::get_string(m, &path(&["name"]))?)?;
+        let data = config_maps.get(&(d.namespace(), cm.clone()))?;
+        let sub = yaml::get_string(m, &path(&["subPath"]));
+        match sub {
+            Some(key) => data.get(&key).filter(|_| key.ends_with(".ini")),
+            None => data.iter().find(|(k, _)| k.ends_with(".ini")).map(|(_, v)| v),
+        }
+    });
+    let settings = match ini_text {
+        Some(v) => match &v.source {
+            // A block scalar starts on the line after its key.
+            Source::File { path, line } => super::pgbouncer::ini(&v.value, path, line + 1),
+            _ => super::pgbouncer::ini(&v.value, "", 1),
+        },
+        None => {
+            let w = Workload { doc: Doc { doc: d.doc }, container: container.clone(), image };
+            super::pgbouncer::from_env(&container_env(&w, config_maps)?)
+        }
+    };
+    let mut words = Vec::new();
+    for field in ["command", "args"] {
+        if let Some(items) = d.doc.get(&join(&container, &path(&[field]))).and_then(Value::as_sequence) {
+            words.extend(items.iter().filter_map(yaml::scalar_string));
+        }
+    }
+    let replicas = match yaml::get_string(&d.doc.value, &path(&["spec", "replicas"])) {
+        Some(r) => r
+            .parse::<u64>()
+            .map_err(|_| format!("{}: replicas `{r}` is not a whole number", d.at(&path(&["spec", "replicas"]))))?,
+        None => 1,
+    };
+    let surge = surge(d, replicas)?;
+    let pods = Valued::new(replicas.saturating_add(surge.value), d.at(&path(&["spec", "replicas"])));
+    let p = super::pgbouncer::pooler(
+        &d.name(),
+        d.at(&path(&["metadata", "name"])),
+        &settings,
+        pods,
+        super::pgbouncer::processes(&words),
+    )?;
+    // Services whose selector matches the pod template's labels.
+    let labels = d.doc.get(&path(&["spec", "template", "metadata", "labels"])).and_then(Value::as_mapping);
+    let mut names = vec![d.name()];
+    for svc in all.iter().filter(|s| s.kind() == "Service" && s.namespace() == d.namespace()) {
+        let Some(selector) = svc.doc.get(&path(&["spec", "selector"])).and_then(Value::as_mapping) else { continue };
+        let matches = !selector.is_empty()
+            && selector.iter().all(|(k, v)| labels.and_then(|l| l.get(k)).is_some_and(|lv| lv == v));
+        if matches {
+            names.push(svc.name());
+        }
+    }
+    Ok(Some((p, names)))
 }
 
 fn is_postgres_image(image: &str) -> bool {

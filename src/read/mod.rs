@@ -6,6 +6,7 @@ pub mod dotenv;
 pub mod helm;
 pub mod inputs;
 pub mod kubernetes;
+pub mod pgbouncer;
 pub mod postgres;
 pub mod release;
 pub mod yaml;

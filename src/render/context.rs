@@ -31,6 +31,8 @@ pub struct Context {
     /// Recommendations that need the operator's own values (Redis hosts): written commented out.
     pub suggested: Vec<EnvVar>,
     pub database: DatabaseView,
+    /// PgBouncer in front of the api and worker, when the plan has it.
+    pub pooler: Option<super::pgbouncer::PoolerView>,
     pub compose: ComposeView,
     pub zone_spread: bool,
     pub disruption_budget: bool,
@@ -201,6 +203,14 @@ pub fn build(plan: &Plan, command: String, compose: ComposeView, db_service: Opt
         settings_once.iter().flat_map(|p| ["-c".to_string(), format!("{}={}", p.name, p.value)]).collect();
     let mut command_line = vec!["postgres".to_string()];
     command_line.extend(args.iter().cloned());
+    let compose_service = db_service.unwrap_or_else(|| v.db_service().to_string());
+    let pooler = plan.pooler.as_ref().map(|p| {
+        let host = match plan.input.target {
+            Target::Compose => compose_service.as_str(),
+            Target::Kubernetes => super::pgbouncer::KUBERNETES_DB_HOST,
+        };
+        super::pgbouncer::view(plan, p, host)
+    });
     Context {
         difyplan_version: env!("CARGO_PKG_VERSION"),
         command,
@@ -231,7 +241,7 @@ pub fn build(plan: &Plan, command: String, compose: ComposeView, db_service: Opt
         per_service: per_service(plan, &all),
         suggested: all.iter().filter(|s| s.scope == Scope::Suggested).map(|s| env_var(plan, s)).collect(),
         database: DatabaseView {
-            compose_service: db_service.unwrap_or_else(|| v.db_service().to_string()),
+            compose_service,
             max_connections: db.max_connections,
             settings: settings_once,
             command: command_line,
@@ -240,6 +250,7 @@ pub fn build(plan: &Plan, command: String, compose: ComposeView, db_service: Opt
             host_cpus: db.host.cpus,
             host_assumed: db.host_memory_chosen || db.host_cpus_chosen,
         },
+        pooler,
         compose,
         zone_spread: rules.zone_spread,
         disruption_budget: rules.disruption_budget,
@@ -334,6 +345,21 @@ fn component(plan: &Plan, c: &ComponentPlan) -> ComponentView {
             (env.clone(), env)
         }
     };
+    // Through the pooler: this component's connections go to PgBouncer (its own value, since
+    // compose shares one .env with the components that stay direct).
+    let (mut env, mut compose_env) = (env, compose_env);
+    if let Some(p) = plan.pooler.as_ref().filter(|p| p.routed.contains(&c.component)) {
+        let host = match plan.input.target {
+            Target::Compose => super::pgbouncer::COMPOSE_SERVICE,
+            Target::Kubernetes => super::pgbouncer::KUBERNETES_NAME,
+        };
+        let route = [
+            var(&super::pgbouncer::DB_HOST, host.to_string(), None),
+            var(&super::pgbouncer::DB_PORT, p.port.to_string(), None),
+        ];
+        env.extend(route.iter().cloned());
+        compose_env.extend(route);
+    }
     let http = |path: &'static str, port: u16, period: u64| Probe {
         http_path: Some(path),
         port: Some(port),

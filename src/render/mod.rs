@@ -5,4 +5,5 @@
 pub mod context;
 pub mod engine;
 pub mod patch;
+pub mod pgbouncer;
 pub mod write;

@@ -56,6 +56,23 @@ pub fn plan(plan: &Plan, explain: bool) -> String {
             (api.replicas * api.processes_per_pod * api.per_process_max).saturating_sub(shared)
         );
     }
+    if let Some(p) = &plan.pooler {
+        let _ = writeln!(
+            s,
+            "pooler: PgBouncer, {} pod(s) × {} process(es) for {:.2} cores; default_pool_size {} (safety bound {}, in use at q{} {}), max_client_conn {}; backends kept open after a burst: about {} for {} s (without it: {} SQLALCHEMY_POOL_SIZE connections stay open)",
+            p.pods,
+            p.processes_per_pod,
+            p.cpu_cores,
+            p.default_pool_size,
+            p.safety_bound,
+            plan.input.assumptions.quantile,
+            p.in_use_quantile,
+            p.max_client_conn,
+            p.kept_open_typical,
+            p.server_idle_timeout_s,
+            p.kept_open_without
+        );
+    }
     let gib = |b: f64| b / (1u64 << 30) as f64;
     let l = &plan.logs;
     let _ = writeln!(
@@ -168,6 +185,21 @@ pub fn budget_table(bud: &crate::model::budget::Budget, cap_note: &str) -> Strin
             l.component.service().to_string(),
             l.connections.to_string(),
             format!("{} pods × {} processes × {}", l.worst_pods, l.processes, l.per_process_max),
+        ]);
+    }
+    if let Some(p) = &bud.pooler {
+        let replaced: Vec<&str> = p.replaces.iter().map(|c| c.service()).collect();
+        b.push_record([
+            p.name.clone(),
+            p.connections.to_string(),
+            format!(
+                "{} pods × {} processes × default_pool_size {} — server pool in place of {}'s {} pooled connections (now PgBouncer client slots)",
+                p.pods,
+                p.processes,
+                p.default_pool_size,
+                replaced.join(" and "),
+                p.replaced_connections
+            ),
         ]);
     }
     for r in &bud.reserves {

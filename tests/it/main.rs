@@ -12,6 +12,7 @@ mod kubernetes_cli;
 mod matrix_files;
 mod pg_server;
 mod plan_properties;
+mod pooler;
 mod render_cli;
 mod size_cli;
 mod support;

@@ -16,7 +16,7 @@ use tempfile::TempDir;
 /// Where Debian's packages put each major version's server binaries (not on PATH).
 const DEBIAN_LAYOUT: &str = "/usr/lib/postgresql";
 /// The application role every plan here assumes (`input.app_role_superuser == false`).
-const APP_ROLE: &str = "dify_app";
+pub(crate) const APP_ROLE: &str = "dify_app";
 /// How long a starting server may take before the test gives up on it.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one connection attempt may wait for the server before it counts as hung.
@@ -28,7 +28,7 @@ const PIPELINE: usize = 64;
 
 /// One server at a time: the large plan alone runs about two thousand backends, and the machine
 /// (and CI's) is shared.
-static ONE_SERVER_AT_A_TIME: Mutex<()> = Mutex::new(());
+pub(crate) static ONE_SERVER_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 // ---------------------------------------------------------------------------------------------
 // The tests
@@ -303,7 +303,7 @@ fn rendered_server_settings_for_large_hosts_parse() {
 
 /// Thousands of held sockets need as many descriptors; many shells start with a soft limit of
 /// 1024, so lift it to the hard limit, or say what to change.
-fn raise_open_files_limit(needed: usize) {
+pub(crate) fn raise_open_files_limit(needed: usize) {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: plain syscalls on a local struct.
     unsafe {
@@ -520,6 +520,11 @@ impl PgServer {
         admin.close();
     }
 
+    /// The server's TCP port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// One connection over TCP, as a real component would make it.
     pub fn connect(&self, user: &str, database: &str) -> Result<PgConn, PgError> {
         let mut conn = PgConn::open(self.port)?;
@@ -583,13 +588,13 @@ impl Drop for PgServer {
 /// (CI containers) the server runs as the `postgres` account that Debian's package creates, else
 /// as `nobody` (or `DIFYPLAN_PG_USER`). `Command::uid` switches user in the child itself: no
 /// `su`, `runuser` or `sudo` needed, nothing asks for a password.
-struct ServerUser {
+pub(crate) struct ServerUser {
     /// `None` when the tests do not run as root: the server runs as the current user.
     ids: Option<(u32, u32)>,
 }
 
 impl ServerUser {
-    fn get() -> ServerUser {
+    pub(crate) fn get() -> ServerUser {
         // SAFETY: geteuid cannot fail.
         if unsafe { libc::geteuid() } != 0 {
             return ServerUser { ids: None };
@@ -605,7 +610,7 @@ impl ServerUser {
     }
 
     /// Hands the server's folder to the server's user.
-    fn own(&self, dir: &Path) {
+    pub(crate) fn own(&self, dir: &Path) {
         if let Some((uid, gid)) = self.ids {
             std::os::unix::fs::chown(dir, Some(uid), Some(gid))
                 .unwrap_or_else(|e| panic!("chown {}: {e}", dir.display()));
@@ -624,7 +629,7 @@ impl ServerUser {
     }
 
     /// A command that runs as the server's user and dies with the thread that started it.
-    fn command(&self, program: &Path) -> Command {
+    pub(crate) fn command(&self, program: &Path) -> Command {
         let mut cmd = Command::new(program);
         cmd.env_remove("PGDATA").env_remove("PGPORT").env_remove("PGHOST");
         if let Some((uid, gid)) = self.ids {
@@ -669,7 +674,7 @@ fn user_ids(name: &str) -> Option<(u32, u32)> {
 /// queries, and Terminate on drop. Raw rather than a driver so that a held connection costs one
 /// socket and nothing else, which keeps thousands of them cheap and fast to open.
 pub struct PgConn {
-    stream: TcpStream,
+    pub(crate) stream: TcpStream,
     /// What the server reported at startup (`ParameterStatus`), e.g. `is_superuser`.
     parameters: HashMap<String, String>,
     terminated: bool,
@@ -698,7 +703,7 @@ impl From<io::Error> for PgError {
 }
 
 impl PgConn {
-    fn open(port: u16) -> Result<PgConn, PgError> {
+    pub(crate) fn open(port: u16) -> Result<PgConn, PgError> {
         let stream = TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)), IO_TIMEOUT)?;
         stream.set_read_timeout(Some(IO_TIMEOUT))?;
         stream.set_write_timeout(Some(IO_TIMEOUT))?;
@@ -722,7 +727,7 @@ impl PgConn {
     }
 
     /// Reads until ReadyForQuery (accepted) or ErrorResponse (refused, e.g. 53300).
-    fn finish_startup(&mut self) -> Result<(), PgError> {
+    pub(crate) fn finish_startup(&mut self) -> Result<(), PgError> {
         loop {
             let (tag, body) = self.read_message()?;
             match tag {
@@ -783,7 +788,7 @@ impl PgConn {
         self.try_query(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
-    fn read_message(&self) -> io::Result<(u8, Vec<u8>)> {
+    pub(crate) fn read_message(&self) -> io::Result<(u8, Vec<u8>)> {
         let mut head = [0_u8; 5];
         (&self.stream).read_exact(&mut head)?;
         let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
@@ -803,7 +808,7 @@ impl Drop for PgConn {
 }
 
 /// SQLSTATE (`C`) and message (`M`) of an ErrorResponse.
-fn error_response(body: &[u8]) -> PgError {
+pub(crate) fn error_response(body: &[u8]) -> PgError {
     let mut error = PgError { code: None, message: String::new() };
     let mut rest = body;
     while let [field, tail @ ..] = rest {

@@ -25,6 +25,7 @@ fn input(qps: f64, profile: &str, edition: Edition, target: Target, cap: Option<
         pg_host: Default::default(),
         workflow_log_store: difyplan::model::storage::LogStore::Postgres,
         retention_days: None,
+        pooler: Default::default(),
         assumptions: Assumptions::default(),
     }
 }

@@ -20,7 +20,7 @@ const VERSIONS: [&str; 2] = ["1.9.1", "1.16.1"];
 const COMPOSE_VERSION: &str = "2.40.3";
 /// PyPI's `kubernetes-validate`, and the Kubernetes version whose schemas it validates against.
 const KUBERNETES_VALIDATE_VERSION: &str = "1.37.0";
-const KUBERNETES_VERSION: &str = "1.37.0";
+pub(crate) const KUBERNETES_VERSION: &str = "1.37.0";
 /// The budget findings `render` must never produce.
 const BUDGET_CODES: [&str; 2] = ["connection-budget-exceeded", "pool-deadlock-risk"];
 
@@ -68,14 +68,14 @@ fn tool(path: PathBuf, what: &str) -> Option<PathBuf> {
     None
 }
 
-fn compose_tool() -> Option<PathBuf> {
+pub(crate) fn compose_tool() -> Option<PathBuf> {
     tool(
         tools_dir().join(format!("compose-{COMPOSE_VERSION}/docker-compose")),
         &format!("Docker Compose {COMPOSE_VERSION}"),
     )
 }
 
-fn kubernetes_validate_tool() -> Option<PathBuf> {
+pub(crate) fn kubernetes_validate_tool() -> Option<PathBuf> {
     tool(
         tools_dir().join(format!("kubernetes-validate-{KUBERNETES_VALIDATE_VERSION}/bin/kubernetes-validate")),
         &format!("kubernetes-validate {KUBERNETES_VALIDATE_VERSION}"),
@@ -248,7 +248,7 @@ fn compose_project(version: &str, qps: &str) -> tempfile::TempDir {
     dir
 }
 
-fn docker_compose(tool: &Path, dir: &Path, args: &[&str]) -> (bool, String, String) {
+pub(crate) fn docker_compose(tool: &Path, dir: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(tool)
         .args(["-f", "docker-compose.yaml", "-f", "docker-compose.override.yaml"])
         .args(args)

@@ -1,0 +1,379 @@
+//! The pooler tier: PgBouncer in transaction mode between the api and worker processes and
+//! PostgreSQL, sized from the finished component plans. Its server pool replaces one pool per
+//! process, and must cover every request that can hold a connection while asking for another.
+//!
+//! Why the bound and not the connections in use: PgBouncer cannot multiplex a blocking run (it
+//! keeps a transaction open for the whole request), and a request takes a second connection at
+//! its start and end while holding the first. A server pool sized to the mean in use failed 80%
+//! of requests on a real Dify, and one sized to a quantile deadlocked in a cold burst
+//! (docs/model.md, "A pooler"). The classic bound holds under any load: Σ (connections each
+//! may hold at once − 1) + 1 over everything that can wait while holding.
+
+use super::assumptions::Target;
+use super::plan::{ComponentPlan, Derivation, PlanInput};
+use super::queueing::poisson_quantile;
+use crate::dify::Component;
+use serde::{Deserialize, Serialize};
+
+/// Which pooler sits in front of PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooler {
+    /// Every process connects to PostgreSQL itself (Dify's layout).
+    #[default]
+    None,
+    /// PgBouncer in transaction mode in front of the api and worker processes.
+    Pgbouncer,
+}
+
+impl Pooler {
+    pub fn is_none(&self) -> bool {
+        *self == Pooler::None
+    }
+}
+
+/// The components whose connections go through the pooler. api_websocket (unmeasured
+/// websocket sessions, 1000 greenlets) and worker_beat (about 1 connection) keep their small
+/// direct pools; the plugin daemon keeps its own small pool on `dify_plugin` (see [`PLUGIN_DAEMON_DIRECT`]).
+pub const ROUTED: [Component; 2] = [Component::Api, Component::Worker];
+
+/// Why the plugin daemon is not routed through PgBouncer, for the plan and the rendered files.
+pub const PLUGIN_DAEMON_DIRECT: &str = "its own small pool on dify_plugin (DB_MAX_OPEN_CONNS, sized to the quantile of its queries in flight), not PgBouncer: routing it through PgBouncer (DB_TYPE=pgbouncer) would save little, turn off its prepared statements, and need a server pool covering its nested checkouts, which were never measured";
+
+/// The listening port of PgBouncer (its default).
+pub const PORT: u16 = 6432;
+/// Seconds a client waits for a server connection before PgBouncer fails its query: Dify's own
+/// `SQLALCHEMY_POOL_TIMEOUT` (30 s), so a wait fails in the pooler no later than it would in
+/// SQLAlchemy. With a server pool at the safety bound waits are short; this only bounds overload.
+pub const QUERY_WAIT_TIMEOUT_S: u64 = 30;
+/// Seconds an idle server connection stays open: long enough to carry the next burst, short
+/// enough that the backends opened by a burst close within a minute (PgBouncer's default 600).
+pub const SERVER_IDLE_TIMEOUT_S: u64 = 60;
+/// A pooler "pays" when it cuts the worst case by at least this share (assumption): below it,
+/// one more hop and one more service are not worth the connections.
+pub const WORTH_IT_SHARE: f64 = 0.2;
+/// File descriptors a PgBouncer process needs beyond one per client and server connection.
+const FD_MARGIN: u64 = 100;
+
+/// The pooler as planned.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PoolerPlan {
+    pub pooler: Pooler,
+    /// The components whose connections go through it.
+    pub routed: Vec<Component>,
+    /// PgBouncer pods (compose: one container; Kubernetes: a Deployment's replicas).
+    pub pods: u64,
+    /// PgBouncer processes per pod: one is single-threaded, so more cores mean more processes
+    /// on one port (`so_reuseport`). Each process has its own pools.
+    pub processes_per_pod: u64,
+    /// Cores PgBouncer needs at the target QPS.
+    pub cpu_cores: f64,
+    /// Σ request greenlets × nested checkouts + Σ chat worker slots × nested checkouts + 1, at
+    /// the HPA maximum and surge: below it the shared pool deadlocks.
+    pub safety_bound: u64,
+    /// The quantile of the routed components' connections in use.
+    pub in_use_quantile: u64,
+    /// `default_pool_size`: server connections per process for the (database, user) pair.
+    pub default_pool_size: u64,
+    /// The pool was forced with `--assume pgbouncer_pool_size=`.
+    pub forced: bool,
+    /// pods × processes × default_pool_size: the backends PgBouncer may open. Every process
+    /// must hold the whole bound: PgBouncer's processes share no pool, and a client's nested
+    /// checkout may land on any of them.
+    pub server_connections: u64,
+    /// `max_client_conn` per process: every client connection the routed pools may open (any
+    /// process may receive all of them), plus the migrations of starting containers.
+    pub max_client_conn: u64,
+    /// The budget the routed components would take without the pooler.
+    pub replaced_connections: u64,
+    /// Backends kept open after a burst, for about `server_idle_timeout`: at most the server
+    /// connections, typically the quantile in use.
+    pub kept_open_typical: u64,
+    /// Backends the routed pools would keep open without the pooler (`SQLALCHEMY_POOL_SIZE` each).
+    pub kept_open_without: u64,
+    /// Open files one process needs: clients + servers + a margin.
+    pub open_files: u64,
+    pub query_wait_timeout_s: u64,
+    pub server_idle_timeout_s: u64,
+    pub port: u16,
+}
+
+/// A bad forced pool or combination (exit 2 through the plan's input error).
+pub fn check_input(input: &PlanInput) -> Result<(), String> {
+    if input.pooler.is_none() && input.assumptions.pgbouncer_pool_size > 0 {
+        return Err(format!(
+            "--assume pgbouncer_pool_size={}: there is no pooler in this plan — add --pooler pgbouncer",
+            input.assumptions.pgbouncer_pool_size
+        ));
+    }
+    Ok(())
+}
+
+/// A forced server pool below what the plan needs, as the message to refuse it with.
+pub fn refusal(p: &PoolerPlan) -> Option<String> {
+    if !p.forced {
+        return None;
+    }
+    let n = p.default_pool_size;
+    if n < p.safety_bound {
+        return Some(format!(
+            "--assume pgbouncer_pool_size={n} is below the safety bound {}: every api request greenlet and chat worker slot at the HPA maximum and surge can hold a connection while it asks for another, and a shared server pool smaller than that + 1 deadlocks (measured on a real Dify) — pass at least {}, or leave it out",
+            p.safety_bound, p.safety_bound
+        ));
+    }
+    if n < p.in_use_quantile {
+        return Some(format!(
+            "--assume pgbouncer_pool_size={n} is below the {} connections in use at the plan's quantile: requests would queue for connections at the target load — pass at least {}, or leave it out",
+            p.in_use_quantile, p.in_use_quantile
+        ));
+    }
+    None
+}
+
+/// Extra connections one admitted api request may take while holding its first: the same rule
+/// as the per-process pool (chat apps about 2 × admitted, workflow apps the measured peak − 1).
+fn api_nesting(input: &PlanInput) -> u64 {
+    let p = &input.profile;
+    if p.chat_share > 0.0 {
+        input.assumptions.chat_pool_factor.ceil() as u64
+    } else {
+        (p.connections_peak.ceil() as u64).saturating_sub(1).max(1)
+    }
+}
+
+/// Extra connections a worker slot may take while holding one: a streaming chat run holds one
+/// for its whole duration and takes a second at its start and end (measured); a workflow run
+/// holds one only for moments (a pool of 1 served 8 runs at once), a task is not nested.
+fn worker_nesting(input: &PlanInput) -> u64 {
+    let p = &input.profile;
+    u64::from(p.streaming_share > 0.0 && p.chat_share > 0.0)
+}
+
+fn pods_at_worst(c: &ComponentPlan) -> u64 {
+    c.max_replicas + c.surge
+}
+
+/// Size the pooler for finished component plans. `None` without a pooler.
+pub fn plan(input: &PlanInput, components: &[ComponentPlan], cpu_target: f64) -> Option<(PoolerPlan, Vec<Derivation>)> {
+    match input.pooler {
+        Pooler::None => None,
+        Pooler::Pgbouncer => Some(size(input, components, cpu_target)),
+    }
+}
+
+/// Size PgBouncer for these components, whether or not the input asks for it (the advice for
+/// plans without a pooler is this plan's worst case).
+pub fn size(input: &PlanInput, components: &[ComponentPlan], cpu_target: f64) -> (PoolerPlan, Vec<Derivation>) {
+    let a = &input.assumptions;
+    let routed: Vec<&ComponentPlan> = components.iter().filter(|c| ROUTED.contains(&c.component)).collect();
+    let slots = |comp: Component| -> u64 {
+        routed
+            .iter()
+            .filter(|c| c.component == comp)
+            .map(|c| pods_at_worst(c) * c.processes_per_pod * c.slots_per_process.unwrap_or(0))
+            .sum()
+    };
+    let (greenlets, worker_slots) = (slots(Component::Api), slots(Component::Worker));
+    let (api_nest, worker_nest) = (api_nesting(input), worker_nesting(input));
+    let safety_bound = greenlets * api_nest + worker_slots * worker_nest + 1;
+    let mean: f64 = routed.iter().map(|c| c.mean_connections).sum();
+    let in_use_quantile = poisson_quantile(mean, a.quantile);
+    let forced = a.pgbouncer_pool_size > 0;
+    let default_pool_size = if forced { a.pgbouncer_pool_size } else { safety_bound.max(in_use_quantile) };
+
+    let cpu_cores = input.qps * a.pgbouncer_cpu_ms / 1000.0;
+    let processes = ((cpu_cores / cpu_target).ceil() as u64).max(1);
+    let rules = input.edition.rules();
+    let pods = match input.target {
+        Target::Compose => 1,
+        // Availability wants two, but every pod holds the whole server pool: no more than two.
+        Target::Kubernetes => rules.min_replicas.clamp(1, 2),
+    };
+    let processes_per_pod = processes.div_ceil(pods);
+    let server_connections = pods * processes_per_pod * default_pool_size;
+
+    let client_pools: u64 = routed.iter().map(|c| c.worst_total).sum();
+    let starting: u64 = routed
+        .iter()
+        .map(|c| match input.target {
+            Target::Compose => 1,
+            Target::Kubernetes => c.surge.max(1),
+        })
+        .sum();
+    let max_client_conn = client_pools + starting * a.migration_connections;
+    let kept_open_without: u64 = routed.iter().map(|c| pods_at_worst(c) * c.processes_per_pod * c.pool_size).sum();
+    let plan = PoolerPlan {
+        pooler: Pooler::Pgbouncer,
+        routed: routed.iter().map(|c| c.component).collect(),
+        pods,
+        processes_per_pod,
+        cpu_cores: (cpu_cores * 100.0).round() / 100.0,
+        safety_bound,
+        in_use_quantile,
+        default_pool_size,
+        forced,
+        server_connections,
+        max_client_conn,
+        replaced_connections: client_pools,
+        kept_open_typical: in_use_quantile.min(server_connections),
+        kept_open_without,
+        open_files: max_client_conn + default_pool_size + FD_MARGIN,
+        query_wait_timeout_s: QUERY_WAIT_TIMEOUT_S,
+        server_idle_timeout_s: SERVER_IDLE_TIMEOUT_S,
+        port: PORT,
+    };
+    let d = |name: &str, value: String, formula: String, source: &str| Derivation {
+        name: name.into(),
+        value,
+        formula,
+        source: source.into(),
+    };
+    let steps = vec![
+        d(
+            "pgbouncer.safety_bound",
+            safety_bound.to_string(),
+            format!(
+                "{greenlets} api greenlets × {api_nest} nested + {worker_slots} worker slots × {worker_nest} nested + 1, at the HPA maximum and surge"
+            ),
+            "measured on a real Dify: a shared pool below this deadlocks",
+        ),
+        d(
+            "pgbouncer.in_use_quantile",
+            in_use_quantile.to_string(),
+            format!("Poisson({mean:.1}) q{} of the api's and worker's connections in use", a.quantile),
+            "Little's law",
+        ),
+        d(
+            "default_pool_size",
+            default_pool_size.to_string(),
+            if forced {
+                "forced by --assume pgbouncer_pool_size=".into()
+            } else {
+                format!("max(safety bound {safety_bound}, in use {in_use_quantile})")
+            },
+            "PgBouncer's server pool per (database, user) pair and process",
+        ),
+        d(
+            "pgbouncer.processes",
+            format!("{pods} × {processes_per_pod}"),
+            format!(
+                "ceil({:.2} cores ÷ {cpu_target}) processes on one port (so_reuseport), in {pods} pod(s); each holds the whole server pool",
+                cpu_cores
+            ),
+            "PgBouncer is single-threaded; --assume pgbouncer_cpu_ms= (an assumption)",
+        ),
+        d(
+            "max_client_conn",
+            max_client_conn.to_string(),
+            format!(
+                "Σ client pools {client_pools} + {starting} starting containers × {} migration connections",
+                a.migration_connections
+            ),
+            "client connections cost PgBouncer slots, not backends",
+        ),
+    ];
+    (plan, steps)
+}
+
+/// The pooler's line in the budget.
+pub fn budget_line(p: &PoolerPlan) -> super::budget::PoolerLine {
+    super::budget::PoolerLine {
+        name: "pgbouncer".into(),
+        pods: p.pods,
+        processes: p.processes_per_pod,
+        default_pool_size: p.default_pool_size,
+        connections: p.server_connections,
+        replaces: p.routed.clone(),
+        replaced_connections: p.replaced_connections,
+    }
+}
+
+/// For a plan without a pooler: what PgBouncer would change, when that is a large share.
+pub fn advice(input: &PlanInput, components: &[ComponentPlan], cpu_target: f64, demand: u64) -> Option<String> {
+    if !input.pooler.is_none() {
+        return None;
+    }
+    let (p, _) = size(input, components, cpu_target);
+    let pooled = demand.saturating_sub(p.replaced_connections) + p.server_connections;
+    let saved = demand.saturating_sub(pooled);
+    (demand > 0 && saved as f64 >= WORTH_IT_SHARE * demand as f64).then(|| {
+        format!(
+            "PgBouncer in front of the api and worker (--pooler pgbouncer) would cut the worst case from {demand} to {pooled} (−{saved}, {:.0}%): one server pool of {} at the safety bound instead of {} connections in per-process pools.",
+            saved as f64 * 100.0 / demand as f64,
+            p.default_pool_size,
+            p.replaced_connections
+        )
+    })
+}
+
+/// Notes for a plan with the pooler.
+pub fn notes(p: &PoolerPlan) -> Vec<String> {
+    let mut out = vec![format!(
+        "PgBouncer (transaction mode) serves {}: {} client connections on {} server connections ({} pod(s) × {} process(es) × default_pool_size {}). Keep SQLALCHEMY_POOL_SIZE + MAX_OVERFLOW as planned: a process's pool must still cover its own greenlets, and costs PgBouncer client slots only.",
+        p.routed.iter().map(|c| c.service()).collect::<Vec<_>>().join(" and "),
+        p.max_client_conn,
+        p.server_connections,
+        p.pods,
+        p.processes_per_pod,
+        p.default_pool_size
+    )];
+    if p.pods * p.processes_per_pod > 1 {
+        out.push(format!(
+            "Each PgBouncer process keeps its own server pool and a client's nested checkout may land on any of them, so each holds the whole safety bound: {} processes × {} are budgeted.",
+            p.pods * p.processes_per_pod,
+            p.default_pool_size
+        ));
+    }
+    if p.server_connections >= p.replaced_connections {
+        out.push(format!(
+            "PgBouncer does not pay here: its {} server connections are not fewer than the {} the api's and worker's own pools would take — plan without --pooler.",
+            p.server_connections, p.replaced_connections
+        ));
+    }
+    out.push(format!("The plugin daemon keeps {PLUGIN_DAEMON_DIRECT}."));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(profile: &str) -> PlanInput {
+        PlanInput {
+            qps: 10.0,
+            profile: crate::model::profile::Profile::load(profile).unwrap(),
+            target: Target::Compose,
+            edition: crate::model::assumptions::Edition::Ha,
+            dify_version: crate::dify::DifyVersion::LATEST,
+            collaboration: true,
+            app_role_superuser: false,
+            pg_max_connections: None,
+            pg_host: Default::default(),
+            workflow_log_store: crate::model::storage::LogStore::Postgres,
+            retention_days: None,
+            pooler: Pooler::Pgbouncer,
+            assumptions: Default::default(),
+        }
+    }
+
+    /// Nested checkouts as measured: a workflow request takes one more (peak 2), a chat request
+    /// two more (the 2 × admitted pool), a worker slot one more only when chat runs stream.
+    #[test]
+    fn nesting_by_profile() {
+        assert_eq!((api_nesting(&input("workflow")), worker_nesting(&input("workflow"))), (1, 0));
+        assert_eq!((api_nesting(&input("chat")), worker_nesting(&input("chat"))), (2, 1));
+    }
+
+    /// A forced pool below the bound is refused, naming the bound; at the bound it is not.
+    #[test]
+    fn refusal_names_the_bound() {
+        let mut i = input("workflow");
+        let plan = crate::model::plan::plan(&i).unwrap();
+        let p = plan.pooler.unwrap();
+        i.assumptions.pgbouncer_pool_size = p.safety_bound - 1;
+        let err = crate::model::plan::plan(&i).unwrap_err().to_string();
+        assert!(err.contains(&format!("safety bound {}", p.safety_bound)), "{err}");
+        i.assumptions.pgbouncer_pool_size = p.default_pool_size;
+        assert!(crate::model::plan::plan(&i).is_ok());
+    }
+}
