@@ -10,5 +10,6 @@ mod matrix_files;
 mod pg_server;
 mod plan_properties;
 mod render_cli;
+mod simulation;
 mod size_cli;
 mod support;
