@@ -934,8 +934,10 @@ impl<'a> Sim<'a> {
         self.cpu_advance(proc);
         let mut ready = Vec::new();
         let ps = &mut self.procs[proc].ps;
+        // Jobs with less than a nanosecond of CPU left are done (the float error of the clock).
+        let n = ps.jobs.len() as f64;
         while let Some(j) = ps.jobs.peek() {
-            if j.0 <= ps.v + 1e-9 * ps.v.max(1.0) {
+            if (j.0 - ps.v) * n <= 1e-9 {
                 ready.push(ps.jobs.pop().map_or(0, |j| j.1));
             } else {
                 break;

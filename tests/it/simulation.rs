@@ -70,14 +70,25 @@ struct Case {
 }
 
 fn cases(scenario: &str, make: impl Fn(&Plan) -> Vec<(String, Scenario)>) -> Vec<Case> {
+    cases_with(scenario, &qps_list(), |_| {}, make)
+}
+
+/// The cases of `scenario` for plans at each QPS, their api and worker changed by `adjust`.
+fn cases_with(
+    scenario: &str,
+    qps_list: &[f64],
+    adjust: impl Fn(&mut Deployment),
+    make: impl Fn(&Plan) -> Vec<(String, Scenario)>,
+) -> Vec<Case> {
     // Compose and Kubernetes often plan the same api and worker at low QPS: simulate those once.
     let mut done: Vec<(Deployment, Scenario, Report)> = Vec::new();
     let mut out = Vec::new();
-    for qps in qps_list() {
+    for &qps in qps_list {
         for target in TARGETS {
             for profile in PROFILES {
                 let plan = plan_for(profile, target, qps);
-                let dep = Deployment::from_plan(&plan);
+                let mut dep = Deployment::from_plan(&plan);
+                adjust(&mut dep);
                 for (what, sc) in make(&plan) {
                     let report = match done.iter().find(|(d, s, _)| *d == dep && *s == sc) {
                         Some((_, _, r)) => r.clone(),
@@ -195,6 +206,40 @@ fn a_plan_with_its_api_pool_cut_to_the_greenlets_deadlocks() {
     dep.api.max_overflow = dep.api.slots - dep.api.pool_size.min(dep.api.slots);
     let cut = simulate(&dep, &sc);
     assert!(cut.deadlock && cut.api.timeouts > 0, "{cut:?}");
+}
+
+/// The properties above can be met: the same plans with every pool at 2 × its greenlets or `-c`
+/// + 1 (the deadlock-free bound for requests that hold up to three connections at once) pass them
+/// all, waits included.
+#[test]
+fn pools_at_the_safety_rule_pass_every_property() {
+    let rule = |dep: &mut Deployment| {
+        for tier in [&mut dep.api, &mut dep.worker] {
+            let max = 2 * tier.slots + 1;
+            tier.pool_size = tier.pool_size.min(max);
+            tier.max_overflow = max - tier.pool_size;
+        }
+    };
+    let all = |p: &Plan| {
+        let api = Deployment::from_plan(p).api;
+        let n = (2 * api.slots * api.processes_per_pod) as u64;
+        let s = seconds(p.input.qps);
+        let mut v: Vec<(String, Scenario)> =
+            Routing::ALL.iter().map(|&r| (format!("1× {r:?}"), load(p, 1.0, r))).collect();
+        v.push(("2×".into(), load(p, 2.0, Routing::Random)));
+        v.push(("burst".into(), Scenario::burst(p, n).routing(Routing::Fill)));
+        v.push(("blocking chat".into(), Scenario::shift_to_blocking_chat(p, s)));
+        v
+    };
+    let cases = cases_with("2 × slots + 1:", &[10.0, 100.0], rule, all);
+    assert_no_deadlock(&cases);
+    let failing: Vec<String> = cases
+        .iter()
+        .filter(|c| c.name.ends_with("1× Random") || c.name.ends_with("1× FirstIdle"))
+        .filter(|c| c.report.api.p_wait > WAIT_TARGET || c.report.worker.p_wait > WAIT_TARGET)
+        .map(describe)
+        .collect();
+    assert_none("P(a checkout waits) above the target", failing, cases.len());
 }
 
 /// Every case as one line (`--ignored --nocapture`), for the model's documentation.
