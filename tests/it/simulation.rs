@@ -208,9 +208,9 @@ fn a_plan_with_its_api_pool_cut_to_the_greenlets_deadlocks() {
     assert!(cut.deadlock && cut.api.timeouts > 0, "{cut:?}");
 }
 
-/// The properties above can be met: the same plans with every pool at 2 × its greenlets or `-c`
-/// + 1 (the deadlock-free bound for requests that hold up to three connections at once) pass them
-/// all, waits included.
+/// The properties above can be met: the same plans with every pool at twice its greenlets or `-c`
+/// plus one (the deadlock-free bound for requests that hold up to three connections at once) pass
+/// them all, waits included.
 #[test]
 fn pools_at_the_safety_rule_pass_every_property() {
     let rule = |dep: &mut Deployment| {
