@@ -9,4 +9,5 @@ pub mod plan;
 pub mod pooler;
 pub mod profile;
 pub mod queueing;
+pub mod simulation;
 pub mod storage;

@@ -14,5 +14,6 @@ mod pg_server;
 mod plan_properties;
 mod pooler;
 mod render_cli;
+mod simulation;
 mod size_cli;
 mod support;

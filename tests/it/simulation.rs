@@ -1,0 +1,278 @@
+//! The plans difyplan produces, replayed in the discrete-event simulation: no deadlock at the
+//! planned load, at twice it, in a cold burst on one pod, or when the whole mix turns to blocking
+//! chat; and at the planned load no more checkouts wait than the plan's quantile allows.
+//!
+//! Each test collects every failing case before it fails, so one run shows the whole picture.
+//! Knobs for longer campaigns: `DIFYPLAN_SIM_QPS=10,100,500,2000` and `DIFYPLAN_SIM_SECONDS=120`
+//! (measured seconds per run); `cargo test --release --test it simulation::campaign -- --ignored
+//! --nocapture` prints every case.
+
+use difyplan::dify::DifyVersion;
+use difyplan::model::assumptions::{Assumptions, Edition, Target};
+use difyplan::model::plan::{Plan, PlanInput, plan};
+use difyplan::model::profile::Profile;
+use difyplan::model::simulation::{Deployment, Report, Routing, Scenario, simulate};
+use std::sync::OnceLock;
+
+/// The plan's wait target: greenlets, `-c` and pools are sized to the 99.9% quantile, so at the
+/// planned load at most 0.1% of checkouts may wait for a connection. This is what the model must
+/// meet (today's pools of greenlets + 1 and `-c` + 10% may not).
+const WAIT_TARGET: f64 = 0.001;
+
+const PROFILES: [&str; 4] = ["chat", "workflow", "agent", "benchmark"];
+const TARGETS: [Target; 2] = [Target::Compose, Target::Kubernetes];
+const QPS: [f64; 3] = [10.0, 100.0, 500.0];
+
+fn qps_list() -> Vec<f64> {
+    match std::env::var("DIFYPLAN_SIM_QPS") {
+        Ok(list) => {
+            list.split(',').map(|q| q.trim().parse().expect("DIFYPLAN_SIM_QPS: numbers, comma-separated")).collect()
+        }
+        Err(_) => QPS.to_vec(),
+    }
+}
+
+/// Measured seconds per run: enough for about 10,000 requests (so a 0.1% wait shows as tens of
+/// waits), at least 20 s.
+fn seconds(qps: f64) -> f64 {
+    match std::env::var("DIFYPLAN_SIM_SECONDS") {
+        Ok(s) => s.parse().expect("DIFYPLAN_SIM_SECONDS: a number of seconds"),
+        Err(_) => (10_000.0 / qps).clamp(20.0, 1_000.0),
+    }
+}
+
+fn plan_for(profile: &str, target: Target, qps: f64) -> Plan {
+    let input = PlanInput {
+        qps,
+        profile: Profile::load(profile).expect("built-in profile"),
+        target,
+        edition: Edition::Ha,
+        dify_version: DifyVersion::V1_16,
+        collaboration: true,
+        app_role_superuser: false,
+        pg_max_connections: None,
+        pg_host: Default::default(),
+        workflow_log_store: difyplan::model::storage::LogStore::Postgres,
+        retention_days: None,
+        assumptions: Assumptions::default(),
+    };
+    plan(&input).expect("a valid plan")
+}
+
+fn load(p: &Plan, factor: f64, routing: Routing) -> Scenario {
+    Scenario::load(p, factor, seconds(p.input.qps)).routing(routing)
+}
+
+struct Case {
+    name: String,
+    plan: Plan,
+    report: Report,
+}
+
+fn cases(scenario: &str, make: impl Fn(&Plan) -> Vec<(String, Scenario)>) -> Vec<Case> {
+    cases_with(scenario, &qps_list(), |_| {}, make)
+}
+
+/// The cases of `scenario` for plans at each QPS, their api and worker changed by `adjust`.
+fn cases_with(
+    scenario: &str,
+    qps_list: &[f64],
+    adjust: impl Fn(&mut Deployment),
+    make: impl Fn(&Plan) -> Vec<(String, Scenario)>,
+) -> Vec<Case> {
+    // Compose and Kubernetes often plan the same api and worker at low QPS: simulate those once.
+    let mut done: Vec<(Deployment, Scenario, Report)> = Vec::new();
+    let mut out = Vec::new();
+    for &qps in qps_list {
+        for target in TARGETS {
+            for profile in PROFILES {
+                let plan = plan_for(profile, target, qps);
+                let mut dep = Deployment::from_plan(&plan);
+                adjust(&mut dep);
+                for (what, sc) in make(&plan) {
+                    let report = match done.iter().find(|(d, s, _)| *d == dep && *s == sc) {
+                        Some((_, _, r)) => r.clone(),
+                        None => {
+                            let r = simulate(&dep, &sc);
+                            done.push((dep.clone(), sc, r.clone()));
+                            r
+                        }
+                    };
+                    out.push(Case {
+                        name: format!("{profile} {target} {qps} QPS, {scenario} {what}"),
+                        plan: plan.clone(),
+                        report,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The planned load under every routing; shared by the deadlock and the wait tests.
+fn at_plan_load() -> &'static [Case] {
+    static CASES: OnceLock<Vec<Case>> = OnceLock::new();
+    CASES.get_or_init(|| cases("1×", |p| Routing::ALL.iter().map(|&r| (format!("{r:?}"), load(p, 1.0, r))).collect()))
+}
+
+fn describe(c: &Case) -> String {
+    let r = &c.report;
+    format!(
+        "{}: sent {} completed {} failed {} pool timeouts {} stalled {} | api P(wait) {:.3}% worker P(wait) {:.3}% | peak open {} of {} planned",
+        c.name,
+        r.sent,
+        r.completed,
+        r.failed,
+        r.pool_timeouts,
+        r.stalled,
+        100.0 * r.api.p_wait,
+        100.0 * r.worker.p_wait,
+        r.peak_open_total,
+        r.api.planned_max + r.worker.planned_max
+    )
+}
+
+fn assert_none(what: &str, failing: Vec<String>, of: usize) {
+    assert!(failing.is_empty(), "{what}: {} of {of} cases fail:\n{}", failing.len(), failing.join("\n"));
+}
+
+fn assert_no_deadlock(cases: &[Case]) {
+    let failing: Vec<String> = cases.iter().filter(|c| c.report.deadlock).map(describe).collect();
+    assert_none("deadlock (QueuePool timeouts or a stalled pool)", failing, cases.len());
+}
+
+#[test]
+fn no_deadlock_at_the_planned_load_under_any_routing() {
+    let cases = at_plan_load();
+    assert!(cases.iter().all(|c| c.report.sent > 0 && c.report.completed > 0));
+    assert_no_deadlock(cases);
+}
+
+/// The model's wait target, for the api's and the worker's pools, under the two routings a pod
+/// really shows (random and first-idle); "fill" is the adversarial limit, checked for deadlock only.
+#[test]
+fn checkouts_wait_within_the_plans_target_at_the_planned_load() {
+    assert!((WAIT_TARGET - (1.0 - Assumptions::default().quantile)).abs() < 1e-12, "the target is the plan's quantile");
+    let cases: Vec<&Case> = at_plan_load().iter().filter(|c| !c.name.ends_with("Fill")).collect();
+    let failing: Vec<String> = cases
+        .iter()
+        .filter(|c| c.report.api.p_wait > WAIT_TARGET || c.report.worker.p_wait > WAIT_TARGET)
+        .map(|c| describe(c))
+        .collect();
+    assert_none(&format!("P(a checkout waits) above {}%", 100.0 * WAIT_TARGET), failing, cases.len());
+}
+
+#[test]
+fn no_deadlock_at_twice_the_planned_load() {
+    let cases = cases("2×", |p| vec![("Random".into(), load(p, 2.0, Routing::Random))]);
+    // Twice the load really overloads: requests queue for greenlets or slots.
+    assert!(cases.iter().any(|c| c.report.api.p_queued > 0.5 || c.report.worker.p_queued > 0.5));
+    assert_no_deadlock(&cases);
+}
+
+/// Twice a pod's greenlets arrive at once on cold pools, drained by one process after another.
+#[test]
+fn no_deadlock_in_a_cold_burst_on_one_pod() {
+    let cases = cases("burst", |p| {
+        let api = Deployment::from_plan(p).api;
+        let n = (2 * api.slots * api.processes_per_pod) as u64;
+        vec![(format!("of {n}, Fill"), Scenario::burst(p, n).routing(Routing::Fill))]
+    });
+    assert!(cases.iter().all(|c| c.report.api.p_queued > 0.0), "the burst overfills the pod");
+    assert_no_deadlock(&cases);
+}
+
+/// A deployment serves whatever apps its users build: the same QPS, all blocking chat.
+#[test]
+fn no_deadlock_when_the_whole_mix_turns_to_blocking_chat() {
+    let cases =
+        cases("blocking chat", |p| vec![("Random".into(), Scenario::shift_to_blocking_chat(p, seconds(p.input.qps)))]);
+    assert_no_deadlock(&cases);
+}
+
+/// The simulation can tell: a plan whose api pool is cut to its greenlets deadlocks in a burst of
+/// blocking requests.
+#[test]
+fn a_plan_with_its_api_pool_cut_to_the_greenlets_deadlocks() {
+    let p = plan_for("workflow", Target::Compose, 100.0);
+    let mut dep = Deployment::from_plan(&p);
+    let n = (2 * dep.api.slots * dep.api.processes_per_pod) as u64;
+    let mut blocking = p.input.profile.clone();
+    blocking.streaming_share = 0.0;
+    let sc = Scenario { traffic: Some(blocking), ..Scenario::burst(&p, n).routing(Routing::Fill) };
+    let planned = simulate(&dep, &sc);
+    assert!(!planned.deadlock && planned.completed == n, "{planned:?}");
+    dep.api.max_overflow = dep.api.slots - dep.api.pool_size.min(dep.api.slots);
+    let cut = simulate(&dep, &sc);
+    assert!(cut.deadlock && cut.api.timeouts > 0, "{cut:?}");
+}
+
+/// The properties above can be met: the same plans with every pool at twice its greenlets or `-c`
+/// plus one (the deadlock-free bound for requests that hold up to three connections at once) pass
+/// them all, waits included.
+#[test]
+fn pools_at_the_safety_rule_pass_every_property() {
+    let rule = |dep: &mut Deployment| {
+        for tier in [&mut dep.api, &mut dep.worker] {
+            let max = 2 * tier.slots + 1;
+            tier.pool_size = tier.pool_size.min(max);
+            tier.max_overflow = max - tier.pool_size;
+        }
+    };
+    let all = |p: &Plan| {
+        let api = Deployment::from_plan(p).api;
+        let n = (2 * api.slots * api.processes_per_pod) as u64;
+        let s = seconds(p.input.qps);
+        let mut v: Vec<(String, Scenario)> =
+            Routing::ALL.iter().map(|&r| (format!("1× {r:?}"), load(p, 1.0, r))).collect();
+        v.push(("2×".into(), load(p, 2.0, Routing::Random)));
+        v.push(("burst".into(), Scenario::burst(p, n).routing(Routing::Fill)));
+        v.push(("blocking chat".into(), Scenario::shift_to_blocking_chat(p, s)));
+        v
+    };
+    let cases = cases_with("2 × slots + 1:", &[10.0, 100.0], rule, all);
+    assert_no_deadlock(&cases);
+    let failing: Vec<String> = cases
+        .iter()
+        .filter(|c| c.name.ends_with("1× Random") || c.name.ends_with("1× FirstIdle"))
+        .filter(|c| c.report.api.p_wait > WAIT_TARGET || c.report.worker.p_wait > WAIT_TARGET)
+        .map(describe)
+        .collect();
+    assert_none("P(a checkout waits) above the target", failing, cases.len());
+}
+
+/// Every case as one line (`--ignored --nocapture`), for the model's documentation.
+#[test]
+#[ignore = "a campaign: run with --release --ignored --nocapture"]
+fn campaign() {
+    let mut all = Vec::new();
+    all.extend(cases("1×", |p| Routing::ALL.iter().map(|&r| (format!("{r:?}"), load(p, 1.0, r))).collect()));
+    all.extend(cases("2×", |p| vec![("Random".into(), load(p, 2.0, Routing::Random))]));
+    all.extend(cases("burst", |p| {
+        let api = Deployment::from_plan(p).api;
+        let n = (2 * api.slots * api.processes_per_pod) as u64;
+        vec![(format!("of {n}, Fill"), Scenario::burst(p, n).routing(Routing::Fill))]
+    }));
+    for c in &all {
+        let r = &c.report;
+        println!(
+            "{} | api wait {:.3}% ({:.0} ms) greenlet queue {:.3}% peak in use {} open {} of {} | worker wait {:.3}% slot queue {:.3}% peak in use {} open {} of {} | mean in use {:.0} (plan {:.0}) | worst planned {}",
+            describe(c),
+            100.0 * r.api.p_wait,
+            1000.0 * r.api.mean_wait_s,
+            100.0 * r.api.p_queued,
+            r.api.peak_in_use,
+            r.api.peak_open,
+            r.api.planned_max,
+            100.0 * r.worker.p_wait,
+            100.0 * r.worker.p_queued,
+            r.worker.peak_in_use,
+            r.worker.peak_open,
+            r.worker.planned_max,
+            r.mean_in_use_total,
+            c.plan.efficiency.mean_connections_in_use,
+            c.plan.efficiency.worst_case_connections
+        );
+    }
+}
