@@ -10,7 +10,7 @@
 use super::assumptions::{Assumptions, EditionRules, Target};
 use super::plan::{ComponentPlan, PlanInput, Recorder};
 use super::profile::Profile;
-use super::queueing::poisson_quantile;
+use super::queueing::{normal_quantile, poisson_quantile};
 use crate::dify::{Component, defaults, rules};
 
 /// What every step reads: the request, its profile and assumptions, the edition's rules.
@@ -143,28 +143,38 @@ pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
     let peak = p.connections_peak.ceil() as u64;
     let chat = p.chat_share > 0.0;
     let safety = |admitted: u64| {
-        if chat { rules::chat_pool(admitted, a.chat_pool_factor) } else { rules::deadlock_free_pool(admitted, peak) }
+        // Chat: the measured 2 × the admitted requests, + 1 as the classic bound for three nested
+        // checkouts (a simulated chat pool of exactly 2 × deadlocked once its CPU saturated).
+        if chat {
+            rules::chat_pool(admitted, a.chat_pool_factor) + 1
+        } else {
+            rules::deadlock_free_pool(admitted, peak)
+        }
     };
     let stream_hold = (a.streaming_start_hold_seconds / p.request_seconds).min(1.0);
-    // Connections a full process holds on average, each greenlet busy.
-    let hold_full = p.blocking_share() * cx.connections_mean + p.streaming_share * stream_hold * p.connections_peak;
+    // What one busy greenlet holds: a blocking request 1 and, for a share of its time, a nested
+    // second; a streaming request 2 while it starts. The mean and second moment of that mix.
+    let nested = (cx.connections_mean - 1.0).max(0.0);
+    let (b, st) = (p.blocking_share(), p.streaming_share);
+    let hold_full = b * (1.0 + nested) + st * 2.0 * stream_hold;
+    let hold_square = b * (1.0 + 3.0 * nested) + st * 4.0 * stream_hold;
     // Checkouts one request may hold at once: the measured peak, and a third short one for chat.
     let most_per_request = peak + u64::from(chat);
-    let wait_pool = poisson_quantile(greenlets as f64 * hold_full, a.quantile).min(greenlets * most_per_request);
+    let wait_pool = quantile_of_sum(greenlets, hold_full, hold_square, a.quantile).min(greenlets * most_per_request);
     let max = safety(greenlets).max(wait_pool);
     cx.rec.note(
         "api pool (SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW)",
         max,
         format!(
-            "max({} by the safety rule, {wait_pool} for the wait target) — safety: {}; wait target: Poisson({:.1}) q{} of the connections {greenlets} busy greenlets hold ({hold_full:.3} each), at most {most_per_request} each",
+            "max({} by the safety rule, {wait_pool} for the wait target) — safety: {}; wait target: the q{} of the connections {greenlets} busy greenlets hold (mean {:.1}: {hold_full:.3} each; normal approximation), at most {most_per_request} each",
             safety(greenlets),
             if chat {
-                format!("{} × {greenlets} greenlets, chat apps nest a third checkout", a.chat_pool_factor)
+                format!("{} × {greenlets} greenlets + 1, chat apps nest a third checkout", a.chat_pool_factor)
             } else {
                 format!("{greenlets} greenlets × ({} peak − 1) + 1", p.connections_peak)
             },
+            a.quantile,
             greenlets as f64 * hold_full,
-            a.quantile
         ),
         "measured, docs/model.md §8, §9",
     );
@@ -291,18 +301,26 @@ pub(super) fn worker(cx: &mut Ctx) -> (ComponentPlan, Admission) {
     // mail, schedules): one connection each.
     let tasks = if per_request > 0.0 { share(p.celery_tasks * p.celery_task_seconds) } else { 1.0 };
     let chat = chat_runs > 0.0;
-    let max = if chat {
-        // Any slot may hold a chat run, which nests a second checkout: 2 × -c (measured safe under overload).
-        rules::chat_pool(slots, a.worker_chat_pool_factor).max(2)
+    // The wait target of a full worker: what its slots hold at once, a chat run 1 and a nested
+    // second for a share of its time, a workflow run 1 for about half of it, a task 1.
+    let nested = (cx.connections_mean - 1.0).max(0.0);
+    let wf = a.worker_workflow_connections_per_run;
+    let held_each = chat_runs * cx.connections_mean + workflow_runs * wf + tasks;
+    let held_square = chat_runs * (1.0 + 3.0 * nested) + workflow_runs * wf + tasks;
+    let wait_pool = quantile_of_sum(slots, held_each, held_square, a.quantile).min(slots * 2);
+    let safety = if chat {
+        // Any slot may hold a chat run, which nests a second checkout: 2 × -c + 1.
+        rules::chat_pool(slots, a.worker_chat_pool_factor) + 1
     } else {
-        ceil_clean(slots as f64 * (workflow_runs * a.worker_workflow_connections_per_run + tasks)).max(2)
+        ceil_clean(slots as f64 * (workflow_runs * wf + tasks)).max(2)
     };
+    let max = safety.max(wait_pool);
     cx.rec.note(
         "worker pool (per process)",
         max,
         if chat {
             format!(
-                "{} × {slots}: a chat run holds a connection throughout and nests a second at its start and end; -c + 10% deadlocked under overload, 2 × -c queued",
+                "{} × {slots} + 1: a chat run holds a connection throughout and nests a second at its start and end; -c + 10% deadlocked under overload, 2 × -c queued",
                 a.worker_chat_pool_factor
             )
         } else {
@@ -313,7 +331,6 @@ pub(super) fn worker(cx: &mut Ctx) -> (ComponentPlan, Admission) {
         },
         "measured, docs/model.md §8, §9",
     );
-    let held_each = chat_runs * cx.connections_mean + workflow_runs * a.worker_workflow_connections_per_run + tasks;
     let pool = usual_pool(in_flight / workers as f64, held_each, max);
     let stream_in_flight = stream_rate * run_seconds;
     let mean = stream_in_flight * p.chat_share * cx.connections_mean
@@ -420,6 +437,14 @@ pub(super) fn plugin_daemon(cx: &mut Ctx) -> ComponentPlan {
         cpu_per_pod,
         a.plugin_memory_mib,
     )
+}
+
+/// The `level` quantile of the connections `n` busy slots hold, each holding a random amount
+/// with mean `mean` and second moment `square`: the normal approximation of the sum.
+fn quantile_of_sum(n: u64, mean: f64, square: f64, level: f64) -> u64 {
+    let n = n as f64;
+    let variance = (n * (square - mean * mean)).max(0.0);
+    ceil_clean(n * mean + normal_quantile(level) * variance.sqrt())
 }
 
 /// A request's time in a gevent process whose core runs at utilisation `rho`: its CPU part

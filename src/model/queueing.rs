@@ -26,6 +26,45 @@ pub fn poisson_quantile(mean: f64, level: f64) -> u64 {
     hi
 }
 
+/// The `p` quantile of the standard normal distribution (Acklam's rational approximation,
+/// relative error below 1.2e-9), for `p` strictly between 0 and 1.
+pub fn normal_quantile(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969683028665376e1,
+        2.209460984245205e2,
+        -2.759285104469687e2,
+        1.383577518672690e2,
+        -3.066479806614716e1,
+        2.506628277459239,
+    ];
+    const B: [f64; 5] =
+        [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
+    const C: [f64; 6] = [
+        -7.784894002430293e-3,
+        -3.223964580411365e-1,
+        -2.400758277161838,
+        -2.549732539343734,
+        4.374664141464968,
+        2.938163982698783,
+    ];
+    const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
+    let p = p.clamp(1e-300, 1.0 - 1e-16);
+    let tail = |q: f64| {
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    if p < 0.02425 {
+        tail((-2.0 * p.ln()).sqrt())
+    } else if p > 1.0 - 0.02425 {
+        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    } else {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    }
+}
+
 /// ln(k!) — exact table for small k, Stirling's series beyond (error below 1e-12 there).
 fn ln_factorial(k: f64) -> f64 {
     if k < 20.0 {
@@ -45,6 +84,14 @@ fn ln_factorial(k: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Tables: Φ⁻¹(0.999) = 3.0902, Φ⁻¹(0.975) = 1.9600, Φ⁻¹(0.5) = 0, Φ⁻¹(0.001) = −3.0902.
+    #[test]
+    fn normal_quantile_matches_tables() {
+        for (p, z) in [(0.999, 3.090232), (0.975, 1.959964), (0.5, 0.0), (0.001, -3.090232), (0.9, 1.281552)] {
+            assert!((normal_quantile(p) - z).abs() < 1e-5, "{p}: {}", normal_quantile(p));
+        }
+    }
 
     /// Hand-computed: Poisson(1): P(0)=.3679 P(≤1)=.7358 P(≤2)=.9197 P(≤3)=.9810 P(≤4)=.9963
     /// P(≤5)=.99941 → the 99.9% quantile is 5 and the 99% quantile is 4.

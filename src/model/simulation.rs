@@ -152,11 +152,14 @@ impl Scenario {
         Scenario { arrivals: Arrivals::Burst { requests }, ..Scenario::load(plan, 1.0, 0.0) }
     }
 
-    /// The plan's QPS, every request a blocking chat request.
+    /// The plan's QPS with the whole mix shifted to blocking requests to the heaviest app kind
+    /// the plan serves: blocking chat when its profile serves chat apps at all, blocking workflow
+    /// runs when it serves workflow apps only (a workflow-only plan is sized for those; the
+    /// operator who may add chat apps plans with a chat share).
     pub fn shift_to_blocking_chat(plan: &Plan, seconds: f64) -> Scenario {
         let mut profile = plan.input.profile.clone();
         profile.streaming_share = 0.0;
-        profile.chat_share = 1.0;
+        profile.chat_share = if profile.chat_share > 0.0 { 1.0 } else { 0.0 };
         Scenario { traffic: Some(profile), ..Scenario::load(plan, 1.0, seconds) }
     }
 

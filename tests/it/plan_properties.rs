@@ -202,8 +202,8 @@ fn reference_quantile_by_hand() {
 /// 84.54 ms × 0.4227/0.5773 ÷ 2 processes sharing the backlog = 30.95 ms: 0.13095 s in flight,
 /// 1.3095 requests on average. Poisson(1.3095): P(≤5) = 0.99796, P(≤6) = 0.99985 → 6 in the
 /// container → ceil(6 ÷ 2) = 3 greenlets per process. Pool: the safety rule 3 + 1 = 4; a full
-/// process holds 3 × 1.5 = 4.5 connections on average, Poisson(4.5) q99.9 = 12, but never more
-/// than 3 × 2 = 6 → 6. Pool size ceil(0.6548 per process × 1.5) = 1, overflow 5.
+/// process holds 1 + Bernoulli(0.5) per greenlet, mean 4.5, variance 3 × 0.25, so its 99.9%
+/// quantile is 4.5 + 3.09 × 0.866 = 7.2 → 8, but never more than 3 × 2 = 6 → 6. Pool size ceil(0.6548 per process × 1.5) = 1, overflow 5.
 #[test]
 fn hand_computed_benchmark_plan() {
     let p = plan(&input(10.0, "benchmark", Edition::Test, Target::Compose, None)).unwrap();

@@ -55,6 +55,7 @@ fn plan_for(profile: &str, target: Target, qps: f64) -> Plan {
         workflow_log_store: difyplan::model::storage::LogStore::Postgres,
         retention_days: None,
         assumptions: Assumptions::default(),
+        pooler: Default::default(),
     };
     plan(&input).expect("a valid plan")
 }
