@@ -46,7 +46,11 @@ fn make_plan(args: &PlanArgs, kind: RenderKind, io: &mut Io) -> Result<Option<(P
     }
     let mut args = args.clone();
     args.target = context::target_for(kind, args.target);
-    let plan = plan::plan(&plan_input(&args)?)?;
+    let input = plan_input(&args)?;
+    // --max-qps solved for a QPS: the header reproduces the plan with that number.
+    args.qps = Some(input.qps);
+    args.max_qps = false;
+    let plan = plan::plan(&input)?;
     if !plan.budget.fits {
         writeln!(io.err, "{}", report::table::shortfall_summary(&plan))?;
         writeln!(io.err, "difyplan: nothing rendered — the plan does not fit its max_connections")?;
@@ -65,7 +69,7 @@ fn command_line(a: &PlanArgs, kind: RenderKind) -> String {
         RenderKind::Helm => "helm",
     };
     let mut w = vec![
-        format!("difyplan render {sub} --qps {}", a.qps),
+        format!("difyplan render {sub} --qps {}", a.qps.unwrap_or_default()),
         format!("--profile {}", a.profile),
         format!("--edition {}", a.edition),
         format!("--dify-version {}", a.dify_version),

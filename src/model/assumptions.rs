@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Documented defaults of the model; all overridable.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Assumptions {
     /// Quantile of the Poisson in-flight count that greenlet slots and Celery concurrency cover.
@@ -174,7 +174,7 @@ impl Assumptions {
 }
 
 /// Where the deployment runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Target {
     /// docker compose on one host: no autoscaling, containers are recreated (no surge).
@@ -184,7 +184,7 @@ pub enum Target {
 }
 
 /// The vendor's three templates (DOMAIN.md §7): minimum replicas and headroom.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Edition {
     Test,
@@ -193,7 +193,7 @@ pub enum Edition {
 }
 
 /// What an edition sets (issue #5: minimum replicas 1 / 2 / 3).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct EditionRules {
     pub min_replicas: u64,
     /// CPU utilisation target: the headroom against bursts and a lost replica.

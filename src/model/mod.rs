@@ -7,4 +7,5 @@ pub mod pgtune;
 pub mod plan;
 pub mod profile;
 pub mod queueing;
+pub mod solve;
 pub mod storage;

@@ -17,7 +17,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub const MAX_QPS: f64 = 1_000_000.0;
 
 /// What the user asked for.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct PlanInput {
     pub qps: f64,
     pub profile: Profile,
@@ -40,7 +40,7 @@ pub struct PlanInput {
 }
 
 /// The database host as given; what is missing difyplan chooses and says so.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct PgHostSpec {
     pub memory_bytes: Option<u64>,
     pub cpus: Option<u32>,
@@ -60,7 +60,7 @@ impl Default for PgHostSpec {
 }
 
 /// The whole plan: plain data that every output format reads.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Plan {
     pub schema_version: u32,
     pub input: PlanInput,
@@ -80,7 +80,7 @@ pub struct Plan {
 }
 
 /// One component's sizing.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ComponentPlan {
     pub component: Component,
     /// Replicas at the target QPS (the HPA minimum on Kubernetes).
@@ -112,7 +112,7 @@ pub struct ComponentPlan {
 }
 
 /// The database server.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct DatabasePlan {
     pub max_connections: u64,
     /// difyplan chose `max_connections` (no fixed cap was given).
@@ -189,7 +189,7 @@ fn database(
 }
 
 /// How close the plan is to the physical minimum.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Efficiency {
     pub worst_case_connections: u64,
     pub mean_connections_in_use: f64,
@@ -198,7 +198,7 @@ pub struct Efficiency {
 }
 
 /// Why a fixed cap cannot hold the plan, and what would.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Shortfall {
     /// Connections missing: demand − usable cap.
     pub missing: u64,
@@ -209,7 +209,7 @@ pub struct Shortfall {
     pub ways_out: Vec<WayOut>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct WayOut {
     pub action: String,
     /// Connections of demand it removes (0 where it raises the cap instead).
@@ -217,7 +217,7 @@ pub struct WayOut {
     pub enough: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Derivation {
     pub name: String,
     pub value: String,
