@@ -71,7 +71,9 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
     let (kept, suppressed) = allow::apply(findings, &config, &config_name);
     let report = Report::new(checked, kept, suppressed);
     let text = match args.format {
-        CheckFormat::Human => report::fit::fit(&report::check_human::render(&report), report::fit::target_width(args.wide)),
+        CheckFormat::Human => {
+            report::fit::fit(&report::check_human::render(&report), report::fit::target_width(args.wide))
+        }
         CheckFormat::Json => report::json::check(&report)? + "\n",
         CheckFormat::Github => report::github::render(&report),
         CheckFormat::Sarif => report::sarif::render(&report)? + "\n",

@@ -105,28 +105,41 @@ fn wrap_with(text: &str, width: usize, first: &str, rest: &str) -> String {
     let mut out = String::new();
     let mut cur = first.to_string();
     let mut empty = true;
-    for word in text.split(' ') {
-        let fits = width_of(&cur) + usize::from(!empty) + width_of(word) <= width;
-        if !empty && !fits {
-            push_line(&mut out, cur.trim_end());
-            cur = rest.to_string();
-            empty = true;
+    for long in text.split(' ') {
+        // A word longer than a whole line (a commit hash, a path) is cut where the line ends.
+        let room = width.saturating_sub(width_of(rest)).max(8);
+        let chars: Vec<char> = long.chars().collect();
+        let pieces: Vec<String> = chars.chunks(room).map(|c| c.iter().collect()).collect();
+        for word in pieces.iter().map(String::as_str).chain(long.is_empty().then_some("")) {
+            push_word(&mut out, &mut cur, &mut empty, word, width, rest);
         }
-        if !empty {
-            cur.push(' ');
-        }
-        cur.push_str(word);
-        empty = false;
     }
     push_line(&mut out, cur.trim_end());
     out
+}
+
+fn push_word(out: &mut String, cur: &mut String, empty: &mut bool, word: &str, width: usize, rest: &str) {
+    {
+        let fits = width_of(cur) + usize::from(!*empty) + width_of(word) <= width;
+        if !*empty && !fits {
+            push_line(out, cur.trim_end());
+            *cur = rest.to_string();
+            *empty = true;
+        }
+        if !*empty {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+        *empty = false;
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const TABLE: &str = "┌──────┬────────┐\n│ name │ value  │\n├──────┼────────┤\n│ a    │ 1 2 3  │\n└──────┴────────┘\n";
+    const TABLE: &str =
+        "┌──────┬────────┐\n│ name │ value  │\n├──────┼────────┤\n│ a    │ 1 2 3  │\n└──────┴────────┘\n";
 
     #[test]
     fn a_table_that_fits_is_unchanged() {
@@ -148,5 +161,12 @@ mod tests {
         let out = fit(&format!("note: {}\n", "x ".repeat(40)), Some(30));
         assert!(out.lines().all(|l| width_of(l) <= 30), "{out}");
         assert!(out.lines().nth(1).unwrap().starts_with("  x"), "{out}");
+    }
+
+    #[test]
+    fn a_word_longer_than_the_line_is_cut() {
+        let out = fit(&format!("source {}\n", "a".repeat(70)), Some(30));
+        assert!(out.lines().all(|l| width_of(l) <= 30), "{out}");
+        assert_eq!(out.replace(['\n', ' '], ""), format!("source{}", "a".repeat(70)));
     }
 }
