@@ -205,6 +205,15 @@ fn patch_env(plan: &Plan, file: &Path, args: &RenderEnvArgs, io: &mut Io) -> Res
     let wanted: Vec<(String, String)> =
         settings.iter().filter(|s| s.scope == Scope::Shared).map(|s| (s.key.to_string(), s.value.clone())).collect();
     let patched = patch::patch(text, &name, &wanted)?;
+    let role = crate::dify::keys::DB_USERNAME.name;
+    if patched.changed.iter().any(|c| c.key == role) || patched.added.iter().any(|(k, _)| k == role) {
+        // The plan counted a dedicated role; Dify cannot connect until it exists.
+        writeln!(
+            io.err,
+            "note: DB_USERNAME becomes `{app}`, the dedicated role the plan counts on — create it before Dify restarts, as the superuser: CREATE ROLE {app} LOGIN CREATEDB PASSWORD '<DB_PASSWORD>'; ALTER DATABASE dify OWNER TO {app}; (or keep the superuser with --app-role superuser)",
+            app = crate::dify::keys::APP_ROLE
+        )?;
+    }
     let services: Vec<&str> = {
         let mut v: Vec<&str> = settings
             .iter()

@@ -22,6 +22,10 @@ pub struct Assumptions {
     pub max_surge: f64,
     /// gevent api processes per pod at most (Kubernetes): one process per core (DOMAIN.md §5), 4-core pods.
     pub api_processes_per_pod: u64,
+    /// gevent api processes per compose container at most: a 16-core host for one container (an
+    /// assumption). More processes become more containers (`deploy.replicas`); past one host's
+    /// cores, spread the containers over hosts or run Dify on Kubernetes.
+    pub compose_api_processes_per_container: u64,
     /// Memory per api or worker process, MiB: the vendor's tiers give 1 GiB per core (DOMAIN.md §4).
     pub process_memory_mib: u64,
     /// Greenlets one gevent process may admit at most: gunicorn's default worker_connections (DOMAIN.md §5).
@@ -69,6 +73,7 @@ impl Default for Assumptions {
             hpa_max_factor: None,
             max_surge: 0.1,
             api_processes_per_pod: 4,
+            compose_api_processes_per_container: 16,
             process_memory_mib: 1024,
             slots_per_process_max: 1000,
             streaming_start_hold_seconds: 0.7,
@@ -156,6 +161,7 @@ impl Assumptions {
         }
         for (name, v) in [
             ("api_processes_per_pod", self.api_processes_per_pod),
+            ("compose_api_processes_per_container", self.compose_api_processes_per_container),
             ("slots_per_process_max", self.slots_per_process_max),
             ("max_connections_step", self.max_connections_step),
         ] {

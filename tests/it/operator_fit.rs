@@ -394,3 +394,97 @@ fn real_outputs_validate_against_the_schemas() {
     let out = Command::new(&validator).arg("--schemafile").arg(schema_path("plan")).arg(&f).output().unwrap();
     assert!(!out.status.success(), "a plan without budget.demand validated");
 }
+
+// ---- size and check agree on the application role ---------------------------------------------
+
+/// A Dify compose project as released (compose file, `envs/`, `.env` from `.env.example`),
+/// its `.env` patched and an override rendered by difyplan, then checked by difyplan.
+fn rendered_compose_checks(version: &str, qps: &str, extra: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::copy(fixture(&format!("{version}/docker-compose.yaml")), d.join("docker-compose.yaml")).unwrap();
+    let env = std::fs::read_to_string(fixture(&format!("{version}/env.example"))).unwrap();
+    std::fs::write(d.join(".env"), &env).unwrap();
+    let envs = fixture(&format!("{version}/envs"));
+    if envs.is_dir() {
+        let out = Command::new("cp").arg("-r").arg(&envs).arg(d).output().unwrap();
+        assert!(out.status.success());
+    }
+    let s = |p: PathBuf| p.display().to_string();
+    let mut patch = vec!["render", "env", "--qps", qps, "--dify-version", version];
+    patch.extend_from_slice(extra);
+    let env_file = s(d.join(".env"));
+    patch.extend_from_slice(&["--patch", &env_file, "--write", "--no-backup"]);
+    let r = difyplan(&patch);
+    ok(&r);
+    // A dedicated role: the patch says to create it before Dify restarts.
+    if !extra.contains(&"superuser") {
+        assert!(
+            r.stderr.contains("DB_USERNAME becomes `dify`") && r.stderr.contains("CREATE ROLE dify"),
+            "{}",
+            r.stderr
+        );
+        assert!(std::fs::read_to_string(d.join(".env")).unwrap().contains("\nDB_USERNAME=dify\n"));
+    }
+    let mut compose = vec!["render", "compose", "--qps", qps, "--dify-version", version];
+    compose.extend_from_slice(extra);
+    let (file, out) = (s(d.join("docker-compose.yaml")), s(d.to_path_buf()));
+    compose.extend_from_slice(&["--compose-file", &file, "-o", &out]);
+    ok(&difyplan(&compose));
+    difyplan(&["check", &out, "--fail-on", "warning"])
+}
+
+#[test]
+fn a_rendered_compose_set_passes_its_own_check_at_warning() {
+    for version in ["1.16.1", "1.9.1"] {
+        for qps in ["20", "300"] {
+            let r = rendered_compose_checks(version, qps, &[]);
+            assert_eq!(r.code, 0, "{version} {qps}:\n{}{}", r.stdout, r.stderr);
+            assert!(r.stdout.contains("app role `dify` (not a superuser"), "{}", r.stdout);
+        }
+    }
+    // Keeping the superuser is a choice check still reports.
+    let r = rendered_compose_checks("1.16.1", "20", &["--app-role", "superuser"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("superuser-app-role"), "{}", r.stdout);
+}
+
+#[test]
+fn rendered_kubernetes_manifests_pass_their_own_check_at_warning() {
+    for qps in ["10", "500"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().display().to_string();
+        ok(&difyplan(&["render", "kubernetes", "--qps", qps, "-o", &out]));
+        let r = difyplan(&["check", &out, "--fail-on", "warning"]);
+        assert_eq!(r.code, 0, "{qps}:\n{}{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains("app role `dify` (not a superuser"), "{}", r.stdout);
+    }
+}
+
+#[test]
+fn compose_api_containers_hold_a_bounded_number_of_processes() {
+    let plan = json(&difyplan(&["size", "--qps", "3000", "--format", "json"]));
+    let api = plan["components"].as_array().unwrap().iter().find(|c| c["component"] == "api").unwrap().clone();
+    let cap = plan["input"]["assumptions"]["compose_api_processes_per_container"].as_u64().unwrap();
+    assert_eq!(cap, 16);
+    assert!(api["processes_per_pod"].as_u64().unwrap() <= cap, "{api}");
+    assert!(api["replicas"].as_u64().unwrap() > 2, "more containers instead: {api}");
+    let r = difyplan(&["render", "compose", "--qps", "3000"]);
+    ok(&r);
+    assert!(
+        r.stdout.contains("At most 16 processes per container") && r.stdout.contains("render kubernetes"),
+        "{}",
+        r.stdout
+    );
+    // The pools' comments: each key its own part, not both the formula of the sum.
+    let worker = r.stdout.split("\n  worker:\n").nth(1).unwrap();
+    let size = worker.lines().skip_while(|l| !l.contains("SQLALCHEMY_POOL_SIZE")).nth(0).unwrap();
+    let comment_of =
+        |key: &str| worker.lines().take_while(|l| !l.contains(&format!("{key}:"))).last().unwrap().to_string();
+    assert!(size.contains("SQLALCHEMY_POOL_SIZE"));
+    assert!(comment_of("SQLALCHEMY_POOL_SIZE").contains("what a busy process usually holds"), "{worker}");
+    assert!(comment_of("SQLALCHEMY_MAX_OVERFLOW").contains("− pool"), "{worker}");
+    assert_ne!(comment_of("SQLALCHEMY_POOL_SIZE"), comment_of("SQLALCHEMY_MAX_OVERFLOW"));
+    // max_connections is in the override's command and in .env: the override says so.
+    assert!(r.stdout.contains("is POSTGRES_MAX_CONNECTIONS of the same plan"), "{}", r.stdout);
+}
