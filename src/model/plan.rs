@@ -299,19 +299,12 @@ fn size_gevent(
     Gevent { in_flight_mean, in_flight_quantile, saturated_in_flight, cpu_cores, processes_by_cpu, slots, processes }
 }
 
-/// Replicas and processes per pod for `processes` gevent processes. Compose keeps the edition's
-/// replicas and grows processes; Kubernetes fills pods up to `per_pod_max`, then adds pods.
-fn split_into_pods(processes: u64, min_replicas: u64, per_pod_max: u64, target: Target) -> (u64, u64) {
-    match target {
-        Target::Compose => {
-            let replicas = min_replicas.max(processes.div_ceil(per_pod_max));
-            (replicas, processes.div_ceil(replicas))
-        }
-        Target::Kubernetes => {
-            let per_pod = per_pod_max.min(processes.div_ceil(min_replicas)).max(1);
-            (min_replicas.max(processes.div_ceil(per_pod)), per_pod)
-        }
-    }
+/// Replicas and processes per pod (compose: per container) for `processes` gevent processes:
+/// pods are filled up to `per_pod_max`, then more are added, so no per-pod value shrinks as the
+/// load grows.
+fn split_into_pods(processes: u64, min_replicas: u64, per_pod_max: u64) -> (u64, u64) {
+    let per_pod = per_pod_max.min(processes.div_ceil(min_replicas)).max(1);
+    (min_replicas.max(processes.div_ceil(per_pod)), per_pod)
 }
 
 /// The most api processes in one pod (Kubernetes) or container (compose).
@@ -409,7 +402,7 @@ fn plan_core(input: &PlanInput) -> Plan {
     );
     rec.note("SERVER_WORKER_CONNECTIONS", api.slots, format!("min(Poisson({:.1}) q{} = in flight in one process at the CPU target, in-flight quantile {} ÷ {} minimum processes, {} max)", api.saturated_in_flight.min(1e12), a.quantile, api.in_flight_quantile, rules.min_replicas, a.slots_per_process_max), "issue #2: slots cover a high quantile");
     let (api_replicas, api_per_pod) =
-        split_into_pods(api.processes, rules.min_replicas, api_processes_cap(input.target, a), input.target);
+        split_into_pods(api.processes, rules.min_replicas, api_processes_cap(input.target, a));
     rec.note(
         "api.processes",
         api.processes,

@@ -5,7 +5,7 @@
 use crate::support::fixture;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const PRE_COMMIT_VERSION: &str = "4.7.0";
 const CHECK_JSONSCHEMA_VERSION: &str = "0.39.0";
@@ -152,8 +152,9 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// `pre-commit try-repo` of this checkout on a scratch repository: Dify's own configuration
 /// passes (190 connections of 200), the same with a pool of 100 fails (connection budget).
-/// pre-commit builds the hook with `cargo install` (language rust); CARGO_TARGET_DIR under
-/// target/ keeps the dependencies' build between runs, so only difyplan itself is compiled.
+/// pre-commit builds the hook with `cargo install` (language rust) in release mode, once per
+/// rev (a checkout with uncommitted changes is a new rev each time); CARGO_TARGET_DIR under
+/// target/ keeps the dependencies' build between runs, so a rebuild compiles difyplan alone.
 #[test]
 fn pre_commit_hook_passes_within_budget_and_fails_over_it() {
     let Some(pc) = pre_commit() else { return };
@@ -190,5 +191,4 @@ fn pre_commit_hook_passes_within_budget_and_fails_over_it() {
     eprintln!("pre-commit try-repo (installed hook): {took:?}");
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("Failed") && text(&o).contains("connection-budget-exceeded"), "{}", text(&o));
-    assert!(took < Duration::from_secs(120), "the second run reuses the installed hook: {took:?}");
 }
