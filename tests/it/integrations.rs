@@ -192,3 +192,54 @@ fn pre_commit_hook_passes_within_budget_and_fails_over_it() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("Failed") && text(&o).contains("connection-budget-exceeded"), "{}", text(&o));
 }
+
+/// The action's own shell steps, run by bash the way the runner runs them (inputs in the
+/// environment, `GITHUB_OUTPUT` a file), with the built difyplan on PATH: Dify 1.9.1 as released
+/// is over budget, so the check step fails with annotations and the SARIF file holds the result.
+#[test]
+fn action_steps_annotate_and_write_sarif() {
+    let action: serde_json::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(project().join("action.yml")).unwrap()).unwrap();
+    let steps = action["runs"]["steps"].as_array().unwrap();
+    let script = |name: &str| {
+        let step = steps.iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no step {name}"));
+        assert_eq!(step["shell"], "bash");
+        step["run"].as_str().unwrap().to_string()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let docker = dir.path().join("docker");
+    std::fs::create_dir(&docker).unwrap();
+    std::fs::copy(fixture("1.9.1/docker-compose.yaml"), docker.join("docker-compose.yaml")).unwrap();
+    std::fs::copy(fixture("1.9.1/env.example"), docker.join(".env")).unwrap();
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_difyplan")).parent().unwrap().to_path_buf();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let output = dir.path().join("github_output");
+    let run = |name: &str| {
+        Command::new("bash")
+            .args(["--noprofile", "--norc", "-e", "-o", "pipefail", "-c"])
+            .arg(script(name))
+            .current_dir(dir.path())
+            .env("PATH", &path)
+            .env("PATHS", "docker/")
+            .env("ARGS", "--admin-reserve 5")
+            .env("FAIL_ON", "error")
+            .env("SARIF_FILE", "difyplan.sarif")
+            .env("GITHUB_OUTPUT", &output)
+            .env_remove("COLUMNS")
+            .output()
+            .unwrap()
+    };
+    let o = run("SARIF");
+    assert!(o.status.success(), "{}", text(&o));
+    let sarif: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("difyplan.sarif")).unwrap()).unwrap();
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    assert!(results.iter().any(|r| r["ruleId"] == "connection-budget-exceeded"), "{sarif}");
+    assert!(std::fs::read_to_string(&output).unwrap().contains("file=difyplan.sarif"));
+    let o = run("difyplan check");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("::error file=docker/") && out.contains("connection-budget-exceeded"), "{out}");
+    // The extra arguments reached check: the admin reserve is in the demand (150 + 5).
+    assert!(out.contains("155"), "{out}");
+}
