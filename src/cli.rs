@@ -28,6 +28,35 @@ pub enum Command {
     Render(RenderArgs),
     /// The built-in templates `render` uses: list them, or export them to edit.
     Templates(TemplatesArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), generated from the same definitions as --help.
+    Man,
+    /// Print the JSON Schema of a JSON output (`size --format json` or `check --format json`).
+    Schema(SchemaArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// The JSON documents difyplan prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    /// `size --format json` (and `render`'s plans).
+    Plan,
+    /// `check --format json`.
+    Check,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Which document.
+    #[arg(value_enum)]
+    pub kind: SchemaKind,
 }
 
 /// Whether the application's database role is a superuser.
@@ -43,8 +72,11 @@ pub enum AppRole {
 #[derive(Debug, Clone, Args)]
 pub struct PlanArgs {
     /// Target requests per second at the api.
-    #[arg(long, value_name = "QPS", allow_negative_numbers = true)]
-    pub qps: f64,
+    #[arg(long, value_name = "QPS", allow_negative_numbers = true, required_unless_present = "max_qps")]
+    pub qps: Option<f64>,
+    /// Instead of --qps: plan for the highest QPS that --pg-max-connections holds.
+    #[arg(long, requires = "pg_max_connections", conflicts_with = "qps")]
+    pub max_qps: bool,
     /// Workload profile: a built-in name (chat, workflow, agent, benchmark) or a TOML file.
     #[arg(long, value_name = "NAME|FILE", default_value = "chat")]
     pub profile: String,
@@ -118,6 +150,9 @@ pub struct SizeArgs {
     /// Show every value with the formula and the numbers that produced it.
     #[arg(long)]
     pub explain: bool,
+    /// Full-width tables even where the terminal (or COLUMNS) is narrower.
+    #[arg(long)]
+    pub wide: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -176,7 +211,7 @@ pub struct CheckArgs {
     /// The application's database role, where DB_USERNAME does not say (default: superuser iff `postgres`).
     #[arg(long, value_enum)]
     pub app_role: Option<AppRole>,
-    /// The allow-list (default: ./difyplan.toml when present).
+    /// The allow-list (default: the nearest difyplan.toml from the current folder up to the repository root).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The .env compose interpolates from (default: the .env beside each compose file).
@@ -194,6 +229,9 @@ pub struct CheckArgs {
     /// The chart the Helm values are for, where nothing beside them says: borispolonsky[@VERSION] or douban[@VERSION].
     #[arg(long, value_name = "NAME[@VERSION]")]
     pub chart: Option<String>,
+    /// Full-width tables even where the terminal (or COLUMNS) is narrower.
+    #[arg(long)]
+    pub wide: bool,
 }
 
 #[derive(Debug, Args)]

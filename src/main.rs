@@ -25,6 +25,9 @@ fn main() {
         Command::Matrix(args) => cmd::matrix::run(args, &mut io),
         Command::Render(args) => cmd::render::run(args, &mut io),
         Command::Templates(args) => cmd::templates::run(args, &mut io),
+        Command::Completions(args) => cmd::shell::completions(args, &mut io),
+        Command::Man => cmd::shell::man(&mut io),
+        Command::Schema(args) => cmd::schema::run(args, &mut io),
     };
     let status = match result {
         Ok(status) => status,

@@ -74,7 +74,9 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
     let (kept, suppressed) = allow::apply(findings, &config, &config_name);
     let report = Report::new(checked, kept, suppressed);
     let text = match args.format {
-        CheckFormat::Human => report::check_human::render(&report),
+        CheckFormat::Human => {
+            report::fit::fit(&report::check_human::render(&report), report::fit::target_width(args.wide))
+        }
         CheckFormat::Json => report::json::check(&report)? + "\n",
         CheckFormat::Github => report::github::render(&report),
         CheckFormat::Sarif => report::sarif::render(&report)? + "\n",
@@ -84,11 +86,11 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
     Ok(if failing && !args.exit_zero { ExitStatus::Findings } else { ExitStatus::Success })
 }
 
-/// `difyplan.toml` from `--config`, else from the current folder when present.
+/// `difyplan.toml` from `--config`, else the nearest one from the current folder up to the
+/// repository root (`allow::discover`).
 fn load_config(path: Option<&Path>) -> Result<(Config, String)> {
-    let path = match path {
-        Some(p) => p.to_path_buf(),
-        None if Path::new("difyplan.toml").is_file() => PathBuf::from("difyplan.toml"),
+    let path = match path.map(Path::to_path_buf).or_else(|| allow::discover(Path::new("."))) {
+        Some(p) => p,
         None => return Ok((Config::default(), String::new())),
     };
     let name = path.display().to_string();

@@ -4,6 +4,8 @@
 pub mod check;
 pub mod matrix;
 pub mod render;
+pub mod schema;
+pub mod shell;
 pub mod size;
 pub mod templates;
 
@@ -21,12 +23,15 @@ pub struct Io<'a> {
 }
 
 /// Build the model input from the shared plan options; every problem is a located message.
+/// With `--max-qps` the QPS is the highest the fixed cap holds (`model::solve`).
 pub fn plan_input(args: &PlanArgs) -> Result<PlanInput> {
-    plan::check_qps(args.qps)?;
+    // clap requires one of --qps and --max-qps; 0 only reaches here from library callers.
+    let qps = args.qps.unwrap_or(if args.max_qps { 1.0 } else { 0.0 });
+    plan::check_qps(qps)?;
     let profile = Profile::load(&args.profile)?.with_overrides(&args.overrides)?;
     let assumptions = Assumptions::default().with_overrides(&args.assume).map_err(anyhow::Error::msg)?;
-    Ok(PlanInput {
-        qps: args.qps,
+    let input = PlanInput {
+        qps,
         profile,
         target: args.target,
         edition: args.edition,
@@ -44,5 +49,9 @@ pub fn plan_input(args: &PlanArgs) -> Result<PlanInput> {
             pg_version: args.pg_version,
         },
         assumptions,
-    })
+    };
+    if args.max_qps {
+        return Ok(crate::model::solve::max_qps_input(&input)?);
+    }
+    Ok(input)
 }

@@ -46,7 +46,11 @@ fn make_plan(args: &PlanArgs, kind: RenderKind, io: &mut Io) -> Result<Option<(P
     }
     let mut args = args.clone();
     args.target = context::target_for(kind, args.target);
-    let plan = plan::plan(&plan_input(&args)?)?;
+    let input = plan_input(&args)?;
+    // --max-qps solved for a QPS: the header reproduces the plan with that number.
+    args.qps = Some(input.qps);
+    args.max_qps = false;
+    let plan = plan::plan(&input)?;
     if !plan.budget.fits {
         writeln!(io.err, "{}", report::table::shortfall_summary(&plan))?;
         writeln!(io.err, "difyplan: nothing rendered — the plan does not fit its max_connections")?;
@@ -65,7 +69,7 @@ fn command_line(a: &PlanArgs, kind: RenderKind) -> String {
         RenderKind::Helm => "helm",
     };
     let mut w = vec![
-        format!("difyplan render {sub} --qps {}", a.qps),
+        format!("difyplan render {sub} --qps {}", a.qps.unwrap_or_default()),
         format!("--profile {}", a.profile),
         format!("--edition {}", a.edition),
         format!("--dify-version {}", a.dify_version),
@@ -204,6 +208,15 @@ fn patch_env(plan: &Plan, file: &Path, args: &RenderEnvArgs, io: &mut Io) -> Res
     let wanted: Vec<(String, String)> =
         settings.iter().filter(|s| s.scope == Scope::Shared).map(|s| (s.key.to_string(), s.value.clone())).collect();
     let patched = patch::patch(text, &name, &wanted)?;
+    let role = crate::dify::keys::DB_USERNAME.name;
+    if patched.changed.iter().any(|c| c.key == role) || patched.added.iter().any(|(k, _)| k == role) {
+        // The plan counted a dedicated role; Dify cannot connect until it exists.
+        writeln!(
+            io.err,
+            "note: DB_USERNAME becomes `{app}`, the dedicated role the plan counts on — create it before Dify restarts, as the superuser: CREATE ROLE {app} LOGIN CREATEDB PASSWORD '<DB_PASSWORD>'; ALTER DATABASE dify OWNER TO {app}; (or keep the superuser with --app-role superuser)",
+            app = crate::dify::keys::APP_ROLE
+        )?;
+    }
     let services: Vec<&str> = {
         let mut v: Vec<&str> = settings
             .iter()

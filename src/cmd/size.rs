@@ -10,6 +10,15 @@ use anyhow::Result;
 pub fn run(args: &SizeArgs, io: &mut Io) -> Result<ExitStatus> {
     let input = plan_input(&args.plan)?;
     let plan = plan::plan(&input)?;
+    let width = report::fit::target_width(args.wide);
+    let table = |plan: &plan::Plan| report::fit::fit(&report::table::plan(plan, args.explain), width);
+    if args.plan.max_qps && plan.budget.fits {
+        writeln!(
+            io.err,
+            "difyplan: max_connections {} holds at most {} QPS of profile `{}` (rounded down to two significant digits); the plan is for that load.",
+            plan.budget.cap.max_connections, input.qps, input.profile.name
+        )?;
+    }
     if !plan.budget.fits {
         // A plan that does not fit is never printed as something to paste: the table and JSON
         // say so in full; the env format prints nothing to stdout.
@@ -17,12 +26,12 @@ pub fn run(args: &SizeArgs, io: &mut Io) -> Result<ExitStatus> {
         match args.format {
             SizeFormat::Env => return Ok(ExitStatus::Findings),
             SizeFormat::Json => writeln!(io.out, "{}", report::json::plan(&plan)?)?,
-            SizeFormat::Table => write!(io.out, "{}", report::table::plan(&plan, args.explain))?,
+            SizeFormat::Table => write!(io.out, "{}", table(&plan))?,
         }
         return Ok(ExitStatus::Findings);
     }
     match args.format {
-        SizeFormat::Table => write!(io.out, "{}", report::table::plan(&plan, args.explain))?,
+        SizeFormat::Table => write!(io.out, "{}", table(&plan))?,
         SizeFormat::Json => writeln!(io.out, "{}", report::json::plan(&plan)?)?,
         SizeFormat::Env => write!(io.out, "{}", report::env::plan(&plan, args.explain))?,
     }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// Where a value came from, so a finding can point at the line to change.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Source {
     /// A line of a file the user gave.
@@ -46,7 +46,7 @@ impl fmt::Display for Source {
 }
 
 /// A value and where it came from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Valued<T> {
     pub value: T,
     pub source: Source,
@@ -62,7 +62,7 @@ impl<T> Valued<T> {
 pub type Env = BTreeMap<String, Valued<String>>;
 
 /// How the Celery worker runs its tasks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CeleryPool {
     /// One process; its greenlets share one SQLAlchemy pool.
@@ -74,7 +74,7 @@ pub enum CeleryPool {
 }
 
 /// One component as deployed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Deployed {
     pub component: Component,
     /// The service, Deployment or chart key it was read from.
@@ -102,6 +102,7 @@ pub struct Deployed {
     /// The environment the component runs with. Serialized with secrets masked and only
     /// the settings difyplan reads, so no output can leak a password.
     #[serde(serialize_with = "serialize_env")]
+    #[schemars(with = "Env")]
     pub env: Env,
 }
 
@@ -117,7 +118,7 @@ impl Deployed {
 }
 
 /// A PgBouncer between Dify and PostgreSQL, as deployed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct DeployedPooler {
     /// The compose service or Deployment.
     pub name: String,
@@ -152,7 +153,7 @@ impl DeployedPooler {
 }
 
 /// Everything `check` knows about one deployment.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Deployment {
     pub version: DifyVersion,
     pub version_source: Source,

@@ -78,6 +78,15 @@ pub const POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT: Key = Key {
     doc: "PostgreSQL idle_in_transaction_session_timeout, ms: frees connections of dead runs, above the longest request",
 };
 
+/// The dedicated role difyplan plans for unless `--app-role superuser` (the name of Dify's
+/// database, so one word says both).
+pub const APP_ROLE: &str = "dify";
+
+pub const DB_USERNAME: Key = Key {
+    name: "DB_USERNAME",
+    doc: "the application's database role, without superuser rights so that superuser_reserved_connections stay free for operators. Create it once before Dify starts, as the superuser: CREATE ROLE dify LOGIN CREATEDB PASSWORD '<DB_PASSWORD>'; ALTER DATABASE dify OWNER TO dify; (CREATEDB lets the plugin daemon create its own database). --app-role superuser keeps Dify's postgres",
+};
+
 /// Every key difyplan writes, for lookups by name.
 pub const ALL: &[Key] = &[
     SERVER_WORKER_AMOUNT,
@@ -99,6 +108,7 @@ pub const ALL: &[Key] = &[
     POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
     DB_MAX_OPEN_CONNS,
     DB_MAX_IDLE_CONNS,
+    DB_USERNAME,
 ];
 
 /// The key of that name, if difyplan writes it.

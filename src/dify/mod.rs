@@ -10,7 +10,7 @@ pub mod keys;
 pub mod rules;
 
 /// The Dify releases difyplan knows. They differ in compose layout and in api_websocket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 pub enum DifyVersion {
     /// 1.9.x: `x-shared-env` merged into every service; database service `db`; no api_websocket.
     #[serde(rename = "1.9.1")]
@@ -68,7 +68,7 @@ impl FromStr for DifyVersion {
 }
 
 /// A Dify process kind that holds connections to the main PostgreSQL server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Component {
     Api,

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 /// What a per-process pool of `pool + overflow` does for a process that admits `greenlets`
 /// api requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum PoolVerdict {
     /// pool + overflow ≤ greenlets: every admitted request holds one connection and waits for a

@@ -3,6 +3,29 @@
 
 use super::{Code, Finding};
 use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The config file's name.
+pub const FILE_NAME: &str = "difyplan.toml";
+
+/// The nearest `difyplan.toml` from `start` upward, stopping at the repository root (the first
+/// folder holding `.git`, a folder or a worktree's file) or the filesystem root. The path is
+/// relative to `start` (`difyplan.toml`, `../difyplan.toml`, …) so messages stay short.
+pub fn discover(start: &Path) -> Option<PathBuf> {
+    let abs = start.canonicalize().ok()?;
+    let mut rel = PathBuf::new();
+    for dir in abs.ancestors() {
+        let candidate = dir.join(FILE_NAME);
+        if candidate.is_file() {
+            return Some(rel.join(FILE_NAME));
+        }
+        if dir.join(".git").exists() {
+            return None;
+        }
+        rel.push("..");
+    }
+    None
+}
 
 /// `difyplan.toml`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -72,7 +95,7 @@ impl Allow {
 }
 
 /// A finding kept out of the results, with the reason that allowed it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct Suppressed {
     pub finding: Finding,
     pub reason: String,

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// How serious a finding is. Ordered: `Note < Warning < Error`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Note,
@@ -31,7 +33,7 @@ impl fmt::Display for Severity {
 macro_rules! codes {
     ($( $variant:ident = $name:literal, $sev:ident, $desc:literal; )*) => {
         /// Every finding code difyplan can report.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
         pub enum Code { $( #[serde(rename = $name)] $variant, )* }
 
         impl Code {
@@ -75,7 +77,7 @@ impl fmt::Display for Code {
 }
 
 /// One finding.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Finding {
     pub code: Code,
     pub severity: Severity,
@@ -116,7 +118,7 @@ impl Finding {
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// One deployment found in the inputs, with its budget.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Checked {
     /// A name for people: the files it was read from.
     pub label: String,
@@ -127,7 +129,7 @@ pub struct Checked {
 }
 
 /// Counts for the summary line and the exit code.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Summary {
     pub errors: usize,
     pub warnings: usize,
@@ -138,7 +140,7 @@ pub struct Summary {
 }
 
 /// What `check` found: plain data for every output format.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Report {
     pub schema_version: u32,
     pub deployments: Vec<Checked>,

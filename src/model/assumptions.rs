@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Documented defaults of the model; all overridable.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Assumptions {
     /// Quantile of the Poisson in-flight count that greenlet slots and Celery concurrency cover.
@@ -22,6 +22,10 @@ pub struct Assumptions {
     pub max_surge: f64,
     /// gevent api processes per pod at most (Kubernetes): one process per core (DOMAIN.md §5), 4-core pods.
     pub api_processes_per_pod: u64,
+    /// gevent api processes per compose container at most: a 16-core host for one container (an
+    /// assumption). More processes become more containers (`deploy.replicas`); past one host's
+    /// cores, spread the containers over hosts or run Dify on Kubernetes.
+    pub compose_api_processes_per_container: u64,
     /// Memory per api or worker process, MiB: the vendor's tiers give 1 GiB per core (DOMAIN.md §4).
     pub process_memory_mib: u64,
     /// Greenlets one gevent process may admit at most: gunicorn's default worker_connections (DOMAIN.md §5).
@@ -81,6 +85,7 @@ impl Default for Assumptions {
             hpa_max_factor: None,
             max_surge: 0.1,
             api_processes_per_pod: 4,
+            compose_api_processes_per_container: 16,
             process_memory_mib: 1024,
             slots_per_process_max: 1000,
             streaming_start_hold_seconds: 0.7,
@@ -171,6 +176,7 @@ impl Assumptions {
         }
         for (name, v) in [
             ("api_processes_per_pod", self.api_processes_per_pod),
+            ("compose_api_processes_per_container", self.compose_api_processes_per_container),
             ("slots_per_process_max", self.slots_per_process_max),
             ("max_connections_step", self.max_connections_step),
         ] {
@@ -195,7 +201,7 @@ impl Assumptions {
 }
 
 /// Where the deployment runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Target {
     /// docker compose on one host: no autoscaling, containers are recreated (no surge).
@@ -205,7 +211,7 @@ pub enum Target {
 }
 
 /// The vendor's three templates (DOMAIN.md §7): minimum replicas and headroom.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Edition {
     Test,
@@ -214,7 +220,7 @@ pub enum Edition {
 }
 
 /// What an edition sets (issue #5: minimum replicas 1 / 2 / 3).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct EditionRules {
     pub min_replicas: u64,
     /// CPU utilisation target: the headroom against bursts and a lost replica.

@@ -5,7 +5,7 @@ use crate::dify::Component;
 use serde::Serialize;
 
 /// One component's worst case: every pod that can exist at once, every process full.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct BudgetLine {
     pub component: Component,
     /// Pods that can run at once: maximum replicas plus rolling-update surge.
@@ -27,7 +27,7 @@ impl BudgetLine {
 }
 
 /// Connections held outside the components' pools.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Reserve {
     pub name: String,
     pub connections: u64,
@@ -35,7 +35,7 @@ pub struct Reserve {
 }
 
 /// A pooler's server connections, in place of the pools of the components it serves.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct PoolerLine {
     /// `pgbouncer`.
     pub name: String,
@@ -53,7 +53,7 @@ pub struct PoolerLine {
 }
 
 /// How PostgreSQL hands out its slots.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Cap {
     pub max_connections: u64,
     /// A superuser may also use the reserved slots (DOMAIN.md §2).
@@ -82,7 +82,7 @@ impl Cap {
 }
 
 /// The whole budget, ready for any output format.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Budget {
     pub lines: Vec<BudgetLine>,
     /// A pooler in front of some components: its server connections count, their pools do not.

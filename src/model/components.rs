@@ -39,7 +39,7 @@ const BEAT_MEMORY_MIB: u64 = 512;
 const MAX_UTILISATION: f64 = 0.95;
 
 /// How much load the plan admits before requests queue, per component that queues.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct Admission {
     /// Requests (api) or runs and tasks (worker) the processes admit at once.
     pub admitted: u64,
@@ -57,8 +57,13 @@ pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
     let by_cpu = ceil_clean(cpu_cores / cx.cpu_target).max(1);
     let mut processes = by_cpu.max(cx.rules.min_replicas);
     let (replicas, per_pod, greenlets, w_eff, in_flight, pod_quantile) = loop {
-        let (replicas, per_pod) =
-            split_into_pods(processes, cx.rules.min_replicas, a.api_processes_per_pod, cx.input.target);
+        let (replicas, per_pod) = split_into_pods(
+            processes,
+            cx.rules.min_replicas,
+            a.api_processes_per_pod,
+            a.compose_api_processes_per_container,
+            cx.input.target,
+        );
         let running = replicas * per_pod;
         let w_eff = stretched(p.request_seconds, cpu_ms, cpu_cores / running as f64, per_pod);
         let in_flight = lambda * w_eff;
@@ -99,7 +104,10 @@ pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
         "api.replicas × SERVER_WORKER_AMOUNT",
         format!("{replicas} × {per_pod}"),
         match cx.input.target {
-            Target::Compose => format!("{} containers (edition minimum) × ceil({processes} ÷ {})", replicas, replicas),
+            Target::Compose => format!(
+                "{replicas} containers (at least the edition's {}, at most {} processes each) × ceil({processes} ÷ {replicas})",
+                cx.rules.min_replicas, a.compose_api_processes_per_container
+            ),
             Target::Kubernetes => {
                 format!(
                     "pods of at most {} processes, at least {} replicas",
@@ -107,7 +115,7 @@ pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
                 )
             }
         },
-        "edition; --assume api_processes_per_pod=",
+        "edition; --assume api_processes_per_pod=, compose_api_processes_per_container=",
     );
     cx.rec.note(
         "api.time_in_flight",
@@ -461,11 +469,21 @@ fn utilisation(rho: f64) -> f64 {
     if rho.is_finite() { rho.clamp(0.0, MAX_UTILISATION) } else { MAX_UTILISATION }
 }
 
-/// Replicas and processes per pod for `processes` gevent processes. Compose keeps the edition's
-/// replicas and grows processes; Kubernetes fills pods up to `per_pod_max`, then adds pods.
-fn split_into_pods(processes: u64, min_replicas: u64, per_pod_max: u64, target: Target) -> (u64, u64) {
+/// Replicas and processes per pod for `processes` gevent processes. Compose spreads them evenly
+/// over the fewest containers of at most `compose_max` processes (at least the edition's
+/// replicas); Kubernetes fills pods up to `per_pod_max`, then adds pods.
+fn split_into_pods(
+    processes: u64,
+    min_replicas: u64,
+    per_pod_max: u64,
+    compose_max: u64,
+    target: Target,
+) -> (u64, u64) {
     match target {
-        Target::Compose => (min_replicas, processes.div_ceil(min_replicas)),
+        Target::Compose => {
+            let containers = min_replicas.max(processes.div_ceil(compose_max.max(1))).max(1);
+            (containers, processes.div_ceil(containers).max(1))
+        }
         Target::Kubernetes => {
             let per_pod = per_pod_max.min(processes.div_ceil(min_replicas)).max(1);
             (min_replicas.max(processes.div_ceil(per_pod)), per_pod)

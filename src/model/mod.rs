@@ -10,4 +10,5 @@ pub mod pooler;
 pub mod profile;
 pub mod queueing;
 pub mod simulation;
+pub mod solve;
 pub mod storage;

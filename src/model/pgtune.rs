@@ -70,7 +70,7 @@ const LOW_MEMORY_WARNING_BYTES: u64 = 256 * MIB;
 const HIGH_MEMORY_WARNING_BYTES: u64 = 100 * GIB;
 
 /// What the data directory sits on; it sets the planner's I/O costs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Storage {
     /// Solid-state disks: PGTune's default.
@@ -116,7 +116,7 @@ impl fmt::Display for Storage {
 
 /// The machine (or container limit) PostgreSQL runs on. Linux is assumed: Dify ships
 /// PostgreSQL as a Linux container (`postgres:15-alpine`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PgHost {
     pub memory_bytes: u64,
@@ -214,7 +214,7 @@ pub fn parse_memory(s: &str) -> Result<u64, String> {
 
 /// PGTune's "web" settings for one host and `max_connections`. Sizes in kB; `None` means
 /// PGTune leaves the setting at PostgreSQL's default (it then omits it from its output).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Tuning {
     pub max_connections: u64,
     /// RAM/4.
@@ -434,7 +434,7 @@ pub const WORK_MEM_ALLOWANCES_PER_BACKEND: u64 = 1;
 pub const ACTIVE_BACKENDS_PER_CPU: u64 = 4;
 
 /// Whether the backends that can be open fit the database's memory, and what would.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct MemoryCheck {
     pub fits: bool,
     /// Backends that can be open at once: the plan's worst case, at most max_connections.
@@ -605,7 +605,7 @@ pub const STATEMENT_TIMEOUT_S: u64 = 60;
 const PG_MAX_TIMEOUT_MS: u64 = i32::MAX as u64;
 
 /// `POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT` and `POSTGRES_STATEMENT_TIMEOUT`, in ms.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Timeouts {
     pub idle_in_transaction_ms: u64,
     pub statement_ms: u64,

@@ -19,7 +19,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub const MAX_QPS: f64 = 1_000_000.0;
 
 /// What the user asked for.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct PlanInput {
     pub qps: f64,
     pub profile: Profile,
@@ -39,13 +39,12 @@ pub struct PlanInput {
     /// Days workflow logs are kept; `None`: for ever (Dify's default).
     pub retention_days: Option<u32>,
     /// A pooler in front of PostgreSQL (`--pooler`); see `pooler.rs`.
-    #[serde(skip_serializing_if = "super::pooler::Pooler::is_none")]
     pub pooler: super::pooler::Pooler,
     pub assumptions: Assumptions,
 }
 
 /// The database host as given; what is missing difyplan chooses and says so.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct PgHostSpec {
     pub memory_bytes: Option<u64>,
     pub cpus: Option<u32>,
@@ -65,7 +64,7 @@ impl Default for PgHostSpec {
 }
 
 /// The whole plan: plain data that every output format reads.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Plan {
     pub schema_version: u32,
     pub input: PlanInput,
@@ -90,7 +89,7 @@ pub struct Plan {
 }
 
 /// One component's sizing.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ComponentPlan {
     pub component: Component,
     /// Replicas at the target QPS (the HPA minimum on Kubernetes).
@@ -122,7 +121,7 @@ pub struct ComponentPlan {
 }
 
 /// The database server.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct DatabasePlan {
     pub max_connections: u64,
     /// difyplan chose `max_connections` (no fixed cap was given).
@@ -201,7 +200,7 @@ fn database(
 }
 
 /// The load the plan admits before work queues, and what happens beyond it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Overload {
     pub api: Admission,
     pub worker: Admission,
@@ -225,7 +224,7 @@ impl Overload {
 }
 
 /// How close the plan is to the physical minimum.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Efficiency {
     pub worst_case_connections: u64,
     pub mean_connections_in_use: f64,
@@ -234,7 +233,7 @@ pub struct Efficiency {
 }
 
 /// Why a fixed cap cannot hold the plan, and what would.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Shortfall {
     /// Connections missing: demand − usable cap.
     pub missing: u64,
@@ -245,7 +244,7 @@ pub struct Shortfall {
     pub ways_out: Vec<WayOut>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct WayOut {
     pub action: String,
     /// Connections of demand it removes (0 where it raises the cap instead).
@@ -253,7 +252,7 @@ pub struct WayOut {
     pub enough: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Derivation {
     pub name: String,
     pub value: String,

@@ -16,7 +16,7 @@ use crate::dify::Component;
 use serde::{Deserialize, Serialize};
 
 /// Which pooler sits in front of PostgreSQL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Pooler {
     /// Every process connects to PostgreSQL itself (Dify's layout).
@@ -56,7 +56,7 @@ pub const WORTH_IT_SHARE: f64 = 0.2;
 const FD_MARGIN: u64 = 100;
 
 /// The pooler as planned.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct PoolerPlan {
     pub pooler: Pooler,
     /// The components whose connections go through it.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// What one request at the api costs, on average. Every field is per request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     /// A short name (the file stem for built-ins).
@@ -52,7 +52,7 @@ pub struct Profile {
 }
 
 /// Command-line overrides of profile values; `None` keeps the profile's value.
-#[derive(Debug, Clone, Default, Serialize, clap::Args)]
+#[derive(Debug, Clone, Default, Serialize, clap::Args, schemars::JsonSchema)]
 pub struct ProfileOverrides {
     /// Override: mean seconds per request, LLM streaming included.
     #[arg(long, value_name = "S", allow_negative_numbers = true, help_heading = "Profile overrides")]

@@ -6,7 +6,7 @@ use super::profile::Profile;
 use serde::{Deserialize, Serialize};
 
 /// Where workflow runs and node executions are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogStore {
     /// Dify's default: SQLAlchemy repositories, written on the request path.
@@ -105,7 +105,7 @@ pub const REDIS_SATURATION_QPS: f64 = 200.0;
 pub const REDIS_REFERENCE_OPS_PER_REQUEST: f64 = 40.0;
 
 /// What the workflow logs cost.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct LogPlan {
     pub store: LogStore,
     /// Bytes written per day at the day's mean load.
@@ -175,7 +175,7 @@ pub fn logs(qps: f64, profile: &Profile, store: LogStore, retention_days: Option
 }
 
 /// Which Redis the traffic needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RedisTopology {
     Standalone,
@@ -183,7 +183,7 @@ pub enum RedisTopology {
     Cluster,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct RedisPlan {
     pub ops_per_second: f64,
     /// Pub/sub connections the api holds for streams in flight (one per stream, two for chat).

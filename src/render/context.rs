@@ -291,12 +291,17 @@ fn component(plan: &Plan, c: &ComponentPlan) -> ComponentView {
         doc: key.doc.to_string(),
         why,
     };
-    // The api's pool size has its own derivation; every other pool is explained as a whole.
+    // The api's pool size has its own derivation; every other pool is derived as a whole
+    // (pool + overflow), and each key's comment says its own part of it.
     let pool = |c: &ComponentPlan, label: &str| {
-        let size_why = if c.component == Component::Api { "SQLALCHEMY_POOL_SIZE" } else { label };
+        let (size_why, overflow_why) = if c.component == Component::Api {
+            (why(plan, &["SQLALCHEMY_POOL_SIZE"]), why(plan, &[label]))
+        } else {
+            pool_parts_why(plan, c, &[label])
+        };
         vec![
-            var(&keys::SQLALCHEMY_POOL_SIZE, c.pool_size.to_string(), why(plan, &[size_why])),
-            var(&keys::SQLALCHEMY_MAX_OVERFLOW, c.max_overflow.to_string(), why(plan, &[label])),
+            var(&keys::SQLALCHEMY_POOL_SIZE, c.pool_size.to_string(), size_why),
+            var(&keys::SQLALCHEMY_MAX_OVERFLOW, c.max_overflow.to_string(), overflow_why),
         ]
     };
     let slots = c.slots_per_process.unwrap_or(1).to_string();
@@ -359,6 +364,10 @@ fn component(plan: &Plan, c: &ComponentPlan) -> ComponentView {
         ];
         env.extend(route.iter().cloned());
         compose_env.extend(route);
+    }
+    // Every Dify process connects as the role the plan counted the reserved slots for.
+    if !plan.input.app_role_superuser {
+        env.push(var(&keys::DB_USERNAME, keys::APP_ROLE.to_string(), None));
     }
     let http = |path: &'static str, port: u16, period: u64| Probe {
         http_path: Some(path),
@@ -457,6 +466,19 @@ fn why(plan: &Plan, names: &[&str]) -> Option<String> {
     })
 }
 
+/// The comments of a per-service pool whose total (pool + overflow) has one derivation: the
+/// pool is what a busy process usually holds, the overflow the rest of the total.
+fn pool_parts_why(plan: &Plan, c: &ComponentPlan, labels: &[&str]) -> (Option<String>, Option<String>) {
+    let total = why(plan, labels);
+    let max = c.per_process_max;
+    let size = Some(format!("what a busy process usually holds, at most the {max} connections one process may open"));
+    let overflow = Some(match total {
+        Some(t) => format!("{max} one process may open − pool {}; {max} = {t}", c.pool_size),
+        None => format!("{max} one process may open − pool {}", c.pool_size),
+    });
+    (size, overflow)
+}
+
 /// Where a shared key belongs in the env file's groups.
 fn group_of(key: &str) -> &'static str {
     if key.starts_with("POSTGRES_") {
@@ -480,7 +502,15 @@ fn env_var(plan: &Plan, s: &Setting) -> EnvVar {
             why(plan, &["api pool (SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW)"])
         }
         (_, Scope::Service(svc)) if s.key.starts_with("SQLALCHEMY_") => {
-            why(plan, &[&format!("{svc} pool"), &format!("{svc} pool (per process)")])
+            let labels = [format!("{svc} pool"), format!("{svc} pool (per process)")];
+            let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+            match plan.components.iter().find(|c| c.component.service() == svc) {
+                Some(c) => {
+                    let (size, overflow) = pool_parts_why(plan, c, &labels);
+                    if s.key == "SQLALCHEMY_POOL_SIZE" { size } else { overflow }
+                }
+                None => why(plan, &labels),
+            }
         }
         (key, _) => why(plan, &[key]),
     };

@@ -70,6 +70,11 @@ pub fn settings(plan: &Plan) -> Vec<Setting> {
         out.push(set(keys::DB_MAX_OPEN_CONNS, p.per_process_max, scope));
         out.push(set(keys::DB_MAX_IDLE_CONNS, p.pool_size, scope));
     }
+    if !plan.input.app_role_superuser {
+        // The plan withheld the superuser-reserved slots: name the role it planned for, so the
+        // files say what `check` then reads.
+        out.push(set(keys::DB_USERNAME, keys::APP_ROLE, Scope::Shared));
+    }
     logs_and_redis(plan, &mut out);
     for (name, value) in &plan.database.env {
         if let Some(key) = keys::find(name) {

@@ -2,6 +2,7 @@
 
 pub mod check_human;
 pub mod env;
+pub mod fit;
 pub mod github;
 pub mod json;
 pub mod matrix;

@@ -31,6 +31,7 @@ fn check_folder(files: &[(&str, Vec<u8>)]) {
         admin_reserve: 0,
         values: Vec::new(),
         chart: None,
+        wide: false,
     };
     let mut out = Vec::new();
     let mut err = Vec::new();

@@ -233,7 +233,8 @@ fn compose_with_pooler_merges_and_passes_check() {
                 assert!(svc["pgbouncer"]["image"].as_str().unwrap().starts_with("edoburu/pgbouncer:"));
                 // Compose interpolated the credentials from the .env; difyplan wrote only the names.
                 let userlist = merged["configs"]["difyplan_pgbouncer_userlist"]["content"].as_str().unwrap();
-                assert_eq!(userlist, "\"postgres\" \"difyai123456\"");
+                // The patched .env names the dedicated role the plan counted (DB_USERNAME=dify).
+                assert_eq!(userlist, "\"dify\" \"difyai123456\"");
                 assert!(
                     !fs::read_to_string(dir.path().join("docker-compose.override.yaml")).unwrap().contains("difyai")
                 );

@@ -101,13 +101,17 @@ fn compose_service_keys(version: &str) -> BTreeSet<String> {
         if l.trim_start().starts_with("MODE: ") {
             out.insert("MODE".to_string());
         }
+        // The database service's superuser (the override keeps it `postgres`).
+        if l.trim_start().starts_with("POSTGRES_USER: ") {
+            out.insert("POSTGRES_USER".to_string());
+        }
     }
     assert!(out.contains("MODE"), "the {version} fixture sets MODE on its services");
     out
 }
 
 /// A key is real when Dify's `env.example` has it, the plugin daemon documents it, or Dify's
-/// compose file sets it on a service (`MODE`).
+/// compose file sets it on a service (`MODE`, the database's `POSTGRES_USER`).
 fn unknown_keys(version: &str, keys: &BTreeSet<String>) -> Vec<String> {
     let known = example_keys(version);
     let service = compose_service_keys(version);

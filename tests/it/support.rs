@@ -16,8 +16,15 @@ pub fn difyplan(args: &[&str]) -> Run {
 
 /// Run with `stdin` fed from a string (or closed).
 pub fn difyplan_in(args: &[&str], stdin: Option<&str>) -> Run {
+    difyplan_with(args, stdin, &[])
+}
+
+/// Run with extra environment variables. `COLUMNS` is removed unless given, so table output
+/// is the full-width layout whatever the shell running the tests exports.
+pub fn difyplan_with(args: &[&str], stdin: Option<&str>, envs: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_difyplan"));
-    cmd.args(args).env("NO_COLOR", "1").stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args).env("NO_COLOR", "1").env_remove("COLUMNS").stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.envs(envs.iter().copied());
     cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
     let mut child = cmd.spawn().expect("spawn difyplan");
     if let Some(text) = stdin {

@@ -1,0 +1,172 @@
+//! Output that fits the terminal. The table and human formats are made at full width; where
+//! the terminal (or `COLUMNS`) is narrower, each table wider than it becomes one record per row
+//! (the row's first cell as a title, then `column  value` lines) and long prose lines wrap.
+//! `--wide` keeps the full tables. Without a terminal and without `COLUMNS` nothing changes, so
+//! pipes and golden files see the full tables. Machine formats never pass through here.
+
+use std::io::IsTerminal;
+
+/// Narrowest layout attempted; below this lines may still overflow.
+const MIN_WIDTH: usize = 30;
+
+/// The width to fit: none with `--wide`; else `COLUMNS` when it is a positive number; else the
+/// terminal's width when stdout is one; else none (full tables).
+pub fn target_width(wide: bool) -> Option<usize> {
+    if wide {
+        return None;
+    }
+    if let Some(n) = std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse::<usize>().ok()).filter(|n| *n > 0) {
+        return Some(n);
+    }
+    if std::io::stdout().is_terminal() {
+        return terminal_size::terminal_size().map(|(w, _)| w.0 as usize);
+    }
+    None
+}
+
+fn width_of(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// `text` fitted to `width` (unchanged for `None`).
+pub fn fit(text: &str, width: Option<usize>) -> String {
+    let Some(width) = width else { return text.to_string() };
+    let width = width.max(MIN_WIDTH);
+    let mut out = String::new();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
+        if lines[i].starts_with('┌') {
+            let end = (i..lines.len()).find(|&j| lines[j].starts_with('└')).unwrap_or(lines.len() - 1);
+            let table = &lines[i..=end];
+            if table.iter().all(|l| width_of(l) <= width) {
+                table.iter().for_each(|l| push_line(&mut out, l));
+            } else {
+                out.push_str(&records(table, width));
+            }
+            i = end + 1;
+        } else {
+            out.push_str(&wrap(lines[i], width));
+            i += 1;
+        }
+    }
+    out
+}
+
+fn push_line(out: &mut String, l: &str) {
+    out.push_str(l);
+    out.push('\n');
+}
+
+/// The cells of a `│ a │ b │` line.
+fn cells(line: &str) -> Vec<String> {
+    let inner = line.trim_start_matches('│').trim_end_matches('│');
+    inner.split('│').map(|c| c.trim().to_string()).collect()
+}
+
+/// A box-drawn table as one record per row.
+fn records(table: &[&str], width: usize) -> String {
+    let rows: Vec<Vec<String>> = table.iter().filter(|l| l.starts_with('│')).map(|l| cells(l)).collect();
+    let Some((header, body)) = rows.split_first() else { return String::new() };
+    // The explain table's second column is the value: `name = value` is its title.
+    let (title_cols, sep) = if header.get(1).is_some_and(|h| h == "=") { (2, " = ") } else { (1, " ") };
+    let labels = &header[title_cols.min(header.len())..];
+    let label_w = labels.iter().map(|l| width_of(l)).max().unwrap_or(0);
+    let mut out = String::new();
+    push_line(&mut out, &format!("{}:", header[0]));
+    for row in body {
+        let title: Vec<&str> = row.iter().take(title_cols).map(String::as_str).collect();
+        out.push_str(&wrap(&format!("- {}", title.join(sep)), width));
+        for (label, value) in labels.iter().zip(row.iter().skip(title_cols)) {
+            if value.is_empty() {
+                continue;
+            }
+            let indent = 4 + label_w + 2;
+            if indent + 12 <= width {
+                let first = format!("    {label:<label_w$}  ");
+                out.push_str(&wrap_with(value, width, &first, &" ".repeat(indent)));
+            } else {
+                push_line(&mut out, &format!("    {label}"));
+                out.push_str(&wrap_with(value, width, "      ", "      "));
+            }
+        }
+    }
+    out
+}
+
+/// A prose line wrapped at word boundaries, continuation lines indented two more than it.
+fn wrap(line: &str, width: usize) -> String {
+    let lead = line.len() - line.trim_start().len();
+    let rest = " ".repeat(lead + 2);
+    wrap_with(line.trim_start(), width, &line[..lead], &rest)
+}
+
+fn wrap_with(text: &str, width: usize, first: &str, rest: &str) -> String {
+    let mut out = String::new();
+    let mut cur = first.to_string();
+    let mut empty = true;
+    for long in text.split(' ') {
+        // A word longer than a whole line (a commit hash, a path) is cut where the line ends.
+        let room = width.saturating_sub(width_of(rest)).max(8);
+        let chars: Vec<char> = long.chars().collect();
+        let pieces: Vec<String> = chars.chunks(room).map(|c| c.iter().collect()).collect();
+        for word in pieces.iter().map(String::as_str).chain(long.is_empty().then_some("")) {
+            push_word(&mut out, &mut cur, &mut empty, word, width, rest);
+        }
+    }
+    push_line(&mut out, cur.trim_end());
+    out
+}
+
+fn push_word(out: &mut String, cur: &mut String, empty: &mut bool, word: &str, width: usize, rest: &str) {
+    {
+        let fits = width_of(cur) + usize::from(!*empty) + width_of(word) <= width;
+        if !*empty && !fits {
+            push_line(out, cur.trim_end());
+            *cur = rest.to_string();
+            *empty = true;
+        }
+        if !*empty {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+        *empty = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TABLE: &str =
+        "┌──────┬────────┐\n│ name │ value  │\n├──────┼────────┤\n│ a    │ 1 2 3  │\n└──────┴────────┘\n";
+
+    #[test]
+    fn a_table_that_fits_is_unchanged() {
+        assert_eq!(fit(TABLE, Some(80)), TABLE);
+        assert_eq!(fit(TABLE, None), TABLE);
+    }
+
+    #[test]
+    fn a_wide_table_becomes_records_within_the_width() {
+        let long = TABLE.replace("1 2 3 ", &"word ".repeat(20));
+        let wide = long.replace("────────", &"─".repeat(101));
+        let out = fit(&wide, Some(40));
+        assert!(out.lines().all(|l| width_of(l) <= 40), "{out}");
+        assert!(out.starts_with("name:\n- a\n    value  word word"), "{out}");
+    }
+
+    #[test]
+    fn prose_wraps_with_a_hanging_indent() {
+        let out = fit(&format!("note: {}\n", "x ".repeat(40)), Some(30));
+        assert!(out.lines().all(|l| width_of(l) <= 30), "{out}");
+        assert!(out.lines().nth(1).unwrap().starts_with("  x"), "{out}");
+    }
+
+    #[test]
+    fn a_word_longer_than_the_line_is_cut() {
+        let out = fit(&format!("source {}\n", "a".repeat(70)), Some(30));
+        assert!(out.lines().all(|l| width_of(l) <= 30), "{out}");
+        assert_eq!(out.replace(['\n', ' '], ""), format!("source{}", "a".repeat(70)));
+    }
+}
