@@ -91,6 +91,13 @@ pub struct PlanArgs {
     pub overrides: ProfileOverrides,
 }
 
+impl Default for LoadArgs {
+    /// No load: `check` as without `--qps`.
+    fn default() -> Self {
+        LoadArgs { qps: None, profile: "chat".into(), assume: Vec::new(), overrides: ProfileOverrides::default() }
+    }
+}
+
 fn parse_version(s: &str) -> Result<DifyVersion, String> {
     s.parse()
 }
@@ -185,6 +192,24 @@ pub struct CheckArgs {
     /// Connections to keep free for monitoring, backups and psql, counted in the budget.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub admin_reserve: u64,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+/// `check --qps`: the load the configuration must carry.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// Judge the configuration against this load (requests/s at the api): capacity findings.
+    #[arg(long, value_name = "QPS", allow_negative_numbers = true, help_heading = "Load")]
+    pub qps: Option<f64>,
+    /// Workload profile for --qps: a built-in name or a TOML file (one `calibrate` wrote).
+    #[arg(long, value_name = "NAME|FILE", default_value = "chat", help_heading = "Load")]
+    pub profile: String,
+    /// Override a model assumption for --qps, e.g. `--assume quantile=0.9999`.
+    #[arg(long, value_name = "KEY=VALUE", help_heading = "Load")]
+    pub assume: Vec<String>,
+    #[command(flatten)]
+    pub overrides: ProfileOverrides,
 }
 
 #[derive(Debug, Args)]

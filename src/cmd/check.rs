@@ -61,9 +61,18 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
         let budget = Budget::new(deployment.budget_lines(), reserves, deployment.cap());
         checked.push(Checked { label, kind, deployment, budget });
     }
+    let load = load(&args.load)?;
     let mut findings = Vec::new();
     for c in &checked {
-        for mut f in rules::check(&c.deployment, &c.budget) {
+        let mut found = rules::check(&c.deployment, &c.budget);
+        if let Some((qps, profile, assumptions)) = &load {
+            let load = crate::findings::capacity::Load { qps: *qps, profile, assumptions };
+            found.extend(crate::findings::capacity::findings(
+                &crate::findings::capacity::assess(&c.deployment, &load),
+                &load,
+            ));
+        }
+        for mut f in found {
             f.deployment = Some(c.label.clone());
             findings.push(f);
         }
@@ -79,6 +88,18 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
     write!(io.out, "{text}")?;
     let failing = report.worst().is_some_and(|w| args.fail_on.threshold().is_some_and(|t| w >= t));
     Ok(if failing && !args.exit_zero { ExitStatus::Findings } else { ExitStatus::Success })
+}
+
+/// The load of `--qps` with its profile and assumptions; `None` without `--qps`.
+fn load(
+    args: &crate::cli::LoadArgs,
+) -> Result<Option<(f64, crate::model::profile::Profile, crate::model::assumptions::Assumptions)>> {
+    let Some(qps) = args.qps else { return Ok(None) };
+    crate::model::plan::check_qps(qps)?;
+    let profile = crate::model::profile::Profile::load(&args.profile)?.with_overrides(&args.overrides)?;
+    let assumptions =
+        crate::model::assumptions::Assumptions::default().with_overrides(&args.assume).map_err(anyhow::Error::msg)?;
+    Ok(Some((qps, profile, assumptions)))
 }
 
 /// `difyplan.toml` from `--config`, else from the current folder when present.

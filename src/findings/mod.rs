@@ -2,6 +2,7 @@
 //! severity and a one-line remedy (the codes are a contract: never renamed, only added).
 
 pub mod allow;
+pub mod capacity;
 pub mod rules;
 
 use crate::dify::Component;
@@ -62,6 +63,10 @@ codes! {
     HpaUnbounded = "hpa-unbounded", Error, "an autoscaler whose maximum is not counted in the budget";
     MaxConnectionsUnknown = "max-connections-unknown", Warning, "no max_connections was found in the inputs; PostgreSQL's default 100 was assumed";
     UnusedAllow = "unused-allow", Warning, "an allow entry in difyplan.toml matches no finding";
+    ApiGreenletsBelowLoad = "api-greenlets-below-load", Error, "check --qps: the api's greenlets are below the requests in flight at that load, so requests queue";
+    ApiProcessesBelowLoad = "api-processes-below-load", Error, "check --qps: the api's processes (one core each) are below the CPU the load needs";
+    WorkerConcurrencyBelowLoad = "worker-concurrency-below-load", Error, "check --qps: the worker's -c is below the streaming runs and tasks in flight at that load";
+    PluginDaemonBelowLoad = "plugin-daemon-below-load", Error, "check --qps: the plugin daemon's replicas are below the CPU the load needs";
 }
 
 impl fmt::Display for Code {

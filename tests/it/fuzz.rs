@@ -29,6 +29,7 @@ fn check_folder(files: &[(&str, Vec<u8>)]) {
         env_file: None,
         host_cpus: None,
         admin_reserve: 0,
+        load: Default::default(),
     };
     let mut out = Vec::new();
     let mut err = Vec::new();
