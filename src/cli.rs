@@ -28,6 +28,8 @@ pub enum Command {
     Render(RenderArgs),
     /// The built-in templates `render` uses: list them, or export them to edit.
     Templates(TemplatesArgs),
+    /// Measure a running Dify's load from its PostgreSQL (read-only) and write a profile for `size`.
+    Calibrate(CalibrateArgs),
 }
 
 /// Whether the application's database role is a superuser.
@@ -341,4 +343,50 @@ pub struct TemplatesExportArgs {
     /// Replace templates that already exist there.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CalibrateFormat {
+    /// A report for people.
+    Table,
+    /// One versioned JSON document.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// A Dify `.env` or compose project folder to read DB_HOST, DB_PORT, DB_USERNAME, DB_PASSWORD,
+    /// DB_DATABASE from (PGHOST/PGPORT, when set, replace its host and port).
+    #[arg(value_name = "PATH")]
+    pub path: Option<PathBuf>,
+    /// postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=…&sslrootcert=…] (prefer PGPASSWORD for the password).
+    #[arg(long, value_name = "URL", conflicts_with = "path")]
+    pub database_url: Option<String>,
+    /// The window measured, back from --to (or now): e.g. 90m, 24h, 7d.
+    #[arg(long, value_name = "DURATION", conflicts_with = "from")]
+    pub since: Option<String>,
+    /// Start of the window, ISO 8601 (UTC when no offset is given).
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// End of the window, ISO 8601 (default: now).
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = CalibrateFormat::Table)]
+    pub format: CalibrateFormat,
+    /// Share of service-API requests that stream (Dify does not record the response mode).
+    #[arg(long, value_name = "SHARE", default_value_t = crate::calibrate::DEFAULT_SERVICE_API_STREAMING_SHARE)]
+    pub service_api_streaming_share: f64,
+    /// Also sample pg_stat_activity every 100 ms for this long, e.g. 60s.
+    #[arg(long, value_name = "DURATION")]
+    pub sample_activity: Option<String>,
+    /// Write the measured profile TOML here (for `size --profile FILE`).
+    #[arg(long, value_name = "FILE")]
+    pub write_profile: Option<PathBuf>,
+    /// With --write-profile: replace an existing file.
+    #[arg(long)]
+    pub force: bool,
+    /// The current configuration (a Dify compose folder, .env, manifests or values): its capacity beside the measured need.
+    #[arg(long, value_name = "PATH")]
+    pub compare: Option<PathBuf>,
 }

@@ -25,6 +25,7 @@ fn main() {
         Command::Matrix(args) => cmd::matrix::run(args, &mut io),
         Command::Render(args) => cmd::render::run(args, &mut io),
         Command::Templates(args) => cmd::templates::run(args, &mut io),
+        Command::Calibrate(args) => cmd::calibrate::run(args, &mut io),
     };
     let status = match result {
         Ok(status) => status,

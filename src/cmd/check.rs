@@ -117,7 +117,11 @@ fn load_config(path: Option<&Path>) -> Result<(Config, String)> {
 /// Group the inputs into deployments: a compose project per folder (base file + override, the
 /// folder's `.env`), other compose files alone, all manifests together, each values file alone,
 /// and `.env` files that no compose file uses as Dify's default layout.
-fn deployments(found: &[Input], env_file: Option<&Path>, opts: &Options) -> Result<Vec<(String, String, Deployment)>> {
+pub(crate) fn deployments(
+    found: &[Input],
+    env_file: Option<&Path>,
+    opts: &Options,
+) -> Result<Vec<(String, String, Deployment)>> {
     let mut out = Vec::new();
     let mut by_dir: BTreeMap<PathBuf, Vec<&Input>> = BTreeMap::new();
     for i in found.iter().filter(|i| i.kind == Kind::Compose) {
