@@ -30,6 +30,11 @@ const PIPELINE: usize = 64;
 /// (and CI's) is shared.
 static ONE_SERVER_AT_A_TIME: Mutex<()> = Mutex::new(());
 
+/// Held by a test while its server runs (other test modules start servers too).
+pub fn one_server_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_SERVER_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 // ---------------------------------------------------------------------------------------------
 // The tests
 
@@ -359,6 +364,11 @@ impl PgBin {
         newest.or_else(|| std::env::split_paths(&std::env::var_os("PATH")?).find_map(Self::at))
     }
 
+    /// The folder of the server binaries (Debian's holds `psql` too).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// A specific major version from Debian's layout, e.g. `PgBin::major(15)`.
     pub fn major(major: u32) -> Option<PgBin> {
         Self::at(Path::new(DEBIAN_LAYOUT).join(major.to_string()).join("bin"))
@@ -520,6 +530,11 @@ impl PgServer {
         admin.close();
     }
 
+    /// The TCP port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// One connection over TCP, as a real component would make it.
     pub fn connect(&self, user: &str, database: &str) -> Result<PgConn, PgError> {
         let mut conn = PgConn::open(self.port)?;
@@ -583,13 +598,13 @@ impl Drop for PgServer {
 /// (CI containers) the server runs as the `postgres` account that Debian's package creates, else
 /// as `nobody` (or `DIFYPLAN_PG_USER`). `Command::uid` switches user in the child itself: no
 /// `su`, `runuser` or `sudo` needed, nothing asks for a password.
-struct ServerUser {
+pub struct ServerUser {
     /// `None` when the tests do not run as root: the server runs as the current user.
     ids: Option<(u32, u32)>,
 }
 
 impl ServerUser {
-    fn get() -> ServerUser {
+    pub fn get() -> ServerUser {
         // SAFETY: geteuid cannot fail.
         if unsafe { libc::geteuid() } != 0 {
             return ServerUser { ids: None };
@@ -605,7 +620,7 @@ impl ServerUser {
     }
 
     /// Hands the server's folder to the server's user.
-    fn own(&self, dir: &Path) {
+    pub fn own(&self, dir: &Path) {
         if let Some((uid, gid)) = self.ids {
             std::os::unix::fs::chown(dir, Some(uid), Some(gid))
                 .unwrap_or_else(|e| panic!("chown {}: {e}", dir.display()));
