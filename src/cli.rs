@@ -93,13 +93,6 @@ pub struct PlanArgs {
     pub overrides: ProfileOverrides,
 }
 
-impl Default for LoadArgs {
-    /// No load: `check` as without `--qps`.
-    fn default() -> Self {
-        LoadArgs { qps: None, profile: "chat".into(), assume: Vec::new(), overrides: ProfileOverrides::default() }
-    }
-}
-
 fn parse_version(s: &str) -> Result<DifyVersion, String> {
     s.parse()
 }
@@ -343,6 +336,13 @@ pub struct TemplatesExportArgs {
     /// Replace templates that already exist there.
     #[arg(long)]
     pub force: bool,
+}
+
+impl Default for LoadArgs {
+    /// No load: `check` as without `--qps`.
+    fn default() -> Self {
+        LoadArgs { qps: None, profile: "chat".into(), assume: Vec::new(), overrides: ProfileOverrides::default() }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

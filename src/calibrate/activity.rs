@@ -45,6 +45,9 @@ pub struct ClientLevel {
     pub total: Level,
 }
 
+/// A client: role, application_name, address.
+type Client3 = (String, String, String);
+
 const HELD: &[&str] = &["active", "idle in transaction", "idle in transaction (aborted)"];
 
 /// Samples for `duration`, then counts the requests of those seconds; `request_seconds` is the
@@ -70,14 +73,15 @@ pub fn sample(client: &mut Client, duration: Duration, request_seconds: Option<f
     let began = Instant::now();
     let mut samples = 0u64;
     let mut states: BTreeMap<String, (u64, u64)> = BTreeMap::new(); // sum, peak
-    let mut clients: BTreeMap<(String, String, String), (u64, u64, u64, u64)> = BTreeMap::new();
+    // Per client: held sum, held peak, open sum, open peak.
+    let mut clients: BTreeMap<Client3, (u64, u64, u64, u64)> = BTreeMap::new();
     let mut held_sum = 0u64;
     while began.elapsed() < duration {
         let tick = Instant::now();
         let rows = client.query(&stmt, &[]).map_err(|e| query_error(&e, "reading pg_stat_activity"))?;
         samples += 1;
         let mut this_state: BTreeMap<String, u64> = BTreeMap::new();
-        let mut this_client: BTreeMap<(String, String, String), (u64, u64)> = BTreeMap::new();
+        let mut this_client: BTreeMap<Client3, (u64, u64)> = BTreeMap::new();
         for r in &rows {
             let (state, role, app, addr): (String, String, String, String) = (r.get(0), r.get(1), r.get(2), r.get(3));
             let n = r.get::<_, i64>(4) as u64;

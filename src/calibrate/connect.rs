@@ -261,18 +261,18 @@ impl Target {
         let hint = if detail.contains("timed out") || detail.contains("timeout") {
             format!("no answer within {} s — check the host, port and firewall", CONNECT_TIMEOUT.as_secs())
         } else if detail.contains("does not support TLS") || detail.contains("server does not support") {
-            "the server does not offer TLS — use sslmode=prefer or disable, or turn ssl on at the server".into()
+            "the server does not offer TLS: use sslmode=prefer or disable, or turn ssl on at the server".into()
         } else if detail.contains("certificate") || detail.contains("TLS") || detail.contains("tls") {
-            "the TLS handshake failed — check sslmode and that sslrootcert is the CA that signed the server's certificate".into()
+            "the TLS handshake failed: check sslmode and that sslrootcert is the CA that signed the server's certificate".into()
         } else if detail.contains("failed to lookup")
             || detail.contains("resolve")
             || detail.contains("Name or service")
         {
-            "the host name does not resolve — from outside Dify's compose project set PGHOST=127.0.0.1 and PGPORT to the published port".into()
+            "the host name does not resolve; from outside Dify's compose project set PGHOST=127.0.0.1 and PGPORT to the published port".into()
         } else if detail.contains("refused") {
-            "nothing listens there — check the host and port (PGHOST/PGPORT, DB_HOST/DB_PORT or the URL)".into()
+            "nothing listens there: check the host and port (PGHOST/PGPORT, DB_HOST/DB_PORT or the URL)".into()
         } else if detail.contains("password") {
-            "the server asks for a password — set PGPASSWORD, DB_PASSWORD or put it in the URL".into()
+            "the server asks for a password: set PGPASSWORD, DB_PASSWORD or put it in the URL".into()
         } else {
             "check the host, port, user and database".into()
         };

@@ -187,7 +187,7 @@ pub fn size_command(m: &Measured, profile_file: Option<&str>) -> String {
 pub fn plan_qps(m: &Measured) -> f64 {
     let q = m.rate.peak_minute.max(m.rate.mean);
     // Two significant decimals, rounded up, never below 0.01.
-    ((q * 100.0).ceil() / 100.0).max(0.01)
+    ((q * 100.0 - 1e-9).ceil() / 100.0).max(0.01)
 }
 
 fn round4(v: f64) -> f64 {
