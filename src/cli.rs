@@ -198,10 +198,10 @@ pub struct LoadArgs {
     #[arg(long, value_name = "QPS", allow_negative_numbers = true, help_heading = "Load")]
     pub qps: Option<f64>,
     /// Workload profile for --qps: a built-in name or a TOML file (one `calibrate` wrote).
-    #[arg(long, value_name = "NAME|FILE", default_value = "chat", help_heading = "Load")]
+    #[arg(long, value_name = "NAME|FILE", default_value = "chat", help_heading = "Load", requires = "qps")]
     pub profile: String,
     /// Override a model assumption for --qps, e.g. `--assume quantile=0.9999`.
-    #[arg(long, value_name = "KEY=VALUE", help_heading = "Load")]
+    #[arg(long, value_name = "KEY=VALUE", help_heading = "Load", requires = "qps")]
     pub assume: Vec<String>,
     #[command(flatten)]
     pub overrides: ProfileOverrides,
