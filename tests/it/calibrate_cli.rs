@@ -289,6 +289,35 @@ fn fixture_runs_are_recovered_and_failures_exit_2() {
     let text = std::fs::read_to_string(&mine).unwrap();
     assert!(text.contains("# not measured: from the built-in profile `workflow`\napi_cpu_ms_blocking = "), "{text}");
     assert!(!text.contains(SECRET));
+    // --compare: Dify's default compose project beside that load (5 req/s × 21 s ≈ 100 in flight).
+    let project = tempfile::tempdir().unwrap();
+    std::fs::copy(crate::support::fixture("1.16.1/docker-compose.yaml"), project.path().join("docker-compose.yaml"))
+        .unwrap();
+    std::fs::copy(crate::support::fixture("1.16.1/env.example"), project.path().join(".env")).unwrap();
+    let project_s = project.path().to_str().unwrap();
+    let (r, _) = calibrate(
+        &["--database-url", &db_url, "--from", &wf.from, "--to", &wf.to, "--compare", project_s, "--format", "json"],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines = json(&r)["compare"]["lines"].as_array().cloned().unwrap_or_default();
+    let greenlets = lines.iter().find(|l| l["what"] == "greenlets").unwrap_or_else(|| panic!("{}", r.stdout));
+    assert_eq!(greenlets["current"], 10.0);
+    assert!(greenlets["needed_mean"].as_f64().unwrap() > 90.0, "{greenlets}");
+    // The connection read from a Dify project's .env, as `check` reads it.
+    let env_path = project.path().join(".env");
+    let env_text = std::fs::read_to_string(&env_path)
+        .unwrap()
+        .replace("DB_USERNAME=postgres", &format!("DB_USERNAME={READER}"))
+        .replace("DB_PASSWORD=difyai123456", &format!("DB_PASSWORD={SECRET}"))
+        .replace("DB_HOST=db_postgres", "DB_HOST=127.0.0.1")
+        .replace("DB_PORT=5432", &format!("DB_PORT={port}"));
+    assert!(env_text.contains(SECRET) && env_text.contains("DB_HOST=127.0.0.1"));
+    std::fs::write(&env_path, env_text).unwrap();
+    let (r, _) =
+        calibrate(&[project_s, "--from", &wf.from, "--to", &wf.to, "--format", "json"], &[("PGSSLMODE", "disable")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(json(&r)["database"], format!("{READER}@127.0.0.1:{port}/dify"));
     // Never overwritten without --force.
     std::fs::write(&mine, "keep").unwrap();
     let (r, _) =
