@@ -34,6 +34,8 @@ pub enum Command {
     Man,
     /// Print the JSON Schema of a JSON output (`size --format json` or `check --format json`).
     Schema(SchemaArgs),
+    /// Measure a running Dify's load from its PostgreSQL (read-only) and write a profile for `size`.
+    Calibrate(CalibrateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -232,6 +234,24 @@ pub struct CheckArgs {
     /// Full-width tables even where the terminal (or COLUMNS) is narrower.
     #[arg(long)]
     pub wide: bool,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+/// `check --qps`: the load the configuration must carry.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// Judge the configuration against this load (requests/s at the api): capacity findings.
+    #[arg(long, value_name = "QPS", allow_negative_numbers = true, help_heading = "Load")]
+    pub qps: Option<f64>,
+    /// Workload profile for --qps: a built-in name or a TOML file (one `calibrate` wrote).
+    #[arg(long, value_name = "NAME|FILE", default_value = "chat", help_heading = "Load", requires = "qps")]
+    pub profile: String,
+    /// Override a model assumption for --qps, e.g. `--assume quantile=0.9999`.
+    #[arg(long, value_name = "KEY=VALUE", help_heading = "Load", requires = "qps")]
+    pub assume: Vec<String>,
+    #[command(flatten)]
+    pub overrides: ProfileOverrides,
 }
 
 #[derive(Debug, Args)]
@@ -366,4 +386,57 @@ pub struct TemplatesExportArgs {
     /// Replace templates that already exist there.
     #[arg(long)]
     pub force: bool,
+}
+
+impl Default for LoadArgs {
+    /// No load: `check` as without `--qps`.
+    fn default() -> Self {
+        LoadArgs { qps: None, profile: "chat".into(), assume: Vec::new(), overrides: ProfileOverrides::default() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CalibrateFormat {
+    /// A report for people.
+    Table,
+    /// One versioned JSON document.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// A Dify `.env` or compose project folder to read DB_HOST, DB_PORT, DB_USERNAME, DB_PASSWORD,
+    /// DB_DATABASE from (PGHOST/PGPORT, when set, replace its host and port).
+    #[arg(value_name = "PATH")]
+    pub path: Option<PathBuf>,
+    /// A postgresql:// URL with the user, host, port and database, and sslmode or sslrootcert as parameters (prefer PGPASSWORD for the password).
+    #[arg(long, value_name = "URL", conflicts_with = "path")]
+    pub database_url: Option<String>,
+    /// The window measured, back from --to (or now): e.g. 90m, 24h, 7d.
+    #[arg(long, value_name = "DURATION", conflicts_with = "from")]
+    pub since: Option<String>,
+    /// Start of the window, ISO 8601 (UTC when no offset is given).
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// End of the window, ISO 8601 (default: now).
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = CalibrateFormat::Table)]
+    pub format: CalibrateFormat,
+    /// Share of service-API requests that stream (Dify does not record the response mode).
+    #[arg(long, value_name = "SHARE", default_value_t = crate::calibrate::DEFAULT_SERVICE_API_STREAMING_SHARE)]
+    pub service_api_streaming_share: f64,
+    /// Also sample pg_stat_activity every 100 ms for this long, e.g. 60s.
+    #[arg(long, value_name = "DURATION")]
+    pub sample_activity: Option<String>,
+    /// Write the measured profile TOML here (for `size --profile FILE`).
+    #[arg(long, value_name = "FILE")]
+    pub write_profile: Option<PathBuf>,
+    /// With --write-profile: replace an existing file.
+    #[arg(long)]
+    pub force: bool,
+    /// The current configuration (a Dify compose folder, .env, manifests or values): its capacity beside the measured need.
+    #[arg(long, value_name = "PATH")]
+    pub compare: Option<PathBuf>,
 }

@@ -3,6 +3,7 @@
 //! The library computes; it never prints. `main.rs` maps results to exit codes.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod calibrate;
 pub mod cli;
 pub mod cmd;
 pub mod dify;

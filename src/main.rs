@@ -28,6 +28,7 @@ fn main() {
         Command::Completions(args) => cmd::shell::completions(args, &mut io),
         Command::Man => cmd::shell::man(&mut io),
         Command::Schema(args) => cmd::schema::run(args, &mut io),
+        Command::Calibrate(args) => cmd::calibrate::run(args, &mut io),
     };
     let status = match result {
         Ok(status) => status,

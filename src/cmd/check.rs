@@ -41,7 +41,7 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
     }
     let (config, config_name) = load_config(args.config.as_deref())?;
     let mut checked = Vec::new();
-    let found_deployments = deployments(&found, args, &opts)?;
+    let found_deployments = deployments(&found, args.env_file.as_deref(), &args.values, args.chart.as_deref(), &opts)?;
     if found_deployments.is_empty() {
         // A gate that passes because it read nothing would hide a wrong path.
         let files: Vec<String> = found.iter().map(|i| i.path.display().to_string()).collect();
@@ -64,9 +64,18 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
             Budget::with_pooler(deployment.budget_lines(), deployment.pooler_line(), reserves, deployment.cap());
         checked.push(Checked { label, kind, deployment, budget });
     }
+    let load = load(&args.load)?;
     let mut findings = Vec::new();
     for c in &checked {
-        for mut f in rules::check(&c.deployment, &c.budget) {
+        let mut found = rules::check(&c.deployment, &c.budget);
+        if let Some((qps, profile, assumptions)) = &load {
+            let load = crate::findings::capacity::Load { qps: *qps, profile, assumptions };
+            found.extend(crate::findings::capacity::findings(
+                &crate::findings::capacity::assess(&c.deployment, &load),
+                &load,
+            ));
+        }
+        for mut f in found {
             f.deployment = Some(c.label.clone());
             findings.push(f);
         }
@@ -86,6 +95,18 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
     Ok(if failing && !args.exit_zero { ExitStatus::Findings } else { ExitStatus::Success })
 }
 
+/// The load of `--qps` with its profile and assumptions; `None` without `--qps`.
+fn load(
+    args: &crate::cli::LoadArgs,
+) -> Result<Option<(f64, crate::model::profile::Profile, crate::model::assumptions::Assumptions)>> {
+    let Some(qps) = args.qps else { return Ok(None) };
+    crate::model::plan::check_qps(qps)?;
+    let profile = crate::model::profile::Profile::load(&args.profile)?.with_overrides(&args.overrides)?;
+    let assumptions =
+        crate::model::assumptions::Assumptions::default().with_overrides(&args.assume).map_err(anyhow::Error::msg)?;
+    Ok(Some((qps, profile, assumptions)))
+}
+
 /// `difyplan.toml` from `--config`, else the nearest one from the current folder up to the
 /// repository root (`allow::discover`).
 fn load_config(path: Option<&Path>) -> Result<(Config, String)> {
@@ -101,12 +122,16 @@ fn load_config(path: Option<&Path>) -> Result<(Config, String)> {
 /// Group the inputs into deployments: a compose project per folder (base file + override, the
 /// folder's `.env`), other compose files alone, all manifests together, each values file alone,
 /// and `.env` files that no compose file uses as Dify's default layout.
-fn deployments(found: &[Input], args: &CheckArgs, opts: &Options) -> Result<Vec<(String, String, Deployment)>> {
-    let env_file = args.env_file.as_deref();
+pub(crate) fn deployments(
+    found: &[Input],
+    env_file: Option<&Path>,
+    values: &[PathBuf],
+    chart: Option<&str>,
+    opts: &Options,
+) -> Result<Vec<(String, String, Deployment)>> {
     let mut out = Vec::new();
     // Helm releases first: they take in their values files, GitOps objects and autoscalers.
-    let gathered =
-        crate::read::release::gather(found, &args.values, args.chart.as_deref()).map_err(anyhow::Error::msg)?;
+    let gathered = crate::read::release::gather(found, values, chart).map_err(anyhow::Error::msg)?;
     let found: Vec<Input> =
         found.iter().enumerate().filter(|(i, _)| !gathered.used.contains(i)).map(|(_, i)| i.clone()).collect();
     let found = found.as_slice();

@@ -2,6 +2,7 @@
 //! severity and a one-line remedy (the codes are a contract: never renamed, only added).
 
 pub mod allow;
+pub mod capacity;
 pub mod rules;
 
 use crate::dify::Component;
@@ -68,6 +69,10 @@ codes! {
     UnusedAllow = "unused-allow", Warning, "an allow entry in difyplan.toml matches no finding";
     PoolerDeadlockRisk = "pooler-deadlock-risk", Error, "a PgBouncer server pool is below the api requests that can hold a connection while asking for another, + 1 (in session mode: below the client pools): requests deadlock (measured)";
     PoolerClientSlotsLow = "pooler-max-client-conn-low", Error, "PgBouncer's max_client_conn is below the client pools routed to it: their connections beyond it are refused";
+    ApiGreenletsBelowLoad = "api-greenlets-below-load", Error, "check --qps: the api's greenlets are below the requests in flight at that load, so requests queue";
+    ApiProcessesBelowLoad = "api-processes-below-load", Error, "check --qps: the api's processes (one core each) are below the CPU the load needs";
+    WorkerConcurrencyBelowLoad = "worker-concurrency-below-load", Error, "check --qps: the worker's -c is below the streaming runs and tasks in flight at that load";
+    PluginDaemonBelowLoad = "plugin-daemon-below-load", Error, "check --qps: the plugin daemon's replicas are below the CPU the load needs";
 }
 
 impl fmt::Display for Code {

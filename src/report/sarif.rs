@@ -40,6 +40,18 @@ pub fn full_description(c: Code) -> &'static str {
         Code::PoolerClientSlotsLow => {
             "Every process's SQLAlchemy pool opens client connections to PgBouncer; max_client_conn below their sum makes PgBouncer refuse the excess. Raise max_client_conn to the client pools routed to it."
         }
+        Code::ApiGreenletsBelowLoad => {
+            "check --qps: the api's greenlet slots (replicas × SERVER_WORKER_AMOUNT × SERVER_WORKER_CONNECTIONS) are below the requests in flight at that load (Little's law; an error below the mean, a warning below its 99.9% quantile), so requests queue in the listen backlog and time out. Raise SERVER_WORKER_CONNECTIONS or the processes (difyplan size plans both)."
+        }
+        Code::ApiProcessesBelowLoad => {
+            "check --qps: the api's gevent processes, one core each, are below the CPU the load needs at the edition's CPU target; a saturated process stretches every request it holds. Raise SERVER_WORKER_AMOUNT or the replicas."
+        }
+        Code::WorkerConcurrencyBelowLoad => {
+            "check --qps: the worker's -c across its replicas is below the streaming runs and tasks in flight at that load, so runs queue in the broker (the entrypoint's -c 1 failed 95% of streaming chat runs at 2.5/s on a real Dify). Raise CELERY_WORKER_AMOUNT or the worker replicas."
+        }
+        Code::PluginDaemonBelowLoad => {
+            "check --qps: the plugin daemon's replicas are below the CPU the load needs (about 30 QPS per 2-core instance). Add replicas."
+        }
         Code::RedisMaxConnectionsLow => {
             "Each streaming response subscribes to Redis pub/sub; REDIS_MAX_CONNECTIONS below the streams a process admits makes requests fail to get a Redis connection. Raise REDIS_MAX_CONNECTIONS to the greenlets a process admits."
         }

@@ -32,6 +32,7 @@ fn check_folder(files: &[(&str, Vec<u8>)]) {
         values: Vec::new(),
         chart: None,
         wide: false,
+        load: Default::default(),
     };
     let mut out = Vec::new();
     let mut err = Vec::new();

@@ -2,6 +2,8 @@
 //! properties. Real Dify files come from `../shared/fixtures/dify/`, never from copies.
 
 mod bad_input;
+mod calibrate_cli;
+mod capacity_cli;
 mod check_cli;
 mod compose_inputs;
 mod fuzz;

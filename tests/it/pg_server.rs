@@ -30,6 +30,11 @@ const PIPELINE: usize = 64;
 /// (and CI's) is shared.
 pub(crate) static ONE_SERVER_AT_A_TIME: Mutex<()> = Mutex::new(());
 
+/// Held by a test while its server runs (other test modules start servers too).
+pub fn one_server_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_SERVER_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 // ---------------------------------------------------------------------------------------------
 // The tests
 
@@ -357,6 +362,11 @@ impl PgBin {
             .filter_map(Self::major)
             .max_by_key(|b| b.major);
         newest.or_else(|| std::env::split_paths(&std::env::var_os("PATH")?).find_map(Self::at))
+    }
+
+    /// The folder of the server binaries (Debian's holds `psql` too).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// A specific major version from Debian's layout, e.g. `PgBin::major(15)`.
