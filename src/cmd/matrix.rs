@@ -66,7 +66,7 @@ pub fn run(args: &MatrixArgs, io: &mut Io) -> Result<ExitStatus> {
     if args.write {
         let outputs: Vec<crate::render::write::Output> = files(&args.dir)?
             .into_iter()
-            .filter(|(path, text)| std::fs::read_to_string(path).ok().as_deref() != Some(text.as_str()))
+            .filter(|(path, text)| crate::read::read_text(path).ok().as_deref() != Some(text.as_str()))
             .map(|(path, text)| crate::render::write::Output { path, contents: text.into_bytes(), mode: None })
             .collect();
         let existing =

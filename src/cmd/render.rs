@@ -187,15 +187,8 @@ fn env_file_version(path: &Path) -> Option<crate::dify::DifyVersion> {
 
 /// `--patch FILE`: set the shared sizing keys in a Dify `.env`, print the diff, or apply it.
 fn patch_env(plan: &Plan, file: &Path, args: &RenderEnvArgs, io: &mut Io) -> Result<ExitStatus> {
-    let name = file.display().to_string();
-    let bytes = match std::fs::read(file) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!("{name}: no such file — pass Dify's docker/.env"),
-        Err(e) if e.kind() == std::io::ErrorKind::IsADirectory || file.is_dir() => {
-            bail!("{name}: is a folder — pass the .env file inside it")
-        }
-        Err(e) => bail!("{name}: {e}"),
-    };
+    let name = crate::safety::shown_path(file);
+    let bytes = crate::read::read_bytes(file)?;
     let text = patch::dify_env_text(&bytes, &name)?;
     let settings = report::env::settings(plan);
     let wanted: Vec<(String, String)> =

@@ -1,0 +1,8 @@
+//! What makes input safe to show: one escaping function for every string that came from an
+//! input (values, keys, file names) and one rule for which values are secrets and how they show.
+
+pub mod escape;
+pub mod secret;
+
+pub use escape::{escape, shown_path};
+pub use secret::{is_secret_key, mask_url_passwords, REDACTED};

@@ -1,0 +1,122 @@
+//! Which values are secrets and how they are shown. A CI log is public to everyone who can read
+//! the repository, so no output and no error ever holds the value of a key that names a secret,
+//! a value interpolated from one, or the password of a URL: they show as [`REDACTED`], next to
+//! the file and line they come from.
+
+use std::borrow::Cow;
+
+/// What a secret shows as.
+pub const REDACTED: &str = "***";
+
+/// Whether a variable's name says its value is a secret: a word (between `_`, `.` or `-`) such
+/// as `PASSWORD`, `SECRET`, `TOKEN`, `CREDENTIAL(S)` or `DSN`, or `KEY` as the last word
+/// (`SECRET_KEY`, `OPENAI_API_KEY`, `S3_ACCESS_KEY`, but not `KEY_PREFIX`). Case is ignored.
+/// Names like `ACCESS_TOKEN_EXPIRE_MINUTES` count too: a false alarm only hides a number.
+pub fn is_secret_key(key: &str) -> bool {
+    let upper = key.to_ascii_uppercase();
+    let words: Vec<&str> = upper.split(['_', '.', '-']).filter(|w| !w.is_empty()).collect();
+    const WORDS: &[&str] = &[
+        "PASSWORD",
+        "PASSWD",
+        "PASS",
+        "PWD",
+        "SECRET",
+        "SECRETS",
+        "TOKEN",
+        "TOKENS",
+        "CREDENTIAL",
+        "CREDENTIALS",
+        "DSN",
+        "APIKEY",
+        "PRIVATE",
+        "AUTH",
+    ];
+    words.iter().any(|w| WORDS.contains(w) || w.ends_with("PASSWORD") || w.ends_with("SECRET"))
+        || words.last().is_some_and(|w| *w == "KEY" || *w == "KEYS")
+}
+
+/// `text` with the password of every URL in it (`scheme://user:password@host`) replaced by
+/// [`REDACTED`].
+pub fn mask_url_passwords(text: &str) -> Cow<'_, str> {
+    if !text.contains("://") {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        // The authority ends at the first `/`, `?`, `#` or blank; its userinfo at the last `@`.
+        let end = tail.find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace()).unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@').and_then(|at| authority[..at].find(':').map(|colon| (colon, at))) {
+            Some((colon, at)) => {
+                out.push_str(&authority[..=colon]);
+                out.push_str(REDACTED);
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+/// How a value of `key` is shown: [`REDACTED`] for a secret (by its name, or because it was
+/// interpolated from one: `tainted`), else the value with URL passwords masked and control
+/// characters escaped.
+pub fn shown_value(key: &str, value: &str, tainted: bool) -> String {
+    if tainted || is_secret_key(key) {
+        return REDACTED.to_string();
+    }
+    super::escape(&mask_url_passwords(value)).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_names() {
+        for k in [
+            "DB_PASSWORD",
+            "SECRET_KEY",
+            "OPENAI_API_KEY",
+            "S3_SECRET_KEY",
+            "REDIS_PASSWORD",
+            "PLUGIN_DAEMON_KEY",
+            "SENTRY_DSN",
+            "CODE_EXECUTION_API_KEY",
+            "INIT_PASSWORD",
+            "WEAVIATE_API_KEY",
+            "db.password",
+            "GOOGLE_STORAGE_SERVICE_ACCOUNT_JSON_BASE64_CREDENTIALS",
+            "NOTION_INTERNAL_SECRET",
+            "PGPASSWORD",
+        ] {
+            assert!(is_secret_key(k), "{k}");
+        }
+        for k in ["SQLALCHEMY_POOL_SIZE", "POSTGRES_MAX_CONNECTIONS", "KEY_PREFIX", "DB_USERNAME", "DB_HOST", "MONKEY"] {
+            assert!(!is_secret_key(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn url_passwords() {
+        assert_eq!(mask_url_passwords("redis://:p4ss@redis:6379/1"), "redis://:***@redis:6379/1");
+        assert_eq!(
+            mask_url_passwords("a postgresql://u:p@ss@db/x and http://h/"),
+            "a postgresql://u:***@db/x and http://h/"
+        );
+        assert_eq!(mask_url_passwords("http://user@host/x"), "http://user@host/x");
+        assert_eq!(mask_url_passwords("no url"), "no url");
+    }
+
+    #[test]
+    fn shown_values() {
+        assert_eq!(shown_value("DB_PASSWORD", "S3cret", false), "***");
+        assert_eq!(shown_value("POSTGRES_MAX_CONNECTIONS", "S3cret", true), "***");
+        assert_eq!(shown_value("CELERY_BROKER_URL", "redis://:pw@r:6379/1\n", false), "redis://:***@r:6379/1\\n");
+    }
+}
