@@ -135,7 +135,7 @@ fn emit(docs: Vec<Rendered>, out: &RenderOutputArgs, separator: &str, io: &mut I
     write::check_folder(dir)?;
     let outputs: Vec<Output> = docs
         .iter()
-        .map(|d| Output { path: dir.join(&d.file), contents: d.text.clone().into_bytes(), mode: None })
+        .map(|d| Output { path: dir.join(&d.file), contents: d.text.clone().into_bytes(), mode: None, owner: None })
         .collect();
     write::write_all(&outputs, if out.force { Existing::Replace } else { Existing::Keep })?;
     for o in &outputs {
@@ -227,20 +227,45 @@ fn patch_env(plan: &Plan, file: &Path, args: &RenderEnvArgs, io: &mut Io) -> Res
         writeln!(io.err, "{name}: {summary}; nothing written — add --write to apply")?;
         return Ok(ExitStatus::Success);
     }
-    let mode = write::mode_of(file);
+    // A `.env` that is a symbolic link (one file shared by several projects) is written through:
+    // the link's target gets the new text, replaced atomically in its own folder, and the
+    // backup lies beside it; the link stays a link.
+    let target = if std::fs::symlink_metadata(file).is_ok_and(|m| m.file_type().is_symlink()) {
+        let target = std::fs::canonicalize(file)
+            .map_err(|e| anyhow::anyhow!("{name}: {} — nothing was written", crate::read::explain_open(&e)))?;
+        writeln!(io.err, "{name} is a link: writing its target {}", crate::safety::shown_path(&target))?;
+        target
+    } else {
+        file.to_path_buf()
+    };
+    let (mode, owner) = (write::mode_of(&target), write::owner_of(&target));
+    let mut made_backup = None;
     if !args.no_backup {
-        let mut bak = file.as_os_str().to_owned();
+        let mut bak = target.as_os_str().to_owned();
         bak.push(".bak");
         let bak = PathBuf::from(bak);
+        let existed = std::fs::symlink_metadata(&bak).is_ok();
         let existing = if args.out.force { Existing::Replace } else { Existing::Keep };
-        write::write_all(&[Output { path: bak.clone(), contents: bytes.clone(), mode }], existing)
+        write::write_all(&[Output { path: bak.clone(), contents: bytes.clone(), mode, owner }], existing)
             .map_err(|e| anyhow::anyhow!("{e} (the backup of {name}; or pass --no-backup)"))?;
-        writeln!(io.err, "kept the original as {}", bak.display())?;
+        if !existed {
+            made_backup = Some(bak);
+        }
     }
-    write::write_all(
-        &[Output { path: file.to_path_buf(), contents: patched.text.into_bytes(), mode }],
-        Existing::Replace,
-    )?;
+    if let Err(e) =
+        write::write_all(&[Output { path: target.clone(), contents: patched.text.into_bytes(), mode, owner }], Existing::Replace)
+    {
+        // Nothing was written, so the backup made for this write goes too.
+        if let Some(bak) = &made_backup {
+            let _ = std::fs::remove_file(bak);
+        }
+        return Err(e.into());
+    }
+    if !args.no_backup {
+        let mut bak = target.as_os_str().to_owned();
+        bak.push(".bak");
+        writeln!(io.err, "kept the original as {}", crate::safety::shown_path(Path::new(&bak)))?;
+    }
     writeln!(io.err, "{name}: {summary}")?;
     Ok(ExitStatus::Success)
 }
