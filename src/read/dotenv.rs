@@ -193,6 +193,7 @@ impl<'a> Parser<'a> {
         while let Some(start) = self.statement_start(at) {
             let (entry, next) = self.statement(start)?;
             if let Some(entry) = entry {
+                crate::safety::note(&entry.key, &entry.value);
                 self.seen.insert(entry.key.clone(), entry.value.clone());
                 entries.push(entry);
             }
@@ -239,12 +240,14 @@ impl<'a> Parser<'a> {
                 }
                 c if is_blank(c) || is_key_char(c) => {}
                 c => {
-                    let shown = &text[key_start..self.line_end(key_start)];
+                    // Only the name read so far is shown: the rest of the line may be a secret.
+                    let shown = crate::safety::escape(text[key_start..here].trim_end());
                     return Err(self.error(
                         here,
                         format!(
-                            "unexpected character {c:?} in variable name `{shown}` — names may \
-                             use letters, digits, `_`, `.`, `-`, `[` and `]`; write `KEY=value`"
+                            "unexpected character {} after `{shown}` in a variable name — names may \
+                             use letters, digits, `_`, `.`, `-`, `[` and `]`; write `KEY=value`",
+                            crate::safety::escape(&format!("{c:?}"))
                         ),
                     ));
                 }
@@ -255,9 +258,14 @@ impl<'a> Parser<'a> {
             return Err(self.error(key_start, "missing variable name before the separator — write `KEY=value`".into()));
         }
         if let Some(space) = key.find(char::is_whitespace) {
+            // `DB_PASSWORD S3cret`: what follows the space is likely the value, never shown.
+            let name = crate::safety::escape(&key[..space]);
             return Err(self.error(
                 key_start + space,
-                format!("variable name `{key}` contains a space — remove it, or write `KEY=value`"),
+                format!(
+                    "a space after the variable name `{name}` and more text (not shown) — write \
+                     `{name}=value`, or remove the space"
+                ),
             ));
         }
         let key_end = key_start + key.len();
@@ -364,11 +372,11 @@ impl<'a> Parser<'a> {
         match text[after..].chars().next() {
             None | Some('\n' | '#') => {}
             Some(_) => {
-                let shown = &text[after..self.line_end(after)];
+                // The text is not shown: it may be the rest of a secret.
                 return Err(self.error(
                     after,
                     format!(
-                        "unexpected text `{shown}` after the closing {quote} — start a comment \
+                        "unexpected text after the closing {quote} (not shown) — start a comment \
                          with ` #`, or put the whole value inside the quotes"
                     ),
                 ));
@@ -493,12 +501,12 @@ fn braced(
     depth: usize,
 ) -> Result<(String, usize), String> {
     let bytes = s.as_bytes();
+    // The reference is not quoted: in a password, `${` is just part of the secret.
     let invalid = || {
-        let end = s[dollar..].find('\n').map_or(s.len(), |i| dollar + i);
-        let shown: String = s[dollar..end].chars().take(60).collect();
         format!(
-            "invalid variable reference `{shown}` — write `${{VAR}}`, `${{VAR:-default}}`, \
-             or `$$` for a literal `$`"
+            "invalid variable reference (a `${{` at byte {} of the value that does not form one) — write \
+             `${{VAR}}`, `${{VAR:-default}}`, or `$$` for a literal `$`",
+            dollar + 1
         )
     };
     let start = dollar + 2;

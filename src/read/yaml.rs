@@ -281,10 +281,47 @@ pub fn parse_documents(text: &str, file: &str) -> Result<Vec<Document>, YamlErro
         if let Err(message) = resolve_merges(&mut value, &mut path) {
             return Err(doc.error_at(&path, message));
         }
+        note_secrets(&value, 0);
         doc.value = value;
         docs.push(doc);
     }
     Ok(docs)
+}
+
+/// Tell the secret registry about every value a secret-named key holds: `DB_PASSWORD: x` in a
+/// compose `environment:`, `password:` in Helm values, and `{name: DB_PASSWORD, value: x}` in a
+/// Kubernetes `env:` list. Nesting is bounded by the parser's depth limit.
+fn note_secrets(value: &Value, depth: usize) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    match untag(value) {
+        Value::Mapping(map) => {
+            if let (Some(Value::String(name)), Some(v)) = (map_get(map, "name"), map_get(map, "value"))
+                && let Some(v) = scalar_string(untag(v))
+            {
+                crate::safety::note(name, &v);
+            }
+            for (k, v) in map {
+                if let (Some(k), Some(v)) = (scalar_string(k), scalar_string(untag(v))) {
+                    crate::safety::note(&k, &v);
+                }
+                note_secrets(v, depth + 1);
+            }
+        }
+        Value::Sequence(items) => {
+            for item in items {
+                // `- DB_PASSWORD=x` in a compose `environment:` list.
+                if let Value::String(s) = item
+                    && let Some((k, v)) = s.split_once('=')
+                {
+                    crate::safety::note(k, v);
+                }
+                note_secrets(item, depth + 1);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Writes a value as YAML (all YAML writing goes through here too).

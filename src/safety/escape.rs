@@ -36,10 +36,10 @@ pub fn shown_path(path: &Path) -> String {
     escape(&path.to_string_lossy()).into_owned()
 }
 
-/// GitHub Actions' escaping of a workflow command's message (`%`, CR, LF), applied after
-/// [`escape`] so no other control character is left either.
+/// GitHub Actions' escaping of a workflow command's message (`%`, CR, LF as `%25`, `%0D`,
+/// `%0A`), then [`escape`] for every other control character.
 pub fn github_data(s: &str) -> String {
-    escape(s).replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    escape(&s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")).into_owned()
 }
 
 /// GitHub Actions' escaping of a workflow command's property (`file=`, `title=`): as for the
@@ -66,7 +66,7 @@ mod tests {
         let hostile = "x\n::error file=a::owned 100%";
         let data = github_data(hostile);
         assert!(!data.contains('\n') && !data.contains("100%\""), "{data}");
-        assert_eq!(data, "x\\n::error file=a::owned 100%25");
-        assert_eq!(github_property("a:b,c%\r"), "a%3Ab%2Cc%25\\r");
+        assert_eq!(data, "x%0A::error file=a::owned 100%25");
+        assert_eq!(github_property("a:b,c%\r\x1b"), "a%3Ab%2Cc%25%0D\\e");
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod escape;
 pub mod secret;
+pub mod sink;
 
 pub use escape::{escape, shown_path};
-pub use secret::{is_secret_key, mask_url_passwords, REDACTED};
+pub use secret::{REDACTED, is_secret_key, mask_url_passwords, note, scrub};

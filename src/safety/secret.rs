@@ -4,6 +4,7 @@
 //! the file and line they come from.
 
 use std::borrow::Cow;
+use std::sync::Mutex;
 
 /// What a secret shows as.
 pub const REDACTED: &str = "***";
@@ -13,7 +14,17 @@ pub const REDACTED: &str = "***";
 /// (`SECRET_KEY`, `OPENAI_API_KEY`, `S3_ACCESS_KEY`, but not `KEY_PREFIX`). Case is ignored.
 /// Names like `ACCESS_TOKEN_EXPIRE_MINUTES` count too: a false alarm only hides a number.
 pub fn is_secret_key(key: &str) -> bool {
-    let upper = key.to_ascii_uppercase();
+    // camelCase (Helm values: `secretKey`, `apiKey`) splits into words as well.
+    let mut split = String::with_capacity(key.len() + 4);
+    let mut prev_lower = false;
+    for c in key.chars() {
+        if c.is_ascii_uppercase() && prev_lower {
+            split.push('_');
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        split.push(c.to_ascii_uppercase());
+    }
+    let upper = split;
     let words: Vec<&str> = upper.split(['_', '.', '-']).filter(|w| !w.is_empty()).collect();
     const WORDS: &[&str] = &[
         "PASSWORD",
@@ -33,6 +44,73 @@ pub fn is_secret_key(key: &str) -> bool {
     ];
     words.iter().any(|w| WORDS.contains(w) || w.ends_with("PASSWORD") || w.ends_with("SECRET"))
         || words.last().is_some_and(|w| *w == "KEY" || *w == "KEYS")
+}
+
+/// The secret values read so far in this run, longest first (see [`scrub`]).
+static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Remember that `value`, read for `key`, is a secret when the key names one; a URL password in
+/// any value is one too. Every reader calls this for every value it reads, so [`scrub`] can take
+/// the values out of whatever is printed, wherever a message or a report would have quoted them.
+pub fn note(key: &str, value: &str) {
+    if is_secret_key(key) {
+        register(value);
+    }
+    if value.contains("://") {
+        for password in url_passwords(value) {
+            register(password);
+        }
+    }
+}
+
+/// Remember one secret value (each line of it, for a value that spans lines). Numbers and
+/// `true`/`false` are left out (a token's lifetime in minutes is no secret, and hiding every
+/// `30` would hide the plan), as are values under 4 characters.
+pub fn register(value: &str) {
+    let mut secrets = SECRETS.lock().unwrap_or_else(|e| e.into_inner());
+    for part in value.split(['\n', '\r']).map(str::trim) {
+        let trivial = part.chars().count() < 4
+            || part.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '-')
+            || matches!(part.to_ascii_lowercase().as_str(), "true" | "false" | "null" | "none");
+        if trivial {
+            continue;
+        }
+        for form in [part.to_string(), super::escape(part).into_owned()] {
+            if !secrets.contains(&form) {
+                secrets.push(form);
+            }
+        }
+    }
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+}
+
+/// `text` with every secret value read so far, and every URL password, replaced by [`REDACTED`].
+/// Every output and every error goes through this before it is printed.
+pub fn scrub(text: &str) -> Cow<'_, str> {
+    let secrets = SECRETS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut out = mask_url_passwords(text);
+    for secret in secrets.iter() {
+        if out.contains(secret.as_str()) {
+            out = Cow::Owned(out.replace(secret.as_str(), REDACTED));
+        }
+    }
+    out
+}
+
+/// The passwords of the URLs in `text`.
+fn url_passwords(text: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let tail = &rest[i + 3..];
+        let end = tail.find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace()).unwrap_or(tail.len());
+        let authority = &tail[..end];
+        if let Some((colon, at)) = authority.rfind('@').and_then(|at| authority[..at].find(':').map(|c| (c, at))) {
+            found.push(&authority[colon + 1..at]);
+        }
+        rest = &tail[end..];
+    }
+    found
 }
 
 /// `text` with the password of every URL in it (`scheme://user:password@host`) replaced by
@@ -111,6 +189,15 @@ mod tests {
         );
         assert_eq!(mask_url_passwords("http://user@host/x"), "http://user@host/x");
         assert_eq!(mask_url_passwords("no url"), "no url");
+    }
+
+    #[test]
+    fn scrubbed_everywhere_once_noted() {
+        note("DB_PASSWORD", "Zq9-unique-secret");
+        note("ACCESS_TOKEN_EXPIRE_MINUTES", "60");
+        note("CELERY_BROKER_URL", "redis://:Other-pw-77@redis:6379/1");
+        let text = "a.env:3: POSTGRES_MAX_CONNECTIONS=Zq9-unique-secret is not a whole number; 60 s; Other-pw-77";
+        assert_eq!(scrub(text), "a.env:3: POSTGRES_MAX_CONNECTIONS=*** is not a whole number; 60 s; ***");
     }
 
     #[test]
