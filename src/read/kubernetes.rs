@@ -93,8 +93,12 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         let target = yaml::get_string(&d.doc.value, &path(&["spec", "scaleTargetRef", "name"])).unwrap_or_default();
         let max = match yaml::get_string(&d.doc.value, &path(&["spec", "maxReplicas"])) {
             Some(m) => Some(Valued::new(
-                m.parse::<u64>().map_err(|_| {
-                    format!("{}: maxReplicas `{m}` is not a whole number", d.at(&path(&["spec", "maxReplicas"])))
+                deployment::whole_count(&m, deployment::MAX_COUNT).map_err(|why| {
+                    format!(
+                        "{}: maxReplicas `{}` {why}",
+                        d.at(&path(&["spec", "maxReplicas"])),
+                        crate::safety::escape(&m)
+                    )
                 })?,
                 d.at(&path(&["spec", "maxReplicas"])),
             )),
@@ -152,8 +156,8 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         };
         let replicas = match yaml::get_string(&d.doc.value, &path(&["spec", "replicas"])) {
             Some(r) => Valued::new(
-                r.parse::<u64>().map_err(|_| {
-                    format!("{}: replicas `{r}` is not a whole number", d.at(&path(&["spec", "replicas"])))
+                deployment::whole_count(&r, deployment::MAX_COUNT).map_err(|why| {
+                    format!("{}: replicas `{}` {why}", d.at(&path(&["spec", "replicas"])), crate::safety::escape(&r))
                 })?,
                 d.at(&path(&["spec", "replicas"])),
             ),

@@ -525,6 +525,14 @@ fn parse_error(file: &str, doc: Option<&SpanTree>, err: &serde_yaml::Error) -> Y
             "{problem}: nesting deeper than 128 levels — no compose file, manifest or values file \
              needs that; check for unbalanced brackets"
         )
+    } else if raw.contains(" as u128") || raw.contains(" as i128") {
+        // serde_yaml keeps integers in 64 bits; a longer one is no syntax error but a number
+        // larger than any count, size or timeout.
+        let path = problem.split(": invalid type").next().filter(|p| *p != problem).unwrap_or("a value");
+        format!(
+            "{path}: a number larger than 18446744073709551615 — no setting is that large; write a \
+             realistic value"
+        )
     } else if raw.contains("duplicate entry") {
         format!("{problem} — keep only one of the keys with that name in this mapping")
     } else if raw.contains("unknown anchor") {
