@@ -52,7 +52,9 @@ fn make_plan(args: &PlanArgs, kind: RenderKind, io: &mut Io) -> Result<Option<(P
         writeln!(io.err, "difyplan: nothing rendered — the plan does not fit its max_connections")?;
         return Ok(None);
     }
-    Ok(Some((plan, command_line(&args, kind))))
+    // The command line goes into every file's header comment: a path with a newline must not
+    // start a line of its own there.
+    Ok(Some((plan, crate::safety::escape(&command_line(&args, kind)).into_owned())))
 }
 
 /// The `difyplan render …` words that reproduce this plan (only the options that differ from
@@ -278,7 +280,7 @@ struct ComposeFile {
 }
 
 fn read_compose_file(path: &Path) -> Result<ComposeFile> {
-    let name = path.display().to_string();
+    let name = crate::safety::shown_path(path);
     let text = crate::read::read_text(path)?;
     let docs = yaml::parse_documents(&text, &name)?;
     let root = docs.first().map(|d| &d.value);
@@ -290,6 +292,13 @@ fn read_compose_file(path: &Path) -> Result<ComposeFile> {
     let mut db = None;
     for (k, svc) in services {
         let Some(n) = k.as_str() else { continue };
+        if n.chars().any(char::is_control) {
+            bail!(
+                "{name}: the service name `{}` holds a control character — compose service names are \
+                 letters, digits, `-`, `_` and `.`; rename it",
+                crate::safety::escape(n)
+            );
+        }
         names.push(n.to_string());
         let image = svc.get("image").and_then(Value::as_str).unwrap_or_default();
         if let Some(tag) = image.strip_prefix("langgenius/dify-api:") {
@@ -330,7 +339,7 @@ fn compose(args: &RenderComposeArgs, io: &mut Io) -> Result<ExitStatus> {
             )?;
             plan_args.dify_version = v;
         }
-        view.base_file = Some(file.display().to_string());
+        view.base_file = Some(crate::safety::shown_path(file));
         db_service = Some(found.db_service);
         present = Some(found.services);
     }

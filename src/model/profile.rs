@@ -199,6 +199,13 @@ impl Profile {
             ("redis_ops", self.redis_ops),
             ("workflow_log_bytes", self.workflow_log_bytes),
         ];
+        // The name goes into every rendered file's header comment: one line of plain text.
+        if self.name.chars().any(|c| c.is_control()) {
+            return Err(format!(
+                "`name` is `{}`, which holds a control character — write the name on one line, as plain text",
+                crate::safety::escape(&self.name)
+            ));
+        }
         for (name, v) in fields {
             if !v.is_finite() || v < 0.0 {
                 return Err(format!("`{name}` is {}; it must be a finite number ≥ 0", shown(v)));
