@@ -21,6 +21,10 @@ pub struct Options {
     pub host_cpus: u64,
 }
 
+/// The most services one compose project may have: Dify's own file has about 40, so this is
+/// far above any real project and keeps the work per project bounded.
+pub const MAX_SERVICES: usize = 1_000;
+
 /// A compose project: the files merged in order (`-f a -f b`) and the `.env` used to interpolate.
 #[derive(Debug, Clone)]
 pub struct Project {
@@ -35,18 +39,20 @@ struct ProjectEnv {
     path: String,
     file: Option<PathBuf>,
     values: BTreeMap<String, (String, usize)>,
+    /// Bytes produced by interpolation so far.
+    expanded: std::cell::Cell<usize>,
 }
 
 impl ProjectEnv {
     fn read(path: Option<&Path>) -> Result<ProjectEnv, String> {
         let Some(path) = path else {
-            return Ok(ProjectEnv { path: String::new(), file: None, values: BTreeMap::new() });
+            return Ok(ProjectEnv { path: String::new(), file: None, values: BTreeMap::new(), expanded: Default::default() });
         };
-        let name = path.display().to_string();
+        let name = crate::safety::shown_path(path);
         let text = super::read_text(path).map_err(|e| e.to_string())?;
         let entries = dotenv::parse(&text, &name, &BTreeMap::new()).map_err(|e| e.to_string())?;
         let values = entries.into_iter().map(|e| (e.key, (e.value, e.line))).collect();
-        Ok(ProjectEnv { path: name, file: Some(path.to_path_buf()), values })
+        Ok(ProjectEnv { path: name, file: Some(path.to_path_buf()), values, expanded: Default::default() })
     }
 
     fn get(&self, key: &str) -> Option<String> {
@@ -69,6 +75,15 @@ impl ProjectEnv {
             v.map(|(v, _)| v.clone())
         };
         let value = dotenv::interpolate(raw, &lookup).map_err(|e| format!("{written_at}: {e}"))?;
+        // Many `${LONG}` references must not copy a long value without end.
+        self.expanded.set(self.expanded.get() + value.len());
+        if self.expanded.get() > dotenv::MAX_TOTAL_BYTES {
+            return Err(format!(
+                "{written_at}: the project's values expand to more than {} MiB in all — `${{VAR}}` \
+                 references copy long values many times; write the values out",
+                dotenv::MAX_TOTAL_BYTES >> 20
+            ));
+        }
         let used = used.into_inner();
         let source = match used.as_slice() {
             [line] => Source::file(self.path.clone(), *line),
@@ -98,12 +113,16 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
     let mut layout_v19 = false;
     let mut image_version = None;
     for (i, file) in project.files.iter().enumerate() {
-        let name = file.display().to_string();
-        let text = match project.texts.get(i).cloned().flatten() {
+        let name = crate::safety::shown_path(file);
+        let read;
+        let text = match project.texts.get(i).and_then(Option::as_deref) {
             Some(t) => t,
-            None => super::read_text(file).map_err(|e| e.to_string())?,
+            None => {
+                read = super::read_text(file).map_err(|e| e.to_string())?;
+                read.as_str()
+            }
         };
-        let docs = yaml::parse_documents(&text, &name).map_err(|e| e.to_string())?;
+        let docs = yaml::parse_documents(text, &name).map_err(|e| e.to_string())?;
         let Some(doc) = docs.into_iter().next() else { continue };
         let Some(root) = doc.value.as_mapping() else {
             return Err(format!(
@@ -114,6 +133,13 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
             layout_v19 = true;
         }
         let Some(svcs) = root.get("services").and_then(Value::as_mapping) else { continue };
+        if svcs.len() + services.len() > MAX_SERVICES {
+            return Err(format!(
+                "{}: more than {MAX_SERVICES} services in one compose project — Dify's has about 40; \
+                 pass the project's own compose files",
+                doc.error_at(&seg(&["services"]), "").to_string().trim_end_matches(": ")
+            ));
+        }
         let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
         for (key, svc) in svcs {
             let Some(svc_name) = key.as_str() else { continue };

@@ -8,6 +8,16 @@ use std::ops::Range;
 /// recursion (and the work per byte) bounded on hostile input, far above anything a real file uses.
 const MAX_NESTING: usize = 32;
 
+/// The most assignments one `.env` may hold: Dify's has about 600, so this is far above any real
+/// file and keeps what a file turns into (entries, their sources) bounded in memory.
+pub const MAX_ENTRIES: usize = 20_000;
+
+/// The longest value interpolation may produce (a certificate or a credentials JSON is a few KB).
+pub const MAX_VALUE_BYTES: usize = 1 << 20;
+
+/// The most bytes all values of one file may expand to (the size limit of the file itself).
+pub const MAX_TOTAL_BYTES: usize = 16 << 20;
+
 /// One assignment read from a `.env` file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -190,9 +200,30 @@ impl<'a> Parser<'a> {
         // Compose skips a UTF-8 byte-order mark, which some Windows editors add.
         let mut at = if self.text.starts_with('\u{feff}') { 3 } else { 0 };
         let mut entries = Vec::new();
+        let mut total = 0usize;
         while let Some(start) = self.statement_start(at) {
+            if entries.len() == MAX_ENTRIES {
+                return Err(self.error(
+                    start,
+                    format!(
+                        "more than {MAX_ENTRIES} assignments — Dify's .env has about 600; pass the \
+                         .env itself, not a generated or concatenated file"
+                    ),
+                ));
+            }
             let (entry, next) = self.statement(start)?;
             if let Some(entry) = entry {
+                total += entry.value.len();
+                if total > MAX_TOTAL_BYTES {
+                    return Err(self.error(
+                        start,
+                        format!(
+                            "the values expand to more than {} MiB in all — `${{VAR}}` references \
+                             copy long values many times; write the values out",
+                            MAX_TOTAL_BYTES >> 20
+                        ),
+                    ));
+                }
                 crate::safety::note(&entry.key, &entry.value);
                 self.seen.insert(entry.key.clone(), entry.value.clone());
                 entries.push(entry);
@@ -465,6 +496,10 @@ fn substitute(s: &str, lookup: &dyn Fn(&str) -> Option<String>, depth: usize) ->
     let mut out = String::with_capacity(s.len());
     let mut at = 0;
     while let Some(offset) = s[at..].find('$') {
+        // `B=${A}${A}`, `C=${B}${B}`, … doubles at each line: values are bounded, like YAML aliases.
+        if out.len() > MAX_VALUE_BYTES {
+            return Err(too_long());
+        }
         let dollar = at + offset;
         out.push_str(&s[at..dollar]);
         match bytes.get(dollar + 1) {
@@ -490,7 +525,18 @@ fn substitute(s: &str, lookup: &dyn Fn(&str) -> Option<String>, depth: usize) ->
         }
     }
     out.push_str(&s[at..]);
+    if out.len() > MAX_VALUE_BYTES {
+        return Err(too_long());
+    }
     Ok(out)
+}
+
+fn too_long() -> String {
+    format!(
+        "the value expands to more than {} MiB — a chain of `${{VAR}}` references that copies values \
+         into each other; write the value out",
+        MAX_VALUE_BYTES >> 20
+    )
 }
 
 /// Resolves the `${...}` starting at `dollar`; returns its value and the offset after it.
