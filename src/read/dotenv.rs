@@ -147,12 +147,16 @@ struct Parser<'a> {
     line_starts: Vec<usize>,
     /// Values assigned so far: compose's fallback for interpolation.
     seen: BTreeMap<String, String>,
+    /// Keys whose values were interpolated from a secret.
+    tainted: std::cell::RefCell<std::collections::BTreeSet<String>>,
+    /// Whether the statement being read used a secret.
+    uses_secret: std::cell::Cell<bool>,
 }
 
 impl<'a> Parser<'a> {
     fn new(text: &'a str, file: &'a str, vars: &'a BTreeMap<String, String>) -> Self {
         let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
-        Parser { text, file, vars, line_starts, seen: BTreeMap::new() }
+        Parser { text, file, vars, line_starts, seen: BTreeMap::new(), tainted: Default::default(), uses_secret: Default::default() }
     }
 
     fn error(&self, at: usize, message: String) -> ParseError {
@@ -211,6 +215,7 @@ impl<'a> Parser<'a> {
                     ),
                 ));
             }
+            self.uses_secret.set(false);
             let (entry, next) = self.statement(start)?;
             if let Some(entry) = entry {
                 total += entry.value.len();
@@ -225,6 +230,10 @@ impl<'a> Parser<'a> {
                     ));
                 }
                 crate::safety::note(&entry.key, &entry.value);
+                if self.uses_secret.get() {
+                    crate::safety::secret::register(&entry.value);
+                    self.tainted.borrow_mut().insert(entry.key.clone());
+                }
                 self.seen.insert(entry.key.clone(), entry.value.clone());
                 entries.push(entry);
             }
@@ -423,7 +432,13 @@ impl<'a> Parser<'a> {
 
     /// Interpolates a value from `vars`, then from earlier assignments (compose's order).
     fn interpolate_at(&self, value: &str, at: usize) -> Result<String, ParseError> {
-        let lookup = |name: &str| self.vars.get(name).or_else(|| self.seen.get(name)).cloned();
+        let lookup = |name: &str| {
+            // A value built from a secret is a secret too.
+            if crate::safety::is_secret_key(name) || self.tainted.borrow().contains(name) {
+                self.uses_secret.set(true);
+            }
+            self.vars.get(name).or_else(|| self.seen.get(name)).cloned()
+        };
         substitute(value, &lookup, 0).map_err(|message| self.error(at, message))
     }
 }
