@@ -51,6 +51,10 @@ os.makedirs(os.path.join(work, "compose-long"))
 pad = "x" * 4000
 fill("compose-long/docker-compose.yaml", "services:\n",
      lambda i: f"  s{i}:\n    image: langgenius/dify-api:1.16.1\n    environment:\n      SQLALCHEMY_POOL_SIZE: '3'\n      X: '{pad}'\n" if i < 900 else f"x-pad{i}: '{pad}'\n")
+os.makedirs(os.path.join(work, "compose-wide"))
+pad = "w" * 800
+fill("compose-wide/docker-compose.yaml", "services:\n",
+     lambda i: f"  svc{i}:\n    image: nginx-{pad}\n    environment:\n      A: b\n      C: d\n")
 # Kubernetes: Deployments one after another.
 fill("manifests.yaml", "", lambda i: f"""---
 apiVersion: apps/v1
@@ -88,5 +92,6 @@ done
 measure "render env --patch many.env" "$bin" render env --qps 10 --patch "$work/many.env"
 measure "check compose, many services" "$bin" check "$work/compose-many" --format json
 measure "check compose, long values" "$bin" check "$work/compose-long" --format json --pg-max-connections 100000
+measure "check compose, wide services" "$bin" check "$work/compose-wide" --format json
 measure "check Kubernetes manifests" "$bin" check "$work/manifests.yaml" --format json --pg-max-connections 100000
 measure "check Helm values" "$bin" check "$work/values.yaml" --format json

@@ -67,7 +67,12 @@ pub fn run(args: &MatrixArgs, io: &mut Io) -> Result<ExitStatus> {
         let outputs: Vec<crate::render::write::Output> = files(&args.dir)?
             .into_iter()
             .filter(|(path, text)| crate::read::read_text(path).ok().as_deref() != Some(text.as_str()))
-            .map(|(path, text)| crate::render::write::Output { path, contents: text.into_bytes(), mode: None, owner: None })
+            .map(|(path, text)| crate::render::write::Output {
+                path,
+                contents: text.into_bytes(),
+                mode: None,
+                owner: None,
+            })
             .collect();
         let existing =
             if args.force { crate::render::write::Existing::Replace } else { crate::render::write::Existing::Keep };

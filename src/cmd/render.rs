@@ -254,9 +254,10 @@ fn patch_env(plan: &Plan, file: &Path, args: &RenderEnvArgs, io: &mut Io) -> Res
             made_backup = Some(bak);
         }
     }
-    if let Err(e) =
-        write::write_all(&[Output { path: target.clone(), contents: patched.text.into_bytes(), mode, owner }], Existing::Replace)
-    {
+    if let Err(e) = write::write_all(
+        &[Output { path: target.clone(), contents: patched.text.into_bytes(), mode, owner }],
+        Existing::Replace,
+    ) {
         // Nothing was written, so the backup made for this write goes too.
         if let Some(bak) = &made_backup {
             let _ = std::fs::remove_file(bak);

@@ -88,7 +88,8 @@ impl Budget {
             .fold(0u64, u64::saturating_add);
         let usable = cap.usable();
         // In 128 bits, so no cap or demand can wrap the difference around.
-        let headroom = (i128::from(usable) - i128::from(demand)).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+        let headroom =
+            (i128::from(usable) - i128::from(demand)).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
         let headroom_pct = if usable == 0 { -100.0 } else { headroom as f64 * 100.0 / usable as f64 };
         Budget { lines, reserves, demand, cap, usable, headroom, headroom_pct, fits: demand <= usable }
     }

@@ -46,7 +46,12 @@ struct ProjectEnv {
 impl ProjectEnv {
     fn read(path: Option<&Path>) -> Result<ProjectEnv, String> {
         let Some(path) = path else {
-            return Ok(ProjectEnv { path: String::new(), file: None, values: BTreeMap::new(), expanded: Default::default() });
+            return Ok(ProjectEnv {
+                path: String::new(),
+                file: None,
+                values: BTreeMap::new(),
+                expanded: Default::default(),
+            });
         };
         let name = crate::safety::shown_path(path);
         let text = super::read_text(path).map_err(|e| e.to_string())?;

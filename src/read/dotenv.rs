@@ -156,7 +156,15 @@ struct Parser<'a> {
 impl<'a> Parser<'a> {
     fn new(text: &'a str, file: &'a str, vars: &'a BTreeMap<String, String>) -> Self {
         let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
-        Parser { text, file, vars, line_starts, seen: BTreeMap::new(), tainted: Default::default(), uses_secret: Default::default() }
+        Parser {
+            text,
+            file,
+            vars,
+            line_starts,
+            seen: BTreeMap::new(),
+            tainted: Default::default(),
+            uses_secret: Default::default(),
+        }
     }
 
     fn error(&self, at: usize, message: String) -> ParseError {

@@ -72,7 +72,9 @@ fn check_regular(meta: &std::fs::Metadata, name: &str) -> Result<(), ReadError> 
     } else {
         file_kind(meta)
     };
-    Err(ReadError(format!("{name}: is {what}, not a regular file — difyplan reads only regular files; name the file itself")))
+    Err(ReadError(format!(
+        "{name}: is {what}, not a regular file — difyplan reads only regular files; name the file itself"
+    )))
 }
 
 /// A word for what a non-regular file is.

