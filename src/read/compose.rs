@@ -449,7 +449,7 @@ fn replicas(svc: &Service, env: &ProjectEnv) -> Result<Valued<u64>, String> {
         format!(
             "{}: replicas `{}` of service {} {why}",
             text.source,
-            crate::safety::escape(&text.value),
+            crate::safety::shown(&text.value),
             crate::safety::escape(&svc.name)
         )
     })?;

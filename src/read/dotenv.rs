@@ -293,7 +293,7 @@ impl<'a> Parser<'a> {
                     return Err(self.error(
                         here,
                         format!(
-                            "unexpected character {} after `{shown}` in a variable name — names may \
+                            "unexpected character {} in variable name `{shown}…` — names may \
                              use letters, digits, `_`, `.`, `-`, `[` and `]`; write `KEY=value`",
                             crate::safety::escape(&format!("{c:?}"))
                         ),
@@ -311,7 +311,7 @@ impl<'a> Parser<'a> {
             return Err(self.error(
                 key_start + space,
                 format!(
-                    "a space after the variable name `{name}` and more text (not shown) — write \
+                    "variable name `{name}` contains a space, then more text (not shown) — write \
                      `{name}=value`, or remove the space"
                 ),
             ));

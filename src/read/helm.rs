@@ -250,7 +250,7 @@ impl Values<'_> {
             Some(Err(why)) if !why.starts_with("is not") => Err(format!(
                 "{src}: {} `{}` {why}",
                 keys.join("."),
-                crate::safety::escape(text.as_deref().unwrap_or_default())
+                crate::safety::shown(text.as_deref().unwrap_or_default())
             )),
             _ => Err(format!(
                 "{src}: {} must be a whole number, found `{}` — write a count such as 2",

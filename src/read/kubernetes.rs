@@ -97,7 +97,7 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
                     format!(
                         "{}: maxReplicas `{}` {why}",
                         d.at(&path(&["spec", "maxReplicas"])),
-                        crate::safety::escape(&m)
+                        crate::safety::shown(&m)
                     )
                 })?,
                 d.at(&path(&["spec", "maxReplicas"])),
@@ -157,7 +157,7 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         let replicas = match yaml::get_string(&d.doc.value, &path(&["spec", "replicas"])) {
             Some(r) => Valued::new(
                 deployment::whole_count(&r, deployment::MAX_COUNT).map_err(|why| {
-                    format!("{}: replicas `{}` {why}", d.at(&path(&["spec", "replicas"])), crate::safety::escape(&r))
+                    format!("{}: replicas `{}` {why}", d.at(&path(&["spec", "replicas"])), crate::safety::shown(&r))
                 })?,
                 d.at(&path(&["spec", "replicas"])),
             ),

@@ -44,7 +44,7 @@ pub fn max_connections(v: &Valued<String>) -> Result<Valued<u64>, String> {
         crate::dify::deployment::MAX_CONNECTIONS,
     )
     .map_err(|why| {
-        let value = crate::safety::escape(&v.value);
+        let value = crate::safety::shown(&v.value);
         match why.starts_with("is not") {
             true => format!("{}: max_connections `{value}` {why} — write a count such as 200", v.source),
             false => format!("{}: max_connections `{value}` {why}", v.source),

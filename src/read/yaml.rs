@@ -315,7 +315,7 @@ fn note_secrets(value: &Value, depth: usize) {
             }
             for (k, v) in map {
                 if let (Some(k), Some(v)) = (scalar_string(k), scalar_string(untag(v))) {
-                    crate::safety::note(&k, &v);
+                    crate::safety::note_yaml(&k, &v);
                 }
                 note_secrets(v, depth + 1);
             }

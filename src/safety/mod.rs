@@ -6,4 +6,4 @@ pub mod secret;
 pub mod sink;
 
 pub use escape::{escape, shown_path};
-pub use secret::{REDACTED, is_secret_key, mask_url_passwords, note, scrub};
+pub use secret::{REDACTED, is_secret_key, mask_url_passwords, note, note_yaml, scrub, shown};

@@ -46,8 +46,14 @@ pub fn is_secret_key(key: &str) -> bool {
         || words.last().is_some_and(|w| *w == "KEY" || *w == "KEYS")
 }
 
-/// The secret values read so far in this run, longest first (see [`scrub`]).
-static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// The secret values read so far in this run: `all` for exact matches (a whole value quoted in
+/// a message), `scrubbed` (longest first) for the ones also taken out of any text they appear in.
+struct Secrets {
+    all: std::collections::BTreeSet<String>,
+    scrubbed: Vec<String>,
+}
+
+static SECRETS: Mutex<Secrets> = Mutex::new(Secrets { all: std::collections::BTreeSet::new(), scrubbed: Vec::new() });
 
 /// Remember that `value`, read for `key`, is a secret when the key names one; a URL password in
 /// any value is one too. Every reader calls this for every value it reads, so [`scrub`] can take
@@ -63,25 +69,67 @@ pub fn note(key: &str, value: &str) {
     }
 }
 
+/// The same as [`note`] for a key of a YAML file: upper-case keys are environment variables and
+/// follow the same rule; other keys (`topologyKey`, `secretKeyRef`, `key:`) are structure, and
+/// count only with a strong word (`password`, `secret`, `token`, `credentials`, `dsn`).
+pub fn note_yaml(key: &str, value: &str) {
+    let env_like = key.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    let strong =
+        ["password", "secret", "token", "credential", "dsn"].iter().any(|w| key.to_ascii_lowercase().contains(w))
+            && !key.ends_with("Ref")
+            && !key.ends_with("Name");
+    if env_like || strong {
+        note(key, value);
+    } else if value.contains("://") {
+        note("", value);
+    }
+}
+
 /// Remember one secret value (each line of it, for a value that spans lines). Numbers and
-/// `true`/`false` are left out (a token's lifetime in minutes is no secret, and hiding every
-/// `30` would hide the plan), as are values under 4 characters.
+/// `true`/`false` are left out: a token's lifetime in minutes is no secret, and hiding every `30`
+/// would hide the plan. Only values of 8 characters or more that mix kinds of characters are
+/// taken out of running text (a password `dify` must not hide the word everywhere); a shorter
+/// one is still hidden wherever it is quoted as a whole value ([`shown`]).
 pub fn register(value: &str) {
     let mut secrets = SECRETS.lock().unwrap_or_else(|e| e.into_inner());
     for part in value.split(['\n', '\r']).map(str::trim) {
-        let trivial = part.chars().count() < 4
+        let trivial = part.is_empty()
             || part.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '-')
             || matches!(part.to_ascii_lowercase().as_str(), "true" | "false" | "null" | "none");
         if trivial {
             continue;
         }
+        secrets.all.insert(part.to_string());
+        let classes = [
+            part.chars().any(|c| c.is_ascii_lowercase()),
+            part.chars().any(|c| c.is_ascii_uppercase()),
+            part.chars().any(|c| c.is_ascii_digit()),
+            part.chars().any(|c| !c.is_ascii_alphanumeric()),
+        ];
+        if part.chars().count() < 8 || classes.iter().filter(|&&c| c).count() < 2 {
+            continue;
+        }
         for form in [part.to_string(), super::escape(part).into_owned()] {
-            if !secrets.contains(&form) {
-                secrets.push(form);
+            if !secrets.scrubbed.contains(&form) {
+                secrets.scrubbed.push(form);
             }
         }
     }
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets.scrubbed.sort_by_key(|s| std::cmp::Reverse(s.len()));
+}
+
+/// Whether `value` (trimmed) is, as a whole, a secret read so far.
+pub fn is_secret_value(value: &str) -> bool {
+    SECRETS.lock().unwrap_or_else(|e| e.into_inner()).all.contains(value.trim())
+}
+
+/// How a value read from a file is quoted in a message: [`REDACTED`] when it is a secret, else
+/// with URL passwords masked and control characters escaped.
+pub fn shown(value: &str) -> String {
+    if is_secret_value(value) {
+        return REDACTED.to_string();
+    }
+    super::escape(&mask_url_passwords(value)).into_owned()
 }
 
 /// `text` with every secret value read so far, and every URL password, replaced by [`REDACTED`].
@@ -89,7 +137,7 @@ pub fn register(value: &str) {
 pub fn scrub(text: &str) -> Cow<'_, str> {
     let secrets = SECRETS.lock().unwrap_or_else(|e| e.into_inner());
     let mut out = mask_url_passwords(text);
-    for secret in secrets.iter() {
+    for secret in secrets.scrubbed.iter() {
         if out.contains(secret.as_str()) {
             out = Cow::Owned(out.replace(secret.as_str(), REDACTED));
         }
@@ -145,7 +193,7 @@ pub fn mask_url_passwords(text: &str) -> Cow<'_, str> {
 /// interpolated from one: `tainted`), else the value with URL passwords masked and control
 /// characters escaped.
 pub fn shown_value(key: &str, value: &str, tainted: bool) -> String {
-    if tainted || is_secret_key(key) {
+    if tainted || is_secret_key(key) || is_secret_value(value) {
         return REDACTED.to_string();
     }
     super::escape(&mask_url_passwords(value)).into_owned()
@@ -196,9 +244,18 @@ mod tests {
     fn scrubbed_everywhere_once_noted() {
         note("DB_PASSWORD", "Zq9-unique-secret");
         note("ACCESS_TOKEN_EXPIRE_MINUTES", "60");
+        note("ORACLE_PASSWORD", "dify");
+        note_yaml("topologyKey", "topology.kubernetes.io/zone");
         note("CELERY_BROKER_URL", "redis://:Other-pw-77@redis:6379/1");
-        let text = "a.env:3: POSTGRES_MAX_CONNECTIONS=Zq9-unique-secret is not a whole number; 60 s; Other-pw-77";
-        assert_eq!(scrub(text), "a.env:3: POSTGRES_MAX_CONNECTIONS=*** is not a whole number; 60 s; ***");
+        let text = "a.env:3: POSTGRES_MAX_CONNECTIONS=Zq9-unique-secret is not a whole number; 60 s; Other-pw-77; \
+                    dify-api; topology.kubernetes.io/zone";
+        assert_eq!(
+            scrub(text),
+            "a.env:3: POSTGRES_MAX_CONNECTIONS=*** is not a whole number; 60 s; ***; dify-api; topology.kubernetes.io/zone"
+        );
+        // A short secret is still hidden where it is quoted whole.
+        assert_eq!(shown(" dify "), "***");
+        assert_eq!(shown("dify-api"), "dify-api");
     }
 
     #[test]
