@@ -78,10 +78,10 @@ pub fn run(args: &MatrixArgs, io: &mut Io) -> Result<ExitStatus> {
             if args.force { crate::render::write::Existing::Replace } else { crate::render::write::Existing::Keep };
         crate::render::write::write_all(&outputs, existing)?;
         for o in &outputs {
-            writeln!(io.err, "wrote {}", o.path.display())?;
+            writeln!(io.err, "wrote {}", crate::safety::shown_path(&o.path))?;
         }
         if outputs.is_empty() {
-            writeln!(io.err, "the matrix files under {} are up to date", args.dir.display())?;
+            writeln!(io.err, "the matrix files under {} are up to date", crate::safety::shown_path(&args.dir))?;
         }
         return Ok(ExitStatus::Success);
     }

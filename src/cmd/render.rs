@@ -115,7 +115,7 @@ fn source(out: &RenderOutputArgs) -> Source {
 fn self_check(r: &Rendered, template: &str, src: &Source) -> Result<()> {
     let shown = match src {
         Source::Builtin => format!("built-in template {template}"),
-        Source::Folder(d) => d.join(template).display().to_string(),
+        Source::Folder(d) => crate::safety::shown_path(&d.join(template)),
     };
     if r.file.ends_with(".yaml") {
         if let Err(e) = yaml::parse_documents(&r.text, &r.file) {
@@ -141,7 +141,7 @@ fn emit(docs: Vec<Rendered>, out: &RenderOutputArgs, separator: &str, io: &mut I
         .collect();
     write::write_all(&outputs, if out.force { Existing::Replace } else { Existing::Keep })?;
     for o in &outputs {
-        writeln!(io.err, "wrote {}", o.path.display())?;
+        writeln!(io.err, "wrote {}", crate::safety::shown_path(&o.path))?;
     }
     Ok(ExitStatus::Success)
 }
@@ -153,7 +153,7 @@ fn env(args: &RenderEnvArgs, io: &mut Io) -> Result<ExitStatus> {
         writeln!(
             io.err,
             "note: {} is a Dify {v} .env: planning for {v}, not {}",
-            args.patch.as_deref().map(|p| p.display().to_string()).unwrap_or_default(),
+            args.patch.as_deref().map(crate::safety::shown_path).unwrap_or_default(),
             plan_args.dify_version
         )?;
         plan_args.dify_version = v;
@@ -335,7 +335,7 @@ fn compose(args: &RenderComposeArgs, io: &mut Io) -> Result<ExitStatus> {
             writeln!(
                 io.err,
                 "note: {} runs Dify {v}: planning for {v}, not {}",
-                file.display(),
+                crate::safety::shown_path(file),
                 plan_args.dify_version
             )?;
             plan_args.dify_version = v;

@@ -43,7 +43,7 @@ fn export(dir: &Path, force: bool, io: &mut Io) -> Result<ExitStatus> {
             }
             if !path.exists() {
                 std::fs::create_dir(&path)
-                    .map_err(|e| anyhow::anyhow!("{}: {e} — nothing was written", path.display()))?;
+                    .map_err(|e| anyhow::anyhow!("{}: {e} — nothing was written", crate::safety::shown_path(&path)))?;
                 made.push(path);
             }
         }

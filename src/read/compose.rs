@@ -384,13 +384,13 @@ fn service_env(
                 };
                 return Err(format!(
                     "{at}: env_file {} of service {} does not exist — create it{hint} or mark it `required: false`",
-                    path.display(),
+                    crate::safety::shown_path(path),
                     svc.name
                 ));
             }
             continue;
         }
-        let name = path.display().to_string();
+        let name = crate::safety::shown_path(path);
         if !cache.contains_key(path) {
             let text = super::read_text(path).map_err(|e| e.to_string())?;
             cache.insert(path.clone(), dotenv::parse(&text, &name, &vars).map_err(|e| e.to_string())?);
@@ -568,7 +568,7 @@ pub fn shell_words(s: &str) -> Vec<String> {
 /// Dify service takes it, api_websocket maps its `API_WEBSOCKET_*` keys and runs when
 /// `COMPOSE_PROFILES` has `collaboration`, and the database gets `POSTGRES_MAX_CONNECTIONS`.
 pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Deployment, String> {
-    let name = input.path.display().to_string();
+    let name = crate::safety::shown_path(&input.path);
     let text = input.text()?;
     let entries = dotenv::parse(&text, &name, &BTreeMap::new()).map_err(|e| e.to_string())?;
     let env: Env =

@@ -303,7 +303,7 @@ impl Values<'_> {
 
 /// Read one values file of either community chart into a deployment description.
 pub fn read(input: &Input, opts: &Options) -> Result<Deployment, String> {
-    let file = input.path.display().to_string();
+    let file = crate::safety::shown_path(&input.path);
     let text = input.text()?;
     let docs = yaml::parse_documents(&text, &file).map_err(|e| e.to_string())?;
     let Some(doc) = docs.first() else {

@@ -56,7 +56,7 @@ struct Workload<'a> {
 pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
     let mut documents = Vec::new();
     for input in inputs {
-        let name = input.path.display().to_string();
+        let name = crate::safety::shown_path(&input.path);
         documents.extend(yaml::parse_documents(&input.text()?, &name).map_err(|e| e.to_string())?);
     }
     // `kind: List` (kubectl get -o yaml) holds its manifests in `items`.
