@@ -13,3 +13,4 @@ pub mod model;
 pub mod read;
 pub mod render;
 pub mod report;
+pub mod safety;

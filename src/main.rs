@@ -4,6 +4,8 @@ use clap::Parser;
 use difyplan::cli::{Cli, Command};
 use difyplan::cmd::{self, Io};
 use difyplan::exit::ExitStatus;
+use difyplan::safety::escape;
+use difyplan::safety::sink::Scrubbed;
 use std::io::Write;
 
 fn main() {
@@ -15,9 +17,10 @@ fn main() {
             std::process::exit(code);
         }
     };
+    // Everything printed goes through the scrubber: no secret a reader saw reaches a log.
     let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let mut err = std::io::stderr();
+    let mut out = Scrubbed::new(stdout.lock());
+    let mut err = Scrubbed::new(std::io::stderr());
     let mut io = Io { out: &mut out, err: &mut err };
     let result = match &cli.command {
         Command::Size(args) => cmd::size::run(args, &mut io),
@@ -35,14 +38,19 @@ fn main() {
         // A closed pipe (`difyplan size | head`) is the reader's choice, not a failure.
         Err(e) if is_broken_pipe(&e) => ExitStatus::Success,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "difyplan: error: {e:#}");
+            // One line, with the input's control characters escaped and its secrets scrubbed.
+            let message = escape(&format!("{e:#}")).into_owned();
+            let _ = writeln!(err, "difyplan: error: {message}");
+            let _ = err.flush();
             ExitStatus::Error
         }
     };
+    let _ = err.flush();
     if let Err(e) = out.flush()
         && e.kind() != std::io::ErrorKind::BrokenPipe
     {
-        let _ = writeln!(std::io::stderr(), "difyplan: error: writing output: {e}");
+        let _ = writeln!(err, "difyplan: error: writing output: {e}");
+        let _ = err.flush();
         std::process::exit(ExitStatus::Error.code());
     }
     std::process::exit(status.code());

@@ -98,7 +98,7 @@ pub fn run(args: &CalibrateArgs, io: &mut Io) -> Result<ExitStatus> {
         crate::model::profile::Profile::parse(&text, &path.display().to_string())
             .map_err(|e| anyhow!("the written profile does not read back ({e}); this is a bug"))?;
         write::write_all(
-            &[Output { path: path.clone(), contents: text.into_bytes(), mode: None }],
+            &[Output { path: path.clone(), contents: text.into_bytes(), mode: None, owner: None }],
             if args.force { Existing::Replace } else { Existing::Keep },
         )?;
         writeln!(io.err, "wrote {}", path.display())?;

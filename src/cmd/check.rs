@@ -36,7 +36,7 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
     if found.is_empty() && args.values.is_empty() {
         bail!(
             "{}: no .env, compose, Kubernetes or Helm values file found — pass the folder or files Dify is deployed from",
-            paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            paths.iter().map(|p| crate::safety::shown_path(p)).collect::<Vec<_>>().join(", ")
         );
     }
     let (config, config_name) = load_config(args.config.as_deref())?;
@@ -44,7 +44,7 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
     let found_deployments = deployments(&found, args.env_file.as_deref(), &args.values, args.chart.as_deref(), &opts)?;
     if found_deployments.is_empty() {
         // A gate that passes because it read nothing would hide a wrong path.
-        let files: Vec<String> = found.iter().map(|i| i.path.display().to_string()).collect();
+        let files: Vec<String> = found.iter().map(|i| crate::safety::shown_path(&i.path)).collect();
         bail!(
             "{}: no Dify service found (no api, worker, worker_beat, api_websocket or plugin_daemon) — pass the files Dify is deployed from",
             files.join(", ")
@@ -114,7 +114,7 @@ fn load_config(path: Option<&Path>) -> Result<(Config, String)> {
         Some(p) => p,
         None => return Ok((Config::default(), String::new())),
     };
-    let name = path.display().to_string();
+    let name = crate::safety::shown_path(&path);
     let text = crate::read::read_text(&path)?;
     Ok((Config::parse(&text, &name).map_err(anyhow::Error::msg)?, name))
 }
@@ -162,7 +162,7 @@ pub(crate) fn deployments(
                 texts: group.iter().map(|i| i.text.clone()).collect(),
                 env_file: dir_env.clone(),
             };
-            let label = project.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" + ");
+            let label = project.files.iter().map(|f| crate::safety::shown_path(f)).collect::<Vec<_>>().join(" + ");
             let d = compose::read(&project, opts).map_err(anyhow::Error::msg)?;
             // A compose file with no Dify service (Dify's middleware file, say) is not a deployment.
             if !d.components.is_empty() {
@@ -176,12 +176,12 @@ pub(crate) fn deployments(
             continue;
         }
         let d = compose::read_env_only(i, opts).map_err(anyhow::Error::msg)?;
-        out.push((i.path.display().to_string(), "env".to_string(), d));
+        out.push((crate::safety::shown_path(&i.path), "env".to_string(), d));
     }
     let manifests: Vec<&Input> = found.iter().filter(|i| i.kind == Kind::Kubernetes).collect();
     if !manifests.is_empty() {
         let d = crate::read::kubernetes::read(&manifests, opts).map_err(anyhow::Error::msg)?;
-        let label = manifests.iter().map(|i| i.path.display().to_string()).collect::<Vec<_>>().join(" + ");
+        let label = manifests.iter().map(|i| crate::safety::shown_path(&i.path)).collect::<Vec<_>>().join(" + ");
         if !d.components.is_empty() || !d.unbounded_autoscalers.is_empty() {
             out.push((label, "kubernetes".to_string(), d));
         }

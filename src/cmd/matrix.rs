@@ -73,17 +73,22 @@ pub fn run(args: &MatrixArgs, io: &mut Io) -> Result<ExitStatus> {
     if args.write {
         let outputs: Vec<crate::render::write::Output> = files(&args.dir)?
             .into_iter()
-            .filter(|(path, text)| std::fs::read_to_string(path).ok().as_deref() != Some(text.as_str()))
-            .map(|(path, text)| crate::render::write::Output { path, contents: text.into_bytes(), mode: None })
+            .filter(|(path, text)| crate::read::read_text(path).ok().as_deref() != Some(text.as_str()))
+            .map(|(path, text)| crate::render::write::Output {
+                path,
+                contents: text.into_bytes(),
+                mode: None,
+                owner: None,
+            })
             .collect();
         let existing =
             if args.force { crate::render::write::Existing::Replace } else { crate::render::write::Existing::Keep };
         crate::render::write::write_all(&outputs, existing)?;
         for o in &outputs {
-            writeln!(io.err, "wrote {}", o.path.display())?;
+            writeln!(io.err, "wrote {}", crate::safety::shown_path(&o.path))?;
         }
         if outputs.is_empty() {
-            writeln!(io.err, "the matrix files under {} are up to date", args.dir.display())?;
+            writeln!(io.err, "the matrix files under {} are up to date", crate::safety::shown_path(&args.dir))?;
         }
         return Ok(ExitStatus::Success);
     }

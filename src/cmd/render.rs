@@ -56,7 +56,9 @@ fn make_plan(args: &PlanArgs, kind: RenderKind, io: &mut Io) -> Result<Option<(P
         writeln!(io.err, "difyplan: nothing rendered — the plan does not fit its max_connections")?;
         return Ok(None);
     }
-    Ok(Some((plan, command_line(&args, kind))))
+    // The command line goes into every file's header comment: a path with a newline must not
+    // start a line of its own there.
+    Ok(Some((plan, crate::safety::escape(&command_line(&args, kind)).into_owned())))
 }
 
 /// The `difyplan render …` words that reproduce this plan (only the options that differ from
@@ -120,7 +122,7 @@ fn source(out: &RenderOutputArgs) -> Source {
 fn self_check(r: &Rendered, template: &str, src: &Source) -> Result<()> {
     let shown = match src {
         Source::Builtin => format!("built-in template {template}"),
-        Source::Folder(d) => d.join(template).display().to_string(),
+        Source::Folder(d) => crate::safety::shown_path(&d.join(template)),
     };
     if r.file.ends_with(".yaml") {
         if let Err(e) = yaml::parse_documents(&r.text, &r.file) {
@@ -142,11 +144,11 @@ fn emit(docs: Vec<Rendered>, out: &RenderOutputArgs, separator: &str, io: &mut I
     write::check_folder(dir)?;
     let outputs: Vec<Output> = docs
         .iter()
-        .map(|d| Output { path: dir.join(&d.file), contents: d.text.clone().into_bytes(), mode: None })
+        .map(|d| Output { path: dir.join(&d.file), contents: d.text.clone().into_bytes(), mode: None, owner: None })
         .collect();
     write::write_all(&outputs, if out.force { Existing::Replace } else { Existing::Keep })?;
     for o in &outputs {
-        writeln!(io.err, "wrote {}", o.path.display())?;
+        writeln!(io.err, "wrote {}", crate::safety::shown_path(&o.path))?;
     }
     Ok(ExitStatus::Success)
 }
@@ -158,7 +160,7 @@ fn env(args: &RenderEnvArgs, io: &mut Io) -> Result<ExitStatus> {
         writeln!(
             io.err,
             "note: {} is a Dify {v} .env: planning for {v}, not {}",
-            args.patch.as_deref().map(|p| p.display().to_string()).unwrap_or_default(),
+            args.patch.as_deref().map(crate::safety::shown_path).unwrap_or_default(),
             plan_args.dify_version
         )?;
         plan_args.dify_version = v;
@@ -194,15 +196,8 @@ fn env_file_version(path: &Path) -> Option<crate::dify::DifyVersion> {
 
 /// `--patch FILE`: set the shared sizing keys in a Dify `.env`, print the diff, or apply it.
 fn patch_env(plan: &Plan, file: &Path, args: &RenderEnvArgs, io: &mut Io) -> Result<ExitStatus> {
-    let name = file.display().to_string();
-    let bytes = match std::fs::read(file) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!("{name}: no such file — pass Dify's docker/.env"),
-        Err(e) if e.kind() == std::io::ErrorKind::IsADirectory || file.is_dir() => {
-            bail!("{name}: is a folder — pass the .env file inside it")
-        }
-        Err(e) => bail!("{name}: {e}"),
-    };
+    let name = crate::safety::shown_path(file);
+    let bytes = crate::read::read_bytes(file)?;
     let text = patch::dify_env_text(&bytes, &name)?;
     let settings = report::env::settings(plan);
     let wanted: Vec<(String, String)> =
@@ -250,20 +245,46 @@ fn patch_env(plan: &Plan, file: &Path, args: &RenderEnvArgs, io: &mut Io) -> Res
         writeln!(io.err, "{name}: {summary}; nothing written — add --write to apply")?;
         return Ok(ExitStatus::Success);
     }
-    let mode = write::mode_of(file);
+    // A `.env` that is a symbolic link (one file shared by several projects) is written through:
+    // the link's target gets the new text, replaced atomically in its own folder, and the
+    // backup lies beside it; the link stays a link.
+    let target = if std::fs::symlink_metadata(file).is_ok_and(|m| m.file_type().is_symlink()) {
+        let target = std::fs::canonicalize(file)
+            .map_err(|e| anyhow::anyhow!("{name}: {} — nothing was written", crate::read::explain_open(&e)))?;
+        writeln!(io.err, "{name} is a link: writing its target {}", crate::safety::shown_path(&target))?;
+        target
+    } else {
+        file.to_path_buf()
+    };
+    let (mode, owner) = (write::mode_of(&target), write::owner_of(&target));
+    let mut made_backup = None;
     if !args.no_backup {
-        let mut bak = file.as_os_str().to_owned();
+        let mut bak = target.as_os_str().to_owned();
         bak.push(".bak");
         let bak = PathBuf::from(bak);
+        let existed = std::fs::symlink_metadata(&bak).is_ok();
         let existing = if args.out.force { Existing::Replace } else { Existing::Keep };
-        write::write_all(&[Output { path: bak.clone(), contents: bytes.clone(), mode }], existing)
+        write::write_all(&[Output { path: bak.clone(), contents: bytes.clone(), mode, owner }], existing)
             .map_err(|e| anyhow::anyhow!("{e} (the backup of {name}; or pass --no-backup)"))?;
-        writeln!(io.err, "kept the original as {}", bak.display())?;
+        if !existed {
+            made_backup = Some(bak);
+        }
     }
-    write::write_all(
-        &[Output { path: file.to_path_buf(), contents: patched.text.into_bytes(), mode }],
+    if let Err(e) = write::write_all(
+        &[Output { path: target.clone(), contents: patched.text.into_bytes(), mode, owner }],
         Existing::Replace,
-    )?;
+    ) {
+        // Nothing was written, so the backup made for this write goes too.
+        if let Some(bak) = &made_backup {
+            let _ = std::fs::remove_file(bak);
+        }
+        return Err(e.into());
+    }
+    if !args.no_backup {
+        let mut bak = target.as_os_str().to_owned();
+        bak.push(".bak");
+        writeln!(io.err, "kept the original as {}", crate::safety::shown_path(Path::new(&bak)))?;
+    }
     writeln!(io.err, "{name}: {summary}")?;
     Ok(ExitStatus::Success)
 }
@@ -276,7 +297,7 @@ struct ComposeFile {
 }
 
 fn read_compose_file(path: &Path) -> Result<ComposeFile> {
-    let name = path.display().to_string();
+    let name = crate::safety::shown_path(path);
     let text = crate::read::read_text(path)?;
     let docs = yaml::parse_documents(&text, &name)?;
     let root = docs.first().map(|d| &d.value);
@@ -288,6 +309,13 @@ fn read_compose_file(path: &Path) -> Result<ComposeFile> {
     let mut db = None;
     for (k, svc) in services {
         let Some(n) = k.as_str() else { continue };
+        if n.chars().any(char::is_control) {
+            bail!(
+                "{name}: the service name `{}` holds a control character — compose service names are \
+                 letters, digits, `-`, `_` and `.`; rename it",
+                crate::safety::escape(n)
+            );
+        }
         names.push(n.to_string());
         let image = svc.get("image").and_then(Value::as_str).unwrap_or_default();
         if let Some(tag) = image.strip_prefix("langgenius/dify-api:") {
@@ -323,12 +351,12 @@ fn compose(args: &RenderComposeArgs, io: &mut Io) -> Result<ExitStatus> {
             writeln!(
                 io.err,
                 "note: {} runs Dify {v}: planning for {v}, not {}",
-                file.display(),
+                crate::safety::shown_path(file),
                 plan_args.dify_version
             )?;
             plan_args.dify_version = v;
         }
-        view.base_file = Some(file.display().to_string());
+        view.base_file = Some(crate::safety::shown_path(file));
         db_service = Some(found.db_service);
         present = Some(found.services);
     }

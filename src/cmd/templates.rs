@@ -29,16 +29,28 @@ fn export(dir: &Path, force: bool, io: &mut Io) -> Result<ExitStatus> {
     for b in BUILTINS {
         if let Some(sub) = Path::new(b.name).parent().filter(|p| !p.as_os_str().is_empty()) {
             let path = dir.join(sub);
+            // A subfolder that is a link would carry the export out of DIR.
+            if std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_dir()) {
+                for d in made.iter().rev() {
+                    let _ = std::fs::remove_dir(d);
+                }
+                anyhow::bail!(
+                    "{}: is a symbolic link or a file, not a folder — templates export writes only inside {}; \
+                     remove it or export into an empty folder (nothing was written)",
+                    crate::safety::shown_path(&path),
+                    crate::safety::shown_path(dir)
+                );
+            }
             if !path.exists() {
                 std::fs::create_dir(&path)
-                    .map_err(|e| anyhow::anyhow!("{}: {e} — nothing was written", path.display()))?;
+                    .map_err(|e| anyhow::anyhow!("{}: {e} — nothing was written", crate::safety::shown_path(&path)))?;
                 made.push(path);
             }
         }
     }
     let outputs: Vec<Output> = BUILTINS
         .iter()
-        .map(|b| Output { path: dir.join(b.name), contents: b.source.as_bytes().to_vec(), mode: None })
+        .map(|b| Output { path: dir.join(b.name), contents: b.source.as_bytes().to_vec(), mode: None, owner: None })
         .collect();
     if let Err(e) = write::write_all(&outputs, if force { Existing::Replace } else { Existing::Keep }) {
         for d in made.iter().rev() {
@@ -47,7 +59,7 @@ fn export(dir: &Path, force: bool, io: &mut Io) -> Result<ExitStatus> {
         return Err(e.into());
     }
     for o in &outputs {
-        writeln!(io.err, "wrote {}", o.path.display())?;
+        writeln!(io.err, "wrote {}", crate::safety::shown_path(&o.path))?;
     }
     Ok(ExitStatus::Success)
 }

@@ -213,12 +213,40 @@ impl Deployment {
     }
 }
 
+/// The largest count difyplan takes from a file (replicas, processes, greenlets, pool sizes):
+/// far above any real deployment, and small enough that the budget's products of three counts
+/// stay exact in 64 bits.
+pub const MAX_COUNT: u64 = 100_000;
+
+/// PostgreSQL's own ceiling on `max_connections` (its MAX_BACKENDS, 2^18 − 1).
+pub const MAX_CONNECTIONS: u64 = 262_143;
+
+/// Read a count written in a file: a whole number from 0 to `max`. The error is what is wrong
+/// with it, for the caller to put after the location and the name.
+pub fn whole_count(text: &str, max: u64) -> Result<u64, String> {
+    let text = text.trim();
+    match text.parse::<u64>() {
+        Ok(n) if n <= max => Ok(n),
+        Ok(_) => Err(format!("is larger than {max}, more than any real deployment — write a realistic count")),
+        Err(_) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(format!("is larger than {max}, more than any real deployment — write a realistic count"))
+        }
+        Err(_) => Err("is not a whole number".into()),
+    }
+}
+
 /// A number read from the environment, or Dify's default when unset or empty.
 pub fn env_number(env: &Env, key: &str, default: u64, default_what: &str) -> Result<Valued<u64>, String> {
     match env.get(key) {
         Some(v) if !v.value.trim().is_empty() => {
-            let n = v.value.trim().parse::<u64>().map_err(|_| {
-                format!("{}: {key}={} is not a whole number — set a count such as {default}", v.source, v.value.trim())
+            let max = if key.ends_with("MAX_CONNECTIONS") { MAX_CONNECTIONS } else { MAX_COUNT };
+            let n = whole_count(&v.value, max).map_err(|why| {
+                let value = crate::safety::secret::shown_value(key, v.value.trim(), false);
+                if why.starts_with("is not") {
+                    format!("{}: {key}={value} {why} — set a count such as {default}", v.source)
+                } else {
+                    format!("{}: {key}={value} {why}", v.source)
+                }
             })?;
             Ok(Valued::new(n, v.source.clone()))
         }

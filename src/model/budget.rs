@@ -114,7 +114,9 @@ impl Budget {
             .chain(reserves.iter().map(|r| r.connections))
             .fold(0u64, u64::saturating_add);
         let usable = cap.usable();
-        let headroom = usable as i64 - demand.min(i64::MAX as u64) as i64;
+        // In 128 bits, so no cap or demand can wrap the difference around.
+        let headroom =
+            (i128::from(usable) - i128::from(demand)).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
         let headroom_pct = if usable == 0 { -100.0 } else { headroom as f64 * 100.0 / usable as f64 };
         Budget { lines, pooler, reserves, demand, cap, usable, headroom, headroom_pct, fits: demand <= usable }
     }

@@ -164,7 +164,10 @@ impl Profile {
                 e.message().trim()
             ))
         })?;
-        profile.validate().map_err(|msg| ProfileError(format!("{source}: {msg}")))?;
+        profile.validate().map_err(|msg| match field_line(text, &msg) {
+            Some(line) => ProfileError(format!("{source}:{line}: {msg}")),
+            None => ProfileError(format!("{source}: {msg}")),
+        })?;
         Ok(profile)
     }
 
@@ -206,26 +209,54 @@ impl Profile {
             ("redis_ops", self.redis_ops),
             ("workflow_log_bytes", self.workflow_log_bytes),
         ];
+        // The name goes into every rendered file's header comment: one line of plain text.
+        if self.name.chars().any(|c| c.is_control()) {
+            return Err(format!(
+                "`name` is `{}`, which holds a control character — write the name on one line, as plain text",
+                crate::safety::escape(&self.name)
+            ));
+        }
         for (name, v) in fields {
             if !v.is_finite() || v < 0.0 {
-                return Err(format!("`{name}` is {v}; it must be a finite number ≥ 0"));
+                return Err(format!("`{name}` is {}; it must be a finite number ≥ 0", shown(v)));
+            }
+        }
+        // Every field has a ceiling far above real workloads, so no product in the model can
+        // reach infinity (an `inf` in a table, a `null` in JSON).
+        for (name, v, max) in [
+            ("connections_mean", self.connections_mean, 1_000.0),
+            ("connections_peak", self.connections_peak, 1_000.0),
+            ("plugin_db_ms", self.plugin_db_ms, 3_600_000.0),
+            ("api_cpu_ms_per_wait_second", self.api_cpu_ms_per_wait_second, 1_000.0),
+            ("celery_tasks", self.celery_tasks, 1_000.0),
+            ("celery_task_seconds", self.celery_task_seconds, 86_400.0),
+            ("redis_ops", self.redis_ops, 1_000_000.0),
+            ("workflow_log_bytes", self.workflow_log_bytes, 1e9),
+        ] {
+            if v > max {
+                return Err(format!(
+                    "`{name}` is {}, above {} — no real workload is near that; give a measured value",
+                    shown(v),
+                    shown(max)
+                ));
             }
         }
         for (name, v) in [("streaming_share", self.streaming_share), ("chat_share", self.chat_share)] {
             if v > 1.0 {
-                return Err(format!("`{name}` is {v}; a share lies between 0 and 1"));
+                return Err(format!("`{name}` is {}; a share lies between 0 and 1", shown(v)));
             }
         }
         if !(self.request_seconds >= 0.001 && self.request_seconds <= 3600.0) {
             return Err(format!(
                 "`request_seconds` is {}; give the mean request time in seconds, between 0.001 and 3600",
-                self.request_seconds
+                shown(self.request_seconds)
             ));
         }
         if self.connections_mean < 1.0 || self.connections_peak < self.connections_mean {
             return Err(format!(
                 "connections per request must satisfy 1 ≤ connections_mean ({}) ≤ connections_peak ({}); a blocking request holds at least one connection",
-                self.connections_mean, self.connections_peak
+                shown(self.connections_mean),
+                shown(self.connections_peak)
             ));
         }
         for (name, v) in [
@@ -238,7 +269,8 @@ impl Profile {
         ] {
             if v > 60_000.0 {
                 return Err(format!(
-                    "`{name}` is {v} ms of CPU per request; values above 60000 are not a web workload"
+                    "`{name}` is {} ms of CPU per request; values above 60000 are not a web workload",
+                    shown(v)
                 ));
             }
         }
@@ -269,6 +301,24 @@ pub const MEASURED_API_CPU_MS_PER_WAIT_SECOND: f64 = 5.4;
 
 fn default_api_cpu_ms_per_wait_second() -> f64 {
     MEASURED_API_CPU_MS_PER_WAIT_SECOND
+}
+
+/// A number as a message shows it: exponent form when it is huge or tiny, not 300 digits.
+fn shown(v: f64) -> String {
+    if v != 0.0 && !(1e-6..1e9).contains(&v.abs()) { format!("{v:e}") } else { v.to_string() }
+}
+
+/// The line of the first field a validation message names (`name = …` in the file).
+fn field_line(text: &str, msg: &str) -> Option<usize> {
+    let mut names: Vec<(usize, &str)> = text
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim()))
+        .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .filter_map(|k| msg.find(k).map(|at| (at, k)))
+        .collect();
+    names.sort();
+    let (_, first) = names.first()?;
+    text.lines().position(|l| l.split_once('=').is_some_and(|(k, _)| k.trim() == *first)).map(|i| i + 1)
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {

@@ -21,6 +21,10 @@ pub struct Options {
     pub host_cpus: u64,
 }
 
+/// The most services one compose project may have: Dify's own file has about 40, so this is
+/// far above any real project and keeps the work per project bounded.
+pub const MAX_SERVICES: usize = 1_000;
+
 /// A compose project: the files merged in order (`-f a -f b`) and the `.env` used to interpolate.
 #[derive(Debug, Clone)]
 pub struct Project {
@@ -35,18 +39,25 @@ struct ProjectEnv {
     path: String,
     file: Option<PathBuf>,
     values: BTreeMap<String, (String, usize)>,
+    /// Bytes produced by interpolation so far.
+    expanded: std::cell::Cell<usize>,
 }
 
 impl ProjectEnv {
     fn read(path: Option<&Path>) -> Result<ProjectEnv, String> {
         let Some(path) = path else {
-            return Ok(ProjectEnv { path: String::new(), file: None, values: BTreeMap::new() });
+            return Ok(ProjectEnv {
+                path: String::new(),
+                file: None,
+                values: BTreeMap::new(),
+                expanded: Default::default(),
+            });
         };
-        let name = path.display().to_string();
+        let name = crate::safety::shown_path(path);
         let text = super::read_text(path).map_err(|e| e.to_string())?;
         let entries = dotenv::parse(&text, &name, &BTreeMap::new()).map_err(|e| e.to_string())?;
         let values = entries.into_iter().map(|e| (e.key, (e.value, e.line))).collect();
-        Ok(ProjectEnv { path: name, file: Some(path.to_path_buf()), values })
+        Ok(ProjectEnv { path: name, file: Some(path.to_path_buf()), values, expanded: Default::default() })
     }
 
     fn get(&self, key: &str) -> Option<String> {
@@ -69,6 +80,15 @@ impl ProjectEnv {
             v.map(|(v, _)| v.clone())
         };
         let value = dotenv::interpolate(raw, &lookup).map_err(|e| format!("{written_at}: {e}"))?;
+        // Many `${LONG}` references must not copy a long value without end.
+        self.expanded.set(self.expanded.get() + value.len());
+        if self.expanded.get() > dotenv::MAX_TOTAL_BYTES {
+            return Err(format!(
+                "{written_at}: the project's values expand to more than {} MiB in all — `${{VAR}}` \
+                 references copy long values many times; write the values out",
+                dotenv::MAX_TOTAL_BYTES >> 20
+            ));
+        }
         let used = used.into_inner();
         let source = match used.as_slice() {
             [line] => Source::file(self.path.clone(), *line),
@@ -100,12 +120,16 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
     // Top-level `configs:` (a PgBouncer's pgbouncer.ini): name → (text, file, first line).
     let mut configs: BTreeMap<String, (String, String, usize)> = BTreeMap::new();
     for (i, file) in project.files.iter().enumerate() {
-        let name = file.display().to_string();
-        let text = match project.texts.get(i).cloned().flatten() {
+        let name = crate::safety::shown_path(file);
+        let read;
+        let text = match project.texts.get(i).and_then(Option::as_deref) {
             Some(t) => t,
-            None => super::read_text(file).map_err(|e| e.to_string())?,
+            None => {
+                read = super::read_text(file).map_err(|e| e.to_string())?;
+                read.as_str()
+            }
         };
-        let docs = yaml::parse_documents(&text, &name).map_err(|e| e.to_string())?;
+        let docs = yaml::parse_documents(text, &name).map_err(|e| e.to_string())?;
         let Some(doc) = docs.into_iter().next() else { continue };
         let Some(root) = doc.value.as_mapping() else {
             return Err(format!(
@@ -132,6 +156,13 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
             }
         }
         let Some(svcs) = root.get("services").and_then(Value::as_mapping) else { continue };
+        if svcs.len() + services.len() > MAX_SERVICES {
+            return Err(format!(
+                "{}: more than {MAX_SERVICES} services in one compose project — Dify's has about 40; \
+                 pass the project's own compose files",
+                doc.error_at(&seg(&["services"]), "").to_string().trim_end_matches(": ")
+            ));
+        }
         let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
         for (key, svc) in svcs {
             let Some(svc_name) = key.as_str() else { continue };
@@ -438,13 +469,13 @@ fn service_env(
                 };
                 return Err(format!(
                     "{at}: env_file {} of service {} does not exist — create it{hint} or mark it `required: false`",
-                    path.display(),
+                    crate::safety::shown_path(path),
                     svc.name
                 ));
             }
             continue;
         }
-        let name = path.display().to_string();
+        let name = crate::safety::shown_path(path);
         if !cache.contains_key(path) {
             let text = super::read_text(path).map_err(|e| e.to_string())?;
             cache.insert(path.clone(), dotenv::parse(&text, &name, &vars).map_err(|e| e.to_string())?);
@@ -505,8 +536,13 @@ fn replicas(svc: &Service, env: &ProjectEnv) -> Result<Valued<u64>, String> {
     let Some((key, v)) = raw else { return Ok(Valued::new(1, Source::default("compose default: 1 replica"))) };
     let at = svc.env_lines.get(key).cloned().unwrap_or_else(|| svc.at.clone());
     let text = env.interpolate(&yaml::scalar_string(v).unwrap_or_default(), at)?;
-    let n = text.value.trim().parse::<u64>().map_err(|_| {
-        format!("{}: replicas `{}` of service {} is not a whole number", text.source, text.value, svc.name)
+    let n = deployment::whole_count(&text.value, deployment::MAX_COUNT).map_err(|why| {
+        format!(
+            "{}: replicas `{}` of service {} {why}",
+            text.source,
+            crate::safety::shown(&text.value),
+            crate::safety::escape(&svc.name)
+        )
     })?;
     Ok(Valued::new(n, text.source))
 }
@@ -623,7 +659,7 @@ pub fn shell_words(s: &str) -> Vec<String> {
 /// Dify service takes it, api_websocket maps its `API_WEBSOCKET_*` keys and runs when
 /// `COMPOSE_PROFILES` has `collaboration`, and the database gets `POSTGRES_MAX_CONNECTIONS`.
 pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Deployment, String> {
-    let name = input.path.display().to_string();
+    let name = crate::safety::shown_path(&input.path);
     let text = input.text()?;
     let entries = dotenv::parse(&text, &name, &BTreeMap::new()).map_err(|e| e.to_string())?;
     let env: Env =

@@ -8,6 +8,16 @@ use std::ops::Range;
 /// recursion (and the work per byte) bounded on hostile input, far above anything a real file uses.
 const MAX_NESTING: usize = 32;
 
+/// The most assignments one `.env` may hold: Dify's has about 600, so this is far above any real
+/// file and keeps what a file turns into (entries, their sources) bounded in memory.
+pub const MAX_ENTRIES: usize = 20_000;
+
+/// The longest value interpolation may produce (a certificate or a credentials JSON is a few KB).
+pub const MAX_VALUE_BYTES: usize = 1 << 20;
+
+/// The most bytes all values of one file may expand to (the size limit of the file itself).
+pub const MAX_TOTAL_BYTES: usize = 16 << 20;
+
 /// One assignment read from a `.env` file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -137,12 +147,24 @@ struct Parser<'a> {
     line_starts: Vec<usize>,
     /// Values assigned so far: compose's fallback for interpolation.
     seen: BTreeMap<String, String>,
+    /// Keys whose values were interpolated from a secret.
+    tainted: std::cell::RefCell<std::collections::BTreeSet<String>>,
+    /// Whether the statement being read used a secret.
+    uses_secret: std::cell::Cell<bool>,
 }
 
 impl<'a> Parser<'a> {
     fn new(text: &'a str, file: &'a str, vars: &'a BTreeMap<String, String>) -> Self {
         let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
-        Parser { text, file, vars, line_starts, seen: BTreeMap::new() }
+        Parser {
+            text,
+            file,
+            vars,
+            line_starts,
+            seen: BTreeMap::new(),
+            tainted: Default::default(),
+            uses_secret: Default::default(),
+        }
     }
 
     fn error(&self, at: usize, message: String) -> ParseError {
@@ -190,9 +212,36 @@ impl<'a> Parser<'a> {
         // Compose skips a UTF-8 byte-order mark, which some Windows editors add.
         let mut at = if self.text.starts_with('\u{feff}') { 3 } else { 0 };
         let mut entries = Vec::new();
+        let mut total = 0usize;
         while let Some(start) = self.statement_start(at) {
+            if entries.len() == MAX_ENTRIES {
+                return Err(self.error(
+                    start,
+                    format!(
+                        "more than {MAX_ENTRIES} assignments — Dify's .env has about 600; pass the \
+                         .env itself, not a generated or concatenated file"
+                    ),
+                ));
+            }
+            self.uses_secret.set(false);
             let (entry, next) = self.statement(start)?;
             if let Some(entry) = entry {
+                total += entry.value.len();
+                if total > MAX_TOTAL_BYTES {
+                    return Err(self.error(
+                        start,
+                        format!(
+                            "the values expand to more than {} MiB in all — `${{VAR}}` references \
+                             copy long values many times; write the values out",
+                            MAX_TOTAL_BYTES >> 20
+                        ),
+                    ));
+                }
+                crate::safety::note(&entry.key, &entry.value);
+                if self.uses_secret.get() {
+                    crate::safety::secret::register(&entry.value);
+                    self.tainted.borrow_mut().insert(entry.key.clone());
+                }
                 self.seen.insert(entry.key.clone(), entry.value.clone());
                 entries.push(entry);
             }
@@ -239,12 +288,14 @@ impl<'a> Parser<'a> {
                 }
                 c if is_blank(c) || is_key_char(c) => {}
                 c => {
-                    let shown = &text[key_start..self.line_end(key_start)];
+                    // Only the name read so far is shown: the rest of the line may be a secret.
+                    let shown = crate::safety::escape(text[key_start..here].trim_end());
                     return Err(self.error(
                         here,
                         format!(
-                            "unexpected character {c:?} in variable name `{shown}` — names may \
-                             use letters, digits, `_`, `.`, `-`, `[` and `]`; write `KEY=value`"
+                            "unexpected character {} in variable name `{shown}…` — names may \
+                             use letters, digits, `_`, `.`, `-`, `[` and `]`; write `KEY=value`",
+                            crate::safety::escape(&format!("{c:?}"))
                         ),
                     ));
                 }
@@ -255,9 +306,14 @@ impl<'a> Parser<'a> {
             return Err(self.error(key_start, "missing variable name before the separator — write `KEY=value`".into()));
         }
         if let Some(space) = key.find(char::is_whitespace) {
+            // `DB_PASSWORD S3cret`: what follows the space is likely the value, never shown.
+            let name = crate::safety::escape(&key[..space]);
             return Err(self.error(
                 key_start + space,
-                format!("variable name `{key}` contains a space — remove it, or write `KEY=value`"),
+                format!(
+                    "variable name `{name}` contains a space, then more text (not shown) — write \
+                     `{name}=value`, or remove the space"
+                ),
             ));
         }
         let key_end = key_start + key.len();
@@ -364,11 +420,11 @@ impl<'a> Parser<'a> {
         match text[after..].chars().next() {
             None | Some('\n' | '#') => {}
             Some(_) => {
-                let shown = &text[after..self.line_end(after)];
+                // The text is not shown: it may be the rest of a secret.
                 return Err(self.error(
                     after,
                     format!(
-                        "unexpected text `{shown}` after the closing {quote} — start a comment \
+                        "unexpected text after the closing {quote} (not shown) — start a comment \
                          with ` #`, or put the whole value inside the quotes"
                     ),
                 ));
@@ -384,7 +440,13 @@ impl<'a> Parser<'a> {
 
     /// Interpolates a value from `vars`, then from earlier assignments (compose's order).
     fn interpolate_at(&self, value: &str, at: usize) -> Result<String, ParseError> {
-        let lookup = |name: &str| self.vars.get(name).or_else(|| self.seen.get(name)).cloned();
+        let lookup = |name: &str| {
+            // A value built from a secret is a secret too.
+            if crate::safety::is_secret_key(name) || self.tainted.borrow().contains(name) {
+                self.uses_secret.set(true);
+            }
+            self.vars.get(name).or_else(|| self.seen.get(name)).cloned()
+        };
         substitute(value, &lookup, 0).map_err(|message| self.error(at, message))
     }
 }
@@ -457,6 +519,10 @@ fn substitute(s: &str, lookup: &dyn Fn(&str) -> Option<String>, depth: usize) ->
     let mut out = String::with_capacity(s.len());
     let mut at = 0;
     while let Some(offset) = s[at..].find('$') {
+        // `B=${A}${A}`, `C=${B}${B}`, … doubles at each line: values are bounded, like YAML aliases.
+        if out.len() > MAX_VALUE_BYTES {
+            return Err(too_long());
+        }
         let dollar = at + offset;
         out.push_str(&s[at..dollar]);
         match bytes.get(dollar + 1) {
@@ -482,7 +548,18 @@ fn substitute(s: &str, lookup: &dyn Fn(&str) -> Option<String>, depth: usize) ->
         }
     }
     out.push_str(&s[at..]);
+    if out.len() > MAX_VALUE_BYTES {
+        return Err(too_long());
+    }
     Ok(out)
+}
+
+fn too_long() -> String {
+    format!(
+        "the value expands to more than {} MiB — a chain of `${{VAR}}` references that copies values \
+         into each other; write the value out",
+        MAX_VALUE_BYTES >> 20
+    )
 }
 
 /// Resolves the `${...}` starting at `dollar`; returns its value and the offset after it.
@@ -493,12 +570,12 @@ fn braced(
     depth: usize,
 ) -> Result<(String, usize), String> {
     let bytes = s.as_bytes();
+    // The reference is not quoted: in a password, `${` is just part of the secret.
     let invalid = || {
-        let end = s[dollar..].find('\n').map_or(s.len(), |i| dollar + i);
-        let shown: String = s[dollar..end].chars().take(60).collect();
         format!(
-            "invalid variable reference `{shown}` — write `${{VAR}}`, `${{VAR:-default}}`, \
-             or `$$` for a literal `$`"
+            "invalid variable reference (a `${{` at byte {} of the value that does not form one) — write \
+             `${{VAR}}`, `${{VAR:-default}}`, or `$$` for a literal `$`",
+            dollar + 1
         )
     };
     let start = dollar + 2;

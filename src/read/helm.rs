@@ -397,16 +397,26 @@ impl<'a> Values<'a> {
     /// A whole number; `None` when the file does not set it (or sets `null`).
     fn count(&self, keys: &[&str]) -> Result<Option<Valued<u64>>, String> {
         let Some(v) = self.get(keys) else { return Ok(None) };
-        let n = match v {
+        let text = match v {
             Value::Null => return Ok(None),
-            Value::Number(n) => n.as_u64(),
-            Value::String(s) => s.trim().parse::<u64>().ok(),
+            Value::Number(n) => Some(n.to_string()),
+            Value::String(s) => Some(s.clone()),
             _ => None,
         };
         let src = self.src(keys);
-        match n {
-            Some(n) => Ok(Some(Valued::new(n, src))),
-            None => Err(format!(
+        let max = if keys.last().is_some_and(|k| k.to_ascii_lowercase().contains("connections")) {
+            crate::dify::deployment::MAX_CONNECTIONS
+        } else {
+            crate::dify::deployment::MAX_COUNT
+        };
+        match text.as_deref().map(|t| crate::dify::deployment::whole_count(t, max)) {
+            Some(Ok(n)) => Ok(Some(Valued::new(n, src))),
+            Some(Err(why)) if !why.starts_with("is not") => Err(format!(
+                "{src}: {} `{}` {why}",
+                keys.join("."),
+                crate::safety::shown(text.as_deref().unwrap_or_default())
+            )),
+            _ => Err(format!(
                 "{src}: {} must be a whole number, found `{}` — write a count such as 2",
                 keys.join("."),
                 yaml::scalar_string(v).unwrap_or_else(|| "a list or mapping".into())
@@ -456,7 +466,7 @@ impl<'a> Values<'a> {
 
 /// Read one values file of either community chart into a deployment description.
 pub fn read(input: &Input, opts: &Options) -> Result<Deployment, String> {
-    let file = input.path.display().to_string();
+    let file = crate::safety::shown_path(&input.path);
     let doc = values_document(&input.text()?, &file)?;
     read_release(&Release { layers: vec![Layer::file(doc)], chart: None, hpas: Vec::new() }, opts)
 }

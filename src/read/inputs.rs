@@ -42,8 +42,15 @@ const SKIP_DIRS: &[&str] = &[".git", "target", "node_modules", ".venv", "volumes
 
 /// Walk `paths` (a file, a folder, or `-` for standard input) and classify what is found.
 /// Files given by name must be recognisable; files found in folders are skipped when not.
+///
+/// A walk reads each file once, however many links lead to it (files and folders are known by
+/// their canonical path), and follows a symbolic link to a folder only when the folder is inside
+/// the folder being walked: a link out of the tree (`shared -> /`) or back up into it (`x -> .`)
+/// is not followed. Links to files are followed wherever they lead (a `.env` shared by several
+/// projects is a link). Only regular files are read; a FIFO or a device in a folder is skipped.
 pub fn collect(paths: &[PathBuf]) -> Result<Vec<Input>, String> {
     let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for path in paths {
         if path.as_os_str() == "-" {
             let text = super::read_stdin().map_err(|e| e.to_string())?;
@@ -53,13 +60,20 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<Input>, String> {
             out.push(Input { path: path.clone(), kind, text: Some(text) });
             continue;
         }
+        let shown = crate::safety::shown_path(path);
         let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => format!("{}: no such file or folder — check the path", path.display()),
-            _ => format!("{}: {e}", path.display()),
+            std::io::ErrorKind::NotFound => format!("{shown}: no such file or folder — check the path"),
+            _ => format!("{shown}: {}", super::explain_open(&e)),
         })?;
         if meta.is_dir() {
-            walk(path, &mut out)?;
+            let root = path.canonicalize().map_err(|e| format!("{shown}: {}", super::explain_open(&e)))?;
+            if seen.insert(root.clone()) {
+                walk(path, &root, &mut seen, &mut out)?;
+            }
         } else {
+            if !seen.insert(path.canonicalize().unwrap_or_else(|_| path.clone())) {
+                continue;
+            }
             // A file given by name is taken whatever it is called: its content says what it is.
             let text = super::read_text(path).map_err(|e| e.to_string())?;
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
@@ -69,8 +83,7 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<Input>, String> {
                 Some(kind) => out.push(Input { path: path.clone(), kind, text: Some(text) }),
                 None => {
                     return Err(format!(
-                        "{}: not a .env, compose, Kubernetes or Helm values file by its content — pass the files Dify is deployed from, or leave it out",
-                        path.display()
+                        "{shown}: not a .env, compose, Kubernetes or Helm values file by its content — pass the files Dify is deployed from, or leave it out"
                     ));
                 }
             }
@@ -79,9 +92,15 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<Input>, String> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<Input>) -> Result<(), String> {
+/// Walk `dir`, a folder inside `root` (both as given; `root` canonical), adding what is found.
+fn walk(
+    dir: &Path,
+    root: &Path,
+    seen: &mut std::collections::HashSet<PathBuf>,
+    out: &mut Vec<Input>,
+) -> Result<(), String> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .map_err(|e| format!("{}: {}", crate::safety::shown_path(dir), super::explain_open(&e)))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
     entries.sort();
@@ -90,24 +109,33 @@ fn walk(dir: &Path, out: &mut Vec<Input>) -> Result<(), String> {
     let chart_dir = dir.join("Chart.yaml").is_file();
     for p in entries {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        if p.is_dir() {
+        // A dangling link, a loop of links or an unreadable entry is not configuration.
+        let Ok(meta) = std::fs::metadata(&p) else { continue };
+        let Ok(canonical) = p.canonicalize() else { continue };
+        if meta.is_dir() {
             let chart_part = chart_dir && matches!(name, "templates" | "charts" | "ci" | "crds");
-            if !SKIP_DIRS.contains(&name) && !chart_part {
-                walk(&p, out)?;
-            }
-        } else if chart_dir && name == "Chart.yaml" {
-            out.push(Input { path: p.clone(), kind: Kind::ChartMeta, text: None });
-        } else if chart_dir && name == "values.yaml" {
-            let text = super::read_text(&p).map_err(|e| e.to_string())?;
-            out.push(Input { path: p.clone(), kind: Kind::HelmValues, text: Some(text) });
-        } else if let Some(input) = classify(&p)? {
-            // In a folder, compose reads only its default files (compose.yaml or
-            // docker-compose.yaml and the override); others, like Dify's
-            // docker-compose.middleware.yaml for development, count only when named.
-            if input.kind == Kind::Compose && compose_rank(&input.path) > 1 {
+            if SKIP_DIRS.contains(&name) || chart_part || !canonical.starts_with(root) || !seen.insert(canonical) {
                 continue;
             }
-            out.push(input);
+            walk(&p, root, seen, out)?;
+        } else if meta.is_file() {
+            if !seen.insert(canonical) {
+                continue;
+            }
+            if chart_dir && name == "Chart.yaml" {
+                out.push(Input { path: p.clone(), kind: Kind::ChartMeta, text: None });
+            } else if chart_dir && name == "values.yaml" {
+                let text = super::read_text(&p).map_err(|e| e.to_string())?;
+                out.push(Input { path: p.clone(), kind: Kind::HelmValues, text: Some(text) });
+            } else if let Some(input) = classify(&p)? {
+                // In a folder, compose reads only its default files (compose.yaml or
+                // docker-compose.yaml and the override); others, like Dify's
+                // docker-compose.middleware.yaml for development, count only when named.
+                if input.kind == Kind::Compose && compose_rank(&input.path) > 1 {
+                    continue;
+                }
+                out.push(input);
+            }
         }
     }
     Ok(())

@@ -56,7 +56,7 @@ struct Workload<'a> {
 pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
     let mut documents = Vec::new();
     for input in inputs {
-        let name = input.path.display().to_string();
+        let name = crate::safety::shown_path(&input.path);
         documents.extend(yaml::parse_documents(&input.text()?, &name).map_err(|e| e.to_string())?);
     }
     // `kind: List` (kubectl get -o yaml) holds its manifests in `items`.
@@ -93,8 +93,12 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         let target = yaml::get_string(&d.doc.value, &path(&["spec", "scaleTargetRef", "name"])).unwrap_or_default();
         let max = match yaml::get_string(&d.doc.value, &path(&["spec", "maxReplicas"])) {
             Some(m) => Some(Valued::new(
-                m.parse::<u64>().map_err(|_| {
-                    format!("{}: maxReplicas `{m}` is not a whole number", d.at(&path(&["spec", "maxReplicas"])))
+                deployment::whole_count(&m, deployment::MAX_COUNT).map_err(|why| {
+                    format!(
+                        "{}: maxReplicas `{}` {why}",
+                        d.at(&path(&["spec", "maxReplicas"])),
+                        crate::safety::shown(&m)
+                    )
                 })?,
                 d.at(&path(&["spec", "maxReplicas"])),
             )),
@@ -177,8 +181,8 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         };
         let replicas = match yaml::get_string(&d.doc.value, &path(&["spec", "replicas"])) {
             Some(r) => Valued::new(
-                r.parse::<u64>().map_err(|_| {
-                    format!("{}: replicas `{r}` is not a whole number", d.at(&path(&["spec", "replicas"])))
+                deployment::whole_count(&r, deployment::MAX_COUNT).map_err(|why| {
+                    format!("{}: replicas `{}` {why}", d.at(&path(&["spec", "replicas"])), crate::safety::shown(&r))
                 })?,
                 d.at(&path(&["spec", "replicas"])),
             ),

@@ -28,26 +28,89 @@ pub struct ReadError(pub String);
 /// Read a whole text file: refuses folders, files over [`MAX_INPUT_BYTES`], binary data and
 /// bytes that are not UTF-8, naming the file (and the line, where there is one).
 pub fn read_text(path: &Path) -> Result<String, ReadError> {
-    let name = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| {
-        ReadError(match e.kind() {
-            std::io::ErrorKind::NotFound => format!("{name}: no such file — check the path"),
-            std::io::ErrorKind::PermissionDenied => format!("{name}: permission denied — make the file readable"),
-            _ => format!("{name}: {e}"),
-        })
-    })?;
-    if meta.is_dir() {
-        return Err(ReadError(format!("{name}: is a folder, not a file — name a file inside it")));
+    let bytes = read_bytes(path)?;
+    text_from_bytes(bytes, &crate::safety::shown_path(path))
+}
+
+/// Read a whole regular file, at most [`MAX_INPUT_BYTES`] (one byte more, to tell that it is
+/// larger). Every file difyplan reads comes through here: the kind is checked from metadata
+/// before opening, and the file is opened without blocking, so a FIFO, a device or a socket is
+/// refused instead of hanging the process, whether it was named or found in a folder.
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>, ReadError> {
+    let name = crate::safety::shown_path(path);
+    let meta = std::fs::metadata(path).map_err(|e| ReadError(format!("{name}: {}", explain_open(&e))))?;
+    check_regular(&meta, &name)?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Were the file swapped for a FIFO between the check and the open, this open does not wait
+        // for a writer; the kind is checked again on the open file below.
+        opts.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
     }
-    let file = std::fs::File::open(path).map_err(|e| {
-        ReadError(match e.kind() {
-            std::io::ErrorKind::PermissionDenied => format!("{name}: permission denied — make the file readable"),
-            _ => format!("{name}: {e}"),
-        })
-    })?;
-    let mut bytes = Vec::new();
+    let file = opts.open(path).map_err(|e| ReadError(format!("{name}: {}", explain_open(&e))))?;
+    let meta = file.metadata().map_err(|e| ReadError(format!("{name}: {}", explain_open(&e))))?;
+    check_regular(&meta, &name)?;
+    let mut bytes = Vec::with_capacity(meta.len().min(MAX_INPUT_BYTES + 1) as usize);
     file.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes).map_err(|e| ReadError(format!("{name}: {e}")))?;
-    text_from_bytes(bytes, &name.to_string())
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(ReadError(format!(
+            "{name}: larger than {} MiB — difyplan reads configuration files, not dumps; check the path",
+            MAX_INPUT_BYTES / 1024 / 1024
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Only regular files are read: anything else would block (a FIFO, a terminal) or never end
+/// (`/dev/zero`).
+fn check_regular(meta: &std::fs::Metadata, name: &str) -> Result<(), ReadError> {
+    if meta.is_file() {
+        return Ok(());
+    }
+    let what = if meta.is_dir() {
+        return Err(ReadError(format!("{name}: is a folder, not a file — name a file inside it")));
+    } else {
+        file_kind(meta)
+    };
+    Err(ReadError(format!(
+        "{name}: is {what}, not a regular file — difyplan reads only regular files; name the file itself"
+    )))
+}
+
+/// A word for what a non-regular file is.
+pub fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if meta.is_dir() { "a folder" } else { "not a regular file" }
+}
+
+/// What a failed open or metadata call means, and what to do.
+pub fn explain_open(e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    match (e.kind(), e.raw_os_error()) {
+        (K::NotFound, _) => "no such file — check the path".into(),
+        (K::PermissionDenied, _) => "permission denied — make the file readable".into(),
+        (_, Some(libc::ELOOP)) => {
+            "a loop of symbolic links — point the link at the real file (`ls -l` shows where it leads)".into()
+        }
+        (_, Some(libc::ENAMETOOLONG)) => "the path is too long — use a shorter path or a relative one".into(),
+        (_, Some(libc::ENOTDIR)) => "a part of the path is a file, not a folder — check the path".into(),
+        _ => e.to_string(),
+    }
 }
 
 /// Read standard input as one text file named `-`.

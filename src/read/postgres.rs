@@ -39,8 +39,16 @@ pub fn conf_lines(text: &str) -> Vec<(usize, String, String)> {
 
 /// A `max_connections` value as a count, or a located message that says what to write.
 pub fn max_connections(v: &Valued<String>) -> Result<Valued<u64>, String> {
-    let n = v.value.trim().trim_matches(['\'', '"']).parse::<u64>().map_err(|_| {
-        format!("{}: max_connections `{}` is not a whole number — write a count such as 200", v.source, v.value)
+    let n = crate::dify::deployment::whole_count(
+        v.value.trim().trim_matches(['\'', '"']),
+        crate::dify::deployment::MAX_CONNECTIONS,
+    )
+    .map_err(|why| {
+        let value = crate::safety::shown(&v.value);
+        match why.starts_with("is not") {
+            true => format!("{}: max_connections `{value}` {why} — write a count such as 200", v.source),
+            false => format!("{}: max_connections `{value}` {why}", v.source),
+        }
     })?;
     Ok(Valued::new(n, v.source.clone()))
 }

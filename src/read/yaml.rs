@@ -253,6 +253,17 @@ pub fn parse_documents(text: &str, file: &str) -> Result<Vec<Document>, YamlErro
                 ),
             ));
         }
+        Err(ScanStop::TooMany(at)) => {
+            return Err(YamlError::at(
+                file,
+                at,
+                format!(
+                    "more than {MAX_NODES} YAML values in one file — no compose file, manifest or \
+                     values file has that many; pass the file itself, or split generated manifests \
+                     into several files"
+                ),
+            ));
+        }
         Err(ScanStop::Rejected) => Vec::new(),
     };
 
@@ -281,10 +292,47 @@ pub fn parse_documents(text: &str, file: &str) -> Result<Vec<Document>, YamlErro
         if let Err(message) = resolve_merges(&mut value, &mut path) {
             return Err(doc.error_at(&path, message));
         }
+        note_secrets(&value, 0);
         doc.value = value;
         docs.push(doc);
     }
     Ok(docs)
+}
+
+/// Tell the secret registry about every value a secret-named key holds: `DB_PASSWORD: x` in a
+/// compose `environment:`, `password:` in Helm values, and `{name: DB_PASSWORD, value: x}` in a
+/// Kubernetes `env:` list. Nesting is bounded by the parser's depth limit.
+fn note_secrets(value: &Value, depth: usize) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    match untag(value) {
+        Value::Mapping(map) => {
+            if let (Some(Value::String(name)), Some(v)) = (map_get(map, "name"), map_get(map, "value"))
+                && let Some(v) = scalar_string(untag(v))
+            {
+                crate::safety::note(name, &v);
+            }
+            for (k, v) in map {
+                if let (Some(k), Some(v)) = (scalar_string(k), scalar_string(untag(v))) {
+                    crate::safety::note_yaml(&k, &v);
+                }
+                note_secrets(v, depth + 1);
+            }
+        }
+        Value::Sequence(items) => {
+            for item in items {
+                // `- DB_PASSWORD=x` in a compose `environment:` list.
+                if let Value::String(s) = item
+                    && let Some((k, v)) = s.split_once('=')
+                {
+                    crate::safety::note(k, v);
+                }
+                note_secrets(item, depth + 1);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Writes a value as YAML (all YAML writing goes through here too).
@@ -488,6 +536,14 @@ fn parse_error(file: &str, doc: Option<&SpanTree>, err: &serde_yaml::Error) -> Y
             "{problem}: nesting deeper than 128 levels — no compose file, manifest or values file \
              needs that; check for unbalanced brackets"
         )
+    } else if raw.contains(" as u128") || raw.contains(" as i128") {
+        // serde_yaml keeps integers in 64 bits; a longer one is no syntax error but a number
+        // larger than any count, size or timeout.
+        let path = problem.split(": invalid type").next().filter(|p| *p != problem).unwrap_or("a value");
+        format!(
+            "{path}: a number larger than 18446744073709551615 — no setting is that large; write a \
+             realistic value"
+        )
     } else if raw.contains("duplicate entry") {
         format!("{problem} — keep only one of the keys with that name in this mapping")
     } else if raw.contains("unknown anchor") {
@@ -513,7 +569,21 @@ struct SpanTree {
     start: Position,
     nodes: Vec<Node>,
     root: Option<NodeId>,
+    /// For each large mapping, its keys to their first entry, so finding a key (once per
+    /// service of a 50,000-service file) is not a walk through all of them.
+    index: HashMap<NodeId, HashMap<String, usize>>,
 }
+
+/// Scalars longer than this are not kept in the position pass (no key is that long).
+const MAX_KEY_TEXT: usize = 256;
+
+/// Mappings with more entries than this get an [`SpanTree::index`].
+const INDEXED_MAPPING: usize = 16;
+
+/// The most YAML nodes (scalars, aliases, sequences, mappings) one input may hold. Dify's
+/// compose file has about 3,000 and 2,000 Kubernetes manifests about 70,000; the limit keeps
+/// the parsed trees of a 16 MiB file within a bounded amount of memory.
+pub const MAX_NODES: usize = 200_000;
 
 #[derive(Debug, Clone)]
 struct Node {
@@ -563,7 +633,11 @@ impl SpanTree {
         let NodeKind::Mapping(entries) = &self.nodes.get(map)?.kind else {
             return None;
         };
-        if let Some(&entry) = entries.iter().find(|&&(k, _)| self.scalar(k) == Some(key)) {
+        let own = match self.index.get(&map) {
+            Some(index) => index.get(key).map(|&i| entries[i]),
+            None => entries.iter().find(|&&(k, _)| self.scalar(k) == Some(key)).copied(),
+        };
+        if let Some(entry) = own {
             return Some(entry);
         }
         for &(k, v) in entries {
@@ -645,7 +719,23 @@ impl TreeBuilder {
 
     fn finish(self) -> SpanTree {
         let start = self.start.or_else(|| self.nodes.first().map(|n| n.at)).unwrap_or(Position::START);
-        SpanTree { start, nodes: self.nodes, root: self.root }
+        let mut tree = SpanTree { start, nodes: self.nodes, root: self.root, index: HashMap::new() };
+        let mut index = HashMap::new();
+        for (id, node) in tree.nodes.iter().enumerate() {
+            let NodeKind::Mapping(entries) = &node.kind else { continue };
+            if entries.len() <= INDEXED_MAPPING {
+                continue;
+            }
+            let mut keys = HashMap::with_capacity(entries.len());
+            for (i, &(k, _)) in entries.iter().enumerate() {
+                if let Some(key) = tree.scalar(k) {
+                    keys.entry(key.to_string()).or_insert(i);
+                }
+            }
+            index.insert(id, keys);
+        }
+        tree.index = index;
+        tree
     }
 }
 
@@ -656,6 +746,8 @@ enum ScanStop {
     TooDeep(Position),
     /// saphyr rejects the text; serde_yaml's verdict on it stands, positions are unknown.
     Rejected,
+    /// More than [`MAX_NODES`] nodes, at this one.
+    TooMany(Position),
 }
 
 /// Runs the span-aware parser over the whole stream: one tree per document.
@@ -663,6 +755,7 @@ fn build_span_trees(text: &str) -> Result<Vec<SpanTree>, ScanStop> {
     let mut trees = Vec::new();
     let mut doc: Option<TreeBuilder> = None;
     let mut parser = Parser::new_from_str(text);
+    let mut nodes = 0usize;
     // saphyr repeats an error forever once it has one, so stop at the first.
     while let Some(next) = parser.next_event() {
         let (event, span) = match next {
@@ -675,6 +768,12 @@ fn build_span_trees(text: &str) -> Result<Vec<SpanTree>, ScanStop> {
             Err(_) => return Err(ScanStop::Rejected),
         };
         let at = Position { line: span.start.line(), column: span.start.col() + 1 };
+        if matches!(event, Event::Scalar(..) | Event::Alias(..) | Event::SequenceStart(..) | Event::MappingStart(..)) {
+            nodes += 1;
+            if nodes > MAX_NODES {
+                return Err(ScanStop::TooMany(at));
+            }
+        }
         if matches!(event, Event::SequenceStart(..) | Event::MappingStart(..))
             && doc.as_ref().is_some_and(|b| b.open.len() >= MAX_DEPTH)
         {
@@ -689,7 +788,10 @@ fn build_span_trees(text: &str) -> Result<Vec<SpanTree>, ScanStop> {
                 trees.extend(doc.take().map(TreeBuilder::finish));
             }
             Event::Scalar(value, _, anchor, _) => {
-                doc.get_or_insert_default().add(at, NodeKind::Scalar(value.into_owned()), anchor);
+                // Only keys are ever looked up by text; a long scalar is a value, kept as nothing
+                // so the position pass stays small beside the parsed document.
+                let text = if value.len() <= MAX_KEY_TEXT { value.into_owned() } else { String::new() };
+                doc.get_or_insert_default().add(at, NodeKind::Scalar(text), anchor);
             }
             Event::Alias(anchor) => {
                 let b = doc.get_or_insert_default();

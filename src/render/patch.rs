@@ -216,10 +216,39 @@ pub fn unified_diff(old: &str, new: &str, name: &str) -> String {
     if old == new {
         return String::new();
     }
-    let diff = similar::TextDiff::from_lines(old, new);
+    // Context lines would print the file's secrets: both sides are shown redacted. The patch
+    // never changes a secret's line, so the redacted diff shows the same change.
+    let (old, new) = (redacted(old), redacted(new));
+    let diff = similar::TextDiff::from_lines(&old, &new);
     let mut out = diff.unified_diff().context_radius(3).header(&format!("a/{name}"), &format!("b/{name}")).to_string();
     if !out.ends_with('\n') {
         out.push('\n');
+    }
+    out
+}
+
+/// `text` with the value of every secret-named key replaced by `***` and URL passwords masked
+/// (each value in place, so lines keep their numbers); a file that does not parse is shown
+/// with every value after `=` replaced, since which ones are secrets is unknown.
+fn redacted(text: &str) -> String {
+    use crate::safety::{REDACTED, is_secret_key, mask_url_passwords};
+    let Ok(entries) = dotenv::parse(text, "", &BTreeMap::new()) else {
+        return text
+            .split_inclusive('\n')
+            .map(|l| match l.split_once('=') {
+                Some((k, v)) => format!("{k}={REDACTED}{}", if v.ends_with('\n') { "\n" } else { "" }),
+                None => l.to_string(),
+            })
+            .collect();
+    };
+    let mut out = text.to_string();
+    for e in entries.iter().rev() {
+        let raw = &text[e.raw_value_span.clone()];
+        if is_secret_key(&e.key) && !raw.is_empty() {
+            out.replace_range(e.raw_value_span.clone(), REDACTED);
+        } else if let std::borrow::Cow::Owned(masked) = mask_url_passwords(raw) {
+            out.replace_range(e.raw_value_span.clone(), &masked);
+        }
     }
     out
 }

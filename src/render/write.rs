@@ -8,6 +8,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::safety::shown_path;
+
 /// One file to write.
 #[derive(Debug, Clone)]
 pub struct Output {
@@ -16,6 +18,9 @@ pub struct Output {
     /// Unix permission bits for a new file (a copy of the original's for a patched `.env`,
     /// which holds secrets); `None` for the default (0644 less the umask).
     pub mode: Option<u32>,
+    /// Owner and group (uid, gid) to give the file, as the original's when difyplan runs as
+    /// root on a file of another user; `None` leaves the writer's.
+    pub owner: Option<(u32, u32)>,
 }
 
 /// A write that could not be done, with the path and what to do.
@@ -37,12 +42,12 @@ pub enum Existing {
 pub fn check_folder(dir: &Path) -> Result<(), WriteError> {
     match fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(WriteError(format!("{}: is a file, not a folder — pass a folder to -o", dir.display()))),
+        Ok(_) => Err(WriteError(format!("{}: is a file, not a folder — pass a folder to -o", shown_path(dir)))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(WriteError(format!(
             "{}: no such folder — create it first (difyplan does not create folders)",
-            dir.display()
+            shown_path(dir)
         ))),
-        Err(e) => Err(WriteError(format!("{}: {e}", dir.display()))),
+        Err(e) => Err(WriteError(format!("{}: {e}", shown_path(dir)))),
     }
 }
 
@@ -56,15 +61,18 @@ pub fn write_all(outputs: &[Output], existing: Existing) -> Result<(), WriteErro
         if existing == Existing::Keep && fs::symlink_metadata(&o.path).is_ok() {
             return Err(WriteError(format!(
                 "{}: already exists — nothing was written; pass --force to replace it, or choose another folder",
-                o.path.display()
+                shown_path(&o.path)
             )));
         }
         if fs::metadata(&o.path).is_ok_and(|m| m.is_dir()) {
             return Err(WriteError(format!(
                 "{}: is a folder — nothing was written; remove it or choose another folder",
-                o.path.display()
+                shown_path(&o.path)
             )));
         }
+    }
+    for o in outputs {
+        remove_stale_temps(&o.path);
     }
     let mut staged: Vec<Staged> = Vec::new();
     for o in outputs {
@@ -92,7 +100,7 @@ pub fn write_all(outputs: &[Output], existing: Existing) -> Result<(), WriteErro
             }
             return Err(WriteError(format!(
                 "{}: {} — nothing was written",
-                s.target.display(),
+                shown_path(&s.target),
                 explain(&e, parent(&s.target))
             )));
         }
@@ -123,13 +131,54 @@ fn parent(path: &Path) -> &Path {
     }
 }
 
+/// The tag in every temporary name: `.NAME.difyplan-PID-N.tmp`.
+const TEMP_TAG: &str = ".difyplan-";
+
 /// A temporary name in the target's folder: hidden, tagged with the process and a counter so
 /// concurrent runs never collide, and recognisable if a crash ever leaves one behind.
 fn temp_name(target: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
-    parent(target).join(format!(".{name}.difyplan-{}-{n}.tmp", std::process::id()))
+    parent(target).join(format!(".{name}{TEMP_TAG}{}-{n}.tmp", std::process::id()))
+}
+
+/// Remove temporary copies of `target` that a killed run left behind (they may hold secrets): files
+/// named as [`temp_name`] names them, for the same target, whose process is gone.
+fn remove_stale_temps(target: &Path) {
+    let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else { return };
+    let prefix = format!(".{name}{TEMP_TAG}");
+    let Ok(entries) = fs::read_dir(parent(target)) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name.to_str().and_then(|f| f.strip_prefix(&prefix)).and_then(|r| r.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        let Some(pid) = rest.split_once('-').and_then(|(pid, n)| n.parse::<u64>().ok().and(pid.parse::<u32>().ok()))
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !process_alive(pid) && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+        // Signal 0 checks only that the process exists; EPERM means it exists as another user.
+        // SAFETY: kill with signal 0 sends nothing.
+        let r = unsafe { libc::kill(pid, 0) };
+        r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
 }
 
 fn stage(o: &Output) -> Result<Staged, WriteError> {
@@ -140,40 +189,92 @@ fn stage(o: &Output) -> Result<Staged, WriteError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(o.mode.unwrap_or(0o644));
+        // Readable by the owner only until it is complete: it may be a copy of a `.env`.
+        opts.mode(0o600);
     }
     let mut file = opts
         .open(&temp)
-        .map_err(|e| WriteError(format!("{}: {} — nothing was written", dir.display(), explain(&e, dir))))?;
-    let result = file.write_all(&o.contents).and_then(|_| file.sync_all());
+        .map_err(|e| WriteError(format!("{}: {} — nothing was written", shown_path(dir), explain(&e, dir))))?;
+    let result = file.write_all(&o.contents).and_then(|_| finish_meta(&file, o)).and_then(|_| file.sync_all());
     if let Err(e) = result {
         drop(file);
         let _ = fs::remove_file(&temp);
-        return Err(WriteError(format!("{}: {} — nothing was written", o.path.display(), explain(&e, dir))));
+        return Err(WriteError(format!("{}: {} — nothing was written", shown_path(&o.path), explain(&e, dir))));
     }
+    Ok(Staged { temp, target: o.path.clone(), existed: fs::symlink_metadata(&o.path).is_ok() })
+}
+
+/// Give the complete temporary file its owner and its final mode (exact, not filtered by the
+/// umask), before it is renamed into place.
+fn finish_meta(file: &File, o: &Output) -> io::Result<()> {
     #[cfg(unix)]
-    if let Some(mode) = o.mode {
-        // `mode` at open is filtered by the umask; a copied mode must be exact.
+    {
         use std::os::unix::fs::PermissionsExt;
-        let _ = fs::set_permissions(&temp, fs::Permissions::from_mode(mode));
+        if let Some((uid, gid)) = o.owner {
+            std::os::unix::fs::fchown(file, Some(uid), Some(gid))?;
+        }
+        let mode = match o.mode {
+            Some(mode) => mode,
+            None => 0o644 & !current_umask(),
+        };
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
     }
-    Ok(Staged { temp, target: o.path.clone(), existed: o.path.exists() })
+    #[cfg(not(unix))]
+    let _ = (file, o);
+    Ok(())
+}
+
+/// The process umask (read by setting it and putting it back; difyplan has one thread writing).
+#[cfg(unix)]
+fn current_umask() -> u32 {
+    // SAFETY: umask only swaps the process's file mode mask.
+    let old = unsafe { libc::umask(0o022) };
+    // SAFETY: as above, restoring the mask just read.
+    unsafe { libc::umask(old) };
+    old as u32
 }
 
 /// What an I/O error means for the user, and what to do.
 fn explain(e: &io::Error, dir: &Path) -> String {
-    match e.kind() {
-        io::ErrorKind::StorageFull | io::ErrorKind::FileTooLarge | io::ErrorKind::QuotaExceeded => {
-            format!("no space left to write in {} ({e}) — free some space or choose another folder", dir.display())
+    let dir = shown_path(dir);
+    match (e.kind(), e.raw_os_error()) {
+        (io::ErrorKind::StorageFull | io::ErrorKind::FileTooLarge | io::ErrorKind::QuotaExceeded, _) => {
+            format!("no space left to write in {dir} ({e}) — free some space or choose another folder")
         }
-        io::ErrorKind::ReadOnlyFilesystem => {
-            format!("{} is on a read-only file system — choose a writable folder", dir.display())
+        (io::ErrorKind::ReadOnlyFilesystem, _) => {
+            format!("{dir} is on a read-only file system — choose a writable folder")
         }
-        io::ErrorKind::PermissionDenied => {
-            format!("permission denied in {} — make the folder writable or choose another", dir.display())
+        #[cfg(unix)]
+        (_, Some(libc::EPERM)) => format!(
+            "operation not permitted in {dir}: the file or the folder is immutable or append-only \
+             (`lsattr` shows it; `chattr -i` lifts it) or belongs to another user — lift that or choose another folder"
+        ),
+        (io::ErrorKind::PermissionDenied, _) => {
+            format!("permission denied in {dir} — make the folder writable or choose another")
         }
-        io::ErrorKind::NotFound => format!("{} does not exist — create it first", dir.display()),
+        (io::ErrorKind::NotFound, _) => format!("{dir} does not exist — create it first"),
+        #[cfg(unix)]
+        (_, Some(libc::ELOOP)) => {
+            "a loop of symbolic links in the path — point the link at a real folder (`ls -l` shows where it leads)"
+                .into()
+        }
+        #[cfg(unix)]
+        (_, Some(libc::ENAMETOOLONG)) => "the path is too long — choose a shorter folder or file name".into(),
         _ => e.to_string(),
+    }
+}
+
+/// The owner and group of an existing file, to give its replacement (and its backup) the same.
+pub fn owner_of(path: &Path) -> Option<(u32, u32)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(path).ok().map(|m| (m.uid(), m.gid()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
     }
 }
 
@@ -205,12 +306,12 @@ mod tests {
     #[test]
     fn writes_a_set_and_keeps_existing_files() {
         let dir = tempfile::tempdir().unwrap();
-        let a = Output { path: dir.path().join("a.yaml"), contents: b"a: 1\n".to_vec(), mode: None };
-        let b = Output { path: dir.path().join("b.yaml"), contents: b"b: 1\n".to_vec(), mode: None };
+        let a = Output { path: dir.path().join("a.yaml"), contents: b"a: 1\n".to_vec(), mode: None, owner: None };
+        let b = Output { path: dir.path().join("b.yaml"), contents: b"b: 1\n".to_vec(), mode: None, owner: None };
         write_all(&[a.clone(), b.clone()], Existing::Keep).unwrap();
         assert_eq!(listing(dir.path()), ["a.yaml", "b.yaml"]);
         let a2 = Output { contents: b"a: 2\n".to_vec(), ..a.clone() };
-        let c = Output { path: dir.path().join("c.yaml"), contents: b"c\n".to_vec(), mode: None };
+        let c = Output { path: dir.path().join("c.yaml"), contents: b"c\n".to_vec(), mode: None, owner: None };
         let err = write_all(&[c.clone(), a2.clone()], Existing::Keep).unwrap_err().0;
         assert!(err.contains("a.yaml: already exists"), "{err}");
         // Nothing of the set was written, not even the new file before the clash.
@@ -226,18 +327,23 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(".env");
-        write_all(&[Output { path: p.clone(), contents: b"A=1\n".to_vec(), mode: Some(0o600) }], Existing::Keep)
-            .unwrap();
+        write_all(
+            &[Output { path: p.clone(), contents: b"A=1\n".to_vec(), mode: Some(0o600), owner: None }],
+            Existing::Keep,
+        )
+        .unwrap();
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]
     fn missing_folder_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let err =
-            write_all(&[Output { path: dir.path().join("nope/a.yaml"), contents: vec![], mode: None }], Existing::Keep)
-                .unwrap_err()
-                .0;
+        let err = write_all(
+            &[Output { path: dir.path().join("nope/a.yaml"), contents: vec![], mode: None, owner: None }],
+            Existing::Keep,
+        )
+        .unwrap_err()
+        .0;
         assert!(err.contains("no such folder"), "{err}");
     }
 }

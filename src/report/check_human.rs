@@ -4,6 +4,7 @@
 use super::table::budget_table;
 use crate::dify::deployment::{Deployed, Valued};
 use crate::findings::Report;
+use crate::safety::escape;
 use std::fmt::Write;
 use tabled::builder::Builder;
 use tabled::settings::object::Columns;
@@ -13,9 +14,9 @@ pub fn render(report: &Report) -> String {
     let mut s = String::new();
     for c in &report.deployments {
         let d = &c.deployment;
-        let _ = writeln!(s, "{} {} (Dify {}, from {})", c.kind, c.label, d.version, d.version_source);
+        line(&mut s, format!("{} {} (Dify {}, from {})", c.kind, c.label, d.version, d.version_source));
         if let Some(chart) = &d.chart {
-            let _ = writeln!(s, "read with the defaults of chart {} (chart from {})", chart.value, chart.source);
+            line(&mut s, format!("read with the defaults of chart {} (chart from {})", chart.value, chart.source));
         }
         let _ = writeln!(s);
         s.push_str(&components(&d.components));
@@ -25,16 +26,16 @@ pub fn render(report: &Report) -> String {
             "from {}; app role `{}` ({role}, from {})",
             d.max_connections.source, d.app_role.value, d.app_role.source
         );
-        s.push_str(&budget_table(&c.budget, &note));
+        s.push_str(&budget_table(&c.budget, &escape(&note)));
         let _ = writeln!(s);
     }
     for f in &report.findings {
         let at = f.source.as_ref().map(|s| format!(" {s}")).unwrap_or_default();
-        let _ = writeln!(s, "{}[{}]{at}: {}", f.severity, f.code, f.message);
-        let _ = writeln!(s, "  = help: {}", f.remedy);
+        line(&mut s, format!("{}[{}]{at}: {}", f.severity, f.code, f.message));
+        line(&mut s, format!("  = help: {}", f.remedy));
     }
     for sup in &report.suppressed {
-        let _ = writeln!(s, "allowed[{}]: {} (reason: {})", sup.finding.code, sup.finding.message, sup.reason);
+        line(&mut s, format!("allowed[{}]: {} (reason: {})", sup.finding.code, sup.finding.message, sup.reason));
     }
     if !report.findings.is_empty() || !report.suppressed.is_empty() {
         let _ = writeln!(s);
@@ -43,8 +44,15 @@ pub fn render(report: &Report) -> String {
     s
 }
 
+/// One line of the report: whatever an input put in it (a file name, a value) is escaped, so
+/// the line stays one line.
+fn line(s: &mut String, text: String) {
+    s.push_str(&escape(&text));
+    s.push('\n');
+}
+
 fn src<T: std::fmt::Display>(v: &Valued<T>) -> String {
-    format!("{} ({})", v.value, v.source)
+    escape(&format!("{} ({})", v.value, v.source)).into_owned()
 }
 
 fn components(list: &[Deployed]) -> String {
@@ -72,9 +80,10 @@ fn components(list: &[Deployed]) -> String {
         } else {
             format!("{} ({})", c.worst_pods(), c.replicas.source)
         };
+        let pods = escape(&pods).into_owned();
         let slots = c.greenlets.as_ref().or(c.concurrency.as_ref()).map_or("-".to_string(), src);
         b.push_record([
-            c.name.clone(),
+            escape(&c.name).into_owned(),
             pods,
             src(&c.processes),
             slots,

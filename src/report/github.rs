@@ -4,15 +4,7 @@
 use crate::findings::{Report, Severity};
 use std::fmt::Write;
 
-/// Escape a message: `%`, CR and LF (the runner's rules for command data).
-pub fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
-}
-
-/// Escape a property value: as data, plus `:` and `,`.
-pub fn escape_property(s: &str) -> String {
-    escape_data(s).replace(':', "%3A").replace(',', "%2C")
-}
+pub use crate::safety::escape::{github_data as escape_data, github_property as escape_property};
 
 pub fn render(report: &Report) -> String {
     let mut s = String::new();

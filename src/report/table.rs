@@ -17,7 +17,7 @@ pub fn plan(plan: &Plan, explain: bool) -> String {
         s,
         "difyplan: {} QPS of profile `{}` on {} (edition {}, Dify {}{})",
         i.qps,
-        i.profile.name,
+        crate::safety::escape(&i.profile.name),
         i.target,
         i.edition,
         i.dify_version,
