@@ -344,7 +344,7 @@ pub struct RenderKubernetesArgs {
     pub out: RenderOutputArgs,
 }
 
-/// The community Helm charts difyplan writes values for (DOMAIN.md §3).
+/// The community Helm charts difyplan writes values for (docs/model.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum HelmChart {
     /// BorisPolonsky/dify-helm.

@@ -13,7 +13,7 @@ use crate::report;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
-/// The tiers of the matrix (issue #5).
+/// The tiers of the matrix.
 pub const TIERS: [f64; 7] = [10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0];
 pub const EDITIONS: [Edition; 3] = [Edition::Test, Edition::Ha, Edition::Performance];
 pub const TARGETS: [Target; 2] = [Target::Compose, Target::Kubernetes];

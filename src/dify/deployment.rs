@@ -261,7 +261,7 @@ fn flag_true(env: &Env, key: &str) -> bool {
 }
 
 /// Turn a component's environment into processes and pools: the one place that knows how each
-/// Dify process reads its settings (DOMAIN.md §2, Dify's `api/docker/entrypoint.sh`).
+/// Dify process reads its settings (docs/model.md §2, Dify's `api/docker/entrypoint.sh`).
 #[allow(clippy::too_many_arguments)]
 pub fn interpret(
     component: Component,

@@ -2,7 +2,7 @@
 //! `docker/.env.example` or in the plugin daemon's documented settings (a test holds it to that).
 
 /// Where a setting takes effect. Compose shares one environment between api, worker and
-/// worker_beat, so a value for one service only must be set on that service (DOMAIN.md §2).
+/// worker_beat, so a value for one service only must be set on that service (docs/model.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     /// Read by every service that takes the shared environment.
@@ -55,7 +55,7 @@ pub const DB_MAX_IDLE_CONNS: Key =
     Key { name: "DB_MAX_IDLE_CONNS", doc: "connections the plugin daemon keeps idle per replica (its default is 10)" };
 
 /// Settings of the plugin daemon that are not in Dify's `.env.example` but documented by the
-/// daemon itself (DOMAIN.md §3); the key-existence test accepts these too.
+/// daemon itself (docs/model.md §3); the key-existence test accepts these too.
 pub const PLUGIN_DAEMON_DOCUMENTED: &[&str] = &["DB_MAX_OPEN_CONNS", "DB_MAX_IDLE_CONNS", "DB_CONN_MAX_LIFETIME"];
 pub const POSTGRES_SHARED_BUFFERS: Key =
     Key { name: "POSTGRES_SHARED_BUFFERS", doc: "PostgreSQL shared_buffers (PGTune: RAM / 4)" };

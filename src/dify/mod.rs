@@ -1,5 +1,5 @@
 //! What Dify is: its versions, the components that open PostgreSQL connections, and how each
-//! one turns its settings into processes and pools. The one place that knows (DOMAIN.md §2, §3).
+//! one turns its settings into processes and pools. The one place that knows (docs/model.md §2, §3).
 
 use serde::Serialize;
 use std::fmt;
@@ -31,7 +31,7 @@ impl DifyVersion {
         }
     }
 
-    /// The compose service that runs PostgreSQL (DOMAIN.md §3).
+    /// The compose service that runs PostgreSQL (docs/model.md §3).
     pub fn db_service(self) -> &'static str {
         match self {
             DifyVersion::V1_9 => "db",
@@ -99,7 +99,7 @@ impl Component {
     }
 
     /// Serves api requests through gunicorn request greenlets, where the pool-deadlock rule of
-    /// DOMAIN.md §8 applies. api_websocket's greenlets are websocket sessions, not requests.
+    /// docs/model.md §8 applies. api_websocket's greenlets are websocket sessions, not requests.
     pub fn serves_api_requests(self) -> bool {
         self == Component::Api
     }
@@ -116,7 +116,7 @@ impl fmt::Display for Component {
     }
 }
 
-/// Dify's shipped defaults for the sizing keys (DOMAIN.md §2, §3; the fixtures' `.env.example`).
+/// Dify's shipped defaults for the sizing keys (docs/model.md §2, §3; the fixtures' `.env.example`).
 pub mod defaults {
     /// `SQLALCHEMY_POOL_SIZE` (api/configs; `.env.example` of both versions).
     pub const SQLALCHEMY_POOL_SIZE: u64 = 30;
@@ -131,7 +131,7 @@ pub mod defaults {
     pub const API_WEBSOCKET_WORKER_CONNECTIONS: u64 = 1000;
     /// The Celery entrypoint's `-c ${CELERY_WORKER_AMOUNT:-1}`.
     pub const CELERY_WORKER_AMOUNT: u64 = 1;
-    /// The plugin daemon's own `DB_MAX_OPEN_CONNS` / `DB_MAX_IDLE_CONNS` (DOMAIN.md §2).
+    /// The plugin daemon's own `DB_MAX_OPEN_CONNS` / `DB_MAX_IDLE_CONNS` (docs/model.md §2).
     pub const PLUGIN_DB_MAX_OPEN_CONNS: u64 = 30;
     pub const PLUGIN_DB_MAX_IDLE_CONNS: u64 = 10;
     /// PostgreSQL's `superuser_reserved_connections` default, and `reserved_connections` (PG ≥ 16).

@@ -1,4 +1,4 @@
-//! The pool rules measured on a real Dify api (DOMAIN.md §8), in one place for `size` (which
+//! The pool rules measured on a real Dify api (docs/model.md §8), in one place for `size` (which
 //! sizes pools by them) and `check` (which flags pools that break them).
 
 use serde::Serialize;
@@ -18,7 +18,7 @@ pub enum PoolVerdict {
 }
 
 /// The smallest pool + overflow that cannot deadlock: greenlets × (peak − 1) + 1, the classic
-/// bound (DOMAIN.md §8). With Dify's peak of 2 connections per request: greenlets + 1.
+/// bound (docs/model.md §8). With Dify's peak of 2 connections per request: greenlets + 1.
 pub fn deadlock_free_pool(greenlets: u64, peak_connections: u64) -> u64 {
     greenlets.saturating_mul(peak_connections.saturating_sub(1).max(1)).saturating_add(1)
 }
@@ -44,7 +44,7 @@ pub fn judge_api_pool(pool_size: u64, max_overflow: u64, greenlets: u64, chat_fa
 mod tests {
     use super::*;
 
-    /// DOMAIN.md §8, one process with 10 greenlets: workflow apps are safe with 30+10, 11+0 and
+    /// docs/model.md §8, one process with 10 greenlets: workflow apps are safe with 30+10, 11+0 and
     /// 20+0 and deadlock with 10+0; chat apps need about 20; with 50 greenlets 30+10 deadlocks.
     #[test]
     fn measured_boundaries() {

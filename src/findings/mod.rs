@@ -51,8 +51,8 @@ macro_rules! codes {
 
 codes! {
     ConnectionBudgetExceeded = "connection-budget-exceeded", Error, "worst-case connection demand exceeds the usable max_connections";
-    PoolDeadlockRisk = "pool-deadlock-risk", Error, "a process's pool + overflow does not exceed the api requests it admits: requests deadlock (measured, DOMAIN.md §8)";
-    PoolChatStall = "pool-chat-stall", Warning, "a process's pool + overflow is below 2 × its greenlets, where chat apps stall (measured, DOMAIN.md §8)";
+    PoolDeadlockRisk = "pool-deadlock-risk", Error, "a process's pool + overflow does not exceed the api requests it admits: requests deadlock (measured, docs/model.md §8)";
+    PoolChatStall = "pool-chat-stall", Warning, "a process's pool + overflow is below 2 × its greenlets, where chat apps stall (measured, docs/model.md §8)";
     WorkerPoolBelowConcurrency = "worker-pool-below-concurrency", Warning, "a gevent worker's pool + overflow is below its -c: streaming chat runs wait for connections";
     WorkerPoolDeadlockRisk = "worker-pool-deadlock-risk", Warning, "a gevent worker's pool + overflow is below 2 × its -c: chat runs deadlock it under overload (measured)";
     RedisMaxConnectionsLow = "redis-max-connections-low", Warning, "REDIS_MAX_CONNECTIONS is below the pub/sub connections a process's admitted streams need";

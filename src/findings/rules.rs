@@ -1,5 +1,5 @@
 //! The checks: each reads a deployment description and its budget and says what is wrong, with
-//! the numbers and the line to change. The thresholds are the measured ones (DOMAIN.md §8).
+//! the numbers and the line to change. The thresholds are the measured ones (docs/model.md §8).
 
 use super::{Code, Finding};
 use crate::dify::Component;
@@ -8,10 +8,10 @@ use crate::dify::rules::{PoolVerdict, judge_api_pool};
 use crate::model::budget::Budget;
 use std::collections::BTreeSet;
 
-/// Chat apps need about 2 × the admitted requests (DOMAIN.md §8).
+/// Chat apps need about 2 × the admitted requests (docs/model.md §8).
 const CHAT_POOL_FACTOR: f64 = 2.0;
 /// A beat pool above this is the api's pool inherited through compose's shared environment;
-/// beat holds about 1 connection (DOMAIN.md §2, §8).
+/// beat holds about 1 connection (docs/model.md §2, §8).
 const BEAT_POOL_LIMIT: u64 = 5;
 
 /// Every finding for one deployment.

@@ -10,29 +10,29 @@ use std::str::FromStr;
 #[serde(deny_unknown_fields, default)]
 pub struct Assumptions {
     /// Quantile of the Poisson in-flight count that greenlet slots and Celery concurrency cover.
-    /// Issue #2: "size to a high quantile … for example the Poisson 99.9% quantile".
+    /// Sized to a high quantile of the in-flight count, not its mean (docs/model.md §5).
     pub quantile: f64,
     /// CPU utilisation target of api, worker and plugin daemon; `None` takes the edition's.
     pub cpu_target: Option<f64>,
     /// HPA maximum ÷ replicas at the target QPS (Kubernetes); `None` takes the edition's.
     pub hpa_max_factor: Option<f64>,
     /// Rolling-update surge as a share of the maximum replicas. Kubernetes' default is 25%
-    /// (DOMAIN.md §2); every surge pod holds a full set of pools, so plans bound it at 10%
-    /// ("rolling updates with a bounded surge", DOMAIN.md §7) and render that `maxSurge`.
+    /// (docs/model.md §2); every surge pod holds a full set of pools, so plans bound it at 10%
+    /// ("rolling updates with a bounded surge", docs/model.md §7) and render that `maxSurge`.
     pub max_surge: f64,
-    /// gevent api processes per pod at most (Kubernetes): one process per core (DOMAIN.md §5), 4-core pods.
+    /// gevent api processes per pod at most (Kubernetes): one process per core (docs/model.md §5), 4-core pods.
     pub api_processes_per_pod: u64,
     /// gevent api processes per compose container at most: a 16-core host for one container (an
     /// assumption). More processes become more containers (`deploy.replicas`); past one host's
     /// cores, spread the containers over hosts or run Dify on Kubernetes.
     pub compose_api_processes_per_container: u64,
-    /// Memory per api or worker process, MiB: the vendor's tiers give 1 GiB per core (DOMAIN.md §4).
+    /// Memory per api or worker process, MiB: the vendor's tiers give 1 GiB per core (docs/model.md §4).
     pub process_memory_mib: u64,
-    /// Greenlets one gevent process may admit at most: gunicorn's default worker_connections (DOMAIN.md §5).
+    /// Greenlets one gevent process may admit at most: gunicorn's default worker_connections (docs/model.md §5).
     pub slots_per_process_max: u64,
-    /// Seconds a streaming request holds a DB connection at its start: "under 0.7 s" (DOMAIN.md §8).
+    /// Seconds a streaming request holds a DB connection at its start: "under 0.7 s" (docs/model.md §8).
     pub streaming_start_hold_seconds: f64,
-    /// Chat apps: api pool ÷ admitted requests; measured ≈ 2 (DOMAIN.md §8, 20+0 clean at 10 greenlets).
+    /// Chat apps: api pool ÷ admitted requests; measured ≈ 2 (docs/model.md §8, 20+0 clean at 10 greenlets).
     pub chat_pool_factor: f64,
     /// Worker pool ÷ `-c` when chat runs stream: a chat run holds one connection for its whole
     /// duration and takes a second at its start and end, so under overload a pool of `-c` + 10%
@@ -42,25 +42,25 @@ pub struct Assumptions {
     /// sizes for the target load; 1.5 admits half as much again before requests wait in the
     /// listen backlog or the broker (docs/model.md §10, "Overload").
     pub overload_headroom: f64,
-    /// Worker connections per concurrent workflow run: 2–4 busy for 8 runs (DOMAIN.md §8).
+    /// Worker connections per concurrent workflow run: 2–4 busy for 8 runs (docs/model.md §8).
     pub worker_workflow_connections_per_run: f64,
-    /// api_websocket pool per process. Its connection use was not measured (DOMAIN.md §8); an assumption.
+    /// api_websocket pool per process. Its connection use was not measured (docs/model.md §8); an assumption.
     pub websocket_pool_size: u64,
     pub websocket_max_overflow: u64,
     /// Extra beat pods during an update: 0 with `strategy: Recreate` (what difyplan renders); 1
     /// where a chart renders no strategy and Kubernetes' default rolling update applies.
     pub beat_surge: u64,
-    /// worker_beat pool: beat holds 0 at idle and about 1 in practice (DOMAIN.md §2, §8).
+    /// worker_beat pool: beat holds 0 at idle and about 1 in practice (docs/model.md §2, §8).
     pub beat_pool_size: u64,
     pub beat_max_overflow: u64,
-    /// Cores per plugin-daemon replica: the vendor runs 2C4G instances (DOMAIN.md §4).
+    /// Cores per plugin-daemon replica: the vendor runs 2C4G instances (docs/model.md §4).
     pub plugin_cores_per_replica: f64,
     pub plugin_memory_mib: u64,
     /// The plugin daemon's own background work (installs, endpoint lookups): an assumption.
     pub plugin_open_conns_floor: u64,
     /// Connections for monitoring, backups and an operator's psql: an assumption.
     pub admin_reserve: u64,
-    /// Connections `flask upgrade-db` opens in a starting container: 1–2 (DOMAIN.md §2).
+    /// Connections `flask upgrade-db` opens in a starting container: 1–2 (docs/model.md §2).
     pub migration_connections: u64,
     /// PostgreSQL CPU utilisation target: leaves room for autovacuum and checkpoints; an assumption.
     pub pg_cpu_target: f64,
@@ -191,7 +191,7 @@ impl Assumptions {
             return Err(format!("--assume overload_headroom={}: must lie between 1 and 10", self.overload_headroom));
         }
         if self.chat_pool_factor < 1.0 {
-            return Err("--assume chat_pool_factor must be ≥ 1 (below it chat apps deadlock, DOMAIN.md §8)".into());
+            return Err("--assume chat_pool_factor must be ≥ 1 (below it chat apps deadlock, docs/model.md §8)".into());
         }
         if self.plugin_cores_per_replica <= 0.0 {
             return Err("--assume plugin_cores_per_replica must be > 0".into());
@@ -210,7 +210,7 @@ pub enum Target {
     Kubernetes,
 }
 
-/// The vendor's three templates (DOMAIN.md §7): minimum replicas and headroom.
+/// The vendor's three templates (docs/model.md §7): minimum replicas and headroom.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Edition {
@@ -219,13 +219,13 @@ pub enum Edition {
     Performance,
 }
 
-/// What an edition sets (issue #5: minimum replicas 1 / 2 / 3).
+/// What an edition sets (minimum replicas 1 / 2 / 3).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct EditionRules {
     pub min_replicas: u64,
     /// CPU utilisation target: the headroom against bursts and a lost replica.
     pub cpu_target: f64,
-    /// HPA maximum ÷ replicas at the target QPS; DOMAIN.md §7's "min 3, max 10" is a wider
+    /// HPA maximum ÷ replicas at the target QPS; docs/model.md §7's "min 3, max 10" is a wider
     /// range than a budget can afford, so the default stays at 1.5 (assumption).
     pub hpa_max_factor: f64,
     pub zone_spread: bool,

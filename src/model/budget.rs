@@ -1,5 +1,5 @@
 //! The connection budget: worst-case demand of every component against the usable
-//! `max_connections`. `size` and `check` both call this one implementation (DOMAIN.md §2).
+//! `max_connections`. `size` and `check` both call this one implementation (docs/model.md §2).
 
 use crate::dify::Component;
 use serde::Serialize;
@@ -56,7 +56,7 @@ pub struct PoolerLine {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Cap {
     pub max_connections: u64,
-    /// A superuser may also use the reserved slots (DOMAIN.md §2).
+    /// A superuser may also use the reserved slots (docs/model.md §2).
     pub app_role_superuser: bool,
     pub superuser_reserved_connections: u64,
     pub reserved_connections: u64,
@@ -147,7 +147,7 @@ mod tests {
         Cap { max_connections: max, app_role_superuser: su, superuser_reserved_connections: 3, reserved_connections: 0 }
     }
 
-    /// DOMAIN.md §2: Dify 1.9.1 defaults: api 1×1×(30+10) + worker 40 + beat 40 + plugin 30 = 150 > 100.
+    /// docs/model.md §2: Dify 1.9.1 defaults: api 1×1×(30+10) + worker 40 + beat 40 + plugin 30 = 150 > 100.
     #[test]
     fn dify_191_defaults_by_hand() {
         let lines = vec![
@@ -162,7 +162,7 @@ mod tests {
         assert_eq!(b.headroom, -50);
     }
 
-    /// DOMAIN.md §2: Dify 1.16.1 defaults: api, api_websocket, worker and beat share the pool
+    /// docs/model.md §2: Dify 1.16.1 defaults: api, api_websocket, worker and beat share the pool
     /// 30 + 10; the plugin daemon opens 30: 40 + 40 + 40 + 40 + 30 = 190 against 200.
     #[test]
     fn dify_1161_defaults_from_constants() {
@@ -191,7 +191,7 @@ mod tests {
         assert_eq!(c.withheld(), 8);
     }
 
-    /// HPA 3 → 15 pods × pool 50 = 750 (DOMAIN.md §2's incident).
+    /// HPA 3 → 15 pods × pool 50 = 750 (docs/model.md §2's incident).
     #[test]
     fn hpa_incident() {
         let b = Budget::new(vec![BudgetLine::new(Component::Api, 15, 1, 50)], vec![], cap(200, true));

@@ -1,5 +1,5 @@
 //! PostgreSQL settings for Dify's database: PGTune's "web" formulas on Linux (le0pard/pgtune at
-//! 421728c), a memory check of `max_connections`, and the two timeouts Dify's compose passes (issue #5).
+//! 421728c), a memory check of `max_connections`, and the two timeouts Dify's compose passes.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -8,8 +8,7 @@ use std::fmt;
 /// formulas and `src/common/components/configurationView/index.jsx` for the order and the value
 /// formatting, both at this commit (the newest revision we could read; it offers PostgreSQL 10–18).
 ///
-/// DOMAIN.md §5 cites commit 7caef27, which the index could not open by that hash; every formula
-/// DOMAIN.md quotes from it (maintenance_work_mem capped at 8 GB, work_mem floored at 4 MB,
+/// The formulas are PGTune's "web" profile as docs/model.md §5 states them (maintenance_work_mem capped at 8 GB, work_mem floored at 4 MB,
 /// max_worker_processes = CPUs if ≥ 4 else 8) is what this revision computes. Older revisions
 /// differ (7d204bdb: a 2 GB cap, a 64 kB floor, huge_pages from 32 GB of RAM), so the tests pin
 /// this one. Sizes are integer kB (1 kB = 1024 bytes, PostgreSQL's unit); PGTune floors exact
@@ -128,7 +127,7 @@ pub struct PgHost {
 
 /// The host assumed when the user gives no `--pg-memory`/`--pg-cpus`: Dify's minimum system
 /// requirements (README quick start: "CPU >= 2 Core, RAM >= 4 GiB"), an SSD, and PostgreSQL 15,
-/// the `postgres:15-alpine` image of both compose files (DOMAIN.md fixtures, 1.9.1 and 1.16.1).
+/// the `postgres:15-alpine` image of both compose files (Dify 1.9.1 and 1.16.1).
 /// Those 4 GiB are the whole host's in Dify's README; giving them all to PostgreSQL is generous,
 /// so output built on this default should say that it was assumed.
 pub const DEFAULT_HOST: PgHost = PgHost { memory_bytes: 4 * GIB, cpus: 2, storage: Storage::Ssd, pg_version: 15 };
@@ -599,7 +598,7 @@ pub const IDLE_REQUEST_MULTIPLE: f64 = 10.0;
 /// wait on one slow model call, and 0 would mean "never" to PostgreSQL.
 pub const MIN_IDLE_IN_TRANSACTION_S: u64 = 60;
 /// statement_timeout: Dify's statements take milliseconds (11–28 ms of PostgreSQL CPU per
-/// request, DOMAIN.md §8); one minute is far above that and still stops a runaway query.
+/// request, docs/model.md §8); one minute is far above that and still stops a runaway query.
 pub const STATEMENT_TIMEOUT_S: u64 = 60;
 /// PostgreSQL's timeouts are int milliseconds: at most INT_MAX.
 const PG_MAX_TIMEOUT_MS: u64 = i32::MAX as u64;
@@ -617,7 +616,7 @@ pub struct Timeouts {
 ///
 /// Rule: idle_in_transaction_session_timeout = max(GUNICORN_TIMEOUT, 10 × request_seconds,
 /// 60 s). A Dify request holds its session idle in transaction for its whole life, LLM wait
-/// included (DOMAIN.md §1, §8), so the timeout must outlast the longest legitimate request, or
+/// included (docs/model.md §1, §8), so the timeout must outlast the longest legitimate request, or
 /// PostgreSQL kills healthy requests; but it should not be 0 (Dify's default), because dead
 /// workflow threads left sessions idle in transaction for minutes and held pool slots (§8).
 /// statement_timeout bounds one SQL statement, not the request: 60 s.
@@ -638,7 +637,7 @@ pub fn timeouts(request_seconds: f64, gunicorn_timeout_s: u64) -> Timeouts {
     };
     let reasoning = vec![
         "A Dify request keeps its database session idle in transaction for its whole duration, \
-         the LLM call included (DOMAIN.md §1, §8): idle_in_transaction_session_timeout must outlast \
+         the LLM call included (docs/model.md §1, §8): idle_in_transaction_session_timeout must outlast \
          the longest legitimate request, or PostgreSQL terminates healthy requests."
             .to_string(),
         format!(
@@ -647,7 +646,7 @@ pub fn timeouts(request_seconds: f64, gunicorn_timeout_s: u64) -> Timeouts {
             idle_in_transaction_ms / 1000
         ),
         "Dify's default 0 never times out; a dead workflow thread then holds its connection idle in \
-         transaction until the process restarts (DOMAIN.md §8), so a finite value returns those slots."
+         transaction until the process restarts (docs/model.md §8), so a finite value returns those slots."
             .to_string(),
         "Under gevent, gunicorn does not cut a request at its timeout (only silent workers are \
          killed), and app runs may last up to APP_MAX_EXECUTION_TIME (1200 s in Dify 1.16.1): \
@@ -655,7 +654,7 @@ pub fn timeouts(request_seconds: f64, gunicorn_timeout_s: u64) -> Timeouts {
             .to_string(),
         format!(
             "statement_timeout = {} s bounds one SQL statement, not the request: Dify's statements take \
-             milliseconds (DOMAIN.md §8). Migrations or log clean-ups on large tables may need more; \
+             milliseconds (docs/model.md §8). Migrations or log clean-ups on large tables may need more; \
              run them with their own `SET statement_timeout`.",
             statement_ms / 1000
         ),
@@ -680,7 +679,7 @@ mod tests {
             .map(|k| setting(t, k).unwrap_or_default())
     }
 
-    /// PGTune's own results for "web", Linux, SSD: the acceptance criteria of issue #5.
+    /// PGTune's own results for "web", Linux, SSD: the acceptance cases of the PGTune module.
     /// None of these four depends on the PostgreSQL version on Linux, so every version must agree.
     #[test]
     fn pgtune_web_results() {

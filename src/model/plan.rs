@@ -34,7 +34,7 @@ pub struct PlanInput {
     pub pg_max_connections: Option<u64>,
     /// The database host as far as the user described it (`--pg-memory`, `--pg-cpus`, ...).
     pub pg_host: PgHostSpec,
-    /// Where workflow logs are written (DOMAIN.md §6).
+    /// Where workflow logs are written (docs/model.md §6).
     pub workflow_log_store: LogStore,
     /// Days workflow logs are kept; `None`: for ever (Dify's default).
     pub retention_days: Option<u32>,
@@ -114,7 +114,7 @@ pub struct ComponentPlan {
     /// Connections in use on average at the target QPS (Little's law).
     pub mean_connections: f64,
     /// A shared pool for the same admitted work would need this many; the difference is the
-    /// price of one pool per process (DOMAIN.md §5).
+    /// price of one pool per process (docs/model.md §5).
     pub shared_pool_equivalent: Option<u64>,
     pub cpu_per_pod: f64,
     pub memory_mib_per_pod: u64,
@@ -128,14 +128,14 @@ pub struct DatabasePlan {
     pub max_connections_chosen: bool,
     /// PostgreSQL cores: λ × CPU ms ÷ target utilisation.
     pub cores: u64,
-    /// About cores × 2 queries can usefully run at once (DOMAIN.md §5, HikariCP).
+    /// About cores × 2 queries can usefully run at once (docs/model.md §5, HikariCP).
     pub useful_active_connections: u64,
     /// The host the settings are tuned for.
     pub host: PgHost,
     /// Which parts of the host difyplan chose (the user gave no `--pg-memory` / `--pg-cpus`).
     pub host_memory_chosen: bool,
     pub host_cpus_chosen: bool,
-    /// PGTune's "web" settings for the host and `max_connections` (DOMAIN.md §5).
+    /// PGTune's "web" settings for the host and `max_connections` (docs/model.md §5).
     pub tuning: Tuning,
     /// Whether `max_connections` backends fit the host's memory.
     pub memory: MemoryCheck,

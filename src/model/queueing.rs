@@ -1,5 +1,5 @@
 //! Queueing arithmetic: Little's law and quantiles of the Poisson distribution.
-//! Requests in flight are random; limits are sized to a high quantile, not to the mean (DOMAIN.md §5).
+//! Requests in flight are random; limits are sized to a high quantile, not to the mean (docs/model.md §5).
 
 /// Smallest `k` with P(X ≤ k) ≥ `level` for X ~ Poisson(`mean`).
 ///

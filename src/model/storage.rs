@@ -1,4 +1,4 @@
-//! Workflow-log storage (DOMAIN.md §6) and Redis topology (DOMAIN.md §1, §3): the volume the logs
+//! Workflow-log storage (docs/model.md §6) and Redis topology (docs/model.md §1, §3): the volume the logs
 //! add to PostgreSQL, where they should live, and which Redis the traffic needs.
 
 use super::assumptions::Edition;
@@ -18,7 +18,7 @@ pub enum LogStore {
     Logstore,
 }
 
-/// The four repository keys for each store (DOMAIN.md §6; Dify's env files).
+/// The four repository keys for each store (docs/model.md §6; Dify's env files).
 pub fn repository_keys(store: LogStore) -> [(&'static str, &'static str); 4] {
     match store {
         LogStore::Postgres => [
@@ -78,7 +78,7 @@ pub fn repository_keys(store: LogStore) -> [(&'static str, &'static str); 4] {
     }
 }
 
-/// The log store's credentials, written as placeholders only, never values (DOMAIN.md §6).
+/// The log store's credentials, written as placeholders only, never values (docs/model.md §6).
 pub const LOGSTORE_CREDENTIAL_KEYS: [&str; 6] = [
     "ALIYUN_SLS_ACCESS_KEY_ID",
     "ALIYUN_SLS_ACCESS_KEY_SECRET",
@@ -89,7 +89,7 @@ pub const LOGSTORE_CREDENTIAL_KEYS: [&str; 6] = [
 ];
 
 /// Share of a request's PostgreSQL CPU spent writing workflow runs and node executions: their
-/// rows are most of the growth per request (DOMAIN.md §8: runs and node executions are 2.7 of
+/// rows are most of the growth per request (docs/model.md §8: runs and node executions are 2.7 of
 /// 6.7 KB for a chat message and nearly all of a workflow run's). An assumption: 40%.
 pub const LOG_WRITE_PG_CPU_SHARE: f64 = 0.4;
 /// Day's mean traffic ÷ the target (peak) QPS: an assumption for the daily log volume.
@@ -97,9 +97,9 @@ pub const DAILY_AVERAGE_LOAD: f64 = 0.5;
 /// Table bloat, indexes not in the measured sizes, and WAL on top of the rows: an assumption.
 pub const PG_DISK_OVERHEAD: f64 = 0.3;
 /// Above this much log kept in PostgreSQL difyplan recommends a log store: one operator's 3 TB
-/// of logs cost about 10× in PostgreSQL what the log store cost (DOMAIN.md §6). Assumption, GiB.
+/// of logs cost about 10× in PostgreSQL what the log store cost (docs/model.md §6). Assumption, GiB.
 pub const LOG_STORE_THRESHOLD_GIB: f64 = 500.0;
-/// One Redis saturated near 200 QPS in the vendor's test (DOMAIN.md §1); at the `chat`
+/// One Redis saturated near 200 QPS in the vendor's test (docs/model.md §1); at the `chat`
 /// profile's 40 operations per request that is 8,000 operations per second.
 pub const REDIS_SATURATION_QPS: f64 = 200.0;
 pub const REDIS_REFERENCE_OPS_PER_REQUEST: f64 = 40.0;
@@ -133,7 +133,7 @@ pub fn logs(qps: f64, profile: &Profile, store: LogStore, retention_days: Option
     let gib = |b: f64| b / (1u64 << 30) as f64;
     let recommend_log_store = store != LogStore::Logstore && gib(retained_bytes) > LOG_STORE_THRESHOLD_GIB;
     let mut reasoning = vec![format!(
-        "{:.1} GiB of workflow log a day: {qps} QPS × {DAILY_AVERAGE_LOAD} mean load × 86,400 s × {} bytes per request (a floor: real prompts are stored several times, DOMAIN.md §8)",
+        "{:.1} GiB of workflow log a day: {qps} QPS × {DAILY_AVERAGE_LOAD} mean load × 86,400 s × {} bytes per request (a floor: real prompts are stored several times, docs/model.md §8)",
         gib(daily_bytes),
         profile.workflow_log_bytes
     )];
@@ -209,7 +209,7 @@ pub fn redis(qps: f64, profile: &Profile, streams_in_flight: f64, edition: Editi
         if ha || topology == RedisTopology::Cluster { RedisTopology::Sentinel } else { RedisTopology::Standalone };
     let pubsub_connections = (streams_in_flight * (1.0 + profile.chat_share)).ceil() as u64;
     let mut reasoning = vec![format!(
-        "{ops_per_second:.0} Redis operations per second ({qps} QPS × {} per request); one Redis saturated near {REDIS_SATURATION_QPS:.0} QPS of the vendor's traffic, about {limit:.0} operations per second (DOMAIN.md §1)",
+        "{ops_per_second:.0} Redis operations per second ({qps} QPS × {} per request); one Redis saturated near {REDIS_SATURATION_QPS:.0} QPS of the vendor's traffic, about {limit:.0} operations per second (docs/model.md §1)",
         profile.redis_ops
     )];
     reasoning.push(match topology {
@@ -222,8 +222,8 @@ pub fn redis(qps: f64, profile: &Profile, streams_in_flight: f64, edition: Editi
         RedisTopology::Standalone => "one Redis is enough".to_string(),
     });
     if topology == RedisTopology::Cluster {
-        reasoning.push("the plugin daemon supports standalone and sentinel only (DOMAIN.md §3): give it its own Redis behind Sentinel, since its session key per request is the hot path the vendor saw".into());
+        reasoning.push("the plugin daemon supports standalone and sentinel only (docs/model.md §3): give it its own Redis behind Sentinel, since its session key per request is the hot path the vendor saw".into());
     }
-    reasoning.push(format!("about {pubsub_connections} pub/sub connections for streams in flight (measured: one per stream, two for chat, DOMAIN.md §8) — within Redis' default maxclients 10000 only below that"));
+    reasoning.push(format!("about {pubsub_connections} pub/sub connections for streams in flight (measured: one per stream, two for chat, docs/model.md §8) — within Redis' default maxclients 10000 only below that"));
     RedisPlan { ops_per_second, pubsub_connections, topology, plugin_daemon_topology, reasoning }
 }

@@ -548,7 +548,7 @@ fn replicas(svc: &Service, env: &ProjectEnv) -> Result<Valued<u64>, String> {
 }
 
 /// `max_connections` and `idle_in_transaction_session_timeout` from the database service's
-/// `command:` (`postgres -c 'max_connections=…'`), DOMAIN.md §3.
+/// `command:` (`postgres -c 'max_connections=…'`), docs/model.md §3.
 fn database_settings(
     db: Option<&Service>,
     env: &ProjectEnv,

@@ -7,7 +7,7 @@
 //! - `values.yaml` @ `5644ee382e2c1fc6d154430baf7960133baa1220` (the newest read: `image.api.tag`
 //!   "1.16.1"), also @ `0110fe1eaf7ac012a0dbe9dcac7caed669b49809` (1.2.0) and `b37eef6a…` (0.3.8).
 //!   Components `api`, `worker`, `beat`, `apiWebsocket`, `pluginDaemon` (and `web`, `sandbox`,
-//!   `proxy`, `ssrfProxy`, `agentBackend`, `localSandbox`, not among DOMAIN.md §2's), each with
+//!   `proxy`, `ssrfProxy`, `agentBackend`, `localSandbox`, not among the components of docs/model.md §2), each with
 //!   `enabled` (default true; `apiWebsocket.enabled` false), `replicas` (1; `beat` has none),
 //!   `updateStrategy` (`{}`; `beat.updateStrategy.type` is `Recreate`), `extraEnv` (a list of
 //!   `{name, value | valueFrom}`). `api.autoscaling` and `worker.autoscaling` default to
@@ -96,7 +96,7 @@ use crate::dify::{Component, DifyVersion, defaults};
 use crate::findings::rules::SIZING_KEYS;
 
 /// Kubernetes' default `maxSurge` for a Deployment without a strategy, in percent, rounded up
-/// (DOMAIN.md §2; Kubernetes Deployment docs).
+/// (docs/model.md §2; Kubernetes Deployment docs).
 const K8S_DEFAULT_MAX_SURGE_PCT: u64 = 25;
 /// Both charts' default `autoscaling.maxReplicas` (dify-helm and douban `values.yaml`, above).
 const CHART_DEFAULT_MAX_REPLICAS: u64 = 100;

@@ -9,7 +9,7 @@ use crate::dify::{Component, DifyVersion, defaults};
 use serde_yaml::Value;
 use std::collections::BTreeMap;
 
-/// Kubernetes' default `maxSurge` for a Deployment (DOMAIN.md §2).
+/// Kubernetes' default `maxSurge` for a Deployment (docs/model.md §2).
 const DEFAULT_MAX_SURGE: &str = "25%";
 
 fn path(keys: &[&str]) -> Vec<PathSeg> {

@@ -169,7 +169,7 @@ pub struct ComposeView {
     pub missing: Vec<String>,
 }
 
-/// Images of each release, read from the fixtures' `docker-compose.yaml` (DOMAIN.md §3).
+/// Images of each release, read from the fixtures' `docker-compose.yaml` (docs/model.md §3).
 fn images(v: DifyVersion) -> (String, &'static str) {
     let daemon = match v {
         DifyVersion::V1_9 => "langgenius/dify-plugin-daemon:0.3.0-local",

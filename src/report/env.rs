@@ -88,13 +88,13 @@ fn raw(key: &'static str, value: impl ToString, doc: &'static str, scope: Scope)
     Setting { key, value: value.to_string(), doc, scope }
 }
 
-/// Workflow-log repositories and retention (DOMAIN.md §6), and the Redis topology.
+/// Workflow-log repositories and retention (docs/model.md §6), and the Redis topology.
 fn logs_and_redis(plan: &Plan, out: &mut Vec<Setting>) {
     use crate::model::storage::{self, LogStore, RedisTopology};
     let logs = &plan.logs;
     if logs.store != LogStore::Postgres {
         for (key, class) in storage::repository_keys(logs.store) {
-            out.push(raw(key, class, "workflow-log repository (DOMAIN.md §6)", Scope::Shared));
+            out.push(raw(key, class, "workflow-log repository (docs/model.md §6)", Scope::Shared));
         }
     }
     if logs.store == LogStore::Logstore {

@@ -1,4 +1,4 @@
-//! Hardening (issue #6): a table of bad inputs across the commands. Each exits 2, within bounded
+//! Hardening: a table of bad inputs across the commands. Each exits 2, within bounded
 //! time, with a message that names the file (and the line, where there is one) and says what to do.
 
 use std::path::{Path, PathBuf};

@@ -29,7 +29,7 @@ fn codes(report: &serde_json::Value) -> Vec<String> {
     report["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap().to_string()).collect()
 }
 
-/// Issue #3: Dify 1.9.1's defaults: 150 against max_connections 100, exit 1 with the arithmetic.
+/// Dify 1.9.1's defaults: 150 against max_connections 100, exit 1 with the arithmetic.
 #[test]
 fn fixture_191_over_budget() {
     let r = run(&fixture_args("1.9.1"));
@@ -55,7 +55,7 @@ fn line_of(path: &Path, prefix: &str) -> usize {
     std::fs::read_to_string(path).unwrap().lines().position(|l| l.starts_with(prefix)).expect("line present") + 1
 }
 
-/// Issue #3: Dify 1.16.1: 190 against 200 with api_websocket counted; `postgres` is a superuser,
+/// Dify 1.16.1: 190 against 200 with api_websocket counted; `postgres` is a superuser,
 /// so within budget (exit 0) with warnings; with `--pg-max-connections 150`, exit 1.
 #[test]
 fn fixture_1161_within_budget_with_warnings() {

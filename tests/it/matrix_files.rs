@@ -1,4 +1,4 @@
-//! The committed config matrix (issue #5): the files are exactly what the model produces, and
+//! The committed config matrix: the files are exactly what the model produces, and
 //! every tier in them is within its connection budget.
 
 use crate::support::difyplan;

@@ -1,4 +1,4 @@
-//! Plans proved against a real PostgreSQL server (issue #6): a throwaway server set up like Dify's,
+//! Plans proved against a real PostgreSQL server: a throwaway server set up like Dify's,
 //! the plan's whole worst-case demand opened at once, then the cap and the superuser reserve probed.
 
 use crate::support::{Run, difyplan, json};
@@ -219,7 +219,7 @@ fn server_settings(args: &[&str]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Issue #6: PostgreSQL accepts every setting difyplan renders, values and units, on hosts this
+/// PostgreSQL accepts every setting difyplan renders, values and units, on hosts this
 /// machine can start a server for: the server starts with all of them on its command line.
 #[test]
 fn rendered_server_settings_start_a_real_server() {

@@ -1,4 +1,4 @@
-//! Properties of the sizing model over its whole input space (issue #2's acceptance): the
+//! Properties of the sizing model over its whole input space (what the model promises): the
 //! budget holds or the plan says exactly what is missing; counts are ≥ 1; slots cover the
 //! in-flight quantile; no knob shrinks when the QPS grows.
 

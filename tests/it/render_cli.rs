@@ -198,7 +198,7 @@ fn render_stdout(what: &[&str], qps: &str, version: &str) -> String {
     r.stdout
 }
 
-/// Issue #4: every env key any output emits exists in Dify's files; a misspelt key would fail.
+/// Every env key any output emits exists in Dify's files; a misspelt key would fail.
 #[test]
 fn every_emitted_key_is_a_real_dify_key() {
     for version in VERSIONS {
@@ -280,7 +280,7 @@ fn component<'a>(plan: &'a serde_json::Value, name: &str) -> &'a serde_json::Val
     plan["components"].as_array().unwrap().iter().find(|c| c["component"] == name).unwrap()
 }
 
-/// Issue #4: `docker compose -f docker-compose.yaml -f docker-compose.override.yaml config -q`
+/// `docker compose -f docker-compose.yaml -f docker-compose.override.yaml config -q`
 /// accepts the override for both fixtures, and the merged project runs what the plan says:
 /// the override's environment wins over the shared `.env`, the database gets the planned
 /// command line, replicas and limits are set.
@@ -340,7 +340,7 @@ fn compose_override_merges_under_real_docker_compose() {
     }
 }
 
-/// Issue #4: what `render` wrote for compose passes `check` with no budget finding.
+/// What `render` wrote for compose passes `check` with no budget finding.
 #[test]
 fn rendered_compose_passes_check() {
     for version in VERSIONS {
@@ -373,7 +373,7 @@ fn rendered_compose_passes_check() {
 
 // ---- Kubernetes ------------------------------------------------------------------------------
 
-/// Issue #4: every manifest validates, strictly, against the official schemas of the pinned
+/// Every manifest validates, strictly, against the official schemas of the pinned
 /// Kubernetes version — every edition, both Dify versions, two QPS levels.
 #[test]
 fn kubernetes_manifests_validate_strictly() {
@@ -479,7 +479,7 @@ fn kubernetes_manifests_match_the_plan() {
     );
 }
 
-/// Issue #4: the manifests pass `check` with no budget finding. The operator's own
+/// The manifests pass `check` with no budget finding. The operator's own
 /// `dify-config` ConfigMap is given too, as it would be; the database runs outside the
 /// manifests, so its max_connections comes as `--pg-max-connections`, as for a managed database.
 #[test]
@@ -516,7 +516,7 @@ fn rendered_kubernetes_passes_check() {
     }
 }
 
-/// Issue #4 for the Helm charts: the values read back by `check` (the Helm-values reader, which
+/// The values read back by `check` (the Helm-values reader, which
 /// knows each chart's templates, including the strategies they render) fit the plan's budget.
 #[test]
 fn rendered_helm_values_pass_check() {
@@ -573,7 +573,7 @@ fn assert_only_sizing_values_changed(before: &str, after: &str, name: &str) {
     }
 }
 
-/// Issue #4: patching each fixture's `env.example` (as is, and with CRLF line endings) leaves
+/// Patching each fixture's `env.example` (as is, and with CRLF line endings) leaves
 /// every other line byte-identical, keeps a `.bak` and the file's mode, and a second run
 /// changes nothing.
 #[test]

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 const PROFILES: [&str; 4] = ["chat", "workflow", "agent", "benchmark"];
 
-/// Issue #2: `size --qps 10, 100, 500, 2000` for each built-in profile prints a plan whose
+/// `size --qps 10, 100, 500, 2000` for each built-in profile prints a plan whose
 /// worst-case demand fits the usable cap; the JSON's arithmetic adds up.
 #[test]
 fn acceptance_levels_fit() {
@@ -83,7 +83,8 @@ fn table_names_every_component_and_the_budget() {
 fn explain_shows_formulas() {
     let run = difyplan(&["size", "--qps", "500", "--explain"]);
     assert_eq!(run.code, 0);
-    for word in ["SERVER_WORKER_CONNECTIONS", "Little's law", "Poisson", "POSTGRES_MAX_CONNECTIONS", "DOMAIN.md §8"] {
+    for word in ["SERVER_WORKER_CONNECTIONS", "Little's law", "Poisson", "POSTGRES_MAX_CONNECTIONS", "docs/model.md §8"]
+    {
         assert!(run.stdout.contains(word), "explain lacks {word}");
     }
 }
@@ -115,7 +116,7 @@ fn env_example_keys(version: &str) -> BTreeSet<String> {
     keys
 }
 
-/// Issue #2: only keys that exist in Dify's `.env.example` or the plugin daemon's documented
+/// Only keys that exist in Dify's `.env.example` or the plugin daemon's documented
 /// settings; a misspelt key fails here. Commented per-service lines count too.
 #[test]
 fn env_keys_exist_in_dify() {
@@ -280,7 +281,7 @@ fn user_profile_file() {
     assert_eq!(json(&run)["input"]["profile"]["name"], "mine");
 }
 
-/// Issue #2's bad input: each exits 2 with one line that names the problem and the fix.
+/// Bad input: each exits 2 with one line that names the problem and the fix.
 #[test]
 fn bad_input_exits_2_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
@@ -349,7 +350,7 @@ fn help_is_stable() {
     insta::assert_snapshot!("size_help", run.stdout);
 }
 
-/// Issue #5: `size --qps 500 --retention-days 300` shows the disk plan; with the log store the
+/// `size --qps 500 --retention-days 300` shows the disk plan; with the log store the
 /// env has the four repository keys and the switches, and no secret values.
 #[test]
 fn workflow_log_storage() {
@@ -437,7 +438,7 @@ fn workflow_log_storage() {
     assert!(old.stderr.contains("no log-store repositories"));
 }
 
-/// Issue #5: Redis topology from the operations per second; the vendor's one-Redis limit.
+/// Redis topology from the operations per second; the vendor's one-Redis limit.
 #[test]
 fn redis_topology() {
     let small = json(&difyplan(&["size", "--qps", "20", "--edition", "test", "--format", "json"]));
@@ -452,7 +453,7 @@ fn redis_topology() {
     assert!(env.lines().any(|l| l == "# REDIS_USE_CLUSTERS=true"));
 }
 
-/// Issue #5: a database too small for the plan gets the warning with the largest safe
+/// A database too small for the plan gets the warning with the largest safe
 /// max_connections and the remedy; without --pg-memory the host is chosen and said to be.
 #[test]
 fn database_too_small_warns_with_numbers() {
