@@ -22,8 +22,9 @@ pub struct Assumptions {
     pub max_surge: f64,
     /// gevent api processes per pod at most (Kubernetes): one process per core (docs/model.md §5), 4-core pods.
     pub api_processes_per_pod: u64,
-    /// gevent api processes per compose container at most: a 16-core host for one container (an
-    /// assumption). More processes become more containers (`deploy.replicas`); past one host's
+    /// gevent api processes per compose container at most: a 32-core share of a host for one
+    /// container (an assumption; fewer, larger containers share one listen backlog among more
+    /// processes, which needs fewer greenlets). More processes become more containers (`deploy.replicas`); past one host's
     /// cores, spread the containers over hosts or run Dify on Kubernetes.
     pub compose_api_processes_per_container: u64,
     /// Memory per api or worker process, MiB: the vendor's tiers give 1 GiB per core (docs/model.md §4).
@@ -85,7 +86,7 @@ impl Default for Assumptions {
             hpa_max_factor: None,
             max_surge: 0.1,
             api_processes_per_pod: 4,
-            compose_api_processes_per_container: 16,
+            compose_api_processes_per_container: 32,
             process_memory_mib: 1024,
             slots_per_process_max: 1000,
             streaming_start_hold_seconds: 0.7,

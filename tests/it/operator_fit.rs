@@ -472,13 +472,13 @@ fn compose_api_containers_hold_a_bounded_number_of_processes() {
     let plan = json(&difyplan(&["size", "--qps", "3000", "--format", "json"]));
     let api = plan["components"].as_array().unwrap().iter().find(|c| c["component"] == "api").unwrap().clone();
     let cap = plan["input"]["assumptions"]["compose_api_processes_per_container"].as_u64().unwrap();
-    assert_eq!(cap, 16);
+    assert_eq!(cap, 32);
     assert!(api["processes_per_pod"].as_u64().unwrap() <= cap, "{api}");
     assert!(api["replicas"].as_u64().unwrap() > 2, "more containers instead: {api}");
     let r = difyplan(&["render", "compose", "--qps", "3000"]);
     ok(&r);
     assert!(
-        r.stdout.contains("At most 16 processes per container") && r.stdout.contains("render kubernetes"),
+        r.stdout.contains(&format!("At most {cap} processes per container")) && r.stdout.contains("render kubernetes"),
         "{}",
         r.stdout
     );
