@@ -3,9 +3,8 @@
 
 use super::Io;
 use crate::cli::MatrixArgs;
-use crate::dify::DifyVersion;
 use crate::exit::ExitStatus;
-use crate::model::assumptions::{Assumptions, Edition, Target};
+use crate::model::assumptions::{Edition, Target};
 use crate::model::plan::{self, Plan, PlanInput};
 use crate::model::pooler::Pooler;
 use crate::model::profile::{self, Profile};
@@ -28,21 +27,7 @@ pub fn plans_with(profile: &Profile, target: Target, pooler: Pooler) -> Result<V
     let mut out = Vec::new();
     for qps in TIERS {
         for edition in EDITIONS {
-            let input = PlanInput {
-                qps,
-                profile: profile.clone(),
-                target,
-                edition,
-                dify_version: DifyVersion::LATEST,
-                collaboration: true,
-                app_role_superuser: false,
-                pg_max_connections: None,
-                pg_host: Default::default(),
-                workflow_log_store: crate::model::storage::LogStore::Postgres,
-                retention_days: None,
-                pooler,
-                assumptions: Assumptions::default(),
-            };
+            let input = PlanInput { target, edition, pooler, ..PlanInput::new(qps, profile.clone()) };
             out.push(plan::plan(&input)?);
         }
     }

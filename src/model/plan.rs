@@ -43,6 +43,29 @@ pub struct PlanInput {
     pub assumptions: Assumptions,
 }
 
+impl PlanInput {
+    /// `qps` of `profile` with every other choice at its default: compose, edition ha, the
+    /// latest Dify, collaboration on, a dedicated role, no fixed cap, the host chosen, workflow
+    /// logs in PostgreSQL kept for ever, no pooler, the documented assumptions.
+    pub fn new(qps: f64, profile: Profile) -> PlanInput {
+        PlanInput {
+            qps,
+            profile,
+            target: Target::Compose,
+            edition: Edition::Ha,
+            dify_version: DifyVersion::LATEST,
+            collaboration: true,
+            app_role_superuser: false,
+            pg_max_connections: None,
+            pg_host: PgHostSpec::default(),
+            workflow_log_store: LogStore::Postgres,
+            retention_days: None,
+            pooler: super::pooler::Pooler::None,
+            assumptions: Assumptions::default(),
+        }
+    }
+}
+
 /// The database host as given; what is missing difyplan chooses and says so.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct PgHostSpec {
@@ -742,7 +765,7 @@ fn shortfall(input: &PlanInput, plan: &Plan) -> Shortfall {
 
 /// Round down to two significant digits, so "at most" stays true, and print cleanly (3.9, not
 /// 3.9000000000000004): the digits are formatted, then read back.
-fn round_down_2sig(v: f64) -> f64 {
+pub(super) fn round_down_2sig(v: f64) -> f64 {
     if v <= 0.0 || !v.is_finite() {
         return 0.0;
     }

@@ -340,19 +340,8 @@ mod tests {
 
     fn input(profile: &str) -> PlanInput {
         PlanInput {
-            qps: 10.0,
-            profile: crate::model::profile::Profile::load(profile).unwrap(),
-            target: Target::Compose,
-            edition: crate::model::assumptions::Edition::Ha,
-            dify_version: crate::dify::DifyVersion::LATEST,
-            collaboration: true,
-            app_role_superuser: false,
-            pg_max_connections: None,
-            pg_host: Default::default(),
-            workflow_log_store: crate::model::storage::LogStore::Postgres,
-            retention_days: None,
             pooler: Pooler::Pgbouncer,
-            assumptions: Default::default(),
+            ..PlanInput::new(10.0, crate::model::profile::Profile::load(profile).unwrap())
         }
     }
 

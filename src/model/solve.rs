@@ -2,7 +2,7 @@
 //! and again with `plan::plan` (the demand grows with the QPS, a property the tests hold) and
 //! bisects on a log scale, so whatever the model becomes, the answer is one of its own plans.
 
-use super::plan::{self, InputError, MAX_QPS, PlanInput};
+use super::plan::{self, InputError, MAX_QPS, PlanInput, round_down_2sig};
 
 /// The lowest QPS the search tries; a cap that cannot hold this holds nothing of the profile.
 pub const MIN_QPS: f64 = 0.01;
@@ -41,17 +41,6 @@ pub fn max_qps(input: &PlanInput) -> Result<Option<f64>, InputError> {
 pub fn max_qps_input(input: &PlanInput) -> Result<PlanInput, InputError> {
     let qps = max_qps(input)?.unwrap_or(MIN_QPS);
     Ok(PlanInput { qps, ..input.clone() })
-}
-
-fn round_down_2sig(v: f64) -> f64 {
-    if v <= 0.0 || !v.is_finite() {
-        return 0.0;
-    }
-    let exponent = v.log10().floor() as i32 - 1;
-    let mag = 10f64.powi(exponent);
-    let rounded = (v / mag).floor() * mag;
-    let decimals = (-exponent).max(0) as usize;
-    format!("{rounded:.decimals$}").parse().unwrap_or(rounded)
 }
 
 #[cfg(test)]

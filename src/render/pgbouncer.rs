@@ -180,19 +180,8 @@ mod tests {
     #[test]
     fn ini_has_the_plan() {
         let input = crate::model::plan::PlanInput {
-            qps: 50.0,
-            profile: crate::model::profile::Profile::load("workflow").unwrap(),
-            target: Target::Compose,
-            edition: crate::model::assumptions::Edition::Ha,
-            dify_version: crate::dify::DifyVersion::LATEST,
-            collaboration: true,
-            app_role_superuser: false,
-            pg_max_connections: None,
-            pg_host: Default::default(),
-            workflow_log_store: crate::model::storage::LogStore::Postgres,
-            retention_days: None,
             pooler: crate::model::pooler::Pooler::Pgbouncer,
-            assumptions: Default::default(),
+            ..crate::model::plan::PlanInput::new(50.0, crate::model::profile::Profile::load("workflow").unwrap())
         };
         let plan = crate::model::plan::plan(&input).unwrap();
         let p = plan.pooler.as_ref().unwrap();
