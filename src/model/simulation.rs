@@ -1202,14 +1202,12 @@ impl<'a> Sim<'a> {
         let live = |state: State, waiters: &VecDeque<(usize, u64)>| {
             waiters.iter().any(|&(w, token)| self.tasks[w].state == state && self.tasks[w].token == token)
         };
-        let stalled = self
-            .procs
-            .iter()
-            .any(|p| end - p.pool.last_grant >= STALL_S && live(State::WaitingPool, &p.pool.waiters))
-            || self
-                .server
-                .as_ref()
-                .is_some_and(|s| end - s.last_grant >= STALL_S && live(State::WaitingServer, &s.waiters));
+        let stalled =
+            self.procs.iter().any(|p| end - p.pool.last_grant >= STALL_S && live(State::WaitingPool, &p.pool.waiters))
+                || self
+                    .server
+                    .as_ref()
+                    .is_some_and(|s| end - s.last_grant >= STALL_S && live(State::WaitingServer, &s.waiters));
         let pooler = self.server.as_ref().map(|s| PoolerReport {
             connections: s.max as u64,
             checkouts: s.checkouts,
@@ -1290,7 +1288,13 @@ mod tests {
     }
 
     fn one_process(greenlets: usize, pool: usize, profile: Profile) -> Deployment {
-        Deployment { api: tier(1, 1, greenlets, pool), worker: tier(1, 1, 4, 8), profile, streaming_start_hold_s: 0.7, pooler: None }
+        Deployment {
+            api: tier(1, 1, greenlets, pool),
+            worker: tier(1, 1, 4, 8),
+            profile,
+            streaming_start_hold_s: 0.7,
+            pooler: None,
+        }
     }
 
     fn burst(requests: u64, seed: u64) -> Scenario {
