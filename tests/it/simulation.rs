@@ -309,6 +309,13 @@ fn behind_pgbouncer_no_deadlock_in_a_cold_burst_on_one_pod() {
     assert_no_deadlock(&cases);
 }
 
+#[test]
+fn behind_pgbouncer_no_deadlock_when_the_whole_mix_turns_to_blocking_chat() {
+    let cases =
+        pooled("blocking chat", |p| vec![("Random".into(), Scenario::shift_to_blocking_chat(p, seconds(p.input.qps)))]);
+    assert_no_deadlock(&cases);
+}
+
 /// The simulation can tell behind PgBouncer too: a server pool cut to the greenlets of the pod a
 /// burst of blocking requests lands on (one below that pod's bound) deadlocks; the plan's does not.
 #[test]
