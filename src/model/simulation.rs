@@ -9,6 +9,9 @@
 //!   FIFO up to the pool timeout, then the request or run fails and releases what it holds.
 //! - Optionally CPU: a gevent process is one core shared by its greenlets (processor sharing), so
 //!   a request's CPU stretches with the process's load and so does the time it holds connections.
+//! - Optionally PgBouncer in transaction mode: every connection a routed process holds is in a
+//!   transaction, so it also holds a server connection from one shared server pool; a client
+//!   waits FIFO for one up to `query_wait_timeout`, then its request or run fails.
 //!
 //! Pure: no I/O, no clock; the same deployment, scenario and seed give the same report.
 
@@ -81,6 +84,33 @@ pub struct Deployment {
     pub profile: Profile,
     /// Seconds a streaming request holds a connection on the api at its start.
     pub streaming_start_hold_s: f64,
+    /// PgBouncer between the routed tiers and PostgreSQL, when planned.
+    pub pooler: Option<ServerPool>,
+}
+
+/// PgBouncer in transaction mode: one server pool shared by the routed tiers' client connections.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ServerPool {
+    /// The api's connections go through it.
+    pub api: bool,
+    /// The worker's connections go through it.
+    pub worker: bool,
+    /// Server connections (the plan's `server_connections`).
+    pub connections: usize,
+    /// A client waiting this long for a server connection fails (`query_wait_timeout`).
+    pub query_wait_timeout_s: f64,
+}
+
+impl ServerPool {
+    /// The plan's PgBouncer, if it has one.
+    pub fn from_plan(plan: &Plan) -> Option<ServerPool> {
+        plan.pooler.as_ref().map(|p| ServerPool {
+            api: p.routed.contains(&Component::Api),
+            worker: p.routed.contains(&Component::Worker),
+            connections: p.server_connections as usize,
+            query_wait_timeout_s: p.query_wait_timeout_s as f64,
+        })
+    }
 }
 
 impl Deployment {
@@ -101,6 +131,7 @@ impl Deployment {
             worker: tier(Component::Worker),
             profile: plan.input.profile.clone(),
             streaming_start_hold_s: plan.input.assumptions.streaming_start_hold_seconds,
+            pooler: ServerPool::from_plan(plan),
         }
     }
 }
@@ -212,6 +243,25 @@ pub struct ComponentReport {
     pub planned_max: u64,
 }
 
+/// What PgBouncer's server pool saw.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PoolerReport {
+    /// Server connections.
+    pub connections: u64,
+    /// Server checkouts after the warm-up (one per client checkout of a routed process).
+    pub checkouts: u64,
+    /// Of those, the ones that waited for a server connection.
+    pub waited: u64,
+    /// P(a client waits for a server connection).
+    pub p_wait: f64,
+    pub mean_wait_s: f64,
+    /// Clients that waited `query_wait_timeout` and failed (over the whole run).
+    pub timeouts: u64,
+    pub peak_in_use: u64,
+    /// Time average over the measured window.
+    pub mean_in_use: f64,
+}
+
 /// What happened.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Report {
@@ -224,9 +274,9 @@ pub struct Report {
     pub unfinished: u64,
     /// Checkouts that timed out, api and worker (background tasks included).
     pub pool_timeouts: u64,
-    /// Waiters left in a pool that granted nothing for [`STALL_S`] at the end.
+    /// Waiters left in a pool (PgBouncer's included) that granted nothing for [`STALL_S`] at the end.
     pub stalled: bool,
-    /// `pool_timeouts > 0 || stalled`.
+    /// `pool_timeouts > 0 || stalled`, or PgBouncer timed out a client.
     pub deadlock: bool,
     pub api: ComponentReport,
     pub worker: ComponentReport,
@@ -234,6 +284,9 @@ pub struct Report {
     pub peak_in_use_total: u64,
     pub mean_in_use_total: f64,
     pub simulated_s: f64,
+    /// PgBouncer's server pool, when the deployment has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pooler: Option<PoolerReport>,
 }
 
 /// Run the scenario against the deployment.
@@ -282,6 +335,8 @@ enum Comp {
 #[derive(Debug, Clone, Copy)]
 enum Step {
     Acquire,
+    /// A server connection for the client connection just checked out (behind PgBouncer).
+    Server,
     Release,
     /// CPU seconds, shared with the process's other greenlets when CPU is on.
     Cpu(f64),
@@ -305,6 +360,7 @@ enum State {
     Queued,
     Running,
     WaitingPool,
+    WaitingServer,
     WaitingCpu,
     WaitingJoin,
     Done,
@@ -321,10 +377,29 @@ struct Task {
     steps: Vec<Step>,
     pc: usize,
     held: u32,
+    /// Server connections held (behind PgBouncer; one per client connection once granted).
+    server_held: u32,
     state: State,
     since: f64,
     token: u64,
     failed: bool,
+}
+
+/// PgBouncer's server pool and what it saw.
+struct Server {
+    routed: [bool; 2],
+    max: usize,
+    timeout_s: f64,
+    in_use: usize,
+    waiters: VecDeque<(usize, u64)>,
+    last_grant: f64,
+    last: f64,
+    checkouts: u64,
+    waited: u64,
+    wait_s: f64,
+    timeouts: u64,
+    peak_in_use: usize,
+    in_use_area: f64,
 }
 
 struct Pool {
@@ -450,6 +525,7 @@ struct Sim<'a> {
     peak_open_total: u64,
     peak_in_use_total: u64,
     nested_s: f64,
+    server: Option<Server>,
 }
 
 fn idx(c: Comp) -> usize {
@@ -519,6 +595,21 @@ impl<'a> Sim<'a> {
             peak_open_total: 0,
             peak_in_use_total: 0,
             nested_s,
+            server: dep.pooler.map(|p| Server {
+                routed: [p.api, p.worker],
+                max: p.connections,
+                timeout_s: p.query_wait_timeout_s,
+                in_use: 0,
+                waiters: VecDeque::new(),
+                last_grant: 0.0,
+                last: 0.0,
+                checkouts: 0,
+                waited: 0,
+                wait_s: 0.0,
+                timeouts: 0,
+                peak_in_use: 0,
+                in_use_area: 0.0,
+            }),
         }
     }
 
@@ -564,6 +655,11 @@ impl<'a> Sim<'a> {
                 Ev::Timeout(t, token) => {
                     if self.tasks[t].state == State::WaitingPool && self.tasks[t].token == token {
                         self.stats[idx(self.tasks[t].comp)].timeouts += 1;
+                        self.fail(t);
+                    } else if self.tasks[t].state == State::WaitingServer && self.tasks[t].token == token {
+                        if let Some(s) = self.server.as_mut() {
+                            s.timeouts += 1;
+                        }
                         self.fail(t);
                     }
                 }
@@ -645,7 +741,18 @@ impl<'a> Sim<'a> {
         }
     }
 
-    fn new_task(&mut self, comp: Comp, steps: Vec<Step>, parent: Option<usize>, is_request: bool) -> usize {
+    fn new_task(&mut self, comp: Comp, mut steps: Vec<Step>, parent: Option<usize>, is_request: bool) -> usize {
+        if self.server.as_ref().is_some_and(|s| s.routed[idx(comp)]) {
+            // Behind PgBouncer every connection in use is in a transaction: it needs a server
+            // connection as soon as it is checked out, until it is returned.
+            steps = steps
+                .into_iter()
+                .flat_map(|s| match s {
+                    Step::Acquire => vec![Step::Acquire, Step::Server],
+                    s => vec![s],
+                })
+                .collect();
+        }
         self.tasks.push(Task {
             comp,
             parent,
@@ -655,6 +762,7 @@ impl<'a> Sim<'a> {
             steps,
             pc: 0,
             held: 0,
+            server_held: 0,
             state: State::Queued,
             since: self.now,
             token: 0,
@@ -773,7 +881,16 @@ impl<'a> Sim<'a> {
                         return;
                     }
                 }
+                Step::Server => {
+                    if !self.server_checkout(t) {
+                        return;
+                    }
+                }
                 Step::Release => {
+                    if self.tasks[t].server_held > 0 {
+                        self.tasks[t].server_held -= 1;
+                        self.server_checkin();
+                    }
                     self.tasks[t].held -= 1;
                     self.checkin(proc);
                 }
@@ -903,6 +1020,71 @@ impl<'a> Sim<'a> {
         self.account(comp, proc, -1, closed);
     }
 
+    /// Change the server connections in use by `du`, keeping the time integral.
+    fn server_account(&mut self, du: isize) {
+        let (now, warmup, end) = (self.now, self.warmup, self.measure_end);
+        let Some(s) = self.server.as_mut() else { return };
+        let (from, to) = (s.last.max(warmup), now.min(end));
+        if to > from {
+            s.in_use_area += s.in_use as f64 * (to - from);
+        }
+        s.last = now;
+        s.in_use = s.in_use.wrapping_add_signed(du);
+        if now >= warmup {
+            s.peak_in_use = s.peak_in_use.max(s.in_use);
+        }
+    }
+
+    /// A server connection for task `t`, or a place in PgBouncer's FIFO queue.
+    fn server_checkout(&mut self, t: usize) -> bool {
+        let (now, warmup) = (self.now, self.warmup);
+        let Some(s) = self.server.as_mut() else { return true };
+        if now >= warmup {
+            s.checkouts += 1;
+        }
+        if s.in_use >= s.max {
+            let task = &mut self.tasks[t];
+            task.token += 1;
+            task.state = State::WaitingServer;
+            task.since = now;
+            let token = task.token;
+            s.waiters.push_back((t, token));
+            let at = now + s.timeout_s;
+            self.schedule(at, Ev::Timeout(t, token));
+            return false;
+        }
+        s.last_grant = now;
+        self.tasks[t].server_held += 1;
+        self.server_account(1);
+        true
+    }
+
+    /// Return a server connection: to the first live waiter, else to the pool.
+    fn server_checkin(&mut self) {
+        let (now, warmup) = (self.now, self.warmup);
+        let Some(s) = self.server.as_mut() else { return };
+        let mut granted = None;
+        while let Some((w, token)) = s.waiters.pop_front() {
+            let task = &mut self.tasks[w];
+            if task.state == State::WaitingServer && task.token == token {
+                s.last_grant = now;
+                task.token += 1;
+                task.server_held += 1;
+                task.state = State::Running;
+                if now >= warmup {
+                    s.waited += 1;
+                    s.wait_s += now - task.since;
+                }
+                granted = Some(w);
+                break;
+            }
+        }
+        match granted {
+            Some(w) => self.schedule(now, Ev::Resume(w)),
+            None => self.server_account(-1),
+        }
+    }
+
     fn cpu_advance(&mut self, proc: usize) {
         let ps = &mut self.procs[proc].ps;
         let n = ps.jobs.len();
@@ -962,9 +1144,14 @@ impl<'a> Sim<'a> {
     fn finish(&mut self, t: usize) {
         let proc = self.tasks[t].proc;
         let held = self.tasks[t].held;
+        let server_held = self.tasks[t].server_held;
         self.tasks[t].held = 0;
+        self.tasks[t].server_held = 0;
         self.tasks[t].state = State::Done;
         self.tasks[t].steps = Vec::new();
+        for _ in 0..server_held {
+            self.server_checkin();
+        }
         for _ in 0..held {
             self.checkin(proc);
         }
@@ -1010,13 +1197,26 @@ impl<'a> Sim<'a> {
         for p in 0..self.procs.len() {
             self.cpu_advance(p);
         }
+        self.server_account(0);
         let window = (self.measure_end.min(end) - self.warmup).max(0.0);
-        let stalled = self.procs.iter().any(|p| {
-            end - p.pool.last_grant >= STALL_S
-                && p.pool
-                    .waiters
-                    .iter()
-                    .any(|&(w, token)| self.tasks[w].state == State::WaitingPool && self.tasks[w].token == token)
+        let live = |state: State, waiters: &VecDeque<(usize, u64)>| {
+            waiters.iter().any(|&(w, token)| self.tasks[w].state == state && self.tasks[w].token == token)
+        };
+        let stalled =
+            self.procs.iter().any(|p| end - p.pool.last_grant >= STALL_S && live(State::WaitingPool, &p.pool.waiters))
+                || self
+                    .server
+                    .as_ref()
+                    .is_some_and(|s| end - s.last_grant >= STALL_S && live(State::WaitingServer, &s.waiters));
+        let pooler = self.server.as_ref().map(|s| PoolerReport {
+            connections: s.max as u64,
+            checkouts: s.checkouts,
+            waited: s.waited,
+            p_wait: ratio(s.waited as f64, s.checkouts as f64),
+            mean_wait_s: ratio(s.wait_s, s.waited as f64),
+            timeouts: s.timeouts,
+            peak_in_use: s.peak_in_use as u64,
+            mean_in_use: ratio(s.in_use_area, window),
         });
         let unfinished = self.tasks.iter().filter(|t| t.is_request && t.state != State::Done).count() as u64;
         let mut comps = [ComponentReport::default(), ComponentReport::default()];
@@ -1045,6 +1245,7 @@ impl<'a> Sim<'a> {
         }
         let [api, worker] = comps;
         let pool_timeouts = api.timeouts + worker.timeouts;
+        let pooler_timeouts = pooler.as_ref().map_or(0, |p| p.timeouts);
         Report {
             sent: self.sent,
             completed: self.completed,
@@ -1052,13 +1253,14 @@ impl<'a> Sim<'a> {
             unfinished,
             pool_timeouts,
             stalled,
-            deadlock: pool_timeouts > 0 || stalled,
+            deadlock: pool_timeouts > 0 || pooler_timeouts > 0 || stalled,
             mean_in_use_total: api.mean_in_use + worker.mean_in_use,
             api,
             worker,
             peak_open_total: self.peak_open_total,
             peak_in_use_total: self.peak_in_use_total,
             simulated_s: end,
+            pooler,
         }
     }
 }
@@ -1086,7 +1288,13 @@ mod tests {
     }
 
     fn one_process(greenlets: usize, pool: usize, profile: Profile) -> Deployment {
-        Deployment { api: tier(1, 1, greenlets, pool), worker: tier(1, 1, 4, 8), profile, streaming_start_hold_s: 0.7 }
+        Deployment {
+            api: tier(1, 1, greenlets, pool),
+            worker: tier(1, 1, 4, 8),
+            profile,
+            streaming_start_hold_s: 0.7,
+            pooler: None,
+        }
     }
 
     fn burst(requests: u64, seed: u64) -> Scenario {
@@ -1140,6 +1348,7 @@ mod tests {
                 worker: Tier { pods: 1, processes_per_pod: 1, slots: 40, pool_size: pool, max_overflow: 0 },
                 profile: traffic(8.0, 1.0, 1.0),
                 streaming_start_hold_s: 0.7,
+                pooler: None,
             };
             let sc = Scenario {
                 arrivals: Arrivals::Poisson { qps: 5.0, seconds: 90.0, warmup_s: 0.0 },
@@ -1157,6 +1366,58 @@ mod tests {
             "it queued and used more: {:?}",
             safe.worker
         );
+    }
+
+    fn behind_pgbouncer(dep: Deployment, server: usize) -> Deployment {
+        let pooler = ServerPool { api: true, worker: true, connections: server, query_wait_timeout_s: 30.0 };
+        Deployment { pooler: Some(pooler), ..dep }
+    }
+
+    /// Measured through PgBouncer: 10 concurrent blocking workflow requests on a server pool of 5
+    /// completed 0 of 30, on 15 all. The bound for 10 greenlets that each hold one connection
+    /// while asking for a second is 10 × 1 + 1: one below it deadlocks, at it nothing does. The
+    /// process's own pool (20) is never the limit here.
+    #[test]
+    fn behind_pgbouncer_a_server_pool_one_below_the_bound_deadlocks_and_the_bound_does_not() {
+        let workflow = || one_process(10, 20, traffic(2.0, 0.0, 0.0));
+        for seed in 1..=5 {
+            for (server, ok) in [(5, false), (10, false), (11, true), (15, true)] {
+                let r = simulate(&behind_pgbouncer(workflow(), server), &burst(30, seed));
+                let p = r.pooler.clone().expect("a server pool");
+                assert_eq!(r.api.timeouts, 0, "server {server}: the client pool never waits out: {r:?}");
+                if ok {
+                    assert!(!r.deadlock && r.completed == 30, "server {server}: {r:?}");
+                    assert!(p.peak_in_use <= server as u64 && p.waited > 0, "server {server}: {p:?}");
+                } else {
+                    assert!(r.deadlock && p.timeouts > 0 && r.completed < 30, "server {server}: {r:?}");
+                }
+            }
+            // The measurement completed none; here timeouts free the pool now and then.
+            let five = simulate(&behind_pgbouncer(workflow(), 5), &burst(30, seed));
+            assert!(five.completed <= 10, "server 5: {five:?}");
+            // Chat nests twice (bound 10 × 2 + 1); as with the process's own pool, the greenlets
+            // + 1 that serve workflow deadlock it.
+            let chat = || one_process(10, 40, traffic(2.0, 0.0, 1.0));
+            let r = simulate(&behind_pgbouncer(chat(), 11), &burst(30, seed));
+            assert!(r.deadlock && r.completed < 30, "chat, server 11: {r:?}");
+            let r = simulate(&behind_pgbouncer(chat(), 21), &burst(30, seed));
+            assert!(!r.deadlock && r.completed == 30, "chat, server 21: {r:?}");
+        }
+    }
+
+    /// A server pool that is never short changes nothing the processes see, and every client
+    /// connection in use holds one server connection.
+    #[test]
+    fn an_ample_server_pool_is_transparent() {
+        let dep = Deployment { api: tier(2, 2, 10, 20), ..one_process(10, 20, traffic(2.0, 0.5, 0.5)) };
+        let sc = Scenario { arrivals: Arrivals::Poisson { qps: 10.0, seconds: 60.0, warmup_s: 10.0 }, ..burst(0, 7) };
+        let direct = simulate(&dep, &sc);
+        let pooled = simulate(&behind_pgbouncer(dep, 10_000), &sc);
+        let p = pooled.pooler.clone().expect("a server pool");
+        assert_eq!(Report { pooler: None, ..pooled.clone() }, direct);
+        assert!(p.checkouts == direct.api.checkouts + direct.worker.checkouts && p.waited == 0, "{p:?}");
+        assert!((p.mean_in_use - direct.mean_in_use_total).abs() < 1e-6, "{p:?} vs {direct:?}");
+        assert_eq!(p.peak_in_use, direct.peak_in_use_total);
     }
 
     /// Requests beyond the greenlets wait in the backlog holding no connection.

@@ -10,6 +10,7 @@
 use difyplan::dify::DifyVersion;
 use difyplan::model::assumptions::{Assumptions, Edition, Target};
 use difyplan::model::plan::{Plan, PlanInput, plan};
+use difyplan::model::pooler::Pooler;
 use difyplan::model::profile::Profile;
 use difyplan::model::simulation::{Deployment, Report, Routing, Scenario, simulate};
 use std::sync::OnceLock;
@@ -42,6 +43,10 @@ fn seconds(qps: f64) -> f64 {
 }
 
 fn plan_for(profile: &str, target: Target, qps: f64) -> Plan {
+    plan_behind(profile, target, qps, Pooler::None)
+}
+
+fn plan_behind(profile: &str, target: Target, qps: f64, pooler: Pooler) -> Plan {
     let input = PlanInput {
         qps,
         profile: Profile::load(profile).expect("built-in profile"),
@@ -55,7 +60,7 @@ fn plan_for(profile: &str, target: Target, qps: f64) -> Plan {
         workflow_log_store: difyplan::model::storage::LogStore::Postgres,
         retention_days: None,
         assumptions: Assumptions::default(),
-        pooler: Default::default(),
+        pooler,
     };
     plan(&input).expect("a valid plan")
 }
@@ -81,13 +86,24 @@ fn cases_with(
     adjust: impl Fn(&mut Deployment),
     make: impl Fn(&Plan) -> Vec<(String, Scenario)>,
 ) -> Vec<Case> {
+    cases_behind(Pooler::None, scenario, qps_list, adjust, make)
+}
+
+/// [`cases_with`] for plans with `pooler` in front of PostgreSQL.
+fn cases_behind(
+    pooler: Pooler,
+    scenario: &str,
+    qps_list: &[f64],
+    adjust: impl Fn(&mut Deployment),
+    make: impl Fn(&Plan) -> Vec<(String, Scenario)>,
+) -> Vec<Case> {
     // Compose and Kubernetes often plan the same api and worker at low QPS: simulate those once.
     let mut done: Vec<(Deployment, Scenario, Report)> = Vec::new();
     let mut out = Vec::new();
     for &qps in qps_list {
         for target in TARGETS {
             for profile in PROFILES {
-                let plan = plan_for(profile, target, qps);
+                let plan = plan_behind(profile, target, qps, pooler);
                 let mut dep = Deployment::from_plan(&plan);
                 adjust(&mut dep);
                 for (what, sc) in make(&plan) {
@@ -119,8 +135,18 @@ fn at_plan_load() -> &'static [Case] {
 
 fn describe(c: &Case) -> String {
     let r = &c.report;
+    let server = r.pooler.as_ref().map_or(String::new(), |p| {
+        format!(
+            " | pgbouncer P(wait) {:.3}% ({:.0} ms) timeouts {} peak in use {} of {} server connections",
+            100.0 * p.p_wait,
+            1000.0 * p.mean_wait_s,
+            p.timeouts,
+            p.peak_in_use,
+            p.connections
+        )
+    });
     format!(
-        "{}: sent {} completed {} failed {} pool timeouts {} stalled {} | api P(wait) {:.3}% worker P(wait) {:.3}% | peak open {} of {} planned",
+        "{}: sent {} completed {} failed {} pool timeouts {} stalled {} | api P(wait) {:.3}% worker P(wait) {:.3}% | peak open {} of {} planned{server}",
         c.name,
         r.sent,
         r.completed,
@@ -241,6 +267,72 @@ fn pools_at_the_safety_rule_pass_every_property() {
         .map(describe)
         .collect();
     assert_none("P(a checkout waits) above the target", failing, cases.len());
+}
+
+/// Plans with `--pooler pgbouncer`: the client pools as planned, and every connection in a
+/// transaction also holding a server connection from the one server pool.
+fn pooled(scenario: &str, make: impl Fn(&Plan) -> Vec<(String, Scenario)>) -> Vec<Case> {
+    cases_behind(Pooler::Pgbouncer, scenario, &qps_list(), |_| {}, make)
+}
+
+fn cold_burst(p: &Plan) -> Vec<(String, Scenario)> {
+    let api = Deployment::from_plan(p).api;
+    let n = (2 * api.slots * api.processes_per_pod) as u64;
+    vec![(format!("of {n}, Fill"), Scenario::burst(p, n).routing(Routing::Fill))]
+}
+
+/// At the planned load nothing deadlocks behind PgBouncer; the share of checkouts that wait for
+/// a server connection is printed (`--nocapture`) for each plan.
+#[test]
+fn behind_pgbouncer_no_deadlock_at_the_planned_load() {
+    let cases = pooled("1×", |p| vec![("Random".into(), load(p, 1.0, Routing::Random))]);
+    assert!(cases.iter().all(|c| c.report.pooler.is_some() && c.report.completed > 0), "every plan has the pooler");
+    for c in &cases {
+        let mean = c.report.pooler.as_ref().map_or(0.0, |p| p.mean_in_use);
+        let planned = c.plan.pooler.as_ref().map_or(0, |p| p.in_use_quantile);
+        println!("{} | server mean in use {mean:.1} (plan's quantile {planned})", describe(c));
+    }
+    assert_no_deadlock(&cases);
+}
+
+#[test]
+fn behind_pgbouncer_no_deadlock_at_twice_the_planned_load() {
+    let cases = pooled("2×", |p| vec![("Random".into(), load(p, 2.0, Routing::Random))]);
+    assert!(cases.iter().any(|c| c.report.api.p_queued > 0.5 || c.report.worker.p_queued > 0.5));
+    assert_no_deadlock(&cases);
+}
+
+#[test]
+fn behind_pgbouncer_no_deadlock_in_a_cold_burst_on_one_pod() {
+    let cases = pooled("burst", cold_burst);
+    assert!(cases.iter().all(|c| c.report.api.p_queued > 0.0), "the burst overfills the pod");
+    assert_no_deadlock(&cases);
+}
+
+#[test]
+fn behind_pgbouncer_no_deadlock_when_the_whole_mix_turns_to_blocking_chat() {
+    let cases =
+        pooled("blocking chat", |p| vec![("Random".into(), Scenario::shift_to_blocking_chat(p, seconds(p.input.qps)))]);
+    assert_no_deadlock(&cases);
+}
+
+/// The simulation can tell behind PgBouncer too: a server pool cut to the greenlets of the pod a
+/// burst of blocking requests lands on (one below that pod's bound) deadlocks; the plan's does not.
+#[test]
+fn behind_pgbouncer_a_server_pool_cut_to_a_pods_greenlets_deadlocks() {
+    let p = plan_behind("workflow", Target::Compose, 100.0, Pooler::Pgbouncer);
+    let mut dep = Deployment::from_plan(&p);
+    let n = (2 * dep.api.slots * dep.api.processes_per_pod) as u64;
+    let mut blocking = p.input.profile.clone();
+    blocking.streaming_share = 0.0;
+    let sc = Scenario { traffic: Some(blocking), ..Scenario::burst(&p, n).routing(Routing::Fill) };
+    let planned = simulate(&dep, &sc);
+    assert!(!planned.deadlock && planned.completed == n, "{planned:?}");
+    let server = dep.pooler.as_mut().expect("the plan's pooler");
+    server.connections = dep.api.slots * dep.api.processes_per_pod;
+    let cut = simulate(&dep, &sc);
+    let timeouts = cut.pooler.as_ref().map_or(0, |p| p.timeouts);
+    assert!(cut.deadlock && timeouts > 0, "{cut:?}");
 }
 
 /// Every case as one line (`--ignored --nocapture`), for the model's documentation.
