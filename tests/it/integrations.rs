@@ -154,7 +154,9 @@ fn copy_dir(from: &Path, to: &Path) {
 /// passes (190 connections of 200), the same with a pool of 100 fails (connection budget).
 /// pre-commit builds the hook with `cargo install` (language rust) in release mode, once per
 /// rev (a checkout with uncommitted changes is a new rev each time); CARGO_TARGET_DIR under
-/// target/ keeps the dependencies' build between runs, so a rebuild compiles difyplan alone.
+/// target/ keeps the dependencies' build between runs, so a rebuild compiles difyplan alone. The
+/// hook's wiring is under test, not the optimiser: the release profile builds unoptimised here
+/// (the `CARGO_PROFILE_RELEASE_*` overrides), which takes minutes off a fresh checkout's suite.
 #[test]
 fn pre_commit_hook_passes_within_budget_and_fails_over_it() {
     let Some(pc) = pre_commit() else { return };
@@ -168,6 +170,9 @@ fn pre_commit_hook_passes_within_budget_and_fails_over_it() {
             .current_dir(repo)
             .env("PRE_COMMIT_HOME", home.path())
             .env("CARGO_TARGET_DIR", project().join("target/pre-commit-hook"))
+            .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "0")
+            .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "256")
+            .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
             .env_remove("COLUMNS")
             .output()
             .unwrap();
