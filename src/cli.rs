@@ -244,9 +244,11 @@ pub struct LoadArgs {
     /// Judge the configuration against this load (requests/s at the api): capacity findings.
     #[arg(long, value_name = "QPS", allow_negative_numbers = true, help_heading = "Load")]
     pub qps: Option<f64>,
-    /// Workload profile for --qps: a built-in name or a TOML file (one `calibrate` wrote).
-    #[arg(long, value_name = "NAME|FILE", default_value = "chat", help_heading = "Load", requires = "qps")]
-    pub profile: String,
+    /// The workload: a built-in profile or a TOML file (one `calibrate` wrote); default `chat`.
+    /// Without --qps it says which apps run: with no chat share (`workflow`, `benchmark`, or
+    /// `--chat-share 0`) the rules only chat apps need are not applied.
+    #[arg(long, value_name = "NAME|FILE", help_heading = "Load")]
+    pub profile: Option<String>,
     /// Override a model assumption for --qps, e.g. `--assume quantile=0.9999`.
     #[arg(long, value_name = "KEY=VALUE", help_heading = "Load", requires = "qps")]
     pub assume: Vec<String>,
@@ -391,7 +393,7 @@ pub struct TemplatesExportArgs {
 impl Default for LoadArgs {
     /// No load: `check` as without `--qps`.
     fn default() -> Self {
-        LoadArgs { qps: None, profile: "chat".into(), assume: Vec::new(), overrides: ProfileOverrides::default() }
+        LoadArgs { qps: None, profile: None, assume: Vec::new(), overrides: ProfileOverrides::default() }
     }
 }
 

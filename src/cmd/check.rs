@@ -64,10 +64,10 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
             Budget::with_pooler(deployment.budget_lines(), deployment.pooler_line(), reserves, deployment.cap());
         checked.push(Checked { label, kind, deployment, budget });
     }
-    let load = load(&args.load)?;
+    let (workload, load) = load(&args.load)?;
     let mut findings = Vec::new();
     for c in &checked {
-        let mut found = rules::check(&c.deployment, &c.budget);
+        let mut found = rules::check(&c.deployment, &c.budget, workload.chat_share > 0.0);
         if let Some((qps, profile, assumptions)) = &load {
             let load = crate::findings::capacity::Load { qps: *qps, profile, assumptions };
             found.extend(crate::findings::capacity::findings(
@@ -95,16 +95,22 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
     Ok(if failing && !args.exit_zero { ExitStatus::Findings } else { ExitStatus::Success })
 }
 
-/// The load of `--qps` with its profile and assumptions; `None` without `--qps`.
+/// The workload profile (`--profile`, default `chat`, with the override flags), and with `--qps`
+/// the load with its assumptions.
+#[allow(clippy::type_complexity)]
 fn load(
     args: &crate::cli::LoadArgs,
-) -> Result<Option<(f64, crate::model::profile::Profile, crate::model::assumptions::Assumptions)>> {
-    let Some(qps) = args.qps else { return Ok(None) };
+) -> Result<(
+    crate::model::profile::Profile,
+    Option<(f64, crate::model::profile::Profile, crate::model::assumptions::Assumptions)>,
+)> {
+    let profile = crate::model::profile::Profile::load(args.profile.as_deref().unwrap_or("chat"))?
+        .with_overrides(&args.overrides)?;
+    let Some(qps) = args.qps else { return Ok((profile, None)) };
     crate::model::plan::check_qps(qps)?;
-    let profile = crate::model::profile::Profile::load(&args.profile)?.with_overrides(&args.overrides)?;
     let assumptions =
         crate::model::assumptions::Assumptions::default().with_overrides(&args.assume).map_err(anyhow::Error::msg)?;
-    Ok(Some((qps, profile, assumptions)))
+    Ok((profile.clone(), Some((qps, profile, assumptions))))
 }
 
 /// `difyplan.toml` from `--config`, else the nearest one from the current folder up to the

@@ -15,12 +15,16 @@ const CHAT_POOL_FACTOR: f64 = 2.0;
 const BEAT_POOL_LIMIT: u64 = 5;
 
 /// Every finding for one deployment.
-pub fn check(d: &Deployment, budget: &Budget) -> Vec<Finding> {
+///
+/// `serves_chat`: whether chat apps may run on this deployment (the workload profile's chat
+/// share; without a profile, they may). A deployment of workflow apps only is not held to the
+/// rules chat apps need (`pool-chat-stall`, the worker's chat pool).
+pub fn check(d: &Deployment, budget: &Budget, serves_chat: bool) -> Vec<Finding> {
     let mut out = Vec::new();
     budget_rule(d, budget, &mut out);
     for c in &d.components {
-        pool_rules(c, &mut out);
-        worker_rules(c, &mut out);
+        pool_rules(c, serves_chat, &mut out);
+        worker_rules(c, serves_chat, &mut out);
         redis_rule(c, &mut out);
         if c.component == Component::WorkerBeat && c.per_process_max > BEAT_POOL_LIMIT {
             out.push(
@@ -192,7 +196,7 @@ fn budget_rule(d: &Deployment, b: &Budget, out: &mut Vec<Finding>) {
     );
 }
 
-fn pool_rules(c: &Deployed, out: &mut Vec<Finding>) {
+fn pool_rules(c: &Deployed, serves_chat: bool, out: &mut Vec<Finding>) {
     if !c.component.serves_api_requests() {
         return;
     }
@@ -209,27 +213,27 @@ fn pool_rules(c: &Deployed, out: &mut Vec<Finding>) {
                 .on(c.component)
                 .at(&at),
         ),
-        PoolVerdict::ChatStall => out.push(
+        PoolVerdict::ChatStall if serves_chat => out.push(
             Finding::new(Code::PoolChatStall, format!("{}: pool {p} + overflow {o} = {} < 2 × SERVER_WORKER_CONNECTIONS {g}: chat apps stall on pool timeouts (measured 5× latency)", c.name, p.saturating_add(o)), format!("raise SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW to {} if the deployment serves chat apps", g.saturating_mul(2)))
                 .on(c.component)
                 .at(&at),
         ),
-        PoolVerdict::Safe => {}
+        PoolVerdict::ChatStall | PoolVerdict::Safe => {}
     }
 }
 
-fn worker_rules(c: &Deployed, out: &mut Vec<Finding>) {
+fn worker_rules(c: &Deployed, serves_chat: bool, out: &mut Vec<Finding>) {
     if c.component != Component::Worker {
         return;
     }
     let Some(conc) = &c.concurrency else { return };
     match c.celery_pool {
-        Some(CeleryPool::Gevent) if c.per_process_max < conc.value => out.push(
+        Some(CeleryPool::Gevent) if serves_chat && c.per_process_max < conc.value => out.push(
             Finding::new(Code::WorkerPoolBelowConcurrency, format!("worker: pool {} + overflow {} = {} < -c {}: each streaming chat run holds a connection for its whole duration", c.pool_size.value, c.max_overflow.value, c.per_process_max, conc.value), format!("give the worker SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW ≥ {} (a per-service override) if it runs chat apps", conc.value.saturating_mul(2)))
                 .on(c.component)
                 .at(&c.pool_size.source),
         ),
-        Some(CeleryPool::Gevent) if c.per_process_max < conc.value.saturating_mul(2) => out.push(
+        Some(CeleryPool::Gevent) if serves_chat && c.per_process_max < conc.value.saturating_mul(2) => out.push(
             Finding::new(Code::WorkerPoolDeadlockRisk, format!("worker: pool {} + overflow {} = {} < 2 × -c {}: a chat run holds a connection for its whole duration and takes a second at its start and end, so when every slot runs chat the pool deadlocks (measured at -c + 10%; 2 × -c only queued)", c.pool_size.value, c.max_overflow.value, c.per_process_max, conc.value), format!("give the worker SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW ≥ {} (a per-service override) if it runs chat apps", conc.value.saturating_mul(2)))
                 .on(c.component)
                 .at(&c.pool_size.source),

@@ -405,7 +405,7 @@ fn real_outputs_validate_against_the_schemas() {
 
 /// A Dify compose project as released (compose file, `envs/`, `.env` from `.env.example`),
 /// its `.env` patched and an override rendered by difyplan, then checked by difyplan.
-fn rendered_compose_checks(version: &str, qps: &str, extra: &[&str]) -> Run {
+fn rendered_compose_checks(version: &str, qps: &str, extra: &[&str], check_extra: &[&str]) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::copy(fixture(&format!("{version}/docker-compose.yaml")), d.join("docker-compose.yaml")).unwrap();
@@ -437,22 +437,36 @@ fn rendered_compose_checks(version: &str, qps: &str, extra: &[&str]) -> Run {
     let (file, out) = (s(d.join("docker-compose.yaml")), s(d.to_path_buf()));
     compose.extend_from_slice(&["--compose-file", &file, "-o", &out]);
     ok(&difyplan(&compose));
-    difyplan(&["check", &out, "--fail-on", "warning"])
+    let mut check = vec!["check", &out, "--fail-on", "warning"];
+    check.extend_from_slice(check_extra);
+    difyplan(&check)
 }
 
 #[test]
 fn a_rendered_compose_set_passes_its_own_check_at_warning() {
     for version in ["1.16.1", "1.9.1"] {
         for qps in ["20", "300"] {
-            let r = rendered_compose_checks(version, qps, &[]);
+            let r = rendered_compose_checks(version, qps, &[], &[]);
             assert_eq!(r.code, 0, "{version} {qps}:\n{}{}", r.stdout, r.stderr);
             assert!(r.stdout.contains("app role `dify` (not a superuser"), "{}", r.stdout);
         }
     }
     // Keeping the superuser is a choice check still reports.
-    let r = rendered_compose_checks("1.16.1", "20", &["--app-role", "superuser"]);
+    let r = rendered_compose_checks("1.16.1", "20", &["--app-role", "superuser"], &[]);
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(r.stdout.contains("superuser-app-role"), "{}", r.stdout);
+}
+
+/// A plan for workflow apps only sizes its pools for them; `check --profile workflow` knows the
+/// workload and passes the set at warning, while without it `check` assumes chat apps may run.
+#[test]
+fn a_workflow_only_set_passes_when_check_knows_the_workload() {
+    let workflow = ["--profile", "workflow"];
+    let r = rendered_compose_checks("1.16.1", "300", &workflow, &workflow);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = rendered_compose_checks("1.16.1", "300", &workflow, &[]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("pool-chat-stall") && r.stdout.contains("worker-pool-deadlock-risk"), "{}", r.stdout);
 }
 
 #[test]
