@@ -56,6 +56,7 @@ pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
     let cpu_cores = lambda * cpu_ms / 1000.0;
     let by_cpu = ceil_clean(cpu_cores / cx.cpu_target).max(1);
     let mut processes = by_cpu.max(cx.rules.min_replicas);
+    let run_seconds = stretched(p.request_seconds, p.worker_cpu_ms_streaming, worker_utilisation(cx), 1);
     let (replicas, per_pod, greenlets, w_eff, in_flight, pod_quantile) = loop {
         let (replicas, per_pod) = split_into_pods(
             processes,
@@ -65,7 +66,13 @@ pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
             cx.input.target,
         );
         let running = replicas * per_pod;
-        let w_eff = stretched(p.request_seconds, cpu_ms, cpu_cores / running as f64, per_pod);
+        let rho = cpu_cores / running as f64;
+        // A blocking request waits in the api for its CPU behind its process's other greenlets;
+        // a streaming request holds its greenlet while its run executes in a worker, which
+        // stretches the run's CPU the same way.
+        let blocking = stretched(p.request_seconds, p.api_cpu_ms_blocking_total(), rho, per_pod);
+        let streaming = stretched(run_seconds, p.api_cpu_ms_streaming, rho, per_pod);
+        let w_eff = p.blocking_share() * blocking + p.streaming_share * streaming;
         let in_flight = lambda * w_eff;
         let pod_quantile = poisson_quantile(in_flight / replicas as f64 * a.overload_headroom, a.quantile);
         let greenlets = pod_quantile.div_ceil(per_pod).max(1);
@@ -121,11 +128,13 @@ pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
         "api.time_in_flight",
         format!("{w_eff:.3} s"),
         format!(
-            "W + CPU × ρ/(1 − ρ) ÷ processes sharing the backlog = {} s + {:.3} s × {:.2}/(1 − {:.2}) ÷ {per_pod}: a busy gevent process keeps a request longer by its CPU queueing",
+            "blocking: W + CPU × ρ/(1 − ρ) ÷ processes sharing the backlog = {} s + {:.3} s × {:.2}/(1 − {:.2}) ÷ {per_pod}; streaming: the run's time in a worker, {run_seconds:.3} s; mixed {:.2} : {:.2} — a busy gevent process keeps a request longer by its CPU queueing",
             p.request_seconds,
-            cpu_ms / 1000.0,
+            p.api_cpu_ms_blocking_total() / 1000.0,
             utilisation(cpu_cores / running as f64),
-            utilisation(cpu_cores / running as f64)
+            utilisation(cpu_cores / running as f64),
+            p.blocking_share(),
+            p.streaming_share
         ),
         "docs/model.md §9",
     );
@@ -249,6 +258,15 @@ pub(super) fn api_websocket(cx: &mut Ctx) -> ComponentPlan {
         1.0,
         a.process_memory_mib,
     )
+}
+
+/// The CPU utilisation of a worker at the target QPS: its cores over the workers they need.
+fn worker_utilisation(cx: &Ctx) -> f64 {
+    let p = cx.p;
+    let cores =
+        cx.lambda * (p.streaming_share * p.worker_cpu_ms_streaming + p.celery_tasks * p.celery_task_cpu_ms) / 1000.0;
+    let workers = ceil_clean(cores / cx.cpu_target).max(1).max(cx.rules.min_replicas);
+    cores / workers as f64
 }
 
 /// The Celery worker (gevent pool): workers from CPU, `-c` from the one broker queue they all
