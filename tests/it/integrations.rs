@@ -2,7 +2,7 @@
 //! PyPI (`pre-commit`, `check-jsonschema`, actionlint; scripts/install-validators puts
 //! them in the tools folder).
 
-use crate::support::fixture;
+use crate::support::{fixture, tools_dir};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
@@ -13,28 +13,9 @@ const CHECK_JSONSCHEMA_VERSION: &str = "0.39.0";
 /// wheels; see scripts/install-validators).
 const ACTIONLINT_VERSION: &str = "1.17.0";
 
-fn tools_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("DIFYPLAN_TOOLS") {
-        return PathBuf::from(d);
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"));
-    cache.join("difyplan/tools")
-}
-
 /// A tool from the tools folder, or `None` with a loud message; with `CI` set, missing fails.
 fn tool(dir: &str, bin: &str) -> Option<PathBuf> {
-    let path = tools_dir().join(dir).join("bin").join(bin);
-    if path.is_file() {
-        return Some(path);
-    }
-    let msg = format!("{dir} is missing ({}): run scripts/install-validators", path.display());
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg}");
-    }
-    eprintln!("\n!!!!! SKIPPED: {msg} !!!!!\n");
-    None
+    crate::support::tool(tools_dir().join(dir).join("bin").join(bin), dir)
 }
 
 pub fn check_jsonschema() -> Option<PathBuf> {

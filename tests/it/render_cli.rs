@@ -7,7 +7,7 @@
 //! The validators come from `scripts/install-validators` (pinned versions below). Without them
 //! these tests fail when `CI` is set, and skip loudly otherwise.
 
-use crate::support::{Run, difyplan, fixture};
+use crate::support::{Run, difyplan, fixture, tool, tools_dir};
 use difyplan::read::dotenv;
 use serde_yaml::Value;
 use std::collections::BTreeSet;
@@ -44,29 +44,6 @@ fn listing(dir: &Path) -> Vec<String> {
 }
 
 // ---- the validators -------------------------------------------------------------------------
-
-fn tools_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("DIFYPLAN_TOOLS") {
-        return PathBuf::from(d);
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"));
-    cache.join("difyplan/tools")
-}
-
-/// A validator, or `None` with a loud message; with `CI` set a missing validator fails the test.
-fn tool(path: PathBuf, what: &str) -> Option<PathBuf> {
-    if path.is_file() {
-        return Some(path);
-    }
-    let msg = format!("{what} is missing ({}): run scripts/install-validators", path.display());
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg}");
-    }
-    eprintln!("\n!!!!! SKIPPED: {msg} !!!!!\n");
-    None
-}
 
 pub(crate) fn compose_tool() -> Option<PathBuf> {
     tool(

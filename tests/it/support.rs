@@ -53,3 +53,27 @@ pub fn json(run: &Run) -> serde_json::Value {
 pub fn helm_fixture(rest: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/helm").join(rest)
 }
+
+/// Where scripts/install-validators puts the validators the tests run.
+pub fn tools_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("DIFYPLAN_TOOLS") {
+        return PathBuf::from(d);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"));
+    cache.join("difyplan/tools")
+}
+
+/// A validator, or `None` with a loud message; with `CI` set a missing validator fails the test.
+pub fn tool(path: PathBuf, what: &str) -> Option<PathBuf> {
+    if path.is_file() {
+        return Some(path);
+    }
+    let msg = format!("{what} is missing ({}): run scripts/install-validators", path.display());
+    if std::env::var_os("CI").is_some() {
+        panic!("{msg}");
+    }
+    eprintln!("\n!!!!! SKIPPED: {msg} !!!!!\n");
+    None
+}
