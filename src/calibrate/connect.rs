@@ -168,7 +168,8 @@ impl Target {
         config.connect_timeout(CONNECT_TIMEOUT);
         config.application_name("difyplan calibrate");
         config.options(&format!(
-            "-c default_transaction_read_only=on -c statement_timeout={STATEMENT_TIMEOUT_MS} -c lock_timeout=1000 -c idle_in_transaction_session_timeout=60000"
+            "-c default_transaction_read_only=on -c statement_timeout={STATEMENT_TIMEOUT_MS} -c \
+                lock_timeout=1000 -c idle_in_transaction_session_timeout=60000"
         ));
         let result = match self.sslmode {
             SslMode::Disable => {
@@ -196,7 +197,8 @@ impl Target {
         // libpq: `require` with a root certificate verifies it like verify-ca.
         let verify = match (self.sslmode, &self.root_cert) {
             (SslMode::VerifyCa | SslMode::VerifyFull, None) => bail!(
-                "{}: sslmode={} needs the CA that signed the server's certificate — add sslrootcert=/path/to/ca.pem to the URL or set PGSSLROOTCERT",
+                "{}: sslmode={} needs the CA that signed the server's certificate — add \
+                    sslrootcert=/path/to/ca.pem to the URL or set PGSSLROOTCERT",
                 self.from,
                 if self.sslmode == SslMode::VerifyCa { "verify-ca" } else { "verify-full" }
             ),
@@ -263,12 +265,16 @@ impl Target {
         } else if detail.contains("does not support TLS") || detail.contains("server does not support") {
             "the server does not offer TLS: use sslmode=prefer or disable, or turn ssl on at the server".into()
         } else if detail.contains("certificate") || detail.contains("TLS") || detail.contains("tls") {
-            "the TLS handshake failed: check sslmode and that sslrootcert is the CA that signed the server's certificate".into()
+            "the TLS handshake failed: check sslmode and that sslrootcert is the CA that signed the \
+                server's certificate"
+                .into()
         } else if detail.contains("failed to lookup")
             || detail.contains("resolve")
             || detail.contains("Name or service")
         {
-            "the host name does not resolve; from outside Dify's compose project set PGHOST=127.0.0.1 and PGPORT to the published port".into()
+            "the host name does not resolve; from outside Dify's compose project set PGHOST=127.0.0.1 \
+                and PGPORT to the published port"
+                .into()
         } else if detail.contains("refused") {
             "nothing listens there: check the host and port (PGHOST/PGPORT, DB_HOST/DB_PORT or the URL)".into()
         } else if detail.contains("password") {

@@ -154,13 +154,17 @@ pub fn check_schema(client: &mut Client, who: &str) -> Result<()> {
         tables.iter().copied().filter(|t| rows.iter().any(|r| r.get::<_, String>(0) == *t)).collect();
     if found.is_empty() {
         bail!(
-            "{who}: database `{database}` has none of Dify's tables (apps, workflow_runs, messages) — point calibrate at the database Dify's api uses (DB_DATABASE, usually `dify`; not `dify_plugin`)"
+            "{who}: database `{database}` has none of Dify's tables (apps, workflow_runs, messages) — \
+                point calibrate at the database Dify's api uses (DB_DATABASE, usually `dify`; not \
+                `dify_plugin`)"
         );
     }
     for (table, columns) in REQUIRED {
         if !found.contains(table) {
             bail!(
-                "{who}: database `{database}` has no table `{table}` (it has {}) — this is not a Dify database calibrate can read, or its schema is older than Dify 0.6: upgrade Dify, or point at the database Dify's api uses",
+                "{who}: database `{database}` has no table `{table}` (it has {}) — this is not a Dify \
+                    database calibrate can read, or its schema is older than Dify 0.6: upgrade Dify, or point \
+                    at the database Dify's api uses",
                 found.join(", ")
             );
         }
@@ -172,14 +176,18 @@ pub fn check_schema(client: &mut Client, who: &str) -> Result<()> {
         let missing: Vec<&str> = columns.iter().copied().filter(|c| !have.iter().any(|h| h == c)).collect();
         if !missing.is_empty() {
             bail!(
-                "{who}: table `{table}` has no column {} — its schema is from a Dify release calibrate does not read (it needs the columns of Dify 0.6 or later, checked against 1.16.1); upgrade Dify (its migrations add the column), then measure again",
+                "{who}: table `{table}` has no column {} — its schema is from a Dify release calibrate \
+                    does not read (it needs the columns of Dify 0.6 or later, checked against 1.16.1); \
+                    upgrade Dify (its migrations add the column), then measure again",
                 missing.iter().map(|c| format!("`{table}.{c}`")).collect::<Vec<_>>().join(", ")
             );
         }
         if !rows.iter().any(|r| r.get::<_, String>(0) == *table && r.get::<_, bool>(2)) {
             let user: String = client.query_one("SELECT current_user::text", &[]).map(|r| r.get(0)).unwrap_or_default();
             bail!(
-                "{who}: role `{user}` may not read table `{table}` — grant it: GRANT SELECT ON {} TO {user}; (or GRANT pg_read_all_data TO {user} on PostgreSQL 14+), or connect as Dify's own role",
+                "{who}: role `{user}` may not read table `{table}` — grant it: GRANT SELECT ON {} TO \
+                    {user}; (or GRANT pg_read_all_data TO {user} on PostgreSQL 14+), or connect as Dify's own \
+                    role",
                 tables.join(", "),
             );
         }
@@ -197,7 +205,9 @@ pub fn check_schema(client: &mut Client, who: &str) -> Result<()> {
         let (indexed, rows): (bool, f64) = (row.get(0), row.get(1));
         if !indexed && rows > SCAN_LIMIT_ROWS {
             bail!(
-                "{who}: `{table}` has about {rows:.0} rows and no index that starts with `created_at`, so measuring a window would read it whole — run calibrate against a replica, or add the index Dify 1.x creates (CREATE INDEX CONCURRENTLY ON {table} (created_at))"
+                "{who}: `{table}` has about {rows:.0} rows and no index that starts with `created_at`, so \
+                    measuring a window would read it whole — run calibrate against a replica, or add the \
+                    index Dify 1.x creates (CREATE INDEX CONCURRENTLY ON {table} (created_at))"
             );
         }
     }
@@ -213,7 +223,8 @@ pub fn measure(client: &mut Client, window: &Window, service_api_streaming_share
         .start()
         .map_err(|e| query_error(&e, "starting a read-only transaction"))?;
     let (f, t) = (window.from, window.to);
-    const WIN: &str = "created_at >= (to_timestamp($1::float8) AT TIME ZONE 'UTC') AND created_at < (to_timestamp($2::float8) AT TIME ZONE 'UTC')";
+    const WIN: &str = "created_at >= (to_timestamp($1::float8) AT TIME ZONE 'UTC') AND created_at < \
+        (to_timestamp($2::float8) AT TIME ZONE 'UTC')";
     let win = |alias: &str| WIN.replace("created_at", &format!("{alias}.created_at"));
     let (win_r, win_m) = (win("r"), win("m"));
 
@@ -430,7 +441,8 @@ pub fn query_error(e: &postgres::Error, doing: &str) -> anyhow::Error {
     if let Some(db) = e.as_db_error() {
         return match db.code().code() {
             "57014" => anyhow!(
-                "{doing}: the query ran longer than {} s and was cancelled — measure a shorter window (--since 1d) or against a replica",
+                "{doing}: the query ran longer than {} s and was cancelled — measure a shorter window \
+                    (--since 1d) or against a replica",
                 STATEMENT_TIMEOUT_MS / 1000
             ),
             "42501" => anyhow!(

@@ -151,17 +151,25 @@ pub fn profile_toml(r: &Report) -> String {
         let comment = if r.profile_measured.iter().any(|k| k == key) {
             match *key {
                 "request_seconds" => format!(
-                    "measured: mean of workflow_runs.elapsed_time (finished runs) and messages.provider_response_latency; {}",
+                    "measured: mean of workflow_runs.elapsed_time (finished runs) and \
+                        messages.provider_response_latency; {}",
                     dur(&m.duration.all)
                 ),
                 "streaming_share" => format!(
-                    "measured: web app, explore and editor requests stream; service-API requests ({:.1}%) counted as {} streaming (--service-api-streaming-share, not recorded by Dify)",
+                    "measured: web app, explore and editor requests stream; service-API requests ({:.1}%) \
+                        counted as {} streaming (--service-api-streaming-share, not recorded by Dify)",
                     m.mix.service_api_share * 100.0,
                     m.mix.service_api_streaming_share
                 ),
                 "chat_share" => "measured: messages ÷ (messages + workflow runs of workflow apps)".into(),
-                "workflow_log_bytes" => "measured: size of workflow_runs, workflow_node_executions, workflow_app_logs and messages ÷ the requests they hold".into(),
-                "connections_mean" => "measured: --sample-activity, connections active or in a transaction ÷ requests in flight".into(),
+                "workflow_log_bytes" => {
+                    "measured: size of workflow_runs, workflow_node_executions, workflow_app_logs and messages \
+                    ÷ the requests they hold"
+                        .into()
+                }
+                "connections_mean" => {
+                    "measured: --sample-activity, connections active or in a transaction ÷ requests in flight".into()
+                }
                 _ => "measured".into(),
             }
         } else {
@@ -226,7 +234,8 @@ pub fn render_table(r: &Report) -> String {
         r.window.seconds
     ));
     o.push_str(&format!(
-        "requests          {} = {} workflow runs (workflow_runs, type workflow) + {} chat messages (messages; {} of them advanced-chat, whose workflow run is not counted again)\n",
+        "requests          {} = {} workflow runs (workflow_runs, type workflow) + {} chat messages \
+            (messages; {} of them advanced-chat, whose workflow run is not counted again)\n",
         m.requests.total, m.requests.workflow_runs, m.requests.chat_messages, m.mix.messages_with_workflow_run
     ));
     o.push_str(&format!(
@@ -256,7 +265,8 @@ pub fn render_table(r: &Report) -> String {
         m.requests.by_source.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
     ));
     o.push_str(&format!(
-        "streaming share   {} (web app, explore, editor: {}; service API {} taken as {} streaming: --service-api-streaming-share)\n",
+        "streaming share   {} (web app, explore, editor: {}; service API {} taken as {} streaming: \
+            --service-api-streaming-share)\n",
         pct(m.mix.streaming_share),
         pct(m.mix.streaming_sources_share),
         pct(m.mix.service_api_share),
@@ -290,7 +300,8 @@ pub fn render_table(r: &Report) -> String {
             ));
         }
         o.push_str(&format!(
-            "  requests in flight {} (rate {:.2}/s over the same seconds × mean {}); connections held per request in flight {}\n",
+            "  requests in flight {} (rate {:.2}/s over the same seconds × mean {}); connections held \
+                per request in flight {}\n",
             a.in_flight.map_or("—".into(), |l| format!("{l:.2}")),
             a.rate,
             secs(m.duration.all.mean),

@@ -58,7 +58,8 @@ pub fn run(args: &CalibrateArgs, io: &mut Io) -> Result<ExitStatus> {
     let measured = measure::measure(&mut client, &window, share).map_err(|e| anyhow!("{who}: {e:#}"))?;
     if measured.requests.total == 0 {
         bail!(
-            "{who}: no workflow runs or messages between {} and {} — choose a window with traffic (--since 30d, or --from/--to)",
+            "{who}: no workflow runs or messages between {} and {} — choose a window with traffic \
+                (--since 30d, or --from/--to)",
             calibrate::window::format_time(window.from),
             calibrate::window::format_time(window.to)
         );
@@ -129,7 +130,8 @@ fn target(args: &CalibrateArgs) -> Result<Target> {
     match Target::from_libpq_env()? {
         Some(t) => Ok(t),
         None => bail!(
-            "no database given — pass --database-url postgresql://USER@HOST:PORT/dify, the folder of Dify's compose project (its .env), or set PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE"
+            "no database given — pass --database-url postgresql://USER@HOST:PORT/dify, the folder of \
+                Dify's compose project (its .env), or set PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE"
         ),
     }
 }

@@ -41,7 +41,8 @@ struct Rendered {
 fn make_plan(args: &PlanArgs, kind: RenderKind, io: &mut Io) -> Result<Option<(Plan, String)>> {
     if kind == RenderKind::Compose && args.target == Target::Kubernetes {
         bail!(
-            "render compose plans for docker compose — drop --target kubernetes, or use `render kubernetes` / `render helm`"
+            "render compose plans for docker compose — drop --target kubernetes, or use `render \
+                kubernetes` / `render helm`"
         );
     }
     let mut args = args.clone();
@@ -208,7 +209,10 @@ fn patch_env(plan: &Plan, file: &Path, args: &RenderEnvArgs, io: &mut Io) -> Res
         // The plan counted a dedicated role; Dify cannot connect until it exists.
         writeln!(
             io.err,
-            "note: DB_USERNAME becomes `{app}`, the dedicated role the plan counts on — create it before Dify restarts, as the superuser: CREATE ROLE {app} LOGIN CREATEDB PASSWORD '<DB_PASSWORD>'; ALTER DATABASE dify OWNER TO {app}; (or keep the superuser with --app-role superuser)",
+            "note: DB_USERNAME becomes `{app}`, the dedicated role the plan counts on — create it \
+                before Dify restarts, as the superuser: CREATE ROLE {app} LOGIN CREATEDB PASSWORD \
+                '<DB_PASSWORD>'; ALTER DATABASE dify OWNER TO {app}; (or keep the superuser with \
+                --app-role superuser)",
             app = crate::dify::keys::APP_ROLE
         )?;
     }
@@ -226,7 +230,8 @@ fn patch_env(plan: &Plan, file: &Path, args: &RenderEnvArgs, io: &mut Io) -> Res
     if !services.is_empty() {
         writeln!(
             io.err,
-            "note: values for {} alone are not set in a shared .env: put them in docker-compose.override.yaml (difyplan render compose)",
+            "note: values for {} alone are not set in a shared .env: put them in \
+                docker-compose.override.yaml (difyplan render compose)",
             services.join(", ")
         )?;
     }
@@ -331,7 +336,8 @@ fn read_compose_file(path: &Path) -> Result<ComposeFile> {
     }
     let Some(db_service) = db else {
         bail!(
-            "{name}: no PostgreSQL service (db_postgres, db, or a postgres image) — the override sets its command; add the service or pass Dify's own compose file"
+            "{name}: no PostgreSQL service (db_postgres, db, or a postgres image) — the override sets \
+                its command; add the service or pass Dify's own compose file"
         );
     };
     if !names.iter().any(|n| n == "api") {

@@ -75,7 +75,8 @@ pub const POSTGRES_STATEMENT_TIMEOUT: Key = Key {
 };
 pub const POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT: Key = Key {
     name: "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT",
-    doc: "PostgreSQL idle_in_transaction_session_timeout, ms: frees connections of dead runs, above the longest request",
+    doc: "PostgreSQL idle_in_transaction_session_timeout, ms: frees connections of dead runs, above \
+        the longest request",
 };
 
 /// The dedicated role difyplan plans for unless `--app-role superuser` (the name of Dify's
@@ -84,7 +85,11 @@ pub const APP_ROLE: &str = "dify";
 
 pub const DB_USERNAME: Key = Key {
     name: "DB_USERNAME",
-    doc: "the application's database role, without superuser rights so that superuser_reserved_connections stay free for operators. Create it once before Dify starts, as the superuser: CREATE ROLE dify LOGIN CREATEDB PASSWORD '<DB_PASSWORD>'; ALTER DATABASE dify OWNER TO dify; (CREATEDB lets the plugin daemon create its own database). --app-role superuser keeps Dify's postgres",
+    doc: "the application's database role, without superuser rights so that \
+        superuser_reserved_connections stay free for operators. Create it once before Dify \
+        starts, as the superuser: CREATE ROLE dify LOGIN CREATEDB PASSWORD '<DB_PASSWORD>'; ALTER \
+        DATABASE dify OWNER TO dify; (CREATEDB lets the plugin daemon create its own database). \
+        --app-role superuser keeps Dify's postgres",
 };
 
 /// Every key difyplan writes, for lookups by name.

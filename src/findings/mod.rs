@@ -51,25 +51,34 @@ macro_rules! codes {
 
 codes! {
     ConnectionBudgetExceeded = "connection-budget-exceeded", Error, "worst-case connection demand exceeds the usable max_connections";
-    PoolDeadlockRisk = "pool-deadlock-risk", Error, "a process's pool + overflow does not exceed the api requests it admits: requests deadlock (measured, docs/model.md §8)";
-    PoolChatStall = "pool-chat-stall", Warning, "a process's pool + overflow is below 2 × its greenlets, where chat apps stall (measured, docs/model.md §8)";
-    WorkerPoolBelowConcurrency = "worker-pool-below-concurrency", Warning, "a gevent worker's pool + overflow is below its -c: streaming chat runs wait for connections";
-    WorkerPoolDeadlockRisk = "worker-pool-deadlock-risk", Warning, "a gevent worker's pool + overflow is below 2 × its -c: chat runs deadlock it under overload (measured)";
+    PoolDeadlockRisk = "pool-deadlock-risk", Error, "a process's pool + overflow does not exceed the api requests it admits: requests deadlock \
+        (measured, docs/model.md §8)";
+    PoolChatStall = "pool-chat-stall", Warning, "a process's pool + overflow is below 2 × its greenlets, where chat apps stall (measured, \
+        docs/model.md §8)";
+    WorkerPoolBelowConcurrency = "worker-pool-below-concurrency", Warning, "a gevent worker's pool + overflow is below its -c: streaming chat runs wait for \
+        connections";
+    WorkerPoolDeadlockRisk = "worker-pool-deadlock-risk", Warning, "a gevent worker's pool + overflow is below 2 × its -c: chat runs deadlock it under \
+        overload (measured)";
     RedisMaxConnectionsLow = "redis-max-connections-low", Warning, "REDIS_MAX_CONNECTIONS is below the pub/sub connections a process's admitted streams need";
     StreamingRunsSerialized = "streaming-runs-serialized", Warning, "the worker runs one task at a time, so concurrent streaming runs queue";
     BeatPoolOversized = "beat-pool-oversized", Warning, "worker_beat gets a pool far larger than the ~1 connection it uses";
     PluginDaemonPoolDefault = "plugin-daemon-pool-default", Warning, "the plugin daemon's default DB_MAX_OPEN_CONNS of 30 per replica applies silently";
-    SuperuserAppRole = "superuser-app-role", Warning, "the application connects as a superuser, so PostgreSQL's reserved slots do not protect the operators";
+    SuperuserAppRole = "superuser-app-role", Warning, "the application connects as a superuser, so PostgreSQL's reserved slots do not protect \
+        the operators";
     IdleInTransactionTimeoutOff = "idle-in-transaction-timeout-off", Warning, "idle_in_transaction_session_timeout is off: a dead run keeps its connection for ever";
     UnknownSizingKey = "unknown-sizing-key", Warning, "a key that looks like a sizing setting but is not one Dify reads";
     PreforkMultipliesPools = "prefork-multiplies-pools", Warning, "a prefork Celery worker opens one pool per child process";
     HpaUnbounded = "hpa-unbounded", Error, "an autoscaler whose maximum is not counted in the budget";
     MaxConnectionsUnknown = "max-connections-unknown", Warning, "no max_connections was found in the inputs; PostgreSQL's default 100 was assumed";
-    ChartVersionAssumed = "chart-version-assumed", Note, "the Helm chart version was not stated or is not one difyplan knows: another version's defaults were applied";
+    ChartVersionAssumed = "chart-version-assumed", Note, "the Helm chart version was not stated or is not one difyplan knows: another version's \
+        defaults were applied";
     UnusedAllow = "unused-allow", Warning, "an allow entry in difyplan.toml matches no finding";
-    PoolerDeadlockRisk = "pooler-deadlock-risk", Error, "a PgBouncer server pool is below the api requests that can hold a connection while asking for another, + 1 (in session mode: below the client pools): requests deadlock (measured)";
-    PoolerClientSlotsLow = "pooler-max-client-conn-low", Error, "PgBouncer's max_client_conn is below the client pools routed to it: their connections beyond it are refused";
-    ApiGreenletsBelowLoad = "api-greenlets-below-load", Error, "check --qps: the api's greenlets are below the requests in flight at that load, so requests queue";
+    PoolerDeadlockRisk = "pooler-deadlock-risk", Error, "a PgBouncer server pool is below the api requests that can hold a connection while asking \
+        for another, + 1 (in session mode: below the client pools): requests deadlock (measured)";
+    PoolerClientSlotsLow = "pooler-max-client-conn-low", Error, "PgBouncer's max_client_conn is below the client pools routed to it: their connections \
+        beyond it are refused";
+    ApiGreenletsBelowLoad = "api-greenlets-below-load", Error, "check --qps: the api's greenlets are below the requests in flight at that load, so \
+        requests queue";
     ApiProcessesBelowLoad = "api-processes-below-load", Error, "check --qps: the api's processes (one core each) are below the CPU the load needs";
     WorkerConcurrencyBelowLoad = "worker-concurrency-below-load", Error, "check --qps: the worker's -c is below the streaming runs and tasks in flight at that load";
     PluginDaemonBelowLoad = "plugin-daemon-below-load", Error, "check --qps: the plugin daemon's replicas are below the CPU the load needs";

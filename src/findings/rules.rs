@@ -28,16 +28,33 @@ pub fn check(d: &Deployment, budget: &Budget, serves_chat: bool) -> Vec<Finding>
         redis_rule(c, &mut out);
         if c.component == Component::WorkerBeat && c.per_process_max > BEAT_POOL_LIMIT {
             out.push(
-                Finding::new(Code::BeatPoolOversized, format!("worker_beat may open {} connections ({} + {}) but uses about 1", c.per_process_max, c.pool_size.value, c.max_overflow.value), "give worker_beat its own SQLALCHEMY_POOL_SIZE=1 and SQLALCHEMY_MAX_OVERFLOW=1 (a per-service environment override)")
-                    .on(c.component)
-                    .at(&c.pool_size.source),
+                Finding::new(
+                    Code::BeatPoolOversized,
+                    format!(
+                        "worker_beat may open {} connections ({} + {}) but uses about 1",
+                        c.per_process_max, c.pool_size.value, c.max_overflow.value
+                    ),
+                    "give worker_beat its own SQLALCHEMY_POOL_SIZE=1 and SQLALCHEMY_MAX_OVERFLOW=1 (a \
+                    per-service environment override)",
+                )
+                .on(c.component)
+                .at(&c.pool_size.source),
             );
         }
         if c.component == Component::PluginDaemon && !c.env.contains_key("DB_MAX_OPEN_CONNS") {
             out.push(
-                Finding::new(Code::PluginDaemonPoolDefault, format!("plugin_daemon opens up to 30 connections per replica ({} pods: {})", c.worst_pods(), c.worst_pods().saturating_mul(30)), "set DB_MAX_OPEN_CONNS and DB_MAX_IDLE_CONNS on the plugin daemon to what it needs (`difyplan size` computes them)")
-                    .on(c.component)
-                    .at(&c.at),
+                Finding::new(
+                    Code::PluginDaemonPoolDefault,
+                    format!(
+                        "plugin_daemon opens up to 30 connections per replica ({} pods: {})",
+                        c.worst_pods(),
+                        c.worst_pods().saturating_mul(30)
+                    ),
+                    "set DB_MAX_OPEN_CONNS and DB_MAX_IDLE_CONNS on the plugin daemon to what it needs \
+                    (`difyplan size` computes them)",
+                )
+                .on(c.component)
+                .at(&c.at),
             );
         }
     }
@@ -59,8 +76,16 @@ pub fn check(d: &Deployment, budget: &Budget, serves_chat: bool) -> Vec<Finding>
         let t = timeout.value.trim();
         if t.is_empty() || t.trim_end_matches("ms").trim_end_matches('s').trim_end_matches("min").trim() == "0" {
             out.push(
-                Finding::new(Code::IdleInTransactionTimeoutOff, "idle_in_transaction_session_timeout is 0: a crashed run leaves its connection idle in transaction for ever (measured, docs/model.md §8)", "set idle_in_transaction_session_timeout above the longest request (360000 ms with GUNICORN_TIMEOUT 360): POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT in Dify 1.16's .env, or `-c idle_in_transaction_session_timeout=360000` on the server's command line (Dify 1.9, your own server)")
-                    .at(&timeout.source),
+                Finding::new(
+                    Code::IdleInTransactionTimeoutOff,
+                    "idle_in_transaction_session_timeout is 0: a crashed run leaves its connection idle in \
+                    transaction for ever (measured, docs/model.md §8)",
+                    "set idle_in_transaction_session_timeout above the longest request (360000 ms with \
+                    GUNICORN_TIMEOUT 360): POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT in Dify 1.16's .env, \
+                    or `-c idle_in_transaction_session_timeout=360000` on the server's command line (Dify \
+                    1.9, your own server)",
+                )
+                .at(&timeout.source),
             );
         }
     }
@@ -79,7 +104,8 @@ pub fn check(d: &Deployment, budget: &Budget, serves_chat: bool) -> Vec<Finding>
             Finding::new(
                 Code::ChartVersionAssumed,
                 assumed.value.clone(),
-                "state the chart version (Chart.yaml beside the values, the HelmRelease or Application, or --chart NAME@VERSION)",
+                "state the chart version (Chart.yaml beside the values, the HelmRelease or Application, or \
+                    --chart NAME@VERSION)",
             )
             .at(&assumed.source),
         );
@@ -137,11 +163,14 @@ fn pooler_rules(d: &Deployment, out: &mut Vec<Finding>) {
             Finding::new(
                 Code::PoolerDeadlockRisk,
                 format!(
-                    "{}: default_pool_size {} (+ reserve {}) < {bound}: the {greenlets} api greenlets routed to it (at maximum replicas and surge) each hold one server connection and may wait for a second; a shared pool below that + 1 deadlocks (measured: 80% of requests failed)",
+                    "{}: default_pool_size {} (+ reserve {}) < {bound}: the {greenlets} api greenlets routed \
+                        to it (at maximum replicas and surge) each hold one server connection and may wait for a \
+                        second; a shared pool below that + 1 deadlocks (measured: 80% of requests failed)",
                     p.name, p.default_pool_size.value, p.reserve_pool_size.value
                 ),
                 format!(
-                    "raise default_pool_size to at least {bound} (chat apps: {}), and max_connections with it — `difyplan size --pooler pgbouncer` computes both",
+                    "raise default_pool_size to at least {bound} (chat apps: {}), and max_connections with it \
+                        — `difyplan size --pooler pgbouncer` computes both",
                     greenlets.saturating_mul(2).saturating_add(1)
                 ),
             )
@@ -153,12 +182,16 @@ fn pooler_rules(d: &Deployment, out: &mut Vec<Finding>) {
             Finding::new(
                 Code::PoolerClientSlotsLow,
                 format!(
-                    "{}: max_client_conn {} < {clients} client connections the pools of {} may open: the rest are refused",
+                    "{}: max_client_conn {} < {clients} client connections the pools of {} may open: the rest \
+                        are refused",
                     p.name,
                     p.max_client_conn.value,
                     routed.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
                 ),
-                format!("raise max_client_conn to at least {clients} (client slots cost PgBouncer file descriptors, not backends)"),
+                format!(
+                    "raise max_client_conn to at least {clients} (client slots cost PgBouncer file \
+                    descriptors, not backends)"
+                ),
             )
             .at(&p.max_client_conn.source),
         );
@@ -209,14 +242,41 @@ fn pool_rules(c: &Deployed, serves_chat: bool, out: &mut Vec<Finding>) {
     };
     match judge_api_pool(p, o, g, CHAT_POOL_FACTOR) {
         PoolVerdict::Deadlock => out.push(
-            Finding::new(Code::PoolDeadlockRisk, format!("{}: pool {p} + overflow {o} = {} ≤ SERVER_WORKER_CONNECTIONS {g}: admitted requests each hold one connection and wait for a second", c.name, p.saturating_add(o)), format!("raise SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW to at least {} (chat apps: {}), or lower SERVER_WORKER_CONNECTIONS", g.saturating_add(1), g.saturating_mul(2)))
-                .on(c.component)
-                .at(&at),
+            Finding::new(
+                Code::PoolDeadlockRisk,
+                format!(
+                    "{}: pool {p} + overflow {o} = {} ≤ SERVER_WORKER_CONNECTIONS {g}: admitted requests each \
+                hold one connection and wait for a second",
+                    c.name,
+                    p.saturating_add(o)
+                ),
+                format!(
+                    "raise SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW to at least {} (chat apps: {}), or \
+                lower SERVER_WORKER_CONNECTIONS",
+                    g.saturating_add(1),
+                    g.saturating_mul(2)
+                ),
+            )
+            .on(c.component)
+            .at(&at),
         ),
         PoolVerdict::ChatStall if serves_chat => out.push(
-            Finding::new(Code::PoolChatStall, format!("{}: pool {p} + overflow {o} = {} < 2 × SERVER_WORKER_CONNECTIONS {g}: chat apps stall on pool timeouts (measured 5× latency)", c.name, p.saturating_add(o)), format!("raise SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW to {} if the deployment serves chat apps", g.saturating_mul(2)))
-                .on(c.component)
-                .at(&at),
+            Finding::new(
+                Code::PoolChatStall,
+                format!(
+                    "{}: pool {p} + overflow {o} = {} < 2 × SERVER_WORKER_CONNECTIONS {g}: chat apps stall on \
+                pool timeouts (measured 5× latency)",
+                    c.name,
+                    p.saturating_add(o)
+                ),
+                format!(
+                    "raise SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW to {} if the deployment serves chat \
+                apps",
+                    g.saturating_mul(2)
+                ),
+            )
+            .on(c.component)
+            .at(&at),
         ),
         PoolVerdict::ChatStall | PoolVerdict::Safe => {}
     }
@@ -229,27 +289,69 @@ fn worker_rules(c: &Deployed, serves_chat: bool, out: &mut Vec<Finding>) {
     let Some(conc) = &c.concurrency else { return };
     match c.celery_pool {
         Some(CeleryPool::Gevent) if serves_chat && c.per_process_max < conc.value => out.push(
-            Finding::new(Code::WorkerPoolBelowConcurrency, format!("worker: pool {} + overflow {} = {} < -c {}: each streaming chat run holds a connection for its whole duration", c.pool_size.value, c.max_overflow.value, c.per_process_max, conc.value), format!("give the worker SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW ≥ {} (a per-service override) if it runs chat apps", conc.value.saturating_mul(2)))
-                .on(c.component)
-                .at(&c.pool_size.source),
+            Finding::new(
+                Code::WorkerPoolBelowConcurrency,
+                format!(
+                    "worker: pool {} + overflow {} = {} < -c {}: each streaming chat run holds a connection \
+                for its whole duration",
+                    c.pool_size.value, c.max_overflow.value, c.per_process_max, conc.value
+                ),
+                format!(
+                    "give the worker SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW ≥ {} (a per-service \
+                override) if it runs chat apps",
+                    conc.value.saturating_mul(2)
+                ),
+            )
+            .on(c.component)
+            .at(&c.pool_size.source),
         ),
         Some(CeleryPool::Gevent) if serves_chat && c.per_process_max < conc.value.saturating_mul(2) => out.push(
-            Finding::new(Code::WorkerPoolDeadlockRisk, format!("worker: pool {} + overflow {} = {} < 2 × -c {}: a chat run holds a connection for its whole duration and takes a second at its start and end, so when every slot runs chat the pool deadlocks (measured at -c + 10%; 2 × -c only queued)", c.pool_size.value, c.max_overflow.value, c.per_process_max, conc.value), format!("give the worker SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW ≥ {} (a per-service override) if it runs chat apps", conc.value.saturating_mul(2)))
-                .on(c.component)
-                .at(&c.pool_size.source),
+            Finding::new(
+                Code::WorkerPoolDeadlockRisk,
+                format!(
+                    "worker: pool {} + overflow {} = {} < 2 × -c {}: a chat run holds a connection for its \
+                whole duration and takes a second at its start and end, so when every slot runs chat the \
+                pool deadlocks (measured at -c + 10%; 2 × -c only queued)",
+                    c.pool_size.value, c.max_overflow.value, c.per_process_max, conc.value
+                ),
+                format!(
+                    "give the worker SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW ≥ {} (a per-service \
+                override) if it runs chat apps",
+                    conc.value.saturating_mul(2)
+                ),
+            )
+            .on(c.component)
+            .at(&c.pool_size.source),
         ),
         Some(CeleryPool::Prefork) => out.push(
-            Finding::new(Code::PreforkMultipliesPools, format!("worker runs prefork with {} children: {} pools of {} = {} connections per pod (counted in the budget)", conc.value, conc.value, c.per_process_max, conc.value.saturating_mul(c.per_process_max)), "use the gevent pool (CELERY_WORKER_CLASS empty) so the task slots share one pool, or shrink the pool per child")
-                .on(c.component)
-                .at(&conc.source),
+            Finding::new(
+                Code::PreforkMultipliesPools,
+                format!(
+                    "worker runs prefork with {} children: {} pools of {} = {} connections per pod (counted in \
+                the budget)",
+                    conc.value,
+                    conc.value,
+                    c.per_process_max,
+                    conc.value.saturating_mul(c.per_process_max)
+                ),
+                "use the gevent pool (CELERY_WORKER_CLASS empty) so the task slots share one pool, or \
+                shrink the pool per child",
+            )
+            .on(c.component)
+            .at(&conc.source),
         ),
         _ => {}
     }
     if conc.value <= 1 {
         out.push(
-            Finding::new(Code::StreamingRunsSerialized, "worker runs one task at a time (-c 1): concurrent streaming runs queue behind each other (measured, docs/model.md §8)", "set CELERY_WORKER_AMOUNT to the streaming runs in flight (`difyplan size` computes it)")
-                .on(c.component)
-                .at(&conc.source),
+            Finding::new(
+                Code::StreamingRunsSerialized,
+                "worker runs one task at a time (-c 1): concurrent streaming runs queue behind each other \
+                (measured, docs/model.md §8)",
+                "set CELERY_WORKER_AMOUNT to the streaming runs in flight (`difyplan size` computes it)",
+            )
+            .on(c.component)
+            .at(&conc.source),
         );
     }
 }
@@ -263,9 +365,20 @@ fn redis_rule(c: &Deployed, out: &mut Vec<Finding>) {
     // One pub/sub connection per admitted stream (measured: 20 streams raised Redis connections from 20 to 50).
     if max < greenlets.value {
         out.push(
-            Finding::new(Code::RedisMaxConnectionsLow, format!("{}: REDIS_MAX_CONNECTIONS {max} < SERVER_WORKER_CONNECTIONS {}: each admitted stream holds one Redis pub/sub connection", c.name, greenlets.value), format!("raise REDIS_MAX_CONNECTIONS to at least {} or leave it empty", greenlets.value.saturating_add(greenlets.value / 2)))
-                .on(c.component)
-                .at(&redis.source),
+            Finding::new(
+                Code::RedisMaxConnectionsLow,
+                format!(
+                    "{}: REDIS_MAX_CONNECTIONS {max} < SERVER_WORKER_CONNECTIONS {}: each admitted stream \
+                holds one Redis pub/sub connection",
+                    c.name, greenlets.value
+                ),
+                format!(
+                    "raise REDIS_MAX_CONNECTIONS to at least {} or leave it empty",
+                    greenlets.value.saturating_add(greenlets.value / 2)
+                ),
+            )
+            .on(c.component)
+            .at(&redis.source),
         );
     }
 }

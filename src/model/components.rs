@@ -88,7 +88,8 @@ pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
         "api.cpu_cores",
         fmt2(cpu_cores),
         format!(
-            "λ × CPU = {lambda} × {cpu_ms:.1} ms (blocking {} ms + {} ms × {} s of wait, × {:.2}; streaming {} ms × {:.2})",
+            "λ × CPU = {lambda} × {cpu_ms:.1} ms (blocking {} ms + {} ms × {} s of wait, × {:.2}; \
+                streaming {} ms × {:.2})",
             p.api_cpu_ms_blocking,
             p.api_cpu_ms_per_wait_second,
             p.request_seconds,
@@ -112,7 +113,8 @@ pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
         format!("{replicas} × {per_pod}"),
         match cx.input.target {
             Target::Compose => format!(
-                "{replicas} containers (at least the edition's {}, at most {} processes each) × ceil({processes} ÷ {replicas})",
+                "{replicas} containers (at least the edition's {}, at most {} processes each) × \
+                    ceil({processes} ÷ {replicas})",
                 cx.rules.min_replicas, a.compose_api_processes_per_container
             ),
             Target::Kubernetes => {
@@ -128,7 +130,9 @@ pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
         "api.time_in_flight",
         format!("{w_eff:.3} s"),
         format!(
-            "blocking: W + CPU × ρ/(1 − ρ) ÷ processes sharing the backlog = {} s + {:.3} s × {:.2}/(1 − {:.2}) ÷ {per_pod}; streaming: the run's time in a worker, {run_seconds:.3} s; mixed {:.2} : {:.2} — a busy gevent process keeps a request longer by its CPU queueing",
+            "blocking: W + CPU × ρ/(1 − ρ) ÷ processes sharing the backlog = {} s + {:.3} s × {:.2}/(1 \
+                − {:.2}) ÷ {per_pod}; streaming: the run's time in a worker, {run_seconds:.3} s; mixed \
+                {:.2} : {:.2} — a busy gevent process keeps a request longer by its CPU queueing",
             p.request_seconds,
             p.api_cpu_ms_blocking_total() / 1000.0,
             utilisation(cpu_cores / running as f64),
@@ -148,7 +152,8 @@ pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
         "SERVER_WORKER_CONNECTIONS",
         greenlets,
         format!(
-            "ceil(Poisson({:.1}) q{} = {pod_quantile} in flight in one {} ÷ {per_pod} processes): its processes share one listen backlog",
+            "ceil(Poisson({:.1}) q{} = {pod_quantile} in flight in one {} ÷ {per_pod} processes): its \
+                processes share one listen backlog",
             in_flight / replicas as f64 * a.overload_headroom,
             a.quantile,
             if cx.input.target == Target::Compose { "container" } else { "pod" },
@@ -183,7 +188,9 @@ pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
         "api pool (SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW)",
         max,
         format!(
-            "max({} by the safety rule, {wait_pool} for the wait target) — safety: {}; wait target: the q{} of the connections {greenlets} busy greenlets hold (mean {:.1}: {hold_full:.3} each; normal approximation), at most {most_per_request} each",
+            "max({} by the safety rule, {wait_pool} for the wait target) — safety: {}; wait target: \
+                the q{} of the connections {greenlets} busy greenlets hold (mean {:.1}: {hold_full:.3} \
+                each; normal approximation), at most {most_per_request} each",
             safety(greenlets),
             if chat {
                 format!("{} × {greenlets} greenlets + 1, chat apps nest a third checkout", a.chat_pool_factor)
@@ -202,7 +209,8 @@ pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
         "SQLALCHEMY_POOL_SIZE",
         pool,
         format!(
-            "ceil({per_process_in_flight:.2} in flight per process × {hold_mean:.3} connections each), at most {max}: what a process usually holds stays open, the rest is overflow"
+            "ceil({per_process_in_flight:.2} in flight per process × {hold_mean:.3} connections each), \
+                at most {max}: what a process usually holds stays open, the rest is overflow"
         ),
         "docs/model.md §8",
     );
@@ -294,7 +302,8 @@ pub(super) fn worker(cx: &mut Ctx) -> (ComponentPlan, Admission) {
         "worker.in_flight_mean",
         fmt1(in_flight),
         format!(
-            "streaming runs {stream_rate:.1}/s × {run_seconds:.3} s + tasks {task_rate:.1}/s × {task_seconds:.3} s (CPU queueing included)"
+            "streaming runs {stream_rate:.1}/s × {run_seconds:.3} s + tasks {task_rate:.1}/s × \
+                {task_seconds:.3} s (CPU queueing included)"
         ),
         "Little's law; streaming runs execute in the worker, docs/model.md §8",
     );
@@ -302,7 +311,8 @@ pub(super) fn worker(cx: &mut Ctx) -> (ComponentPlan, Admission) {
         "worker.replicas",
         workers,
         format!(
-            "max(ceil({cpu_cores:.2} cores ÷ {}) = {by_cpu}, {} edition minimum) — one gevent process per worker, one core",
+            "max(ceil({cpu_cores:.2} cores ÷ {}) = {by_cpu}, {} edition minimum) — one gevent process \
+                per worker, one core",
             cx.cpu_target, cx.rules.min_replicas
         ),
         "docs/model.md §5",
@@ -311,7 +321,8 @@ pub(super) fn worker(cx: &mut Ctx) -> (ComponentPlan, Admission) {
         "CELERY_WORKER_AMOUNT",
         slots,
         format!(
-            "max({WORKER_CONCURRENCY_FLOOR}, ceil(Poisson({:.1}) q{} = {quantile} ÷ {workers} workers)): every worker reads one broker queue",
+            "max({WORKER_CONCURRENCY_FLOOR}, ceil(Poisson({:.1}) q{} = {quantile} ÷ {workers} \
+                workers)): every worker reads one broker queue",
             in_flight * a.overload_headroom,
             a.quantile
         ),
@@ -346,12 +357,14 @@ pub(super) fn worker(cx: &mut Ctx) -> (ComponentPlan, Admission) {
         max,
         if chat {
             format!(
-                "{} × {slots} + 1: a chat run holds a connection throughout and nests a second at its start and end; -c + 10% deadlocked under overload, 2 × -c queued",
+                "{} × {slots} + 1: a chat run holds a connection throughout and nests a second at its \
+                    start and end; -c + 10% deadlocked under overload, 2 × -c queued",
                 a.worker_chat_pool_factor
             )
         } else {
             format!(
-                "ceil({slots} × ({workflow_runs:.2} workflow runs × {} + {tasks:.2} tasks × 1)), at least 2: workflow runs hold connections only for moments",
+                "ceil({slots} × ({workflow_runs:.2} workflow runs × {} + {tasks:.2} tasks × 1)), at least \
+                    2: workflow runs hold connections only for moments",
                 a.worker_workflow_connections_per_run
             )
         },
@@ -364,7 +377,11 @@ pub(super) fn worker(cx: &mut Ctx) -> (ComponentPlan, Admission) {
         + task_rate * task_seconds;
     let (hpa, surge) = scaling(workers, cx.input.target, cx.hpa_factor, a);
     if p.streaming_share > 0.0 && chat {
-        cx.notes.push("The Celery worker under gevent may ignore SQLALCHEMY_POOL_SIZE (langgenius/dify#30536, open): watch its connections after a deploy.".into());
+        cx.notes.push(
+            "The Celery worker under gevent may ignore SQLALCHEMY_POOL_SIZE (langgenius/dify#30536, \
+            open): watch its connections after a deploy."
+                .into(),
+        );
     }
     let admitted = workers * slots;
     let admission = Admission {
@@ -394,7 +411,8 @@ pub(super) fn worker_beat(cx: &mut Ctx) -> ComponentPlan {
         "worker_beat pool",
         bp + bo,
         format!(
-            "{bp} + {bo} as a per-service override: one process running one task at a time holds 1 and may nest 1 (the safety rule); compose would otherwise give beat the api's pool"
+            "{bp} + {bo} as a per-service override: one process running one task at a time holds 1 and \
+                may nest 1 (the safety rule); compose would otherwise give beat the api's pool"
         ),
         "docs/model.md §2: beat holds about 1",
     );
@@ -446,7 +464,8 @@ pub(super) fn plugin_daemon(cx: &mut Ctx) -> ComponentPlan {
         "DB_MAX_OPEN_CONNS",
         open,
         format!(
-            "max({}, Poisson({busy:.2}) q{} + 1) per replica, instead of the default 30: a call holds one connection and nests none (an assumption: not measured)",
+            "max({}, Poisson({busy:.2}) q{} + 1) per replica, instead of the default 30: a call holds \
+                one connection and nests none (an assumption: not measured)",
             a.plugin_open_conns_floor, a.quantile
         ),
         "profile plugin_db_ms; floor is an assumption",

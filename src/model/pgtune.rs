@@ -382,7 +382,8 @@ pub fn tune(host: &PgHost, max_connections: u64) -> Tuning {
     }
     if max_connections > PG_MAX_CONNECTIONS_LIMIT {
         warnings.push(format!(
-            "max_connections {max_connections} is above PostgreSQL's limit of {PG_MAX_CONNECTIONS_LIMIT}: the server will not start"
+            "max_connections {max_connections} is above PostgreSQL's limit of \
+                {PG_MAX_CONNECTIONS_LIMIT}: the server will not start"
         ));
     }
 
@@ -476,7 +477,8 @@ pub fn memory_check(host: &PgHost, tuning: &Tuning, open_backends: u64) -> Memor
 
     let remedy = if fits {
         format!(
-            "fits: {open_backends} open backends and {} slots need about {} of {}; up to {largest} open backends would fit",
+            "fits: {open_backends} open backends and {} slots need about {} of {}; up to {largest} \
+                open backends would fit",
             tuning.max_connections,
             human_bytes(needed_bytes),
             human_bytes(available_bytes)
@@ -490,7 +492,8 @@ pub fn memory_check(host: &PgHost, tuning: &Tuning, open_backends: u64) -> Memor
             "not one connection fits beside shared_buffers".to_string()
         } else {
             format!(
-                "bring the connections that can be open to {largest} or less (smaller pools, fewer processes, or a pooler: --pooler pgbouncer)"
+                "bring the connections that can be open to {largest} or less (smaller pools, fewer \
+                    processes, or a pooler: --pooler pgbouncer)"
             )
         };
         format!(
@@ -525,7 +528,9 @@ pub fn huge_pages_advice(tuning: &Tuning, open_backends: u64, memory_bytes: u64)
     }
     let pages = (shared + shared / 20).div_ceil(2 * MIB);
     Some(format!(
-        "{open_backends} backends mapping {} of shared_buffers with 4 kB pages could spend up to {} on page tables: set huge_pages = on and reserve the huge pages on the database host (vm.nr_hugepages = {pages} at 2 MiB each); the memory plan counts backends with huge pages",
+        "{open_backends} backends mapping {} of shared_buffers with 4 kB pages could spend up to \
+            {} on page tables: set huge_pages = on and reserve the huge pages on the database host \
+            (vm.nr_hugepages = {pages} at 2 MiB each); the memory plan counts backends with huge pages",
         human_bytes(shared),
         human_bytes(u64::try_from(page_tables).unwrap_or(u64::MAX))
     ))

@@ -202,8 +202,13 @@ fn database(
     let gib = host.memory_bytes as f64 / (1u64 << 30) as f64;
     if spec.memory_bytes.is_none() || spec.cpus.is_none() {
         notes.push(format!(
-            "PostgreSQL host assumed: {gib:.0} GiB{}, {} CPUs{}, {} storage, PostgreSQL {} — pass --pg-memory and --pg-cpus to tune for yours.",
-            if spec.memory_bytes.is_none() { " (the smallest power of two from 4 GiB that holds the backends that can be open)" } else { "" },
+            "PostgreSQL host assumed: {gib:.0} GiB{}, {} CPUs{}, {} storage, PostgreSQL {} — pass \
+                --pg-memory and --pg-cpus to tune for yours.",
+            if spec.memory_bytes.is_none() {
+                " (the smallest power of two from 4 GiB that holds the backends that can be open)"
+            } else {
+                ""
+            },
             host.cpus,
             if spec.cpus.is_none() { " (the plan's database cores)" } else { "" },
             host.storage,
@@ -234,7 +239,11 @@ impl Overload {
     pub fn describe(&self, qps: f64, target: Target) -> String {
         let (api, worker) = (&self.api, &self.worker);
         format!(
-            "Overload: the api admits {} requests at once, {:.2} × the {:.1} in flight at {qps} QPS, so up to about {:.0} QPS before requests wait in the listen backlog (holding no connection; latency then grows with the backlog, nothing deadlocks); the workers run {} at once, {:.2} × the mean, beyond which runs wait in the broker.{} For more headroom: --assume overload_headroom=1.5.",
+            "Overload: the api admits {} requests at once, {:.2} × the {:.1} in flight at {qps} QPS, \
+                so up to about {:.0} QPS before requests wait in the listen backlog (holding no \
+                connection; latency then grows with the backlog, nothing deadlocks); the workers run {} \
+                at once, {:.2} × the mean, beyond which runs wait in the broker.{} For more headroom: \
+                --assume overload_headroom=1.5.",
             api.admitted,
             api.factor,
             api.mean_in_flight,
@@ -302,7 +311,8 @@ pub fn check_qps(qps: f64) -> Result<(), InputError> {
     }
     if qps > MAX_QPS {
         return Err(InputError(format!(
-            "--qps {qps} is above {MAX_QPS:.0}, beyond anything the model was calibrated on — plan per cluster or region, each below 1,000,000"
+            "--qps {qps} is above {MAX_QPS:.0}, beyond anything the model was calibrated on — plan per \
+                cluster or region, each below 1,000,000"
         )));
     }
     Ok(())
@@ -327,7 +337,8 @@ pub fn plan(input: &PlanInput) -> Result<Plan, InputError> {
     input.assumptions.validate().map_err(InputError)?;
     if input.workflow_log_store == LogStore::Logstore && input.dify_version < DifyVersion::V1_16 {
         return Err(InputError(format!(
-            "--workflow-log-store logstore: Dify {} has no log-store repositories — use Dify 1.16 or later, or --workflow-log-store celery",
+            "--workflow-log-store logstore: Dify {} has no log-store repositories — use Dify 1.16 or \
+                later, or --workflow-log-store celery",
             input.dify_version
         )));
     }
@@ -405,7 +416,8 @@ fn plan_core(input: &PlanInput) -> Plan {
         let cores: f64 = components.iter().map(|c| c.cpu_per_pod * c.replicas as f64).sum();
         if cores > COMPOSE_HOST_CORES_WARN {
             cx.notes.push(format!(
-                "The plan needs about {cores:.0} cores, more than one compose host usually has: consider --target kubernetes."
+                "The plan needs about {cores:.0} cores, more than one compose host usually has: consider \
+                    --target kubernetes."
             ));
         }
     }
@@ -436,7 +448,9 @@ fn plan_core(input: &PlanInput) -> Plan {
     );
     if budget.demand as f64 > 20.0 * (database.cores as f64 * 2.0).max(1.0) {
         cx.notes.push(format!(
-            "The worst case ({}) is far above the queries PostgreSQL runs usefully at once (about {}): most connections sit idle or idle in transaction while their requests wait (docs/model.md §1).",
+            "The worst case ({}) is far above the queries PostgreSQL runs usefully at once (about {}): \
+                most connections sit idle or idle in transaction while their requests wait (docs/model.md \
+                §1).",
             budget.demand,
             database.cores * 2
         ));
@@ -485,7 +499,8 @@ fn connection_budget(cx: &mut Ctx, components: &[ComponentPlan], pooler: Option<
             name: "migration".into(),
             connections: starting * a.migration_connections,
             why: format!(
-                "{starting} containers may start at once and run `flask upgrade-db` ({} connections each, docs/model.md §2)",
+                "{starting} containers may start at once and run `flask upgrade-db` ({} connections each, \
+                    docs/model.md §2)",
                 a.migration_connections
             ),
         },
@@ -527,7 +542,9 @@ fn connection_budget(cx: &mut Ctx, components: &[ComponentPlan], pooler: Option<
         "demand",
         budget.demand,
         if pooler.is_some() {
-            "Σ (max replicas + surge) × processes × per-process maximum of the direct components + PgBouncer's server connections + reserves".into()
+            "Σ (max replicas + surge) × processes × per-process maximum of the direct components + \
+                PgBouncer's server connections + reserves"
+                .into()
         } else {
             "Σ (max replicas + surge) × processes × per-process maximum + reserves".into()
         },
@@ -583,7 +600,8 @@ fn database_step(cx: &mut Ctx, budget: &Budget) -> (DatabasePlan, LogPlan, Redis
     );
     if logs.recommend_log_store {
         cx.notes.push(format!(
-            "Workflow logs would keep {:.0} GiB in PostgreSQL ({:.0} GiB of disk {}): move them to a log store (--workflow-log-store logstore).",
+            "Workflow logs would keep {:.0} GiB in PostgreSQL ({:.0} GiB of disk {}): move them to a \
+                log store (--workflow-log-store logstore).",
             logs.retained_bytes / (1u64 << 30) as f64,
             logs.pg_disk_bytes / (1u64 << 30) as f64,
             logs.retention_days.map_or("a year".to_string(), |d| format!("for {d} days"))
@@ -605,7 +623,8 @@ fn database_step(cx: &mut Ctx, budget: &Budget) -> (DatabasePlan, LogPlan, Redis
         "database memory",
         format!("{:.1} GiB of {:.0} GiB", memory.needed_bytes as f64 / GIB_F, host.memory_bytes as f64 / GIB_F),
         format!(
-            "shared_buffers + {max_connections} slots × 48 kB + {open_backends} open backends × {} MiB + work_mem × {} active backends",
+            "shared_buffers + {max_connections} slots × 48 kB + {open_backends} open backends × {} MiB \
+                + work_mem × {} active backends",
             pgtune::PER_BACKEND_OVERHEAD_BYTES >> 20,
             (u64::from(host.cpus) * pgtune::ACTIVE_BACKENDS_PER_CPU).min(open_backends)
         ),
@@ -721,7 +740,10 @@ fn shortfall(input: &PlanInput, plan: &Plan) -> Shortfall {
         let pooled = plugin.per_process_max;
         if line > pooled {
             ways.push(WayOut {
-                action: format!("PgBouncer in front of the plugin daemon (DB_TYPE=pgbouncer): its {line} worst-case connections become one pool of about {pooled}"),
+                action: format!(
+                    "PgBouncer in front of the plugin daemon (DB_TYPE=pgbouncer): its {line} worst-case \
+                    connections become one pool of about {pooled}"
+                ),
                 saves: line - pooled,
                 enough: b.demand - (line - pooled) <= b.usable,
             });
@@ -730,11 +752,21 @@ fn shortfall(input: &PlanInput, plan: &Plan) -> Shortfall {
     if input.profile.chat_share > 0.0 {
         let mut profile = input.profile.clone();
         profile.chat_share = 0.0;
-        ways.extend(try_variant("a smaller overflow, if the deployment serves workflow apps only: --chat-share 0 (api pools need greenlets + 1 instead of 2 ×)".into(), PlanInput { profile, ..input.clone() }));
+        ways.extend(try_variant(
+            "a smaller overflow, if the deployment serves workflow apps only: --chat-share 0 (api \
+            pools need greenlets + 1 instead of 2 ×)"
+                .into(),
+            PlanInput { profile, ..input.clone() },
+        ));
     }
     if input.target == Target::Kubernetes {
         let assumptions = Assumptions { hpa_max_factor: Some(1.0), max_surge: 0.0, ..a.clone() };
-        ways.extend(try_variant("no autoscaling headroom and maxSurge 0 (maxUnavailable instead): --assume hpa_max_factor=1 --assume max_surge=0".into(), PlanInput { assumptions, ..input.clone() }));
+        ways.extend(try_variant(
+            "no autoscaling headroom and maxSurge 0 (maxUnavailable instead): --assume \
+            hpa_max_factor=1 --assume max_surge=0"
+                .into(),
+            PlanInput { assumptions, ..input.clone() },
+        ));
         let assumptions = Assumptions { api_processes_per_pod: a.api_processes_per_pod * 2, ..a.clone() };
         ways.extend(try_variant(
             format!("fewer, larger api pods: --assume api_processes_per_pod={}", a.api_processes_per_pod * 2),

@@ -38,7 +38,10 @@ impl Pooler {
 pub const ROUTED: [Component; 2] = [Component::Api, Component::Worker];
 
 /// Why the plugin daemon is not routed through PgBouncer, for the plan and the rendered files.
-pub const PLUGIN_DAEMON_DIRECT: &str = "its own small pool on dify_plugin (DB_MAX_OPEN_CONNS, sized to the quantile of its queries in flight), not PgBouncer: routing it through PgBouncer (DB_TYPE=pgbouncer) would save little, turn off its prepared statements, and need a server pool covering its nested checkouts, which were never measured";
+pub const PLUGIN_DAEMON_DIRECT: &str = "its own small pool on dify_plugin (DB_MAX_OPEN_CONNS, sized to the quantile of its \
+    queries in flight), not PgBouncer: routing it through PgBouncer (DB_TYPE=pgbouncer) would \
+    save little, turn off its prepared statements, and need a server pool covering its nested \
+    checkouts, which were never measured";
 
 /// The listening port of PgBouncer (its default).
 pub const PORT: u16 = 6432;
@@ -117,13 +120,18 @@ pub fn refusal(p: &PoolerPlan) -> Option<String> {
     let n = p.default_pool_size;
     if n < p.safety_bound {
         return Some(format!(
-            "--assume pgbouncer_pool_size={n} is below the safety bound {}: every api request greenlet and chat worker slot at the HPA maximum and surge can hold a connection while it asks for another, and a shared server pool smaller than that + 1 deadlocks (measured on a real Dify) — pass at least {}, or leave it out",
+            "--assume pgbouncer_pool_size={n} is below the safety bound {}: every api request greenlet \
+                and chat worker slot at the HPA maximum and surge can hold a connection while it asks for \
+                another, and a shared server pool smaller than that + 1 deadlocks (measured on a real \
+                Dify) — pass at least {}, or leave it out",
             p.safety_bound, p.safety_bound
         ));
     }
     if n < p.in_use_quantile {
         return Some(format!(
-            "--assume pgbouncer_pool_size={n} is below the {} connections in use at the plan's quantile: requests would queue for connections at the target load — pass at least {}, or leave it out",
+            "--assume pgbouncer_pool_size={n} is below the {} connections in use at the plan's \
+                quantile: requests would queue for connections at the target load — pass at least {}, or \
+                leave it out",
             p.in_use_quantile, p.in_use_quantile
         ));
     }
@@ -233,7 +241,8 @@ pub fn size(input: &PlanInput, components: &[ComponentPlan], cpu_target: f64) ->
             "pgbouncer.safety_bound",
             safety_bound.to_string(),
             format!(
-                "{greenlets} api greenlets × {api_nest} nested + {worker_slots} worker slots × {worker_nest} nested + 1, at the HPA maximum and surge"
+                "{greenlets} api greenlets × {api_nest} nested + {worker_slots} worker slots × \
+                    {worker_nest} nested + 1, at the HPA maximum and surge"
             ),
             "measured on a real Dify: a shared pool below this deadlocks",
         ),
@@ -257,7 +266,8 @@ pub fn size(input: &PlanInput, components: &[ComponentPlan], cpu_target: f64) ->
             "pgbouncer.processes",
             format!("{pods} × {processes_per_pod}"),
             format!(
-                "ceil({:.2} cores ÷ {cpu_target}) processes on one port (so_reuseport), in {pods} pod(s); each holds the whole server pool",
+                "ceil({:.2} cores ÷ {cpu_target}) processes on one port (so_reuseport), in {pods} pod(s); \
+                    each holds the whole server pool",
                 cpu_cores
             ),
             "PgBouncer is single-threaded; --assume pgbouncer_cpu_ms= (an assumption)",
@@ -298,7 +308,9 @@ pub fn advice(input: &PlanInput, components: &[ComponentPlan], cpu_target: f64, 
     let saved = demand.saturating_sub(pooled);
     (demand > 0 && saved as f64 >= WORTH_IT_SHARE * demand as f64).then(|| {
         format!(
-            "PgBouncer in front of the api and worker (--pooler pgbouncer) would cut the worst case from {demand} to {pooled} (−{saved}, {:.0}%): one server pool of {} at the safety bound instead of {} connections in per-process pools.",
+            "PgBouncer in front of the api and worker (--pooler pgbouncer) would cut the worst case \
+                from {demand} to {pooled} (−{saved}, {:.0}%): one server pool of {} at the safety bound \
+                instead of {} connections in per-process pools.",
             saved as f64 * 100.0 / demand as f64,
             p.default_pool_size,
             p.replaced_connections
@@ -309,7 +321,10 @@ pub fn advice(input: &PlanInput, components: &[ComponentPlan], cpu_target: f64, 
 /// Notes for a plan with the pooler.
 pub fn notes(p: &PoolerPlan) -> Vec<String> {
     let mut out = vec![format!(
-        "PgBouncer (transaction mode) serves {}: {} client connections on {} server connections ({} pod(s) × {} process(es) × default_pool_size {}). Keep SQLALCHEMY_POOL_SIZE + MAX_OVERFLOW as planned: a process's pool must still cover its own greenlets, and costs PgBouncer client slots only.",
+        "PgBouncer (transaction mode) serves {}: {} client connections on {} server connections \
+            ({} pod(s) × {} process(es) × default_pool_size {}). Keep SQLALCHEMY_POOL_SIZE + \
+            MAX_OVERFLOW as planned: a process's pool must still cover its own greenlets, and costs \
+            PgBouncer client slots only.",
         p.routed.iter().map(|c| c.service()).collect::<Vec<_>>().join(" and "),
         p.max_client_conn,
         p.server_connections,
@@ -319,14 +334,16 @@ pub fn notes(p: &PoolerPlan) -> Vec<String> {
     )];
     if p.pods * p.processes_per_pod > 1 {
         out.push(format!(
-            "Each PgBouncer process keeps its own server pool and a client's nested checkout may land on any of them, so each holds the whole safety bound: {} processes × {} are budgeted.",
+            "Each PgBouncer process keeps its own server pool and a client's nested checkout may land \
+                on any of them, so each holds the whole safety bound: {} processes × {} are budgeted.",
             p.pods * p.processes_per_pod,
             p.default_pool_size
         ));
     }
     if p.server_connections >= p.replaced_connections {
         out.push(format!(
-            "PgBouncer does not pay here: its {} server connections are not fewer than the {} the api's and worker's own pools would take — plan without --pooler.",
+            "PgBouncer does not pay here: its {} server connections are not fewer than the {} the \
+                api's and worker's own pools would take — plan without --pooler.",
             p.server_connections, p.replaced_connections
         ));
     }

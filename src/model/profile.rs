@@ -254,7 +254,8 @@ impl Profile {
         }
         if self.connections_mean < 1.0 || self.connections_peak < self.connections_mean {
             return Err(format!(
-                "connections per request must satisfy 1 ≤ connections_mean ({}) ≤ connections_peak ({}); a blocking request holds at least one connection",
+                "connections per request must satisfy 1 ≤ connections_mean ({}) ≤ connections_peak ({}); a \
+                    blocking request holds at least one connection",
                 shown(self.connections_mean),
                 shown(self.connections_peak)
             ));
@@ -275,7 +276,9 @@ impl Profile {
             }
         }
         if self.api_cpu_ms_blocking + self.api_cpu_ms_streaming <= 0.0 {
-            return Err("api CPU per request is 0; every request costs the api some CPU (the measured minimum is 32 ms, docs/model.md)".into());
+            return Err("api CPU per request is 0; every request costs the api some CPU (the measured minimum is \
+                32 ms, docs/model.md)"
+                .into());
         }
         Ok(())
     }

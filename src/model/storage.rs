@@ -133,7 +133,8 @@ pub fn logs(qps: f64, profile: &Profile, store: LogStore, retention_days: Option
     let gib = |b: f64| b / (1u64 << 30) as f64;
     let recommend_log_store = store != LogStore::Logstore && gib(retained_bytes) > LOG_STORE_THRESHOLD_GIB;
     let mut reasoning = vec![format!(
-        "{:.1} GiB of workflow log a day: {qps} QPS × {DAILY_AVERAGE_LOAD} mean load × 86,400 s × {} bytes per request (a floor: real prompts are stored several times, docs/model.md §8)",
+        "{:.1} GiB of workflow log a day: {qps} QPS × {DAILY_AVERAGE_LOAD} mean load × 86,400 s × \
+            {} bytes per request (a floor: real prompts are stored several times, docs/model.md §8)",
         gib(daily_bytes),
         profile.workflow_log_bytes
     )];
@@ -154,13 +155,25 @@ pub fn logs(qps: f64, profile: &Profile, store: LogStore, retention_days: Option
             PG_DISK_OVERHEAD * 100.0
         ));
     } else {
-        reasoning.push(format!("in the log store: PostgreSQL keeps none of it and saves about {pg_cpu_ms_saved:.1} ms of CPU per request ({:.0}% of {} ms, an assumption)", LOG_WRITE_PG_CPU_SHARE * 100.0, profile.pg_cpu_ms));
+        reasoning.push(format!(
+            "in the log store: PostgreSQL keeps none of it and saves about {pg_cpu_ms_saved:.1} ms of \
+            CPU per request ({:.0}% of {} ms, an assumption)",
+            LOG_WRITE_PG_CPU_SHARE * 100.0,
+            profile.pg_cpu_ms
+        ));
     }
     if store == LogStore::Celery {
-        reasoning.push("the Celery repositories take the writes off the request path (queue workflow_storage); the rows still land in PostgreSQL".into());
+        reasoning.push(
+            "the Celery repositories take the writes off the request path (queue workflow_storage); \
+            the rows still land in PostgreSQL"
+                .into(),
+        );
     }
     if recommend_log_store {
-        reasoning.push(format!("above {LOG_STORE_THRESHOLD_GIB:.0} GiB of logs in PostgreSQL: move them to a log store (--workflow-log-store logstore; see the README's migration steps)"));
+        reasoning.push(format!(
+            "above {LOG_STORE_THRESHOLD_GIB:.0} GiB of logs in PostgreSQL: move them to a log store \
+            (--workflow-log-store logstore; see the README's migration steps)"
+        ));
     }
     LogPlan {
         store,
@@ -209,7 +222,9 @@ pub fn redis(qps: f64, profile: &Profile, streams_in_flight: f64, edition: Editi
         if ha || topology == RedisTopology::Cluster { RedisTopology::Sentinel } else { RedisTopology::Standalone };
     let pubsub_connections = (streams_in_flight * (1.0 + profile.chat_share)).ceil() as u64;
     let mut reasoning = vec![format!(
-        "{ops_per_second:.0} Redis operations per second ({qps} QPS × {} per request); one Redis saturated near {REDIS_SATURATION_QPS:.0} QPS of the vendor's traffic, about {limit:.0} operations per second (docs/model.md §1)",
+        "{ops_per_second:.0} Redis operations per second ({qps} QPS × {} per request); one Redis \
+            saturated near {REDIS_SATURATION_QPS:.0} QPS of the vendor's traffic, about {limit:.0} \
+            operations per second (docs/model.md §1)",
         profile.redis_ops
     )];
     reasoning.push(match topology {
@@ -222,8 +237,17 @@ pub fn redis(qps: f64, profile: &Profile, streams_in_flight: f64, edition: Editi
         RedisTopology::Standalone => "one Redis is enough".to_string(),
     });
     if topology == RedisTopology::Cluster {
-        reasoning.push("the plugin daemon supports standalone and sentinel only (docs/model.md §3): give it its own Redis behind Sentinel, since its session key per request is the hot path the vendor saw".into());
+        reasoning.push(
+            "the plugin daemon supports standalone and sentinel only (docs/model.md §3): give it its \
+            own Redis behind Sentinel, since its session key per request is the hot path the vendor \
+            saw"
+            .into(),
+        );
     }
-    reasoning.push(format!("about {pubsub_connections} pub/sub connections for streams in flight (measured: one per stream, two for chat, docs/model.md §8) — within Redis' default maxclients 10000 only below that"));
+    reasoning.push(format!(
+        "about {pubsub_connections} pub/sub connections for streams in flight (measured: one per \
+        stream, two for chat, docs/model.md §8) — within Redis' default maxclients 10000 only \
+        below that"
+    ));
     RedisPlan { ops_per_second, pubsub_connections, topology, plugin_daemon_topology, reasoning }
 }

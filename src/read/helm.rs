@@ -479,7 +479,8 @@ pub fn values_document(text: &str, file: &str) -> Result<Document, String> {
     };
     if !doc.value.is_mapping() {
         return Err(format!(
-            "{file}:1: Helm values must be a mapping at the top level — pass the values file the chart is installed with"
+            "{file}:1: Helm values must be a mapping at the top level — pass the values file the chart \
+                is installed with"
         ));
     }
     Ok(doc)
@@ -613,7 +614,8 @@ pub fn chart_version(chart: Chart, said: Option<&ChartRef>) -> (KnownVersion, Op
     let latest = known(chart, hi);
     let Some((version, at)) = said.and_then(|r| r.version.as_deref().map(|v| (v, r.said_by.clone()))) else {
         let note = format!(
-            "no chart version is stated: read with the defaults of {} {} (the newest difyplan knows) — state it in Chart.yaml, the HelmRelease or Application, or with --chart NAME@VERSION",
+            "no chart version is stated: read with the defaults of {} {} (the newest difyplan knows) — \
+                state it in Chart.yaml, the HelmRelease or Application, or with --chart NAME@VERSION",
             chart.name(),
             latest.label
         );
@@ -628,7 +630,8 @@ pub fn chart_version(chart: Chart, said: Option<&ChartRef>) -> (KnownVersion, Op
                 _ => latest,
             };
             let note = format!(
-                "{} chart version `{version}` is not one difyplan knows (0.{lo} to 0.{hi}): read with the defaults of {} — check the reading, or {HELM_TEMPLATE_ADVICE}",
+                "{} chart version `{version}` is not one difyplan knows (0.{lo} to 0.{hi}): read with the \
+                    defaults of {} — check the reading, or {HELM_TEMPLATE_ADVICE}",
                 chart.name(),
                 nearest.label
             );
@@ -671,18 +674,23 @@ fn detect(v: &Values, file: &str) -> Result<Chart, String> {
         Some(chart) => match foreign(chart) {
             None => Ok(chart),
             Some(why) => Err(format!(
-                "{file}: does not say which chart it is for, and {why}: the values of another chart — difyplan reads {} and {} values only; {HELM_TEMPLATE_ADVICE}",
+                "{file}: does not say which chart it is for, and {why}: the values of another chart — \
+                    difyplan reads {} and {} values only; {HELM_TEMPLATE_ADVICE}",
                 Chart::DifyHelm.name(),
                 Chart::Douban.name()
             )),
         },
         None if boris == 0 => Err(format!(
-            "{file}: not the values of a Dify chart difyplan knows — it reads {} (api.replicas, api.extraEnv, image.api.tag) and {} (api.replicaCount, global.extraBackendEnvs, workerBeat); for another chart, {HELM_TEMPLATE_ADVICE}",
+            "{file}: not the values of a Dify chart difyplan knows — it reads {} (api.replicas, \
+                api.extraEnv, image.api.tag) and {} (api.replicaCount, global.extraBackendEnvs, \
+                workerBeat); for another chart, {HELM_TEMPLATE_ADVICE}",
             Chart::DifyHelm.name(),
             Chart::Douban.name()
         )),
         None => Err(format!(
-            "{file}: has keys of both {} and {} and nothing says which chart it is for — name it with --chart borispolonsky or --chart douban (or keep a Chart.yaml beside it), or {HELM_TEMPLATE_ADVICE}",
+            "{file}: has keys of both {} and {} and nothing says which chart it is for — name it with \
+                --chart borispolonsky or --chart douban (or keep a Chart.yaml beside it), or \
+                {HELM_TEMPLATE_ADVICE}",
             Chart::DifyHelm.name(),
             Chart::Douban.name()
         )),
@@ -705,7 +713,8 @@ fn version(v: &Values, chart: Chart, opts: &Options, known: &KnownVersion) -> (D
             Err(_) => (
                 DifyVersion::LATEST,
                 Source::default(format!(
-                    "image tag `{}` ({}) is not a Dify release difyplan knows (1.9 to 1.16); the latest layout assumed (pass --dify-version)",
+                    "image tag `{}` ({}) is not a Dify release difyplan knows (1.9 to 1.16); the latest layout \
+                        assumed (pass --dify-version)",
                     t.value, t.source
                 )),
             ),
@@ -989,7 +998,8 @@ fn component(
             Valued::new(
                 1,
                 Source::default(
-                    "douban/charts leaves replicas out with pluginDaemon.autoscaling.enabled, and renders no autoscaler for it: 1",
+                    "douban/charts leaves replicas out with pluginDaemon.autoscaling.enabled, and renders no \
+                        autoscaler for it: 1",
                 ),
             )
         } else {
@@ -1059,7 +1069,8 @@ fn component(
                 }
                 None if SIZING_KEYS.contains(&item.name.as_str()) => {
                     return Err(format!(
-                        "{}: {} comes from a valueFrom difyplan cannot read — write it with `value:`, or check the rendered manifests (`helm template`) instead",
+                        "{}: {} comes from a valueFrom difyplan cannot read — write it with `value:`, or check the \
+                            rendered manifests (`helm template`) instead",
                         item.source, item.name
                     ));
                 }
@@ -1147,7 +1158,10 @@ fn database(v: &Values, chart: Chart, opts: &Options) -> Result<Database, String
                     |m| format!("sets {} ({})", m.value, m.source),
                 );
                 return Err(format!(
-                    "{at}: the primary gets max_connections {p} but the read replica of `architecture: replication` {said} — a hot standby refuses to start below its primary's; set the same under postgresql.readReplicas.extendedConfiguration, or `postgresql.architecture: standalone`"
+                    "{at}: the primary gets max_connections {p} but the read replica of `architecture: \
+                        replication` {said} — a hot standby refuses to start below its primary's; set the same \
+                        under postgresql.readReplicas.extendedConfiguration, or `postgresql.architecture: \
+                        standalone`"
                 ));
             }
         }
@@ -1237,9 +1251,9 @@ mod tests {
 
     #[test]
     fn conf_snippet_lines_and_forms() {
-        let d = doc(
-            "postgresql:\n  primary:\n    extendedConfiguration: |\n      # comment\n      max_connections = 300\n      idle_in_transaction_session_timeout='10min' # off by default\n      shared_buffers 1GB\n",
-        );
+        let d = doc("postgresql:\n  primary:\n    extendedConfiguration: |\n      # comment\n      \
+                max_connections = 300\n      idle_in_transaction_session_timeout='10min' # off by \
+                default\n      shared_buffers 1GB\n");
         let layers = [Layer::file(d)];
         let v = Values::new(&layers, "v.yaml");
         let text = v.get(&["postgresql", "primary", "extendedConfiguration"]).and_then(yaml::scalar_string).unwrap();

@@ -83,7 +83,8 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<Input>, String> {
                 Some(kind) => out.push(Input { path: path.clone(), kind, text: Some(text) }),
                 None => {
                     return Err(format!(
-                        "{shown}: not a .env, compose, Kubernetes or Helm values file by its content — pass the files Dify is deployed from, or leave it out"
+                        "{shown}: not a .env, compose, Kubernetes or Helm values file by its content — pass the \
+                            files Dify is deployed from, or leave it out"
                     ));
                 }
             }

@@ -64,7 +64,8 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
     for d in &documents {
         if d.get(&path(&["kind"])).and_then(Value::as_str) == Some("List") {
             return Err(format!(
-                "{}:{}: a `kind: List` — split it into documents (`kubectl get -o yaml` output is not what is committed; pass the manifests)",
+                "{}:{}: a `kind: List` — split it into documents (`kubectl get -o yaml` output is not what \
+                    is committed; pass the manifests)",
                 d.file,
                 d.start().line
             ));
@@ -218,7 +219,9 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         for (name, standby) in &standbys {
             if standby.value < primary.value {
                 return Err(format!(
-                    "{}: the read replica {name} runs with max_connections {} but its primary with {} ({}) — a hot standby refuses to start below its primary's; give the replica at least {} (Bitnami: readReplicas.extendedConfiguration)",
+                    "{}: the read replica {name} runs with max_connections {} but its primary with {} ({}) — a \
+                        hot standby refuses to start below its primary's; give the replica at least {} (Bitnami: \
+                        readReplicas.extendedConfiguration)",
                     standby.source, standby.value, primary.value, primary.source, primary.value
                 ));
             }
@@ -243,7 +246,8 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         Source::default("image tag of langgenius/dify-api")
     } else if let Some(tag) = unknown_tag {
         Source::default(format!(
-            "dify-api image tag `{}` ({}) is not a Dify release difyplan knows (1.9 to 1.16); the latest layout assumed (pass --dify-version)",
+            "dify-api image tag `{}` ({}) is not a Dify release difyplan knows (1.9 to 1.16); the \
+                latest layout assumed (pass --dify-version)",
             tag.value, tag.source
         ))
     } else {
@@ -417,7 +421,8 @@ fn container_env(w: &Workload, config_maps: &BTreeMap<(String, String), Env>) ->
                     continue;
                 }
                 return Err(format!(
-                    "{}: ConfigMap `{name}` (namespace {}) used by {} {} is not in the given files — pass the file that defines it",
+                    "{}: ConfigMap `{name}` (namespace {}) used by {} {} is not in the given files — pass the \
+                        file that defines it",
                     d.at(&join(&env_from, &[PathSeg::Index(i)])),
                     key.0,
                     d.kind(),

@@ -27,7 +27,8 @@ pub fn parse_chart_flag(s: &str) -> Result<(Chart, Option<String>), String> {
         "borispolonsky" | "borispolonsky/dify-helm" | "dify-helm" => Ok((Chart::DifyHelm, version)),
         "douban" | "douban/charts" => Ok((Chart::Douban, version)),
         other => Err(format!(
-            "--chart {other}: difyplan reads the values of borispolonsky (BorisPolonsky/dify-helm) and douban (douban/charts) — for another chart, {HELM_TEMPLATE_ADVICE}"
+            "--chart {other}: difyplan reads the values of borispolonsky (BorisPolonsky/dify-helm) and \
+                douban (douban/charts) — for another chart, {HELM_TEMPLATE_ADVICE}"
         )),
     }
 }
@@ -52,7 +53,8 @@ fn identify(name: Option<&str>, repo: Option<&str>, said_by: &Source) -> Result<
     }
     match name {
         Some(n) if n.trim() != "dify" && !n.trim().ends_with("/dify") => Err(format!(
-            "{said_by}: chart `{n}` is not one whose values difyplan reads (BorisPolonsky/dify-helm, douban/charts) — {HELM_TEMPLATE_ADVICE}"
+            "{said_by}: chart `{n}` is not one whose values difyplan reads (BorisPolonsky/dify-helm, \
+                douban/charts) — {HELM_TEMPLATE_ADVICE}"
         )),
         _ => Ok(None),
     }
@@ -88,7 +90,8 @@ fn chart_yaml(path: &Path, text: &str) -> Result<ChartRef, String> {
     };
     let Some(chart) = chart else {
         return Err(format!(
-            "{said_by}: chart `{name}` is not BorisPolonsky/dify-helm's or douban/charts' `dify` chart, whose values difyplan reads — {HELM_TEMPLATE_ADVICE}"
+            "{said_by}: chart `{name}` is not BorisPolonsky/dify-helm's or douban/charts' `dify` \
+                chart, whose values difyplan reads — {HELM_TEMPLATE_ADVICE}"
         ));
     };
     let version = yaml::get_string(&doc.value, &p(&["version"]));
@@ -189,7 +192,8 @@ pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> 
                     let optional = yaml::get(item, &p(&["optional"])).and_then(Value::as_bool) == Some(true);
                     if ref_kind != "ConfigMap" {
                         return Err(format!(
-                            "{item_at}: values from {ref_kind} `{ref_name}` are not in the files — pass them as a values file (--values), or {HELM_TEMPLATE_ADVICE}"
+                            "{item_at}: values from {ref_kind} `{ref_name}` are not in the files — pass them as a \
+                                values file (--values), or {HELM_TEMPLATE_ADVICE}"
                         ));
                     }
                     let Some(cm) = config_map(&ref_name) else {
@@ -197,7 +201,8 @@ pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> 
                             continue;
                         }
                         return Err(format!(
-                            "{item_at}: ConfigMap `{ref_name}` of the HelmRelease's valuesFrom is not among the inputs — pass the file that defines it"
+                            "{item_at}: ConfigMap `{ref_name}` of the HelmRelease's valuesFrom is not among the inputs \
+                                — pass the file that defines it"
                         ));
                     };
                     config_maps_used.push(ref_name.clone());
@@ -257,7 +262,8 @@ pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> 
                     let beside = if beside.is_file() { beside } else { dir.join(&file_name) };
                     if !beside.is_file() {
                         return Err(format!(
-                            "{}: valueFiles `{f}` is not among the inputs — pass it beside the Application (it is read in the order listed)",
+                            "{}: valueFiles `{f}` is not among the inputs — pass it beside the Application (it is read \
+                                in the order listed)",
                             at(doc, &[files.clone(), vec![PathSeg::Index(n)]].concat())
                         ));
                     }

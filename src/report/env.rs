@@ -201,7 +201,8 @@ pub fn plan(plan: &Plan, explain: bool) -> String {
     }
     let _ = writeln!(
         s,
-        "# Keys marked \"only\" belong on that one service (docker-compose.override.yaml): compose shares one environment between api, worker and worker_beat."
+        "# Keys marked \"only\" belong on that one service (docker-compose.override.yaml): compose \
+            shares one environment between api, worker and worker_beat."
     );
     let all = settings(plan);
     for setting in &all {

@@ -36,7 +36,8 @@ pub fn file_text(profile: &str, target: &str, plans: &[Plan]) -> String {
         writeln!(s, "# processes per pod, greenlets or Celery -c per process, pool + overflow per process, and the");
     let _ = writeln!(
         s,
-        "# worst-case connections. `plugin_daemon` pool/overflow are DB_MAX_IDLE_CONNS and the rest of DB_MAX_OPEN_CONNS."
+        "# worst-case connections. `plugin_daemon` pool/overflow are DB_MAX_IDLE_CONNS and the \
+            rest of DB_MAX_OPEN_CONNS."
     );
     for p in plans {
         let _ = writeln!(s);
@@ -57,7 +58,8 @@ pub fn file_text(profile: &str, target: &str, plans: &[Plan]) -> String {
         let d = &p.database;
         let _ = writeln!(
             s,
-            "database = {{ cores = {}, memory_gib = {}, shared_buffers = \"{}\", work_mem = \"{}\", effective_cache_size = \"{}\", maintenance_work_mem = \"{}\" }}",
+            "database = {{ cores = {}, memory_gib = {}, shared_buffers = \"{}\", work_mem = \"{}\", \
+                effective_cache_size = \"{}\", maintenance_work_mem = \"{}\" }}",
             d.host.cpus,
             gib(d.host.memory_bytes),
             crate::model::pgtune::format_kb(d.tuning.shared_buffers_kb),
@@ -68,7 +70,8 @@ pub fn file_text(profile: &str, target: &str, plans: &[Plan]) -> String {
         for c in &p.components {
             let _ = writeln!(
                 s,
-                "{} = {{ replicas = {}, worst_pods = {}, processes = {}, slots = {}, pool_size = {}, max_overflow = {}, worst = {}, cpu = {}, memory_mib = {} }}",
+                "{} = {{ replicas = {}, worst_pods = {}, processes = {}, slots = {}, pool_size = {}, \
+                    max_overflow = {}, worst = {}, cpu = {}, memory_mib = {} }}",
                 c.component.service(),
                 c.replicas,
                 c.max_replicas + c.surge,

@@ -31,7 +31,8 @@ pub fn plan(plan: &Plan, explain: bool) -> String {
     let e = &plan.efficiency;
     let _ = writeln!(
         s,
-        "efficiency: worst case {} ÷ mean in use {:.1} = {:.2}×  (how far the plan sits above the connections actually used)",
+        "efficiency: worst case {} ÷ mean in use {:.1} = {:.2}×  (how far the plan sits above the \
+            connections actually used)",
         e.worst_case_connections, e.mean_connections_in_use, e.ratio
     );
     let d = &plan.database;
@@ -48,7 +49,8 @@ pub fn plan(plan: &Plan, explain: bool) -> String {
     {
         let _ = writeln!(
             s,
-            "pools: api's {} processes × {} = {} slots; one shared pool for the same admitted requests would need {} (+{} for a pool per process)",
+            "pools: api's {} processes × {} = {} slots; one shared pool for the same admitted requests \
+                would need {} (+{} for a pool per process)",
             api.replicas * api.processes_per_pod,
             api.per_process_max,
             api.replicas * api.processes_per_pod * api.per_process_max,
@@ -59,7 +61,9 @@ pub fn plan(plan: &Plan, explain: bool) -> String {
     if let Some(p) = &plan.pooler {
         let _ = writeln!(
             s,
-            "pooler: PgBouncer, {} pod(s) × {} process(es) for {:.2} cores; default_pool_size {} (safety bound {}, in use at q{} {}), max_client_conn {}; backends kept open after a burst: about {} for {} s (without it: {} SQLALCHEMY_POOL_SIZE connections stay open)",
+            "pooler: PgBouncer, {} pod(s) × {} process(es) for {:.2} cores; default_pool_size {} \
+                (safety bound {}, in use at q{} {}), max_client_conn {}; backends kept open after a \
+                burst: about {} for {} s (without it: {} SQLALCHEMY_POOL_SIZE connections stay open)",
             p.pods,
             p.processes_per_pod,
             p.cpu_cores,
@@ -193,7 +197,8 @@ pub fn budget_table(bud: &crate::model::budget::Budget, cap_note: &str) -> Strin
             p.name.clone(),
             p.connections.to_string(),
             format!(
-                "{} pods × {} processes × default_pool_size {} — server pool in place of {}'s {} pooled connections (now PgBouncer client slots)",
+                "{} pods × {} processes × default_pool_size {} — server pool in place of {}'s {} pooled \
+                    connections (now PgBouncer client slots)",
                 p.pods,
                 p.processes,
                 p.default_pool_size,
