@@ -68,8 +68,8 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
     let mut findings = Vec::new();
     for c in &checked {
         let mut found = rules::check(&c.deployment, &c.budget, workload.chat_share > 0.0);
-        if let Some((qps, profile, assumptions)) = &load {
-            let load = crate::findings::capacity::Load { qps: *qps, profile, assumptions };
+        if let Some((qps, assumptions)) = &load {
+            let load = crate::findings::capacity::Load { qps: *qps, profile: &workload, assumptions };
             found.extend(crate::findings::capacity::findings(
                 &crate::findings::capacity::assess(&c.deployment, &load),
                 &load,
@@ -96,21 +96,17 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
 }
 
 /// The workload profile (`--profile`, default `chat`, with the override flags), and with `--qps`
-/// the load with its assumptions.
-#[allow(clippy::type_complexity)]
+/// the load's QPS and assumptions.
 fn load(
     args: &crate::cli::LoadArgs,
-) -> Result<(
-    crate::model::profile::Profile,
-    Option<(f64, crate::model::profile::Profile, crate::model::assumptions::Assumptions)>,
-)> {
+) -> Result<(crate::model::profile::Profile, Option<(f64, crate::model::assumptions::Assumptions)>)> {
     let profile = crate::model::profile::Profile::load(args.profile.as_deref().unwrap_or("chat"))?
         .with_overrides(&args.overrides)?;
     let Some(qps) = args.qps else { return Ok((profile, None)) };
     crate::model::plan::check_qps(qps)?;
     let assumptions =
         crate::model::assumptions::Assumptions::default().with_overrides(&args.assume).map_err(anyhow::Error::msg)?;
-    Ok((profile.clone(), Some((qps, profile, assumptions))))
+    Ok((profile, Some((qps, assumptions))))
 }
 
 /// `difyplan.toml` from `--config`, else the nearest one from the current folder up to the

@@ -287,6 +287,11 @@ fn worker_rules(c: &Deployed, serves_chat: bool, out: &mut Vec<Finding>) {
         return;
     }
     let Some(conc) = &c.concurrency else { return };
+    let chat_pool = format!(
+        "give the worker SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW ≥ {} (a per-service override) if it runs \
+         chat apps",
+        conc.value.saturating_mul(2)
+    );
     match c.celery_pool {
         Some(CeleryPool::Gevent) if serves_chat && c.per_process_max < conc.value => out.push(
             Finding::new(
@@ -296,11 +301,7 @@ fn worker_rules(c: &Deployed, serves_chat: bool, out: &mut Vec<Finding>) {
                 for its whole duration",
                     c.pool_size.value, c.max_overflow.value, c.per_process_max, conc.value
                 ),
-                format!(
-                    "give the worker SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW ≥ {} (a per-service \
-                override) if it runs chat apps",
-                    conc.value.saturating_mul(2)
-                ),
+                chat_pool,
             )
             .on(c.component)
             .at(&c.pool_size.source),
@@ -314,11 +315,7 @@ fn worker_rules(c: &Deployed, serves_chat: bool, out: &mut Vec<Finding>) {
                 pool deadlocks (measured at -c + 10%; 2 × -c only queued)",
                     c.pool_size.value, c.max_overflow.value, c.per_process_max, conc.value
                 ),
-                format!(
-                    "give the worker SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW ≥ {} (a per-service \
-                override) if it runs chat apps",
-                    conc.value.saturating_mul(2)
-                ),
+                chat_pool,
             )
             .on(c.component)
             .at(&c.pool_size.source),

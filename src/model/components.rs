@@ -49,6 +49,12 @@ pub struct Admission {
     pub factor: f64,
 }
 
+impl Admission {
+    fn new(admitted: u64, in_flight: f64) -> Admission {
+        Admission { admitted, mean_in_flight: round2(in_flight), factor: round2(admitted as f64 / in_flight.max(1e-9)) }
+    }
+}
+
 /// The api: processes from CPU, greenlets from the pod's shared backlog, pools from the rule.
 pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
     let (p, a, lambda) = (cx.p, cx.a, cx.lambda);
@@ -219,12 +225,7 @@ pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
             + p.streaming_share * a.streaming_start_hold_seconds.min(p.request_seconds));
     let shared = safety(poisson_quantile(in_flight, a.quantile));
     let (hpa, surge) = scaling(replicas, cx.input.target, cx.hpa_factor, a);
-    let admitted = running * greenlets;
-    let admission = Admission {
-        admitted,
-        mean_in_flight: round2(in_flight),
-        factor: round2(admitted as f64 / in_flight.max(1e-9)),
-    };
+    let admission = Admission::new(running * greenlets, in_flight);
     let plan = component(
         Component::Api,
         [replicas, hpa, surge, per_pod],
@@ -268,12 +269,19 @@ pub(super) fn api_websocket(cx: &mut Ctx) -> ComponentPlan {
     )
 }
 
-/// The CPU utilisation of a worker at the target QPS: its cores over the workers they need.
-fn worker_utilisation(cx: &Ctx) -> f64 {
+/// The workers' cores at the target QPS, the workers those need at the CPU target (one core
+/// each), and the workers planned (at least the edition's replicas).
+fn worker_cpu(cx: &Ctx) -> (f64, u64, u64) {
     let p = cx.p;
-    let cores =
-        cx.lambda * (p.streaming_share * p.worker_cpu_ms_streaming + p.celery_tasks * p.celery_task_cpu_ms) / 1000.0;
-    let workers = ceil_clean(cores / cx.cpu_target).max(1).max(cx.rules.min_replicas);
+    let (stream_rate, task_rate) = (cx.lambda * p.streaming_share, cx.lambda * p.celery_tasks);
+    let cores = (stream_rate * p.worker_cpu_ms_streaming + task_rate * p.celery_task_cpu_ms) / 1000.0;
+    let by_cpu = ceil_clean(cores / cx.cpu_target).max(1);
+    (cores, by_cpu, by_cpu.max(cx.rules.min_replicas))
+}
+
+/// The CPU utilisation of a worker at the target QPS.
+fn worker_utilisation(cx: &Ctx) -> f64 {
+    let (cores, _, workers) = worker_cpu(cx);
     cores / workers as f64
 }
 
@@ -283,9 +291,7 @@ pub(super) fn worker(cx: &mut Ctx) -> (ComponentPlan, Admission) {
     let (p, a, lambda) = (cx.p, cx.a, cx.lambda);
     let stream_rate = lambda * p.streaming_share;
     let task_rate = lambda * p.celery_tasks;
-    let cpu_cores = (stream_rate * p.worker_cpu_ms_streaming + task_rate * p.celery_task_cpu_ms) / 1000.0;
-    let by_cpu = ceil_clean(cpu_cores / cx.cpu_target).max(1);
-    let mut workers = by_cpu.max(cx.rules.min_replicas);
+    let (cpu_cores, by_cpu, mut workers) = worker_cpu(cx);
     let (slots, run_seconds, task_seconds, in_flight, quantile) = loop {
         let rho = cpu_cores / workers as f64;
         let run_seconds = stretched(p.request_seconds, p.worker_cpu_ms_streaming, rho, 1);
@@ -383,12 +389,7 @@ pub(super) fn worker(cx: &mut Ctx) -> (ComponentPlan, Admission) {
                 .into(),
         );
     }
-    let admitted = workers * slots;
-    let admission = Admission {
-        admitted,
-        mean_in_flight: round2(in_flight),
-        factor: round2(admitted as f64 / in_flight.max(1e-9)),
-    };
+    let admission = Admission::new(workers * slots, in_flight);
     let plan = component(
         Component::Worker,
         [workers, hpa, surge, 1],
