@@ -63,7 +63,7 @@ pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
     let by_cpu = ceil_clean(cpu_cores / cx.cpu_target).max(1);
     let mut processes = by_cpu.max(cx.rules.min_replicas);
     let run_seconds = stretched(p.request_seconds, p.worker_cpu_ms_streaming, worker_utilisation(cx), 1);
-    let (replicas, per_pod, greenlets, w_eff, in_flight, pod_quantile) = loop {
+    let (replicas, per_pod, greenlets, blocking, w_eff, in_flight, pod_quantile) = loop {
         let (replicas, per_pod) = split_into_pods(
             processes,
             cx.rules.min_replicas,
@@ -83,7 +83,7 @@ pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
         let pod_quantile = poisson_quantile(in_flight / replicas as f64 * a.overload_headroom, a.quantile);
         let greenlets = pod_quantile.div_ceil(per_pod).max(1);
         if greenlets <= a.slots_per_process_max {
-            break (replicas, per_pod, greenlets, w_eff, in_flight, pod_quantile);
+            break (replicas, per_pod, greenlets, blocking, w_eff, in_flight, pod_quantile);
         }
         // One process cannot admit that many: more processes share the backlog.
         let total = poisson_quantile(in_flight * a.overload_headroom, a.quantile);
@@ -220,8 +220,10 @@ pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
         ),
         "docs/model.md §8",
     );
+    // A blocking request holds its session for its own time in flight; a streaming one only at
+    // its start.
     let mean = lambda
-        * (p.blocking_share() * w_eff * cx.connections_mean
+        * (p.blocking_share() * blocking * cx.connections_mean
             + p.streaming_share * a.streaming_start_hold_seconds.min(p.request_seconds));
     let shared = safety(poisson_quantile(in_flight, a.quantile));
     let (hpa, surge) = scaling(replicas, cx.input.target, cx.hpa_factor, a);
