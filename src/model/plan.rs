@@ -199,7 +199,7 @@ fn database(
     }
     let tuning = pgtune::tune(&host, max_connections);
     let memory = pgtune::memory_check(&host, &tuning, open_backends);
-    let gib = host.memory_bytes as f64 / (1u64 << 30) as f64;
+    let gib = host.memory_bytes as f64 / GIB_F;
     if spec.memory_bytes.is_none() || spec.cpus.is_none() {
         notes.push(format!(
             "PostgreSQL host assumed: {gib:.0} GiB{}, {} CPUs{}, {} storage, PostgreSQL {} — pass \
@@ -594,7 +594,7 @@ fn database_step(cx: &mut Ctx, budget: &Budget) -> (DatabasePlan, LogPlan, Redis
     );
     cx.rec.note(
         "workflow logs in PostgreSQL",
-        format!("{:.0} GiB", logs.pg_disk_bytes / (1u64 << 30) as f64),
+        format!("{:.0} GiB", logs.pg_disk_bytes / GIB_F),
         logs.reasoning.join("; "),
         "docs/model.md §6, §8",
     );
@@ -602,8 +602,8 @@ fn database_step(cx: &mut Ctx, budget: &Budget) -> (DatabasePlan, LogPlan, Redis
         cx.notes.push(format!(
             "Workflow logs would keep {:.0} GiB in PostgreSQL ({:.0} GiB of disk {}): move them to a \
                 log store (--workflow-log-store logstore).",
-            logs.retained_bytes / (1u64 << 30) as f64,
-            logs.pg_disk_bytes / (1u64 << 30) as f64,
+            logs.retained_bytes / GIB_F,
+            logs.pg_disk_bytes / GIB_F,
             logs.retention_days.map_or("a year".to_string(), |d| format!("for {d} days"))
         ));
     }

@@ -201,16 +201,13 @@ fn no_deadlock_at_twice_the_planned_load() {
 /// Twice a pod's greenlets arrive at once on cold pools, drained by one process after another.
 #[test]
 fn no_deadlock_in_a_cold_burst_on_one_pod() {
-    let cases = cases("burst", |p| {
-        let api = Deployment::from_plan(p).api;
-        let n = (2 * api.slots * api.processes_per_pod) as u64;
-        vec![(format!("of {n}, Fill"), Scenario::burst(p, n).routing(Routing::Fill))]
-    });
+    let cases = cases("burst", cold_burst);
     assert!(cases.iter().all(|c| c.report.api.p_queued > 0.0), "the burst overfills the pod");
     assert_no_deadlock(&cases);
 }
 
-/// A deployment serves whatever apps its users build: the same QPS, all blocking chat.
+/// The same QPS with every request blocking: blocking chat where the profile serves chat apps,
+/// blocking workflow runs where it serves workflow apps only (`Scenario::shift_to_blocking_chat`).
 #[test]
 fn no_deadlock_when_the_whole_mix_turns_to_blocking_chat() {
     let cases =
@@ -275,6 +272,7 @@ fn pooled(scenario: &str, make: impl Fn(&Plan) -> Vec<(String, Scenario)>) -> Ve
     cases_behind(Pooler::Pgbouncer, scenario, &qps_list(), |_| {}, make)
 }
 
+/// Twice a pod's greenlets at once on cold pools, filled onto one process after another.
 fn cold_burst(p: &Plan) -> Vec<(String, Scenario)> {
     let api = Deployment::from_plan(p).api;
     let n = (2 * api.slots * api.processes_per_pod) as u64;
