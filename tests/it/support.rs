@@ -77,3 +77,28 @@ pub fn tool(path: PathBuf, what: &str) -> Option<PathBuf> {
     eprintln!("\n!!!!! SKIPPED: {msg} !!!!!\n");
     None
 }
+
+/// `check --format json` of rendered Kubernetes manifests in `dir` as an operator's set holds
+/// them: beside the `dify-config` ConfigMap that names the application role, against the plan's
+/// `max_connections` (the database runs outside the manifests). Exits 0 or 1; the report.
+pub fn check_rendered_manifests(dir: &std::path::Path, max_connections: &str) -> (Run, serde_json::Value) {
+    std::fs::write(
+        dir.join("dify-config.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dify-config\ndata:\n  DB_USERNAME: dify\n",
+    )
+    .unwrap();
+    let dir = dir.display().to_string();
+    let r = difyplan(&[
+        "check",
+        &dir,
+        "--format",
+        "json",
+        "--pg-max-connections",
+        max_connections,
+        "--app-role",
+        "dedicated",
+    ]);
+    assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
+    let report = serde_json::from_str(&r.stdout).unwrap();
+    (r, report)
+}
