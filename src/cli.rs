@@ -4,7 +4,6 @@
 use crate::dify::DifyVersion;
 use crate::findings::Severity;
 use crate::model::assumptions::{Edition, Target};
-use crate::model::profile::ProfileOverrides;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -249,9 +248,13 @@ pub struct LoadArgs {
     /// `--chat-share 0`) the rules only chat apps need are not applied.
     #[arg(long, value_name = "NAME|FILE", help_heading = "Load")]
     pub profile: Option<String>,
-    /// Override a model assumption for --qps, e.g. `--assume quantile=0.9999`.
-    #[arg(long, value_name = "KEY=VALUE", help_heading = "Load", requires = "qps")]
+    /// Override a model assumption, e.g. `--assume quantile=0.9999` or `--assume chat_pool_factor=2.5`
+    /// (the pool rules use the model's factors too).
+    #[arg(long, value_name = "KEY=VALUE", help_heading = "Load")]
     pub assume: Vec<String>,
+    /// With --qps: the edition whose CPU target the plan was made for (`size --edition`).
+    #[arg(long, value_enum, default_value_t = Edition::Ha, help_heading = "Load")]
+    pub edition: Edition,
     #[command(flatten)]
     pub overrides: ProfileOverrides,
 }
@@ -393,7 +396,13 @@ pub struct TemplatesExportArgs {
 impl Default for LoadArgs {
     /// No load: `check` as without `--qps`.
     fn default() -> Self {
-        LoadArgs { qps: None, profile: None, assume: Vec::new(), overrides: ProfileOverrides::default() }
+        LoadArgs {
+            qps: None,
+            profile: None,
+            assume: Vec::new(),
+            edition: Edition::Ha,
+            overrides: ProfileOverrides::default(),
+        }
     }
 }
 
@@ -441,4 +450,77 @@ pub struct CalibrateArgs {
     /// The current configuration (a Dify compose folder, .env, manifests or values): its capacity beside the measured need.
     #[arg(long, value_name = "PATH")]
     pub compare: Option<PathBuf>,
+}
+
+/// Command-line overrides of profile values; `None` keeps the profile's value.
+#[derive(Debug, Clone, Default, serde::Serialize, clap::Args, schemars::JsonSchema)]
+pub struct ProfileOverrides {
+    /// Override: mean seconds per request, LLM streaming included.
+    #[arg(long, value_name = "S", allow_negative_numbers = true, help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_seconds: Option<f64>,
+    /// Override: share of requests in streaming mode (0..1).
+    #[arg(long, value_name = "SHARE", allow_negative_numbers = true, help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub streaming_share: Option<f64>,
+    /// Override: share of requests to chat apps (0..1).
+    #[arg(long, value_name = "SHARE", allow_negative_numbers = true, help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chat_share: Option<f64>,
+    /// Override: mean connections per in-flight blocking request.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections_mean: Option<f64>,
+    /// Override: peak connections per in-flight blocking request.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections_peak: Option<f64>,
+    /// Override: api CPU ms per blocking request.
+    #[arg(long, value_name = "MS", allow_negative_numbers = true, help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_cpu_ms_blocking: Option<f64>,
+    /// Override: api CPU ms per second a blocking request waits.
+    #[arg(long, value_name = "MS", allow_negative_numbers = true, help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_cpu_ms_per_wait_second: Option<f64>,
+    /// Override: api CPU ms per streaming request.
+    #[arg(long, value_name = "MS", allow_negative_numbers = true, help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_cpu_ms_streaming: Option<f64>,
+    /// Override: worker CPU ms per streaming run.
+    #[arg(long, value_name = "MS", allow_negative_numbers = true, help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_cpu_ms_streaming: Option<f64>,
+    /// Override: PostgreSQL CPU ms per request.
+    #[arg(long, value_name = "MS", allow_negative_numbers = true, help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pg_cpu_ms: Option<f64>,
+    /// Override: plugin daemon CPU ms per request.
+    #[arg(long, value_name = "MS", allow_negative_numbers = true, help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin_cpu_ms: Option<f64>,
+    /// Override: plugin daemon DB hold ms per request.
+    #[arg(long, value_name = "MS", allow_negative_numbers = true, help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin_db_ms: Option<f64>,
+    /// Override: background Celery tasks per request.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub celery_tasks: Option<f64>,
+    /// Override: seconds per background Celery task.
+    #[arg(long, value_name = "S", allow_negative_numbers = true, help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub celery_task_seconds: Option<f64>,
+    /// Override: worker CPU ms per background task.
+    #[arg(long, value_name = "MS", allow_negative_numbers = true, help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub celery_task_cpu_ms: Option<f64>,
+    /// Override: Redis operations per request.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_ops: Option<f64>,
+    /// Override: workflow-log bytes written per request.
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, help_heading = "Profile overrides")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow_log_bytes: Option<f64>,
 }

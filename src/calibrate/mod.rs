@@ -6,7 +6,7 @@ pub mod connect;
 pub mod measure;
 pub mod window;
 
-use crate::findings::capacity::Capacity;
+use crate::model::capacity::{Capacity, Shortfall};
 use crate::model::profile::Profile;
 use activity::Activity;
 use measure::Measured;
@@ -78,7 +78,7 @@ pub fn build_profile(
     w: &Window,
 ) -> Result<(Profile, String, Vec<String>), String> {
     let base_name = nearest_builtin(m);
-    let mut p = Profile::load(base_name).map_err(|e| e.to_string())?;
+    let mut p = Profile::builtin(base_name).map_err(|e| e.to_string())?;
     let mut measured = Vec::new();
     p.name = "calibrated".into();
     p.description = format!(
@@ -186,7 +186,7 @@ pub fn size_command(m: &Measured, profile_file: Option<&str>) -> String {
     let qps = plan_qps(m);
     format!(
         "difyplan size --qps {} --profile {}",
-        crate::findings::capacity::fmt(qps),
+        crate::model::capacity::fmt(qps),
         profile_file.unwrap_or("FILE.toml")
     )
 }
@@ -313,11 +313,11 @@ pub fn render_table(r: &Report) -> String {
         o.push_str(&format!(
             "\ncurrent capacity of {} at {} req/s (the peak minute):\n",
             c.deployment,
-            crate::findings::capacity::fmt(c.qps)
+            crate::model::capacity::fmt(c.qps)
         ));
         for l in &c.lines {
-            let verdict = match l.severity() {
-                Some(crate::findings::Severity::Error) => "queues without bound",
+            let verdict = match l.shortfall() {
+                Some(Shortfall::BelowMean) => "queues without bound",
                 Some(_) => "queues at peaks",
                 None => "ok",
             };
@@ -325,9 +325,9 @@ pub fn render_table(r: &Report) -> String {
                 "  {:<14} {:<26} has {:>7}  needs mean {:>7}  peak {:>7}  {verdict}  ({})\n",
                 l.component.to_string(),
                 l.what,
-                crate::findings::capacity::fmt(l.current),
-                crate::findings::capacity::fmt(l.needed_mean),
-                crate::findings::capacity::fmt(l.needed_peak),
+                crate::model::capacity::fmt(l.current),
+                crate::model::capacity::fmt(l.needed_mean),
+                crate::model::capacity::fmt(l.needed_peak),
                 l.current_how
             ));
         }

@@ -7,8 +7,9 @@ use crate::calibrate::window::{Window, parse_duration};
 use crate::calibrate::{self, Compare, Report, WindowOut, activity, measure};
 use crate::cli::{CalibrateArgs, CalibrateFormat};
 use crate::exit::ExitStatus;
-use crate::findings::capacity;
 use crate::model::assumptions::Assumptions;
+use crate::model::assumptions::Edition;
+use crate::model::capacity;
 use crate::read::compose::Options;
 use crate::read::inputs;
 use crate::render::write::{self, Existing, Output};
@@ -78,7 +79,7 @@ pub fn run(args: &CalibrateArgs, io: &mut Io) -> Result<ExitStatus> {
     let qps = calibrate::plan_qps(&measured);
     let compare = compare_deployment.map(|(label, d)| {
         let assumptions = Assumptions::default();
-        let load = capacity::Load { qps, profile: &profile, assumptions: &assumptions };
+        let load = capacity::Load { qps, profile: &profile, assumptions: &assumptions, edition: Edition::Ha };
         Compare { deployment: label, qps, lines: capacity::assess(&d, &load) }
     });
     let report = Report {

@@ -6,8 +6,12 @@ use crate::cli::{CheckArgs, CheckFormat};
 use crate::dify::deployment::Deployment;
 use crate::exit::ExitStatus;
 use crate::findings::allow::{self, Config};
+use crate::findings::capacity;
 use crate::findings::{Checked, Report, rules};
+use crate::model::assumptions::{Assumptions, Edition};
 use crate::model::budget::Budget;
+use crate::model::capacity::Load;
+use crate::model::profile::Profile;
 use crate::read::compose::{self, Options, Project};
 use crate::read::inputs::{self, Input, Kind};
 use crate::report;
@@ -64,16 +68,16 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
             Budget::with_pooler(deployment.budget_lines(), deployment.pooler_line(), reserves, deployment.cap());
         checked.push(Checked { label, kind, deployment, budget });
     }
-    let (workload, load) = load(&args.load)?;
+    let workload = Workload::from_args(&args.load)?;
+    let apps = rules::Apps::of(&workload.profile, &workload.assumptions);
     let mut findings = Vec::new();
     for c in &checked {
-        let mut found = rules::check(&c.deployment, &c.budget, workload.chat_share > 0.0);
-        if let Some((qps, assumptions)) = &load {
-            let load = crate::findings::capacity::Load { qps: *qps, profile: &workload, assumptions };
-            found.extend(crate::findings::capacity::findings(
-                &crate::findings::capacity::assess(&c.deployment, &load),
-                &load,
-            ));
+        let mut found = rules::check(&c.deployment, &c.budget, &apps);
+        if let Some(qps) = workload.qps {
+            let load =
+                Load { qps, profile: &workload.profile, assumptions: &workload.assumptions, edition: workload.edition };
+            let lines = capacity::assess(&c.deployment, &load);
+            found.extend(capacity::findings(&lines, &load, c.kind == "compose"));
         }
         for mut f in found {
             f.deployment = Some(c.label.clone());
@@ -95,18 +99,26 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
     Ok(if failing && !args.exit_zero { ExitStatus::Findings } else { ExitStatus::Success })
 }
 
-/// The workload profile (`--profile`, default `chat`, with the override flags), and with `--qps`
-/// the load's QPS and assumptions.
-fn load(
-    args: &crate::cli::LoadArgs,
-) -> Result<(crate::model::profile::Profile, Option<(f64, crate::model::assumptions::Assumptions)>)> {
-    let profile = crate::model::profile::Profile::load(args.profile.as_deref().unwrap_or("chat"))?
-        .with_overrides(&args.overrides)?;
-    let Some(qps) = args.qps else { return Ok((profile, None)) };
-    crate::model::plan::check_qps(qps)?;
-    let assumptions =
-        crate::model::assumptions::Assumptions::default().with_overrides(&args.assume).map_err(anyhow::Error::msg)?;
-    Ok((profile, Some((qps, assumptions))))
+/// The workload a deployment is judged against: the profile (`--profile`, default `chat`, with
+/// the override flags) and the model's assumptions, which `check` always applies to the pool
+/// rules; with `--qps` also the load for the capacity findings.
+struct Workload {
+    profile: Profile,
+    assumptions: Assumptions,
+    edition: Edition,
+    qps: Option<f64>,
+}
+
+impl Workload {
+    fn from_args(args: &crate::cli::LoadArgs) -> Result<Workload> {
+        let profile =
+            crate::read::profile(args.profile.as_deref().unwrap_or("chat"))?.with_overrides(&args.overrides)?;
+        if let Some(qps) = args.qps {
+            crate::model::plan::check_qps(qps)?;
+        }
+        let assumptions = Assumptions::default().with_overrides(&args.assume).map_err(anyhow::Error::msg)?;
+        Ok(Workload { profile, assumptions, edition: args.edition, qps: args.qps })
+    }
 }
 
 /// `difyplan.toml` from `--config`, else the nearest one from the current folder up to the

@@ -43,7 +43,7 @@ pub fn file_path(dir: &Path, profile: &str, target: Target) -> PathBuf {
 pub fn files(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
     let mut out = Vec::new();
     for (name, _) in profile::BUILTIN {
-        let p = Profile::load(name)?;
+        let p = Profile::builtin(name)?;
         for target in TARGETS {
             out.push((
                 file_path(dir, name, target),
@@ -81,7 +81,7 @@ pub fn run(args: &MatrixArgs, io: &mut Io) -> Result<ExitStatus> {
         if args.profile.as_deref().is_some_and(|p| p != *name) {
             continue;
         }
-        let p = Profile::load(name)?;
+        let p = Profile::builtin(name)?;
         for target in TARGETS {
             if args.target.is_some_and(|t| t != target) {
                 continue;

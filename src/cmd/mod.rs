@@ -13,7 +13,6 @@ pub mod templates;
 use crate::cli::{AppRole, PlanArgs};
 use crate::model::assumptions::Assumptions;
 use crate::model::plan::{self, PlanInput};
-use crate::model::profile::Profile;
 use anyhow::Result;
 use std::io::Write;
 
@@ -29,7 +28,7 @@ pub fn plan_input(args: &PlanArgs) -> Result<PlanInput> {
     // clap requires one of --qps and --max-qps; 0 only reaches here from library callers.
     let qps = args.qps.unwrap_or(if args.max_qps { 1.0 } else { 0.0 });
     plan::check_qps(qps)?;
-    let profile = Profile::load(&args.profile)?.with_overrides(&args.overrides)?;
+    let profile = crate::read::profile(&args.profile)?.with_overrides(&args.overrides)?;
     let assumptions = Assumptions::default().with_overrides(&args.assume).map_err(anyhow::Error::msg)?;
     let input = PlanInput {
         qps,

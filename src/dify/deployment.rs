@@ -99,6 +99,10 @@ pub struct Deployed {
     pub max_overflow: Valued<u64>,
     /// Connections one process may open.
     pub per_process_max: u64,
+    /// The CPU cores one container or pod may use (compose `cpus`, Kubernetes `resources`), when
+    /// the inputs set a limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cores: Option<Valued<f64>>,
     /// The environment the component runs with. Serialized with secrets masked and only
     /// the settings difyplan reads, so no output can leak a password.
     #[serde(serialize_with = "serialize_env")]
@@ -361,6 +365,7 @@ pub fn interpret(
         pool_size,
         max_overflow,
         per_process_max,
+        cores: None,
         env,
     })
 }

@@ -53,12 +53,14 @@ codes! {
     ConnectionBudgetExceeded = "connection-budget-exceeded", Error, "worst-case connection demand exceeds the usable max_connections";
     PoolDeadlockRisk = "pool-deadlock-risk", Error, "a process's pool + overflow does not exceed the api requests it admits: requests deadlock \
         (measured, docs/model.md §8)";
-    PoolChatStall = "pool-chat-stall", Warning, "a process's pool + overflow is below 2 × its greenlets, where chat apps stall (measured, \
-        docs/model.md §8)";
-    WorkerPoolBelowConcurrency = "worker-pool-below-concurrency", Warning, "a gevent worker's pool + overflow is below its -c: streaming chat runs wait for \
-        connections";
-    WorkerPoolDeadlockRisk = "worker-pool-deadlock-risk", Warning, "a gevent worker's pool + overflow is below 2 × its -c: chat runs deadlock it under \
-        overload (measured)";
+    PoolChatStall = "pool-chat-stall", Error, "a process's pool + overflow is below 2 × its greenlets while chat apps run: chat requests \
+        nest a second and third checkout, and the api deadlocks (measured: pool = greenlets + 1 completed 0 of 360 chat \
+        requests at full admission, connections idle in transaction until the process was killed)";
+    WorkerPoolBelowConcurrency = "worker-pool-below-concurrency", Error, "a gevent worker's pool + overflow is below its -c while chat runs \
+        stream through it: each run holds a connection for its whole duration, so the runs beyond the pool time out";
+    WorkerPoolDeadlockRisk = "worker-pool-deadlock-risk", Error, "a gevent worker's pool + overflow is below 2 × its -c while chat runs \
+        stream through it: a run holds a connection and takes a second at its start and end, so a full worker deadlocks \
+        (measured: -c × 1.1 served 28 of 300 chat runs at twice the load; 2 × -c served all)";
     RedisMaxConnectionsLow = "redis-max-connections-low", Warning, "REDIS_MAX_CONNECTIONS is below the pub/sub connections a process's admitted streams need";
     StreamingRunsSerialized = "streaming-runs-serialized", Warning, "the worker runs one task at a time, so concurrent streaming runs queue";
     BeatPoolOversized = "beat-pool-oversized", Warning, "worker_beat gets a pool far larger than the ~1 connection it uses";
@@ -81,7 +83,8 @@ codes! {
         requests queue";
     ApiProcessesBelowLoad = "api-processes-below-load", Error, "check --qps: the api's processes (one core each) are below the CPU the load needs";
     WorkerConcurrencyBelowLoad = "worker-concurrency-below-load", Error, "check --qps: the worker's -c is below the streaming runs and tasks in flight at that load";
-    PluginDaemonBelowLoad = "plugin-daemon-below-load", Error, "check --qps: the plugin daemon's replicas are below the CPU the load needs";
+    WorkerProcessesBelowLoad = "worker-processes-below-load", Error, "check --qps: the workers (one core each) are below the CPU the load's streaming runs and tasks need";
+    PluginDaemonBelowLoad = "plugin-daemon-below-load", Error, "check --qps: the plugin daemon's cores (its CPU limit × replicas) are below the CPU the load needs";
 }
 
 impl fmt::Display for Code {

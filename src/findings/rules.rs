@@ -4,27 +4,49 @@
 use super::{Code, Finding};
 use crate::dify::Component;
 use crate::dify::deployment::{CeleryPool, Deployed, Deployment, Source};
-use crate::dify::rules::{PoolVerdict, judge_api_pool};
+use crate::dify::rules::{self, PoolVerdict, judge_api_pool};
+use crate::model::assumptions::Assumptions;
 use crate::model::budget::Budget;
+use crate::model::profile::Profile;
 use std::collections::BTreeSet;
 
-/// Chat apps need about 2 × the admitted requests (docs/model.md §8).
-const CHAT_POOL_FACTOR: f64 = 2.0;
 /// A beat pool above this is the api's pool inherited through compose's shared environment;
 /// beat holds about 1 connection (docs/model.md §2, §8).
 const BEAT_POOL_LIMIT: u64 = 5;
 
-/// Every finding for one deployment.
-///
-/// `serves_chat`: whether chat apps may run on this deployment (the workload profile's chat
-/// share; without a profile, they may). A deployment of workflow apps only is not held to the
+/// Which apps run, as far as the pool rules care: the workload profile says it (without one,
+/// `check` assumes the `chat` profile). The factors are the model's, so `check` flags exactly
+/// the pools `size` would not plan.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Apps {
+    /// Chat apps run: the api's pools need about 2 × the greenlets (docs/model.md §8).
+    pub chat: bool,
+    /// Chat runs stream, so they execute in the Celery worker and hold a connection throughout.
+    pub chat_in_worker: bool,
+    pub chat_pool_factor: f64,
+    pub worker_chat_pool_factor: f64,
+}
+
+impl Apps {
+    pub fn of(profile: &Profile, a: &Assumptions) -> Apps {
+        let chat = profile.chat_share > 0.0;
+        Apps {
+            chat,
+            chat_in_worker: chat && profile.streaming_share > 0.0,
+            chat_pool_factor: a.chat_pool_factor,
+            worker_chat_pool_factor: a.worker_chat_pool_factor,
+        }
+    }
+}
+
+/// Every finding for one deployment. A deployment of workflow apps only is not held to the
 /// rules chat apps need (`pool-chat-stall`, the worker's chat pool).
-pub fn check(d: &Deployment, budget: &Budget, serves_chat: bool) -> Vec<Finding> {
+pub fn check(d: &Deployment, budget: &Budget, apps: &Apps) -> Vec<Finding> {
     let mut out = Vec::new();
     budget_rule(d, budget, &mut out);
     for c in &d.components {
-        pool_rules(c, serves_chat, &mut out);
-        worker_rules(c, serves_chat, &mut out);
+        pool_rules(c, apps, &mut out);
+        worker_rules(c, apps, &mut out);
         redis_rule(c, &mut out);
         if c.component == Component::WorkerBeat && c.per_process_max > BEAT_POOL_LIMIT {
             out.push(
@@ -229,7 +251,7 @@ fn budget_rule(d: &Deployment, b: &Budget, out: &mut Vec<Finding>) {
     );
 }
 
-fn pool_rules(c: &Deployed, serves_chat: bool, out: &mut Vec<Finding>) {
+fn pool_rules(c: &Deployed, apps: &Apps, out: &mut Vec<Finding>) {
     if !c.component.serves_api_requests() {
         return;
     }
@@ -240,7 +262,7 @@ fn pool_rules(c: &Deployed, serves_chat: bool, out: &mut Vec<Finding>) {
         (s @ Source::File { .. }, _) => s.clone(),
         (_, s) => s.clone(),
     };
-    match judge_api_pool(p, o, g, CHAT_POOL_FACTOR) {
+    match judge_api_pool(p, o, g, apps.chat_pool_factor) {
         PoolVerdict::Deadlock => out.push(
             Finding::new(
                 Code::PoolDeadlockRisk,
@@ -260,19 +282,23 @@ fn pool_rules(c: &Deployed, serves_chat: bool, out: &mut Vec<Finding>) {
             .on(c.component)
             .at(&at),
         ),
-        PoolVerdict::ChatStall if serves_chat => out.push(
+        PoolVerdict::ChatStall if apps.chat => out.push(
             Finding::new(
                 Code::PoolChatStall,
                 format!(
-                    "{}: pool {p} + overflow {o} = {} < 2 × SERVER_WORKER_CONNECTIONS {g}: chat apps stall on \
-                pool timeouts (measured 5× latency)",
+                    "{}: pool {p} + overflow {o} = {} < {} × SERVER_WORKER_CONNECTIONS {g}: a chat request nests \
+                    a second and third checkout, so with every greenlet busy the process deadlocks (measured: \
+                    greenlets + 1 served 0 of 360 chat requests)",
                     c.name,
-                    p.saturating_add(o)
+                    p.saturating_add(o),
+                    fmt_factor(apps.chat_pool_factor)
                 ),
                 format!(
-                    "raise SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW to {} if the deployment serves chat \
-                apps",
-                    g.saturating_mul(2)
+                    "raise SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW to at least {} (`difyplan size` plans \
+                    {}), or lower SERVER_WORKER_CONNECTIONS; a deployment without chat apps: check with \
+                    --profile workflow",
+                    rules::chat_pool(g, apps.chat_pool_factor),
+                    rules::chat_pool(g, apps.chat_pool_factor).saturating_add(1)
                 ),
             )
             .on(c.component)
@@ -282,23 +308,24 @@ fn pool_rules(c: &Deployed, serves_chat: bool, out: &mut Vec<Finding>) {
     }
 }
 
-fn worker_rules(c: &Deployed, serves_chat: bool, out: &mut Vec<Finding>) {
+fn worker_rules(c: &Deployed, apps: &Apps, out: &mut Vec<Finding>) {
     if c.component != Component::Worker {
         return;
     }
     let Some(conc) = &c.concurrency else { return };
+    let needed = rules::chat_pool(conc.value, apps.worker_chat_pool_factor);
     let chat_pool = format!(
-        "give the worker SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW ≥ {} (a per-service override) if it runs \
-         chat apps",
-        conc.value.saturating_mul(2)
+        "give the worker SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW ≥ {needed} (a per-service override; \
+         `difyplan size` plans {}); a deployment whose chat runs do not stream: check with --streaming-share 0",
+        needed.saturating_add(1)
     );
     match c.celery_pool {
-        Some(CeleryPool::Gevent) if serves_chat && c.per_process_max < conc.value => out.push(
+        Some(CeleryPool::Gevent) if apps.chat_in_worker && c.per_process_max < conc.value => out.push(
             Finding::new(
                 Code::WorkerPoolBelowConcurrency,
                 format!(
                     "worker: pool {} + overflow {} = {} < -c {}: each streaming chat run holds a connection \
-                for its whole duration",
+                for its whole duration, so the runs beyond the pool time out",
                     c.pool_size.value, c.max_overflow.value, c.per_process_max, conc.value
                 ),
                 chat_pool,
@@ -306,14 +333,19 @@ fn worker_rules(c: &Deployed, serves_chat: bool, out: &mut Vec<Finding>) {
             .on(c.component)
             .at(&c.pool_size.source),
         ),
-        Some(CeleryPool::Gevent) if serves_chat && c.per_process_max < conc.value.saturating_mul(2) => out.push(
+        Some(CeleryPool::Gevent) if apps.chat_in_worker && c.per_process_max < needed => out.push(
             Finding::new(
                 Code::WorkerPoolDeadlockRisk,
                 format!(
-                    "worker: pool {} + overflow {} = {} < 2 × -c {}: a chat run holds a connection for its \
+                    "worker: pool {} + overflow {} = {} < {} × -c {}: a chat run holds a connection for its \
                 whole duration and takes a second at its start and end, so when every slot runs chat the \
-                pool deadlocks (measured at -c + 10%; 2 × -c only queued)",
-                    c.pool_size.value, c.max_overflow.value, c.per_process_max, conc.value
+                pool deadlocks (measured: -c × 1.1 served 28 of 300 chat runs at twice the load; 2 × -c \
+                served all)",
+                    c.pool_size.value,
+                    c.max_overflow.value,
+                    c.per_process_max,
+                    fmt_factor(apps.worker_chat_pool_factor),
+                    conc.value
                 ),
                 chat_pool,
             )
@@ -351,6 +383,11 @@ fn worker_rules(c: &Deployed, serves_chat: bool, out: &mut Vec<Finding>) {
             .at(&conc.source),
         );
     }
+}
+
+/// A factor as a message shows it: `2`, `2.5`.
+fn fmt_factor(f: f64) -> String {
+    crate::model::capacity::fmt(f)
 }
 
 fn redis_rule(c: &Deployed, out: &mut Vec<Finding>) {

@@ -8,6 +8,7 @@
 //! for every worker). Greenlets and `-c` are therefore sized against those shared queues.
 
 use super::assumptions::{Assumptions, EditionRules, Target};
+use super::load::{self, utilisation};
 use super::plan::{ComponentPlan, PlanInput, Recorder};
 use super::profile::Profile;
 use super::queueing::{normal_quantile, poisson_quantile};
@@ -34,9 +35,6 @@ pub const WORKER_CONCURRENCY_FLOOR: u64 = 4;
 /// worker_beat: a scheduler, mostly asleep (assumption).
 const BEAT_CPU: f64 = 0.25;
 const BEAT_MEMORY_MIB: u64 = 512;
-/// A gevent process is never planned above this utilisation when its requests' time is
-/// stretched by CPU queueing (the stretch 1 / (1 − ρ) grows without bound towards 1).
-const MAX_UTILISATION: f64 = 0.95;
 
 /// How much load the plan admits before requests queue, per component that queues.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, schemars::JsonSchema)]
@@ -59,10 +57,10 @@ impl Admission {
 pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
     let (p, a, lambda) = (cx.p, cx.a, cx.lambda);
     let cpu_ms = p.api_cpu_ms();
-    let cpu_cores = lambda * cpu_ms / 1000.0;
+    let cpu_cores = load::api_cores(p, lambda);
     let by_cpu = ceil_clean(cpu_cores / cx.cpu_target).max(1);
     let mut processes = by_cpu.max(cx.rules.min_replicas);
-    let run_seconds = stretched(p.request_seconds, p.worker_cpu_ms_streaming, worker_utilisation(cx), 1);
+    let run_seconds = load::run_seconds(p, worker_utilisation(cx));
     let (replicas, per_pod, greenlets, blocking, w_eff, in_flight, pod_quantile) = loop {
         let (replicas, per_pod) = split_into_pods(
             processes,
@@ -73,14 +71,9 @@ pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
         );
         let running = replicas * per_pod;
         let rho = cpu_cores / running as f64;
-        // A blocking request waits in the api for its CPU behind its process's other greenlets;
-        // a streaming request holds its greenlet while its run executes in a worker, which
-        // stretches the run's CPU the same way.
-        let blocking = stretched(p.request_seconds, p.api_cpu_ms_blocking_total(), rho, per_pod);
-        let streaming = stretched(run_seconds, p.api_cpu_ms_streaming, rho, per_pod);
-        let w_eff = p.blocking_share() * blocking + p.streaming_share * streaming;
-        let in_flight = lambda * w_eff;
-        let pod_quantile = poisson_quantile(in_flight / replicas as f64 * a.overload_headroom, a.quantile);
+        let flight = load::api_flight(p, lambda, rho, per_pod, run_seconds);
+        let (blocking, w_eff, in_flight) = (flight.blocking_seconds, flight.seconds, flight.in_flight);
+        let pod_quantile = load::pod_quantile(in_flight, replicas, a);
         let greenlets = pod_quantile.div_ceil(per_pod).max(1);
         if greenlets <= a.slots_per_process_max {
             break (replicas, per_pod, greenlets, blocking, w_eff, in_flight, pod_quantile);
@@ -274,9 +267,7 @@ pub(super) fn api_websocket(cx: &mut Ctx) -> ComponentPlan {
 /// The workers' cores at the target QPS, the workers those need at the CPU target (one core
 /// each), and the workers planned (at least the edition's replicas).
 fn worker_cpu(cx: &Ctx) -> (f64, u64, u64) {
-    let p = cx.p;
-    let (stream_rate, task_rate) = (cx.lambda * p.streaming_share, cx.lambda * p.celery_tasks);
-    let cores = (stream_rate * p.worker_cpu_ms_streaming + task_rate * p.celery_task_cpu_ms) / 1000.0;
+    let cores = load::worker_cores(cx.p, cx.lambda);
     let by_cpu = ceil_clean(cores / cx.cpu_target).max(1);
     (cores, by_cpu, by_cpu.max(cx.rules.min_replicas))
 }
@@ -296,10 +287,9 @@ pub(super) fn worker(cx: &mut Ctx) -> (ComponentPlan, Admission) {
     let (cpu_cores, by_cpu, mut workers) = worker_cpu(cx);
     let (slots, run_seconds, task_seconds, in_flight, quantile) = loop {
         let rho = cpu_cores / workers as f64;
-        let run_seconds = stretched(p.request_seconds, p.worker_cpu_ms_streaming, rho, 1);
-        let task_seconds = stretched(p.celery_task_seconds, p.celery_task_cpu_ms, rho, 1);
-        let in_flight = stream_rate * run_seconds + task_rate * task_seconds;
-        let quantile = poisson_quantile(in_flight * a.overload_headroom, a.quantile);
+        let flight = load::worker_flight(p, lambda, rho);
+        let (run_seconds, task_seconds, in_flight) = (flight.run_seconds, flight.task_seconds, flight.in_flight);
+        let quantile = load::worker_quantile(in_flight, a);
         let slots = quantile.div_ceil(workers).max(WORKER_CONCURRENCY_FLOOR);
         if slots <= a.slots_per_process_max {
             break (slots, run_seconds, task_seconds, in_flight, quantile);
@@ -437,7 +427,7 @@ pub(super) fn worker_beat(cx: &mut Ctx) -> ComponentPlan {
 /// connections in flight instead of the default 30.
 pub(super) fn plugin_daemon(cx: &mut Ctx) -> ComponentPlan {
     let (p, a, lambda) = (cx.p, cx.a, cx.lambda);
-    let cores = lambda * p.plugin_cpu_ms / 1000.0;
+    let cores = load::plugin_cores(p, lambda);
     let in_flight = lambda * p.plugin_db_ms / 1000.0;
     let per_replica_cores = a.plugin_cores_per_replica * cx.cpu_target;
     let (replicas, cpu_per_pod) = match cx.input.target {
@@ -493,20 +483,6 @@ fn quantile_of_sum(n: u64, mean: f64, square: f64, level: f64) -> u64 {
     let n = n as f64;
     let variance = (n * (square - mean * mean)).max(0.0);
     ceil_clean(n * mean + normal_quantile(level) * variance.sqrt())
-}
-
-/// A request's time in a gevent process whose core runs at utilisation `rho`: its CPU part
-/// waits behind the other greenlets', about CPU × ρ/(1 − ρ) more (processor sharing). A process
-/// busy on its CPU does not accept, so where `sharing` processes share one listen backlog most
-/// of that wait moves into the backlog, holding no greenlet: the stretch is divided among them
-/// (an approximation, checked by the simulation).
-fn stretched(seconds: f64, cpu_ms: f64, rho: f64, sharing: u64) -> f64 {
-    let rho = utilisation(rho);
-    seconds + cpu_ms / 1000.0 * rho / (1.0 - rho) / sharing.max(1) as f64
-}
-
-fn utilisation(rho: f64) -> f64 {
-    if rho.is_finite() { rho.clamp(0.0, MAX_UTILISATION) } else { MAX_UTILISATION }
 }
 
 /// Replicas and processes per pod for `processes` gevent processes. Compose spreads them evenly

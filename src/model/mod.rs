@@ -3,7 +3,9 @@
 
 pub mod assumptions;
 pub mod budget;
+pub mod capacity;
 mod components;
+pub mod load;
 pub mod pgtune;
 pub mod plan;
 pub mod pooler;

@@ -358,7 +358,7 @@ mod tests {
     fn input(profile: &str) -> PlanInput {
         PlanInput {
             pooler: Pooler::Pgbouncer,
-            ..PlanInput::new(10.0, crate::model::profile::Profile::load(profile).unwrap())
+            ..PlanInput::new(10.0, crate::model::profile::Profile::builtin(profile).unwrap())
         }
     }
 

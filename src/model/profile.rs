@@ -2,7 +2,6 @@
 //! in `matrices/profiles/`, embedded at build time; users may pass their own file.
 
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 
 /// What one request at the api costs, on average. Every field is per request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -51,79 +50,6 @@ pub struct Profile {
     pub workflow_log_bytes: f64,
 }
 
-/// Command-line overrides of profile values; `None` keeps the profile's value.
-#[derive(Debug, Clone, Default, Serialize, clap::Args, schemars::JsonSchema)]
-pub struct ProfileOverrides {
-    /// Override: mean seconds per request, LLM streaming included.
-    #[arg(long, value_name = "S", allow_negative_numbers = true, help_heading = "Profile overrides")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_seconds: Option<f64>,
-    /// Override: share of requests in streaming mode (0..1).
-    #[arg(long, value_name = "SHARE", allow_negative_numbers = true, help_heading = "Profile overrides")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub streaming_share: Option<f64>,
-    /// Override: share of requests to chat apps (0..1).
-    #[arg(long, value_name = "SHARE", allow_negative_numbers = true, help_heading = "Profile overrides")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub chat_share: Option<f64>,
-    /// Override: mean connections per in-flight blocking request.
-    #[arg(long, value_name = "N", allow_negative_numbers = true, help_heading = "Profile overrides")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub connections_mean: Option<f64>,
-    /// Override: peak connections per in-flight blocking request.
-    #[arg(long, value_name = "N", allow_negative_numbers = true, help_heading = "Profile overrides")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub connections_peak: Option<f64>,
-    /// Override: api CPU ms per blocking request.
-    #[arg(long, value_name = "MS", allow_negative_numbers = true, help_heading = "Profile overrides")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub api_cpu_ms_blocking: Option<f64>,
-    /// Override: api CPU ms per second a blocking request waits.
-    #[arg(long, value_name = "MS", allow_negative_numbers = true, help_heading = "Profile overrides")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub api_cpu_ms_per_wait_second: Option<f64>,
-    /// Override: api CPU ms per streaming request.
-    #[arg(long, value_name = "MS", allow_negative_numbers = true, help_heading = "Profile overrides")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub api_cpu_ms_streaming: Option<f64>,
-    /// Override: worker CPU ms per streaming run.
-    #[arg(long, value_name = "MS", allow_negative_numbers = true, help_heading = "Profile overrides")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub worker_cpu_ms_streaming: Option<f64>,
-    /// Override: PostgreSQL CPU ms per request.
-    #[arg(long, value_name = "MS", allow_negative_numbers = true, help_heading = "Profile overrides")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pg_cpu_ms: Option<f64>,
-    /// Override: plugin daemon CPU ms per request.
-    #[arg(long, value_name = "MS", allow_negative_numbers = true, help_heading = "Profile overrides")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub plugin_cpu_ms: Option<f64>,
-    /// Override: plugin daemon DB hold ms per request.
-    #[arg(long, value_name = "MS", allow_negative_numbers = true, help_heading = "Profile overrides")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub plugin_db_ms: Option<f64>,
-    /// Override: background Celery tasks per request.
-    #[arg(long, value_name = "N", allow_negative_numbers = true, help_heading = "Profile overrides")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub celery_tasks: Option<f64>,
-    /// Override: seconds per background Celery task.
-    #[arg(long, value_name = "S", allow_negative_numbers = true, help_heading = "Profile overrides")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub celery_task_seconds: Option<f64>,
-    /// Override: worker CPU ms per background task.
-    #[arg(long, value_name = "MS", allow_negative_numbers = true, help_heading = "Profile overrides")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub celery_task_cpu_ms: Option<f64>,
-    /// Override: Redis operations per request.
-    #[arg(long, value_name = "N", allow_negative_numbers = true, help_heading = "Profile overrides")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub redis_ops: Option<f64>,
-    /// Override: workflow-log bytes written per request.
-    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, help_heading = "Profile overrides")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub workflow_log_bytes: Option<f64>,
-}
-
 /// The built-in profiles, embedded so `cargo install` carries them.
 pub const BUILTIN: &[(&str, &str)] = &[
     ("agent", include_str!("../../matrices/profiles/agent.toml")),
@@ -138,21 +64,20 @@ pub const BUILTIN: &[(&str, &str)] = &[
 pub struct ProfileError(pub String);
 
 impl Profile {
-    /// A built-in name, or a path to a TOML file.
-    pub fn load(spec: &str) -> Result<Profile, ProfileError> {
-        if let Some((_, text)) = BUILTIN.iter().find(|(name, _)| *name == spec) {
-            return Profile::parse(text, &format!("built-in profile `{spec}`"));
+    /// A built-in profile by name.
+    pub fn builtin(name: &str) -> Result<Profile, ProfileError> {
+        match BUILTIN.iter().find(|(n, _)| *n == name) {
+            Some((_, text)) => Profile::parse(text, &format!("built-in profile `{name}`")),
+            None => Err(ProfileError(format!(
+                "unknown profile `{name}` — use one of {} or the path of a profile TOML file",
+                BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            ))),
         }
-        let path = Path::new(spec);
-        if !spec.ends_with(".toml") && !path.exists() {
-            let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
-            return Err(ProfileError(format!(
-                "unknown profile `{spec}` — use one of {} or the path of a profile TOML file",
-                names.join(", ")
-            )));
-        }
-        let text = crate::read::read_text(path).map_err(|e| ProfileError(e.to_string()))?;
-        Profile::parse(&text, &path.display().to_string())
+    }
+
+    /// Whether `name` is a built-in profile.
+    pub fn is_builtin(name: &str) -> bool {
+        BUILTIN.iter().any(|(n, _)| *n == name)
     }
 
     /// Parse and validate; `source` names the file in messages.
@@ -172,7 +97,9 @@ impl Profile {
     }
 
     /// Apply command-line overrides, then validate again.
-    pub fn with_overrides(&self, overrides: &ProfileOverrides) -> Result<Profile, ProfileError> {
+    /// `overrides` serializes to a map of profile fields (the command line's flags, `None` left
+    /// out); each replaces the profile's value.
+    pub fn with_overrides(&self, overrides: &impl Serialize) -> Result<Profile, ProfileError> {
         let mut value = serde_json::to_value(self).map_err(|e| ProfileError(e.to_string()))?;
         let patch = serde_json::to_value(overrides).map_err(|e| ProfileError(e.to_string()))?;
         if let (Some(base), Some(patch)) = (value.as_object_mut(), patch.as_object()) {

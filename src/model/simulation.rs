@@ -1275,7 +1275,7 @@ mod tests {
 
     /// A workflow or chat app's traffic with `request_seconds`, all blocking unless `streaming`.
     fn traffic(request_seconds: f64, streaming: f64, chat: f64) -> Profile {
-        let mut p = Profile::load("workflow").expect("built-in profile");
+        let mut p = Profile::builtin("workflow").expect("built-in profile");
         p.request_seconds = request_seconds;
         p.streaming_share = streaming;
         p.chat_share = chat;

@@ -237,7 +237,7 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
         let svc_env = service_env(svc, &env, &mut env_cache)?;
         let Some(component) = component_of(svc, &svc_env) else { continue };
         let replicas = replicas(svc, &env)?;
-        let comp = deployment::interpret(
+        let mut comp = deployment::interpret(
             component,
             &svc.name,
             svc.at.clone(),
@@ -247,6 +247,7 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
             Valued::new(0, Source::default("compose recreates containers: no surge")),
             opts.host_cpus,
         )?;
+        comp.cores = cpus(svc, &env)?;
         components.push(comp);
     }
     components.sort_by_key(|c| c.component);
@@ -390,9 +391,12 @@ fn merge_service(
                 if let Some(line) = doc.line_of(&seg(&["services", &name, "deploy", "replicas"])) {
                     into.env_lines.insert("\0replicas".into(), Source::file(file, line));
                 }
+                if let Some(line) = doc.line_of(&seg(&["services", &name, "deploy", "resources", "limits", "cpus"])) {
+                    into.env_lines.insert("\0cpus".into(), Source::file(file, line));
+                }
             }
             _ => {
-                if (key == "command" || key == "scale")
+                if (key == "command" || key == "scale" || key == "cpus")
                     && let Some(line) = doc.line_of(&seg(&["services", &name, key]))
                 {
                     into.env_lines.insert(format!("\0{key}"), Source::file(file, line));
@@ -545,6 +549,33 @@ fn replicas(svc: &Service, env: &ProjectEnv) -> Result<Valued<u64>, String> {
         )
     })?;
     Ok(Valued::new(n, text.source))
+}
+
+/// The CPU limit of a service's containers: `deploy.resources.limits.cpus`, else the legacy
+/// service-level `cpus`; `None` when neither is set (the container may use the host's cores).
+fn cpus(svc: &Service, env: &ProjectEnv) -> Result<Option<Valued<f64>>, String> {
+    let raw = svc
+        .value
+        .get("deploy")
+        .and_then(|d| d.get("resources"))
+        .and_then(|r| r.get("limits"))
+        .and_then(|l| l.get("cpus"))
+        .map(|v| ("\0cpus", v))
+        .or_else(|| svc.value.get("cpus").map(|v| ("\0cpus", v)));
+    let Some((key, v)) = raw else { return Ok(None) };
+    let at = svc.env_lines.get(key).cloned().unwrap_or_else(|| svc.at.clone());
+    let text = env.interpolate(&yaml::scalar_string(v).unwrap_or_default(), at)?;
+    match text.value.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 => Ok(Some(Valued::new(n, text.source))),
+        // Compose treats 0 as no limit.
+        Ok(n) if n == 0.0 => Ok(None),
+        _ => Err(format!(
+            "{}: cpus `{}` of service {} is not a positive number of CPUs — write it as compose does, e.g. \"2\" or \"0.5\"",
+            text.source,
+            crate::safety::shown(&text.value),
+            crate::safety::escape(&svc.name)
+        )),
+    }
 }
 
 /// `max_connections` and `idle_in_transaction_session_timeout` from the database service's

@@ -198,7 +198,7 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
             Some((None, _)) | None => replicas.clone(),
         };
         let surge = surge(d, max_replicas.value.max(replicas.value))?;
-        components.push(deployment::interpret(
+        let mut deployed = deployment::interpret(
             component,
             &d.name(),
             d.at(&path(&["metadata", "name"])),
@@ -207,7 +207,9 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
             max_replicas,
             surge,
             opts.host_cpus,
-        )?);
+        )?;
+        deployed.cores = cpu_limit(&d, &w.container)?;
+        components.push(deployed);
     }
     components.sort_by(|a, b| a.component.cmp(&b.component).then(a.name.cmp(&b.name)));
     let pooler = pooler.map(|(mut p, names)| {
@@ -605,4 +607,33 @@ fn conf_in_config_maps(config_maps: &BTreeMap<(String, String), Env>) -> Result<
         }
     }
     Ok(None)
+}
+
+/// The container's CPU: `resources.limits.cpu`, else `resources.requests.cpu` (what the
+/// scheduler guarantees); `None` when neither is set.
+fn cpu_limit(d: &Doc, container: &[PathSeg]) -> Result<Option<Valued<f64>>, String> {
+    for kind in ["limits", "requests"] {
+        let at = join(container, &path(&["resources", kind, "cpu"]));
+        let Some(raw) = yaml::get_string(&d.doc.value, &at) else { continue };
+        return match cpu_quantity(&raw) {
+            Some(n) => Ok(Some(Valued::new(n, d.at(&at)))),
+            None => Err(format!(
+                "{}: cpu `{}` is not a Kubernetes CPU quantity — write it as `2`, `1.5` or `500m`",
+                d.at(&at),
+                crate::safety::shown(&raw)
+            )),
+        };
+    }
+    Ok(None)
+}
+
+/// A Kubernetes CPU quantity in cores: `2`, `1.5`, `500m`.
+pub fn cpu_quantity(raw: &str) -> Option<f64> {
+    let raw = raw.trim();
+    let (digits, scale) = match raw.strip_suffix('m') {
+        Some(milli) => (milli, 1000.0),
+        None => (raw, 1.0),
+    };
+    let n: f64 = digits.parse().ok()?;
+    (n.is_finite() && n > 0.0).then_some(n / scale)
 }

@@ -16,6 +16,18 @@ use crate::dify::deployment::{Deployed, Source, Valued};
 use std::io::Read;
 use std::path::Path;
 
+/// A workload profile: a built-in name, or the path of a profile TOML file (one `calibrate`
+/// wrote, say).
+pub fn profile(spec: &str) -> Result<crate::model::profile::Profile, crate::model::profile::ProfileError> {
+    use crate::model::profile::{Profile, ProfileError};
+    let path = Path::new(spec);
+    if Profile::is_builtin(spec) || (!spec.ends_with(".toml") && !path.exists()) {
+        return Profile::builtin(spec);
+    }
+    let text = read_text(path).map_err(|e| ProfileError(e.to_string()))?;
+    Profile::parse(&text, &crate::safety::shown_path(path))
+}
+
 /// The largest input file difyplan reads. Real Dify files are under 100 KB; a larger one is a
 /// mistake (a log, a dump) and reading it whole would only waste memory.
 pub const MAX_INPUT_BYTES: u64 = 16 * 1024 * 1024;

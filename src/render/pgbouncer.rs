@@ -181,7 +181,7 @@ mod tests {
     fn ini_has_the_plan() {
         let input = crate::model::plan::PlanInput {
             pooler: crate::model::pooler::Pooler::Pgbouncer,
-            ..crate::model::plan::PlanInput::new(50.0, crate::model::profile::Profile::load("workflow").unwrap())
+            ..crate::model::plan::PlanInput::new(50.0, crate::model::profile::Profile::builtin("workflow").unwrap())
         };
         let plan = crate::model::plan::plan(&input).unwrap();
         let p = plan.pooler.as_ref().unwrap();

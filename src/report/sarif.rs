@@ -31,22 +31,25 @@ pub fn full_description(c: Code) -> &'static str {
                 fewer greenlets."
         }
         Code::PoolChatStall => {
-            "Chat apps hold a connection for the request and open another during the run; below 2 × \
-                SERVER_WORKER_CONNECTIONS a busy api process stalls chat requests waiting for the pool \
-                (measured). Raise pool + overflow to twice the greenlets, or, for workflow-only \
-                deployments, allow the finding."
+            "A chat request holds a connection for its whole run and nests a second and a third short \
+                checkout; below 2 × SERVER_WORKER_CONNECTIONS a process with every greenlet busy waits on \
+                itself. On a real Dify 1.16.1 a chat api pool of greenlets + 1 served 0 of 360 requests at \
+                full admission, its connections idle in transaction until the process was killed: an \
+                error. Raise pool + overflow to twice the greenlets + 1 (what difyplan size plans), or \
+                check a deployment without chat apps with --profile workflow."
         }
         Code::WorkerPoolBelowConcurrency => {
             "A gevent Celery worker runs -c tasks at once and a streaming chat run holds a connection \
-                for its whole duration; a pool + overflow below -c makes runs wait for connections. Raise \
-                the worker's pool to cover -c."
+                for its whole duration; a pool + overflow below -c makes the runs beyond it time out. \
+                Raise the worker's pool to 2 × -c + 1 (what difyplan size plans), or check a deployment \
+                whose chat runs do not stream with --streaming-share 0."
         }
         Code::WorkerPoolDeadlockRisk => {
             "A chat run in a gevent Celery worker holds a connection for its whole duration and takes \
                 a second at its start and end. With pool + overflow below 2 × -c, a worker whose every \
-                slot runs chat waits on itself: a real worker at -c + 10% deadlocked under twice its \
-                planned load, while 2 × -c only queued. Raise the worker's pool to 2 × -c + 1 if it runs \
-                chat apps."
+                slot runs chat waits on itself: on a real Dify 1.16.1 a worker pool of -c × 1.1 served 28 \
+                of 300 chat runs at twice its planned load, while 2 × -c served all of them. Raise the \
+                worker's pool to 2 × -c + 1 if chat runs stream through it."
         }
         Code::ChartVersionAssumed => {
             "The Helm values name no chart version, or one difyplan does not know, so the defaults of \
@@ -84,9 +87,16 @@ pub fn full_description(c: Code) -> &'static str {
                 streaming chat runs at 2.5/s on a real Dify). Raise CELERY_WORKER_AMOUNT or the worker \
                 replicas."
         }
+        Code::WorkerProcessesBelowLoad => {
+            "check --qps: the workers (one gevent process and one core each) are below the CPU the \
+                load's streaming runs and background tasks need at the CPU target, so runs slow down and \
+                queue. Add worker replicas."
+        }
         Code::PluginDaemonBelowLoad => {
-            "check --qps: the plugin daemon's replicas are below the CPU the load needs (about 30 QPS \
-                per 2-core instance). Add replicas."
+            "check --qps: the plugin daemon's cores (its container's or pod's CPU limit, or 2 per \
+                replica when none is set, × its replicas) are below the CPU the load needs at the CPU \
+                target (about 30 QPS per 2-core instance). Raise its CPU limit (compose runs one \
+                container) or its replicas (Kubernetes)."
         }
         Code::RedisMaxConnectionsLow => {
             "Each streaming response subscribes to Redis pub/sub; REDIS_MAX_CONNECTIONS below the \

@@ -28,6 +28,12 @@ fn finding<'a>(v: &'a serde_json::Value, code: &str) -> Option<&'a serde_json::V
     v["findings"].as_array().unwrap().iter().find(|f| f["code"] == code)
 }
 
+/// The number in "needs N on average".
+fn needed_mean(msg: &str) -> f64 {
+    let after = msg.split("needs ").nth(1).unwrap_or_else(|| panic!("{msg}"));
+    after.split_whitespace().next().unwrap().parse().unwrap_or_else(|_| panic!("{msg}"))
+}
+
 #[test]
 fn default_compose_fails_the_load_and_passes_without_it() {
     let dir = default_project();
@@ -40,12 +46,17 @@ fn default_compose_fails_the_load_and_passes_without_it() {
     let f = finding(&v, "api-greenlets-below-load").unwrap_or_else(|| panic!("no greenlet finding: {v}"));
     assert_eq!(f["severity"], "error");
     let msg = f["message"].as_str().unwrap();
-    // 10 greenlets against λW = 5 × 9 = 45 in flight on average.
-    assert!(msg.contains("has 10 greenlets") && msg.contains("needs 45 on average"), "{msg}");
+    // 10 greenlets against λW = 5 × 9 = 45 in flight on average, plus the CPU queueing of the one
+    // process (the model's stretch, as `size` counts it): between 45 and 46.
+    assert!(msg.contains("has 10 greenlets"), "{msg}");
+    let needs = needed_mean(msg);
+    assert!(needs > 45.0 && needs < 46.0, "{msg}");
     assert!(f["remedy"].as_str().unwrap().contains("SERVER_WORKER_CONNECTIONS"), "{f}");
-    // The worker's -c 4 against 5 × (0.3 × 9 + 1 × 0.2) = 14.5 runs and tasks in flight.
+    // The worker's -c 4 against 5 × (0.3 × 9 + 1 × 0.2) = 14.5 runs and tasks in flight, plus the
+    // CPU queueing of its one core.
     let w = finding(&v, "worker-concurrency-below-load").unwrap_or_else(|| panic!("no worker finding: {v}"));
-    assert!(w["message"].as_str().unwrap().contains("needs 14.5 on average"), "{w}");
+    let needs = needed_mean(w["message"].as_str().unwrap());
+    assert!(needs > 14.5 && needs < 15.5, "{w}");
     // Its other findings are the ones it had without --qps.
     let before = plain["findings"].as_array().unwrap().len();
     assert_eq!(v["findings"].as_array().unwrap().len(), before + 2, "{v}");

@@ -203,11 +203,15 @@ fn dify_helm_hpa_maximum_surge_and_pools() {
     let r = difyplan(&["check", c.path.as_str(), "--format", "json"]);
     assert!(!r.stdout.contains("change-me"));
 
-    // The flag decides: 3000 − 3 reserved = 2997 usable ≥ 2242 → clean, exit 0.
+    // The flag decides: 3000 − 3 reserved = 2997 usable ≥ 2242 → the budget fits. The worker's
+    // pool is below 2 × its -c, where streaming chat runs deadlock it (measured): an error, so
+    // exit 1; a deployment whose chat runs do not stream passes.
     let (code, v) = c.check(&["--pg-max-connections", "3000"]);
-    assert_eq!(code, 0, "{v}");
-    // No chart version is stated: the newest known one's defaults, said in a note. The worker's
-    // pool is below 2 × its -c, where chat runs deadlock it under overload.
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["summary"]["within_budget"], true);
+    let (code, _) = c.check(&["--pg-max-connections", "3000", "--streaming-share", "0"]);
+    assert_eq!(code, 0);
+    // No chart version is stated: the newest known one's defaults, said in a note.
     assert_eq!(codes(&v), ["worker-pool-deadlock-risk", "chart-version-assumed"]);
     assert_eq!(v["deployments"][0]["budget"]["usable"], 2997);
     // 2200 − 3 = 2197 < 2242 → exit 1.

@@ -18,6 +18,7 @@ mod pg_server;
 mod plan_properties;
 mod pooler;
 mod render_cli;
+mod round_trip;
 mod simulation;
 mod size_cli;
 mod support;

@@ -15,7 +15,7 @@ const TARGETS: [Target; 2] = [Target::Compose, Target::Kubernetes];
 fn input(qps: f64, profile: &str, edition: Edition, target: Target, cap: Option<u64>) -> PlanInput {
     PlanInput {
         qps,
-        profile: Profile::load(profile).expect("built-in profile"),
+        profile: Profile::builtin(profile).expect("built-in profile"),
         target,
         edition,
         dify_version: DifyVersion::V1_16,

@@ -49,7 +49,7 @@ fn plan_for(profile: &str, target: Target, qps: f64) -> Plan {
 fn plan_behind(profile: &str, target: Target, qps: f64, pooler: Pooler) -> Plan {
     let input = PlanInput {
         qps,
-        profile: Profile::load(profile).expect("built-in profile"),
+        profile: Profile::builtin(profile).expect("built-in profile"),
         target,
         edition: Edition::Ha,
         dify_version: DifyVersion::V1_16,

@@ -1,0 +1,125 @@
+//! What a load puts in flight on a given shape of processes: the arithmetic `size` sizes by and
+//! `check --qps` judges by, in one place (docs/model.md §5, §9). Pure functions of a profile,
+//! a rate and the processes that serve it.
+
+use super::assumptions::Assumptions;
+use super::profile::Profile;
+use super::queueing::poisson_quantile;
+
+/// A gevent process is never counted above this utilisation when its requests' time is
+/// stretched by CPU queueing (the stretch 1 / (1 − ρ) grows without bound towards 1).
+pub const MAX_UTILISATION: f64 = 0.95;
+
+/// `ρ` clamped to what the stretch can take.
+pub fn utilisation(rho: f64) -> f64 {
+    if rho.is_finite() { rho.clamp(0.0, MAX_UTILISATION) } else { MAX_UTILISATION }
+}
+
+/// A request's time in a gevent process whose core runs at utilisation `rho`: its CPU part
+/// waits behind the other greenlets', about CPU × ρ/(1 − ρ) more (processor sharing). A process
+/// busy on its CPU does not accept, so where `sharing` processes share one listen backlog most
+/// of that wait moves into the backlog, holding no greenlet: the stretch is divided among them
+/// (an approximation, checked by the simulation).
+pub fn stretched(seconds: f64, cpu_ms: f64, rho: f64, sharing: u64) -> f64 {
+    let rho = utilisation(rho);
+    seconds + cpu_ms / 1000.0 * rho / (1.0 - rho) / sharing.max(1) as f64
+}
+
+/// The api's CPU cores at `lambda` requests per second.
+pub fn api_cores(p: &Profile, lambda: f64) -> f64 {
+    lambda * p.api_cpu_ms() / 1000.0
+}
+
+/// The workers' CPU cores at `lambda`: streaming runs and Celery tasks.
+pub fn worker_cores(p: &Profile, lambda: f64) -> f64 {
+    (lambda * p.streaming_share * p.worker_cpu_ms_streaming + lambda * p.celery_tasks * p.celery_task_cpu_ms) / 1000.0
+}
+
+/// The plugin daemon's CPU cores at `lambda`.
+pub fn plugin_cores(p: &Profile, lambda: f64) -> f64 {
+    lambda * p.plugin_cpu_ms / 1000.0
+}
+
+/// A streaming run's time in a worker whose core runs at `worker_rho`, CPU queueing included.
+pub fn run_seconds(p: &Profile, worker_rho: f64) -> f64 {
+    stretched(p.request_seconds, p.worker_cpu_ms_streaming, worker_rho, 1)
+}
+
+/// How long the api holds a request's greenlet, and how many are held on average.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ApiFlight {
+    /// A blocking request's time, its CPU queueing included.
+    pub blocking_seconds: f64,
+    /// The mix of blocking and streaming times.
+    pub seconds: f64,
+    /// Requests in flight on average (Little's law).
+    pub in_flight: f64,
+}
+
+/// The api's requests in flight at `lambda` when its processes run at `rho` and `per_pod` of
+/// them share a pod's listen backlog; a streaming request holds its greenlet for its run's
+/// `run_seconds` in a worker.
+pub fn api_flight(p: &Profile, lambda: f64, rho: f64, per_pod: u64, run_seconds: f64) -> ApiFlight {
+    // A blocking request waits in the api for its CPU behind its process's other greenlets;
+    // a streaming request holds its greenlet while its run executes in a worker, which
+    // stretches the run's CPU the same way.
+    let blocking = stretched(p.request_seconds, p.api_cpu_ms_blocking_total(), rho, per_pod);
+    let streaming = stretched(run_seconds, p.api_cpu_ms_streaming, rho, per_pod);
+    let seconds = p.blocking_share() * blocking + p.streaming_share * streaming;
+    ApiFlight { blocking_seconds: blocking, seconds, in_flight: lambda * seconds }
+}
+
+/// The requests in flight one pod of `replicas` must admit at once: the `quantile` of its share,
+/// with the overload headroom.
+pub fn pod_quantile(in_flight: f64, replicas: u64, a: &Assumptions) -> u64 {
+    poisson_quantile(in_flight / replicas as f64 * a.overload_headroom, a.quantile)
+}
+
+/// The workers' runs and tasks in flight.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WorkerFlight {
+    pub run_seconds: f64,
+    pub task_seconds: f64,
+    pub in_flight: f64,
+}
+
+/// The streaming runs and Celery tasks in flight at `lambda` when the workers run at `rho`.
+pub fn worker_flight(p: &Profile, lambda: f64, rho: f64) -> WorkerFlight {
+    let run_seconds = stretched(p.request_seconds, p.worker_cpu_ms_streaming, rho, 1);
+    let task_seconds = stretched(p.celery_task_seconds, p.celery_task_cpu_ms, rho, 1);
+    let in_flight = lambda * p.streaming_share * run_seconds + lambda * p.celery_tasks * task_seconds;
+    WorkerFlight { run_seconds, task_seconds, in_flight }
+}
+
+/// The runs and tasks every worker together must admit at once: they all read one broker queue.
+pub fn worker_quantile(in_flight: f64, a: &Assumptions) -> u64 {
+    poisson_quantile(in_flight * a.overload_headroom, a.quantile)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stretch_by_hand() {
+        // 100 ms of CPU at ρ 0.5: 100 ms more, shared by two processes: 50 ms.
+        assert!((stretched(1.0, 100.0, 0.5, 1) - 1.1).abs() < 1e-12);
+        assert!((stretched(1.0, 100.0, 0.5, 2) - 1.05).abs() < 1e-12);
+        // Saturated or undefined utilisation is held at the ceiling, never infinite.
+        assert!(stretched(1.0, 100.0, 7.0, 1).is_finite());
+        assert_eq!(utilisation(f64::NAN), MAX_UTILISATION);
+    }
+
+    #[test]
+    fn more_load_never_needs_less() {
+        let p = Profile::builtin("workflow").unwrap();
+        let a = Assumptions::default();
+        let mut last = 0;
+        for qps in [1.0, 10.0, 50.0, 100.0, 400.0] {
+            let f = api_flight(&p, qps, api_cores(&p, qps) / 8.0, 4, run_seconds(&p, 0.5));
+            let q = pod_quantile(f.in_flight, 2, &a);
+            assert!(q >= last, "{qps}: {q} < {last}");
+            last = q;
+        }
+    }
+}
