@@ -568,7 +568,7 @@ fn cpus(svc: &Service, env: &ProjectEnv) -> Result<Option<Valued<f64>>, String> 
     match text.value.trim().parse::<f64>() {
         Ok(n) if n.is_finite() && n > 0.0 => Ok(Some(Valued::new(n, text.source))),
         // Compose treats 0 as no limit.
-        Ok(n) if n == 0.0 => Ok(None),
+        Ok(0.0) => Ok(None),
         _ => Err(format!(
             "{}: cpus `{}` of service {} is not a positive number of CPUs — write it as compose does, e.g. \"2\" or \"0.5\"",
             text.source,

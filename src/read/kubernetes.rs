@@ -208,7 +208,7 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
             surge,
             opts.host_cpus,
         )?;
-        deployed.cores = cpu_limit(&d, &w.container)?;
+        deployed.cores = cpu_limit(d, &w.container)?;
         components.push(deployed);
     }
     components.sort_by(|a, b| a.component.cmp(&b.component).then(a.name.cmp(&b.name)));
