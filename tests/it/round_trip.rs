@@ -88,9 +88,7 @@ fn compose_sets_pass_their_own_check() {
                 let case = format!("compose {profile} {qps} {pooler}");
                 let dir = tempfile::tempdir().unwrap();
                 let project = dir.path();
-                for f in ["docker-compose.yaml"] {
-                    std::fs::copy(fixture("1.16.1").join(f), project.join(f)).unwrap();
-                }
+                std::fs::copy(fixture("1.16.1/docker-compose.yaml"), project.join("docker-compose.yaml")).unwrap();
                 std::fs::copy(fixture("1.16.1/env.example"), project.join(".env")).unwrap();
                 let env = project.join(".env").display().to_string();
                 let plan = ["--qps", qps, "--profile", profile, "--pooler", pooler];
