@@ -498,3 +498,30 @@ fn near_cap_alert_fires_and_resolves_on_real_postgres_and_prometheus() {
     drop(server);
     eprintln!("alerts end to end: threshold {} of usable {}, in {:.1?}", t.near_cap, t.usable, started.elapsed());
 }
+
+/// The command line: exported templates render what the built-in ones do, the header reproduces
+/// the plan (`--target`, `--hold` included), and a bad `--hold` is refused with exit 2.
+#[test]
+fn render_alerts_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    assert_eq!(difyplan(&["templates", "export", &d]).code, 0);
+    let args = ["render", "alerts", "--qps", "50", "--target", "kubernetes", "--hold", "30s"];
+    let builtin = difyplan(&args);
+    assert_eq!(builtin.code, 0, "{}", builtin.stderr);
+    assert!(
+        builtin.stdout.contains("# Reproduce: difyplan render alerts --qps 50 --profile chat --edition ha --dify-version 1.16.1 --target kubernetes --hold 30s"),
+        "{}",
+        builtin.stdout
+    );
+    assert!(builtin.stdout.contains("kind: PrometheusRule") && builtin.stdout.contains("for: 30s"));
+    assert!(builtin.stderr.contains("--extend.query-path"), "{}", builtin.stderr);
+    let mut with_dir = args.to_vec();
+    with_dir.extend(["--templates", d.as_str()]);
+    assert_eq!(difyplan(&with_dir).stdout, builtin.stdout);
+    for bad in ["0s", "5", "1d"] {
+        let r = difyplan(&["render", "alerts", "--qps", "50", "--hold", bad]);
+        assert_eq!(r.code, 2, "--hold {bad}: {}", r.stderr);
+        assert!(r.stderr.contains("--hold"), "{}", r.stderr);
+    }
+}
