@@ -297,6 +297,8 @@ pub enum RenderCommand {
     Kubernetes(RenderKubernetesArgs),
     /// Values for a community Helm chart (plans for --target kubernetes).
     Helm(RenderHelmArgs),
+    /// Prometheus alerting rules with the plan's thresholds (a PrometheusRule on --target kubernetes).
+    Alerts(RenderAlertsArgs),
 }
 
 /// Where rendered files go, shared by every render command.
@@ -367,6 +369,18 @@ pub struct RenderHelmArgs {
     /// The chart to write values for.
     #[arg(long, value_enum)]
     pub chart: HelmChart,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderAlertsArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    #[command(flatten)]
+    pub out: RenderOutputArgs,
+    /// How long every alert's condition must hold before it fires, e.g. 30s or 2m (default: each
+    /// alert's own, docs/alerts.md).
+    #[arg(long, value_name = "DURATION", value_parser = crate::render::alerts::parse_hold)]
+    pub hold: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! One module per subcommand; each has `run(args, io) -> Result<ExitStatus>`. Shared here:
 //! turning the plan options into a model input.
 
+pub mod alerts;
 pub mod calibrate;
 pub mod check;
 pub mod matrix;

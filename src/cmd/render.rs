@@ -27,18 +27,19 @@ pub fn run(args: &RenderArgs, io: &mut Io) -> Result<ExitStatus> {
         RenderCommand::Compose(a) => compose(a, io),
         RenderCommand::Kubernetes(a) => kubernetes(a, io),
         RenderCommand::Helm(a) => helm(a, io),
+        RenderCommand::Alerts(a) => super::alerts::run(a, io),
     }
 }
 
 /// One rendered file: its name in an output folder and its text.
-struct Rendered {
-    file: String,
-    text: String,
+pub(super) struct Rendered {
+    pub(super) file: String,
+    pub(super) text: String,
 }
 
 /// Plan for `kind`'s target. A plan whose fixed cap cannot hold it is never rendered: the
 /// shortfall goes to stderr and the command exits 1, as `size --format env` does.
-fn make_plan(args: &PlanArgs, kind: RenderKind, io: &mut Io) -> Result<Option<(Plan, String)>> {
+pub(super) fn make_plan(args: &PlanArgs, kind: RenderKind, io: &mut Io) -> Result<Option<(Plan, String)>> {
     if kind == RenderKind::Compose && args.target == Target::Kubernetes {
         bail!(
             "render compose plans for docker compose — drop --target kubernetes, or use `render \
@@ -70,6 +71,7 @@ fn command_line(a: &PlanArgs, kind: RenderKind) -> String {
         RenderKind::Compose => "compose",
         RenderKind::Kubernetes => "kubernetes",
         RenderKind::Helm => "helm",
+        RenderKind::Alerts => "alerts",
     };
     let mut w = vec![
         format!("difyplan render {sub} --qps {}", a.qps.unwrap_or_default()),
@@ -77,7 +79,7 @@ fn command_line(a: &PlanArgs, kind: RenderKind) -> String {
         format!("--edition {}", a.edition),
         format!("--dify-version {}", a.dify_version),
     ];
-    if kind == RenderKind::Env && a.target != Target::Compose {
+    if matches!(kind, RenderKind::Env | RenderKind::Alerts) && a.target != Target::Compose {
         w.push(format!("--target {}", a.target));
     }
     if a.no_collaboration {
@@ -115,12 +117,12 @@ fn command_line(a: &PlanArgs, kind: RenderKind) -> String {
     w.join(" ")
 }
 
-fn source(out: &RenderOutputArgs) -> Source {
+pub(super) fn source(out: &RenderOutputArgs) -> Source {
     out.templates.clone().map_or(Source::Builtin, Source::Folder)
 }
 
 /// Check a rendered document before anyone deploys it: YAML must parse, a `.env` must read back.
-fn self_check(r: &Rendered, template: &str, src: &Source) -> Result<()> {
+pub(super) fn self_check(r: &Rendered, template: &str, src: &Source) -> Result<()> {
     let shown = match src {
         Source::Builtin => format!("built-in template {template}"),
         Source::Folder(d) => crate::safety::shown_path(&d.join(template)),
@@ -136,7 +138,7 @@ fn self_check(r: &Rendered, template: &str, src: &Source) -> Result<()> {
 }
 
 /// Print one document, or write every file into the output folder (all or nothing).
-fn emit(docs: Vec<Rendered>, out: &RenderOutputArgs, separator: &str, io: &mut Io) -> Result<ExitStatus> {
+pub(super) fn emit(docs: Vec<Rendered>, out: &RenderOutputArgs, separator: &str, io: &mut Io) -> Result<ExitStatus> {
     let Some(dir) = &out.output else {
         let text: Vec<String> = docs.into_iter().map(|d| d.text).collect();
         write!(io.out, "{}", text.join(separator))?;

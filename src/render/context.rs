@@ -544,7 +544,7 @@ fn per_service(plan: &Plan, all: &[Setting]) -> Vec<ServiceEnv> {
 /// The target a render command plans for: the one its output runs on.
 pub fn target_for(kind: RenderKind, asked: Target) -> Target {
     match kind {
-        RenderKind::Env => asked,
+        RenderKind::Env | RenderKind::Alerts => asked,
         RenderKind::Compose => Target::Compose,
         RenderKind::Kubernetes | RenderKind::Helm => Target::Kubernetes,
     }
@@ -557,4 +557,6 @@ pub enum RenderKind {
     Compose,
     Kubernetes,
     Helm,
+    /// Prometheus rules: for the target asked, as `env` is.
+    Alerts,
 }

@@ -28,6 +28,8 @@ pub const BUILTINS: &[Builtin] = &[
     builtin!("kubernetes/pgbouncer.yaml.j2"),
     builtin!("helm/borispolonsky.yaml.j2"),
     builtin!("helm/douban.yaml.j2"),
+    builtin!("alerts/rules.yaml.j2"),
+    builtin!("alerts/postgres-exporter-queries.yaml.j2"),
 ];
 
 /// Where templates come from: the embedded ones, or a user's folder (`--templates DIR`).

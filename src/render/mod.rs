@@ -2,6 +2,7 @@
 //! templates, the view of a plan the templates read, the `.env` patcher and its diff, and the
 //! writer that never leaves half a file behind.
 
+pub mod alerts;
 pub mod context;
 pub mod engine;
 pub mod patch;

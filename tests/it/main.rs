@@ -1,6 +1,7 @@
 //! difyplan's integration tests: the whole CLI (exit codes, messages, formats) and the model's
 //! properties. Real Dify files come from `../shared/fixtures/dify/`, never from copies.
 
+mod alerts;
 mod bad_input;
 mod calibrate_cli;
 mod capacity_cli;
