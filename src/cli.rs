@@ -204,8 +204,8 @@ pub struct CheckArgs {
     /// Report only: exit 0 whatever is found (input errors still exit 2).
     #[arg(long, conflicts_with = "fail_on")]
     pub exit_zero: bool,
-    /// max_connections of a managed database whose cap is not in the files.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=262_143))]
+    /// max_connections of a managed database whose cap is not in the files (PostgreSQL or MySQL).
+    #[arg(long, visible_alias = "db-max-connections", value_name = "N", value_parser = clap::value_parser!(u64).range(1..=262_143))]
     pub pg_max_connections: Option<u64>,
     /// Dify release, where the files do not say.
     #[arg(long, value_name = "VERSION", value_parser = parse_version)]

@@ -5,6 +5,7 @@ use serde::Serialize;
 use std::fmt;
 use std::str::FromStr;
 
+pub mod db_type;
 pub mod deployment;
 pub mod keys;
 pub mod rules;

@@ -536,6 +536,7 @@ fn connection_budget(cx: &mut Ctx, components: &[ComponentPlan], pooler: Option<
         app_role_superuser: input.app_role_superuser,
         superuser_reserved_connections: a.superuser_reserved_connections,
         reserved_connections: a.reserved_connections,
+        ..Cap::postgresql(max_connections, input.app_role_superuser)
     };
     let budget = Budget::with_pooler(lines, pooler_line, reserves, cap);
     cx.rec.note(

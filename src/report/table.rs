@@ -215,7 +215,16 @@ pub fn budget_table(bud: &crate::model::budget::Budget, cap_note: &str) -> Strin
     b.push_record([
         "withheld from the app role".to_string(),
         bud.cap.withheld().to_string(),
-        if bud.cap.app_role_superuser {
+        if bud.cap.db_type == crate::dify::db_type::DbType::Mysql {
+            if bud.cap.app_role_superuser {
+                format!(
+                    "none; MySQL gives an account with CONNECTION_ADMIN {} more",
+                    bud.cap.superuser_extra_connections
+                )
+            } else {
+                "none: MySQL withholds no slots from an ordinary account".to_string()
+            }
+        } else if bud.cap.app_role_superuser {
             "none: the app role is a superuser".to_string()
         } else {
             format!(

@@ -13,6 +13,7 @@ mod helm_values;
 mod integrations;
 mod kubernetes_cli;
 mod matrix_files;
+mod mysql;
 mod operator_fit;
 mod pg_server;
 mod plan_properties;
