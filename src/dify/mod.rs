@@ -43,6 +43,11 @@ impl DifyVersion {
     pub fn has_api_websocket(self) -> bool {
         self == DifyVersion::V1_16
     }
+
+    /// The compose file has a `db_mysql` service and `DB_TYPE` chooses it (docs/model.md §11).
+    pub fn has_mysql(self) -> bool {
+        self == DifyVersion::V1_16
+    }
 }
 
 impl fmt::Display for DifyVersion {

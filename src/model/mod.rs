@@ -4,6 +4,7 @@
 pub mod assumptions;
 pub mod budget;
 mod components;
+pub mod mysql;
 pub mod pgtune;
 pub mod plan;
 pub mod pooler;
