@@ -120,3 +120,65 @@ fn other_db_types_are_refused() {
     assert_eq!(r.code, 2, "{}", r.stdout);
     assert!(r.stderr.contains("DB_TYPE=oceanbase") && r.stderr.contains(".env:"), "{}", r.stderr);
 }
+
+/// A set rendered with `--db-type mysql` (Dify 1.16.1's `.env` patched, the compose override
+/// beside its compose file) passes its own `check`: DB_TYPE, MYSQL_MAX_CONNECTIONS and
+/// db_mysql's command read back as planned, no budget finding.
+#[test]
+fn rendered_mysql_set_passes_its_own_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = fixture("1.16.1");
+    std::fs::copy(src.join("docker-compose.yaml"), dir.path().join("docker-compose.yaml")).unwrap();
+    std::fs::copy(src.join("env.example"), dir.path().join(".env")).unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let env = s(&dir.path().join(".env"));
+    let base = s(&dir.path().join("docker-compose.yaml"));
+    let plan = json(&difyplan(&["size", "--qps", "20", "--db-type", "mysql", "--format", "json"]));
+    let r =
+        difyplan(&["render", "env", "--qps", "20", "--db-type", "mysql", "--patch", &env, "--write", "--no-backup"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("CREATE USER"), "the MySQL account to create: {}", r.stderr);
+    let r = difyplan(&[
+        "render",
+        "compose",
+        "--qps",
+        "20",
+        "--db-type",
+        "mysql",
+        "--compose-file",
+        &base,
+        "-o",
+        &s(dir.path()),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let text = std::fs::read_to_string(dir.path().join(".env")).unwrap();
+    for key in [
+        "DB_TYPE=mysql",
+        "DB_HOST=db_mysql",
+        "DB_PORT=3306",
+        "MYSQL_MAX_CONNECTIONS=",
+        "MYSQL_INNODB_BUFFER_POOL_SIZE=",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(key)), "{key} in the patched .env");
+    }
+    let over = std::fs::read_to_string(dir.path().join("docker-compose.override.yaml")).unwrap();
+    assert!(over.contains("db_mysql:") && over.contains("--max_connections="), "{over}");
+    assert!(!over.contains("POSTGRES_USER"), "{over}");
+    let r = difyplan(&["check", &s(dir.path()), "--format", "json"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v = json(&r);
+    let d = &v["deployments"][0];
+    assert_eq!(d["deployment"]["db_type"], "mysql");
+    assert_eq!(d["budget"]["cap"]["max_connections"], plan["database"]["max_connections"]);
+    assert!(d["budget"]["fits"].as_bool().unwrap());
+    let codes: Vec<&str> = v["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
+    assert!(!codes.contains(&"connection-budget-exceeded") && !codes.contains(&"superuser-app-role"), "{codes:?}");
+}
+
+/// PgBouncer speaks PostgreSQL only: refused with MySQL, naming ProxySQL.
+#[test]
+fn pgbouncer_with_mysql_is_refused() {
+    let r = difyplan(&["size", "--qps", "20", "--db-type", "mysql", "--pooler", "pgbouncer"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("ProxySQL") && r.stderr.contains("PostgreSQL only"), "{}", r.stderr);
+}
