@@ -182,3 +182,15 @@ fn pgbouncer_with_mysql_is_refused() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("ProxySQL") && r.stderr.contains("PostgreSQL only"), "{}", r.stderr);
 }
+
+/// calibrate reads PostgreSQL only, and says so for a Dify on MySQL (exit 2).
+#[test]
+fn calibrate_says_postgresql_only() {
+    let dir = mysql_project("");
+    let r = difyplan(&["calibrate", dir.path().to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("PostgreSQL only") && r.stderr.contains("--db-type mysql"), "{}", r.stderr);
+    let r = difyplan(&["calibrate", "--database-url", "mysql://root@127.0.0.1:3306/dify"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("PostgreSQL only"), "{}", r.stderr);
+}
