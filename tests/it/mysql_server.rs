@@ -227,7 +227,7 @@ enum Refused {
     Io(#[allow(dead_code)] io::Error),
     /// The server's ERR packet: code and message.
     Error(u16, String),
-    Protocol(String),
+    Protocol(#[allow(dead_code)] String),
 }
 
 impl std::fmt::Display for Refused {
