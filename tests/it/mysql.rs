@@ -194,3 +194,16 @@ fn calibrate_says_postgresql_only() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("PostgreSQL only"), "{}", r.stderr);
 }
+
+/// Kubernetes and Helm renders are PostgreSQL-only: refused with MySQL rather than written wrong.
+#[test]
+fn kubernetes_and_helm_renders_refuse_mysql() {
+    for what in [&["kubernetes"][..], &["helm", "--chart", "borispolonsky"][..]] {
+        let mut args = vec!["render"];
+        args.extend_from_slice(what);
+        args.extend_from_slice(&["--qps", "20", "--db-type", "mysql"]);
+        let r = difyplan(&args);
+        assert_eq!(r.code, 2, "{what:?}: {}", r.stdout);
+        assert!(r.stderr.contains("compose and .env only"), "{}", r.stderr);
+    }
+}
