@@ -96,14 +96,17 @@ pub struct PlanArgs {
     /// The application's database role. A dedicated role cannot use the 3 superuser-reserved slots.
     #[arg(long, value_enum, default_value_t = AppRole::Dedicated)]
     pub app_role: AppRole,
+    /// Dify's DB_TYPE: the database the plan and its files are for.
+    #[arg(long, value_enum, default_value_t = crate::dify::db_type::DbType::Postgresql)]
+    pub db_type: crate::dify::db_type::DbType,
     /// A fixed max_connections (managed databases). Without it difyplan chooses one.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=262_143))]
+    #[arg(long, visible_alias = "db-max-connections", value_name = "N", value_parser = clap::value_parser!(u64).range(1..=262_143))]
     pub pg_max_connections: Option<u64>,
-    /// Memory of the PostgreSQL host, e.g. 16GiB (default: the smallest that holds the plan).
-    #[arg(long, value_name = "SIZE", value_parser = crate::model::pgtune::parse_memory)]
+    /// Memory of the database host, e.g. 16GiB (default: the smallest that holds the plan).
+    #[arg(long, visible_alias = "db-memory", value_name = "SIZE", value_parser = crate::model::pgtune::parse_memory)]
     pub pg_memory: Option<u64>,
-    /// CPUs of the PostgreSQL host (default: the plan's database cores).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    /// CPUs of the database host (default: the plan's database cores).
+    #[arg(long, visible_alias = "db-cpus", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub pg_cpus: Option<u32>,
     /// Storage of the PostgreSQL host.
     #[arg(long, value_enum, default_value_t = crate::model::pgtune::Storage::Ssd)]
@@ -203,8 +206,8 @@ pub struct CheckArgs {
     /// Report only: exit 0 whatever is found (input errors still exit 2).
     #[arg(long, conflicts_with = "fail_on")]
     pub exit_zero: bool,
-    /// max_connections of a managed database whose cap is not in the files.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=262_143))]
+    /// max_connections of a managed database whose cap is not in the files (PostgreSQL or MySQL).
+    #[arg(long, visible_alias = "db-max-connections", value_name = "N", value_parser = clap::value_parser!(u64).range(1..=262_143))]
     pub pg_max_connections: Option<u64>,
     /// Dify release, where the files do not say.
     #[arg(long, value_name = "VERSION", value_parser = parse_version)]

@@ -115,10 +115,23 @@ pub fn run(args: &CalibrateArgs, io: &mut Io) -> Result<ExitStatus> {
 /// Where to connect: --database-url, a Dify project, or the libpq environment.
 fn target(args: &CalibrateArgs) -> Result<Target> {
     if let Some(url) = &args.database_url {
+        let scheme = url.split(':').next().unwrap_or_default().to_ascii_lowercase();
+        if scheme.starts_with("mysql") || scheme.starts_with("mariadb") {
+            bail!(
+                "--database-url {scheme}://…: calibrate reads PostgreSQL only — a Dify on MySQL cannot be \
+                 measured yet; plan it with `difyplan size --db-type mysql` and a built-in profile"
+            );
+        }
         return Target::from_url(url, "--database-url");
     }
     if let Some(path) = &args.path {
         let (label, d) = read_deployment(path)?;
+        if d.db_type == crate::dify::db_type::DbType::Mysql {
+            bail!(
+                "{label}: DB_TYPE=mysql — calibrate reads PostgreSQL only, so this Dify on MySQL cannot be \
+                 measured yet; plan it with `difyplan size --db-type mysql` and a built-in profile"
+            );
+        }
         let api = d
             .components
             .iter()

@@ -50,9 +50,39 @@ pub fn plan_input(args: &PlanArgs) -> Result<PlanInput> {
             pg_version: args.pg_version,
         },
         assumptions,
+        db_type: args.db_type,
     };
+    if args.db_type == crate::dify::db_type::DbType::Mysql {
+        mysql_supported(&input)?;
+    }
     if args.max_qps {
         return Ok(crate::model::solve::max_qps_input(&input)?);
     }
     Ok(input)
+}
+
+/// What a MySQL plan cannot be: behind PgBouncer, or for a Dify release without MySQL, or above
+/// MySQL's own cap.
+fn mysql_supported(input: &PlanInput) -> Result<()> {
+    use crate::dify::db_type::mysql;
+    if input.pooler == crate::model::pooler::Pooler::Pgbouncer {
+        anyhow::bail!(
+            "--pooler pgbouncer with --db-type mysql: PgBouncer speaks PostgreSQL only — the MySQL \
+             equivalent is ProxySQL, which difyplan does not plan; drop --pooler (each process keeps its own pool)"
+        );
+    }
+    if !input.dify_version.has_mysql() {
+        anyhow::bail!(
+            "--db-type mysql with --dify-version {}: that release's compose file has no db_mysql service — \
+             plan MySQL with --dify-version 1.16.1",
+            input.dify_version
+        );
+    }
+    if let Some(n) = input.pg_max_connections.filter(|n| *n > mysql::MAX_MAX_CONNECTIONS) {
+        anyhow::bail!(
+            "--db-max-connections {n}: MySQL's max_connections goes up to {} — give the server's real value",
+            mysql::MAX_MAX_CONNECTIONS
+        );
+    }
+    Ok(())
 }

@@ -46,6 +46,15 @@ pub(super) fn make_plan(args: &PlanArgs, kind: RenderKind, io: &mut Io) -> Resul
                 kubernetes` / `render helm`"
         );
     }
+    if args.db_type == crate::dify::db_type::DbType::Mysql && matches!(kind, RenderKind::Kubernetes | RenderKind::Helm)
+    {
+        bail!(
+            "--db-type mysql: render writes MySQL's settings for compose and .env only — neither community \
+             chart runs a MySQL server (BorisPolonsky's only points at an external one, externalMysql); use \
+             `render env --target kubernetes --db-type mysql` for Dify's keys and set the server's \
+             max_connections and innodb_buffer_pool_size from it"
+        );
+    }
     let mut args = args.clone();
     args.target = context::target_for(kind, args.target);
     let input = plan_input(&args)?;
@@ -207,7 +216,21 @@ fn patch_env(plan: &Plan, file: &Path, args: &RenderEnvArgs, io: &mut Io) -> Res
         settings.iter().filter(|s| s.scope == Scope::Shared).map(|s| (s.key.to_string(), s.value.clone())).collect();
     let patched = patch::patch(text, &name, &wanted)?;
     let role = crate::dify::keys::DB_USERNAME.name;
-    if patched.changed.iter().any(|c| c.key == role) || patched.added.iter().any(|(k, _)| k == role) {
+    let role_changed = patched.changed.iter().any(|c| c.key == role) || patched.added.iter().any(|(k, _)| k == role);
+    if role_changed && plan.input.db_type == crate::dify::db_type::DbType::Mysql {
+        writeln!(
+            io.err,
+            "note: DB_USERNAME becomes `{}` — {}",
+            settings.iter().find(|s| s.key == role).map_or("", |s| s.value.as_str()),
+            if plan.input.app_role_superuser {
+                "root, the only account the mysql image creates"
+            } else {
+                "an ordinary MySQL account the plan counts on: create it before Dify restarts, as root: CREATE USER \
+                 'dify'@'%' IDENTIFIED BY '<DB_PASSWORD>'; GRANT ALL ON `dify`.* TO 'dify'@'%'; GRANT ALL ON \
+                 `dify_plugin`.* TO 'dify'@'%'; (or keep root with --app-role superuser)"
+            }
+        )?;
+    } else if role_changed {
         // The plan counted a dedicated role; Dify cannot connect until it exists.
         writeln!(
             io.err,
@@ -366,6 +389,16 @@ fn compose(args: &RenderComposeArgs, io: &mut Io) -> Result<ExitStatus> {
         }
         view.base_file = Some(crate::safety::shown_path(file));
         db_service = Some(found.db_service);
+        if plan_args.db_type == crate::dify::db_type::DbType::Mysql {
+            let svc = crate::dify::db_type::mysql::COMPOSE_SERVICE;
+            if !found.services.iter().any(|s| s == svc) {
+                bail!(
+                    "{}: no `{svc}` service — --db-type mysql sets its command; pass Dify 1.16's own compose file",
+                    crate::safety::shown_path(file)
+                );
+            }
+            db_service = Some(svc.to_string());
+        }
         present = Some(found.services);
     }
     let Some((plan, command)) = make_plan(&plan_args, RenderKind::Compose, io)? else {

@@ -1,6 +1,7 @@
 //! A deployment description: what runs, how many of it, and every setting with where it came
 //! from. The config readers (compose, Kubernetes, Helm values) produce it; `check` judges it.
 
+use super::db_type::DbType;
 use super::{Component, DifyVersion, defaults};
 use crate::model::budget::{BudgetLine, Cap};
 use serde::Serialize;
@@ -161,6 +162,9 @@ impl DeployedPooler {
 pub struct Deployment {
     pub version: DifyVersion,
     pub version_source: Source,
+    /// Dify's `DB_TYPE`: the server whose cap applies (shown only for MySQL).
+    #[serde(default, skip_serializing_if = "DbType::is_postgresql")]
+    pub db_type: DbType,
     pub components: Vec<Deployed>,
     pub max_connections: Valued<u64>,
     /// `max_connections` was read from the inputs or a flag, not assumed.
@@ -208,11 +212,9 @@ impl Deployment {
     }
 
     pub fn cap(&self) -> Cap {
-        Cap {
-            max_connections: self.max_connections.value,
-            app_role_superuser: self.app_role_superuser,
-            superuser_reserved_connections: defaults::SUPERUSER_RESERVED_CONNECTIONS,
-            reserved_connections: defaults::RESERVED_CONNECTIONS,
+        match self.db_type {
+            DbType::Postgresql => Cap::postgresql(self.max_connections.value, self.app_role_superuser),
+            DbType::Mysql => Cap::mysql(self.max_connections.value, self.app_role_superuser),
         }
     }
 }

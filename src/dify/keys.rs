@@ -92,6 +92,39 @@ pub const DB_USERNAME: Key = Key {
         --app-role superuser keeps Dify's postgres",
 };
 
+/// `DB_TYPE`: which database Dify connects to; `mysql` also starts compose's `db_mysql` through
+/// `COMPOSE_PROFILES=…,${DB_TYPE},…`.
+pub const DB_TYPE: Key = Key {
+    name: "DB_TYPE",
+    doc: "the database Dify uses; mysql also starts db_mysql (COMPOSE_PROFILES has ${DB_TYPE})",
+};
+pub const DB_HOST: Key = Key { name: "DB_HOST", doc: "the database host: compose's MySQL service" };
+pub const DB_PORT: Key = Key { name: "DB_PORT", doc: "the database port: MySQL's 3306" };
+pub const DB_USERNAME_MYSQL: Key = Key {
+    name: "DB_USERNAME",
+    doc: "the application's MySQL account, an ordinary one (no CONNECTION_ADMIN or SUPER) so that the \
+        connection MySQL keeps for an administrator stays free for operators. Create it once before Dify \
+        starts, as root: CREATE USER 'dify'@'%' IDENTIFIED BY '<DB_PASSWORD>'; GRANT ALL ON `dify`.* TO \
+        'dify'@'%'; GRANT ALL ON `dify_plugin`.* TO 'dify'@'%'; --app-role superuser keeps root",
+};
+pub const MYSQL_MAX_CONNECTIONS: Key = Key {
+    name: "MYSQL_MAX_CONNECTIONS",
+    doc: "MySQL max_connections (db_mysql's --max_connections), shared by the dify and dify_plugin databases",
+};
+pub const MYSQL_INNODB_BUFFER_POOL_SIZE: Key = Key {
+    name: "MYSQL_INNODB_BUFFER_POOL_SIZE",
+    doc: "MySQL innodb_buffer_pool_size: the host's memory less what the connections may take (docs/model.md §11)",
+};
+pub const MYSQL_INNODB_LOG_FILE_SIZE: Key = Key {
+    name: "MYSQL_INNODB_LOG_FILE_SIZE",
+    doc: "MySQL innodb_log_file_size (innodb_dedicated_server's size for the host)",
+};
+pub const MYSQL_INNODB_FLUSH_LOG_AT_TRX_COMMIT: Key = Key {
+    name: "MYSQL_INNODB_FLUSH_LOG_AT_TRX_COMMIT",
+    doc: "MySQL innodb_flush_log_at_trx_commit: Dify's 2 writes the log at each commit and flushes it once a \
+        second (1 flushes at each commit: no loss on a crash of the host, slower commits)",
+};
+
 /// Every key difyplan writes, for lookups by name.
 pub const ALL: &[Key] = &[
     SERVER_WORKER_AMOUNT,
@@ -114,6 +147,13 @@ pub const ALL: &[Key] = &[
     DB_MAX_OPEN_CONNS,
     DB_MAX_IDLE_CONNS,
     DB_USERNAME,
+    DB_TYPE,
+    DB_HOST,
+    DB_PORT,
+    MYSQL_MAX_CONNECTIONS,
+    MYSQL_INNODB_BUFFER_POOL_SIZE,
+    MYSQL_INNODB_LOG_FILE_SIZE,
+    MYSQL_INNODB_FLUSH_LOG_AT_TRX_COMMIT,
 ];
 
 /// The key of that name, if difyplan writes it.
@@ -151,4 +191,8 @@ pub const SIZING_KEYS: &[&str] = &[
     "DB_MAX_IDLE_CONNS",
     "DB_CONN_MAX_LIFETIME",
     "REDIS_MAX_CONNECTIONS",
+    "MYSQL_MAX_CONNECTIONS",
+    "MYSQL_INNODB_BUFFER_POOL_SIZE",
+    "MYSQL_INNODB_LOG_FILE_SIZE",
+    "MYSQL_INNODB_FLUSH_LOG_AT_TRX_COMMIT",
 ];

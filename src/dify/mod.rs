@@ -5,6 +5,7 @@ use serde::Serialize;
 use std::fmt;
 use std::str::FromStr;
 
+pub mod db_type;
 pub mod deployment;
 pub mod keys;
 pub mod rules;
@@ -40,6 +41,11 @@ impl DifyVersion {
     }
 
     pub fn has_api_websocket(self) -> bool {
+        self == DifyVersion::V1_16
+    }
+
+    /// The compose file has a `db_mysql` service and `DB_TYPE` chooses it (docs/model.md §11).
+    pub fn has_mysql(self) -> bool {
         self == DifyVersion::V1_16
     }
 }

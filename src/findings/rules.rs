@@ -3,6 +3,7 @@
 
 use super::{Code, Finding};
 use crate::dify::Component;
+use crate::dify::db_type::DbType;
 use crate::dify::deployment::{CeleryPool, Deployed, Deployment, Source};
 use crate::dify::rules::{self, PoolVerdict, judge_api_pool};
 use crate::model::assumptions::Assumptions;
@@ -80,7 +81,22 @@ pub fn check(d: &Deployment, budget: &Budget, apps: &Apps) -> Vec<Finding> {
             );
         }
     }
-    if d.app_role_superuser {
+    if d.app_role_superuser && d.db_type == DbType::Mysql {
+        out.push(
+            Finding::new(
+                Code::SuperuserAppRole,
+                format!(
+                    "Dify connects as `{}`, which holds CONNECTION_ADMIN: it may take the {} connection MySQL \
+                    keeps beyond max_connections for an administrator",
+                    d.app_role.value,
+                    crate::dify::db_type::mysql::SUPERUSER_EXTRA_CONNECTIONS
+                ),
+                "create an ordinary account for DB_USERNAME (CREATE USER … ; GRANT ALL ON dify.* and dify_plugin.*, \
+                without CONNECTION_ADMIN or SUPER) and keep `root` for operators",
+            )
+            .at(&d.app_role.source),
+        );
+    } else if d.app_role_superuser {
         out.push(
             Finding::new(
                 Code::SuperuserAppRole,
@@ -115,10 +131,16 @@ pub fn check(d: &Deployment, budget: &Budget, apps: &Apps) -> Vec<Finding> {
         out.push(Finding::new(
             Code::MaxConnectionsUnknown,
             format!(
-                "no max_connections was found in the inputs; PostgreSQL's default {} was assumed",
+                "no max_connections was found in the inputs; {}'s default {} was assumed",
+                d.db_type.server(),
                 d.max_connections.value
             ),
-            "pass --pg-max-connections N with the database's real cap, or include the database's configuration",
+            if d.db_type == DbType::Mysql {
+                "pass --db-max-connections N with the MySQL server's real max_connections, or include the \
+                database's configuration (db_mysql's command, a my.cnf)"
+            } else {
+                "pass --pg-max-connections N with the database's real cap, or include the database's configuration"
+            },
         ));
     }
     if let Some(assumed) = &d.chart_version_assumed {
@@ -231,7 +253,24 @@ fn budget_rule(d: &Deployment, b: &Budget, out: &mut Vec<Finding>) {
             format!("{} {} × {} × {} = {}", l.component, l.worst_pods, l.processes, l.per_process_max, l.connections)
         })
         .collect();
-    let withheld = if b.cap.app_role_superuser { String::new() } else { format!(" − {} reserved", b.cap.withheld()) };
+    let mysql = d.db_type == DbType::Mysql;
+    let withheld = match (b.cap.app_role_superuser, mysql) {
+        (true, true) => format!(" + {} for an account with CONNECTION_ADMIN", b.cap.superuser_extra_connections),
+        (true, false) => String::new(),
+        (false, _) if mysql => String::new(),
+        (false, _) => format!(" − {} reserved", b.cap.withheld()),
+    };
+    // The max_connections whose usable cap holds the demand.
+    let need = b.demand.saturating_add(b.cap.withheld()).saturating_sub(if b.cap.app_role_superuser {
+        b.cap.superuser_extra_connections
+    } else {
+        0
+    });
+    let what = if mysql {
+        "max_connections (MYSQL_MAX_CONNECTIONS in Dify's .env, the server's --max_connections)"
+    } else {
+        "max_connections"
+    };
     out.push(
         Finding::new(
             Code::ConnectionBudgetExceeded,
@@ -243,8 +282,8 @@ fn budget_rule(d: &Deployment, b: &Budget, out: &mut Vec<Finding>) {
                 arithmetic.join(" + ")
             ),
             format!(
-                "raise max_connections to at least {}, or shrink the pools: `difyplan size` computes a plan that fits",
-                b.demand.saturating_add(b.cap.withheld())
+                "raise {what} to at least {need}, or shrink the pools: `difyplan size` computes a plan that fits{}",
+                if mysql { " (with --db-type mysql)" } else { "" }
             ),
         )
         .at(&d.max_connections.source),

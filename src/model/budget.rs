@@ -2,6 +2,7 @@
 //! `max_connections`. `size` and `check` both call this one implementation (docs/model.md §2).
 
 use crate::dify::Component;
+use crate::dify::db_type::DbType;
 use serde::Serialize;
 
 /// One component's worst case: every pod that can exist at once, every process full.
@@ -60,14 +61,50 @@ pub struct Cap {
     pub app_role_superuser: bool,
     pub superuser_reserved_connections: u64,
     pub reserved_connections: u64,
+    /// The server: PostgreSQL withholds slots from a non-superuser; MySQL gives an account with
+    /// `CONNECTION_ADMIN` one more than `max_connections` (docs/model.md §11).
+    #[serde(default, skip_serializing_if = "DbType::is_postgresql")]
+    pub db_type: DbType,
+    /// MySQL: connections beyond `max_connections` an administrator account may open (1).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub superuser_extra_connections: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Cap {
-    /// Slots the application role can use: all of them for a superuser; otherwise
-    /// `max_connections − superuser_reserved_connections − reserved_connections`.
+    /// PostgreSQL's cap: `superuser_reserved_connections` (3) withheld from a non-superuser.
+    pub fn postgresql(max_connections: u64, app_role_superuser: bool) -> Cap {
+        Cap {
+            max_connections,
+            app_role_superuser,
+            superuser_reserved_connections: crate::dify::defaults::SUPERUSER_RESERVED_CONNECTIONS,
+            reserved_connections: crate::dify::defaults::RESERVED_CONNECTIONS,
+            db_type: DbType::Postgresql,
+            superuser_extra_connections: 0,
+        }
+    }
+
+    /// MySQL's cap: every `max_connections` slot for any account, and one more for an account
+    /// with `CONNECTION_ADMIN` or `SUPER` (MySQL 8.0 manual, "Too many connections").
+    pub fn mysql(max_connections: u64, app_role_superuser: bool) -> Cap {
+        Cap {
+            max_connections,
+            app_role_superuser,
+            superuser_reserved_connections: 0,
+            reserved_connections: 0,
+            db_type: DbType::Mysql,
+            superuser_extra_connections: crate::dify::db_type::mysql::SUPERUSER_EXTRA_CONNECTIONS,
+        }
+    }
+
+    /// Slots the application role can use: all of them for a superuser (MySQL: one more);
+    /// otherwise `max_connections − superuser_reserved_connections − reserved_connections`.
     pub fn usable(&self) -> u64 {
         if self.app_role_superuser {
-            self.max_connections
+            self.max_connections.saturating_add(self.superuser_extra_connections)
         } else {
             self.max_connections
                 .saturating_sub(self.superuser_reserved_connections)
@@ -77,7 +114,7 @@ impl Cap {
 
     /// The slots a non-superuser role cannot use.
     pub fn withheld(&self) -> u64 {
-        self.max_connections - self.usable()
+        self.max_connections.saturating_sub(self.usable())
     }
 }
 
@@ -144,7 +181,19 @@ mod tests {
     use super::*;
 
     fn cap(max: u64, su: bool) -> Cap {
-        Cap { max_connections: max, app_role_superuser: su, superuser_reserved_connections: 3, reserved_connections: 0 }
+        Cap::postgresql(max, su)
+    }
+
+    /// MySQL: a non-superuser gets every slot, `root` one more; nothing is withheld.
+    #[test]
+    fn mysql_cap() {
+        assert_eq!(Cap::mysql(1000, false).usable(), 1000);
+        assert_eq!(Cap::mysql(1000, true).usable(), 1001);
+        assert_eq!(Cap::mysql(1000, true).withheld(), 0);
+        let b = Budget::new(vec![BudgetLine::new(Component::Api, 1, 1, 151)], vec![], Cap::mysql(150, true));
+        assert!(b.fits, "root reaches max_connections + 1");
+        let b = Budget::new(vec![BudgetLine::new(Component::Api, 1, 1, 151)], vec![], Cap::mysql(150, false));
+        assert!(!b.fits);
     }
 
     /// docs/model.md §2: Dify 1.9.1 defaults: api 1×1×(30+10) + worker 40 + beat 40 + plugin 30 = 150 > 100.

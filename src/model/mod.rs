@@ -6,6 +6,7 @@ pub mod budget;
 pub mod capacity;
 mod components;
 pub mod load;
+pub mod mysql;
 pub mod pgtune;
 pub mod plan;
 pub mod pooler;

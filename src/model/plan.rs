@@ -9,6 +9,7 @@ use super::components::{self as size, Admission, Ctx, fmt2, round2};
 use super::pgtune::{self, MemoryCheck, PgHost, Storage, Timeouts, Tuning};
 use super::profile::Profile;
 use super::storage::{self, LogPlan, LogStore, RedisPlan};
+use crate::dify::db_type::DbType;
 use crate::dify::{Component, DifyVersion};
 use serde::Serialize;
 
@@ -41,6 +42,9 @@ pub struct PlanInput {
     /// A pooler in front of PostgreSQL (`--pooler`); see `pooler.rs`.
     pub pooler: super::pooler::Pooler,
     pub assumptions: Assumptions,
+    /// Dify's `DB_TYPE`: PostgreSQL (default) or MySQL (docs/model.md §11).
+    #[serde(default, skip_serializing_if = "DbType::is_postgresql")]
+    pub db_type: DbType,
 }
 
 impl PlanInput {
@@ -62,6 +66,7 @@ impl PlanInput {
             retention_days: None,
             pooler: super::pooler::Pooler::None,
             assumptions: Assumptions::default(),
+            db_type: DbType::Postgresql,
         }
     }
 }
@@ -165,8 +170,13 @@ pub struct DatabasePlan {
     pub timeouts: Timeouts,
     /// The Dify `.env` keys for the database service, in `.env.example` order.
     pub env: Vec<(String, String)>,
-    /// Every server setting, for people who run their own PostgreSQL (`postgres -c` names).
+    /// Every server setting, for people who run their own PostgreSQL (`postgres -c` names;
+    /// `mysqld --name=value` names on MySQL).
     pub server_settings: Vec<(String, String)>,
+    /// On MySQL (`--db-type mysql`): its own settings, which replace the PostgreSQL ones in
+    /// `env` and `server_settings` (the PostgreSQL fields above then do not apply).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mysql: Option<super::mysql::MysqlTuning>,
 }
 
 /// Dify's `GUNICORN_TIMEOUT` (`.env.example` of both versions): the longest a request runs.
@@ -516,8 +526,17 @@ fn connection_budget(cx: &mut Ctx, components: &[ComponentPlan], pooler: Option<
         .chain(pooler_line.iter().map(|p| p.connections))
         .chain(reserves.iter().map(|r| r.connections))
         .sum();
+    let mysql = input.db_type == DbType::Mysql;
     let (max_connections, chosen) = match input.pg_max_connections {
         Some(cap) => (cap, false),
+        // MySQL withholds nothing from an ordinary account and gives root one more.
+        None if mysql => {
+            let extra =
+                if input.app_role_superuser { crate::dify::db_type::mysql::SUPERUSER_EXTRA_CONNECTIONS } else { 0 };
+            let need = demand.saturating_sub(extra).max(1);
+            let step = a.max_connections_step.max(1);
+            ((need.div_ceil(step) * step).min(crate::dify::db_type::mysql::MAX_MAX_CONNECTIONS), true)
+        }
         // One server takes at most PostgreSQL's own limit; beyond it the plan cannot fit.
         None => (
             budget::choose_max_connections(
@@ -536,7 +555,9 @@ fn connection_budget(cx: &mut Ctx, components: &[ComponentPlan], pooler: Option<
         app_role_superuser: input.app_role_superuser,
         superuser_reserved_connections: a.superuser_reserved_connections,
         reserved_connections: a.reserved_connections,
+        ..Cap::postgresql(max_connections, input.app_role_superuser)
     };
+    let cap = if mysql { Cap::mysql(max_connections, input.app_role_superuser) } else { cap };
     let budget = Budget::with_pooler(lines, pooler_line, reserves, cap);
     cx.rec.note(
         "demand",
@@ -551,9 +572,16 @@ fn connection_budget(cx: &mut Ctx, components: &[ComponentPlan], pooler: Option<
         "docs/model.md §2",
     );
     cx.rec.note(
-        "POSTGRES_MAX_CONNECTIONS",
+        input.db_type.max_connections_key(),
         max_connections,
-        if chosen {
+        if chosen && mysql {
+            format!(
+                "demand {}{}, rounded up to a multiple of {} (MySQL withholds no slots from an ordinary account)",
+                budget.demand,
+                if input.app_role_superuser { " − 1 more that root may open (CONNECTION_ADMIN)" } else { "" },
+                a.max_connections_step
+            )
+        } else if chosen {
             format!(
                 "demand {} + {} slots withheld from a non-superuser, rounded up to a multiple of {}",
                 budget.demand,
@@ -670,7 +698,13 @@ fn database_step(cx: &mut Ctx, budget: &Budget) -> (DatabasePlan, LogPlan, Redis
         timeouts.reasoning.join(" "),
         "docs/model.md §1, §8",
     );
+    let mysql = (input.db_type == DbType::Mysql).then(|| mysql_step(cx, budget));
+    if let Some(m) = &mysql {
+        env = m.env();
+        server_settings = m.settings();
+    }
     let database = DatabasePlan {
+        mysql,
         max_connections,
         max_connections_chosen: input.pg_max_connections.is_none(),
         cores: pg_cores,
@@ -685,6 +719,43 @@ fn database_step(cx: &mut Ctx, budget: &Budget) -> (DatabasePlan, LogPlan, Redis
         server_settings,
     };
     (database, logs, redis)
+}
+
+/// MySQL's settings: the host's memory as given, or the smallest power of two from 4 GiB that
+/// holds the connections and a buffer pool of one chunk (docs/model.md §11).
+fn mysql_step(cx: &mut Ctx, budget: &Budget) -> super::mysql::MysqlTuning {
+    let extra = if budget.cap.app_role_superuser { budget.cap.superuser_extra_connections } else { 0 };
+    let max = budget.cap.max_connections;
+    let t = match cx.input.pg_host.memory_bytes {
+        Some(m) => super::mysql::tune(m, max, extra),
+        None => {
+            let mut m = pgtune::DEFAULT_HOST.memory_bytes;
+            let mut t = super::mysql::tune(m, max, extra);
+            while !t.fits && m < pgtune::MAX_MEMORY_BYTES {
+                m *= 2;
+                t = super::mysql::tune(m, max, extra);
+            }
+            cx.notes.push(format!(
+                "MySQL host assumed: {} GiB (the smallest power of two from 4 GiB that holds {} connections and the \
+                 buffer pool) — pass --db-memory to tune for yours.",
+                m >> 30,
+                t.connections
+            ));
+            t
+        }
+    };
+    if !t.fits {
+        cx.notes.push(format!(
+            "WARNING: {} MySQL connections × {} KiB leave no buffer pool in {} GiB: a larger host, or fewer connections.",
+            t.connections,
+            t.per_connection_bytes >> 10,
+            t.host_memory_bytes >> 30
+        ));
+    }
+    for (key, value) in t.env() {
+        cx.rec.note(&key, value, t.reasoning.join("; "), "docs/model.md §11");
+    }
+    t
 }
 
 const GIB_F: f64 = (1u64 << 30) as f64;

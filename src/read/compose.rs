@@ -3,6 +3,7 @@
 
 use super::dotenv;
 use super::yaml::{self, Document, PathSeg};
+use crate::dify::db_type::{DbType, mysql};
 use crate::dify::deployment::{self, Deployment, Env, Source, Valued};
 use crate::dify::{Component, DifyVersion, defaults};
 use serde_yaml::Value;
@@ -210,6 +211,7 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
 
     let mut components = Vec::new();
     let mut db: Option<&Service> = None;
+    let mut mysql_db: Option<&Service> = None;
     let mut pooler_svc: Option<&Service> = None;
     let mut env_cache = BTreeMap::new();
     for svc in services.values() {
@@ -221,6 +223,10 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
         }
         if is_db(svc, version) {
             db = Some(svc);
+            continue;
+        }
+        if is_mysql_db(svc) {
+            mysql_db = mysql_db.or(Some(svc));
             continue;
         }
         let image = svc.value.get("image").and_then(Value::as_str).unwrap_or_default();
@@ -256,6 +262,10 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
         None => None,
     };
 
+    let db_type = db_type(&components, &env)?;
+    if db_type == DbType::Mysql {
+        return read_mysql(version, version_source, components, pooler, mysql_db, &env, opts, &mut env_cache);
+    }
     let (max_connections, idle_timeout) = database_settings(db, &env, opts)?;
     let (app_role, mut app_role_superuser) = super::app_role(&components, opts);
     // The official postgres image creates POSTGRES_USER as a superuser.
@@ -273,6 +283,7 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
     Ok(Deployment {
         version,
         version_source,
+        db_type,
         components,
         max_connections,
         max_connections_found,
@@ -497,6 +508,99 @@ fn service_env(
         }
     }
     Ok(out)
+}
+
+/// Dify's `DB_TYPE` as the api sees it (its environment, else the project `.env`).
+fn db_type(components: &[deployment::Deployed], env: &ProjectEnv) -> Result<DbType, String> {
+    let from_api = components.iter().find(|c| c.component == Component::Api).and_then(|c| c.env.get("DB_TYPE"));
+    match from_api {
+        Some(v) => DbType::parse_dify(&v.value).map_err(|e| format!("{}: {e}", v.source)),
+        None => match env.values.get("DB_TYPE") {
+            Some((v, line)) => DbType::parse_dify(v).map_err(|e| format!("{}:{line}: {e}", env.path)),
+            None => Ok(DbType::Postgresql),
+        },
+    }
+}
+
+/// Dify's `db_mysql` service, or any service running a MySQL-protocol image.
+fn is_mysql_db(svc: &Service) -> bool {
+    svc.name == mysql::COMPOSE_SERVICE
+        || super::mysql::is_mysql_image(svc.value.get("image").and_then(Value::as_str).unwrap_or_default())
+}
+
+/// The words of a service's `command:`, split as compose does and each interpolated from the
+/// project `.env`, so each setting's source is the `.env` line of its own variable.
+fn command_words(svc: &Service, env: &ProjectEnv) -> Result<Vec<Valued<String>>, String> {
+    let at = svc.env_lines.get("\0command").cloned().unwrap_or_else(|| svc.at.clone());
+    match svc.value.get("command") {
+        Some(Value::String(s)) => shell_words(s).iter().map(|w| env.interpolate(w, at.clone())).collect(),
+        Some(Value::Sequence(items)) => {
+            items.iter().filter_map(yaml::scalar_string).map(|w| env.interpolate(&w, at.clone())).collect()
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// The rest of a compose project whose `DB_TYPE` is `mysql`: the cap from `db_mysql`'s
+/// `--max_connections` (Dify's `MYSQL_MAX_CONNECTIONS`), the app role a superuser when it is
+/// `root` (the only account the image creates with `CONNECTION_ADMIN`), docs/model.md §11.
+#[allow(clippy::too_many_arguments)]
+fn read_mysql(
+    version: DifyVersion,
+    version_source: Source,
+    components: Vec<deployment::Deployed>,
+    pooler: Option<deployment::DeployedPooler>,
+    db: Option<&Service>,
+    env: &ProjectEnv,
+    opts: &Options,
+    cache: &mut BTreeMap<PathBuf, Vec<dotenv::Entry>>,
+) -> Result<Deployment, String> {
+    if let Some(p) = &pooler {
+        return Err(format!(
+            "{}: a PgBouncer in front of a MySQL database (DB_TYPE=mysql) — PgBouncer speaks PostgreSQL only; \
+             the MySQL equivalent is ProxySQL, which difyplan does not read: check its budget by hand",
+            p.at
+        ));
+    }
+    let mut max = None;
+    let mut db_user = None;
+    if let Some(db) = db {
+        let settings = super::mysql::command_line(&command_words(db, env)?);
+        max = match settings.get("max_connections") {
+            Some(v) => Some(super::mysql::max_connections(v)?),
+            None => Some(Valued::new(
+                mysql::DEFAULT_MAX_CONNECTIONS,
+                Source::default("MySQL default (151): no --max_connections on the server's command"),
+            )),
+        };
+        db_user = service_env(db, env, cache)?.get("MYSQL_USER").map(|u| u.value.clone());
+    }
+    let max_connections = match (opts.pg_max_connections, max) {
+        (Some(n), _) => Valued::new(n, Source::Flag { flag: "--db-max-connections".into() }),
+        (None, Some(m)) => m,
+        (None, None) => Valued::new(
+            mysql::DEFAULT_MAX_CONNECTIONS,
+            Source::default("no database service: MySQL default 151 assumed"),
+        ),
+    };
+    let (app_role, app_role_superuser) = super::app_role_for(&components, opts, DbType::Mysql);
+    // MYSQL_USER is an ordinary account the image creates; only root holds CONNECTION_ADMIN.
+    let app_role_superuser = app_role_superuser && db_user.as_deref() != Some(app_role.value.as_str());
+    Ok(Deployment {
+        version,
+        version_source,
+        db_type: DbType::Mysql,
+        components,
+        max_connections,
+        max_connections_found: db.is_some() || opts.pg_max_connections.is_some(),
+        app_role,
+        app_role_superuser,
+        idle_in_transaction_timeout: None,
+        unbounded_autoscalers: Vec::new(),
+        chart: None,
+        chart_version_assumed: None,
+        pooler: None,
+    })
 }
 
 /// The official `postgres` image (not Bitnami's `postgresql`).
@@ -744,6 +848,37 @@ pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Dep
         )?);
     }
     components.sort_by_key(|c| c.component);
+    let db_type = match env.get("DB_TYPE") {
+        Some(v) => DbType::parse_dify(&v.value).map_err(|e| format!("{}: {e}", v.source))?,
+        None => DbType::Postgresql,
+    };
+    if db_type == DbType::Mysql {
+        let max_connections = match opts.pg_max_connections {
+            Some(n) => Valued::new(n, Source::Flag { flag: "--db-max-connections".into() }),
+            None => deployment::env_number(
+                &env,
+                "MYSQL_MAX_CONNECTIONS",
+                mysql::COMPOSE_MAX_CONNECTIONS,
+                "compose fallback ${MYSQL_MAX_CONNECTIONS:-1000}",
+            )?,
+        };
+        let (app_role, app_role_superuser) = super::app_role_for(&components, opts, DbType::Mysql);
+        return Ok(Deployment {
+            version,
+            version_source,
+            db_type,
+            components,
+            max_connections,
+            max_connections_found: true,
+            app_role,
+            app_role_superuser,
+            idle_in_transaction_timeout: None,
+            unbounded_autoscalers: Vec::new(),
+            chart: None,
+            chart_version_assumed: None,
+            pooler: None,
+        });
+    }
     let max_connections = match opts.pg_max_connections {
         Some(n) => Valued::new(n, Source::Flag { flag: "--pg-max-connections".into() }),
         None => deployment::env_number(
@@ -761,6 +896,7 @@ pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Dep
     Ok(Deployment {
         version,
         version_source,
+        db_type,
         components,
         max_connections,
         max_connections_found: true,

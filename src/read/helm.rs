@@ -539,6 +539,7 @@ pub fn read_release(release: &Release, opts: &Options) -> Result<Deployment, Str
     Ok(Deployment {
         version,
         version_source,
+        db_type: crate::dify::db_type::DbType::Postgresql,
         components,
         max_connections: db.max_connections,
         max_connections_found: db.found,

@@ -281,6 +281,7 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
     Ok(Deployment {
         version,
         version_source,
+        db_type: crate::dify::db_type::DbType::Postgresql,
         components,
         max_connections,
         max_connections_found: found,

@@ -6,6 +6,7 @@ pub mod dotenv;
 pub mod helm;
 pub mod inputs;
 pub mod kubernetes;
+pub mod mysql;
 pub mod pgbouncer;
 pub mod postgres;
 pub mod release;
@@ -156,12 +157,26 @@ pub fn text_from_bytes(bytes: Vec<u8>, name: &str) -> Result<String, ReadError> 
 /// The role Dify connects as: `DB_USERNAME` of the api (else of the first component), or Dify's
 /// default `postgres`; a superuser when it is `postgres`, unless `--app-role` says otherwise.
 pub fn app_role(components: &[Deployed], opts: &compose::Options) -> (Valued<String>, bool) {
+    app_role_for(components, opts, crate::dify::db_type::DbType::Postgresql)
+}
+
+/// `DB_USERNAME` and whether it is the server's superuser: `postgres` on PostgreSQL, `root`
+/// (the account with `CONNECTION_ADMIN`) on MySQL, unless `--app-role` says.
+pub fn app_role_for(
+    components: &[Deployed],
+    opts: &compose::Options,
+    db_type: crate::dify::db_type::DbType,
+) -> (Valued<String>, bool) {
     let role = components
         .iter()
         .find(|c| c.component == Component::Api)
         .or(components.first())
         .and_then(|c| c.env.get("DB_USERNAME").cloned())
         .unwrap_or_else(|| Valued::new("postgres".into(), Source::default("Dify default (postgres)")));
-    let superuser = opts.app_role_superuser.unwrap_or(role.value == "postgres");
+    let superuser_name = match db_type {
+        crate::dify::db_type::DbType::Postgresql => "postgres",
+        crate::dify::db_type::DbType::Mysql => crate::dify::db_type::mysql::SUPERUSER,
+    };
+    let superuser = opts.app_role_superuser.unwrap_or(role.value == superuser_name);
     (role, superuser)
 }

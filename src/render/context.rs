@@ -144,6 +144,10 @@ pub struct ComponentView {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DatabaseView {
+    /// `PostgreSQL` or `MySQL`.
+    pub server: &'static str,
+    /// The plan is for MySQL (`db_mysql`, `mysqld --name=value` options).
+    pub mysql: bool,
     /// The compose service that runs PostgreSQL (`db_postgres`, `db`, or what the given
     /// compose file calls it).
     pub compose_service: String,
@@ -199,11 +203,21 @@ pub fn build(plan: &Plan, command: String, compose: ComposeView, db_service: Opt
         .filter(|(k, _)| seen.insert(k.clone()))
         .map(|(k, v)| Pair { name: k.clone(), value: v.clone() })
         .collect();
-    let args: Vec<String> =
-        settings_once.iter().flat_map(|p| ["-c".to_string(), format!("{}={}", p.name, p.value)]).collect();
-    let mut command_line = vec!["postgres".to_string()];
-    command_line.extend(args.iter().cloned());
-    let compose_service = db_service.unwrap_or_else(|| v.db_service().to_string());
+    let mysql = db.mysql.is_some();
+    let (args, command_line) = if mysql {
+        // The mysql image passes a command of options to mysqld.
+        let args: Vec<String> = settings_once.iter().map(|p| format!("--{}={}", p.name, p.value)).collect();
+        (args.clone(), args)
+    } else {
+        let args: Vec<String> =
+            settings_once.iter().flat_map(|p| ["-c".to_string(), format!("{}={}", p.name, p.value)]).collect();
+        let mut command_line = vec!["postgres".to_string()];
+        command_line.extend(args.iter().cloned());
+        (args, command_line)
+    };
+    let compose_service = db_service.unwrap_or_else(|| {
+        if mysql { crate::dify::db_type::mysql::COMPOSE_SERVICE.to_string() } else { v.db_service().to_string() }
+    });
     let pooler = plan.pooler.as_ref().map(|p| {
         let host = match plan.input.target {
             Target::Compose => compose_service.as_str(),
@@ -241,12 +255,14 @@ pub fn build(plan: &Plan, command: String, compose: ComposeView, db_service: Opt
         per_service: per_service(plan, &all),
         suggested: all.iter().filter(|s| s.scope == Scope::Suggested).map(|s| env_var(plan, s)).collect(),
         database: DatabaseView {
+            server: plan.input.db_type.server(),
+            mysql,
             compose_service,
             max_connections: db.max_connections,
             settings: settings_once,
             command: command_line,
             args,
-            host_memory_gib: db.host.memory_bytes >> 30,
+            host_memory_gib: db.mysql.as_ref().map_or(db.host.memory_bytes, |m| m.host_memory_bytes) >> 30,
             host_cpus: db.host.cpus,
             host_assumed: db.host_memory_chosen || db.host_cpus_chosen,
         },

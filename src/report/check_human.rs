@@ -14,7 +14,9 @@ pub fn render(report: &Report) -> String {
     let mut s = String::new();
     for c in &report.deployments {
         let d = &c.deployment;
-        line(&mut s, format!("{} {} (Dify {}, from {})", c.kind, c.label, d.version, d.version_source));
+        let on =
+            if d.db_type.is_postgresql() { String::new() } else { format!(" on {} (DB_TYPE)", d.db_type.server()) };
+        line(&mut s, format!("{} {} (Dify {}, from {}){on}", c.kind, c.label, d.version, d.version_source));
         if let Some(chart) = &d.chart {
             line(&mut s, format!("read with the defaults of chart {} (chart from {})", chart.value, chart.source));
         }

@@ -70,7 +70,21 @@ pub fn settings(plan: &Plan) -> Vec<Setting> {
         out.push(set(keys::DB_MAX_OPEN_CONNS, p.per_process_max, scope));
         out.push(set(keys::DB_MAX_IDLE_CONNS, p.pool_size, scope));
     }
-    if !plan.input.app_role_superuser {
+    let mysql = plan.input.db_type == crate::dify::db_type::DbType::Mysql;
+    if mysql {
+        out.push(set(keys::DB_TYPE, "mysql", Scope::Shared));
+        if plan.input.target == crate::model::assumptions::Target::Compose {
+            // Dify's .env points DB_HOST and DB_PORT at db_postgres:5432.
+            out.push(set(keys::DB_HOST, crate::dify::db_type::mysql::COMPOSE_SERVICE, Scope::Shared));
+            out.push(set(keys::DB_PORT, 3306, Scope::Shared));
+        }
+    }
+    if mysql && !plan.input.app_role_superuser {
+        out.push(set(keys::DB_USERNAME_MYSQL, keys::APP_ROLE, Scope::Shared));
+    } else if mysql {
+        // Dify's DB_USERNAME is `postgres`; the only account the mysql image creates is root.
+        out.push(set(keys::DB_USERNAME_MYSQL, crate::dify::db_type::mysql::SUPERUSER, Scope::Shared));
+    } else if !plan.input.app_role_superuser {
         // The plan withheld the superuser-reserved slots: name the role it planned for, so the
         // files say what `check` then reads.
         out.push(set(keys::DB_USERNAME, keys::APP_ROLE, Scope::Shared));
@@ -183,8 +197,11 @@ pub fn plan(plan: &Plan, explain: bool) -> String {
     );
     let _ = writeln!(
         s,
-        "# Worst-case PostgreSQL connections {} of {} usable (max_connections {}).",
-        plan.budget.demand, plan.budget.usable, plan.budget.cap.max_connections
+        "# Worst-case {} connections {} of {} usable (max_connections {}).",
+        plan.input.db_type.server(),
+        plan.budget.demand,
+        plan.budget.usable,
+        plan.budget.cap.max_connections
     );
     for c in &plan.components {
         let _ = writeln!(

@@ -38,12 +38,27 @@ pub fn plan(plan: &Plan, explain: bool) -> String {
     let d = &plan.database;
     let _ = writeln!(
         s,
-        "database: {} cores for PostgreSQL (runs about {} queries usefully at once), max_connections {}{}",
+        "database: {} cores for {} (runs about {} queries usefully at once), max_connections {}{}",
         d.cores,
+        plan.input.db_type.server(),
         d.useful_active_connections,
         d.max_connections,
         if d.max_connections_chosen { " (chosen by difyplan)" } else { " (fixed)" }
     );
+    if let Some(m) = &d.mysql {
+        let _ = writeln!(
+            s,
+            "mysql: {} GiB host; {} connections × {} KiB = {} MiB; innodb_buffer_pool_size {}, \
+                innodb_log_file_size {}, innodb_flush_log_at_trx_commit {}",
+            m.host_memory_bytes >> 30,
+            m.connections,
+            m.per_connection_bytes >> 10,
+            m.connections_bytes >> 20,
+            crate::model::mysql::format_size(m.innodb_buffer_pool_bytes),
+            crate::model::mysql::format_size(m.innodb_log_file_bytes),
+            m.innodb_flush_log_at_trx_commit
+        );
+    }
     if let Some(api) = plan.components.iter().find(|c| c.component == Component::Api)
         && let Some(shared) = api.shared_pool_equivalent
     {
@@ -215,7 +230,16 @@ pub fn budget_table(bud: &crate::model::budget::Budget, cap_note: &str) -> Strin
     b.push_record([
         "withheld from the app role".to_string(),
         bud.cap.withheld().to_string(),
-        if bud.cap.app_role_superuser {
+        if bud.cap.db_type == crate::dify::db_type::DbType::Mysql {
+            if bud.cap.app_role_superuser {
+                format!(
+                    "none; MySQL gives an account with CONNECTION_ADMIN {} more",
+                    bud.cap.superuser_extra_connections
+                )
+            } else {
+                "none: MySQL withholds no slots from an ordinary account".to_string()
+            }
+        } else if bud.cap.app_role_superuser {
             "none: the app role is a superuser".to_string()
         } else {
             format!(

@@ -14,6 +14,8 @@ mod helm_values;
 mod integrations;
 mod kubernetes_cli;
 mod matrix_files;
+mod mysql;
+mod mysql_server;
 mod operator_fit;
 mod pg_server;
 mod plan_properties;

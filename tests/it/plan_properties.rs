@@ -27,6 +27,7 @@ fn input(qps: f64, profile: &str, edition: Edition, target: Target, cap: Option<
         retention_days: None,
         pooler: Default::default(),
         assumptions: Assumptions::default(),
+        db_type: Default::default(),
     }
 }
 

@@ -60,6 +60,7 @@ fn plan_behind(profile: &str, target: Target, qps: f64, pooler: Pooler) -> Plan 
         workflow_log_store: difyplan::model::storage::LogStore::Postgres,
         retention_days: None,
         assumptions: Assumptions::default(),
+        db_type: Default::default(),
         pooler,
     };
     plan(&input).expect("a valid plan")
