@@ -257,7 +257,7 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
 
     let (max_connections, idle_timeout) = database_settings(db, &env, opts)?;
     let (app_role, mut app_role_superuser) = super::app_role(&components, opts);
-    // The official postgres image creates POSTGRES_USER as a superuser.
+    // The official postgres image (and those built on it) creates POSTGRES_USER as a superuser.
     if let Some(db) = db
         && opts.app_role_superuser.is_none()
         && official_postgres(db.value.get("image").and_then(Value::as_str).unwrap_or_default())
@@ -495,10 +495,9 @@ fn service_env(
     Ok(out)
 }
 
-/// The official `postgres` image (not Bitnami's `postgresql`).
+/// The official `postgres` image or one built on it (not Bitnami's `postgresql`).
 fn official_postgres(image: &str) -> bool {
-    let name = image.rsplit('/').next().unwrap_or(image);
-    name.split([':', '@']).next() == Some("postgres") && !image.contains("bitnami")
+    super::postgres::server_image(image) == Some(super::postgres::ServerImage::Official)
 }
 
 fn is_db(svc: &Service, version: DifyVersion) -> bool {

@@ -151,8 +151,9 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
             }
             max_connections = max.or(max_connections);
             idle_timeout = Some(idle);
-            // The official image creates POSTGRES_USER as a superuser (Bitnami's does not).
-            if is_official_postgres_image(&w.image) {
+            // The official image (and those built on it) creates POSTGRES_USER as a superuser
+            // (Bitnami's does not).
+            if super::postgres::server_image(&w.image) == Some(super::postgres::ServerImage::Official) {
                 db_superuser =
                     Some(env.get("POSTGRES_USER").map_or_else(|| "postgres".to_string(), |u| u.value.clone()));
             }
@@ -377,16 +378,7 @@ fn read_pooler(
 }
 
 fn is_postgres_image(image: &str) -> bool {
-    let name = image.rsplit('/').next().unwrap_or(image);
-    name.starts_with("postgres") || name.starts_with("postgresql")
-}
-
-/// The official `postgres` image (Docker Hub's library image), not Bitnami's `postgresql`.
-fn is_official_postgres_image(image: &str) -> bool {
-    let repo = image.split(['@']).next().unwrap_or(image);
-    let name = repo.rsplit('/').next().unwrap_or(repo);
-    let name = name.split(':').next().unwrap_or(name);
-    name == "postgres" && !image.contains("bitnami")
+    super::postgres::server_image(image).is_some()
 }
 
 /// A hot standby: Bitnami's read replica (`POSTGRES_REPLICATION_MODE=slave`, or the chart's
