@@ -81,6 +81,9 @@ codes! {
         requests queue";
     ApiProcessesBelowLoad = "api-processes-below-load", Error, "check --qps: the api's processes (one core each) are below the CPU the load needs";
     WorkerConcurrencyBelowLoad = "worker-concurrency-below-load", Error, "check --qps: the worker's -c is below the streaming runs and tasks in flight at that load";
+    ReplicaBelowPrimary = "replica-below-primary", Error, "a PostgreSQL read replica's max_connections is below its primary's: the hot standby \
+        refuses to start";
+    UnknownValuesKey = "unknown-values-key", Note, "a Helm values key the chart does not have: Helm ignores it, and so does the reading";
     PluginDaemonBelowLoad = "plugin-daemon-below-load", Error, "check --qps: the plugin daemon's replicas are below the CPU the load needs";
 }
 

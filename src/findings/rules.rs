@@ -3,7 +3,7 @@
 
 use super::{Code, Finding};
 use crate::dify::Component;
-use crate::dify::deployment::{CeleryPool, Deployed, Deployment, Source};
+use crate::dify::deployment::{CeleryPool, Deployed, Deployment, Observation, Source};
 use crate::dify::rules::{PoolVerdict, judge_api_pool};
 use crate::model::budget::Budget;
 use std::collections::BTreeSet;
@@ -119,6 +119,13 @@ pub fn check(d: &Deployment, budget: &Budget, serves_chat: bool) -> Vec<Finding>
             )
             .at(&hpa.source),
         );
+    }
+    for o in &d.observed {
+        let code = match o.what {
+            Observation::ReplicaBelowPrimary => Code::ReplicaBelowPrimary,
+            Observation::UnknownValuesKey => Code::UnknownValuesKey,
+        };
+        out.push(Finding::new(code, o.message.clone(), o.remedy.clone()).at(&o.source));
     }
     pooler_rules(d, &mut out);
     unknown_keys(d, &mut out);

@@ -282,6 +282,7 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
         chart: None,
         chart_version_assumed: None,
         pooler,
+        observed: Vec::new(),
     })
 }
 
@@ -739,6 +740,7 @@ pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Dep
         chart: None,
         chart_version_assumed: None,
         pooler: None,
+        observed: Vec::new(),
     })
 }
 

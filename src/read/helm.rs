@@ -91,7 +91,7 @@
 use super::compose::Options;
 use super::inputs::Input;
 use super::yaml::{self, Document, PathSeg, Value};
-use crate::dify::deployment::{self, Deployed, Deployment, Env, Source, Valued};
+use crate::dify::deployment::{self, Deployed, Deployment, Env, Observation, Observed, Source, Valued};
 use crate::dify::{Component, DifyVersion, defaults};
 use crate::findings::rules::SIZING_KEYS;
 
@@ -549,6 +549,7 @@ pub fn read_release(release: &Release, opts: &Options) -> Result<Deployment, Str
         chart: Some(chart_read),
         chart_version_assumed: assumed,
         pooler: None,
+        observed: db.observed,
     })
 }
 
@@ -1125,6 +1126,8 @@ struct Database {
     found: bool,
     /// `idle_in_transaction_session_timeout`, when the values write postgresql.conf settings.
     idle_timeout: Option<Valued<String>>,
+    /// Faults of the server the values describe (a read replica below its primary).
+    observed: Vec<Observed>,
 }
 
 /// `max_connections` (and whether it was found) and `idle_in_transaction_session_timeout` of the
@@ -1137,6 +1140,7 @@ fn database(v: &Values, chart: Chart, opts: &Options) -> Result<Database, String
         Chart::Douban => v.truthy(&["postgresql", "embedded"], true),
     };
     let (mut max, mut idle, mut conf_written) = (None, None, None);
+    let mut observed = Vec::new();
     if bundled {
         (max, idle, conf_written) = server_settings(v, "primary")?;
         // dify-helm sets the Bitnami subchart's `architecture: replication` (the subchart's own
@@ -1157,12 +1161,17 @@ fn database(v: &Values, chart: Chart, opts: &Options) -> Result<Database, String
                     || "sets none (PostgreSQL's 100)".to_string(),
                     |m| format!("sets {} ({})", m.value, m.source),
                 );
-                return Err(format!(
-                    "{at}: the primary gets max_connections {p} but the read replica of `architecture: \
-                        replication` {said} — a hot standby refuses to start below its primary's; set the same \
-                        under postgresql.readReplicas.extendedConfiguration, or `postgresql.architecture: \
-                        standalone`"
-                ));
+                observed.push(Observed {
+                    what: Observation::ReplicaBelowPrimary,
+                    message: format!(
+                        "the primary gets max_connections {p} but the read replica of `architecture: replication` \
+                            {said}: a hot standby refuses to start below its primary's"
+                    ),
+                    remedy: "set the same under postgresql.readReplicas.extendedConfiguration, or \
+                        `postgresql.architecture: standalone`"
+                        .into(),
+                    source: at,
+                });
             }
         }
     }
@@ -1188,7 +1197,7 @@ fn database(v: &Values, chart: Chart, opts: &Options) -> Result<Database, String
         ),
     };
     let idle_timeout = conf_written.map(|at| idle.unwrap_or_else(|| Valued::new("0".into(), at)));
-    Ok(Database { max_connections: max, found, idle_timeout })
+    Ok(Database { max_connections: max, found, idle_timeout, observed })
 }
 
 /// Settings of the Bitnami subchart's `primary` or `readReplicas`: `max_connections`,

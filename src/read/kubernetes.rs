@@ -4,7 +4,7 @@
 use super::compose::Options;
 use super::inputs::Input;
 use super::yaml::{self, Document, PathSeg};
-use crate::dify::deployment::{self, Deployment, Env, Source, Valued};
+use crate::dify::deployment::{self, Deployment, Env, Observation, Observed, Source, Valued};
 use crate::dify::{Component, DifyVersion, defaults};
 use serde_yaml::Value;
 use std::collections::BTreeMap;
@@ -216,18 +216,7 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         p
     });
 
-    if let Some(primary) = max_connections.as_ref() {
-        for (name, standby) in &standbys {
-            if standby.value < primary.value {
-                return Err(format!(
-                    "{}: the read replica {name} runs with max_connections {} but its primary with {} ({}) — a \
-                        hot standby refuses to start below its primary's; give the replica at least {} (Bitnami: \
-                        readReplicas.extendedConfiguration)",
-                    standby.source, standby.value, primary.value, primary.source, primary.value
-                ));
-            }
-        }
-    }
+    let observed = standby_faults(max_connections.as_ref(), &standbys);
     // Autoscalers whose target was not found or which have no maximum: not counted.
     let unbounded_autoscalers = hpas
         .iter()
@@ -290,6 +279,7 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         chart: None,
         chart_version_assumed: None,
         pooler,
+        observed,
     })
 }
 
@@ -375,6 +365,29 @@ fn read_pooler(
         }
     }
     Ok(Some((p, names)))
+}
+
+/// Hot standbys below their primary's `max_connections`: each refuses to start (a fault of the
+/// deployment, reported as a finding).
+fn standby_faults(primary: Option<&Valued<u64>>, standbys: &[(String, Valued<u64>)]) -> Vec<Observed> {
+    let Some(primary) = primary else { return Vec::new() };
+    standbys
+        .iter()
+        .filter(|(_, standby)| standby.value < primary.value)
+        .map(|(name, standby)| Observed {
+            what: Observation::ReplicaBelowPrimary,
+            message: format!(
+                "the read replica {name} runs with max_connections {} but its primary with {} ({}): a hot standby \
+                    refuses to start below its primary's",
+                standby.value, primary.value, primary.source
+            ),
+            remedy: format!(
+                "give the replica at least {} (Bitnami: readReplicas.extendedConfiguration)",
+                primary.value
+            ),
+            source: standby.source.clone(),
+        })
+        .collect()
 }
 
 fn is_postgres_image(image: &str) -> bool {

@@ -109,7 +109,8 @@ pub enum ServerImage {
 /// Images built `FROM postgres` whose entrypoint is the official one (each project's Dockerfile:
 /// pgvector/pgvector `FROM postgres:$PG_MAJOR-…`, postgis/docker-postgis `FROM postgres:…`,
 /// ankane/pgvector (the pgvector image before it moved), timescale/timescaledb-docker `FROM postgres:…-alpine`).
-const BUILT_ON_OFFICIAL: &[&str] = &["pgvector/pgvector", "postgis/postgis", "ankane/pgvector", "timescale/timescaledb"];
+const BUILT_ON_OFFICIAL: &[&str] =
+    &["pgvector/pgvector", "postgis/postgis", "ankane/pgvector", "timescale/timescaledb"];
 
 /// The PostgreSQL server an image runs, or `None` when it is not a PostgreSQL image. A registry
 /// host or mirror prefix is ignored (`docker.io/library/postgres:16`, `mirror.example/pgvector/pgvector:pg16`).

@@ -345,21 +345,25 @@ fn rendered_values_read_back_give_the_plans_replicas() {
 }
 
 #[test]
-fn bundled_read_replica_below_the_primary_is_refused() {
+fn bundled_read_replica_below_the_primary_is_an_error_with_the_budget() {
     // dify-helm's default `architecture: replication`: the replica left at 100 would not start.
     let values =
         BORIS_VALUES.replace("  readReplicas:\n    extendedConfiguration: |\n      max_connections = 500\n", "");
     assert_ne!(values, BORIS_VALUES);
     let chart = BORIS_CHART_YAML.replace("VERSION", "0.38.0");
     let dir = folder(&[("Chart.yaml", &chart), ("values.yaml", &values)]);
-    let r = difyplan(&["check", &s(dir.path())]);
-    assert_eq!(r.code, 2, "{}", r.stdout);
+    let (r, v) = run(&[&s(dir.path())]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let f = v["findings"].as_array().unwrap().iter().find(|f| f["code"] == "replica-below-primary").unwrap();
     assert!(
-        r.stderr.contains("values.yaml:19: the primary gets max_connections 500 but the read replica"),
-        "{}",
-        r.stderr
+        f["message"].as_str().unwrap().contains("the primary gets max_connections 500 but the read replica"),
+        "{f}"
     );
-    assert!(r.stderr.contains("readReplicas.extendedConfiguration"), "{}", r.stderr);
+    assert_eq!(f["source"]["line"], 19, "{f}");
+    assert!(f["remedy"].as_str().unwrap().contains("readReplicas.extendedConfiguration"), "{f}");
+    // The budget is reported all the same.
+    assert_eq!(v["deployments"][0]["deployment"]["max_connections"]["value"], 500);
+    assert!(v["deployments"][0]["budget"]["demand"].as_u64().is_some(), "{v}");
     // Standalone: no replica to start.
     let standalone = values.replace("postgresql:\n", "postgresql:\n  architecture: standalone\n");
     let dir = folder(&[("Chart.yaml", &chart), ("values.yaml", &standalone)]);
