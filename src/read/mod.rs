@@ -4,6 +4,7 @@
 pub mod compose;
 pub mod dotenv;
 pub mod helm;
+pub mod helm_keys;
 pub mod inputs;
 pub mod kubernetes;
 pub mod pgbouncer;

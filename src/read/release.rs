@@ -95,7 +95,7 @@ fn chart_yaml(path: &Path, text: &str) -> Result<ChartRef, String> {
         ));
     };
     let version = yaml::get_string(&doc.value, &p(&["version"]));
-    Ok(ChartRef { chart, version, said_by })
+    Ok(ChartRef { chart, version, said_by, dir: path.parent().map(Path::to_path_buf) })
 }
 
 /// A values string (Argo CD `helm.values`, a ConfigMap's data) as a layer, lines counted in the file.
@@ -211,7 +211,7 @@ pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> 
                     }
                 }
                 layers.extend(embedded_layer(doc, &p(&["spec", "values"])));
-                let chart = chart.map(|chart| ChartRef { chart, version, said_by });
+                let chart = chart.map(|chart| ChartRef { chart, version, said_by, dir: None });
                 let label = format!(
                     "{} (HelmRelease {})",
                     doc.file,
@@ -277,7 +277,7 @@ pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> 
                 }
                 layers.extend(string_layer(doc, &sub(&["helm", "values"]))?);
                 layers.extend(embedded_layer(doc, &sub(&["helm", "valuesObject"])));
-                let chart = chart.map(|chart| ChartRef { chart, version, said_by });
+                let chart = chart.map(|chart| ChartRef { chart, version, said_by, dir: None });
                 let label = format!(
                     "{} (Application {})",
                     doc.file,
@@ -368,6 +368,7 @@ pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> 
                         chart: *chart,
                         version: version.clone(),
                         said_by: Source::Flag { flag: "--chart".into() },
+                        dir: None,
                     })
                 }
             }

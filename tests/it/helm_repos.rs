@@ -1,0 +1,135 @@
+//! Deployments as public repositories commit them: values with keys the chart ignores, a chart
+//! vendored in the tree and deployed by a script or Terraform, databases on images built on the
+//! official postgres image. Minimal reproductions of what those repositories hold; the chart keys
+//! are those of BorisPolonsky/dify-helm and douban/charts (`charts/dify/values.yaml`).
+
+use crate::support::{Run, difyplan, json};
+use serde_json::Value;
+use std::path::Path;
+
+fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+fn check(args: &[&str]) -> (Run, Value) {
+    let mut all = vec!["check", "--format", "json"];
+    all.extend_from_slice(args);
+    let r = difyplan(&all);
+    assert!(r.code <= 1, "{}\n{}", r.stdout, r.stderr);
+    let v = json(&r);
+    (r, v)
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn findings<'a>(v: &'a Value, code: &str) -> Vec<&'a Value> {
+    v["findings"].as_array().unwrap().iter().filter(|f| f["code"] == code).collect()
+}
+
+fn demand(v: &Value) -> u64 {
+    v["deployments"][0]["budget"]["demand"].as_u64().unwrap()
+}
+
+/// dify-helm values of the kind kept for years: an old top-level `resources:` (a key of 0.14 to
+/// 0.30) and an `nginx:` block no version has. Helm installs them; both are notes.
+const BORIS_OLD_KEYS: &str = "image:
+  api:
+    tag: \"1.16.1\"
+api:
+  replicas: 2
+worker:
+  replicas: 1
+resources:
+  limits:
+    cpu: 2
+nginx:
+  enabled: true
+  replicas: 2
+postgresql:
+  primary:
+    extendedConfiguration: |
+      max_connections = 300
+  readReplicas:
+    extendedConfiguration: |
+      max_connections = 300
+";
+
+#[test]
+fn keys_the_chart_ignores_are_notes_not_refusals() {
+    let dir = folder(&[("values.yaml", BORIS_OLD_KEYS)]);
+    let (_, v) = check(&[&s(dir.path())]);
+    let notes = findings(&v, "unknown-values-key");
+    let msgs: Vec<&str> = notes.iter().map(|f| f["message"].as_str().unwrap()).collect();
+    assert_eq!(notes.len(), 2, "{msgs:?}");
+    assert!(msgs[0].contains("`resources:` is a key of older versions only"), "{msgs:?}");
+    assert!(msgs[1].contains("`nginx:` is not a key of it"), "{msgs:?}");
+    assert_eq!(notes[1]["severity"], "note");
+    assert_eq!(notes[1]["source"]["line"], 11);
+    // The budget is the chart's, surge included: api 3 × 40, worker 2 × 40, beat 40, plugin daemon 2 × 30.
+    assert_eq!(demand(&v), 300);
+}
+
+#[test]
+fn a_vendored_schema_that_forbids_a_key_is_refused_as_helm_does() {
+    let chart = "apiVersion: v2\nname: dify\ndescription: Instant cloud deployment for https://github.com/langgenius/dify.\nversion: 0.38.0\ndependencies:\n- name: postgresql\n  condition: postgresql.enabled\n";
+    let closed = r#"{"type": "object", "additionalProperties": false,
+        "properties": {"image": {}, "api": {}, "worker": {}, "postgresql": {}, "resources": {}}}"#;
+    let dir = folder(&[("Chart.yaml", chart), ("values.schema.json", closed), ("values.yaml", BORIS_OLD_KEYS)]);
+    let r = difyplan(&["check", &s(dir.path())]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("values.yaml:11: `nginx` is not allowed by the chart's"), "{}", r.stderr);
+    // The same schema open: the key is a note again.
+    let open = closed.replace("\"additionalProperties\": false,", "");
+    let dir = folder(&[("Chart.yaml", chart), ("values.schema.json", &open), ("values.yaml", BORIS_OLD_KEYS)]);
+    let (_, v) = check(&[&s(dir.path())]);
+    assert_eq!(findings(&v, "unknown-values-key").len(), 2);
+}
+
+#[test]
+fn an_unknown_key_that_sets_pools_still_needs_the_chart_named() {
+    let values = "api:\n  replicas: 2\nworker:\n  replicas: 1\nsharedEnv:\n  SQLALCHEMY_POOL_SIZE: \"10\"\n";
+    let dir = folder(&[("values.yaml", values)]);
+    let r = difyplan(&["check", &s(dir.path())]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("values.yaml:5: `sharedEnv:` sets SQLALCHEMY_POOL_SIZE"), "{}", r.stderr);
+    // Named, Helm ignores it: a note, and the pools are the chart's.
+    let (_, v) = check(&["--chart", "borispolonsky@0.38", &s(&dir.path().join("values.yaml"))]);
+    assert_eq!(findings(&v, "unknown-values-key").len(), 1);
+}
+
+/// A compose database on pgvector's image (built on the official one) with `POSTGRES_USER: dify`:
+/// Dify connecting as `dify` connects as the superuser the entrypoint created.
+#[test]
+fn images_built_on_the_official_postgres_image_make_postgres_user_the_superuser() {
+    for image in ["pgvector/pgvector:pg16", "postgis/postgis:16-3.4", "postgres:16"] {
+        let compose = format!(
+            "services:
+  api:
+    image: langgenius/dify-api:1.16.1
+    environment:
+      DB_USERNAME: dify
+  db_postgres:
+    image: {image}
+    environment:
+      POSTGRES_USER: dify
+    command: postgres -c max_connections=200
+"
+        );
+        let dir = folder(&[("docker-compose.yaml", &compose)]);
+        let (_, v) = check(&[&s(dir.path())]);
+        assert_eq!(v["deployments"][0]["deployment"]["app_role_superuser"], true, "{image}");
+        assert_eq!(findings(&v, "superuser-app-role").len(), 1, "{image}");
+    }
+    let compose = "services:\n  api:\n    image: langgenius/dify-api:1.16.1\n    environment:\n      DB_USERNAME: dify\n  db_postgres:\n    image: bitnami/postgresql:16\n    environment:\n      POSTGRES_USER: dify\n";
+    let dir = folder(&[("docker-compose.yaml", compose)]);
+    let (_, v) = check(&[&s(dir.path())]);
+    assert_eq!(v["deployments"][0]["deployment"]["app_role_superuser"], false);
+}
