@@ -572,6 +572,8 @@ pub struct KnownVersion {
     pub beat_default: bool,
     /// dify-helm renders an `apiWebsocket` Deployment (0.38 on).
     pub websocket: bool,
+    /// The chart has a plugin daemon (douban from 0.6; dify-helm from 0.22, so every known version).
+    pub plugin_daemon: bool,
     /// The Dify image tag the chart installs by default.
     pub dify_default: &'static str,
 }
@@ -580,7 +582,7 @@ pub struct KnownVersion {
 fn known_minors(chart: Chart) -> std::ops::RangeInclusive<u64> {
     match chart {
         Chart::DifyHelm => 31..=38,
-        Chart::Douban => 7..=9,
+        Chart::Douban => 4..=9,
     }
 }
 
@@ -591,6 +593,7 @@ fn known(chart: Chart, minor: u64) -> KnownVersion {
             label,
             beat_default: minor >= 37,
             websocket: minor >= 38,
+            plugin_daemon: true,
             dify_default: match minor {
                 ..=31 => "1.9.1",
                 32 | 33 => "1.10.0",
@@ -604,7 +607,14 @@ fn known(chart: Chart, minor: u64) -> KnownVersion {
             label,
             beat_default: minor >= 8,
             websocket: false,
-            dify_default: if minor <= 7 { "1.9.1" } else { "1.10.1-fix.1" },
+            plugin_daemon: minor >= 6,
+            // Chart.yaml's appVersion: 0.6.11 up to 0.5.1, 1.1.0 (0.6.0) to 1.7.0 (0.6.8), 1.9.1 (0.7).
+            dify_default: match minor {
+                ..=5 => "0.6.11",
+                6 => "1.7.0",
+                7 => "1.9.1",
+                _ => "1.10.1-fix.1",
+            },
         },
     }
 }
@@ -1005,8 +1015,9 @@ fn douban_specs(role: Option<&Valued<String>>, known: &KnownVersion) -> Vec<Spec
         },
     ]
     .into_iter()
-    // workerBeat exists from 0.8 on.
+    // workerBeat exists from 0.8 on, the plugin daemon from 0.6 on.
     .filter(|s| s.component != Component::WorkerBeat || known.beat_default)
+    .filter(|s| s.component != Component::PluginDaemon || known.plugin_daemon)
     .collect()
 }
 

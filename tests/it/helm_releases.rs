@@ -107,6 +107,7 @@ fn chart_folder_is_walked_past_templates_with_its_versions_defaults() {
     // 0.36: beat exists but is off by default, so no beat Deployment.
     // api 2 + surge 1 = 3 × 10 = 30; worker 1 + 1 = 2 × 10 = 20; plugin daemon 1 + 1 = 2 × 30 = 60 → 110.
     let chart = BORIS_CHART_YAML.replace("VERSION", "0.36.0");
+    // Templates that are no released version's: a fork, whose rendering is not known.
     let dir = folder(&[
         ("Chart.yaml", &chart),
         ("values.yaml", BORIS_VALUES),
@@ -116,6 +117,14 @@ fn chart_folder_is_walked_past_templates_with_its_versions_defaults() {
         ),
         ("templates/_helpers.tpl", "{{- define \"x\" -}}{{- end }}\n"),
     ]);
+    let r = difyplan(&["check", &s(dir.path())]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("is a fork of BorisPolonsky/dify-helm") && r.stderr.contains("helm template"),
+        "{}",
+        r.stderr
+    );
+    let dir = folder(&[("Chart.yaml", &chart), ("values.yaml", BORIS_VALUES)]);
     let (_, v) = run(&[&s(dir.path())]);
     assert_eq!(v["deployments"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(worst_pods(&v, 0), pairs(&[("api", 3), ("worker", 2), ("plugin_daemon", 2)]));

@@ -133,3 +133,88 @@ fn images_built_on_the_official_postgres_image_make_postgres_user_the_superuser(
     let (_, v) = check(&[&s(dir.path())]);
     assert_eq!(v["deployments"][0]["deployment"]["app_role_superuser"], false);
 }
+
+/// Copy the vendored douban 0.4.1 chart (tests/data/charts) into `dest`.
+fn vendor_douban_041(dest: &Path) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/charts/douban-dify-0.4.1");
+    let mut stack = vec![src.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            let to = dest.join(p.strip_prefix(&src).unwrap());
+            if p.is_dir() {
+                std::fs::create_dir_all(&to).unwrap();
+                stack.push(p);
+            } else {
+                std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+                std::fs::copy(&p, &to).unwrap();
+            }
+        }
+    }
+}
+
+const DOUBAN_PROD: &str =
+    "global:\n  image:\n    tag: \"1.9.1\"\napi:\n  replicaCount: 2\nworker:\n  replicaCount: 2\n";
+
+/// A repository that vendors douban's chart 0.4.1 unchanged and installs it from Terraform with a
+/// values layer: the chart is that version (no plugin daemon, no beat), read with its values.
+#[test]
+fn a_vendored_copy_of_a_known_version_deployed_by_terraform_is_that_version() {
+    let tf = "resource \"helm_release\" \"dify\" {\n  name  = \"dify\"\n  chart = \"${path.module}/charts/dify\"\n  values = [\n    file(\"${path.module}/deploy/prod.yaml\"),\n  ]\n}\n";
+    let dir = folder(&[("main.tf", tf), ("deploy/prod.yaml", DOUBAN_PROD)]);
+    vendor_douban_041(&dir.path().join("charts/dify"));
+    let (_, v) = check(&[&s(dir.path())]);
+    assert_eq!(v["deployments"].as_array().unwrap().len(), 1, "{v}");
+    let d = &v["deployments"][0]["deployment"];
+    assert!(d["chart"]["value"].as_str().unwrap().contains("douban/charts 0.4"), "{d}");
+    let comps: Vec<&str> =
+        d["components"].as_array().unwrap().iter().map(|c| c["component"].as_str().unwrap()).collect();
+    assert_eq!(comps, ["api", "worker"], "no plugin daemon and no beat in 0.4");
+    // api and worker: 2 replicas + 1 surge, 40 each.
+    assert_eq!(demand(&v), 240);
+    assert!(findings(&v, "chart-version-assumed").is_empty());
+}
+
+/// The same chart with a template edited (a fork): not read with the upstream defaults.
+#[test]
+fn a_fork_of_a_known_chart_is_refused_with_the_helm_template_command() {
+    let script = "#!/bin/sh\nhelm upgrade --install dify ./charts/dify \\\n  -f deploy/prod.yaml\n";
+    let dir = folder(&[("deploy.sh", script), ("deploy/prod.yaml", DOUBAN_PROD)]);
+    vendor_douban_041(&dir.path().join("charts/dify"));
+    let dep = dir.path().join("charts/dify/templates/deployment.yaml");
+    let text =
+        std::fs::read_to_string(&dep).unwrap().replace("replicas: {{ .Values.api.replicaCount }}", "replicas: 3");
+    std::fs::write(&dep, text).unwrap();
+    let r = difyplan(&["check", &s(dir.path())]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("is a fork of douban/charts"), "{}", r.stderr);
+    assert!(r.stderr.contains("helm template dify") && r.stderr.contains("| difyplan check -"), "{}", r.stderr);
+}
+
+/// `helm upgrade dify ./charts/dify -f base -f prod` in a deploy script: one release, layered in
+/// the script's order, not two deployments.
+#[test]
+fn a_deploy_script_layers_its_values_files_in_order() {
+    let script = "#!/bin/sh\nset -eu\nhelm upgrade --install dify ./charts/dify -n dify \\\n  -f values/base.yaml \\\n  -f values/prod.yaml --wait\n";
+    let base = "global:\n  image:\n    tag: \"1.9.1\"\napi:\n  replicaCount: 1\nworker:\n  replicaCount: 1\n";
+    let prod = "api:\n  replicaCount: 4\n";
+    let dir = folder(&[("scripts/deploy.sh", script), ("values/base.yaml", base), ("values/prod.yaml", prod)]);
+    vendor_douban_041(&dir.path().join("charts/dify"));
+    let (_, v) = check(&[&s(dir.path())]);
+    assert_eq!(v["deployments"].as_array().unwrap().len(), 1, "{v}");
+    let api = &v["deployments"][0]["deployment"]["components"][0];
+    assert_eq!(api["replicas"]["value"], 4);
+    assert!(api["replicas"]["source"]["path"].as_str().unwrap().ends_with("values/prod.yaml"), "{api}");
+}
+
+/// LangGenius's chart pinned by an Argo CD Application: named, with the command that renders it.
+#[test]
+fn langgeniuss_chart_is_named_with_the_command_that_renders_it() {
+    let app = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: dify\nspec:\n  source:\n    repoURL: https://langgenius.github.io/dify-helm\n    chart: dify\n    targetRevision: 3.5.3\n    helm:\n      valueFiles:\n        - values.yaml\n";
+    let values = "global:\n  appSecretKey: x\napi:\n  replicas: 2\nworker:\n  replicas: 1\n";
+    let dir = folder(&[("app.yaml", app), ("values.yaml", values)]);
+    let r = difyplan(&["check", &s(dir.path())]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("LangGenius's `dify` chart"), "{}", r.stderr);
+    assert!(r.stderr.contains("helm template dify dify/dify"), "{}", r.stderr);
+}
