@@ -184,7 +184,7 @@ pub struct Deployment {
     /// What the reader saw that is not bad input: faults of the deployment (a read replica that
     /// would not start) and notes on how it was read (a values key the chart ignores). `check`
     /// reports each as a finding; the budget is computed all the same.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub observed: Vec<Observed>,
 }
 
