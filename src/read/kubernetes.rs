@@ -86,6 +86,17 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         }
         config_maps.insert((d.namespace(), d.name()), env);
     }
+    // ConfigMaps a Kustomization generates (configMapGenerator: envs, files, literals).
+    for d in expanded.iter().filter(|d| super::kustomize::is_kustomization(d.doc)) {
+        for g in super::kustomize::generated(d.doc)? {
+            let mut env: Env = g.data.into_iter().collect();
+            for (key, path) in g.files {
+                let text = super::read_text(&path).map_err(|e| e.to_string())?;
+                env.insert(key, Valued::new(text, Source::file(crate::safety::shown_path(&path), 1)));
+            }
+            config_maps.entry((g.namespace.unwrap_or_else(|| "default".into()), g.name)).or_default().extend(env);
+        }
+    }
 
     // Autoscalers by their target.
     let mut hpas: Autoscalers = BTreeMap::new();

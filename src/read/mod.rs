@@ -9,6 +9,7 @@ pub mod helm;
 pub mod helm_keys;
 pub mod inputs;
 pub mod kubernetes;
+pub mod kustomize;
 pub mod pgbouncer;
 pub mod postgres;
 pub mod release;

@@ -236,6 +236,24 @@ fn langgenius_refusal(at: &Source, chart: &str, version: Option<&str>, values: &
     )
 }
 
+/// The file a Kustomization's `configMapGenerator` named `name` puts under `key`, if one does.
+fn generated_values_file<'a>(
+    docs: impl Iterator<Item = &'a Document>,
+    name: &str,
+    key: &str,
+) -> Result<Option<PathBuf>, String> {
+    for d in docs.filter(|d| super::kustomize::is_kustomization(d)) {
+        for g in super::kustomize::generated(d)? {
+            if g.name == name
+                && let Some((_, path)) = g.files.into_iter().find(|(k, _)| k == key)
+            {
+                return Ok(Some(path));
+            }
+        }
+    }
+    Ok(None)
+}
+
 fn kind(doc: &Document) -> (String, String) {
     (
         yaml::get_string(&doc.value, &p(&["apiVersion"])).unwrap_or_default(),
@@ -275,6 +293,8 @@ pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> 
             .and_then(|d| yaml::get_string(&d.value, &p(&["spec", "url"])))
     };
     let mut config_maps_used: Vec<String> = Vec::new();
+    // A Kustomization generated a HelmRelease's values: its file is part of the release.
+    let mut generators_used = false;
     let values_inputs: Vec<(usize, &Input)> =
         found.iter().enumerate().filter(|(_, i)| i.kind == Kind::HelmValues).collect();
     let mut values_used: Vec<usize> = Vec::new();
@@ -309,6 +329,19 @@ pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> 
                         ));
                     }
                     let Some(cm) = config_map(&ref_name) else {
+                        // A ConfigMap a Kustomization generates from the values file.
+                        let generated = generated_values_file(all_docs(), &ref_name, &key)?;
+                        if let Some(path) = generated {
+                            generators_used = true;
+                            let text = super::read_text(&path).map_err(|e| e.to_string())?;
+                            layers.push(Layer::file(values_document(&text, &crate::safety::shown_path(&path))?));
+                            for (vi, input) in &values_inputs {
+                                if same_file(&input.path, &path) {
+                                    values_used.push(*vi);
+                                }
+                            }
+                            continue;
+                        }
                         if optional {
                             continue;
                         }
@@ -402,6 +435,14 @@ pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> 
             used.push(*idx);
         }
     }
+    // Env files a Kustomization generates a ConfigMap from: data of the manifests, not a deployment.
+    for d in all_docs().filter(|d| super::kustomize::is_kustomization(d)) {
+        for g in super::kustomize::generated(d)? {
+            for env in &g.envs {
+                used.extend(found.iter().enumerate().filter(|(_, i)| same_file(&i.path, env)).map(|(n, _)| n));
+            }
+        }
+    }
     // Files of ConfigMaps that only carry a HelmRelease's values.
     for (idx, docs) in &manifests {
         let only_values = !docs.is_empty()
@@ -410,6 +451,7 @@ pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> 
                     && yaml::get_string(&d.value, &p(&["metadata", "name"]))
                         .is_some_and(|n| config_maps_used.contains(&n))
                     || kind(d).1 == "HelmRepository"
+                    || (generators_used && super::kustomize::is_kustomization(d))
             });
         if only_values && !used.contains(idx) {
             used.push(*idx);
