@@ -189,6 +189,32 @@ pub struct Deployment {
     /// A PgBouncer the api or worker connect through, when the inputs have one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pooler: Option<DeployedPooler>,
+    /// What the reader saw that is not bad input: faults of the deployment (a read replica that
+    /// would not start) and notes on how it was read (a values key the chart ignores). `check`
+    /// reports each as a finding; the budget is computed all the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub observed: Vec<Observed>,
+}
+
+/// One thing a reader saw about a deployment, for `check` to report.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Observed {
+    pub what: Observation,
+    /// What was seen, with the numbers.
+    pub message: String,
+    /// What to do.
+    pub remedy: String,
+    pub source: Source,
+}
+
+/// The kinds of [`Observed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Observation {
+    /// A hot standby whose `max_connections` is below its primary's: it refuses to start.
+    ReplicaBelowPrimary,
+    /// A Helm values key the chart does not have: Helm ignores it (no schema forbids it).
+    UnknownValuesKey,
 }
 
 impl Deployment {

@@ -85,6 +85,9 @@ codes! {
     WorkerConcurrencyBelowLoad = "worker-concurrency-below-load", Error, "check --qps: the worker's -c is below the streaming runs and tasks in flight at that load";
     WorkerProcessesBelowLoad = "worker-processes-below-load", Error, "check --qps: the workers (one core each) are below the CPU the load's streaming runs and tasks need";
     PluginDaemonBelowLoad = "plugin-daemon-below-load", Error, "check --qps: the plugin daemon's cores (its CPU limit × replicas) are below the CPU the load needs";
+    ReplicaBelowPrimary = "replica-below-primary", Error, "a PostgreSQL read replica's max_connections is below its primary's: the hot standby \
+        refuses to start";
+    UnknownValuesKey = "unknown-values-key", Note, "a Helm values key the chart does not have: Helm ignores it, and so does the reading";
 }
 
 impl fmt::Display for Code {

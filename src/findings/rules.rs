@@ -4,7 +4,7 @@
 use super::{Code, Finding};
 use crate::dify::Component;
 use crate::dify::db_type::DbType;
-use crate::dify::deployment::{CeleryPool, Deployed, Deployment, Source};
+use crate::dify::deployment::{CeleryPool, Deployed, Deployment, Observation, Source};
 use crate::dify::rules::{self, PoolVerdict, judge_api_pool};
 use crate::model::assumptions::Assumptions;
 use crate::model::budget::Budget;
@@ -163,6 +163,13 @@ pub fn check(d: &Deployment, budget: &Budget, apps: &Apps) -> Vec<Finding> {
             )
             .at(&hpa.source),
         );
+    }
+    for o in &d.observed {
+        let code = match o.what {
+            Observation::ReplicaBelowPrimary => Code::ReplicaBelowPrimary,
+            Observation::UnknownValuesKey => Code::UnknownValuesKey,
+        };
+        out.push(Finding::new(code, o.message.clone(), o.remedy.clone()).at(&o.source));
     }
     pooler_rules(d, &mut out);
     unknown_keys(d, &mut out);

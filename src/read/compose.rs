@@ -268,7 +268,7 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
     }
     let (max_connections, idle_timeout) = database_settings(db, &env, opts)?;
     let (app_role, mut app_role_superuser) = super::app_role(&components, opts);
-    // The official postgres image creates POSTGRES_USER as a superuser.
+    // The official postgres image (and those built on it) creates POSTGRES_USER as a superuser.
     if let Some(db) = db
         && opts.app_role_superuser.is_none()
         && official_postgres(db.value.get("image").and_then(Value::as_str).unwrap_or_default())
@@ -294,6 +294,7 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
         chart: None,
         chart_version_assumed: None,
         pooler,
+        observed: Vec::new(),
     })
 }
 
@@ -600,13 +601,13 @@ fn read_mysql(
         chart: None,
         chart_version_assumed: None,
         pooler: None,
+        observed: Vec::new(),
     })
 }
 
-/// The official `postgres` image (not Bitnami's `postgresql`).
+/// The official `postgres` image or one built on it (not Bitnami's `postgresql`).
 fn official_postgres(image: &str) -> bool {
-    let name = image.rsplit('/').next().unwrap_or(image);
-    name.split([':', '@']).next() == Some("postgres") && !image.contains("bitnami")
+    super::postgres::server_image(image) == Some(super::postgres::ServerImage::Official)
 }
 
 fn is_db(svc: &Service, version: DifyVersion) -> bool {
@@ -877,6 +878,7 @@ pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Dep
             chart: None,
             chart_version_assumed: None,
             pooler: None,
+            observed: Vec::new(),
         });
     }
     let max_connections = match opts.pg_max_connections {
@@ -907,6 +909,7 @@ pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Dep
         chart: None,
         chart_version_assumed: None,
         pooler: None,
+        observed: Vec::new(),
     })
 }
 

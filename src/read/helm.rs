@@ -91,7 +91,7 @@
 use super::compose::Options;
 use super::inputs::Input;
 use super::yaml::{self, Document, PathSeg, Value};
-use crate::dify::deployment::{self, Deployed, Deployment, Env, Source, Valued};
+use crate::dify::deployment::{self, Deployed, Deployment, Env, Observation, Observed, Source, Valued};
 use crate::dify::{Component, DifyVersion, defaults};
 use crate::findings::rules::SIZING_KEYS;
 
@@ -183,7 +183,9 @@ const DIFY_HELM_TOP: &[&str] = &[
     "externalElasticsearch",
     "externalSecret",
 ];
-/// Top-level keys of douban's values (0.7 to 0.9).
+/// Top-level keys of older dify-helm versions, gone from 0.31 on (the chart's values.yaml history).
+const DIFY_HELM_OLD_TOP: &[&str] = &["resources", "externalTvector", "agentbox"];
+/// Top-level keys of douban's values (0.4 to 0.9).
 const DOUBAN_TOP: &[&str] = &[
     "volumes",
     "volumeMounts",
@@ -303,6 +305,8 @@ pub struct ChartRef {
     /// The chart version as written (`0.38.0-rc2`), when something says it.
     pub version: Option<String>,
     pub said_by: Source,
+    /// The chart's folder, when the chart itself is among the files (vendored).
+    pub dir: Option<std::path::PathBuf>,
 }
 
 /// One Helm release as `helm upgrade -f a.yaml -f b.yaml` installs it: the values layers in
@@ -499,7 +503,11 @@ pub fn read_release(release: &Release, opts: &Options) -> Result<Deployment, Str
         Some(r) => (r.chart, Some(r)),
         None => (detect(&v, &file)?, None),
     };
+    if chart_said_by.is_none() {
+        refuse_foreign_sizing(&v, chart)?;
+    }
     let (known, assumed) = chart_version(chart, chart_said_by);
+    let mut observed = unknown_keys(&v, chart, chart_said_by.and_then(|r| r.dir.as_deref()))?;
 
     let (version, version_source) = version(&v, chart, opts, &known);
     let role = chart_db_username(&v, chart);
@@ -550,6 +558,10 @@ pub fn read_release(release: &Release, opts: &Options) -> Result<Deployment, Str
         chart: Some(chart_read),
         chart_version_assumed: assumed,
         pooler: None,
+        observed: {
+            observed.extend(db.observed);
+            observed
+        },
     })
 }
 
@@ -561,6 +573,8 @@ pub struct KnownVersion {
     pub beat_default: bool,
     /// dify-helm renders an `apiWebsocket` Deployment (0.38 on).
     pub websocket: bool,
+    /// The chart has a plugin daemon (douban from 0.6; dify-helm from 0.22, so every known version).
+    pub plugin_daemon: bool,
     /// The Dify image tag the chart installs by default.
     pub dify_default: &'static str,
 }
@@ -569,7 +583,7 @@ pub struct KnownVersion {
 fn known_minors(chart: Chart) -> std::ops::RangeInclusive<u64> {
     match chart {
         Chart::DifyHelm => 31..=38,
-        Chart::Douban => 7..=9,
+        Chart::Douban => 4..=9,
     }
 }
 
@@ -580,6 +594,7 @@ fn known(chart: Chart, minor: u64) -> KnownVersion {
             label,
             beat_default: minor >= 37,
             websocket: minor >= 38,
+            plugin_daemon: true,
             dify_default: match minor {
                 ..=31 => "1.9.1",
                 32 | 33 => "1.10.0",
@@ -593,7 +608,14 @@ fn known(chart: Chart, minor: u64) -> KnownVersion {
             label,
             beat_default: minor >= 8,
             websocket: false,
-            dify_default: if minor <= 7 { "1.9.1" } else { "1.10.1-fix.1" },
+            plugin_daemon: minor >= 6,
+            // Chart.yaml's appVersion: 0.6.11 up to 0.5.1, 1.1.0 (0.6.0) to 1.7.0 (0.6.8), 1.9.1 (0.7).
+            dify_default: match minor {
+                ..=5 => "0.6.11",
+                6 => "1.7.0",
+                7 => "1.9.1",
+                _ => "1.10.1-fix.1",
+            },
         },
     }
 }
@@ -641,22 +663,92 @@ pub fn chart_version(chart: Chart, said: Option<&ChartRef>) -> (KnownVersion, Op
     }
 }
 
-/// Which chart the values are for when nothing says it: only when the keys settle it — every
-/// top-level key is one that chart has, some key only it has, none only the other has, and no key
-/// has the other chart's shape.
+/// Top-level keys the chart does not have: Helm ignores them, so they are notes — unless the
+/// chart's `values.schema.json` forbids a key, which Helm refuses, and so does this reading.
+fn unknown_keys(v: &Values, chart: Chart, chart_dir: Option<&std::path::Path>) -> Result<Vec<Observed>, String> {
+    let schema = chart_dir.map(super::helm_keys::vendored_schema).transpose()?.flatten();
+    if let Some((schema_file, schema)) = schema
+        && let Some(f) = super::helm_keys::forbidden(&v.merged, &schema).first()
+    {
+        let path: Vec<&str> = f.path.iter().map(String::as_str).collect();
+        return Err(format!(
+            "{}: `{}` is not allowed by the chart's {schema_file} (additionalProperties: false) — Helm \
+                refuses these values too; remove the key or fix the schema",
+            v.src(&path),
+            f.path.join(".")
+        ));
+    }
+    let (keys, historic) = match chart {
+        Chart::DifyHelm => (DIFY_HELM_TOP, DIFY_HELM_OLD_TOP),
+        Chart::Douban => (DOUBAN_TOP, &[][..]),
+    };
+    let top: Vec<String> =
+        v.merged.as_mapping().map(|m| m.keys().filter_map(yaml::scalar_string).collect()).unwrap_or_default();
+    Ok(top
+        .iter()
+        .filter(|k| !keys.contains(&k.as_str()))
+        .map(|k| {
+            let why = if historic.contains(&k.as_str()) { "a key of older versions only" } else { "not a key of it" };
+            Observed {
+                what: Observation::UnknownValuesKey,
+                message: format!("`{k}:` is {why} in {}: Helm ignores it, and so does this reading", chart.name()),
+                remedy: format!(
+                    "remove `{k}:` or move it where the chart reads it; if the values are for another chart, \
+                        {HELM_TEMPLATE_ADVICE}"
+                ),
+                source: v.src(&[k.as_str()]),
+            }
+        })
+        .collect())
+}
+
+/// When only the keys said which chart it is, an unknown top-level key that carries a sizing
+/// setting (`sharedEnv: {SQLALCHEMY_POOL_SIZE: …}`) may be how another chart reads it: the verdict
+/// depends on which chart the values are for, which cannot be known — refused.
+fn refuse_foreign_sizing(v: &Values, chart: Chart) -> Result<(), String> {
+    let keys = match chart {
+        Chart::DifyHelm => DIFY_HELM_TOP,
+        Chart::Douban => DOUBAN_TOP,
+    };
+    let Some(map) = v.merged.as_mapping() else { return Ok(()) };
+    for (k, val) in map {
+        let Some(k) = yaml::scalar_string(k) else { continue };
+        if keys.contains(&k.as_str()) {
+            continue;
+        }
+        if let Some(sizing) = sizing_key_in(val) {
+            return Err(format!(
+                "{}: `{k}:` sets {sizing}, but it is not a key of {} and nothing says which chart the values are \
+                    for — name the chart (Chart.yaml, --chart) if Helm ignores it there, or {HELM_TEMPLATE_ADVICE}",
+                v.src(&[k.as_str()]),
+                chart.name()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The first sizing key named anywhere in a values subtree (as a key or a `name:` value).
+fn sizing_key_in(value: &Value) -> Option<&'static str> {
+    let hit = |s: &str| SIZING_KEYS.iter().copied().find(|k| *k == s.trim());
+    match value {
+        Value::Mapping(m) => {
+            m.iter().find_map(|(k, v)| yaml::scalar_string(k).and_then(|k| hit(&k)).or_else(|| sizing_key_in(v)))
+        }
+        Value::Sequence(items) => items.iter().find_map(sizing_key_in),
+        Value::String(s) => hit(s),
+        _ => None,
+    }
+}
+
+/// Which chart the values are for when nothing says it: only when the keys settle it — some key
+/// only that chart has, none only the other has, and no key has the other chart's shape.
 fn detect(v: &Values, file: &str) -> Result<Chart, String> {
     let score = |marks: &[&[&str]]| marks.iter().filter(|m| v.has(m)).count();
     let (boris, douban) = (score(DIFY_HELM_MARKS), score(DOUBAN_MARKS));
-    let top: Vec<String> =
-        v.merged.as_mapping().map(|m| m.keys().filter_map(yaml::scalar_string).collect()).unwrap_or_default();
+    // A top-level key the chart does not have is ignored by Helm: a note (`unknown_keys`). Keys
+    // of the other chart's shape say the values are another chart's.
     let foreign = |chart: Chart| -> Option<String> {
-        let keys = match chart {
-            Chart::DifyHelm => DIFY_HELM_TOP,
-            Chart::Douban => DOUBAN_TOP,
-        };
-        if let Some(k) = top.iter().find(|k| !keys.contains(&k.as_str())) {
-            return Some(format!("`{k}:` is not a key of {}", chart.name()));
-        }
         // dify-helm's images are `image.<component>`; douban's `<component>.image` is a mapping.
         let shape = match chart {
             Chart::DifyHelm => v.has(&["api", "image"]).then(|| "`api.image`".to_string()),
@@ -924,8 +1016,9 @@ fn douban_specs(role: Option<&Valued<String>>, known: &KnownVersion) -> Vec<Spec
         },
     ]
     .into_iter()
-    // workerBeat exists from 0.8 on.
+    // workerBeat exists from 0.8 on, the plugin daemon from 0.6 on.
     .filter(|s| s.component != Component::WorkerBeat || known.beat_default)
+    .filter(|s| s.component != Component::PluginDaemon || known.plugin_daemon)
     .collect()
 }
 
@@ -1146,6 +1239,8 @@ struct Database {
     found: bool,
     /// `idle_in_transaction_session_timeout`, when the values write postgresql.conf settings.
     idle_timeout: Option<Valued<String>>,
+    /// Faults of the server the values describe (a read replica below its primary).
+    observed: Vec<Observed>,
 }
 
 /// `max_connections` (and whether it was found) and `idle_in_transaction_session_timeout` of the
@@ -1158,6 +1253,7 @@ fn database(v: &Values, chart: Chart, opts: &Options) -> Result<Database, String
         Chart::Douban => v.truthy(&["postgresql", "embedded"], true),
     };
     let (mut max, mut idle, mut conf_written) = (None, None, None);
+    let mut observed = Vec::new();
     if bundled {
         (max, idle, conf_written) = server_settings(v, "primary")?;
         // dify-helm sets the Bitnami subchart's `architecture: replication` (the subchart's own
@@ -1178,12 +1274,17 @@ fn database(v: &Values, chart: Chart, opts: &Options) -> Result<Database, String
                     || "sets none (PostgreSQL's 100)".to_string(),
                     |m| format!("sets {} ({})", m.value, m.source),
                 );
-                return Err(format!(
-                    "{at}: the primary gets max_connections {p} but the read replica of `architecture: \
-                        replication` {said} — a hot standby refuses to start below its primary's; set the same \
-                        under postgresql.readReplicas.extendedConfiguration, or `postgresql.architecture: \
-                        standalone`"
-                ));
+                observed.push(Observed {
+                    what: Observation::ReplicaBelowPrimary,
+                    message: format!(
+                        "the primary gets max_connections {p} but the read replica of `architecture: replication` \
+                            {said}: a hot standby refuses to start below its primary's"
+                    ),
+                    remedy: "set the same under postgresql.readReplicas.extendedConfiguration, or \
+                        `postgresql.architecture: standalone`"
+                        .into(),
+                    source: at,
+                });
             }
         }
     }
@@ -1209,7 +1310,7 @@ fn database(v: &Values, chart: Chart, opts: &Options) -> Result<Database, String
         ),
     };
     let idle_timeout = conf_written.map(|at| idle.unwrap_or_else(|| Valued::new("0".into(), at)));
-    Ok(Database { max_connections: max, found, idle_timeout })
+    Ok(Database { max_connections: max, found, idle_timeout, observed })
 }
 
 /// Settings of the Bitnami subchart's `primary` or `readReplicas`: `max_connections`,

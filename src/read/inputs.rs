@@ -16,6 +16,9 @@ pub enum Kind {
     Env,
     /// A Helm chart's `Chart.yaml`: it says which chart the values beside it are for.
     ChartMeta,
+    /// A deploy script, Makefile, CI file or Terraform file that installs a Helm chart: it names
+    /// the chart and the order of the values files.
+    DeployCommand,
 }
 
 /// One input file and what it was recognised as.
@@ -79,6 +82,7 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<Input>, String> {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             let kind = if name == "Chart.yaml" { Some(Kind::ChartMeta) } else { classify_text(path, &text) };
             let kind = kind.or_else(|| (!is_yaml(name) && looks_like_env(&text)).then_some(Kind::Env));
+            let kind = kind.or_else(|| super::deploy_cmd::mentions_install(&text).then_some(Kind::DeployCommand));
             match kind {
                 Some(kind) => out.push(Input { path: path.clone(), kind, text: Some(text) }),
                 None => {
@@ -142,6 +146,12 @@ fn walk(
     Ok(())
 }
 
+/// Files that may run `helm upgrade|install` or declare a Terraform `helm_release`.
+fn is_deploy_script_name(name: &str) -> bool {
+    [".sh", ".bash", ".tf", ".mk"].iter().any(|e| name.ends_with(e))
+        || matches!(name, "Makefile" | "makefile" | "GNUmakefile" | "justfile" | "Justfile")
+}
+
 fn is_yaml(name: &str) -> bool {
     name.ends_with(".yaml") || name.ends_with(".yml")
 }
@@ -156,11 +166,14 @@ fn classify(path: &Path) -> Result<Option<Input>, String> {
     if is_env_name(name) {
         return Ok(Some(Input { path: path.to_path_buf(), kind: Kind::Env, text: None }));
     }
-    if !is_yaml(name) {
+    if !is_yaml(name) && !is_deploy_script_name(name) {
         return Ok(None);
     }
     let text = super::read_text(path).map_err(|e| e.to_string())?;
-    Ok(classify_text(path, &text).map(|kind| Input { path: path.to_path_buf(), kind, text: Some(text) }))
+    let kind = if is_yaml(name) { classify_text(path, &text) } else { None };
+    // A CI file (or a script) that installs the chart.
+    let kind = kind.or_else(|| super::deploy_cmd::mentions_install(&text).then_some(Kind::DeployCommand));
+    Ok(kind.map(|kind| Input { path: path.to_path_buf(), kind, text: Some(text) }))
 }
 
 /// Classify by content: compose has top-level `services:`; manifests have `apiVersion:` and

@@ -4,7 +4,7 @@
 use super::compose::Options;
 use super::inputs::Input;
 use super::yaml::{self, Document, PathSeg};
-use crate::dify::deployment::{self, Deployment, Env, Source, Valued};
+use crate::dify::deployment::{self, Deployment, Env, Observation, Observed, Source, Valued};
 use crate::dify::{Component, DifyVersion, defaults};
 use serde_yaml::Value;
 use std::collections::BTreeMap;
@@ -86,6 +86,17 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         }
         config_maps.insert((d.namespace(), d.name()), env);
     }
+    // ConfigMaps a Kustomization generates (configMapGenerator: envs, files, literals).
+    for d in expanded.iter().filter(|d| super::kustomize::is_kustomization(d.doc)) {
+        for g in super::kustomize::generated(d.doc)? {
+            let mut env: Env = g.data.into_iter().collect();
+            for (key, path) in g.files {
+                let text = super::read_text(&path).map_err(|e| e.to_string())?;
+                env.insert(key, Valued::new(text, Source::file(crate::safety::shown_path(&path), 1)));
+            }
+            config_maps.entry((g.namespace.unwrap_or_else(|| "default".into()), g.name)).or_default().extend(env);
+        }
+    }
 
     // Autoscalers by their target.
     let mut hpas: Autoscalers = BTreeMap::new();
@@ -151,8 +162,9 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
             }
             max_connections = max.or(max_connections);
             idle_timeout = Some(idle);
-            // The official image creates POSTGRES_USER as a superuser (Bitnami's does not).
-            if is_official_postgres_image(&w.image) {
+            // The official image (and those built on it) creates POSTGRES_USER as a superuser
+            // (Bitnami's does not).
+            if super::postgres::server_image(&w.image) == Some(super::postgres::ServerImage::Official) {
                 db_superuser =
                     Some(env.get("POSTGRES_USER").map_or_else(|| "postgres".to_string(), |u| u.value.clone()));
             }
@@ -217,18 +229,7 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         p
     });
 
-    if let Some(primary) = max_connections.as_ref() {
-        for (name, standby) in &standbys {
-            if standby.value < primary.value {
-                return Err(format!(
-                    "{}: the read replica {name} runs with max_connections {} but its primary with {} ({}) — a \
-                        hot standby refuses to start below its primary's; give the replica at least {} (Bitnami: \
-                        readReplicas.extendedConfiguration)",
-                    standby.source, standby.value, primary.value, primary.source, primary.value
-                ));
-            }
-        }
-    }
+    let observed = standby_faults(max_connections.as_ref(), &standbys);
     // Autoscalers whose target was not found or which have no maximum: not counted.
     let unbounded_autoscalers = hpas
         .iter()
@@ -292,6 +293,7 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         chart: None,
         chart_version_assumed: None,
         pooler,
+        observed,
     })
 }
 
@@ -379,17 +381,31 @@ fn read_pooler(
     Ok(Some((p, names)))
 }
 
-fn is_postgres_image(image: &str) -> bool {
-    let name = image.rsplit('/').next().unwrap_or(image);
-    name.starts_with("postgres") || name.starts_with("postgresql")
+/// Hot standbys below their primary's `max_connections`: each refuses to start (a fault of the
+/// deployment, reported as a finding).
+fn standby_faults(primary: Option<&Valued<u64>>, standbys: &[(String, Valued<u64>)]) -> Vec<Observed> {
+    let Some(primary) = primary else { return Vec::new() };
+    standbys
+        .iter()
+        .filter(|(_, standby)| standby.value < primary.value)
+        .map(|(name, standby)| Observed {
+            what: Observation::ReplicaBelowPrimary,
+            message: format!(
+                "the read replica {name} runs with max_connections {} but its primary with {} ({}): a hot standby \
+                    refuses to start below its primary's",
+                standby.value, primary.value, primary.source
+            ),
+            remedy: format!(
+                "give the replica at least {} (Bitnami: readReplicas.extendedConfiguration)",
+                primary.value
+            ),
+            source: standby.source.clone(),
+        })
+        .collect()
 }
 
-/// The official `postgres` image (Docker Hub's library image), not Bitnami's `postgresql`.
-fn is_official_postgres_image(image: &str) -> bool {
-    let repo = image.split(['@']).next().unwrap_or(image);
-    let name = repo.rsplit('/').next().unwrap_or(repo);
-    let name = name.split(':').next().unwrap_or(name);
-    name == "postgres" && !image.contains("bitnami")
+fn is_postgres_image(image: &str) -> bool {
+    super::postgres::server_image(image).is_some()
 }
 
 /// A hot standby: Bitnami's read replica (`POSTGRES_REPLICATION_MODE=slave`, or the chart's

@@ -1,11 +1,15 @@
 //! Readers of the real files operators commit: `.env` files (docker compose rules) and YAML
 //! (compose files, Kubernetes manifests, Helm values).
 
+pub mod chart_identity;
 pub mod compose;
+pub mod deploy_cmd;
 pub mod dotenv;
 pub mod helm;
+pub mod helm_keys;
 pub mod inputs;
 pub mod kubernetes;
+pub mod kustomize;
 pub mod mysql;
 pub mod pgbouncer;
 pub mod postgres;

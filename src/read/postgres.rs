@@ -94,3 +94,74 @@ mod tests {
         );
     }
 }
+
+/// What a container image says about the PostgreSQL server it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerImage {
+    /// The official `postgres` image, or one built on it (`pgvector/pgvector`, `postgis/postgis`,
+    /// `ankane/pgvector`, `timescale/timescaledb`): its entrypoint creates `POSTGRES_USER` (default
+    /// `postgres`) as the bootstrap superuser.
+    Official,
+    /// Another PostgreSQL image (Bitnami's `postgresql`, where `POSTGRES_USER` is an ordinary role).
+    Other,
+}
+
+/// Images built `FROM postgres` whose entrypoint is the official one (each project's Dockerfile:
+/// pgvector/pgvector `FROM postgres:$PG_MAJOR-…`, postgis/docker-postgis `FROM postgres:…`,
+/// ankane/pgvector (the pgvector image before it moved), timescale/timescaledb-docker `FROM postgres:…-alpine`).
+const BUILT_ON_OFFICIAL: &[&str] =
+    &["pgvector/pgvector", "postgis/postgis", "ankane/pgvector", "timescale/timescaledb"];
+
+/// The PostgreSQL server an image runs, or `None` when it is not a PostgreSQL image. A registry
+/// host or mirror prefix is ignored (`docker.io/library/postgres:16`, `mirror.example/pgvector/pgvector:pg16`).
+pub fn server_image(image: &str) -> Option<ServerImage> {
+    let image = image.trim();
+    let repo = image.split('@').next().unwrap_or(image);
+    // The tag follows the last `:` after the last `/` (a registry port is before a `/`).
+    let repo = match repo.rfind(':') {
+        Some(i) if !repo[i..].contains('/') => &repo[..i],
+        _ => repo,
+    };
+    let repo = repo.to_ascii_lowercase();
+    let parts: Vec<&str> = repo.split('/').collect();
+    let name = *parts.last()?;
+    let owner_name = parts.len().checked_sub(2).map(|i| format!("{}/{name}", parts[i]));
+    if repo.contains("bitnami") {
+        return (name.starts_with("postgres")).then_some(ServerImage::Other);
+    }
+    if name == "postgres" || owner_name.as_deref().is_some_and(|o| BUILT_ON_OFFICIAL.contains(&o)) {
+        return Some(ServerImage::Official);
+    }
+    (name.starts_with("postgres") || name.starts_with("postgis") || name.starts_with("pgvector"))
+        .then_some(ServerImage::Other)
+}
+
+#[cfg(test)]
+mod image_tests {
+    use super::{ServerImage, server_image};
+
+    #[test]
+    fn official_and_built_on_it() {
+        for image in [
+            "postgres:15-alpine",
+            "docker.io/library/postgres:16",
+            "postgres@sha256:abcd",
+            "pgvector/pgvector:pg16",
+            "postgis/postgis:16-3.4",
+            "registry.example.com:5000/mirror/pgvector/pgvector:0.8.0-pg17",
+            "ankane/pgvector:latest",
+            "timescale/timescaledb:latest-pg16",
+        ] {
+            assert_eq!(server_image(image), Some(ServerImage::Official), "{image}");
+        }
+    }
+
+    #[test]
+    fn others() {
+        assert_eq!(server_image("bitnami/postgresql:15.4.0"), Some(ServerImage::Other));
+        assert_eq!(server_image("docker.io/bitnami/postgresql:17"), Some(ServerImage::Other));
+        assert_eq!(server_image("langgenius/dify-api:1.16.1"), None);
+        assert_eq!(server_image("redis:7"), None);
+        assert_eq!(server_image("edoburu/pgbouncer:1.23"), None);
+    }
+}

@@ -45,6 +45,9 @@ fn at(doc: &Document, path: &[PathSeg]) -> Source {
 /// called `dify` from a repository not named), an error for a chart difyplan does not read.
 fn identify(name: Option<&str>, repo: Option<&str>, said_by: &Source) -> Result<Option<Chart>, String> {
     let repo = repo.unwrap_or_default().to_ascii_lowercase();
+    if repo.contains("langgenius") {
+        return Err(langgenius_refusal(said_by, name.unwrap_or("dify"), None, &[]));
+    }
     if repo.contains("borispolonsky") {
         return Ok(Some(Chart::DifyHelm));
     }
@@ -94,8 +97,24 @@ fn chart_yaml(path: &Path, text: &str) -> Result<ChartRef, String> {
                 chart, whose values difyplan reads — {HELM_TEMPLATE_ADVICE}"
         ));
     };
-    let version = yaml::get_string(&doc.value, &p(&["version"]));
-    Ok(ChartRef { chart, version, said_by })
+    let mut version = yaml::get_string(&doc.value, &p(&["version"]));
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    // A vendored chart: its templates say which released version it is, or that it is a fork.
+    if let Some(digest) = super::chart_identity::templates_digest(&dir)? {
+        match super::chart_identity::identify(chart, version.as_deref(), &digest) {
+            super::chart_identity::Identity::Known(v) => version = Some(v.to_string()),
+            super::chart_identity::Identity::Fork => {
+                let shown = crate::safety::shown_path(&dir);
+                return Err(format!(
+                    "{said_by}: `{shown}` is a fork of {}'s `dify` chart: its templates/ differ from every released \
+                        version, so how it renders replicas, strategies and pools is not known — check what it \
+                        renders: `helm template dify {shown} -f <your values> | difyplan check -`",
+                    chart.name()
+                ));
+            }
+        }
+    }
+    Ok(ChartRef { chart, version, said_by, dir: Some(dir) })
 }
 
 /// A values string (Argo CD `helm.values`, a ConfigMap's data) as a layer, lines counted in the file.
@@ -122,6 +141,117 @@ fn embedded_layer(doc: &Document, path: &[PathSeg]) -> Option<Layer> {
         prefix: path.to_vec(),
         line_offset: 0,
     })
+}
+
+/// A release a command installs: its label, the release, the folder of the file, and the values
+/// inputs it took in.
+type CommandRelease = (String, Release, PathBuf, Vec<usize>);
+
+/// A release for each `helm upgrade|install` or `helm_release` of a file: the chart it names (a
+/// vendored folder's Chart.yaml, or a repository chart by name) and its values files in order,
+/// each found beside the file or in a folder above it. Returns the values inputs it took in.
+fn releases_of_commands(input: &Input, values_inputs: &[(usize, &Input)]) -> Result<Vec<CommandRelease>, String> {
+    let text = input.text()?;
+    let file = crate::safety::shown_path(&input.path);
+    let dir = input.path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut installs = super::deploy_cmd::helm_commands(&text, &file, &dir);
+    installs.extend(super::deploy_cmd::terraform_releases(&text, &file, &dir));
+    // A path as written, looked up from the file's folder and the folders above it (a CI file
+    // runs from the repository's root).
+    let resolve = |p: &str| -> Option<PathBuf> {
+        let p = p.trim_start_matches("./");
+        dir.ancestors().take(5).map(|d| d.join(p)).find(|c| c.exists())
+    };
+    let mut out = Vec::new();
+    for install in installs {
+        let said = |what: &str| format!("{}: {what}", install.at);
+        let lower = format!("{} {}", install.chart, install.repo.clone().unwrap_or_default()).to_ascii_lowercase();
+        if lower.contains("langgenius") {
+            return Err(langgenius_refusal(&install.at, &install.chart, install.version.as_deref(), &install.values));
+        }
+        let chart = match resolve(&install.chart).filter(|p| p.join("Chart.yaml").is_file()) {
+            Some(chart_dir) => {
+                let chart_file = chart_dir.join("Chart.yaml");
+                let text = super::read_text(&chart_file).map_err(|e| e.to_string())?;
+                Some(chart_yaml(&chart_file, &text)?)
+            }
+            None if install.chart.contains('/')
+                && !install.chart.starts_with('.')
+                && !install.chart.contains("://") =>
+            {
+                // `REPO/CHART`: the repository alias says nothing about whose chart it is.
+                let name = install.chart.rsplit('/').next().unwrap_or_default();
+                identify(Some(name), install.repo.as_deref(), &install.at)?.map(|chart| ChartRef {
+                    chart,
+                    version: install.version.clone(),
+                    said_by: install.at.clone(),
+                    dir: None,
+                })
+            }
+            None => {
+                return Err(said(&format!(
+                    "the chart `{}` of this helm command is not in the files — check it from the chart's folder, or \
+                        {HELM_TEMPLATE_ADVICE}",
+                    install.chart
+                )));
+            }
+        };
+        let mut layers = Vec::new();
+        let mut taken = Vec::new();
+        for v in &install.values {
+            if v.contains('$') {
+                return Err(said(&format!(
+                    "values file `{v}` is named through a variable — pass the values files in order with --values"
+                )));
+            }
+            let Some(path) = resolve(v).filter(|p| p.is_file()) else {
+                return Err(said(&format!("values file `{v}` of this helm command is not in the files — pass it")));
+            };
+            let text = super::read_text(&path).map_err(|e| e.to_string())?;
+            layers.push(Layer::file(values_document(&text, &crate::safety::shown_path(&path))?));
+            taken.extend(values_inputs.iter().filter(|(_, i)| same_file(&i.path, &path)).map(|(n, _)| *n));
+        }
+        // The chart's own values.yaml is what Helm merges the layers over: not a release of its own.
+        if let Some(dir) = chart.as_ref().and_then(|c| c.dir.as_ref()) {
+            taken.extend(
+                values_inputs.iter().filter(|(_, i)| same_file(&i.path, &dir.join("values.yaml"))).map(|(n, _)| *n),
+            );
+        }
+        let label = format!("{} (helm {})", install.at, install.chart);
+        out.push((label, Release { layers, chart, hpas: Vec::new() }, dir.clone(), taken));
+    }
+    Ok(out)
+}
+
+/// LangGenius's chart (langgenius.github.io/dify-helm, Dify's enterprise edition) is not one
+/// whose values difyplan reads: the refusal names it and the command that renders it for `check -`.
+fn langgenius_refusal(at: &Source, chart: &str, version: Option<&str>, values: &[String]) -> String {
+    let version = version.map(|v| format!(" --version {v}")).unwrap_or_default();
+    let files: String =
+        if values.is_empty() { " -f values.yaml".into() } else { values.iter().map(|v| format!(" -f {v}")).collect() };
+    format!(
+        "{at}: chart `{chart}` is LangGenius's `dify` chart (https://langgenius.github.io/dify-helm, Dify's enterprise \
+            edition), whose values difyplan does not read — check what it renders: `helm repo add dify \
+            https://langgenius.github.io/dify-helm && helm template dify dify/dify{version}{files} | difyplan check -`"
+    )
+}
+
+/// The file a Kustomization's `configMapGenerator` named `name` puts under `key`, if one does.
+fn generated_values_file<'a>(
+    docs: impl Iterator<Item = &'a Document>,
+    name: &str,
+    key: &str,
+) -> Result<Option<PathBuf>, String> {
+    for d in docs.filter(|d| super::kustomize::is_kustomization(d)) {
+        for g in super::kustomize::generated(d)? {
+            if g.name == name
+                && let Some((_, path)) = g.files.into_iter().find(|(k, _)| k == key)
+            {
+                return Ok(Some(path));
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn kind(doc: &Document) -> (String, String) {
@@ -163,6 +293,8 @@ pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> 
             .and_then(|d| yaml::get_string(&d.value, &p(&["spec", "url"])))
     };
     let mut config_maps_used: Vec<String> = Vec::new();
+    // A Kustomization generated a HelmRelease's values: its file is part of the release.
+    let mut generators_used = false;
     let values_inputs: Vec<(usize, &Input)> =
         found.iter().enumerate().filter(|(_, i)| i.kind == Kind::HelmValues).collect();
     let mut values_used: Vec<usize> = Vec::new();
@@ -197,6 +329,19 @@ pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> 
                         ));
                     }
                     let Some(cm) = config_map(&ref_name) else {
+                        // A ConfigMap a Kustomization generates from the values file.
+                        let generated = generated_values_file(all_docs(), &ref_name, &key)?;
+                        if let Some(path) = generated {
+                            generators_used = true;
+                            let text = super::read_text(&path).map_err(|e| e.to_string())?;
+                            layers.push(Layer::file(values_document(&text, &crate::safety::shown_path(&path))?));
+                            for (vi, input) in &values_inputs {
+                                if same_file(&input.path, &path) {
+                                    values_used.push(*vi);
+                                }
+                            }
+                            continue;
+                        }
                         if optional {
                             continue;
                         }
@@ -211,7 +356,7 @@ pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> 
                     }
                 }
                 layers.extend(embedded_layer(doc, &p(&["spec", "values"])));
-                let chart = chart.map(|chart| ChartRef { chart, version, said_by });
+                let chart = chart.map(|chart| ChartRef { chart, version, said_by, dir: None });
                 let label = format!(
                     "{} (HelmRelease {})",
                     doc.file,
@@ -277,7 +422,7 @@ pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> 
                 }
                 layers.extend(string_layer(doc, &sub(&["helm", "values"]))?);
                 layers.extend(embedded_layer(doc, &sub(&["helm", "valuesObject"])));
-                let chart = chart.map(|chart| ChartRef { chart, version, said_by });
+                let chart = chart.map(|chart| ChartRef { chart, version, said_by, dir: None });
                 let label = format!(
                     "{} (Application {})",
                     doc.file,
@@ -290,6 +435,14 @@ pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> 
             used.push(*idx);
         }
     }
+    // Env files a Kustomization generates a ConfigMap from: data of the manifests, not a deployment.
+    for d in all_docs().filter(|d| super::kustomize::is_kustomization(d)) {
+        for g in super::kustomize::generated(d)? {
+            for env in &g.envs {
+                used.extend(found.iter().enumerate().filter(|(_, i)| same_file(&i.path, env)).map(|(n, _)| n));
+            }
+        }
+    }
     // Files of ConfigMaps that only carry a HelmRelease's values.
     for (idx, docs) in &manifests {
         let only_values = !docs.is_empty()
@@ -298,9 +451,19 @@ pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> 
                     && yaml::get_string(&d.value, &p(&["metadata", "name"]))
                         .is_some_and(|n| config_maps_used.contains(&n))
                     || kind(d).1 == "HelmRepository"
+                    || (generators_used && super::kustomize::is_kustomization(d))
             });
         if only_values && !used.contains(idx) {
             used.push(*idx);
+        }
+    }
+
+    // Deploy scripts, Makefiles, CI files and Terraform: the chart and the layers they install.
+    for (i, input) in found.iter().enumerate().filter(|(_, i)| i.kind == Kind::DeployCommand) {
+        used.push(i);
+        for (label, release, dir, taken) in releases_of_commands(input, &values_inputs)? {
+            values_used.extend(taken);
+            releases.push((label, release, dir));
         }
     }
 
@@ -342,6 +505,13 @@ pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> 
             release.chart = Some(chart_yaml(&chart_file, &text)?);
         }
     }
+    // The one chart folder of the tree is the chart of the values nothing else names.
+    let charts: Vec<&Input> = found.iter().filter(|i| i.kind == Kind::ChartMeta).collect();
+    if let [only] = charts.as_slice() {
+        for (_, release, _) in releases.iter_mut().filter(|(_, r, _)| r.chart.is_none()) {
+            release.chart = Some(chart_yaml(&only.path, &only.text()?)?);
+        }
+    }
     for (i, input) in found.iter().enumerate().filter(|(_, i)| i.kind == Kind::ChartMeta) {
         used.push(i);
         let dir = input.path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -368,6 +538,7 @@ pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> 
                         chart: *chart,
                         version: version.clone(),
                         said_by: Source::Flag { flag: "--chart".into() },
+                        dir: None,
                     })
                 }
             }

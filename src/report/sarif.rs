@@ -57,6 +57,18 @@ pub fn full_description(c: Code) -> &'static str {
                 replicas) change between versions; state the version (Chart.yaml, HelmRelease, \
                 Application or --chart NAME@VERSION), or check the output of helm template instead."
         }
+        Code::ReplicaBelowPrimary => {
+            "A PostgreSQL hot standby (the Bitnami chart's read replica) refuses to start when its \
+                max_connections is below its primary's, so the deployment would not come up. Give the \
+                replica the primary's settings (readReplicas.extendedConfiguration), or run the server \
+                standalone. The budget is reported all the same."
+        }
+        Code::UnknownValuesKey => {
+            "Helm merges a values file over the chart's defaults and ignores a key no template reads, \
+                unless the chart's values.schema.json forbids it; difyplan reads the values the same way \
+                and notes the key, which may be left from an older chart version or meant for another \
+                chart."
+        }
         Code::PoolerDeadlockRisk => {
             "PgBouncer in transaction mode cannot share a connection that a request keeps in a \
                 transaction for its whole life; a server pool below the requests that can hold one while \

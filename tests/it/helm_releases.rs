@@ -107,6 +107,7 @@ fn chart_folder_is_walked_past_templates_with_its_versions_defaults() {
     // 0.36: beat exists but is off by default, so no beat Deployment.
     // api 2 + surge 1 = 3 × 10 = 30; worker 1 + 1 = 2 × 10 = 20; plugin daemon 1 + 1 = 2 × 30 = 60 → 110.
     let chart = BORIS_CHART_YAML.replace("VERSION", "0.36.0");
+    // Templates that are no released version's: a fork, whose rendering is not known.
     let dir = folder(&[
         ("Chart.yaml", &chart),
         ("values.yaml", BORIS_VALUES),
@@ -116,6 +117,14 @@ fn chart_folder_is_walked_past_templates_with_its_versions_defaults() {
         ),
         ("templates/_helpers.tpl", "{{- define \"x\" -}}{{- end }}\n"),
     ]);
+    let r = difyplan(&["check", &s(dir.path())]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("is a fork of BorisPolonsky/dify-helm") && r.stderr.contains("helm template"),
+        "{}",
+        r.stderr
+    );
+    let dir = folder(&[("Chart.yaml", &chart), ("values.yaml", BORIS_VALUES)]);
     let (_, v) = run(&[&s(dir.path())]);
     assert_eq!(v["deployments"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(worst_pods(&v, 0), pairs(&[("api", 3), ("worker", 2), ("plugin_daemon", 2)]));
@@ -345,21 +354,25 @@ fn rendered_values_read_back_give_the_plans_replicas() {
 }
 
 #[test]
-fn bundled_read_replica_below_the_primary_is_refused() {
+fn bundled_read_replica_below_the_primary_is_an_error_with_the_budget() {
     // dify-helm's default `architecture: replication`: the replica left at 100 would not start.
     let values =
         BORIS_VALUES.replace("  readReplicas:\n    extendedConfiguration: |\n      max_connections = 500\n", "");
     assert_ne!(values, BORIS_VALUES);
     let chart = BORIS_CHART_YAML.replace("VERSION", "0.38.0");
     let dir = folder(&[("Chart.yaml", &chart), ("values.yaml", &values)]);
-    let r = difyplan(&["check", &s(dir.path())]);
-    assert_eq!(r.code, 2, "{}", r.stdout);
+    let (r, v) = run(&[&s(dir.path())]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let f = v["findings"].as_array().unwrap().iter().find(|f| f["code"] == "replica-below-primary").unwrap();
     assert!(
-        r.stderr.contains("values.yaml:19: the primary gets max_connections 500 but the read replica"),
-        "{}",
-        r.stderr
+        f["message"].as_str().unwrap().contains("the primary gets max_connections 500 but the read replica"),
+        "{f}"
     );
-    assert!(r.stderr.contains("readReplicas.extendedConfiguration"), "{}", r.stderr);
+    assert_eq!(f["source"]["line"], 19, "{f}");
+    assert!(f["remedy"].as_str().unwrap().contains("readReplicas.extendedConfiguration"), "{f}");
+    // The budget is reported all the same.
+    assert_eq!(v["deployments"][0]["deployment"]["max_connections"]["value"], 500);
+    assert!(v["deployments"][0]["budget"]["demand"].as_u64().is_some(), "{v}");
     // Standalone: no replica to start.
     let standalone = values.replace("postgresql:\n", "postgresql:\n  architecture: standalone\n");
     let dir = folder(&[("Chart.yaml", &chart), ("values.yaml", &standalone)]);

@@ -185,7 +185,7 @@ fn conf_d_overrides_the_image_env_and_a_command_line_overrides_both() {
 }
 
 #[test]
-fn read_replica_below_its_primary_is_refused_and_its_own_cap_not_taken() {
+fn read_replica_below_its_primary_is_an_error_finding_and_its_own_cap_not_taken() {
     // Equal or higher on the replica: the primary's cap is the one Dify connects to.
     let r = crate::support::difyplan_in(
         &["check", "-", "--format", "json"],
@@ -194,16 +194,24 @@ fn read_replica_below_its_primary_is_refused_and_its_own_cap_not_taken() {
     assert!(r.code <= 1, "{}", r.stderr);
     assert_eq!(json(&r)["deployments"][0]["deployment"]["max_connections"]["value"], 300);
 
-    // The replica left at the image's 50 while the primary has 300: it would not start.
+    // The replica left at the image's 50 while the primary has 300: it would not start. A fault
+    // of the deployment: an error finding, with the budget reported against the primary's cap.
     let r = crate::support::difyplan_in(
         &["check", "-", "--format", "json"],
         Some(&bitnami("max_connections = 300", "# none", "")),
     );
-    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let v = json(&r);
+    assert_eq!(v["deployments"][0]["deployment"]["max_connections"]["value"], 300);
+    assert!(v["deployments"][0]["budget"]["demand"].as_u64().is_some(), "{v}");
+    let f = v["findings"].as_array().unwrap().iter().find(|f| f["code"] == "replica-below-primary").unwrap();
+    assert_eq!(f["severity"], "error");
     assert!(
-        r.stderr.contains("read replica db-read runs with max_connections 50 but its primary with 300"),
-        "{}",
-        r.stderr
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("read replica db-read runs with max_connections 50 but its primary with 300"),
+        "{f}"
     );
 }
 

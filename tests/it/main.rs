@@ -10,6 +10,7 @@ mod compose_inputs;
 mod fuzz;
 mod helm_releases;
 mod helm_rendered;
+mod helm_repos;
 mod helm_values;
 mod integrations;
 mod kubernetes_cli;
