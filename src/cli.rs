@@ -140,6 +140,10 @@ pub enum SizeFormat {
     Json,
     /// Dify `.env` keys with their values.
     Env,
+    /// The PostgreSQL settings as a `postgresql.conf` block (PGTune's first form).
+    PostgresqlConf,
+    /// The PostgreSQL settings as `ALTER SYSTEM SET` statements for psql (PGTune's second form).
+    AlterSystem,
 }
 
 #[derive(Debug, Args)]

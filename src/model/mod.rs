@@ -4,6 +4,7 @@
 pub mod assumptions;
 pub mod budget;
 mod components;
+pub mod pg_memory;
 pub mod pgtune;
 pub mod plan;
 pub mod pooler;
