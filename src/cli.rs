@@ -298,6 +298,20 @@ pub enum RenderCommand {
     Kubernetes(RenderKubernetesArgs),
     /// Values for a community Helm chart (plans for --target kubernetes).
     Helm(RenderHelmArgs),
+    /// The PostgreSQL settings as PGTune gives them: postgresql.conf and ALTER SYSTEM statements
+    /// (`-o DIR` writes postgresql.conf and alter-system.sql), for a server you run yourself.
+    Postgresql(RenderPostgresqlArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RenderPostgresqlArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    #[command(flatten)]
+    pub out: RenderOutputArgs,
+    /// To stdout: the ALTER SYSTEM statements instead of postgresql.conf.
+    #[arg(long)]
+    pub alter_system: bool,
 }
 
 /// Where rendered files go, shared by every render command.

@@ -14,20 +14,21 @@ const GIB: u64 = 1024 * MIB;
 /// measure ("under 2 MiB per connection"). Page tables come on top without huge pages.
 pub const PER_BACKEND_OVERHEAD_BYTES: u64 = 2 * MIB;
 
-/// PostgreSQL's shared memory per 1 kB of shared_buffers, in thousandths: the buffers plus their
-/// descriptors, the buffer-mapping table and the checkpointer's queue. Measured with PostgreSQL
-/// 15's `postgres -C shared_memory_size`: 1 GB → 101 GB of shared_buffers adds 104,502 MB, 1.0205
-/// per MB (docs/model.md §5); 1.021 is that, rounded up.
-const SHARED_BUFFERS_PER_MILLE: u64 = 1021;
+/// PostgreSQL's shared memory per 1 kB of shared_buffers, in ten-thousandths: the buffers plus
+/// their descriptors, the buffer-mapping hash table and the checkpointer's queue. Measured with
+/// PostgreSQL 15's `postgres -C shared_memory_size` from 128 MB to 256 GB of shared_buffers: the
+/// ratio (less wal_buffers, the slots and 8 MB) ranges 1.0199–1.0225 as the hash tables step in
+/// powers of two (docs/model.md §5); 1.0225 is the top of that range.
+const SHARED_BUFFERS_PER_10K: u64 = 10_225;
 /// Shared memory per backend slot (max_connections, autovacuum workers, background workers, WAL
 /// senders, the launcher): PROC entries, the lock table (max_locks_per_transaction 64 per slot),
 /// predicate locks, snapshot arrays. Measured on PostgreSQL 15: 47.9 kB per max_connections
 /// (100 → 100,000 adds 4,670 MB), 47.8 kB per autovacuum worker, 49.5 kB per worker process,
 /// 47.9 kB per WAL sender (10,000 more of each); 50 kB covers all four (docs/model.md §5).
 const SHARED_PER_SLOT_BYTES: u64 = 50 * KIB;
-/// What does not scale with any setting (about 7 MB measured: the rest of the 1,074 MB
-/// PostgreSQL 15 reports for 1 GB of shared_buffers, 16 MB wal_buffers and 122 slots), with margin.
-const SHARED_FIXED_BYTES: u64 = 16 * MIB;
+/// What does not scale with any setting: 8 MB is the least that keeps the formula at or above
+/// every measurement from 128 MB to 256 GB; 12 MB leaves a margin.
+const SHARED_FIXED_BYTES: u64 = 12 * MIB;
 /// PostgreSQL's defaults for what difyplan does not set (the same in 10–18): the slots
 /// `MaxBackends` counts besides max_connections.
 const DEFAULT_AUTOVACUUM_MAX_WORKERS: u64 = 3;
@@ -90,8 +91,8 @@ pub struct MemoryCheck {
 /// PostgreSQL's shared memory for these settings, as `postgres -C shared_memory_size` computes
 /// it on PostgreSQL 15 (at or above it for every host tried, docs/model.md §5).
 pub fn shared_memory_bytes(t: &Tuning) -> u64 {
-    let buffers = u128::from(t.shared_buffers_kb) * u128::from(KIB) * u128::from(SHARED_BUFFERS_PER_MILLE);
-    let buffers = buffers.div_ceil(1000);
+    let buffers = u128::from(t.shared_buffers_kb) * u128::from(KIB) * u128::from(SHARED_BUFFERS_PER_10K);
+    let buffers = buffers.div_ceil(10_000);
     let slots = u128::from(backend_slots(t)) * u128::from(SHARED_PER_SLOT_BYTES);
     let wal = u128::from(t.wal_buffers_kb) * u128::from(KIB);
     u64::try_from(buffers + slots + wal + u128::from(SHARED_FIXED_BYTES)).unwrap_or(u64::MAX)
@@ -160,7 +161,7 @@ pub fn settle(host: &PgHost, mut tuning: Tuning, open_backends: u64) -> (Tuning,
 
     let huge_pages_advice = tuning.huge_pages_reserved.map(|pages| {
         format!(
-            "huge_pages = on (set in every rendered file): {open} backends mapping {} of shared memory \
+            "huge_pages = on (in every rendered PostgreSQL configuration): {open} backends mapping {} of shared memory \
                 with 4 kB pages could spend up to {} on page tables. Reserve the pages on the database \
                 host before PostgreSQL starts, or it will not start: vm.nr_hugepages = {pages} (2 MiB \
                 each, {} — PostgreSQL's own shared memory for these settings; check with `postgres -C \

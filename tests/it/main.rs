@@ -15,6 +15,7 @@ mod kubernetes_cli;
 mod matrix_files;
 mod operator_fit;
 mod pg_server;
+mod pg_tuning;
 mod plan_properties;
 mod pooler;
 mod render_cli;
