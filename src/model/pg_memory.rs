@@ -176,8 +176,8 @@ pub fn settle(host: &PgHost, mut tuning: Tuning, open_backends: u64) -> (Tuning,
         format!(
             "work_mem = {} instead of PGTune's {}: {open} open backends, each with one sort or hash at \
                 a time, must fit the {} left after shared memory, backend overhead{} and autovacuum; \
-                larger sorts spill to temporary files. Fewer open backends (a pooler: --pooler \
-                pgbouncer) or more memory give PGTune's value back.",
+                larger sorts spill to temporary files. Fewer open backends (a pooler in front of \
+                PostgreSQL) or more memory give PGTune's value back.",
             pgtune::format_kb(tuning.work_mem_kb),
             pgtune::format_kb(pgtune_work_mem),
             human_bytes(u64::try_from(room).unwrap_or(u64::MAX)),
@@ -368,6 +368,17 @@ mod tests {
         assert!(fits_after_tuning(&PgHost { memory_bytes: to_fit, ..h }, 7640, 7628, DataSize::MidRam));
         assert!(!fits_after_tuning(&PgHost { memory_bytes: to_fit - GIB, ..h }, 7640, 7628, DataSize::MidRam));
         assert!(c.remedy.contains(&format!("to {} or less", c.largest_safe_backends)), "{}", c.remedy);
+    }
+
+    #[test]
+    fn vendor_500_qps_database_holds_every_slot_with_pgtune_work_mem() {
+        // 16 cores, 128 GB, max_connections 12,800, every slot open: 32 GiB of shared_buffers on
+        // huge pages + 12,800 × (2 MiB + 4 MB) + 4 autovacuum workers × 1 GB.
+        let h = PgHost { memory_bytes: 128 * GIB, cpus: 16, ..DEFAULT_HOST };
+        let (t, c) = check(&h, 12_800, 12_800);
+        assert!(c.fits, "{}", c.remedy);
+        assert_eq!(t.huge_pages, "on");
+        assert_eq!(t.work_mem_kb, t.pgtune_work_mem_kb);
     }
 
     #[test]

@@ -252,7 +252,7 @@ fn rendered_server_settings_start_a_real_server() {
     }
 }
 
-/// The settings for hosts too large to start here (64 GiB to 16 TiB): `postgres -C` parses each
+/// The settings for hosts too large to start here (256 GiB to 16 TiB, which hold this plan): `postgres -C` parses each
 /// value with the server's own rules without allocating anything, for the version Dify ships (15)
 /// and the installed one.
 #[test]
@@ -276,7 +276,7 @@ fn rendered_server_settings_for_large_hosts_parse() {
             .output()
             .unwrap();
         assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
-        for memory in ["64GiB", "1TiB", "16TiB"] {
+        for memory in ["256GiB", "1TiB", "16TiB"] {
             let version = bin.major.to_string();
             let settings = server_settings(&[
                 "--qps",
