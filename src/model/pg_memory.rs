@@ -146,8 +146,8 @@ pub fn settle(host: &PgHost, mut tuning: Tuning, open_backends: u64) -> (Tuning,
     let room = u128::from(host.memory_bytes).saturating_sub(fixed);
     let allowances = u128::from(open) * u128::from(WORK_MEM_ALLOWANCES_PER_BACKEND);
     let pgtune_work_mem = tuning.work_mem_kb;
-    if allowances > 0 {
-        let cap_kb = u64::try_from(room / allowances / u128::from(KIB)).unwrap_or(u64::MAX);
+    if let Some(cap) = room.checked_div(allowances) {
+        let cap_kb = u64::try_from(cap / u128::from(KIB)).unwrap_or(u64::MAX);
         if cap_kb < tuning.work_mem_kb {
             tuning.work_mem_kb = cap_kb.max(WORK_MEM_MIN_KB);
         }
@@ -156,7 +156,7 @@ pub fn settle(host: &PgHost, mut tuning: Tuning, open_backends: u64) -> (Tuning,
     let needed_bytes = u64::try_from(fixed + work_mem).unwrap_or(u64::MAX);
     let fits = needed_bytes <= host.memory_bytes;
     let per_backend_bytes = PER_BACKEND_OVERHEAD_BYTES
-        .saturating_add(if open > 0 { page_tables_bytes / open } else { 0 })
+        .saturating_add(page_tables_bytes.checked_div(open).unwrap_or(0))
         .saturating_add(tuning.work_mem_kb.saturating_mul(KIB).saturating_mul(WORK_MEM_ALLOWANCES_PER_BACKEND));
 
     let huge_pages_advice = tuning.huge_pages_reserved.map(|pages| {

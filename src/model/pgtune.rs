@@ -733,6 +733,32 @@ mod tests {
     }
 
     #[test]
+    fn database_size_input_of_pgtune_7caef27() {
+        // PGTune's own tests: 64 GB, web, Linux, 15 — "less_ram" is ⌊mid × 1.3⌋, "greater_ram" ⌊mid × 0.9⌋.
+        let h = host(64, 2);
+        let mid = tune_for(&h, 100, DataSize::MidRam).work_mem_kb;
+        assert_eq!(mid, tune(&h, 100).work_mem_kb);
+        assert_eq!(tune_for(&h, 100, DataSize::LessRam).work_mem_kb, (mid as f64 * 1.3).floor() as u64);
+        assert_eq!(tune_for(&h, 100, DataSize::GreaterRam).work_mem_kb, (mid as f64 * 0.9).floor() as u64);
+        // The 4 MB floor applies after the factor.
+        assert_eq!(tune_for(&host(4, 4), 9999, DataSize::GreaterRam).work_mem_kb, 4096);
+        // Data in RAM: random_page_cost 1.1 even on spinning disks.
+        let hdd = PgHost { storage: Storage::Hdd, ..h };
+        assert_eq!(tune_for(&hdd, 100, DataSize::LessRam).random_page_cost, 1.1);
+        assert_eq!(tune_for(&hdd, 100, DataSize::GreaterRam).random_page_cost, 4.0);
+    }
+
+    #[test]
+    fn the_projection_only_ever_says_more_than_three_times_ram() {
+        let ram = 16 * GIB;
+        assert_eq!(DataSize::from_projection(None, ram), DataSize::MidRam);
+        assert_eq!(DataSize::from_projection(Some(0), ram), DataSize::MidRam);
+        assert_eq!(DataSize::from_projection(Some(3 * ram), ram), DataSize::MidRam);
+        assert_eq!(DataSize::from_projection(Some(3 * ram + 1), ram), DataSize::GreaterRam);
+        assert_eq!(DataSize::from_projection(Some(u64::MAX), u64::MAX), DataSize::MidRam);
+    }
+
+    #[test]
     fn formatting_uses_the_largest_exact_unit() {
         assert_eq!(format_kb(2 * 1024 * 1024), "2GB");
         assert_eq!(format_kb(512 * 1024), "512MB");

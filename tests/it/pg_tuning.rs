@@ -112,9 +112,9 @@ fn huge_pages_and_memory_by_postgresql_own_arithmetic() {
 
 /// PGTune's `formatValue`, as the plan prints kB sizes.
 fn format_kb(kb: u64) -> String {
-    if kb % (1024 * 1024) == 0 {
+    if kb.is_multiple_of(1024 * 1024) {
         format!("{}GB", kb / (1024 * 1024))
-    } else if kb % 1024 == 0 {
+    } else if kb.is_multiple_of(1024) {
         format!("{}MB", kb / 1024)
     } else {
         format!("{kb}kB")
@@ -170,13 +170,72 @@ fn alter_system_applies_to_a_real_server() {
 fn shown_as(name: &str, value: &str) -> String {
     if name.ends_with("_timeout") {
         let ms: u64 = value.parse().unwrap();
-        return if ms % 60_000 == 0 {
+        return if ms.is_multiple_of(60_000) {
             format!("{}min", ms / 60_000)
-        } else if ms % 1000 == 0 {
+        } else if ms.is_multiple_of(1000) {
             format!("{}s", ms / 1000)
         } else {
             format!("{ms}ms")
         };
     }
     value.to_string()
+}
+
+/// Every rendered file of a plan that counts on huge pages says `on` (never `try`) and carries
+/// the reservation beside it; a plan whose host cannot hold its backends renders nothing.
+#[test]
+fn rendered_files_agree_with_the_notes_on_huge_pages() {
+    let args = ["--qps", "50", "--profile", "chat", "--pg-memory", "16GiB", "--pg-cpus", "12"];
+    let plan = json(&size(&args, "json"));
+    let pages = plan["database"]["tuning"]["huge_pages_reserved"].as_u64().expect("this plan counts on huge pages");
+    let render = |what: &[&str]| {
+        let argv: Vec<&str> = ["render"].iter().chain(what).chain(&args).copied().collect();
+        let run = difyplan(&argv);
+        assert_eq!(run.code, 0, "{argv:?}: {}", run.stderr);
+        assert!(!run.stdout.contains("huge_pages=try") && !run.stdout.contains("huge_pages = 'try'"), "{argv:?}");
+        run.stdout
+    };
+    let compose = render(&["compose"]);
+    assert!(compose.contains("\"huge_pages=on\""), "{compose}");
+    assert!(compose.contains(&format!("vm.nr_hugepages={pages}")), "{compose}");
+    let env = render(&["env"]);
+    assert!(env.contains(&format!("vm.nr_hugepages={pages}")), "{env}");
+    // Kubernetes plans for its own target (HPA, surge): its own reservation.
+    let mut kube_args = args.to_vec();
+    kube_args.extend(["--target", "kubernetes"]);
+    let kube_plan = json(&size(&kube_args, "json"));
+    let kube_pages = kube_plan["database"]["tuning"]["huge_pages_reserved"].as_u64().expect("on huge pages");
+    let kubernetes = render(&["kubernetes"]);
+    assert!(kubernetes.contains("huge_pages = 'on'") && kubernetes.contains("huge_pages=on"), "{kubernetes}");
+    assert!(kubernetes.contains(&format!("hugepages-2Mi: {}Mi", kube_pages * 2)), "{kubernetes}");
+    let values = render(&["helm", "--chart", "borispolonsky"]);
+    assert!(values.contains("huge_pages = 'on'"));
+    assert_eq!(
+        values.matches(&format!("hugepages-2Mi: {}Mi", kube_pages * 2)).count(),
+        4,
+        "primary and replica: {values}"
+    );
+    // douban's chart plans for its rolling update's surge: a reservation of its own, still beside `on`.
+    let values = render(&["helm", "--chart", "douban"]);
+    assert!(values.contains("huge_pages = 'on'") && values.contains("hugepages-2Mi: "), "{values}");
+    let conf = render(&["postgresql"]);
+    assert!(conf.lines().any(|l| l == "huge_pages = on"), "{conf}");
+    assert!(conf.contains(&format!("vm.nr_hugepages = {pages}")), "{conf}");
+    let sql = render(&["postgresql", "--alter-system"]);
+    assert!(sql.contains("ALTER SYSTEM SET huge_pages = 'on';"), "{sql}");
+
+    // Into a folder: both files; a host too small: nothing, exit 1.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let argv: Vec<&str> = ["render", "postgresql", "-o", out].iter().chain(&args).copied().collect();
+    assert_eq!(difyplan(&argv).code, 0);
+    assert!(dir.path().join("postgresql.conf").is_file() && dir.path().join("alter-system.sql").is_file());
+    let small = tempfile::tempdir().unwrap();
+    for what in ["compose", "kubernetes", "env", "postgresql"] {
+        let small_out = small.path().to_str().unwrap();
+        let run = difyplan(&["render", what, "--qps", "200", "--pg-memory", "16GiB", "-o", small_out]);
+        assert_eq!(run.code, 1, "{what}: {}", run.stderr);
+        assert!(run.stderr.contains("nothing rendered"), "{what}: {}", run.stderr);
+    }
+    assert_eq!(std::fs::read_dir(small.path()).unwrap().count(), 0, "nothing written for a host too small");
 }
