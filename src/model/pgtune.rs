@@ -16,7 +16,7 @@ use std::fmt;
 /// differ (7d204bdb: a 2 GB cap, a 64 kB floor, huge_pages from 32 GB of RAM), so the tests pin
 /// this one. Sizes are integer kB (1 kB = 1024 bytes, PostgreSQL's unit); PGTune floors exact
 /// quotients of integers, which is what integer division computes.
-pub const PGTUNE_REVISION: &str = "le0pard/pgtune@7caef278";
+pub const PGTUNE_REVISION: &str = "le0pard/pgtune@7caef27c204d304623eda21f23e7d56c1ad78d36";
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
