@@ -142,6 +142,10 @@ pub enum SizeFormat {
     Json,
     /// Dify `.env` keys with their values.
     Env,
+    /// The PostgreSQL settings as a `postgresql.conf` block (PGTune's first form).
+    PostgresqlConf,
+    /// The PostgreSQL settings as `ALTER SYSTEM SET` statements for psql (PGTune's second form).
+    AlterSystem,
 }
 
 #[derive(Debug, Args)]
@@ -302,6 +306,20 @@ pub enum RenderCommand {
     Helm(RenderHelmArgs),
     /// Prometheus alerting rules with the plan's thresholds (a PrometheusRule on --target kubernetes).
     Alerts(RenderAlertsArgs),
+    /// The PostgreSQL settings as PGTune gives them: postgresql.conf and ALTER SYSTEM statements
+    /// (`-o DIR` writes postgresql.conf and alter-system.sql), for a server you run yourself.
+    Postgresql(RenderPostgresqlArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RenderPostgresqlArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    #[command(flatten)]
+    pub out: RenderOutputArgs,
+    /// To stdout: the ALTER SYSTEM statements instead of postgresql.conf.
+    #[arg(long)]
+    pub alter_system: bool,
 }
 
 /// Where rendered files go, shared by every render command.

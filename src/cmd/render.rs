@@ -4,7 +4,7 @@
 use super::{Io, plan_input};
 use crate::cli::{
     HelmChart, PlanArgs, RenderArgs, RenderCommand, RenderComposeArgs, RenderEnvArgs, RenderHelmArgs,
-    RenderKubernetesArgs, RenderOutputArgs,
+    RenderKubernetesArgs, RenderOutputArgs, RenderPostgresqlArgs,
 };
 use crate::dify::DifyVersion;
 use crate::dify::keys::Scope;
@@ -28,6 +28,7 @@ pub fn run(args: &RenderArgs, io: &mut Io) -> Result<ExitStatus> {
         RenderCommand::Kubernetes(a) => kubernetes(a, io),
         RenderCommand::Helm(a) => helm(a, io),
         RenderCommand::Alerts(a) => super::alerts::run(a, io),
+        RenderCommand::Postgresql(a) => postgresql(a, io),
     }
 }
 
@@ -67,6 +68,11 @@ pub(super) fn make_plan(args: &PlanArgs, kind: RenderKind, io: &mut Io) -> Resul
         writeln!(io.err, "difyplan: nothing rendered — the plan does not fit its max_connections")?;
         return Ok(None);
     }
+    if let Some(why) = report::table::memory_shortfall(&plan) {
+        writeln!(io.err, "{why}")?;
+        writeln!(io.err, "difyplan: nothing rendered — the database host cannot hold the plan's backends")?;
+        return Ok(None);
+    }
     // The command line goes into every file's header comment: a path with a newline must not
     // start a line of its own there.
     Ok(Some((plan, crate::safety::escape(&command_line(&args, kind)).into_owned())))
@@ -81,6 +87,7 @@ fn command_line(a: &PlanArgs, kind: RenderKind) -> String {
         RenderKind::Kubernetes => "kubernetes",
         RenderKind::Helm => "helm",
         RenderKind::Alerts => "alerts",
+        RenderKind::Postgresql => "postgresql",
     };
     let mut w = vec![
         format!("difyplan render {sub} --qps {}", a.qps.unwrap_or_default()),
@@ -88,7 +95,7 @@ fn command_line(a: &PlanArgs, kind: RenderKind) -> String {
         format!("--edition {}", a.edition),
         format!("--dify-version {}", a.dify_version),
     ];
-    if matches!(kind, RenderKind::Env | RenderKind::Alerts) && a.target != Target::Compose {
+    if matches!(kind, RenderKind::Env | RenderKind::Alerts | RenderKind::Postgresql) && a.target != Target::Compose {
         w.push(format!("--target {}", a.target));
     }
     if a.no_collaboration {
@@ -494,4 +501,31 @@ fn helm(args: &RenderHelmArgs, io: &mut Io) -> Result<ExitStatus> {
     let doc = Rendered { file: "values.yaml".into(), text: engine.render(&name, &ctx)? };
     self_check(&doc, &name, &src)?;
     emit(vec![doc], &args.out, "", io)
+}
+
+/// `render postgresql`: PGTune's two forms of the plan's server settings, for a PostgreSQL that
+/// Dify's compose file does not start (a managed or existing server). To stdout one form
+/// (`postgresql.conf`, or the SQL with `--alter-system`); into a folder both files.
+fn postgresql(args: &RenderPostgresqlArgs, io: &mut Io) -> Result<ExitStatus> {
+    let Some((plan, command)) = make_plan(&args.plan, RenderKind::Postgresql, io)? else {
+        return Ok(ExitStatus::Findings);
+    };
+    let reproduce = |marker: &str| format!("{marker} Reproduce: {command}\n");
+    let conf = Rendered {
+        file: "postgresql.conf".into(),
+        text: format!("{}{}", reproduce("#"), report::pgconf::postgresql_conf(&plan)),
+    };
+    let sql = Rendered {
+        file: "alter-system.sql".into(),
+        text: format!("{}{}", reproduce("--"), report::pgconf::alter_system(&plan)),
+    };
+    if args.out.templates.is_some() {
+        bail!("render postgresql uses no template — drop --templates");
+    }
+    let docs = match (&args.out.output, args.alter_system) {
+        (Some(_), _) => vec![conf, sql],
+        (None, true) => vec![sql],
+        (None, false) => vec![conf],
+    };
+    emit(docs, &args.out, "", io)
 }

@@ -24,9 +24,22 @@ pub fn run(args: &SizeArgs, io: &mut Io) -> Result<ExitStatus> {
         // say so in full; the env format prints nothing to stdout.
         writeln!(io.err, "{}", report::table::shortfall_summary(&plan))?;
         match args.format {
-            SizeFormat::Env => return Ok(ExitStatus::Findings),
+            SizeFormat::Env | SizeFormat::PostgresqlConf | SizeFormat::AlterSystem => {
+                return Ok(ExitStatus::Findings);
+            }
             SizeFormat::Json => writeln!(io.out, "{}", report::json::plan(&plan)?)?,
             SizeFormat::Table => write!(io.out, "{}", table(&plan))?,
+        }
+        return Ok(ExitStatus::Findings);
+    }
+    if let Some(why) = report::table::memory_shortfall(&plan) {
+        // The database host cannot hold the backends: a shortfall like a too-small cap. Nothing
+        // to paste is printed; the table and JSON show the whole plan.
+        writeln!(io.err, "{why}")?;
+        match args.format {
+            SizeFormat::Json => writeln!(io.out, "{}", report::json::plan(&plan)?)?,
+            SizeFormat::Table => write!(io.out, "{}", table(&plan))?,
+            SizeFormat::Env | SizeFormat::PostgresqlConf | SizeFormat::AlterSystem => {}
         }
         return Ok(ExitStatus::Findings);
     }
@@ -34,6 +47,8 @@ pub fn run(args: &SizeArgs, io: &mut Io) -> Result<ExitStatus> {
         SizeFormat::Table => write!(io.out, "{}", table(&plan))?,
         SizeFormat::Json => writeln!(io.out, "{}", report::json::plan(&plan)?)?,
         SizeFormat::Env => write!(io.out, "{}", report::env::plan(&plan, args.explain))?,
+        SizeFormat::PostgresqlConf => write!(io.out, "{}", report::pgconf::postgresql_conf(&plan))?,
+        SizeFormat::AlterSystem => write!(io.out, "{}", report::pgconf::alter_system(&plan))?,
     }
     Ok(ExitStatus::Success)
 }

@@ -7,6 +7,7 @@ pub mod capacity;
 mod components;
 pub mod load;
 pub mod mysql;
+pub mod pg_memory;
 pub mod pgtune;
 pub mod plan;
 pub mod pooler;

@@ -1,5 +1,5 @@
 //! PostgreSQL settings for Dify's database: PGTune's "web" formulas on Linux (le0pard/pgtune at
-//! 421728c), a memory check of `max_connections`, and the two timeouts Dify's compose passes.
+//! 7caef27) and the two timeouts Dify's compose passes; the memory check is in `pg_memory`.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -7,13 +7,16 @@ use std::fmt;
 /// The PGTune revision followed: `src/features/configuration/configurationSlice.js` for the
 /// formulas and `src/common/components/configurationView/index.jsx` for the order and the value
 /// formatting, both at this commit (the newest revision we could read; it offers PostgreSQL 10–18).
+/// Since 421728c PGTune also asks for the database size against RAM (`dbSize`): work_mem × 1.3
+/// below RAM, × 0.9 above 3 × RAM, and random_page_cost 1.1 whatever the disk below RAM; and on
+/// Linux from PostgreSQL 18 it leaves io_workers out (io_uring does not use them).
 ///
 /// The formulas are PGTune's "web" profile as docs/model.md §5 states them (maintenance_work_mem capped at 8 GB, work_mem floored at 4 MB,
 /// max_worker_processes = CPUs if ≥ 4 else 8) is what this revision computes. Older revisions
 /// differ (7d204bdb: a 2 GB cap, a 64 kB floor, huge_pages from 32 GB of RAM), so the tests pin
 /// this one. Sizes are integer kB (1 kB = 1024 bytes, PostgreSQL's unit); PGTune floors exact
 /// quotients of integers, which is what integer division computes.
-pub const PGTUNE_REVISION: &str = "le0pard/pgtune@421728c2f26fae14285f9805d31198b98925d697";
+pub const PGTUNE_REVISION: &str = "le0pard/pgtune@7caef27c204d304623eda21f23e7d56c1ad78d36";
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
@@ -55,6 +58,12 @@ const AUTOVACUUM_WORK_MEM_CAP_KB: u64 = 2 * KB_PER_GB;
 const WAL_BUFFERS_MAX_KB: u64 = 16 * KB_PER_MB;
 const WAL_BUFFERS_NEAR_MAX_KB: u64 = 14 * KB_PER_MB;
 const WAL_BUFFERS_MIN_KB: u64 = 32;
+/// PGTune's `dbSize` factors on work_mem: × 13/10 when the data fits in RAM ("OS cache is
+/// underutilized"), × 9/10 above 3 × RAM ("OS cache is under massive pressure").
+const WORK_MEM_LESS_RAM: f64 = 1.3;
+const WORK_MEM_GREATER_RAM: f64 = 0.9;
+/// PGTune's "More than 3x RAM" boundary.
+const GREATER_RAM_FACTOR: u64 = 3;
 /// huge_pages = try from 2 GB of shared_buffers (`selectHugePages`; Linux).
 const HUGE_PAGES_MIN_SHARED_BUFFERS_KB: u64 = 2 * KB_PER_GB;
 /// "web": min_wal_size 1 GB, max_wal_size 4 GB (`selectCheckpointSegments`).
@@ -110,6 +119,33 @@ impl fmt::Display for Storage {
             Storage::Nvme => "nvme",
             Storage::San => "san",
         })
+    }
+}
+
+/// PGTune's "DB size" input: the data against the host's RAM (`DB_SIZE_*` in `constants.js`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DataSize {
+    /// "Less than RAM".
+    LessRam,
+    /// "1x - 3x RAM": PGTune's default, and what difyplan uses unless it projects more.
+    MidRam,
+    /// "More than 3x RAM".
+    GreaterRam,
+}
+
+impl DataSize {
+    /// The class of `data_bytes` on a host of `memory_bytes`. difyplan's projection counts the
+    /// workflow logs only (the rest of Dify's data is not projected), so it is a lower bound of the
+    /// data: it can show that the data is above 3 × RAM, never that it is below RAM. Below
+    /// 3 × RAM, or without a projection, PGTune's default "1x - 3x RAM" stands.
+    pub fn from_projection(data_bytes: Option<u64>, memory_bytes: u64) -> DataSize {
+        match data_bytes {
+            Some(d) if u128::from(d) > u128::from(memory_bytes) * u128::from(GREATER_RAM_FACTOR) => {
+                DataSize::GreaterRam
+            }
+            _ => DataSize::MidRam,
+        }
     }
 }
 
@@ -231,8 +267,17 @@ pub struct Tuning {
     pub effective_io_concurrency: Option<u64>,
     /// (RAM − shared_buffers) ÷ ((max_connections + worker processes) × 3), at least 4 MB.
     pub work_mem_kb: u64,
-    /// `try` from 2 GB of shared_buffers, else `off`.
+    /// PGTune: `try` from 2 GB of shared_buffers, else `off`; `on` when difyplan's memory check
+    /// counts on huge pages (see `pg_memory`).
     pub huge_pages: &'static str,
+    /// With `huge_pages = on`: the 2 MiB pages to reserve (`vm.nr_hugepages`), from PostgreSQL's
+    /// own shared memory arithmetic (docs/model.md §5).
+    pub huge_pages_reserved: Option<u64>,
+    /// PGTune's database-size input this tuning was made for.
+    pub data_size: DataSize,
+    /// work_mem as PGTune computes it; `work_mem_kb` is lower when the open backends would not
+    /// fit with it (docs/model.md §5).
+    pub pgtune_work_mem_kb: u64,
     /// `off` from PostgreSQL 12 for web workloads (JIT slows short queries).
     pub jit: Option<&'static str>,
     /// `lz4` from PostgreSQL 15 (Dify's `postgres:15-alpine` is built `--with-lz4`), `on` for 10–14.
@@ -322,6 +367,11 @@ pub fn format_kb(kb: u64) -> String {
 /// does; difyplan's plan chooses it). Total: it never fails and never panics, whatever the
 /// host; call [`PgHost::validate`] first to refuse hosts PGTune would not tune.
 pub fn tune(host: &PgHost, max_connections: u64) -> Tuning {
+    tune_for(host, max_connections, DataSize::MidRam)
+}
+
+/// [`tune`] with PGTune's database-size input.
+pub fn tune_for(host: &PgHost, max_connections: u64, data_size: DataSize) -> Tuning {
     let ram_kb = host.memory_kb();
     let cpus = u64::from(host.cpus);
     let version = host.pg_version;
@@ -345,7 +395,17 @@ pub fn tune(host: &PgHost, max_connections: u64) -> Tuning {
 
     let workers = max_worker_processes.unwrap_or(DEFAULT_MAX_WORKER_PROCESSES);
     let divisor = max_connections.saturating_add(workers).saturating_mul(WORK_MEM_USES_PER_BACKEND);
-    let work_mem_kb = ((ram_kb - shared_buffers_kb) / divisor).max(WORK_MEM_FLOOR_KB);
+    let mut work_mem_kb = (ram_kb - shared_buffers_kb) / divisor;
+    // JavaScript's Math.floor(workMem × 1.3) in doubles, so values equal PGTune's to the kB.
+    let factor = match data_size {
+        DataSize::LessRam => Some(WORK_MEM_LESS_RAM),
+        DataSize::MidRam => None,
+        DataSize::GreaterRam => Some(WORK_MEM_GREATER_RAM),
+    };
+    if let Some(f) = factor {
+        work_mem_kb = (work_mem_kb as f64 * f).floor() as u64;
+    }
+    work_mem_kb = work_mem_kb.max(WORK_MEM_FLOOR_KB);
 
     // selectAutovacuumMaxWorkers: PostgreSQL's 3 autovacuum workers are raised only on big servers.
     let autovacuum_max_workers = match host.cpus {
@@ -362,8 +422,10 @@ pub fn tune(host: &PgHost, max_connections: u64) -> Tuning {
         _ => None,
     };
     let io_method = (version >= 18).then_some("io_uring");
-    // selectIoWorkers: a quarter of the CPUs, between PostgreSQL's default 3 and its maximum 32.
-    let io_workers = (version >= 18 && cpus > 0).then(|| (cpus / 4).clamp(3, 32)).filter(|&n| n > 3);
+    // selectIoWorkers: a quarter of the CPUs, between PostgreSQL's default 3 and its maximum 32 —
+    // but not with io_uring, which PGTune picks on Linux from 18 (and difyplan tunes Linux only).
+    let io_workers =
+        (version >= 18 && cpus > 0 && io_method.is_none()).then(|| (cpus / 4).clamp(3, 32)).filter(|&n| n > 3);
 
     let mut warnings = Vec::new();
     if host.memory_bytes < LOW_MEMORY_WARNING_BYTES {
@@ -395,10 +457,14 @@ pub fn tune(host: &PgHost, max_connections: u64) -> Tuning {
         checkpoint_completion_target: CHECKPOINT_COMPLETION_TARGET,
         wal_buffers_kb,
         default_statistics_target: WEB_DEFAULT_STATISTICS_TARGET,
-        random_page_cost: host.storage.random_page_cost(),
+        // selectRandomPageCost: data that fits in RAM is read from the page cache, whatever the disk.
+        random_page_cost: if data_size == DataSize::LessRam { 1.1 } else { host.storage.random_page_cost() },
         effective_io_concurrency: Some(host.storage.effective_io_concurrency()),
         work_mem_kb,
         huge_pages: if shared_buffers_kb >= HUGE_PAGES_MIN_SHARED_BUFFERS_KB { "try" } else { "off" },
+        huge_pages_reserved: None,
+        data_size,
+        pgtune_work_mem_kb: work_mem_kb,
         jit: (version >= 12).then_some("off"),
         wal_compression,
         autovacuum_max_workers,
@@ -415,184 +481,8 @@ pub fn tune(host: &PgHost, max_connections: u64) -> Tuning {
     }
 }
 
-/// What one open backend costs besides work_mem. Measured on PostgreSQL 15: 1.06–1.10 MiB of
-/// private memory idle, 1.41–1.47 MiB after a catalog query left it idle in transaction,
-/// whatever max_connections is (docs/model.md §9); rounded up to 2 MiB, the published accurate
-/// measure ("under 2 MiB per connection"). Page tables come on top without huge pages, see
-/// [`huge_pages_advice`].
-pub const PER_BACKEND_OVERHEAD_BYTES: u64 = 2 * MIB;
-/// Shared memory per `max_connections` slot, allocated at start whether used or not: about
-/// 48 kB measured (143 MB at 100 slots, 617 MB at 10,000; docs/model.md §9).
-pub const PER_SLOT_BYTES: u64 = 48 * KIB;
-/// work_mem allowances per connection running a query: Dify's queries are short lookups and
-/// writes (11–28 ms of PostgreSQL CPU per request, docs/model.md §8), so one sort or hash at a time.
-/// PGTune's own divisor of 3 is the headroom above this (maintenance, autovacuum, the OS).
-pub const WORK_MEM_ALLOWANCES_PER_BACKEND: u64 = 1;
-/// Backends running a query at once, per CPU. Most of Dify's connections sit idle in
-/// transaction while requests wait on the LLM (docs/model.md §1, §8), and PostgreSQL runs about
-/// cores × 2 queries usefully at once (docs/model.md §5); twice that is the allowance.
-pub const ACTIVE_BACKENDS_PER_CPU: u64 = 4;
-
-/// Whether the backends that can be open fit the database's memory, and what would.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct MemoryCheck {
-    pub fits: bool,
-    /// Backends that can be open at once: the plan's worst case, at most max_connections.
-    pub open_backends: u64,
-    /// shared_buffers + max_connections × per-slot shared memory + open backends × overhead
-    /// + work_mem of the backends running a query at once.
-    pub needed_bytes: u64,
-    /// The host's memory.
-    pub available_bytes: u64,
-    /// The most backends that fit open at once, with max_connections set to that many and
-    /// PGTune re-tuned for it (see [`memory_check`]).
-    pub largest_safe_backends: u64,
-    /// Backend overhead + work_mem × allowances, at the tuned work_mem.
-    pub per_backend_bytes: u64,
-    /// The smallest whole number of GiB at which these backends fit after re-tuning; `None`
-    /// when not even 16 TiB would.
-    pub memory_to_fit_bytes: Option<u64>,
-    /// One sentence: what fits, or what to change.
-    pub remedy: String,
-    /// Set when the page tables of many backends call for huge pages.
-    pub huge_pages_advice: Option<String>,
-}
-
-/// Memory sanity: shared_buffers + max_connections × 48 kB + open backends × (overhead) +
-/// work_mem of the active backends ≤ RAM.
-///
-/// Memory follows the backends really open (each process keeps `SQLALCHEMY_POOL_SIZE` open
-/// after a burst, overflow while in use), not max_connections × a per-connection figure: an
-/// unused slot costs only its shared memory. work_mem depends on max_connections (PGTune divides
-/// by it), so the largest safe count is the largest `n` for which `tune(host, n)` passes with
-/// `n` backends open — what the operator gets after re-running with it; a bisection finds it.
-pub fn memory_check(host: &PgHost, tuning: &Tuning, open_backends: u64) -> MemoryCheck {
-    let open_backends = open_backends.min(tuning.max_connections);
-    let available_bytes = host.memory_bytes;
-    let per_backend_bytes = per_backend_bytes(tuning);
-    let needed_bytes = needed_bytes(tuning, host.cpus, open_backends);
-    let fits = needed_bytes <= available_bytes;
-    let largest = largest_safe_backends(host);
-    let memory_to_fit_bytes = memory_to_fit(host, tuning.max_connections, open_backends);
-
-    let remedy = if fits {
-        format!(
-            "fits: {open_backends} open backends and {} slots need about {} of {}; up to {largest} \
-                open backends would fit",
-            tuning.max_connections,
-            human_bytes(needed_bytes),
-            human_bytes(available_bytes)
-        )
-    } else {
-        let more_memory = match memory_to_fit_bytes {
-            Some(bytes) => format!("or give PostgreSQL at least {} of memory (--pg-memory)", human_bytes(bytes)),
-            None => "no host up to 16 TiB holds that many; split the load across databases".to_string(),
-        };
-        let fewer = if largest == 0 {
-            "not one connection fits beside shared_buffers".to_string()
-        } else {
-            format!(
-                "bring the connections that can be open to {largest} or less (smaller pools, fewer \
-                    processes, or a pooler: --pooler pgbouncer)"
-            )
-        };
-        format!(
-            "{open_backends} open backends and {} slots need about {} but PostgreSQL has {}: {fewer}, {more_memory}",
-            tuning.max_connections,
-            human_bytes(needed_bytes),
-            human_bytes(available_bytes)
-        )
-    };
-
-    MemoryCheck {
-        fits,
-        open_backends,
-        needed_bytes,
-        available_bytes,
-        largest_safe_backends: largest,
-        per_backend_bytes,
-        memory_to_fit_bytes,
-        remedy,
-        huge_pages_advice: huge_pages_advice(tuning, open_backends, available_bytes),
-    }
-}
-
-/// Without huge pages every backend that touches all of shared_buffers maps it with 4 kB pages:
-/// 8 bytes of page table per 4 kB, shared_buffers ÷ 512 per backend. When that could take more
-/// than a tenth of the host, say so and how many 2 MiB huge pages to reserve.
-pub fn huge_pages_advice(tuning: &Tuning, open_backends: u64, memory_bytes: u64) -> Option<String> {
-    let shared = tuning.shared_buffers_kb.saturating_mul(KIB);
-    let page_tables = u128::from(shared / 512) * u128::from(open_backends);
-    if page_tables * 10 <= u128::from(memory_bytes) {
-        return None;
-    }
-    let pages = (shared + shared / 20).div_ceil(2 * MIB);
-    Some(format!(
-        "{open_backends} backends mapping {} of shared_buffers with 4 kB pages could spend up to \
-            {} on page tables: set huge_pages = on and reserve the huge pages on the database host \
-            (vm.nr_hugepages = {pages} at 2 MiB each); the memory plan counts backends with huge pages",
-        human_bytes(shared),
-        human_bytes(u64::try_from(page_tables).unwrap_or(u64::MAX))
-    ))
-}
-
-fn per_backend_bytes(tuning: &Tuning) -> u64 {
-    let work_mem = tuning.work_mem_kb.saturating_mul(KIB).saturating_mul(WORK_MEM_ALLOWANCES_PER_BACKEND);
-    PER_BACKEND_OVERHEAD_BYTES.saturating_add(work_mem)
-}
-
-/// shared_buffers + every slot's shared memory + every open backend's overhead + work_mem for
-/// the backends that run a query at once.
-fn needed_bytes(tuning: &Tuning, cpus: u32, open_backends: u64) -> u64 {
-    let shared = u128::from(tuning.shared_buffers_kb) * u128::from(KIB);
-    let slots = u128::from(tuning.max_connections) * u128::from(PER_SLOT_BYTES);
-    let backends = u128::from(open_backends) * u128::from(PER_BACKEND_OVERHEAD_BYTES);
-    let active = u128::from(open_backends.min(u64::from(cpus).saturating_mul(ACTIVE_BACKENDS_PER_CPU)));
-    let work_mem = active * u128::from(per_backend_bytes(tuning) - PER_BACKEND_OVERHEAD_BYTES);
-    u64::try_from(shared + slots + backends + work_mem).unwrap_or(u64::MAX)
-}
-
-/// Whether `open` backends of `max_connections` fit once PGTune re-tunes for them.
-pub fn fits_after_tuning(host: &PgHost, max_connections: u64, open: u64) -> bool {
-    needed_bytes(&tune(host, max_connections), host.cpus, open.min(max_connections)) <= host.memory_bytes
-}
-
-fn largest_safe_backends(host: &PgHost) -> u64 {
-    let fits = |n: u64| fits_after_tuning(host, n, n);
-    // Every backend costs at least the overhead, so none past this bound can fit.
-    let room = host.memory_bytes.saturating_sub(host.memory_kb() / 4 * KIB);
-    let bound = room / PER_BACKEND_OVERHEAD_BYTES;
-    let (mut lo, mut hi) = (0, bound);
-    while lo < hi {
-        let mid = lo + (hi - lo).div_ceil(2);
-        if fits(mid) { lo = mid } else { hi = mid - 1 }
-    }
-    // The need is not strictly monotone for small counts (the active backends' work_mem falls as
-    // PGTune divides by more connections), so settle on an edge: fits at n, not at n + 1.
-    while lo > 0 && !fits(lo) {
-        lo -= 1;
-    }
-    while lo < bound && fits(lo + 1) {
-        lo += 1;
-    }
-    lo
-}
-
-fn memory_to_fit(host: &PgHost, max_connections: u64, open: u64) -> Option<u64> {
-    let at = |gib: u64| PgHost { memory_bytes: gib * GIB, ..*host };
-    let (mut lo, mut hi) = (1, MAX_MEMORY_BYTES / GIB);
-    if !fits_after_tuning(&at(hi), max_connections, open) {
-        return None;
-    }
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if fits_after_tuning(&at(mid), max_connections, open) { hi = mid } else { lo = mid + 1 }
-    }
-    Some(lo * GIB)
-}
-
 /// Bytes for people: MiB below 1 GiB (rounded up), GiB with one decimal above.
-fn human_bytes(bytes: u64) -> String {
+pub(crate) fn human_bytes(bytes: u64) -> String {
     if bytes >= GIB { format!("{:.1} GiB", bytes as f64 / GIB as f64) } else { format!("{} MiB", bytes.div_ceil(MIB)) }
 }
 
@@ -808,8 +698,9 @@ mod tests {
         // Asynchronous I/O from 18: io_uring; io_workers only above PostgreSQL's 3 (16 CPUs → 4).
         assert_eq!(at(17, 16).io_method, None);
         assert_eq!(at(18, 16).io_method, Some("io_uring"));
-        assert_eq!(at(18, 16).io_workers, Some(4));
-        assert_eq!(at(18, 8).io_workers, None);
+        // 7caef27: io_uring (Linux, 18) needs no io workers.
+        assert_eq!(at(18, 16).io_workers, None);
+        assert_eq!(at(18, 64).io_workers, None);
         assert_eq!(at(17, 16).io_workers, None);
     }
 
@@ -839,6 +730,32 @@ mod tests {
         assert_eq!(tune(&host(8, 8), 100).autovacuum_max_workers, None);
         assert_eq!(tune(&host(8, 16), 100).autovacuum_max_workers, Some(4));
         assert_eq!(tune(&host(8, 32), 100).autovacuum_max_workers, Some(5));
+    }
+
+    #[test]
+    fn database_size_input_of_pgtune_7caef27() {
+        // PGTune's own tests: 64 GB, web, Linux, 15 — "less_ram" is ⌊mid × 1.3⌋, "greater_ram" ⌊mid × 0.9⌋.
+        let h = host(64, 2);
+        let mid = tune_for(&h, 100, DataSize::MidRam).work_mem_kb;
+        assert_eq!(mid, tune(&h, 100).work_mem_kb);
+        assert_eq!(tune_for(&h, 100, DataSize::LessRam).work_mem_kb, (mid as f64 * 1.3).floor() as u64);
+        assert_eq!(tune_for(&h, 100, DataSize::GreaterRam).work_mem_kb, (mid as f64 * 0.9).floor() as u64);
+        // The 4 MB floor applies after the factor.
+        assert_eq!(tune_for(&host(4, 4), 9999, DataSize::GreaterRam).work_mem_kb, 4096);
+        // Data in RAM: random_page_cost 1.1 even on spinning disks.
+        let hdd = PgHost { storage: Storage::Hdd, ..h };
+        assert_eq!(tune_for(&hdd, 100, DataSize::LessRam).random_page_cost, 1.1);
+        assert_eq!(tune_for(&hdd, 100, DataSize::GreaterRam).random_page_cost, 4.0);
+    }
+
+    #[test]
+    fn the_projection_only_ever_says_more_than_three_times_ram() {
+        let ram = 16 * GIB;
+        assert_eq!(DataSize::from_projection(None, ram), DataSize::MidRam);
+        assert_eq!(DataSize::from_projection(Some(0), ram), DataSize::MidRam);
+        assert_eq!(DataSize::from_projection(Some(3 * ram), ram), DataSize::MidRam);
+        assert_eq!(DataSize::from_projection(Some(3 * ram + 1), ram), DataSize::GreaterRam);
+        assert_eq!(DataSize::from_projection(Some(u64::MAX), u64::MAX), DataSize::MidRam);
     }
 
     #[test]
@@ -888,7 +805,6 @@ mod tests {
                     let h = PgHost { memory_bytes: bytes, cpus, storage: Storage::Hdd, pg_version: 0 };
                     let t = tune(&h, conns);
                     let _ = t.settings();
-                    let _ = memory_check(&h, &t, conns);
                 }
             }
         }
@@ -936,76 +852,6 @@ mod tests {
         assert!(PgHost { cpus: 0, ..DEFAULT_HOST }.validate().unwrap_err().contains("--pg-cpus"));
         assert!(PgHost { pg_version: 9, ..DEFAULT_HOST }.validate().unwrap_err().contains("10 to 18"));
         assert!(PgHost { memory_bytes: MIB, ..DEFAULT_HOST }.validate().is_err());
-    }
-
-    #[test]
-    fn memory_check_too_small_database() {
-        // 2 GiB = 2097152 kB, 2 CPUs, 2000 connections all open: shared_buffers 524288 kB,
-        // work_mem floored to 4096 kB; 2000 slots × 48 kB = 96000 kB; every open backend
-        // 2048 kB, the 4 × 2 = 8 running a query also work_mem:
-        // needed 524288 + 96000 + 2000 × 2048 + 8 × 4096 = 4749056 kB ≫ RAM.
-        let h = host(2, 2);
-        let c = memory_check(&h, &tune(&h, 2000), 2000);
-        assert!(!c.fits);
-        assert_eq!(c.per_backend_bytes, (2048 + 4096) * 1024);
-        assert_eq!(c.needed_bytes, 4_749_056 * 1024);
-        assert_eq!(c.available_bytes, 2 * GIB);
-        // Largest safe, by hand: 48 n + 2048 n + 8 × work_mem(n) ≤ 2097152 − 524288 = 1572864 kB,
-        // work_mem(n) = max(4096, ⌊1572864 ÷ (3(n + 8))⌋), at the floor from n = 121:
-        //   n = 734: 2096 × 734 + 32768 = 1571232 ≤ 1572864 — fits;
-        //   n = 735: 1573328 > 1572864 — does not.
-        assert_eq!(c.largest_safe_backends, 734);
-        assert!(c.remedy.contains("to 734 or less"), "{}", c.remedy);
-        // The memory that holds 2000 open, R GiB: 2000 × 2096 + 32768 = 4224768 kB ≤ 786432 R
-        // (3R/4 GiB in kB), so R = 6 (4718592).
-        let to_fit = c.memory_to_fit_bytes.expect("a host up to 16 TiB holds 2000");
-        assert!(fits_after_tuning(&PgHost { memory_bytes: to_fit, ..h }, 2000, 2000));
-        assert!(!fits_after_tuning(&PgHost { memory_bytes: to_fit - GIB, ..h }, 2000, 2000));
-        assert_eq!(to_fit, 6 * GIB);
-        assert!(c.remedy.contains("6.0 GiB"), "{}", c.remedy);
-    }
-
-    #[test]
-    fn unused_slots_cost_only_shared_memory() {
-        // The same 2 GiB host holds 2000 slots when only 100 backends can be open.
-        let h = host(2, 2);
-        let c = memory_check(&h, &tune(&h, 2000), 100);
-        assert!(c.fits, "{}", c.remedy);
-        assert_eq!(c.open_backends, 100);
-    }
-
-    #[test]
-    fn vendor_500_qps_database_holds_every_slot() {
-        // 16 cores, 128 GB, max_connections 12,800, every slot open: 32 GiB shared_buffers +
-        // 12,800 × (48 kB + 2 MiB) ≈ 26 GiB + work_mem of 64 active backends.
-        let h = PgHost { memory_bytes: 128 * GIB, cpus: 16, ..DEFAULT_HOST };
-        let c = memory_check(&h, &tune(&h, 12_800), 12_800);
-        assert!(c.fits, "{}", c.remedy);
-        assert!(c.huge_pages_advice.is_some(), "12,800 backends over 32 GiB of shared_buffers need huge pages");
-    }
-
-    #[test]
-    fn memory_check_fits_for_pgtune_defaults() {
-        let h = host(8, 2);
-        let c = memory_check(&h, &tune(&h, 200), 200);
-        assert!(c.fits, "{}", c.remedy);
-        assert!(c.largest_safe_backends >= 200);
-        assert!(c.remedy.starts_with("fits"));
-        assert_eq!(c.huge_pages_advice, None);
-    }
-
-    #[test]
-    fn largest_safe_is_the_edge_of_fitting() {
-        for gib in [1, 2, 4, 16] {
-            let h = host(gib, 4);
-            let n = largest_safe_backends(&h);
-            assert!(fits_after_tuning(&h, n, n), "{gib} GiB, {n}");
-            assert!(!fits_after_tuning(&h, n + 1, n + 1), "{gib} GiB, {n}");
-            // Beyond the edge nothing fits again (the need grows once the overhead dominates).
-            for conns in n + 1..=n + 200 {
-                assert!(!fits_after_tuning(&h, conns, conns), "{gib} GiB, {conns}");
-            }
-        }
     }
 
     #[test]

@@ -6,7 +6,8 @@
 use super::assumptions::{Assumptions, Edition, EditionRules, Target};
 use super::budget::{self, Budget, BudgetLine, Cap, Reserve};
 use super::components::{self as size, Admission, Ctx, fmt2, round2};
-use super::pgtune::{self, MemoryCheck, PgHost, Storage, Timeouts, Tuning};
+use super::pg_memory::{self, MemoryCheck};
+use super::pgtune::{self, DataSize, PgHost, Storage, Timeouts, Tuning};
 use super::profile::Profile;
 use super::storage::{self, LogPlan, LogStore, RedisPlan};
 use crate::dify::db_type::DbType;
@@ -191,6 +192,7 @@ fn database(
     open_backends: u64,
     cores: u64,
     request_seconds: f64,
+    data_bytes: Option<u64>,
     notes: &mut Vec<String>,
 ) -> (PgHost, bool, bool, Tuning, MemoryCheck, Timeouts) {
     let cpus = spec.cpus.unwrap_or_else(|| (cores.min(u32::MAX as u64) as u32).max(pgtune::DEFAULT_HOST.cpus));
@@ -202,36 +204,50 @@ fn database(
     };
     if spec.memory_bytes.is_none() {
         while host.memory_bytes < pgtune::MAX_MEMORY_BYTES
-            && !pgtune::fits_after_tuning(&host, max_connections, open_backends)
+            && !pg_memory::fits_after_tuning(
+                &host,
+                max_connections,
+                open_backends,
+                DataSize::from_projection(data_bytes, host.memory_bytes),
+            )
         {
             host.memory_bytes *= 2;
         }
     }
-    let tuning = pgtune::tune(&host, max_connections);
-    let memory = pgtune::memory_check(&host, &tuning, open_backends);
+    let data_size = DataSize::from_projection(data_bytes, host.memory_bytes);
+    let (tuning, memory) = pg_memory::settle(&host, pgtune::tune_for(&host, max_connections, data_size), open_backends);
     let gib = host.memory_bytes as f64 / GIB_F;
     if spec.memory_bytes.is_none() || spec.cpus.is_none() {
+        // Only what difyplan chose is called assumed; the user's own values are theirs.
+        let mut assumed = Vec::new();
+        if spec.memory_bytes.is_none() {
+            assumed.push(format!(
+                "{gib:.0} GiB (the smallest power of two from 4 GiB that holds the backends that can be open)"
+            ));
+        }
+        if spec.cpus.is_none() {
+            assumed.push(format!("{} CPUs (the plan's database cores)", host.cpus));
+        }
+        let flags = match (spec.memory_bytes.is_none(), spec.cpus.is_none()) {
+            (true, true) => "--pg-memory and --pg-cpus",
+            (true, false) => "--pg-memory",
+            _ => "--pg-cpus",
+        };
         notes.push(format!(
-            "PostgreSQL host assumed: {gib:.0} GiB{}, {} CPUs{}, {} storage, PostgreSQL {} — pass \
-                --pg-memory and --pg-cpus to tune for yours.",
-            if spec.memory_bytes.is_none() {
-                " (the smallest power of two from 4 GiB that holds the backends that can be open)"
-            } else {
-                ""
-            },
-            host.cpus,
-            if spec.cpus.is_none() { " (the plan's database cores)" } else { "" },
+            "PostgreSQL host assumed: {}; {} storage, PostgreSQL {} — pass {flags} to tune for yours.",
+            assumed.join(", "),
             host.storage,
             host.pg_version
         ));
     }
     if !memory.fits {
         notes.push(format!(
-            "WARNING: {} open backends do not fit {gib:.0} GiB: at most {} fit. {}",
+            "WARNING: {} open backends do not fit the database host's {gib:.0} GiB: at most {} fit. {}",
             memory.open_backends, memory.largest_safe_backends, memory.remedy
         ));
     }
     notes.extend(memory.huge_pages_advice.iter().cloned());
+    notes.extend(memory.work_mem_advice.iter().cloned());
     notes.extend(tuning.warnings.iter().cloned());
     let timeouts = pgtune::timeouts(request_seconds, GUNICORN_TIMEOUT_S);
     (host, spec.memory_bytes.is_none(), spec.cpus.is_none(), tuning, memory, timeouts)
@@ -645,18 +661,28 @@ fn database_step(cx: &mut Ctx, budget: &Budget) -> (DatabasePlan, LogPlan, Redis
     );
     // The backends that can be open: every pool at its maximum plus the reserves, at most the cap.
     let open_backends = budget.demand.min(max_connections);
-    let (host, host_memory_chosen, host_cpus_chosen, tuning, memory, timeouts) =
-        database(&input.pg_host, max_connections, open_backends, pg_cores, p.request_seconds, &mut cx.notes);
+    let (host, host_memory_chosen, host_cpus_chosen, tuning, memory, timeouts) = database(
+        &input.pg_host,
+        max_connections,
+        open_backends,
+        pg_cores,
+        p.request_seconds,
+        (logs.pg_disk_bytes > 0.0).then_some(logs.pg_disk_bytes as u64),
+        &mut cx.notes,
+    );
     cx.rec.note(
         "database memory",
         format!("{:.1} GiB of {:.0} GiB", memory.needed_bytes as f64 / GIB_F, host.memory_bytes as f64 / GIB_F),
         format!(
-            "shared_buffers + {max_connections} slots × 48 kB + {open_backends} open backends × {} MiB \
-                + work_mem × {} active backends",
-            pgtune::PER_BACKEND_OVERHEAD_BYTES >> 20,
-            (u64::from(host.cpus) * pgtune::ACTIVE_BACKENDS_PER_CPU).min(open_backends)
+            "{} shared memory{} + {open_backends} open backends × ({} MiB + work_mem {}{}) + {} autovacuum",
+            human_mib(memory.shared_memory_bytes),
+            if tuning.huge_pages_reserved.is_some() { " (huge pages)" } else { "" },
+            pg_memory::PER_BACKEND_OVERHEAD_BYTES >> 20,
+            pgtune::format_kb(tuning.work_mem_kb),
+            if memory.page_tables_bytes > 0 { " + page tables" } else { "" },
+            human_mib(memory.autovacuum_bytes)
         ),
-        "measured per slot and per backend, docs/model.md §9",
+        "PostgreSQL 15's shared memory arithmetic, measured per backend, docs/model.md §5, §9",
     );
     let kb = pgtune::format_kb;
     let mut env = vec![
@@ -687,8 +713,20 @@ fn database_step(cx: &mut Ctx, budget: &Budget) -> (DatabasePlan, LogPlan, Redis
         "POSTGRES_WORK_MEM",
         kb(tuning.work_mem_kb),
         format!(
-            "(RAM − shared_buffers) ÷ (({max_connections} + {} workers) × 3), at least 4 MB",
-            tuning.worker_processes()
+            "(RAM − shared_buffers) ÷ (({max_connections} + {} workers) × 3){}, at least 4 MB{}",
+            tuning.worker_processes(),
+            match tuning.data_size {
+                DataSize::GreaterRam => " × 0.9 (data projected above 3 × RAM)",
+                _ => "",
+            },
+            if tuning.work_mem_kb < tuning.pgtune_work_mem_kb {
+                format!(
+                    " = {}; lowered so every open backend fits (docs/model.md §5)",
+                    pgtune::format_kb(tuning.pgtune_work_mem_kb)
+                )
+            } else {
+                String::new()
+            }
         ),
         pgtune::PGTUNE_REVISION,
     );
@@ -759,6 +797,10 @@ fn mysql_step(cx: &mut Ctx, budget: &Budget) -> super::mysql::MysqlTuning {
 }
 
 const GIB_F: f64 = (1u64 << 30) as f64;
+
+fn human_mib(bytes: u64) -> String {
+    format!("{} MiB", bytes.div_ceil(1 << 20))
+}
 /// Above this many cores a single compose host is unusual (assumption).
 const COMPOSE_HOST_CORES_WARN: f64 = 64.0;
 

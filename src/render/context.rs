@@ -161,6 +161,13 @@ pub struct DatabaseView {
     pub host_memory_gib: u64,
     pub host_cpus: u32,
     pub host_assumed: bool,
+    /// With `huge_pages = on`: the 2 MiB pages the host must reserve (`vm.nr_hugepages`).
+    pub huge_pages_reserved: Option<u64>,
+    /// The same in MiB: a pod's `hugepages-2Mi` request and limit.
+    pub huge_pages_mib: Option<u64>,
+    /// The host's memory less the huge pages, MiB: the pod's ordinary memory beside them
+    /// (Kubernetes refuses huge pages without a memory or CPU request).
+    pub memory_beside_huge_pages_mib: u64,
 }
 
 /// What a given compose file told us.
@@ -265,6 +272,11 @@ pub fn build(plan: &Plan, command: String, compose: ComposeView, db_service: Opt
             host_memory_gib: db.mysql.as_ref().map_or(db.host.memory_bytes, |m| m.host_memory_bytes) >> 30,
             host_cpus: db.host.cpus,
             host_assumed: db.host_memory_chosen || db.host_cpus_chosen,
+            huge_pages_reserved: db.tuning.huge_pages_reserved,
+            huge_pages_mib: db.tuning.huge_pages_reserved.map(|p| p * (crate::model::pg_memory::HUGE_PAGE_BYTES >> 20)),
+            memory_beside_huge_pages_mib: (db.host.memory_bytes >> 20).saturating_sub(
+                db.tuning.huge_pages_reserved.unwrap_or(0) * (crate::model::pg_memory::HUGE_PAGE_BYTES >> 20),
+            ),
         },
         pooler,
         compose,
@@ -560,7 +572,7 @@ fn per_service(plan: &Plan, all: &[Setting]) -> Vec<ServiceEnv> {
 /// The target a render command plans for: the one its output runs on.
 pub fn target_for(kind: RenderKind, asked: Target) -> Target {
     match kind {
-        RenderKind::Env | RenderKind::Alerts => asked,
+        RenderKind::Env | RenderKind::Alerts | RenderKind::Postgresql => asked,
         RenderKind::Compose => Target::Compose,
         RenderKind::Kubernetes | RenderKind::Helm => Target::Kubernetes,
     }
@@ -575,4 +587,6 @@ pub enum RenderKind {
     Helm,
     /// Prometheus rules: for the target asked, as `env` is.
     Alerts,
+    /// `postgresql.conf` and `ALTER SYSTEM` statements.
+    Postgresql,
 }

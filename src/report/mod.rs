@@ -6,5 +6,6 @@ pub mod fit;
 pub mod github;
 pub mod json;
 pub mod matrix;
+pub mod pgconf;
 pub mod sarif;
 pub mod table;

@@ -272,6 +272,20 @@ fn derivations(plan: &Plan) -> String {
 }
 
 /// One paragraph for stderr when a fixed cap cannot hold the plan.
+/// One line for stderr when the database host cannot hold the plan's open backends (`None` when
+/// it can): the same kind of shortfall as a cap that is too small, and what to do.
+pub fn memory_shortfall(plan: &Plan) -> Option<String> {
+    let m = &plan.database.memory;
+    (!m.fits).then(|| {
+        format!(
+            "difyplan: the database host's {} GiB cannot hold the plan's {} open backends: {}",
+            plan.database.host.memory_bytes >> 30,
+            m.open_backends,
+            m.remedy
+        )
+    })
+}
+
 pub fn shortfall_summary(plan: &Plan) -> String {
     let b = &plan.budget;
     let mut s = format!(

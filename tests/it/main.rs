@@ -19,6 +19,7 @@ mod mysql;
 mod mysql_server;
 mod operator_fit;
 mod pg_server;
+mod pg_tuning;
 mod plan_properties;
 mod pooler;
 mod render_cli;

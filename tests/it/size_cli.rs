@@ -457,8 +457,17 @@ fn redis_topology() {
 /// max_connections and the remedy; without --pg-memory the host is chosen and said to be.
 #[test]
 fn database_too_small_warns_with_numbers() {
-    let v = json(&difyplan(&["size", "--qps", "100", "--pg-memory", "2GiB", "--pg-cpus", "2", "--format", "json"]));
+    let run = difyplan(&["size", "--qps", "100", "--pg-memory", "2GiB", "--pg-cpus", "2", "--format", "json"]);
+    // A host that cannot hold the backends is a shortfall: exit 1, the user's 2 GiB not "assumed".
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("cannot hold the plan's"), "{}", run.stderr);
+    let v = json(&run);
     assert_eq!(v["database"]["memory"]["fits"], false);
+    for note in v["notes"].as_array().unwrap().iter().filter_map(|n| n.as_str()) {
+        assert!(!(note.contains("assumed") && note.contains("GiB (")), "the given memory is called assumed: {note}");
+    }
+    let env = difyplan(&["size", "--qps", "100", "--pg-memory", "2GiB", "--pg-cpus", "2", "--format", "env"]);
+    assert_eq!((env.code, env.stdout.as_str()), (1, ""), "nothing to paste from a plan that does not fit");
     let largest = v["database"]["memory"]["largest_safe_backends"].as_u64().unwrap();
     let open = v["database"]["memory"]["open_backends"].as_u64().unwrap();
     assert!(largest < open, "{largest} fit, {open} can be open");
@@ -480,15 +489,21 @@ fn database_too_small_warns_with_numbers() {
             .iter()
             .any(|kv| kv[0] == "POSTGRES_SHARED_BUFFERS" && kv[1] == "512MB")
     );
-    // The measured cost of an open backend and of a slot, by hand from the JSON's own numbers.
+    // The parts add up to the need, by hand from the JSON's own numbers: shared memory (at least
+    // shared_buffers and 48 kB per slot), page tables or huge pages, 2 MiB and one work_mem per
+    // open backend (work_mem at its 64 kB floor here), autovacuum.
     let m = &v["database"]["memory"];
+    let n = |k: &str| m[k].as_u64().unwrap_or_else(|| panic!("{k}"));
     let slots = v["database"]["max_connections"].as_u64().unwrap();
-    let shared = 512 * 1024 * 1024u64;
-    let active = open.min(2 * 4);
-    let work_mem = m["per_backend_bytes"].as_u64().unwrap() - 2 * 1024 * 1024;
+    assert!(n("shared_memory_bytes") >= 512 * 1024 * 1024 + slots * 48 * 1024);
+    let work_mem_kb = v["database"]["tuning"]["work_mem_kb"].as_u64().unwrap();
+    assert_eq!(work_mem_kb, 64);
     assert_eq!(
-        m["needed_bytes"].as_u64().unwrap(),
-        shared + slots * 48 * 1024 + open * 2 * 1024 * 1024 + active * work_mem
+        n("needed_bytes"),
+        n("shared_memory_bytes")
+            + n("page_tables_bytes")
+            + n("autovacuum_bytes")
+            + open * (2 * 1024 * 1024 + work_mem_kb * 1024)
     );
     let chosen = json(&difyplan(&["size", "--qps", "100", "--format", "json"]));
     assert_eq!(chosen["database"]["memory"]["fits"], true);
