@@ -559,3 +559,88 @@ pub struct ProfileOverrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workflow_log_bytes: Option<f64>,
 }
+
+/// The model's and Dify's choices as command-line values. The model stays free of clap: its
+/// enums get their names and help here, at the edge, once.
+macro_rules! value_enum {
+    ($ty:ty { $($variant:path => $name:literal, $help:literal;)* }) => {
+        impl ValueEnum for $ty {
+            fn value_variants<'a>() -> &'a [Self] {
+                &[$($variant),*]
+            }
+            fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+                Some(match self {
+                    $($variant => {
+                        let v = clap::builder::PossibleValue::new($name);
+                        if $help.is_empty() { v } else { v.help($help) }
+                    })*
+                })
+            }
+        }
+    };
+}
+
+value_enum!(Target {
+    Target::Compose => "compose", "docker compose on one host: no autoscaling, containers are recreated (no surge)";
+    Target::Kubernetes => "kubernetes", "Kubernetes: replicas, an HPA maximum and rolling-update surge";
+});
+
+value_enum!(Edition {
+    Edition::Test => "test", "";
+    Edition::Ha => "ha", "";
+    Edition::Performance => "performance", "";
+});
+
+value_enum!(crate::model::pgtune::Storage {
+    crate::model::pgtune::Storage::Ssd => "ssd", "Solid-state disks: PGTune's default";
+    crate::model::pgtune::Storage::Hdd => "hdd", "Spinning disks";
+    crate::model::pgtune::Storage::Nvme => "nvme", "Local NVMe";
+    crate::model::pgtune::Storage::San => "san", "A storage array over the network";
+});
+
+value_enum!(crate::model::pooler::Pooler {
+    crate::model::pooler::Pooler::None => "none", "Every process connects to PostgreSQL itself (Dify's layout)";
+    crate::model::pooler::Pooler::Pgbouncer => "pgbouncer", "PgBouncer in transaction mode in front of the api and worker processes";
+});
+
+value_enum!(crate::model::storage::LogStore {
+    crate::model::storage::LogStore::Postgres => "postgres", "Dify's default: SQLAlchemy repositories, written on the request path";
+    crate::model::storage::LogStore::Celery => "celery", "The Celery repositories: the writes leave the request path for the `workflow_storage` queue, still into PostgreSQL";
+    crate::model::storage::LogStore::Logstore => "logstore", "A log store (Aliyun SLS) instead of PostgreSQL: the logs leave the database";
+});
+
+value_enum!(crate::dify::db_type::DbType {
+    crate::dify::db_type::DbType::Postgresql => "postgresql", "PostgreSQL (Dify's default)";
+    crate::dify::db_type::DbType::Mysql => "mysql", "MySQL 8 (Dify's compose service `db_mysql`), or a MySQL-compatible server";
+});
+
+value_enum!(Severity {
+    Severity::Note => "note", "";
+    Severity::Warning => "warning", "";
+    Severity::Error => "error", "";
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_the_serialized_names() {
+        for s in crate::model::pgtune::Storage::value_variants() {
+            let name = s.to_possible_value().unwrap().get_name().to_string();
+            assert_eq!(serde_json::to_string(s).unwrap(), format!("\"{name}\""));
+        }
+        assert_eq!(
+            <crate::model::pgtune::Storage as ValueEnum>::from_str("hdd", true),
+            Ok(crate::model::pgtune::Storage::Hdd)
+        );
+        for t in Target::value_variants() {
+            let name = t.to_possible_value().unwrap().get_name().to_string();
+            assert_eq!(serde_json::to_string(t).unwrap(), format!("\"{name}\""));
+        }
+        for e in Edition::value_variants() {
+            let name = e.to_possible_value().unwrap().get_name().to_string();
+            assert_eq!(name.parse::<Edition>(), Ok(*e));
+        }
+    }
+}

@@ -202,7 +202,7 @@ impl Assumptions {
 }
 
 /// Where the deployment runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Target {
     /// docker compose on one host: no autoscaling, containers are recreated (no surge).
@@ -212,7 +212,7 @@ pub enum Target {
 }
 
 /// The vendor's three templates (docs/model.md §7): minimum replicas and headroom.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Edition {
     Test,
@@ -283,6 +283,11 @@ impl fmt::Display for Target {
 impl FromStr for Edition {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        <Edition as clap::ValueEnum>::from_str(s, true)
+        match s.to_ascii_lowercase().as_str() {
+            "test" => Ok(Edition::Test),
+            "ha" => Ok(Edition::Ha),
+            "performance" => Ok(Edition::Performance),
+            _ => Err(format!("unknown edition `{s}` — use test, ha or performance")),
+        }
     }
 }

@@ -16,7 +16,7 @@ use crate::dify::Component;
 use serde::{Deserialize, Serialize};
 
 /// Which pooler sits in front of PostgreSQL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Pooler {
     /// Every process connects to PostgreSQL itself (Dify's layout).

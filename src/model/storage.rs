@@ -6,7 +6,7 @@ use super::profile::Profile;
 use serde::{Deserialize, Serialize};
 
 /// Where workflow runs and node executions are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogStore {
     /// Dify's default: SQLAlchemy repositories, written on the request path.
