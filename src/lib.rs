@@ -6,6 +6,7 @@
 pub mod calibrate;
 pub mod cli;
 pub mod cmd;
+pub mod deployment;
 pub mod dify;
 pub mod exit;
 pub mod findings;

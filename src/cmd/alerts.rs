@@ -2,7 +2,7 @@
 //! `PrometheusRule` for the prometheus-operator on Kubernetes) and postgres_exporter's query file.
 
 use super::Io;
-use super::render::{Rendered, emit, make_plan, self_check, source};
+use super::rendering::{Rendered, emit, make_plan, self_check, source};
 use crate::cli::RenderAlertsArgs;
 use crate::exit::ExitStatus;
 use crate::model::assumptions::Target;

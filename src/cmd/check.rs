@@ -3,13 +3,12 @@
 
 use super::Io;
 use crate::cli::{CheckArgs, CheckFormat};
-use crate::dify::deployment::Deployment;
+use crate::deployment::Deployment;
 use crate::exit::ExitStatus;
 use crate::findings::allow::{self, Config};
 use crate::findings::capacity;
 use crate::findings::{Checked, Report, rules};
 use crate::model::assumptions::{Assumptions, Edition};
-use crate::model::budget::Budget;
 use crate::model::capacity::Load;
 use crate::model::profile::Profile;
 use crate::read::compose::{self, Options, Project};
@@ -64,8 +63,7 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
         } else {
             Vec::new()
         };
-        let budget =
-            Budget::with_pooler(deployment.budget_lines(), deployment.pooler_line(), reserves, deployment.cap());
+        let budget = crate::model::budget::of_deployment(&deployment, reserves);
         checked.push(Checked { label, kind, deployment, budget });
     }
     let workload = Workload::from_args(&args.load)?;

@@ -6,6 +6,7 @@ pub mod calibrate;
 pub mod check;
 pub mod matrix;
 pub mod render;
+mod rendering;
 pub mod schema;
 pub mod shell;
 pub mod size;

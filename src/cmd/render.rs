@@ -1,19 +1,19 @@
 //! `difyplan render`: a plan as the files operators deploy — a `.env` (or a patch of one), a
 //! compose override, Kubernetes manifests, Helm values — from the embedded templates or a user's.
 
-use super::{Io, plan_input};
+use super::Io;
+use super::rendering::{Rendered, emit, make_plan, self_check, source};
 use crate::cli::{
-    HelmChart, PlanArgs, RenderArgs, RenderCommand, RenderComposeArgs, RenderEnvArgs, RenderHelmArgs,
-    RenderKubernetesArgs, RenderOutputArgs, RenderPostgresqlArgs,
+    HelmChart, RenderArgs, RenderCommand, RenderComposeArgs, RenderEnvArgs, RenderHelmArgs, RenderKubernetesArgs,
+    RenderPostgresqlArgs,
 };
 use crate::dify::DifyVersion;
 use crate::dify::keys::Scope;
 use crate::exit::ExitStatus;
-use crate::model::assumptions::Target;
-use crate::model::plan::{self, Plan};
+use crate::model::plan::Plan;
 use crate::read::yaml;
 use crate::render::context::{self, ComposeView, Context, RenderKind};
-use crate::render::engine::{Engine, Source};
+use crate::render::engine::Engine;
 use crate::render::patch;
 use crate::render::write::{self, Existing, Output};
 use crate::report;
@@ -30,146 +30,6 @@ pub fn run(args: &RenderArgs, io: &mut Io) -> Result<ExitStatus> {
         RenderCommand::Alerts(a) => super::alerts::run(a, io),
         RenderCommand::Postgresql(a) => postgresql(a, io),
     }
-}
-
-/// One rendered file: its name in an output folder and its text.
-pub(super) struct Rendered {
-    pub(super) file: String,
-    pub(super) text: String,
-}
-
-/// Plan for `kind`'s target. A plan whose fixed cap cannot hold it is never rendered: the
-/// shortfall goes to stderr and the command exits 1, as `size --format env` does.
-pub(super) fn make_plan(args: &PlanArgs, kind: RenderKind, io: &mut Io) -> Result<Option<(Plan, String)>> {
-    if kind == RenderKind::Compose && args.target == Target::Kubernetes {
-        bail!(
-            "render compose plans for docker compose — drop --target kubernetes, or use `render \
-                kubernetes` / `render helm`"
-        );
-    }
-    if args.db_type == crate::dify::db_type::DbType::Mysql && matches!(kind, RenderKind::Kubernetes | RenderKind::Helm)
-    {
-        bail!(
-            "--db-type mysql: render writes MySQL's settings for compose and .env only — neither community \
-             chart runs a MySQL server (BorisPolonsky's only points at an external one, externalMysql); use \
-             `render env --target kubernetes --db-type mysql` for Dify's keys and set the server's \
-             max_connections and innodb_buffer_pool_size from it"
-        );
-    }
-    let mut args = args.clone();
-    args.target = context::target_for(kind, args.target);
-    let input = plan_input(&args)?;
-    // --max-qps solved for a QPS: the header reproduces the plan with that number.
-    args.qps = Some(input.qps);
-    args.max_qps = false;
-    let plan = plan::plan(&input)?;
-    if !plan.budget.fits {
-        writeln!(io.err, "{}", report::table::shortfall_summary(&plan))?;
-        writeln!(io.err, "difyplan: nothing rendered — the plan does not fit its max_connections")?;
-        return Ok(None);
-    }
-    if let Some(why) = report::table::memory_shortfall(&plan) {
-        writeln!(io.err, "{why}")?;
-        writeln!(io.err, "difyplan: nothing rendered — the database host cannot hold the plan's backends")?;
-        return Ok(None);
-    }
-    // The command line goes into every file's header comment: a path with a newline must not
-    // start a line of its own there.
-    Ok(Some((plan, crate::safety::escape(&command_line(&args, kind)).into_owned())))
-}
-
-/// The `difyplan render …` words that reproduce this plan (only the options that differ from
-/// their defaults), for the header of every file.
-fn command_line(a: &PlanArgs, kind: RenderKind) -> String {
-    let sub = match kind {
-        RenderKind::Env => "env",
-        RenderKind::Compose => "compose",
-        RenderKind::Kubernetes => "kubernetes",
-        RenderKind::Helm => "helm",
-        RenderKind::Alerts => "alerts",
-        RenderKind::Postgresql => "postgresql",
-    };
-    let mut w = vec![
-        format!("difyplan render {sub} --qps {}", a.qps.unwrap_or_default()),
-        format!("--profile {}", a.profile),
-        format!("--edition {}", a.edition),
-        format!("--dify-version {}", a.dify_version),
-    ];
-    if matches!(kind, RenderKind::Env | RenderKind::Alerts | RenderKind::Postgresql) && a.target != Target::Compose {
-        w.push(format!("--target {}", a.target));
-    }
-    if a.no_collaboration {
-        w.push("--no-collaboration".into());
-    }
-    if a.app_role == crate::cli::AppRole::Superuser {
-        w.push("--app-role superuser".into());
-    }
-    if let Some(n) = a.pg_max_connections {
-        w.push(format!("--pg-max-connections {n}"));
-    }
-    if let Some(m) = a.pg_memory {
-        w.push(format!("--pg-memory {}MiB", m >> 20));
-    }
-    if let Some(c) = a.pg_cpus {
-        w.push(format!("--pg-cpus {c}"));
-    }
-    if a.pg_storage != crate::model::pgtune::Storage::Ssd {
-        w.push(format!("--pg-storage {}", a.pg_storage));
-    }
-    if a.pg_version != 15 {
-        w.push(format!("--pg-version {}", a.pg_version));
-    }
-    if a.pooler == crate::model::pooler::Pooler::Pgbouncer {
-        w.push("--pooler pgbouncer".into());
-    }
-    for x in &a.assume {
-        w.push(format!("--assume {x}"));
-    }
-    if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&a.overrides) {
-        for (k, v) in map {
-            w.push(format!("--{} {v}", k.replace('_', "-")));
-        }
-    }
-    w.join(" ")
-}
-
-pub(super) fn source(out: &RenderOutputArgs) -> Source {
-    out.templates.clone().map_or(Source::Builtin, Source::Folder)
-}
-
-/// Check a rendered document before anyone deploys it: YAML must parse, a `.env` must read back.
-pub(super) fn self_check(r: &Rendered, template: &str, src: &Source) -> Result<()> {
-    let shown = match src {
-        Source::Builtin => format!("built-in template {template}"),
-        Source::Folder(d) => crate::safety::shown_path(&d.join(template)),
-    };
-    if r.file.ends_with(".yaml") {
-        if let Err(e) = yaml::parse_documents(&r.text, &r.file) {
-            bail!("{shown} produced YAML that does not parse ({e}) — fix the template");
-        }
-    } else if let Err(e) = crate::read::dotenv::parse(&r.text, &r.file, &Default::default()) {
-        bail!("{shown} produced a .env that does not parse ({e}) — fix the template");
-    }
-    Ok(())
-}
-
-/// Print one document, or write every file into the output folder (all or nothing).
-pub(super) fn emit(docs: Vec<Rendered>, out: &RenderOutputArgs, separator: &str, io: &mut Io) -> Result<ExitStatus> {
-    let Some(dir) = &out.output else {
-        let text: Vec<String> = docs.into_iter().map(|d| d.text).collect();
-        write!(io.out, "{}", text.join(separator))?;
-        return Ok(ExitStatus::Success);
-    };
-    write::check_folder(dir)?;
-    let outputs: Vec<Output> = docs
-        .iter()
-        .map(|d| Output { path: dir.join(&d.file), contents: d.text.clone().into_bytes(), mode: None, owner: None })
-        .collect();
-    write::write_all(&outputs, if out.force { Existing::Replace } else { Existing::Keep })?;
-    for o in &outputs {
-        writeln!(io.err, "wrote {}", crate::safety::shown_path(&o.path))?;
-    }
-    Ok(ExitStatus::Success)
 }
 
 fn env(args: &RenderEnvArgs, io: &mut Io) -> Result<ExitStatus> {
@@ -218,7 +78,7 @@ fn patch_env(plan: &Plan, file: &Path, args: &RenderEnvArgs, io: &mut Io) -> Res
     let name = crate::safety::shown_path(file);
     let bytes = crate::read::read_bytes(file)?;
     let text = patch::dify_env_text(&bytes, &name)?;
-    let settings = report::env::settings(plan);
+    let settings = crate::model::settings::settings(plan);
     let wanted: Vec<(String, String)> =
         settings.iter().filter(|s| s.scope == Scope::Shared).map(|s| (s.key.to_string(), s.value.clone())).collect();
     let patched = patch::patch(text, &name, &wanted)?;

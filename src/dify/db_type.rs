@@ -43,17 +43,13 @@ impl DbType {
         }
     }
 
-    /// Read a `DB_TYPE` value. Anything else Dify accepts (OceanBase, seekdb) is refused: its
+    /// Read a `DB_TYPE` value: `None` for anything else Dify accepts (OceanBase, seekdb), whose
     /// connection cap is not modelled.
-    pub fn parse_dify(value: &str) -> Result<DbType, String> {
+    pub fn parse_dify(value: &str) -> Option<DbType> {
         match value.trim().to_ascii_lowercase().as_str() {
-            "" | "postgresql" | "postgres" => Ok(DbType::Postgresql),
-            "mysql" => Ok(DbType::Mysql),
-            other => Err(format!(
-                "DB_TYPE={} is a database difyplan does not model (it plans PostgreSQL and MySQL) — \
-                 check this deployment's connection budget by hand",
-                crate::safety::shown(other)
-            )),
+            "" | "postgresql" | "postgres" => Some(DbType::Postgresql),
+            "mysql" => Some(DbType::Mysql),
+            _ => None,
         }
     }
 }
@@ -87,9 +83,9 @@ mod tests {
 
     #[test]
     fn dify_values() {
-        assert_eq!(DbType::parse_dify("postgresql"), Ok(DbType::Postgresql));
-        assert_eq!(DbType::parse_dify(" MySQL "), Ok(DbType::Mysql));
-        assert_eq!(DbType::parse_dify(""), Ok(DbType::Postgresql));
-        assert!(DbType::parse_dify("oceanbase").unwrap_err().contains("does not model"));
+        assert_eq!(DbType::parse_dify("postgresql"), Some(DbType::Postgresql));
+        assert_eq!(DbType::parse_dify(" MySQL "), Some(DbType::Mysql));
+        assert_eq!(DbType::parse_dify(""), Some(DbType::Postgresql));
+        assert_eq!(DbType::parse_dify("oceanbase"), None);
     }
 }

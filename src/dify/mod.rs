@@ -6,7 +6,6 @@ use std::fmt;
 use std::str::FromStr;
 
 pub mod db_type;
-pub mod deployment;
 pub mod keys;
 pub mod rules;
 

@@ -123,7 +123,7 @@ pub fn apply(findings: Vec<Finding>, config: &Config, config_file: &str) -> (Vec
                     format!("the allow entry for `{}` matches no finding", allow.code),
                     "remove the entry, or narrow it to what it was meant for",
                 )
-                .at(&crate::dify::deployment::Source::file(config_file, allow.line)),
+                .at(&crate::deployment::Source::file(config_file, allow.line)),
             );
         }
     }

@@ -5,8 +5,8 @@ pub mod allow;
 pub mod capacity;
 pub mod rules;
 
+use crate::deployment::Source;
 use crate::dify::Component;
-use crate::dify::deployment::Source;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -142,7 +142,7 @@ pub struct Checked {
     pub label: String,
     /// compose, kubernetes, helm or env.
     pub kind: String,
-    pub deployment: crate::dify::deployment::Deployment,
+    pub deployment: crate::deployment::Deployment,
     pub budget: crate::model::budget::Budget,
 }
 

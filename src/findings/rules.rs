@@ -2,9 +2,9 @@
 //! the numbers and the line to change. The thresholds are the measured ones (docs/model.md §8).
 
 use super::{Code, Finding};
+use crate::deployment::{CeleryPool, Deployed, Deployment, Observation, Source};
 use crate::dify::Component;
 use crate::dify::db_type::DbType;
-use crate::dify::deployment::{CeleryPool, Deployed, Deployment, Observation, Source};
 use crate::dify::rules::{self, PoolVerdict, judge_api_pool};
 use crate::model::assumptions::Assumptions;
 use crate::model::budget::Budget;
@@ -189,7 +189,7 @@ fn pooler_rules(d: &Deployment, out: &mut Vec<Finding>) {
             c.greenlets.as_ref().map(|g| c.worst_pods().saturating_mul(c.processes.value).saturating_mul(g.value))
         })
         .sum();
-    let clients: u64 = routed.iter().map(|c| c.budget_line().connections).sum();
+    let clients: u64 = routed.iter().map(|c| crate::model::budget::line_of(c).connections).sum();
     let server_pool = p.default_pool_size.value.saturating_add(p.reserve_pool_size.value);
     let mode = p.pool_mode.value.trim().to_ascii_lowercase();
     if mode == "session" && !routed.is_empty() && server_pool < clients {

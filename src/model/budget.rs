@@ -176,6 +176,42 @@ pub fn choose_max_connections(
     need.div_ceil(step) * step
 }
 
+/// The budget line of a deployed component: its worst-case pods × processes × pool.
+pub fn line_of(c: &crate::deployment::Deployed) -> BudgetLine {
+    BudgetLine::new(c.component, c.worst_pods(), c.processes.value, c.per_process_max)
+}
+
+/// A deployed PgBouncer's line: pods × processes × (default_pool_size + reserve_pool_size)
+/// server connections, standing for the client pools routed to it in `d`.
+fn pooler_line_of(d: &crate::deployment::Deployment) -> Option<PoolerLine> {
+    let p = d.pooler.as_ref()?;
+    let per_process = p.default_pool_size.value.saturating_add(p.reserve_pool_size.value);
+    Some(PoolerLine {
+        name: p.name.clone(),
+        pods: p.pods.value,
+        processes: p.processes,
+        default_pool_size: per_process,
+        connections: p.pods.value.saturating_mul(p.processes).saturating_mul(per_process),
+        replaces: p.routed.clone(),
+        replaced_connections: d.components.iter().filter(|c| d.routed(c)).map(|c| line_of(c).connections).sum(),
+    })
+}
+
+/// The cap a deployment's database gives the application role.
+pub fn cap_of(d: &crate::deployment::Deployment) -> Cap {
+    match d.db_type {
+        crate::dify::db_type::DbType::Postgresql => Cap::postgresql(d.max_connections.value, d.app_role_superuser),
+        crate::dify::db_type::DbType::Mysql => Cap::mysql(d.max_connections.value, d.app_role_superuser),
+    }
+}
+
+/// A deployment's budget as it is: the components that connect themselves, the pooler's
+/// server connections for the ones routed through it, and `reserves`.
+pub fn of_deployment(d: &crate::deployment::Deployment, reserves: Vec<Reserve>) -> Budget {
+    let lines = d.components.iter().filter(|c| !d.routed(c)).map(line_of).collect();
+    Budget::with_pooler(lines, pooler_line_of(d), reserves, cap_of(d))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,8 +11,8 @@
 use super::assumptions::{Assumptions, Edition};
 use super::load;
 use super::profile::Profile;
+use crate::deployment::{Deployed, Deployment, Source};
 use crate::dify::Component;
-use crate::dify::deployment::{Deployed, Deployment, Source};
 use serde::Serialize;
 
 /// The load a deployment is judged against.

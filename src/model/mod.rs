@@ -13,6 +13,7 @@ pub mod plan;
 pub mod pooler;
 pub mod profile;
 pub mod queueing;
+pub mod settings;
 pub mod simulation;
 pub mod solve;
 pub mod storage;

@@ -3,8 +3,8 @@
 
 use super::dotenv;
 use super::yaml::{self, Document, PathSeg};
+use crate::deployment::{self, Deployment, Env, Source, Valued};
 use crate::dify::db_type::{DbType, mysql};
-use crate::dify::deployment::{self, Deployment, Env, Source, Valued};
 use crate::dify::{Component, DifyVersion, defaults};
 use serde_yaml::Value;
 use std::cell::RefCell;
@@ -515,9 +515,9 @@ fn service_env(
 fn db_type(components: &[deployment::Deployed], env: &ProjectEnv) -> Result<DbType, String> {
     let from_api = components.iter().find(|c| c.component == Component::Api).and_then(|c| c.env.get("DB_TYPE"));
     match from_api {
-        Some(v) => DbType::parse_dify(&v.value).map_err(|e| format!("{}: {e}", v.source)),
+        Some(v) => super::mysql::db_type(&v.value).map_err(|e| format!("{}: {e}", v.source)),
         None => match env.values.get("DB_TYPE") {
-            Some((v, line)) => DbType::parse_dify(v).map_err(|e| format!("{}:{line}: {e}", env.path)),
+            Some((v, line)) => super::mysql::db_type(v).map_err(|e| format!("{}:{line}: {e}", env.path)),
             None => Ok(DbType::Postgresql),
         },
     }
@@ -850,7 +850,7 @@ pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Dep
     }
     components.sort_by_key(|c| c.component);
     let db_type = match env.get("DB_TYPE") {
-        Some(v) => DbType::parse_dify(&v.value).map_err(|e| format!("{}: {e}", v.source))?,
+        Some(v) => super::mysql::db_type(&v.value).map_err(|e| format!("{}: {e}", v.source))?,
         None => DbType::Postgresql,
     };
     if db_type == DbType::Mysql {

@@ -2,7 +2,7 @@
 //! in deploy scripts, Makefiles and CI files, and Terraform `helm_release` blocks. Each names the
 //! chart (a path or a repository chart) and the values files in the order Helm layers them.
 
-use crate::dify::deployment::Source;
+use crate::deployment::Source;
 use std::path::{Path, PathBuf};
 
 /// One `helm upgrade|install` (or `helm_release`) found in a file.

@@ -91,7 +91,7 @@
 use super::compose::Options;
 use super::inputs::Input;
 use super::yaml::{self, Document, PathSeg, Value};
-use crate::dify::deployment::{self, Deployed, Deployment, Env, Observation, Observed, Source, Valued};
+use crate::deployment::{self, Deployed, Deployment, Env, Observation, Observed, Source, Valued};
 use crate::dify::{Component, DifyVersion, defaults};
 use crate::findings::rules::SIZING_KEYS;
 
@@ -409,11 +409,11 @@ impl<'a> Values<'a> {
         };
         let src = self.src(keys);
         let max = if keys.last().is_some_and(|k| k.to_ascii_lowercase().contains("connections")) {
-            crate::dify::deployment::MAX_CONNECTIONS
+            crate::deployment::MAX_CONNECTIONS
         } else {
-            crate::dify::deployment::MAX_COUNT
+            crate::deployment::MAX_COUNT
         };
-        match text.as_deref().map(|t| crate::dify::deployment::whole_count(t, max)) {
+        match text.as_deref().map(|t| crate::deployment::whole_count(t, max)) {
             Some(Ok(n)) => Ok(Some(Valued::new(n, src))),
             Some(Err(why)) if !why.starts_with("is not") => Err(format!(
                 "{src}: {} `{}` {why}",

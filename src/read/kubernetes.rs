@@ -4,7 +4,7 @@
 use super::compose::Options;
 use super::inputs::Input;
 use super::yaml::{self, Document, PathSeg};
-use crate::dify::deployment::{self, Deployment, Env, Observation, Observed, Source, Valued};
+use crate::deployment::{self, Deployment, Env, Observation, Observed, Source, Valued};
 use crate::dify::{Component, DifyVersion, defaults};
 use serde_yaml::Value;
 use std::collections::BTreeMap;

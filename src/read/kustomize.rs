@@ -6,7 +6,7 @@
 //! winning.
 
 use super::yaml::{self, Document, PathSeg};
-use crate::dify::deployment::{Source, Valued};
+use crate::deployment::{Source, Valued};
 use serde_yaml::Value;
 use std::path::{Path, PathBuf};
 

@@ -16,8 +16,8 @@ pub mod postgres;
 pub mod release;
 pub mod yaml;
 
+use crate::deployment::{Deployed, Source, Valued};
 use crate::dify::Component;
-use crate::dify::deployment::{Deployed, Source, Valued};
 use std::io::Read;
 use std::path::Path;
 

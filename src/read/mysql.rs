@@ -2,8 +2,8 @@
 //! `db_mysql` service) and `name = value` lines of a my.cnf `[mysqld]` group. One reader for
 //! compose and manifests; option names with `-` and `_` are the same option, as MySQL reads them.
 
+use crate::deployment::{Source, Valued};
 use crate::dify::db_type::mysql;
-use crate::dify::deployment::{Source, Valued};
 use std::collections::BTreeMap;
 
 /// Images of a MySQL-protocol server: MySQL, MariaDB, Percona.
@@ -80,6 +80,17 @@ pub fn max_connections(v: &Valued<String>) -> Result<Valued<u64>, String> {
             v.source
         )),
     }
+}
+
+/// Dify's `DB_TYPE` as read from a file: PostgreSQL or MySQL, else what to do.
+pub fn db_type(value: &str) -> Result<crate::dify::db_type::DbType, String> {
+    crate::dify::db_type::DbType::parse_dify(value).ok_or_else(|| {
+        format!(
+            "DB_TYPE={} is a database difyplan does not model (it plans PostgreSQL and MySQL) — check this \
+             deployment's connection budget by hand",
+            crate::safety::shown(value.trim())
+        )
+    })
 }
 
 #[cfg(test)]

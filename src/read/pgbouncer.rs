@@ -2,7 +2,7 @@
 //! a ConfigMap) or the environment variables of the common images, and which Dify components
 //! connect through it (their `DB_HOST`). One reader for compose and Kubernetes.
 
-use crate::dify::deployment::{Deployed, DeployedPooler, Env, Source, Valued};
+use crate::deployment::{Deployed, DeployedPooler, Env, Source, Valued};
 use std::collections::BTreeMap;
 
 /// PgBouncer's own defaults for what the budget reads.

@@ -1,7 +1,7 @@
 //! PostgreSQL's own settings as operators write them: `-c name=value` on a server's command
 //! line and `name = value` lines of postgresql.conf. One reader for compose, manifests and Helm values.
 
-use crate::dify::deployment::Valued;
+use crate::deployment::Valued;
 use std::collections::BTreeMap;
 
 /// Settings given as `-c name=value` or `--name=value` among a command's words, each with the
@@ -39,24 +39,22 @@ pub fn conf_lines(text: &str) -> Vec<(usize, String, String)> {
 
 /// A `max_connections` value as a count, or a located message that says what to write.
 pub fn max_connections(v: &Valued<String>) -> Result<Valued<u64>, String> {
-    let n = crate::dify::deployment::whole_count(
-        v.value.trim().trim_matches(['\'', '"']),
-        crate::dify::deployment::MAX_CONNECTIONS,
-    )
-    .map_err(|why| {
-        let value = crate::safety::shown(&v.value);
-        match why.starts_with("is not") {
-            true => format!("{}: max_connections `{value}` {why} — write a count such as 200", v.source),
-            false => format!("{}: max_connections `{value}` {why}", v.source),
-        }
-    })?;
+    let n =
+        crate::deployment::whole_count(v.value.trim().trim_matches(['\'', '"']), crate::deployment::MAX_CONNECTIONS)
+            .map_err(|why| {
+                let value = crate::safety::shown(&v.value);
+                match why.starts_with("is not") {
+                    true => format!("{}: max_connections `{value}` {why} — write a count such as 200", v.source),
+                    false => format!("{}: max_connections `{value}` {why}", v.source),
+                }
+            })?;
     Ok(Valued::new(n, v.source.clone()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dify::deployment::Source;
+    use crate::deployment::Source;
 
     fn words(ws: &[&str]) -> Vec<Valued<String>> {
         ws.iter().enumerate().map(|(i, w)| Valued::new(w.to_string(), Source::file("f", i + 1))).collect()

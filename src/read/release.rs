@@ -6,7 +6,7 @@
 use super::helm::{Chart, ChartRef, HELM_TEMPLATE_ADVICE, Hpa, Layer, Release, values_document};
 use super::inputs::{Input, Kind};
 use super::yaml::{self, Document, PathSeg};
-use crate::dify::deployment::{Source, Valued};
+use crate::deployment::{Source, Valued};
 use serde_yaml::Value;
 use std::path::{Path, PathBuf};
 

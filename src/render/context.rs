@@ -6,7 +6,7 @@ use crate::dify::keys::{self, Key, Scope};
 use crate::dify::{Component, DifyVersion};
 use crate::model::assumptions::Target;
 use crate::model::plan::{ComponentPlan, Plan};
-use crate::report::env::{Setting, settings};
+use crate::model::settings::{Setting, settings};
 use serde::Serialize;
 
 /// The whole context of one render.

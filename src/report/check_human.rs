@@ -2,7 +2,7 @@
 //! budget, then the findings with their remedies, then one summary line.
 
 use super::table::budget_table;
-use crate::dify::deployment::{Deployed, Valued};
+use crate::deployment::{Deployed, Valued};
 use crate::findings::Report;
 use crate::safety::escape;
 use std::fmt::Write;
@@ -92,7 +92,7 @@ fn components(list: &[Deployed]) -> String {
             src(&c.pool_size),
             src(&c.max_overflow),
             c.per_process_max.to_string(),
-            c.budget_line().connections.to_string(),
+            crate::model::budget::line_of(c).connections.to_string(),
         ]);
     }
     let mut t = b.build();

@@ -1,9 +1,9 @@
 //! A deployment description: what runs, how many of it, and every setting with where it came
-//! from. The config readers (compose, Kubernetes, Helm values) produce it; `check` judges it.
+//! from. The config readers (compose, Kubernetes, Helm values) produce it; the model judges it
+//! (`model::budget::of_deployment`, `model::capacity`) and `check` reports.
 
-use super::db_type::DbType;
-use super::{Component, DifyVersion, defaults};
-use crate::model::budget::{BudgetLine, Cap};
+use crate::dify::db_type::DbType;
+use crate::dify::{Component, DifyVersion, defaults};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -116,10 +116,6 @@ impl Deployed {
     pub fn worst_pods(&self) -> u64 {
         self.max_replicas.value.max(self.replicas.value).saturating_add(self.surge.value)
     }
-
-    pub fn budget_line(&self) -> BudgetLine {
-        BudgetLine::new(self.component, self.worst_pods(), self.processes.value, self.per_process_max)
-    }
 }
 
 /// A PgBouncer between Dify and PostgreSQL, as deployed.
@@ -139,22 +135,6 @@ pub struct DeployedPooler {
     pub pool_mode: Valued<String>,
     /// The components whose `DB_HOST` points at it.
     pub routed: Vec<Component>,
-}
-
-impl DeployedPooler {
-    /// Server connections it may open: pods × processes × (default_pool_size + reserve_pool_size).
-    pub fn budget_line(&self) -> crate::model::budget::PoolerLine {
-        let per_process = self.default_pool_size.value.saturating_add(self.reserve_pool_size.value);
-        crate::model::budget::PoolerLine {
-            name: self.name.clone(),
-            pods: self.pods.value,
-            processes: self.processes,
-            default_pool_size: per_process,
-            connections: self.pods.value.saturating_mul(self.processes).saturating_mul(per_process),
-            replaces: self.routed.clone(),
-            replaced_connections: 0,
-        }
-    }
 }
 
 /// Everything `check` knows about one deployment.
@@ -218,30 +198,9 @@ pub enum Observation {
 }
 
 impl Deployment {
-    /// The lines of the components that connect to PostgreSQL themselves (not through the pooler).
-    pub fn budget_lines(&self) -> Vec<BudgetLine> {
-        self.components.iter().filter(|c| !self.routed(c)).map(Deployed::budget_line).collect()
-    }
-
     /// Whether this component's connections go through the pooler.
     pub fn routed(&self, c: &Deployed) -> bool {
         self.pooler.as_ref().is_some_and(|p| p.routed.contains(&c.component))
-    }
-
-    /// The pooler's line, with the client pools it stands for.
-    pub fn pooler_line(&self) -> Option<crate::model::budget::PoolerLine> {
-        let p = self.pooler.as_ref()?;
-        let mut line = p.budget_line();
-        line.replaced_connections =
-            self.components.iter().filter(|c| self.routed(c)).map(|c| c.budget_line().connections).sum();
-        Some(line)
-    }
-
-    pub fn cap(&self) -> Cap {
-        match self.db_type {
-            DbType::Postgresql => Cap::postgresql(self.max_connections.value, self.app_role_superuser),
-            DbType::Mysql => Cap::mysql(self.max_connections.value, self.app_role_superuser),
-        }
     }
 }
 
@@ -414,7 +373,7 @@ pub const SHOWN_KEYS: &[&str] = &["MODE", "DB_USERNAME", "REDIS_MAX_CONNECTIONS"
 
 fn serialize_env<S: serde::Serializer>(env: &Env, s: S) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeMap;
-    let keys = super::keys::SIZING_KEYS;
+    let keys = crate::dify::keys::SIZING_KEYS;
     let mut map = s.serialize_map(None)?;
     for (k, v) in env {
         if keys.contains(&k.as_str()) || SHOWN_KEYS.contains(&k.as_str()) {
