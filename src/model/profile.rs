@@ -49,6 +49,10 @@ pub struct Profile {
     pub redis_ops: f64,
     /// Bytes of workflow log (runs, node executions, messages) written to PostgreSQL per request.
     pub workflow_log_bytes: f64,
+    /// What a measured profile rests on besides measurement (a value assumed, a window measured
+    /// while saturated), one sentence each; `size` repeats them when it reads the profile.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caveats: Vec<String>,
 }
 
 /// Command-line overrides of profile values; `None` keeps the profile's value.

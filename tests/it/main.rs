@@ -10,6 +10,7 @@ mod fuzz;
 mod helm_releases;
 mod helm_rendered;
 mod helm_values;
+mod hostile_servers;
 mod integrations;
 mod kubernetes_cli;
 mod matrix_files;
