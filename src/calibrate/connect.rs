@@ -118,7 +118,7 @@ impl Target {
             .map(|(_, v)| PathBuf::from(v))
             .or_else(|| env("PGSSLROOTCERT").map(PathBuf::from));
         if config.get_user().is_none() {
-            config.user(&env("PGUSER").unwrap_or_else(|| "postgres".into()));
+            config.user(env("PGUSER").unwrap_or_else(|| "postgres".into()));
         }
         if config.get_password().is_none()
             && let Some(p) = env("PGPASSWORD")
@@ -126,7 +126,7 @@ impl Target {
             config.password(p);
         }
         if config.get_dbname().is_none() {
-            config.dbname(&env("PGDATABASE").unwrap_or_else(|| "dify".into()));
+            config.dbname(env("PGDATABASE").unwrap_or_else(|| "dify".into()));
         }
         if config.get_hosts().is_empty() {
             config.host("localhost");
@@ -142,7 +142,7 @@ impl Target {
             return Ok(None);
         }
         let mut config = Config::new();
-        config.host(&env("PGHOST").unwrap_or_else(|| "localhost".into()));
+        config.host(env("PGHOST").unwrap_or_else(|| "localhost".into()));
         if let Some(port) = env("PGPORT") {
             config
                 .port(port.parse().map_err(|_| anyhow!("PGPORT `{port}` is not a port number — set it to e.g. 5432"))?);
@@ -160,11 +160,11 @@ impl Target {
         config.host(&host);
         let port = env("PGPORT").or_else(|| get("DB_PORT")).unwrap_or_else(|| "5432".into());
         config.port(port.parse().map_err(|_| anyhow!("{from}: DB_PORT `{port}` is not a port number"))?);
-        config.user(&get("DB_USERNAME").unwrap_or_else(|| "postgres".into()));
+        config.user(get("DB_USERNAME").unwrap_or_else(|| "postgres".into()));
         if let Some(p) = get("DB_PASSWORD") {
             config.password(p);
         }
-        config.dbname(&get("DB_DATABASE").unwrap_or_else(|| "dify".into()));
+        config.dbname(get("DB_DATABASE").unwrap_or_else(|| "dify".into()));
         let sslmode = match env("PGSSLMODE") {
             Some(v) => SslMode::parse(&v, "PGSSLMODE")?,
             None => SslMode::Prefer,
@@ -174,11 +174,11 @@ impl Target {
 
     fn finish(mut config: Config, from: &str) -> Result<Option<Target>> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        config.user(&env("PGUSER").unwrap_or_else(|| "postgres".into()));
+        config.user(env("PGUSER").unwrap_or_else(|| "postgres".into()));
         if let Some(p) = env("PGPASSWORD") {
             config.password(p);
         }
-        config.dbname(&env("PGDATABASE").unwrap_or_else(|| "dify".into()));
+        config.dbname(env("PGDATABASE").unwrap_or_else(|| "dify".into()));
         let sslmode = match env("PGSSLMODE") {
             Some(v) => SslMode::parse(&v, "PGSSLMODE")?,
             None => SslMode::Prefer,
@@ -193,7 +193,7 @@ impl Target {
         let mut config = self.config.clone();
         config.connect_timeout(limits.connect);
         config.application_name("difyplan calibrate");
-        config.options(&format!(
+        config.options(format!(
             "-c default_transaction_read_only=on -c statement_timeout={} -c lock_timeout=1000 -c \
                 idle_in_transaction_session_timeout=60000",
             limits.query.as_millis().max(1)

@@ -22,3 +22,4 @@ mod render_cli;
 mod simulation;
 mod size_cli;
 mod support;
+mod walk_cli;
