@@ -470,9 +470,15 @@ pub struct CalibrateArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = CalibrateFormat::Table)]
     pub format: CalibrateFormat,
-    /// Share of service-API requests that stream (Dify does not record the response mode).
-    #[arg(long, value_name = "SHARE", default_value_t = crate::calibrate::DEFAULT_SERVICE_API_STREAMING_SHARE)]
-    pub service_api_streaming_share: f64,
+    /// Share of service-API requests that stream (no table of Dify records the response mode). Without it, 0.5 is assumed and the profile says so.
+    #[arg(long, value_name = "SHARE")]
+    pub service_api_streaming_share: Option<f64>,
+    /// The longest reaching the database may take, all steps together (TCP, TLS, startup, authentication), e.g. 15s.
+    #[arg(long, value_name = "DURATION", default_value = "15s")]
+    pub connect_timeout: String,
+    /// The longest one query may run (the server cancels it; calibrate gives up soon after), e.g. 30s.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub query_timeout: String,
     /// Also sample pg_stat_activity every 100 ms for this long, e.g. 60s.
     #[arg(long, value_name = "DURATION")]
     pub sample_activity: Option<String>,

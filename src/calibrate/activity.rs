@@ -2,9 +2,9 @@
 //! state and by client, and the connections held per request in flight (Little's law with the
 //! rate of the same seconds).
 
+use super::db::Db;
 use super::measure::query_error;
 use anyhow::Result;
-use postgres::Client;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -52,7 +52,7 @@ const HELD: &[&str] = &["active", "idle in transaction", "idle in transaction (a
 
 /// Samples for `duration`, then counts the requests of those seconds; `request_seconds` is the
 /// measured mean request time.
-pub fn sample(client: &mut Client, duration: Duration, request_seconds: Option<f64>) -> Result<Activity> {
+pub fn sample(client: &Db, duration: Duration, request_seconds: Option<f64>) -> Result<Activity> {
     // Each statement outside a transaction sees a fresh pg_stat_activity.
     let stmt = client
         .prepare(
@@ -63,7 +63,7 @@ pub fn sample(client: &mut Client, duration: Duration, request_seconds: Option<f
              GROUP BY 1, 2, 3, 4",
         )
         .map_err(|e| query_error(&e, "reading pg_stat_activity"))?;
-    let now = |client: &mut Client| -> Result<f64> {
+    let now = |client: &Db| -> Result<f64> {
         client
             .query_one("SELECT extract(epoch FROM clock_timestamp())::float8", &[])
             .map(|r| r.get(0))

@@ -1,17 +1,42 @@
 //! Where the database is and how to reach it, read-only: a URL, the libpq environment, or a Dify
 //! project's `DB_*` settings; TLS by `sslmode` as libpq means it. No message ever shows the password.
+//! Every step is bounded (see [`Limits`]): a server that never answers is given up, not waited for.
 
+use super::db::{Db, Failure};
 use anyhow::{Result, anyhow, bail};
-use postgres::config::SslMode as PgSslMode;
-use postgres::{Client, Config, NoTls};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_postgres::config::SslMode as PgSslMode;
+use tokio_postgres::{Config, NoTls};
 
-/// How long reaching the server may take before calibrate gives up.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// The longest any one statement may run (the server cancels it).
-pub const STATEMENT_TIMEOUT_MS: u64 = 30_000;
+/// How long reaching the server may take, all of it (name lookup, TCP, TLS, startup,
+/// authentication), when `--connect-timeout` is not given.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The longest any one statement may run when `--query-timeout` is not given (the server cancels it).
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The bounds of a session.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Reaching the server, all steps together.
+    pub connect: Duration,
+    /// One statement: the server's `statement_timeout`. calibrate itself waits this long and as
+    /// much again (at most 5 s more), so the server's own cancellation arrives first.
+    pub query: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { connect: CONNECT_TIMEOUT, query: QUERY_TIMEOUT }
+    }
+}
+
+impl Limits {
+    fn client_query_bound(&self) -> Duration {
+        self.query + self.query.min(Duration::from_secs(5))
+    }
+}
 
 /// libpq's `sslmode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,8 +88,8 @@ impl Target {
             .get_hosts()
             .first()
             .map(|h| match h {
-                postgres::config::Host::Tcp(s) => s.clone(),
-                postgres::config::Host::Unix(p) => p.display().to_string(),
+                tokio_postgres::config::Host::Tcp(s) => s.clone(),
+                tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
             })
             .unwrap_or_else(|| "localhost".into());
         let port = self.config.get_ports().first().copied().unwrap_or(5432);
@@ -75,7 +100,7 @@ impl Target {
     /// taken out and handled here, since libpq's verify modes are not the driver's.
     pub fn from_url(url: &str, from: &str) -> Result<Target> {
         let (rest, params) = split_ssl_params(url);
-        let mut config: Config = rest.parse().map_err(|e: postgres::Error| {
+        let mut config: Config = rest.parse().map_err(|e: tokio_postgres::Error| {
             // The driver's messages name the part it could not read, never the value.
             anyhow!("{from}: not a PostgreSQL connection URL ({e}) — use postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
         })?;
@@ -93,7 +118,7 @@ impl Target {
             .map(|(_, v)| PathBuf::from(v))
             .or_else(|| env("PGSSLROOTCERT").map(PathBuf::from));
         if config.get_user().is_none() {
-            config.user(&env("PGUSER").unwrap_or_else(|| "postgres".into()));
+            config.user(env("PGUSER").unwrap_or_else(|| "postgres".into()));
         }
         if config.get_password().is_none()
             && let Some(p) = env("PGPASSWORD")
@@ -101,7 +126,7 @@ impl Target {
             config.password(p);
         }
         if config.get_dbname().is_none() {
-            config.dbname(&env("PGDATABASE").unwrap_or_else(|| "dify".into()));
+            config.dbname(env("PGDATABASE").unwrap_or_else(|| "dify".into()));
         }
         if config.get_hosts().is_empty() {
             config.host("localhost");
@@ -117,7 +142,7 @@ impl Target {
             return Ok(None);
         }
         let mut config = Config::new();
-        config.host(&env("PGHOST").unwrap_or_else(|| "localhost".into()));
+        config.host(env("PGHOST").unwrap_or_else(|| "localhost".into()));
         if let Some(port) = env("PGPORT") {
             config
                 .port(port.parse().map_err(|_| anyhow!("PGPORT `{port}` is not a port number — set it to e.g. 5432"))?);
@@ -135,11 +160,11 @@ impl Target {
         config.host(&host);
         let port = env("PGPORT").or_else(|| get("DB_PORT")).unwrap_or_else(|| "5432".into());
         config.port(port.parse().map_err(|_| anyhow!("{from}: DB_PORT `{port}` is not a port number"))?);
-        config.user(&get("DB_USERNAME").unwrap_or_else(|| "postgres".into()));
+        config.user(get("DB_USERNAME").unwrap_or_else(|| "postgres".into()));
         if let Some(p) = get("DB_PASSWORD") {
             config.password(p);
         }
-        config.dbname(&get("DB_DATABASE").unwrap_or_else(|| "dify".into()));
+        config.dbname(get("DB_DATABASE").unwrap_or_else(|| "dify".into()));
         let sslmode = match env("PGSSLMODE") {
             Some(v) => SslMode::parse(&v, "PGSSLMODE")?,
             None => SslMode::Prefer,
@@ -149,11 +174,11 @@ impl Target {
 
     fn finish(mut config: Config, from: &str) -> Result<Option<Target>> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        config.user(&env("PGUSER").unwrap_or_else(|| "postgres".into()));
+        config.user(env("PGUSER").unwrap_or_else(|| "postgres".into()));
         if let Some(p) = env("PGPASSWORD") {
             config.password(p);
         }
-        config.dbname(&env("PGDATABASE").unwrap_or_else(|| "dify".into()));
+        config.dbname(env("PGDATABASE").unwrap_or_else(|| "dify".into()));
         let sslmode = match env("PGSSLMODE") {
             Some(v) => SslMode::parse(&v, "PGSSLMODE")?,
             None => SslMode::Prefer,
@@ -162,19 +187,22 @@ impl Target {
     }
 
     /// Connects with a read-only session: every transaction read-only, each statement cancelled
-    /// after [`STATEMENT_TIMEOUT_MS`], locks never waited for long.
-    pub fn connect(&self) -> Result<Client> {
+    /// by the server after `limits.query`, locks never waited for long; the whole connection
+    /// within `limits.connect`.
+    pub fn connect(&self, limits: Limits) -> Result<Db> {
         let mut config = self.config.clone();
-        config.connect_timeout(CONNECT_TIMEOUT);
+        config.connect_timeout(limits.connect);
         config.application_name("difyplan calibrate");
-        config.options(&format!(
-            "-c default_transaction_read_only=on -c statement_timeout={STATEMENT_TIMEOUT_MS} -c \
-                lock_timeout=1000 -c idle_in_transaction_session_timeout=60000"
+        config.options(format!(
+            "-c default_transaction_read_only=on -c statement_timeout={} -c lock_timeout=1000 -c \
+                idle_in_transaction_session_timeout=60000",
+            limits.query.as_millis().max(1)
         ));
+        let bound = limits.client_query_bound();
         let result = match self.sslmode {
             SslMode::Disable => {
                 config.ssl_mode(PgSslMode::Disable);
-                config.connect(NoTls)
+                Db::connect(config.connect(NoTls), limits.connect, bound)
             }
             mode => {
                 config.ssl_mode(if matches!(mode, SslMode::Allow | SslMode::Prefer) {
@@ -183,10 +211,10 @@ impl Target {
                     PgSslMode::Require
                 });
                 let tls = tokio_postgres_rustls::MakeRustlsConnect::new(self.tls_config()?);
-                config.connect(tls)
+                Db::connect(config.connect(tls), limits.connect, bound)
             }
         };
-        result.map_err(|e| anyhow!(self.explain(&e)))
+        result.map_err(|e| anyhow!(self.explain(&e, limits)))
     }
 
     fn tls_config(&self) -> Result<rustls::ClientConfig> {
@@ -237,8 +265,19 @@ impl Target {
     }
 
     /// What went wrong and what to do, from the driver's error; no password in it.
-    fn explain(&self, e: &postgres::Error) -> String {
+    fn explain(&self, failure: &Failure, limits: Limits) -> String {
         let at = self.describe();
+        let e = match failure {
+            Failure::Pg(e) => e,
+            Failure::TimedOut(d) => {
+                return format!(
+                    "{at}: no complete answer within {} while connecting (TCP, TLS, startup and \
+                        authentication) — check the host and port (a firewall that drops packets, or a port \
+                        that is not PostgreSQL's, looks like this), or raise --connect-timeout on a slow link",
+                    seconds(*d)
+                );
+            }
+        };
         if let Some(db) = e.as_db_error() {
             let state = db.code().code();
             let what = match state {
@@ -261,7 +300,19 @@ impl Target {
         let source = std::error::Error::source(e).map(|s| s.to_string()).unwrap_or_default();
         let detail = if source.is_empty() { text.clone() } else { format!("{text}: {source}") };
         let hint = if detail.contains("timed out") || detail.contains("timeout") {
-            format!("no answer within {} s — check the host, port and firewall", CONNECT_TIMEOUT.as_secs())
+            format!("no answer within {} — check the host, port and firewall", seconds(limits.connect))
+        } else if detail.contains("unexpected message")
+            || detail.contains("error parsing")
+            || detail.contains("invalid message")
+            || detail.contains("unexpected response")
+        {
+            "what answers there does not speak PostgreSQL's protocol — check the port (DB_PORT, PGPORT or \
+                the URL) and that no proxy of another kind listens on it"
+                .into()
+        } else if detail.contains("connection closed") || detail.contains("unexpected EOF") {
+            "the server hung up during the startup exchange — check that it is PostgreSQL (not another \
+                service on that port), its log, and whether it accepts connections from here"
+                .into()
         } else if detail.contains("does not support TLS") || detail.contains("server does not support") {
             "the server does not offer TLS: use sslmode=prefer or disable, or turn ssl on at the server".into()
         } else if detail.contains("certificate") || detail.contains("TLS") || detail.contains("tls") {
@@ -284,6 +335,12 @@ impl Target {
         };
         format!("{at}: cannot connect ({}) — {hint}", scrub(&detail, self.config.get_password()))
     }
+}
+
+/// `15 s`, `0.5 s`.
+pub fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 { format!("{s:.0} s") } else { format!("{s} s") }
 }
 
 /// Drops the password from a text, should a driver ever echo it.

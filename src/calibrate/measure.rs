@@ -13,10 +13,11 @@
 //! Every query is bounded by the window on `created_at` (an index in Dify's schema) and runs
 //! under the session's statement timeout; nothing is written and no object is created.
 
-use super::connect::STATEMENT_TIMEOUT_MS;
+use super::DEFAULT_SERVICE_API_STREAMING_SHARE;
+use super::db::{Db, Failure};
+use super::saturation::Concurrency;
 use super::window::Window;
 use anyhow::{Result, anyhow, bail};
-use postgres::Client;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -56,6 +57,8 @@ pub struct Measured {
     /// Mean `workflow_runs.total_steps` of the finished runs (workflow and advanced-chat).
     pub nodes_per_run: Option<f64>,
     pub log: LogSize,
+    /// Requests in flight over the window, from the rows' start and duration.
+    pub concurrency: Concurrency,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -111,8 +114,12 @@ pub struct Mix {
     pub service_api_share: f64,
     /// Requests from sources that always stream ÷ requests.
     pub streaming_sources_share: f64,
-    /// The share of service-API requests taken to stream (a flag; no table records it).
+    /// The share of service-API requests taken to stream (`--service-api-streaming-share`; no
+    /// table of Dify records the response mode).
     pub service_api_streaming_share: f64,
+    /// The share above was not given but assumed, and service-API requests were measured: the
+    /// streaming share rests on an assumption.
+    pub service_api_streaming_share_assumed: bool,
     /// streaming sources + service API × its streaming share, and other sources (triggers,
     /// schedules: they run in the worker) counted as streaming.
     pub streaming_share: f64,
@@ -137,9 +144,9 @@ pub struct TableSize {
 }
 
 /// The schema is Dify's, its columns are there, and the role may read them; names the fix otherwise.
-pub fn check_schema(client: &mut Client, who: &str) -> Result<()> {
+pub fn check_schema(db: &Db, who: &str) -> Result<()> {
     let tables: Vec<&str> = REQUIRED.iter().map(|(t, _)| *t).collect();
-    let rows = client
+    let rows = db
         .query(
             "SELECT c.relname::text, a.attname::text, has_table_privilege(c.oid, 'SELECT')
              FROM unnest($1::text[]) AS t(name)
@@ -147,9 +154,8 @@ pub fn check_schema(client: &mut Client, who: &str) -> Result<()> {
              LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped",
             &[&tables],
         )
-        .map_err(|e| query_error(&e, "reading the catalog"))?;
-    let database: String =
-        client.query_one("SELECT current_database()::text", &[]).map(|r| r.get(0)).unwrap_or_default();
+        .map_err(|e| query_error(&e, &format!("{who}: reading the catalog")))?;
+    let database: String = db.query_one("SELECT current_database()::text", &[]).map(|r| r.get(0)).unwrap_or_default();
     let found: Vec<&str> =
         tables.iter().copied().filter(|t| rows.iter().any(|r| r.get::<_, String>(0) == *t)).collect();
     if found.is_empty() {
@@ -183,7 +189,7 @@ pub fn check_schema(client: &mut Client, who: &str) -> Result<()> {
             );
         }
         if !rows.iter().any(|r| r.get::<_, String>(0) == *table && r.get::<_, bool>(2)) {
-            let user: String = client.query_one("SELECT current_user::text", &[]).map(|r| r.get(0)).unwrap_or_default();
+            let user: String = db.query_one("SELECT current_user::text", &[]).map(|r| r.get(0)).unwrap_or_default();
             bail!(
                 "{who}: role `{user}` may not read table `{table}` — grant it: GRANT SELECT ON {} TO \
                     {user}; (or GRANT pg_read_all_data TO {user} on PostgreSQL 14+), or connect as Dify's own \
@@ -194,14 +200,14 @@ pub fn check_schema(client: &mut Client, who: &str) -> Result<()> {
     }
     // The window must be found by an index, or a large table would be read whole.
     for table in ["workflow_runs", "messages"] {
-        let row = client
+        let row = db
             .query_one(
                 "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
                                 WHERE i.indrelid = to_regclass($1) AND a.attname = 'created_at'),
                         (SELECT reltuples::float8 FROM pg_class WHERE oid = to_regclass($1))",
                 &[&table],
             )
-            .map_err(|e| query_error(&e, "reading the catalog"))?;
+            .map_err(|e| query_error(&e, &format!("{who}: reading the catalog")))?;
         let (indexed, rows): (bool, f64) = (row.get(0), row.get(1));
         if !indexed && rows > SCAN_LIMIT_ROWS {
             bail!(
@@ -214,38 +220,54 @@ pub fn check_schema(client: &mut Client, who: &str) -> Result<()> {
     Ok(())
 }
 
-/// Everything measured over the window, in one read-only snapshot.
-pub fn measure(client: &mut Client, window: &Window, service_api_streaming_share: f64) -> Result<Measured> {
-    let mut tx = client
-        .build_transaction()
-        .read_only(true)
-        .isolation_level(postgres::IsolationLevel::RepeatableRead)
-        .start()
-        .map_err(|e| query_error(&e, "starting a read-only transaction"))?;
-    let (f, t) = (window.from, window.to);
-    const WIN: &str = "created_at >= (to_timestamp($1::float8) AT TIME ZONE 'UTC') AND created_at < \
-        (to_timestamp($2::float8) AT TIME ZONE 'UTC')";
-    let win = |alias: &str| WIN.replace("created_at", &format!("{alias}.created_at"));
-    let (win_r, win_m) = (win("r"), win("m"));
+/// The window's bounds on `created_at`, as parameters $1 and $2 (Unix seconds, UTC).
+const WIN: &str = "created_at >= (to_timestamp($1::float8) AT TIME ZONE 'UTC') AND created_at < \
+    (to_timestamp($2::float8) AT TIME ZONE 'UTC')";
 
-    let schema_revision: Option<String> = if tx
+/// [`WIN`] on a table's alias.
+fn win(alias: &str) -> String {
+    WIN.replace("created_at", &format!("{alias}.created_at"))
+}
+
+/// Everything measured over the window, in one read-only snapshot.
+pub fn measure(db: &Db, window: &Window, service_api_streaming_share: Option<f64>) -> Result<Measured> {
+    db.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .map_err(|e| query_error(&e, "starting a read-only transaction"))?;
+    let schema_revision = schema_revision(db)?;
+    let database: String = db.query_one("SELECT current_database()::text", &[]).map(|r| r.get(0)).unwrap_or_default();
+    let per_minute = requests_per_minute(db, window)?;
+    let rate = minute_rates(&per_minute, window);
+    let total: u64 = per_minute.values().sum();
+    let duration = durations(db, window)?;
+    let (requests, mix) = request_mix(db, window, total, service_api_streaming_share)?;
+    let nodes_per_run = nodes_per_run(db, window)?;
+    let log = log_size(db, &requests, mix.messages_with_workflow_run)?;
+    let concurrency = super::saturation::concurrency(db, window)?;
+    db.batch_execute("COMMIT").map_err(|e| query_error(&e, "ending the transaction"))?;
+    Ok(Measured { schema_revision, database, requests, rate, duration, mix, nodes_per_run, log, concurrency })
+}
+
+/// `alembic_version.version_num`, when the role may read it.
+fn schema_revision(db: &Db) -> Result<Option<String>> {
+    let readable = db
         .query_one(
             "SELECT to_regclass('alembic_version') IS NOT NULL AND has_table_privilege('alembic_version', 'SELECT')",
             &[],
         )
         .map(|r| r.get::<_, Option<bool>>(0).unwrap_or(false))
-        .unwrap_or(false)
-    {
-        tx.query_opt("SELECT version_num::text FROM alembic_version LIMIT 1", &[])
-            .map_err(|e| query_error(&e, "reading alembic_version"))?
-            .map(|r| r.get(0))
-    } else {
-        None
-    };
-    let database: String = tx.query_one("SELECT current_database()::text", &[]).map(|r| r.get(0)).unwrap_or_default();
+        .unwrap_or(false);
+    if !readable {
+        return Ok(None);
+    }
+    Ok(db
+        .query_opt("SELECT version_num::text FROM alembic_version LIMIT 1", &[])
+        .map_err(|e| query_error(&e, "reading alembic_version"))?
+        .map(|r| r.get(0)))
+}
 
-    // Per-minute counts from the window's start.
-    let buckets = tx
+/// Requests per minute from the window's start: workflow runs of type `workflow` and messages.
+fn requests_per_minute(db: &Db, window: &Window) -> Result<BTreeMap<i64, u64>> {
+    let rows = db
         .query(
             &format!(
                 "SELECT floor((extract(epoch FROM created_at)::float8 - $1::float8) / 60)::int8 AS b, count(*)::int8 FROM (
@@ -254,16 +276,15 @@ pub fn measure(client: &mut Client, window: &Window, service_api_streaming_share
                    SELECT created_at FROM messages WHERE {WIN}
                  ) r GROUP BY 1"
             ),
-            &[&f, &t],
+            &[&window.from, &window.to],
         )
         .map_err(|e| query_error(&e, "counting requests per minute"))?;
-    let per_bucket: BTreeMap<i64, u64> =
-        buckets.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1) as u64)).collect();
-    let total: u64 = per_bucket.values().sum();
-    let rate = minute_rates(&per_bucket, window);
+    Ok(rows.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1) as u64)).collect())
+}
 
-    // Durations: finished workflow runs and answered messages.
-    let stats = tx
+/// Durations: finished workflow runs and answered messages.
+fn durations(db: &Db, window: &Window) -> Result<Durations> {
+    let stats = db
         .query(
             &format!(
                 "SELECT kind, count(*)::int8, avg(d)::float8,
@@ -276,7 +297,7 @@ pub fn measure(client: &mut Client, window: &Window, service_api_streaming_share
                    SELECT 'chat', provider_response_latency FROM messages WHERE {WIN} AND provider_response_latency > 0
                  ) x GROUP BY GROUPING SETS ((kind), ())"
             ),
-            &[&f, &t],
+            &[&window.from, &window.to],
         )
         .map_err(|e| query_error(&e, "reading request durations"))?;
     let stat = |kind: Option<&str>| {
@@ -286,10 +307,18 @@ pub fn measure(client: &mut Client, window: &Window, service_api_streaming_share
             .map(|r| Stat { count: r.get::<_, i64>(1) as u64, mean: r.get(2), p50: r.get(3), p95: r.get(4) })
             .unwrap_or_default()
     };
-    let duration = Durations { all: stat(None), workflow: stat(Some("workflow")), chat: stat(Some("chat")) };
+    Ok(Durations { all: stat(None), workflow: stat(Some("workflow")), chat: stat(Some("chat")) })
+}
 
-    // Mix: app mode and source of each request.
-    let mix_rows = tx
+/// Requests by app mode and source, and the mix they make.
+fn request_mix(
+    db: &Db,
+    window: &Window,
+    total: u64,
+    service_api_streaming_share: Option<f64>,
+) -> Result<(Requests, Mix)> {
+    let (win_r, win_m) = (win("r"), win("m"));
+    let mix_rows = db
         .query(
             &format!(
                 "SELECT 'workflow'::text, coalesce(a.mode::text, 'unknown'),
@@ -304,7 +333,7 @@ pub fn measure(client: &mut Client, window: &Window, service_api_streaming_share
                  FROM messages m LEFT JOIN apps a ON a.id = m.app_id
                  WHERE {win_m} GROUP BY 1, 2, 3"
             ),
-            &[&f, &t],
+            &[&window.from, &window.to],
         )
         .map_err(|e| query_error(&e, "reading the request mix"))?;
     let mut requests = Requests {
@@ -335,32 +364,43 @@ pub fn measure(client: &mut Client, window: &Window, service_api_streaming_share
     let always: u64 =
         requests.by_source.iter().filter(|(s, _)| STREAMING_SOURCES.contains(&s.as_str())).map(|(_, n)| n).sum();
     let other = total.saturating_sub(service + always);
+    let (api_share, assumed) = match service_api_streaming_share {
+        Some(s) => (s, false),
+        None => (DEFAULT_SERVICE_API_STREAMING_SHARE, service > 0),
+    };
     let mix = Mix {
         chat_share: share(requests.chat_messages),
         agent_share: share(agent),
         service_api_share: share(service),
         streaming_sources_share: share(always),
-        service_api_streaming_share,
+        service_api_streaming_share: api_share,
+        service_api_streaming_share_assumed: assumed,
         streaming_share: if total > 0 {
-            ((always + other) as f64 + service as f64 * service_api_streaming_share) / total as f64
+            ((always + other) as f64 + service as f64 * api_share) / total as f64
         } else {
             0.0
         },
         messages_with_workflow_run: linked,
     };
+    Ok((requests, mix))
+}
 
-    let nodes_per_run: Option<f64> = tx
+/// Mean `workflow_runs.total_steps` of the finished runs.
+fn nodes_per_run(db: &Db, window: &Window) -> Result<Option<f64>> {
+    Ok(db
         .query_one(
             &format!("SELECT avg(total_steps)::float8 FROM workflow_runs WHERE {WIN} AND status <> 'running'"),
-            &[&f, &t],
+            &[&window.from, &window.to],
         )
         .map_err(|e| query_error(&e, "reading nodes per run"))?
-        .get(0);
+        .get(0))
+}
 
-    // Log bytes: relation sizes ÷ the rows they hold.
+/// Log bytes: relation sizes ÷ the requests their rows hold.
+fn log_size(db: &Db, requests: &Requests, linked: u64) -> Result<LogSize> {
     let mut tables = Vec::new();
     for table in LOG_TABLES {
-        let row = tx
+        let row = db
             .query_opt(
                 "SELECT pg_total_relation_size(c.oid)::int8, c.reltuples::float8, has_table_privilege(c.oid, 'SELECT')
                  FROM pg_class c WHERE c.oid = to_regclass($1)",
@@ -373,7 +413,7 @@ pub fn measure(client: &mut Client, window: &Window, service_api_streaming_share
             Some(estimate)
         } else if readable {
             // Never analysed: count, but not past a bound.
-            let n: i64 = tx
+            let n: i64 = db
                 .query_one(&format!("SELECT count(*)::int8 FROM (SELECT 1 FROM {table} LIMIT {COUNT_LIMIT}) s"), &[])
                 .map_err(|e| query_error(&e, "counting log rows"))?
                 .get(0);
@@ -386,7 +426,7 @@ pub fn measure(client: &mut Client, window: &Window, service_api_streaming_share
     let rows_of = |name: &str| tables.iter().find(|t| t.table == name).and_then(|t| t.rows);
     // Messages that wrote a workflow run are already counted as runs: the planner's share of
     // messages without one (pg_stats), else the window's.
-    let null_frac: Option<f64> = tx
+    let null_frac: Option<f64> = db
         .query_opt(
             "SELECT null_frac::float8 FROM pg_stats WHERE tablename = 'messages' AND attname = 'workflow_run_id'
                AND schemaname = (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass('messages'))",
@@ -406,17 +446,7 @@ pub fn measure(client: &mut Client, window: &Window, service_api_streaming_share
     };
     let bytes: i64 = tables.iter().map(|t| t.bytes).sum();
     let bytes_per_request = requests_estimate.filter(|r| *r >= 1.0).map(|r| bytes as f64 / r);
-    tx.commit().map_err(|e| query_error(&e, "ending the transaction"))?;
-    Ok(Measured {
-        schema_revision,
-        database,
-        requests,
-        rate,
-        duration,
-        mix,
-        nodes_per_run,
-        log: LogSize { tables, requests_estimate, bytes_per_request },
-    })
+    Ok(LogSize { tables, requests_estimate, bytes_per_request })
 }
 
 /// Mean over the window; p95 and peak over its whole minutes.
@@ -437,13 +467,23 @@ fn minute_rates(per_bucket: &BTreeMap<i64, u64>, window: &Window) -> Rate {
 }
 
 /// A failed query: what it was doing and what to do.
-pub fn query_error(e: &postgres::Error, doing: &str) -> anyhow::Error {
+pub fn query_error(failure: &Failure, doing: &str) -> anyhow::Error {
+    let e = match failure {
+        Failure::Pg(e) => e,
+        Failure::TimedOut(d) => {
+            return anyhow!(
+                "{doing}: no complete answer within {} — the server stopped answering (or the network \
+                    dropped the connection); check the server, measure a shorter window (--since 1d), or \
+                    raise --query-timeout",
+                super::connect::seconds(*d)
+            );
+        }
+    };
     if let Some(db) = e.as_db_error() {
         return match db.code().code() {
             "57014" => anyhow!(
-                "{doing}: the query ran longer than {} s and was cancelled — measure a shorter window \
-                    (--since 1d) or against a replica",
-                STATEMENT_TIMEOUT_MS / 1000
+                "{doing}: the query ran longer than the statement timeout and was cancelled — measure a \
+                    shorter window (--since 1d) or against a replica, or raise --query-timeout"
             ),
             "42501" => anyhow!(
                 "{doing}: {} — grant the role SELECT on Dify's tables (or pg_read_all_data on PostgreSQL 14+)",

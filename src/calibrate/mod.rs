@@ -3,7 +3,9 @@
 
 pub mod activity;
 pub mod connect;
+pub mod db;
 pub mod measure;
+pub mod saturation;
 pub mod window;
 
 use crate::model::capacity::{Capacity, Shortfall};
@@ -15,7 +17,11 @@ use window::{Window, format_time};
 
 /// The version of the JSON document `calibrate --format json` prints.
 pub const SCHEMA_VERSION: u32 = 1;
-/// The share of service-API requests taken to stream when `--service-api-streaming-share` is not given.
+/// The share of service-API requests taken to stream when `--service-api-streaming-share` is not
+/// given: an assumption, written into the profile as one. No table of Dify records the response
+/// mode: checked against every table of Dify 1.16.1's schema (alembic revision 56124e050600);
+/// `messages.invoke_from` and `workflow_app_logs.created_from` say where a request came from
+/// (service API, web app, …), not whether it streamed.
 pub const DEFAULT_SERVICE_API_STREAMING_SHARE: f64 = 0.5;
 
 /// What `calibrate` found: plain data for both formats.
@@ -37,6 +43,8 @@ pub struct Report {
     pub size_command: String,
     /// `--compare`: the current capacity beside the measured need at the peak minute.
     pub compare: Option<Compare>,
+    /// What the profile rests on besides measurement (the profile's `caveats`), highlighted.
+    pub caveats: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -51,6 +59,51 @@ pub struct Compare {
     pub deployment: String,
     pub qps: f64,
     pub lines: Vec<Capacity>,
+    /// The window sat at this configuration's admission limits: it is saturated, and the lines
+    /// above compare it with the load that got through, not the load that came.
+    pub saturated: bool,
+}
+
+/// The configuration's admission limits on requests in flight, as `check` counts them: the api's
+/// greenlets (every request holds one), and the worker's `-c` slots ÷ the streaming share (only
+/// streaming runs take a slot; none when nothing streams).
+pub fn admission_limits(d: &crate::deployment::Deployment, streaming_share: f64) -> Vec<(String, f64)> {
+    use crate::model::capacity::{self, Load, Measure};
+    let Ok(profile) = Profile::builtin("chat") else { return Vec::new() };
+    let assumptions = crate::model::assumptions::Assumptions::default();
+    let edition = crate::model::assumptions::Edition::Ha;
+    let load = Load { qps: 1.0, profile: &profile, assumptions: &assumptions, edition };
+    capacity::assess(d, &load)
+        .into_iter()
+        .filter_map(|l| match l.measure {
+            Measure::Greenlets => Some((format!("{} {}", l.component, l.what), l.current)),
+            Measure::Slots if streaming_share >= 0.01 => {
+                Some((format!("{} {}", l.component, l.what), l.current / streaming_share))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The sentences a profile must carry: the window was saturated; the service API's streaming
+/// share was assumed.
+pub fn caveats(m: &Measured) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(c) = m.concurrency.caveat(m.rate.mean) {
+        out.push(c);
+    }
+    if m.mix.service_api_streaming_share_assumed {
+        out.push(format!(
+            "assumed: {:.1}% of the requests came through the service API, whose response mode no table of \
+                Dify records; {} of them were taken to stream, so streaming_share {:.4} is an assumption — \
+                pass --service-api-streaming-share to calibrate (e.g. from your API clients' code or access \
+                logs), or --streaming-share to size",
+            m.mix.service_api_share * 100.0,
+            m.mix.service_api_streaming_share,
+            m.mix.streaming_share
+        ));
+    }
+    out
 }
 
 impl WindowOut {
@@ -105,6 +158,7 @@ pub fn build_profile(
         p.connections_peak = p.connections_peak.max(p.connections_mean);
         measured.push("connections_mean".into());
     }
+    p.caveats = caveats(m);
     p.validate()?;
     Ok((p, base_name.to_string(), measured))
 }
@@ -126,6 +180,14 @@ pub fn profile_toml(r: &Report) -> String {
     ));
     out.push_str(&format!("name = {}\n", toml_string(&p.name)));
     out.push_str(&format!("description = {}\n", toml_string(&p.description)));
+    if !p.caveats.is_empty() {
+        out.push_str("# What this profile rests on besides measurement; `size` repeats it when it reads the file.\n");
+        out.push_str("caveats = [\n");
+        for c in &p.caveats {
+            out.push_str(&format!("    {},\n", toml_string(c)));
+        }
+        out.push_str("]\n");
+    }
     let dur = |s: &measure::Stat| format!("p50 {}, p95 {}, {} requests", secs(s.p50), secs(s.p95), s.count);
     // The fields in the order of the built-in profile files.
     const ORDER: &[&str] = &[
@@ -152,12 +214,24 @@ pub fn profile_toml(r: &Report) -> String {
             match *key {
                 "request_seconds" => format!(
                     "measured: mean of workflow_runs.elapsed_time (finished runs) and \
-                        messages.provider_response_latency; {}",
-                    dur(&m.duration.all)
+                        messages.provider_response_latency; {}{}",
+                    dur(&m.duration.all),
+                    if m.concurrency.saturated() {
+                        "; LOWER BOUND: the window was saturated, the wait in front of Dify is not in it"
+                    } else {
+                        ""
+                    }
+                ),
+                "streaming_share" if m.mix.service_api_streaming_share_assumed => format!(
+                    "ASSUMED in part: web app, explore and editor requests stream; service-API requests \
+                        ({:.1}%) taken as {} streaming, an assumption (no table of Dify records the response \
+                        mode; give --service-api-streaming-share)",
+                    m.mix.service_api_share * 100.0,
+                    m.mix.service_api_streaming_share
                 ),
                 "streaming_share" => format!(
                     "measured: web app, explore and editor requests stream; service-API requests ({:.1}%) \
-                        counted as {} streaming (--service-api-streaming-share, not recorded by Dify)",
+                        counted as {} streaming (--service-api-streaming-share)",
                     m.mix.service_api_share * 100.0,
                     m.mix.service_api_streaming_share
                 ),
@@ -233,6 +307,12 @@ pub fn render_table(r: &Report) -> String {
         r.window.to,
         r.window.seconds
     ));
+    for c in &r.caveats {
+        o.push_str(&format!("ATTENTION: {c}\n"));
+    }
+    if !r.caveats.is_empty() {
+        o.push('\n');
+    }
     o.push_str(&format!(
         "requests          {} = {} workflow runs (workflow_runs, type workflow) + {} chat messages \
             (messages; {} of them advanced-chat, whose workflow run is not counted again)\n",
@@ -251,6 +331,26 @@ pub fn render_table(r: &Report) -> String {
             s.count
         )
     };
+    let c = &m.concurrency;
+    o.push_str(&format!(
+        "in flight         mean {:.2}   peak {}{}\n",
+        c.mean,
+        c.peak,
+        c.ceiling
+            .as_ref()
+            .map(|k| format!("   sat at {} for {:.0} s ({:.0}% of the window)", k.level, k.seconds, k.share * 100.0))
+            .unwrap_or_default()
+    ));
+    for l in &c.limits {
+        o.push_str(&format!(
+            "  at {} ({})  {:.0} s ({:.1}% of the window){}\n",
+            l.what,
+            crate::findings::capacity::fmt(l.limit),
+            l.seconds,
+            l.share * 100.0,
+            if l.saturated { "  saturated" } else { "" }
+        ));
+    }
     o.push_str(&line("duration, all", &m.duration.all));
     o.push_str(&line("  workflow runs", &m.duration.workflow));
     o.push_str(&line("  chat messages", &m.duration.chat));
@@ -315,8 +415,17 @@ pub fn render_table(r: &Report) -> String {
             c.deployment,
             crate::model::capacity::fmt(c.qps)
         ));
+        if c.saturated {
+            o.push_str(
+                "  this configuration is SATURATED, not sized: the window sat at its admission limits, so the \
+                    load below is what got through; the load that came was higher\n",
+            );
+        }
         for l in &c.lines {
+            let at_limit =
+                m.concurrency.limits.iter().any(|a| a.saturated && a.what == format!("{} {}", l.component, l.what));
             let verdict = match l.shortfall() {
+                _ if at_limit => "saturated",
                 Some(Shortfall::BelowMean) => "queues without bound",
                 Some(_) => "queues at peaks",
                 None => "ok",

@@ -2,7 +2,7 @@
 //! print it, and optionally write the measured profile and compare it with a configuration.
 
 use super::Io;
-use crate::calibrate::connect::Target;
+use crate::calibrate::connect::{Limits, Target};
 use crate::calibrate::window::{Window, parse_duration};
 use crate::calibrate::{self, Compare, Report, WindowOut, activity, measure};
 use crate::cli::{CalibrateArgs, CalibrateFormat};
@@ -23,9 +23,15 @@ const MAX_SAMPLE: f64 = 3600.0;
 pub fn run(args: &CalibrateArgs, io: &mut Io) -> Result<ExitStatus> {
     // Every input is checked before the database is touched.
     let share = args.service_api_streaming_share;
-    if !(0.0..=1.0).contains(&share) {
+    if let Some(share) = share
+        && !(0.0..=1.0).contains(&share)
+    {
         bail!("--service-api-streaming-share {share}: a share lies between 0 and 1");
     }
+    let limits = Limits {
+        connect: bound(&args.connect_timeout, "--connect-timeout")?,
+        query: bound(&args.query_timeout, "--query-timeout")?,
+    };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     let window = Window::from_flags(args.since.as_deref(), args.from.as_deref(), args.to.as_deref(), now)?;
     let sample = match &args.sample_activity {
@@ -53,10 +59,10 @@ pub fn run(args: &CalibrateArgs, io: &mut Io) -> Result<ExitStatus> {
     };
     let target = target(args)?;
 
-    let mut client = target.connect()?;
+    let client = target.connect(limits)?;
     let who = target.describe();
-    measure::check_schema(&mut client, &who)?;
-    let measured = measure::measure(&mut client, &window, share).map_err(|e| anyhow!("{who}: {e:#}"))?;
+    measure::check_schema(&client, &who)?;
+    let mut measured = measure::measure(&client, &window, share).map_err(|e| anyhow!("{who}: {e:#}"))?;
     if measured.requests.total == 0 {
         bail!(
             "{who}: no workflow runs or messages between {} and {} — choose a window with traffic \
@@ -66,13 +72,15 @@ pub fn run(args: &CalibrateArgs, io: &mut Io) -> Result<ExitStatus> {
         );
     }
     let activity = match sample {
-        Some(d) => {
-            Some(activity::sample(&mut client, d, measured.duration.all.mean).map_err(|e| anyhow!("{who}: {e:#}"))?)
-        }
+        Some(d) => Some(activity::sample(&client, d, measured.duration.all.mean).map_err(|e| anyhow!("{who}: {e:#}"))?),
         None => None,
     };
     drop(client);
 
+    // The configuration's admission limits, when there is one: was the window held back by them?
+    if let Some((_, d)) = &compare_deployment {
+        measured.concurrency.judge(&calibrate::admission_limits(d, measured.mix.streaming_share), window.seconds());
+    }
     let (profile, base, measured_fields) = calibrate::build_profile(&measured, activity.as_ref(), &who, &window)
         .map_err(|e| anyhow!("{who}: the measured profile is not valid: {e}"))?;
     let profile_name = args.write_profile.as_ref().map(|p| p.display().to_string());
@@ -80,8 +88,14 @@ pub fn run(args: &CalibrateArgs, io: &mut Io) -> Result<ExitStatus> {
     let compare = compare_deployment.map(|(label, d)| {
         let assumptions = Assumptions::default();
         let load = capacity::Load { qps, profile: &profile, assumptions: &assumptions, edition: Edition::Ha };
-        Compare { deployment: label, qps, lines: capacity::assess(&d, &load) }
+        Compare {
+            deployment: label,
+            qps,
+            lines: capacity::assess(&d, &load),
+            saturated: measured.concurrency.limits.iter().any(|l| l.saturated),
+        }
     });
+    let caveats = calibrate::caveats(&measured);
     let report = Report {
         schema_version: calibrate::SCHEMA_VERSION,
         database: who,
@@ -93,6 +107,7 @@ pub fn run(args: &CalibrateArgs, io: &mut Io) -> Result<ExitStatus> {
         profile_base: base,
         profile_measured: measured_fields,
         compare,
+        caveats,
     };
     if let Some(path) = &args.write_profile {
         let text = calibrate::profile_toml(&report);
@@ -110,6 +125,15 @@ pub fn run(args: &CalibrateArgs, io: &mut Io) -> Result<ExitStatus> {
         CalibrateFormat::Json => writeln!(io.out, "{}", serde_json::to_string_pretty(&report)?)?,
     }
     Ok(ExitStatus::Success)
+}
+
+/// A timeout flag: a duration of at least 0.1 s and at most an hour.
+fn bound(text: &str, flag: &str) -> Result<Duration> {
+    let secs = parse_duration(text).map_err(|e| anyhow!("{flag} `{text}`: {e}"))?;
+    if !(0.1..=3600.0).contains(&secs) {
+        bail!("{flag} `{text}`: between 0.1s and 1h");
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// Where to connect: --database-url, a Dify project, or the libpq environment.

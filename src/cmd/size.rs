@@ -10,6 +10,10 @@ use anyhow::Result;
 pub fn run(args: &SizeArgs, io: &mut Io) -> Result<ExitStatus> {
     let input = plan_input(&args.plan)?;
     let plan = plan::plan(&input)?;
+    // What a measured profile rests on besides measurement is said every time it is used.
+    for caveat in &input.profile.caveats {
+        writeln!(io.err, "difyplan: profile `{}` ({}): {caveat}", input.profile.name, args.plan.profile)?;
+    }
     let width = report::fit::target_width(args.wide);
     let table = |plan: &plan::Plan| report::fit::fit(&report::table::plan(plan, args.explain), width);
     if args.plan.max_qps && plan.budget.fits {

@@ -48,6 +48,10 @@ pub struct Profile {
     pub redis_ops: f64,
     /// Bytes of workflow log (runs, node executions, messages) written to PostgreSQL per request.
     pub workflow_log_bytes: f64,
+    /// What a measured profile rests on besides measurement (a value assumed, a window measured
+    /// while saturated), one sentence each; `size` repeats them when it reads the profile.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caveats: Vec<String>,
 }
 
 /// The built-in profiles, embedded so `cargo install` carries them.

@@ -1,6 +1,7 @@
 //! Finding the configuration in the paths `check` is given: folders are walked, files are
 //! classified by name and content, and compose files are grouped into projects.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// What a file is.
@@ -40,20 +41,28 @@ impl Input {
     }
 }
 
-/// Folders never walked: version control, build output, dependencies.
+/// Folders never walked whatever the ignore files say: version control, build output,
+/// dependencies, Dify's data volumes.
 const SKIP_DIRS: &[&str] = &[".git", "target", "node_modules", ".venv", "volumes"];
+
+/// Files read in a folder even when an ignore file matches them: a deployment's `.env` is
+/// usually git-ignored, and it is what `check` is for. Ignore files exclude folders only.
+const ALWAYS_READ: &[&str] = &[".env", "*.env", "*.yaml", "*.yml"];
 
 /// Walk `paths` (a file, a folder, or `-` for standard input) and classify what is found.
 /// Files given by name must be recognisable; files found in folders are skipped when not.
 ///
-/// A walk reads each file once, however many links lead to it (files and folders are known by
-/// their canonical path), and follows a symbolic link to a folder only when the folder is inside
-/// the folder being walked: a link out of the tree (`shared -> /`) or back up into it (`x -> .`)
-/// is not followed. Links to files are followed wherever they lead (a `.env` shared by several
-/// projects is a link). Only regular files are read; a FIFO or a device in a folder is skipped.
+/// A walk (the `ignore` crate's, iterative: its time grows with the entries, not with the depth)
+/// skips `.git/` and the folders a `.gitignore` or `.ignore` excludes (`node_modules/`,
+/// `target/`), stays on the folder's filesystem, and reads each file once, however many links
+/// lead to it (files are known by device and inode). It follows a symbolic link to a folder only
+/// when the folder is inside the folder being walked: a link out of the tree (`shared -> /`) or
+/// back up into it (`x -> .`) is not followed. Links to files are followed wherever they lead (a
+/// `.env` shared by several projects is a link). Only regular files are read; a FIFO or a device
+/// in a folder is skipped.
 pub fn collect(paths: &[PathBuf]) -> Result<Vec<Input>, String> {
     let mut out = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen: HashSet<FileId> = HashSet::new();
     for path in paths {
         if path.as_os_str() == "-" {
             let text = super::read_stdin().map_err(|e| e.to_string())?;
@@ -70,11 +79,9 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<Input>, String> {
         })?;
         if meta.is_dir() {
             let root = path.canonicalize().map_err(|e| format!("{shown}: {}", super::explain_open(&e)))?;
-            if seen.insert(root.clone()) {
-                walk(path, &root, &mut seen, &mut out)?;
-            }
+            walk(path, &root, &mut seen, &mut out)?;
         } else {
-            if !seen.insert(path.canonicalize().unwrap_or_else(|_| path.clone())) {
+            if !seen.insert(FileId::of(path, &meta)) {
                 continue;
             }
             // A file given by name is taken whatever it is called: its content says what it is.
@@ -97,50 +104,107 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<Input>, String> {
     Ok(out)
 }
 
-/// Walk `dir`, a folder inside `root` (both as given; `root` canonical), adding what is found.
-fn walk(
-    dir: &Path,
-    root: &Path,
-    seen: &mut std::collections::HashSet<PathBuf>,
-    out: &mut Vec<Input>,
-) -> Result<(), String> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {}", crate::safety::shown_path(dir), super::explain_open(&e)))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    // A chart folder: its `templates/` are Go templates and `charts/` its subcharts (the chart,
-    // not configuration), `ci/` its test values; its `values.yaml` holds the chart's values.
-    let chart_dir = dir.join("Chart.yaml").is_file();
-    for p in entries {
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        // A dangling link, a loop of links or an unreadable entry is not configuration.
-        let Ok(meta) = std::fs::metadata(&p) else { continue };
-        let Ok(canonical) = p.canonicalize() else { continue };
-        if meta.is_dir() {
-            let chart_part = chart_dir && matches!(name, "templates" | "charts" | "ci" | "crds");
-            if SKIP_DIRS.contains(&name) || chart_part || !canonical.starts_with(root) || !seen.insert(canonical) {
-                continue;
+/// A file's identity: device and inode where there are such, else its canonical path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum FileId {
+    #[cfg(unix)]
+    Inode(u64, u64),
+    #[cfg_attr(unix, allow(dead_code))]
+    Path(PathBuf),
+}
+
+impl FileId {
+    fn of(path: &Path, meta: &std::fs::Metadata) -> FileId {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let _ = path;
+            FileId::Inode(meta.dev(), meta.ino())
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = meta;
+            FileId::Path(path.canonicalize().unwrap_or_else(|_| path.to_path_buf()))
+        }
+    }
+}
+
+/// Parts of a Helm chart that are not configuration: `templates/` are Go templates, `charts/`
+/// its subcharts, `ci/` its test values, `crds/` resource definitions.
+const CHART_PARTS: &[&str] = &["templates", "charts", "ci", "crds"];
+
+/// Walk `dir` (as given; `root` is its canonical path), adding what is found.
+fn walk(dir: &Path, root: &Path, seen: &mut HashSet<FileId>, out: &mut Vec<Input>) -> Result<(), String> {
+    let mut always = ignore::overrides::OverrideBuilder::new(dir);
+    for glob in ALWAYS_READ {
+        always.add(glob).map_err(|e| format!("{glob}: {e}"))?;
+    }
+    let always = always.build().map_err(|e| e.to_string())?;
+    let root = root.to_path_buf();
+    // Folders reached through a link, by target: each is walked through a link at most once, so
+    // links cost at most one more walk of what they lead to.
+    let linked: std::sync::Mutex<HashSet<PathBuf>> = std::sync::Mutex::new(HashSet::new());
+    let walker = ignore::WalkBuilder::new(dir)
+        .standard_filters(false)
+        .git_ignore(true)
+        .ignore(true)
+        .parents(true)
+        // A folder copied out of its repository keeps its .gitignore: still honoured.
+        .require_git(false)
+        .follow_links(true)
+        .same_file_system(true)
+        .overrides(always)
+        .sort_by_file_name(|a, b| a.cmp(b))
+        .filter_entry(move |e| {
+            let Some(ft) = e.file_type() else { return true };
+            if !ft.is_dir() || e.depth() == 0 {
+                return true;
             }
-            walk(&p, root, seen, out)?;
-        } else if meta.is_file() {
-            if !seen.insert(canonical) {
-                continue;
+            let name = e.file_name().to_str().unwrap_or_default();
+            if SKIP_DIRS.contains(&name) {
+                return false;
             }
-            if chart_dir && name == "Chart.yaml" {
-                out.push(Input { path: p.clone(), kind: Kind::ChartMeta, text: None });
-            } else if chart_dir && name == "values.yaml" {
-                let text = super::read_text(&p).map_err(|e| e.to_string())?;
-                out.push(Input { path: p.clone(), kind: Kind::HelmValues, text: Some(text) });
-            } else if let Some(input) = classify(&p)? {
-                // In a folder, compose reads only its default files (compose.yaml or
-                // docker-compose.yaml and the override); others, like Dify's
-                // docker-compose.middleware.yaml for development, count only when named.
-                if input.kind == Kind::Compose && compose_rank(&input.path) > 1 {
-                    continue;
+            if CHART_PARTS.contains(&name) && e.path().parent().is_some_and(|p| p.join("Chart.yaml").is_file()) {
+                return false;
+            }
+            // A link to a folder is followed only inside the tree, and once per target.
+            if !e.path_is_symlink() {
+                return true;
+            }
+            match e.path().canonicalize() {
+                Ok(target) if target.starts_with(&root) => {
+                    linked.lock().map(|mut seen| seen.insert(target)).unwrap_or(false)
                 }
-                out.push(input);
+                _ => false,
             }
+        })
+        .build();
+    for entry in walker {
+        // A dangling link, a loop of links, a path too long or an unreadable entry is not configuration.
+        let Ok(entry) = entry else { continue };
+        if !entry.file_type().is_some_and(|t| t.is_file()) {
+            continue;
+        }
+        let p = entry.path();
+        let Ok(meta) = entry.metadata() else { continue };
+        if !seen.insert(FileId::of(p, &meta)) {
+            continue;
+        }
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let in_chart = || p.parent().is_some_and(|d| d.join("Chart.yaml").is_file());
+        if name == "Chart.yaml" {
+            out.push(Input { path: p.to_path_buf(), kind: Kind::ChartMeta, text: None });
+        } else if name == "values.yaml" && in_chart() {
+            let text = super::read_text(p).map_err(|e| e.to_string())?;
+            out.push(Input { path: p.to_path_buf(), kind: Kind::HelmValues, text: Some(text) });
+        } else if let Some(input) = classify(p)? {
+            // In a folder, compose reads only its default files (compose.yaml or
+            // docker-compose.yaml and the override); others, like Dify's
+            // docker-compose.middleware.yaml for development, count only when named.
+            if input.kind == Kind::Compose && compose_rank(&input.path) > 1 {
+                continue;
+            }
+            out.push(input);
         }
     }
     Ok(())

@@ -255,6 +255,7 @@ fn fixture_runs_are_recovered_and_failures_exit_2() {
         // Every request came through the service API: the stated default share streams.
         assert_eq!(m["mix"]["streaming_share"], 0.5, "{}", run.name);
         assert_eq!(m["nodes_per_run"], 3.0, "{}: Start → HTTP Request → End/Answer", run.name);
+        assert!(m["concurrency"]["ceiling"].is_null(), "{}: not held back: {}", run.name, m["concurrency"]);
         eprintln!(
             "{}: rate {:.3} (sent {}/s), duration {:.3} s (client {} s), {chat} chat + {workflow} workflow",
             run.name,
@@ -304,6 +305,75 @@ fn fixture_runs_are_recovered_and_failures_exit_2() {
     let greenlets = lines.iter().find(|l| l["what"] == "greenlets").unwrap_or_else(|| panic!("{}", r.stdout));
     assert_eq!(greenlets["current"], 10.0);
     assert!(greenlets["needed_mean"].as_f64().unwrap() > 90.0, "{greenlets}");
+    // That load ran with more greenlets than this project has: too small, not saturated.
+    assert_eq!(json(&r)["compare"]["saturated"], false, "{}", r.stdout);
+
+    // A window held back by 10 greenlets (wf-naive-a: 448 sent at 5/s, 133 rows): requests in
+    // flight sat at the project's 10 greenlets. The report, the profile and size say the rate is
+    // a lower bound, and --compare says this configuration is saturated, not sized.
+    let naive = source_runs().into_iter().find(|r| r.name == "wf-naive-a").expect("wf-naive-a in SOURCE.md");
+    let sat = dir.path().join("saturated.toml");
+    let sat_s = sat.to_str().unwrap();
+    let (from, to) = (widened(&naive.from, -1.0), widened(&naive.to, 1.0));
+    let naive_args = ["--database-url", &db_url, "--from", &from, "--to", &to, "--compare", project_s];
+    let (r, _) = calibrate(&[&naive_args[..], &["--format", "json", "--write-profile", sat_s]].concat(), &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = json(&r);
+    let c = &v["measured"]["concurrency"];
+    assert_eq!(c["peak"], 10, "{c}");
+    let api =
+        c["limits"].as_array().unwrap().iter().find(|l| l["what"] == "api greenlets").unwrap_or_else(|| panic!("{c}"));
+    assert_eq!((api["limit"].as_f64(), api["saturated"].as_bool()), (Some(10.0), Some(true)), "{c}");
+    assert!(api["share"].as_f64().unwrap() > 0.8, "sat at 10 for most of the window: {c}");
+    assert_eq!(v["compare"]["saturated"], true);
+    let caveats = v["caveats"].as_array().unwrap();
+    assert!(caveats.iter().any(|c| c.as_str().unwrap().contains("is a lower bound of the offered load")), "{v}");
+    let (r, _) = calibrate(&naive_args, &[]);
+    assert!(r.stdout.contains("ATTENTION: saturated") && r.stdout.contains("SATURATED, not sized"), "{}", r.stdout);
+    assert!(r.stdout.contains("  saturated  ("), "the greenlet line's verdict: {}", r.stdout);
+    let text = std::fs::read_to_string(&sat).unwrap();
+    assert!(text.contains("caveats = [") && text.contains("lower bound") && text.contains("LOWER BOUND"), "{text}");
+    let size = difyplan(&["size", "--qps", "5", "--profile", sat_s]);
+    assert_eq!(size.code, 0, "{}", size.stderr);
+    assert!(size.stderr.contains("lower bound of the offered load"), "size repeats it: {}", size.stderr);
+    // Without a configuration, the plateau is seen as a ceiling.
+    let (r, _) = calibrate(&["--database-url", &db_url, "--from", &from, "--to", &to, "--format", "json"], &[]);
+    assert_eq!(json(&r)["measured"]["concurrency"]["ceiling"]["level"], 10, "{}", r.stdout);
+
+    // The service API's streaming share: given, it is used and nothing is assumed; not given,
+    // 0.5 is an assumption the report highlights, the profile carries and size repeats.
+    for (share, streaming) in [("0", 0.0), ("1", 1.0)] {
+        let (r, _) = calibrate(
+            &[
+                "--database-url",
+                &db_url,
+                "--from",
+                &wf.from,
+                "--to",
+                &wf.to,
+                "--format",
+                "json",
+                "--service-api-streaming-share",
+                share,
+            ],
+            &[],
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let v = json(&r);
+        assert_eq!(v["measured"]["mix"]["streaming_share"], streaming);
+        assert_eq!(v["profile"]["streaming_share"], streaming);
+        assert!(v["caveats"].as_array().unwrap().is_empty(), "{v}");
+    }
+    let (r, _) = calibrate(&["--database-url", &db_url, "--from", &wf.from, "--to", &wf.to], &[]);
+    assert!(
+        r.stdout.contains("ATTENTION: assumed: 100.0% of the requests came through the service API"),
+        "{}",
+        r.stdout
+    );
+    let text = std::fs::read_to_string(&mine).unwrap();
+    assert!(text.contains("# ASSUMED in part") && text.contains("caveats = ["), "{text}");
+    let size = difyplan(&["size", "--qps", "5", "--profile", mine_s]);
+    assert!(size.stderr.contains("streaming_share 0.5000 is an assumption"), "{}", size.stderr);
     // The connection read from a Dify project's .env, as `check` reads it.
     let env_path = project.path().join(".env");
     let env_text = std::fs::read_to_string(&env_path)

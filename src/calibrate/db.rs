@@ -1,0 +1,123 @@
+//! One read-only session in which every network step is bounded: reaching the server (TCP, TLS,
+//! startup and authentication) within the connect deadline, then each statement within its own.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::time::Duration;
+use tokio::runtime::Runtime;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row, Statement, ToStatement};
+
+/// Why a step of the session failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The server (or the driver) said no.
+    Pg(tokio_postgres::Error),
+    /// No complete answer within the bound; the session is not used again.
+    TimedOut(Duration),
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Failure {
+        Failure::Pg(e)
+    }
+}
+
+/// A connected session. Its runtime drives the connection only while a statement runs.
+pub struct Db {
+    rt: Option<Runtime>,
+    client: Client,
+    /// The longest any one statement may take, the answer's transfer included.
+    query_bound: Duration,
+    /// Set once a statement timed out: the protocol state is unknown, so nothing more is sent.
+    broken: Cell<bool>,
+}
+
+impl Db {
+    /// Connects with `connect` (the driver's connect future, TLS or not) within `deadline`, all
+    /// of it: name lookup, TCP, TLS handshake, startup, authentication. A server that never
+    /// answers, answers a byte at a time or stops half-way is given up at the deadline.
+    pub fn connect<F, C>(connect: F, deadline: Duration, query_bound: Duration) -> Result<Db, Failure>
+    where
+        F: Future<Output = Result<(Client, C), tokio_postgres::Error>>,
+        C: Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+    {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a single-threaded runtime builds");
+        match rt.block_on(async { tokio::time::timeout(deadline, connect).await }) {
+            Ok(Ok((client, connection))) => {
+                rt.spawn(async move {
+                    // Errors surface in the statement that was waiting for the connection.
+                    let _ = connection.await;
+                });
+                Ok(Db { rt: Some(rt), client, query_bound, broken: Cell::new(false) })
+            }
+            Ok(Err(e)) => {
+                // A name lookup still running must not hold the process.
+                rt.shutdown_background();
+                Err(Failure::Pg(e))
+            }
+            Err(_) => {
+                rt.shutdown_background();
+                Err(Failure::TimedOut(deadline))
+            }
+        }
+    }
+
+    fn run<T>(&self, step: impl Future<Output = Result<T, tokio_postgres::Error>>) -> Result<T, Failure> {
+        if self.broken.get() {
+            return Err(Failure::TimedOut(self.query_bound));
+        }
+        let rt = self.rt.as_ref().expect("the runtime lives as long as the session");
+        match rt.block_on(async { tokio::time::timeout(self.query_bound, step).await }) {
+            Ok(r) => r.map_err(Failure::Pg),
+            Err(_) => {
+                self.broken.set(true);
+                Err(Failure::TimedOut(self.query_bound))
+            }
+        }
+    }
+
+    pub fn query<T: ?Sized + ToStatement>(
+        &self,
+        statement: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, Failure> {
+        self.run(self.client.query(statement, params))
+    }
+
+    pub fn query_one<T: ?Sized + ToStatement>(
+        &self,
+        statement: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, Failure> {
+        self.run(self.client.query_one(statement, params))
+    }
+
+    pub fn query_opt<T: ?Sized + ToStatement>(
+        &self,
+        statement: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, Failure> {
+        self.run(self.client.query_opt(statement, params))
+    }
+
+    pub fn prepare(&self, query: &str) -> Result<Statement, Failure> {
+        self.run(self.client.prepare(query))
+    }
+
+    /// Statements without parameters or results (`BEGIN …`, `COMMIT`).
+    pub fn batch_execute(&self, query: &str) -> Result<(), Failure> {
+        self.run(self.client.batch_execute(query))
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
