@@ -36,6 +36,18 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Measure a running Dify's load from its PostgreSQL (read-only) and write a profile for `size`.
     Calibrate(CalibrateArgs),
+    /// Explain a finding code of `check`: what it means, what was measured, how to fix or accept it.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The finding code, e.g. pool-deadlock-risk.
+    #[arg(value_name = "CODE", required_unless_present = "list")]
+    pub code: Option<String>,
+    /// List every code with its severity and one line.
+    #[arg(long, conflicts_with = "code")]
+    pub list: bool,
 }
 
 #[derive(Debug, Args)]

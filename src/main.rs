@@ -32,6 +32,7 @@ fn main() {
         Command::Man => cmd::shell::man(&mut io),
         Command::Schema(args) => cmd::schema::run(args, &mut io),
         Command::Calibrate(args) => cmd::calibrate::run(args, &mut io),
+        Command::Explain(args) => cmd::explain::run(args, &mut io),
     };
     let status = match result {
         Ok(status) => status,

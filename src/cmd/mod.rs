@@ -3,6 +3,7 @@
 
 pub mod calibrate;
 pub mod check;
+pub mod explain;
 pub mod matrix;
 pub mod render;
 pub mod schema;

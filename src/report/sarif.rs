@@ -13,135 +13,6 @@ pub fn help_uri(c: Code) -> String {
     format!("{CODES_URL}#{}", c.as_str())
 }
 
-/// What a code means and what to do about it, for code-scanning tools' rule help.
-pub fn full_description(c: Code) -> &'static str {
-    match c {
-        Code::ConnectionBudgetExceeded => {
-            "The worst case — every process of every replica (autoscaler maximum and rolling-update \
-                surge included) opening its whole pool and overflow — needs more PostgreSQL connections \
-                than max_connections leaves to the application role. Under load PostgreSQL refuses the \
-                excess with 'sorry, too many clients already'. Lower the pools or replicas (difyplan size \
-                plans them), or raise max_connections."
-        }
-        Code::PoolDeadlockRisk => {
-            "An api process admits SERVER_WORKER_CONNECTIONS requests at once, and a request can hold \
-                two connections; with SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW at or below the \
-                requests admitted, requests wait for each other's connections until they time out \
-                (measured on a real Dify api). Raise the pool + overflow above the greenlets, or admit \
-                fewer greenlets."
-        }
-        Code::PoolChatStall => {
-            "Chat apps hold a connection for the request and open another during the run; below 2 × \
-                SERVER_WORKER_CONNECTIONS a busy api process stalls chat requests waiting for the pool \
-                (measured). Raise pool + overflow to twice the greenlets, or, for workflow-only \
-                deployments, allow the finding."
-        }
-        Code::WorkerPoolBelowConcurrency => {
-            "A gevent Celery worker runs -c tasks at once and a streaming chat run holds a connection \
-                for its whole duration; a pool + overflow below -c makes runs wait for connections. Raise \
-                the worker's pool to cover -c."
-        }
-        Code::WorkerPoolDeadlockRisk => {
-            "A chat run in a gevent Celery worker holds a connection for its whole duration and takes \
-                a second at its start and end. With pool + overflow below 2 × -c, a worker whose every \
-                slot runs chat waits on itself: a real worker at -c + 10% deadlocked under twice its \
-                planned load, while 2 × -c only queued. Raise the worker's pool to 2 × -c + 1 if it runs \
-                chat apps."
-        }
-        Code::ChartVersionAssumed => {
-            "The Helm values name no chart version, or one difyplan does not know, so the defaults of \
-                the nearest known version were applied. Chart defaults (which components run, their \
-                replicas) change between versions; state the version (Chart.yaml, HelmRelease, \
-                Application or --chart NAME@VERSION), or check the output of helm template instead."
-        }
-        Code::PoolerDeadlockRisk => {
-            "PgBouncer in transaction mode cannot share a connection that a request keeps in a \
-                transaction for its whole life; a server pool below the requests that can hold one while \
-                asking for another, + 1, deadlocks (measured on a real Dify: pool 5 with 10 concurrent \
-                requests completed none). Raise default_pool_size to the safety bound difyplan size \
-                --pooler pgbouncer prints."
-        }
-        Code::PoolerClientSlotsLow => {
-            "Every process's SQLAlchemy pool opens client connections to PgBouncer; max_client_conn \
-                below their sum makes PgBouncer refuse the excess. Raise max_client_conn to the client \
-                pools routed to it."
-        }
-        Code::ApiGreenletsBelowLoad => {
-            "check --qps: the api's greenlet slots (replicas × SERVER_WORKER_AMOUNT × \
-                SERVER_WORKER_CONNECTIONS) are below the requests in flight at that load (Little's law; \
-                an error below the mean, a warning below its 99.9% quantile), so requests queue in the \
-                listen backlog and time out. Raise SERVER_WORKER_CONNECTIONS or the processes (difyplan \
-                size plans both)."
-        }
-        Code::ApiProcessesBelowLoad => {
-            "check --qps: the api's gevent processes, one core each, are below the CPU the load needs \
-                at the edition's CPU target; a saturated process stretches every request it holds. Raise \
-                SERVER_WORKER_AMOUNT or the replicas."
-        }
-        Code::WorkerConcurrencyBelowLoad => {
-            "check --qps: the worker's -c across its replicas is below the streaming runs and tasks in \
-                flight at that load, so runs queue in the broker (the entrypoint's -c 1 failed 95% of \
-                streaming chat runs at 2.5/s on a real Dify). Raise CELERY_WORKER_AMOUNT or the worker \
-                replicas."
-        }
-        Code::PluginDaemonBelowLoad => {
-            "check --qps: the plugin daemon's replicas are below the CPU the load needs (about 30 QPS \
-                per 2-core instance). Add replicas."
-        }
-        Code::RedisMaxConnectionsLow => {
-            "Each streaming response subscribes to Redis pub/sub; REDIS_MAX_CONNECTIONS below the \
-                streams a process admits makes requests fail to get a Redis connection. Raise \
-                REDIS_MAX_CONNECTIONS to the greenlets a process admits."
-        }
-        Code::StreamingRunsSerialized => {
-            "The worker runs one Celery task at a time (-c 1), so concurrent streaming runs queue \
-                behind each other. Raise CELERY_WORKER_AMOUNT (difyplan size plans it)."
-        }
-        Code::BeatPoolOversized => {
-            "worker_beat shares the api's environment in compose and inherits its pool, though it uses \
-                about one connection; the rest is counted in the worst case for nothing. Give worker_beat \
-                its own SQLALCHEMY_POOL_SIZE and SQLALCHEMY_MAX_OVERFLOW."
-        }
-        Code::PluginDaemonPoolDefault => {
-            "DB_MAX_OPEN_CONNS is not set, so every plugin daemon replica may open 30 connections. Set \
-                DB_MAX_OPEN_CONNS (and DB_MAX_IDLE_CONNS) to what the daemon needs."
-        }
-        Code::SuperuserAppRole => {
-            "Dify connects as a superuser (the default postgres role), so \
-                superuser_reserved_connections do not keep slots free for operators when the pools fill \
-                max_connections. Create a dedicated non-superuser role and set DB_USERNAME to it."
-        }
-        Code::IdleInTransactionTimeoutOff => {
-            "idle_in_transaction_session_timeout is 0: a run that dies inside a transaction keeps its \
-                connection and its locks until the server restarts. Set it (difyplan size prints a value \
-                from the longest request)."
-        }
-        Code::UnknownSizingKey => {
-            "A key close to a sizing setting Dify reads (a typo such as SQLALCHEMY_POOLSIZE) is \
-                ignored by Dify, so the default applies. Fix the key's name."
-        }
-        Code::PreforkMultipliesPools => {
-            "A prefork Celery worker forks -c child processes, each with its own SQLAlchemy pool, so \
-                the worker's connections are -c × (pool + overflow). Use the gevent pool Dify ships, or \
-                count and lower the children's pools."
-        }
-        Code::HpaUnbounded => {
-            "A HorizontalPodAutoscaler scales a Dify component beyond the replicas counted in the \
-                budget. The worst case counts the autoscaler's maximum plus the rolling-update surge; \
-                make sure the inputs include the autoscaler with its maxReplicas."
-        }
-        Code::MaxConnectionsUnknown => {
-            "No max_connections was found in the inputs (database command, postgresql.conf, chart \
-                values), so PostgreSQL's default of 100 was assumed. Pass --pg-max-connections for a \
-                managed database, or put the setting in the files."
-        }
-        Code::UnusedAllow => {
-            "An allow entry in difyplan.toml matches no finding: the exception is stale or mistyped. \
-                Remove it or narrow it to what it was meant for."
-        }
-    }
-}
-
 fn level(s: Severity) -> &'static str {
     match s {
         Severity::Error => "error",
@@ -158,10 +29,10 @@ pub fn render(report: &Report) -> serde_json::Result<String> {
                 "id": c.as_str(),
                 "name": c.as_str(),
                 "shortDescription": { "text": c.description() },
-                "fullDescription": { "text": full_description(*c) },
+                "fullDescription": { "text": c.full_description() },
                 "help": {
-                    "text": format!("{} See {}", full_description(*c), help_uri(*c)),
-                    "markdown": format!("{}\n\n[`{}` in the table of codes]({})", full_description(*c), c.as_str(), help_uri(*c)),
+                    "text": format!("{} See {}", c.full_description(), help_uri(*c)),
+                    "markdown": format!("{}\n\n[`{}` in the table of codes]({})", c.full_description(), c.as_str(), help_uri(*c)),
                 },
                 "helpUri": help_uri(*c),
                 "defaultConfiguration": { "level": level(c.severity()) },
