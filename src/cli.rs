@@ -179,6 +179,17 @@ pub enum CheckFormat {
     Github,
     /// SARIF 2.1.0, for code-scanning tools.
     Sarif,
+    /// GitLab Code Quality JSON, for merge requests' Code Quality report.
+    Gitlab,
+}
+
+/// When the human format colours severities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless NO_COLOR is set or TERM is dumb.
+    Auto,
+    Always,
+    Never,
 }
 
 /// The severity at which `check` exits 1.
@@ -202,7 +213,10 @@ impl FailOn {
     }
 }
 
+/// Later occurrences of a flag replace earlier ones, so the Action's own `--fail-on` and its
+/// `args` input do not collide.
 #[derive(Debug, Args)]
+#[command(args_override_self = true)]
 pub struct CheckArgs {
     /// Files or folders to check (folders are walked); `-` reads one file from standard input.
     #[arg(value_name = "PATH")]
@@ -213,9 +227,15 @@ pub struct CheckArgs {
     /// Exit 1 when a finding reaches this severity: error, warning, note or never.
     #[arg(long, value_enum, default_value_t = FailOn::Error)]
     pub fail_on: FailOn,
-    /// Report only: exit 0 whatever is found (input errors still exit 2).
-    #[arg(long, conflicts_with = "fail_on")]
+    /// Report only: exit 0 whatever is found (input errors still exit 2); wins over --fail-on.
+    #[arg(long)]
     pub exit_zero: bool,
+    /// Human format: only the findings and the summary line, not the deployments' tables.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Colour the human format's severities: auto (a terminal without NO_COLOR or TERM=dumb), always, never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
     /// max_connections of a managed database whose cap is not in the files.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=262_143))]
     pub pg_max_connections: Option<u64>,

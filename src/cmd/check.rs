@@ -75,8 +75,10 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
                 &load,
             ));
         }
+        let files: Vec<String> = c.label.split(" + ").map(str::to_string).collect();
         for mut f in found {
             f.deployment = Some(c.label.clone());
+            f.location = crate::findings::anchor::locate(&f, &c.deployment, &files);
             findings.push(f);
         }
     }
@@ -84,11 +86,18 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
     let report = Report::new(checked, kept, suppressed);
     let text = match args.format {
         CheckFormat::Human => {
-            report::fit::fit(&report::check_human::render(&report), report::fit::target_width(args.wide))
+            let text = if args.quiet {
+                report::check_human::render_findings(&report)
+            } else {
+                report::check_human::render(&report)
+            };
+            let text = report::fit::fit(&text, report::fit::target_width(args.wide));
+            if report::color::enabled(args.color) { report::color::severities(&text) } else { text }
         }
         CheckFormat::Json => report::json::check(&report)? + "\n",
         CheckFormat::Github => report::github::render(&report),
         CheckFormat::Sarif => report::sarif::render(&report)? + "\n",
+        CheckFormat::Gitlab => report::gitlab::render(&report)? + "\n",
     };
     write!(io.out, "{text}")?;
     let failing = report.worst().is_some_and(|w| args.fail_on.threshold().is_some_and(|t| w >= t));

@@ -20,8 +20,9 @@ pub enum Source {
 }
 
 impl Source {
+    /// A line of a file; the path is cleaned as every format shows it (`clean_path`).
     pub fn file(path: impl Into<String>, line: usize) -> Source {
-        Source::File { path: path.into(), line }
+        Source::File { path: crate::safety::escape::clean_path(&path.into()), line }
     }
     pub fn default(what: impl Into<String>) -> Source {
         Source::Default { what: what.into() }

@@ -2,6 +2,7 @@
 //! severity and a one-line remedy (the codes are a contract: never renamed, only added).
 
 pub mod allow;
+pub mod anchor;
 pub mod capacity;
 pub mod explain;
 pub mod rules;
@@ -208,6 +209,10 @@ pub struct Finding {
     pub source: Option<Source>,
     /// Which deployment of the inputs it is about.
     pub deployment: Option<String>,
+    /// Where tools anchor it: the line to change, else the file that sets the deployment's
+    /// identity (`anchor::locate`). The same path in every format.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<anchor::Location>,
 }
 
 impl Finding {
@@ -220,11 +225,21 @@ impl Finding {
             component: None,
             source: None,
             deployment: None,
+            location: None,
         }
     }
     pub fn at(mut self, source: &Source) -> Finding {
         self.source = Some(source.clone());
+        self.location = source.location().map(|(path, line)| anchor::Location::new(path, line));
         self
+    }
+
+    /// `(path, line)` for tools: the anchored location, else the source's.
+    pub fn place(&self) -> Option<(&str, usize)> {
+        match &self.location {
+            Some(l) => Some((l.path.as_str(), l.line)),
+            None => self.source.as_ref().and_then(|s| s.location()),
+        }
     }
     pub fn on(mut self, component: Component) -> Finding {
         self.component = Some(component);

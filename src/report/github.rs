@@ -15,7 +15,7 @@ pub fn render(report: &Report) -> String {
             Severity::Note => "notice",
         };
         let mut props = Vec::new();
-        if let Some((path, line)) = f.source.as_ref().and_then(|s| s.location()) {
+        if let Some((path, line)) = f.place() {
             props.push(format!("file={}", escape_property(path)));
             props.push(format!("line={line}"));
         }

@@ -49,7 +49,7 @@ pub fn render(report: &Report) -> serde_json::Result<String> {
                 "level": level(f.severity),
                 "message": { "text": format!("{} — {}", f.message, f.remedy) },
             });
-            if let Some((path, line)) = f.source.as_ref().and_then(|s| s.location()) {
+            if let Some((path, line)) = f.place() {
                 r["locations"] = json!([{
                     "physicalLocation": {
                         "artifactLocation": { "uri": uri(path) },
