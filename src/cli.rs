@@ -164,7 +164,7 @@ pub struct SizeArgs {
     /// Show every value with the formula and the numbers that produced it.
     #[arg(long)]
     pub explain: bool,
-    /// Full-width tables even where the terminal (or COLUMNS) is narrower.
+    /// Full-width tables and unwrapped lines, whatever the terminal or COLUMNS (or a pipe).
     #[arg(long)]
     pub wide: bool,
 }
@@ -263,7 +263,7 @@ pub struct CheckArgs {
     /// The chart the Helm values are for, where nothing beside them says: borispolonsky[@VERSION] or douban[@VERSION].
     #[arg(long, value_name = "NAME[@VERSION]")]
     pub chart: Option<String>,
-    /// Full-width tables even where the terminal (or COLUMNS) is narrower.
+    /// Full-width tables and unwrapped lines, whatever the terminal or COLUMNS (or a pipe).
     #[arg(long)]
     pub wide: bool,
     #[command(flatten)]

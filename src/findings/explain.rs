@@ -73,7 +73,10 @@ pub fn wrap(text: &str, width: usize) -> String {
         if l.starts_with("    ") || l.is_empty() {
             out.push_str(l);
         } else {
-            out.push_str(&textwrap::fill(l, width));
+            out.push_str(&textwrap::fill(
+                l,
+                textwrap::Options::new(width).word_splitter(textwrap::WordSplitter::NoHyphenation),
+            ));
         }
         out.push('\n');
     }

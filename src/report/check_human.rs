@@ -42,7 +42,10 @@ pub fn render_findings(report: &Report) -> String {
         line(&mut s, format!("  = help: {}", f.remedy));
     }
     for sup in &report.suppressed {
-        line(&mut s, format!("allowed[{}]: {} (reason: {})", sup.finding.code, sup.finding.message, sup.reason));
+        let f = &sup.finding;
+        let at = f.place().map(|(p, l)| format!(" {p}:{l}")).unwrap_or_default();
+        line(&mut s, format!("allowed[{}]{at}: {}", f.code, f.message));
+        line(&mut s, format!("  = allowed at {}: {}", sup.allowed_at, sup.reason));
     }
     if !report.findings.is_empty() || !report.suppressed.is_empty() {
         let _ = writeln!(s);

@@ -16,24 +16,41 @@ const MIN_WIDTH: usize = 30;
 /// readable in any viewer, and no line of thousands of characters.
 pub const PIPED_PROSE_WIDTH: usize = 100;
 
-/// The width prose (not tables) is wrapped to: [`target_width`], else [`PIPED_PROSE_WIDTH`].
+/// The width prose is wrapped to: [`target_width`]'s, else [`PIPED_PROSE_WIDTH`].
 pub fn prose_width(wide: bool) -> Option<usize> {
-    target_width(wide).or(Some(PIPED_PROSE_WIDTH))
+    target_width(wide).prose.or(Some(PIPED_PROSE_WIDTH))
 }
 
-/// The width to fit: none with `--wide`; else `COLUMNS` when it is a positive number; else the
-/// terminal's width when stdout is one; else none (full tables).
-pub fn target_width(wide: bool) -> Option<usize> {
+/// What to fit output to: the tables' width and the prose's (`None`: as made).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Width {
+    pub tables: Option<usize>,
+    pub prose: Option<usize>,
+}
+
+impl From<Option<usize>> for Width {
+    /// Tables and prose fitted to the same width, or neither.
+    fn from(w: Option<usize>) -> Width {
+        Width { tables: w, prose: w }
+    }
+}
+
+/// The width to fit: nothing with `--wide`; else `COLUMNS` when it is a positive number; else
+/// the terminal's width when stdout is one; else (a pipe, a file) whole tables and prose
+/// wrapped at [`PIPED_PROSE_WIDTH`].
+pub fn target_width(wide: bool) -> Width {
     if wide {
-        return None;
+        return Width { tables: None, prose: None };
     }
     if let Some(n) = std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse::<usize>().ok()).filter(|n| *n > 0) {
-        return Some(n);
+        return Some(n).into();
     }
-    if std::io::stdout().is_terminal() {
-        return terminal_size::terminal_size().map(|(w, _)| w.0 as usize);
+    if std::io::stdout().is_terminal()
+        && let Some((w, _)) = terminal_size::terminal_size()
+    {
+        return Some(w.0 as usize).into();
     }
-    None
+    Width { tables: None, prose: Some(PIPED_PROSE_WIDTH) }
 }
 
 /// Columns a terminal gives `s`.
@@ -41,11 +58,16 @@ pub fn width_of(s: &str) -> usize {
     unicode_width::UnicodeWidthStr::width(s)
 }
 
-/// `text` fitted to `width`: tables wider than it become records, prose wraps. With `None`
-/// (`--wide`, or a pipe without `COLUMNS`) tables stay whole and prose wraps at
-/// [`PIPED_PROSE_WIDTH`].
-pub fn fit(text: &str, width: Option<usize>) -> String {
-    let Some(width) = width else { return wrap_prose(text, PIPED_PROSE_WIDTH) };
+/// `text` fitted to `width`: tables wider than its `tables` become records, prose wraps at its
+/// `prose`; `None` leaves them as made.
+pub fn fit(text: &str, width: impl Into<Width>) -> String {
+    let width = width.into();
+    let Some(width) = width.tables else {
+        return match width.prose {
+            Some(p) => wrap_prose(text, p.max(MIN_WIDTH)),
+            None => text.to_string(),
+        };
+    };
     let width = width.max(MIN_WIDTH);
     let mut out = String::new();
     let lines: Vec<&str> = text.lines().collect();
@@ -118,7 +140,12 @@ fn wrap(line: &str, width: usize) -> String {
 
 fn wrap_with(text: &str, width: usize, first: &str, rest: &str) -> String {
     // A word longer than a whole line (a commit hash, a path) is cut where the line ends.
-    let options = textwrap::Options::new(width).initial_indent(first).subsequent_indent(rest).break_words(true);
+    let options = textwrap::Options::new(width)
+        .initial_indent(first)
+        .subsequent_indent(rest)
+        .break_words(true)
+        // `--pg-max-connections` and `per-service` stay whole.
+        .word_splitter(textwrap::WordSplitter::NoHyphenation);
     let mut out = String::new();
     for l in textwrap::wrap(text, options) {
         push_line(&mut out, l.trim_end());
@@ -156,7 +183,7 @@ mod tests {
     fn piped_prose_wraps_but_tables_stay_whole() {
         let wide = TABLE.replace("────────", &"─".repeat(150));
         let text = format!("{}\n{wide}", "word ".repeat(60));
-        let out = fit(&text, None);
+        let out = fit(&text, Width { tables: None, prose: Some(PIPED_PROSE_WIDTH) });
         assert!(out.contains(&wide), "{out}");
         assert!(out.lines().filter(|l| !l.contains('─')).all(|l| width_of(l) <= PIPED_PROSE_WIDTH), "{out}");
     }

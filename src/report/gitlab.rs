@@ -29,17 +29,26 @@ pub fn fingerprint(f: &Finding) -> String {
 }
 
 pub fn render(report: &Report) -> serde_json::Result<String> {
+    // Code Quality has no suppressed state: allowed findings are listed as `info`, with the
+    // reason, so the exception stays visible in the merge request.
+    let allowed = report.suppressed.iter().map(|s| (&s.finding, Some(s)));
     let issues: Vec<Value> = report
         .findings
         .iter()
-        .map(|f| {
+        .map(|f| (f, None))
+        .chain(allowed)
+        .map(|(f, sup)| {
             let (path, line) = f.place().unwrap_or(("", 1));
+            let description = match sup {
+                None => format!("{} — {}", f.message, f.remedy),
+                Some(s) => format!("(allowed at {}: {}) {}", s.allowed_at, s.reason, f.message),
+            };
             json!({
                 "type": "issue",
                 "check_name": f.code.as_str(),
-                "description": format!("{} — {}", f.message, f.remedy),
+                "description": description,
                 "categories": ["Bug Risk"],
-                "severity": severity(f.severity),
+                "severity": if sup.is_some() { "info" } else { severity(f.severity) },
                 "fingerprint": fingerprint(f),
                 "location": { "path": path, "lines": { "begin": line.max(1) } },
             })

@@ -39,10 +39,13 @@ pub fn render(report: &Report) -> serde_json::Result<String> {
             })
         })
         .collect();
+    let allowed = report.suppressed.iter().map(|s| (&s.finding, Some(s)));
     let results: Vec<Value> = report
         .findings
         .iter()
-        .map(|f| {
+        .map(|f| (f, None))
+        .chain(allowed)
+        .map(|(f, sup)| {
             let mut r = json!({
                 "ruleId": f.code.as_str(),
                 "ruleIndex": Code::ALL.iter().position(|c| *c == f.code).unwrap_or(0),
@@ -55,6 +58,15 @@ pub fn render(report: &Report) -> serde_json::Result<String> {
                         "artifactLocation": { "uri": uri(path) },
                         "region": { "startLine": line.max(1) },
                     }
+                }]);
+            }
+            // An allowed finding is a suppressed result: tools show it as dismissed, with why.
+            if let Some(s) = sup {
+                let kind = if s.kind == "inline" { "inSource" } else { "external" };
+                r["suppressions"] = json!([{
+                    "kind": kind,
+                    "status": "accepted",
+                    "justification": format!("{} (allowed at {})", s.reason, s.allowed_at),
                 }]);
             }
             r

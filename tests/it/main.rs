@@ -14,6 +14,7 @@ mod integrations;
 mod kubernetes_cli;
 mod matrix_files;
 mod operator_fit;
+mod operators;
 mod pg_server;
 mod plan_properties;
 mod pooler;

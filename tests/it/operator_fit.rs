@@ -126,12 +126,21 @@ fn tables_fit_columns_and_keep_every_value() {
             r.stdout
         );
     }
-    // Wide enough: the full tables, byte for byte.
-    assert_eq!(difyplan_with(&PLAN, None, &[("COLUMNS", "2000")]).stdout, full.stdout);
-    // --wide on request, whatever COLUMNS says.
+    // Wide enough: the full tables and lines, byte for byte as --wide makes them.
     let mut wide = PLAN.to_vec();
     wide.push("--wide");
-    assert_eq!(difyplan_with(&wide, None, &[("COLUMNS", "80")]).stdout, full.stdout);
+    let unwrapped = difyplan(&wide);
+    assert_eq!(difyplan_with(&PLAN, None, &[("COLUMNS", "2000")]).stdout, unwrapped.stdout);
+    // --wide on request, whatever COLUMNS says.
+    assert_eq!(difyplan_with(&wide, None, &[("COLUMNS", "80")]).stdout, unwrapped.stdout);
+    // Piped without COLUMNS: the same tables, and prose wrapped at 100 columns, not thousands.
+    let table_lines =
+        |s: &str| s.lines().filter(|l| l.starts_with(['┌', '│', '├', '└'])).map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(table_lines(&full.stdout), table_lines(&unwrapped.stdout));
+    let prose = |s: &str| {
+        s.lines().filter(|l| !l.starts_with(['┌', '│', '├', '└'])).map(|l| l.chars().count()).max().unwrap_or(0)
+    };
+    assert!(prose(&unwrapped.stdout) > 100 && prose(&full.stdout) <= 100, "{}", full.stdout);
     // Machine formats never change.
     for format in ["json", "env"] {
         let args = ["size", "--qps", "500", "--format", format];
