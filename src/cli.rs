@@ -308,6 +308,9 @@ pub struct MatrixArgs {
     /// Print the tiers with a pooler in front of PostgreSQL (the committed files plan none).
     #[arg(long, value_enum, default_value_t = crate::model::pooler::Pooler::None, conflicts_with = "write")]
     pub pooler: crate::model::pooler::Pooler,
+    /// Full-width tables and unwrapped lines, whatever the terminal or COLUMNS (or a pipe).
+    #[arg(long)]
+    pub wide: bool,
 }
 
 #[derive(Debug, Args)]
@@ -331,7 +334,7 @@ pub enum RenderCommand {
 /// Where rendered files go, shared by every render command.
 #[derive(Debug, Clone, Args)]
 pub struct RenderOutputArgs {
-    /// Write the files into this existing folder instead of one document to stdout.
+    /// Write the files into this folder (made when missing) instead of one document to stdout.
     #[arg(short = 'o', long = "output", value_name = "DIR")]
     pub output: Option<PathBuf>,
     /// Replace files that already exist.
@@ -393,9 +396,36 @@ pub struct RenderHelmArgs {
     pub plan: PlanArgs,
     #[command(flatten)]
     pub out: RenderOutputArgs,
-    /// The chart to write values for.
-    #[arg(long, value_enum)]
+    /// The chart to write values for, and optionally its version: borispolonsky[@VERSION] or douban[@VERSION].
+    #[arg(long, value_name = "NAME[@VERSION]", value_parser = parse_helm_chart)]
+    pub chart: HelmChartSpec,
+}
+
+impl RenderHelmArgs {
+    /// The chart's name as `--chart` takes it.
+    pub fn chart_name(&self) -> &'static str {
+        match self.chart.chart {
+            HelmChart::Borispolonsky => "borispolonsky",
+            HelmChart::Douban => "douban",
+        }
+    }
+}
+
+/// `--chart NAME[@VERSION]` of `render helm`, as `check` takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelmChartSpec {
     pub chart: HelmChart,
+    /// The chart version as written, when given.
+    pub version: Option<String>,
+}
+
+fn parse_helm_chart(s: &str) -> Result<HelmChartSpec, String> {
+    let (chart, version) = crate::read::release::parse_chart_flag(s)?;
+    let chart = match chart {
+        crate::read::helm::Chart::DifyHelm => HelmChart::Borispolonsky,
+        crate::read::helm::Chart::Douban => HelmChart::Douban,
+    };
+    Ok(HelmChartSpec { chart, version })
 }
 
 #[derive(Debug, Args)]
@@ -408,13 +438,13 @@ pub struct TemplatesArgs {
 pub enum TemplatesCommand {
     /// Print the names of the built-in templates.
     List,
-    /// Write the built-in templates into an existing folder, to edit and use with --templates.
+    /// Write the built-in templates into a folder (made when missing), to edit and use with --templates.
     Export(TemplatesExportArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct TemplatesExportArgs {
-    /// The folder to write into (it must exist).
+    /// The folder to write into (made when missing).
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
     /// Replace templates that already exist there.
@@ -473,4 +503,7 @@ pub struct CalibrateArgs {
     /// The current configuration (a Dify compose folder, .env, manifests or values): its capacity beside the measured need.
     #[arg(long, value_name = "PATH")]
     pub compare: Option<PathBuf>,
+    /// Full-width tables and unwrapped lines, whatever the terminal or COLUMNS (or a pipe).
+    #[arg(long)]
+    pub wide: bool,
 }

@@ -364,3 +364,39 @@ fn colour_follows_the_terminal_and_no_color() {
     assert!(!on_tty(&[("NO_COLOR", "1")]).contains("\x1b[1;33m"), "NO_COLOR ignored");
     assert!(!on_tty(&[("TERM", "dumb")]).contains("\x1b[1;33m"), "TERM=dumb ignored");
 }
+
+// ---- Commands as the README writes them ------------------------------------------------------
+
+/// Output folders are made; `render helm` takes `NAME@VERSION` as `check` does and its header
+/// says it; a version difyplan does not know is refused.
+#[test]
+fn output_folders_are_made_and_render_helm_takes_a_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = difyplan_at(dir.path(), &["render", "kubernetes", "--qps", "10", "-o", "k8s/"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(dir.path().join("k8s/api.yaml").is_file());
+    let r = difyplan_at(dir.path(), &["templates", "export", "my-templates/"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(std::fs::read_dir(dir.path().join("my-templates")).unwrap().count() > 0);
+    // matrix --write outside the repository: its folder is made.
+    let r = difyplan_at(dir.path(), &["matrix", "--write"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(dir.path().join("matrices/chat-compose.toml").is_file());
+    let r = difyplan_at(dir.path(), &["render", "helm", "--qps", "10", "--chart", "borispolonsky@0.36"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("render helm --chart borispolonsky@0.36"), "{}", r.stdout);
+    let r = difyplan_at(dir.path(), &["render", "helm", "--qps", "10", "--chart", "douban@0.3"], &[]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("0.7 to 0.9"), "{}", r.stderr);
+}
+
+/// Every table fits an 80-column terminal: `matrix` too, and the man page's lines.
+#[test]
+fn matrix_fits_columns() {
+    let r = crate::support::difyplan_with(&["matrix", "--profile", "chat"], None, &[("COLUMNS", "80")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let widest = r.stdout.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(widest <= 80, "{widest} columns:\n{}", r.stdout);
+    let full = difyplan(&["matrix", "--profile", "chat"]);
+    assert!(full.stdout.lines().map(|l| l.chars().count()).max().unwrap() > 80, "piped: whole tables");
+}
