@@ -92,7 +92,7 @@ pub struct PlanArgs {
     #[arg(long, requires = "pg_max_connections", conflicts_with = "qps")]
     pub max_qps: bool,
     /// Workload profile: a built-in name (chat, workflow, agent, benchmark) or a TOML file.
-    #[arg(long, value_name = "NAME|FILE", default_value = "chat")]
+    #[arg(long, value_name = "NAME|FILE", default_value = "chat", value_parser = ProfileName, hide_possible_values = true)]
     pub profile: String,
     /// Where Dify runs.
     #[arg(long, value_enum, default_value_t = Target::Compose)]
@@ -138,6 +138,28 @@ pub struct PlanArgs {
     pub assume: Vec<String>,
     #[command(flatten)]
     pub overrides: ProfileOverrides,
+}
+
+/// `--profile NAME|FILE`: any text is taken (a file is read later), and the built-in names are
+/// the possible values, so shell completions offer them.
+#[derive(Debug, Clone, Copy)]
+pub struct ProfileName;
+
+impl clap::builder::TypedValueParser for ProfileName {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(crate::model::profile::BUILTIN.iter().map(|(name, _)| clap::builder::PossibleValue::new(*name))))
+    }
 }
 
 fn parse_version(s: &str) -> Result<DifyVersion, String> {
@@ -279,7 +301,7 @@ pub struct LoadArgs {
     /// The workload: a built-in profile or a TOML file (one `calibrate` wrote); default `chat`.
     /// Without --qps it says which apps run: with no chat share (`workflow`, `benchmark`, or
     /// `--chat-share 0`) the rules only chat apps need are not applied.
-    #[arg(long, value_name = "NAME|FILE", help_heading = "Load")]
+    #[arg(long, value_name = "NAME|FILE", help_heading = "Load", value_parser = ProfileName, hide_possible_values = true)]
     pub profile: Option<String>,
     /// Override a model assumption for --qps, e.g. `--assume quantile=0.9999`.
     #[arg(long, value_name = "KEY=VALUE", help_heading = "Load", requires = "qps")]
@@ -291,7 +313,7 @@ pub struct LoadArgs {
 #[derive(Debug, Args)]
 pub struct MatrixArgs {
     /// Only this built-in profile.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = ProfileName, hide_possible_values = true)]
     pub profile: Option<String>,
     /// Only this target.
     #[arg(long, value_enum)]

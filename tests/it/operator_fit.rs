@@ -77,11 +77,26 @@ fn man_page_renders_with_every_subcommand() {
         .expect("man (Debian's man-db; scripts/install-test-deps installs it)");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "man -l: {}", String::from_utf8_lossy(&out.stderr));
-    for heading in ["NAME", "SYNOPSIS", "DIFYPLAN SIZE", "DIFYPLAN CHECK", "DIFYPLAN RENDER COMPOSE", "DIFYPLAN SCHEMA"]
-    {
+    for heading in [
+        "NAME",
+        "SYNOPSIS",
+        "DIFYPLAN SIZE",
+        "DIFYPLAN CHECK",
+        "DIFYPLAN RENDER COMPOSE",
+        "DIFYPLAN SCHEMA",
+        "DIFYPLAN EXPLAIN",
+        "EXIT STATUS",
+        "ENVIRONMENT",
+        "FILES",
+        "EXAMPLES",
+    ] {
         assert!(text.contains(heading), "{heading} missing:\n{text}");
     }
     assert!(text.contains("--max-qps") && text.contains("--fail-on"), "{text}");
+    // check takes several paths: its synopsis says so.
+    let check = text.split("DIFYPLAN CHECK").nth(1).unwrap();
+    assert!(check.split("Options").next().unwrap().contains("[PATH]..."), "{check}");
+    assert!(text.contains("NO_COLOR") && text.contains("difyplan.toml"), "{text}");
     // groff's own warnings (bad requests, unknown escapes) are errors of the generated roff.
     let out = Command::new("groff").args(["-man", "-Tutf8", "-ww", "-z"]).arg(&page).output().expect("groff");
     assert!(out.status.success() && out.stderr.is_empty(), "groff: {}", String::from_utf8_lossy(&out.stderr));

@@ -400,3 +400,59 @@ fn matrix_fits_columns() {
     let full = difyplan(&["matrix", "--profile", "chat"]);
     assert!(full.stdout.lines().map(|l| l.chars().count()).max().unwrap() > 80, "piped: whole tables");
 }
+
+// ---- Messages for installed users ----------------------------------------------------------------
+
+/// A mistyped flag gets the nearest one; a negative count says it is negative.
+#[test]
+fn typos_and_bad_counts_say_what_to_write() {
+    let r = difyplan(&["size", "--qsp", "5"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("did you mean '--qps'?"), "{}", r.stderr);
+    let r = difyplan(&["render", "env", "--qsp", "5"]);
+    assert!(r.stderr.contains("did you mean '--qps'?"), "{}", r.stderr);
+    let r = crate::support::difyplan_in(&["check", "-"], Some("SERVER_WORKER_AMOUNT=-5\nDB_USERNAME=dify\n"));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("-5 is negative") && !r.stderr.contains("not a whole number"), "{}", r.stderr);
+}
+
+/// No output points at files only the repository has.
+#[test]
+fn messages_point_to_what_an_installed_binary_has() {
+    let repo = dify_repo();
+    let texts = [
+        difyplan_at(repo.path(), &["check", "docker", "--qps", "50", "--wide"], &[]),
+        difyplan(&["size", "--qps", "500", "--wide"]),
+        difyplan(&["size", "--qps", "5", "--assume", "chat_pool_factor=0.5"]),
+    ];
+    let bad = tempfile::tempdir().unwrap();
+    std::fs::write(bad.path().join("p.toml"), "request_secondz = 3\n").unwrap();
+    let profile = difyplan(&["size", "--qps", "5", "--profile", &bad.path().join("p.toml").display().to_string()]);
+    assert_eq!(profile.code, 2);
+    for r in texts.iter().chain([&profile]) {
+        let all = format!("{}{}", r.stdout, r.stderr);
+        for repo_only in ["docs/model.md", "matrices/profiles", "README"] {
+            assert!(!all.contains(repo_only), "{repo_only} in:\n{all}");
+        }
+    }
+}
+
+/// Bash completes `--profile` with the built-in names (and files).
+#[test]
+fn completions_offer_the_builtin_profiles() {
+    let script = difyplan(&["completions", "bash"]).stdout;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("difyplan.bash");
+    std::fs::write(&file, script).unwrap();
+    let o = Command::new("bash")
+        .args(["--noprofile", "--norc", "-c"])
+        .arg(format!(
+            "source '{}'; COMP_WORDS=(difyplan size --profile w); COMP_CWORD=3; COMP_LINE='difyplan size --profile w'; \
+             COMP_POINT=${{#COMP_LINE}}; _difyplan difyplan w --profile; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            file.display()
+        ))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "workflow", "{}", String::from_utf8_lossy(&o.stderr));
+}
