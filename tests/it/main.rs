@@ -18,6 +18,7 @@ mod operators;
 mod pg_server;
 mod plan_properties;
 mod pooler;
+mod readme;
 mod render_cli;
 mod simulation;
 mod size_cli;
