@@ -456,3 +456,16 @@ fn completions_offer_the_builtin_profiles() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "workflow", "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// The plugin daemon keeps the vendor's 2C4G ratio: compose's one container at 10 to 24 cores
+/// gets 2 GiB per core, not 4 GiB whatever its cores; a Kubernetes replica stays 2C4G.
+#[test]
+fn plugin_daemon_memory_follows_its_cores() {
+    for (qps, target) in [("100", "compose"), ("300", "compose"), ("500", "compose"), ("500", "kubernetes")] {
+        let v = json(&difyplan(&["size", "--qps", qps, "--target", target, "--format", "json"]));
+        let c = v["components"].as_array().unwrap().iter().find(|c| c["component"] == "plugin_daemon").unwrap();
+        let cpus = c["cpu_per_pod"].as_f64().unwrap();
+        let mib = c["memory_mib_per_pod"].as_f64().unwrap();
+        assert!(mib >= 2048.0 * cpus && mib >= 4096.0, "{qps} QPS on {target}: {cpus} cores, {mib} MiB");
+    }
+}
