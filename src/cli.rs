@@ -35,6 +35,18 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Measure a running Dify's load from its PostgreSQL (read-only) and write a profile for `size`.
     Calibrate(CalibrateArgs),
+    /// Explain a finding code of `check`: what it means, what was measured, how to fix or accept it.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The finding code, e.g. pool-deadlock-risk.
+    #[arg(value_name = "CODE", required_unless_present = "list")]
+    pub code: Option<String>,
+    /// List every code with its severity and one line.
+    #[arg(long, conflicts_with = "code")]
+    pub list: bool,
 }
 
 #[derive(Debug, Args)]
@@ -79,7 +91,7 @@ pub struct PlanArgs {
     #[arg(long, requires = "pg_max_connections", conflicts_with = "qps")]
     pub max_qps: bool,
     /// Workload profile: a built-in name (chat, workflow, agent, benchmark) or a TOML file.
-    #[arg(long, value_name = "NAME|FILE", default_value = "chat")]
+    #[arg(long, value_name = "NAME|FILE", default_value = "chat", value_parser = ProfileName, hide_possible_values = true)]
     pub profile: String,
     /// Where Dify runs.
     #[arg(long, value_enum, default_value_t = Target::Compose)]
@@ -130,6 +142,28 @@ pub struct PlanArgs {
     pub overrides: ProfileOverrides,
 }
 
+/// `--profile NAME|FILE`: any text is taken (a file is read later), and the built-in names are
+/// the possible values, so shell completions offer them.
+#[derive(Debug, Clone, Copy)]
+pub struct ProfileName;
+
+impl clap::builder::TypedValueParser for ProfileName {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(crate::model::profile::BUILTIN.iter().map(|(name, _)| clap::builder::PossibleValue::new(*name))))
+    }
+}
+
 fn parse_version(s: &str) -> Result<DifyVersion, String> {
     s.parse()
 }
@@ -158,7 +192,7 @@ pub struct SizeArgs {
     /// Show every value with the formula and the numbers that produced it.
     #[arg(long)]
     pub explain: bool,
-    /// Full-width tables even where the terminal (or COLUMNS) is narrower.
+    /// Full-width tables and unwrapped lines, whatever the terminal or COLUMNS (or a pipe).
     #[arg(long)]
     pub wide: bool,
 }
@@ -173,6 +207,17 @@ pub enum CheckFormat {
     Github,
     /// SARIF 2.1.0, for code-scanning tools.
     Sarif,
+    /// GitLab Code Quality JSON, for merge requests' Code Quality report.
+    Gitlab,
+}
+
+/// When the human format colours severities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless NO_COLOR is set or TERM is dumb.
+    Auto,
+    Always,
+    Never,
 }
 
 /// The severity at which `check` exits 1.
@@ -196,7 +241,10 @@ impl FailOn {
     }
 }
 
+/// Later occurrences of a flag replace earlier ones, so the Action's own `--fail-on` and its
+/// `args` input do not collide.
 #[derive(Debug, Args)]
+#[command(args_override_self = true)]
 pub struct CheckArgs {
     /// Files or folders to check (folders are walked); `-` reads one file from standard input.
     #[arg(value_name = "PATH")]
@@ -207,9 +255,15 @@ pub struct CheckArgs {
     /// Exit 1 when a finding reaches this severity: error, warning, note or never.
     #[arg(long, value_enum, default_value_t = FailOn::Error)]
     pub fail_on: FailOn,
-    /// Report only: exit 0 whatever is found (input errors still exit 2).
-    #[arg(long, conflicts_with = "fail_on")]
+    /// Report only: exit 0 whatever is found (input errors still exit 2); wins over --fail-on.
+    #[arg(long)]
     pub exit_zero: bool,
+    /// Human format: only the findings and the summary line, not the deployments' tables.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Colour the human format's severities: auto (a terminal without NO_COLOR or TERM=dumb), always, never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
     /// max_connections of a managed database whose cap is not in the files (PostgreSQL or MySQL).
     #[arg(long, visible_alias = "db-max-connections", value_name = "N", value_parser = clap::value_parser!(u64).range(1..=262_143))]
     pub pg_max_connections: Option<u64>,
@@ -237,7 +291,7 @@ pub struct CheckArgs {
     /// The chart the Helm values are for, where nothing beside them says: borispolonsky[@VERSION] or douban[@VERSION].
     #[arg(long, value_name = "NAME[@VERSION]")]
     pub chart: Option<String>,
-    /// Full-width tables even where the terminal (or COLUMNS) is narrower.
+    /// Full-width tables and unwrapped lines, whatever the terminal or COLUMNS (or a pipe).
     #[arg(long)]
     pub wide: bool,
     #[command(flatten)]
@@ -253,7 +307,7 @@ pub struct LoadArgs {
     /// The workload: a built-in profile or a TOML file (one `calibrate` wrote); default `chat`.
     /// Without --qps it says which apps run: with no chat share (`workflow`, `benchmark`, or
     /// `--chat-share 0`) the rules only chat apps need are not applied.
-    #[arg(long, value_name = "NAME|FILE", help_heading = "Load")]
+    #[arg(long, value_name = "NAME|FILE", help_heading = "Load", value_parser = ProfileName, hide_possible_values = true)]
     pub profile: Option<String>,
     /// Override a model assumption, e.g. `--assume quantile=0.9999` or `--assume chat_pool_factor=2.5`
     /// (the pool rules use the model's factors too).
@@ -269,7 +323,7 @@ pub struct LoadArgs {
 #[derive(Debug, Args)]
 pub struct MatrixArgs {
     /// Only this built-in profile.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = ProfileName, hide_possible_values = true)]
     pub profile: Option<String>,
     /// Only this target.
     #[arg(long, value_enum)]
@@ -286,6 +340,9 @@ pub struct MatrixArgs {
     /// Print the tiers with a pooler in front of PostgreSQL (the committed files plan none).
     #[arg(long, value_enum, default_value_t = crate::model::pooler::Pooler::None, conflicts_with = "write")]
     pub pooler: crate::model::pooler::Pooler,
+    /// Full-width tables and unwrapped lines, whatever the terminal or COLUMNS (or a pipe).
+    #[arg(long)]
+    pub wide: bool,
 }
 
 #[derive(Debug, Args)]
@@ -325,7 +382,7 @@ pub struct RenderPostgresqlArgs {
 /// Where rendered files go, shared by every render command.
 #[derive(Debug, Clone, Args)]
 pub struct RenderOutputArgs {
-    /// Write the files into this existing folder instead of one document to stdout.
+    /// Write the files into this folder (made when missing) instead of one document to stdout.
     #[arg(short = 'o', long = "output", value_name = "DIR")]
     pub output: Option<PathBuf>,
     /// Replace files that already exist.
@@ -387,9 +444,36 @@ pub struct RenderHelmArgs {
     pub plan: PlanArgs,
     #[command(flatten)]
     pub out: RenderOutputArgs,
-    /// The chart to write values for.
-    #[arg(long, value_enum)]
+    /// The chart to write values for, and optionally its version: borispolonsky[@VERSION] or douban[@VERSION].
+    #[arg(long, value_name = "NAME[@VERSION]", value_parser = parse_helm_chart)]
+    pub chart: HelmChartSpec,
+}
+
+impl RenderHelmArgs {
+    /// The chart's name as `--chart` takes it.
+    pub fn chart_name(&self) -> &'static str {
+        match self.chart.chart {
+            HelmChart::Borispolonsky => "borispolonsky",
+            HelmChart::Douban => "douban",
+        }
+    }
+}
+
+/// `--chart NAME[@VERSION]` of `render helm`, as `check` takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelmChartSpec {
     pub chart: HelmChart,
+    /// The chart version as written, when given.
+    pub version: Option<String>,
+}
+
+fn parse_helm_chart(s: &str) -> Result<HelmChartSpec, String> {
+    let (chart, version) = crate::read::release::parse_chart_flag(s)?;
+    let chart = match chart {
+        crate::read::helm::Chart::DifyHelm => HelmChart::Borispolonsky,
+        crate::read::helm::Chart::Douban => HelmChart::Douban,
+    };
+    Ok(HelmChartSpec { chart, version })
 }
 
 #[derive(Debug, Args)]
@@ -414,13 +498,13 @@ pub struct TemplatesArgs {
 pub enum TemplatesCommand {
     /// Print the names of the built-in templates.
     List,
-    /// Write the built-in templates into an existing folder, to edit and use with --templates.
+    /// Write the built-in templates into a folder (made when missing), to edit and use with --templates.
     Export(TemplatesExportArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct TemplatesExportArgs {
-    /// The folder to write into (it must exist).
+    /// The folder to write into (made when missing).
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
     /// Replace templates that already exist there.
@@ -491,6 +575,9 @@ pub struct CalibrateArgs {
     /// The current configuration (a Dify compose folder, .env, manifests or values): its capacity beside the measured need.
     #[arg(long, value_name = "PATH")]
     pub compare: Option<PathBuf>,
+    /// Full-width tables and unwrapped lines, whatever the terminal or COLUMNS (or a pipe).
+    #[arg(long)]
+    pub wide: bool,
 }
 
 /// Command-line overrides of profile values; `None` keeps the profile's value.

@@ -21,8 +21,9 @@ pub enum Source {
 }
 
 impl Source {
+    /// A line of a file; the path is cleaned as every format shows it (`clean_path`).
     pub fn file(path: impl Into<String>, line: usize) -> Source {
-        Source::File { path: path.into(), line }
+        Source::File { path: crate::safety::escape::clean_path(&path.into()), line }
     }
     pub fn default(what: impl Into<String>) -> Source {
         Source::Default { what: what.into() }
@@ -222,7 +223,10 @@ pub fn whole_count(text: &str, max: u64) -> Result<u64, String> {
         Err(_) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
             Err(format!("is larger than {max}, more than any real deployment — write a realistic count"))
         }
-        Err(_) => Err("is not a whole number".into()),
+        Err(_) if text.strip_prefix('-').is_some_and(|r| r.parse::<f64>().is_ok()) => {
+            Err(format!("is negative — a count is a whole number from 0 to {max}"))
+        }
+        Err(_) => Err(format!("is not a whole number — write a count from 0 to {max}")),
     }
 }
 

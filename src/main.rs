@@ -13,7 +13,17 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { ExitStatus::Error.code() } else { 0 };
-            let _ = e.print();
+            match flag_suggestion(&e) {
+                Some(tip) => {
+                    // clap's own message, with the tip after its first line.
+                    let text = e.render().to_string();
+                    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+                    eprint!("{first}\n\n  tip: {tip}\n{rest}");
+                }
+                None => {
+                    let _ = e.print();
+                }
+            }
             std::process::exit(code);
         }
     };
@@ -32,6 +42,7 @@ fn main() {
         Command::Man => cmd::shell::man(&mut io),
         Command::Schema(args) => cmd::schema::run(args, &mut io),
         Command::Calibrate(args) => cmd::calibrate::run(args, &mut io),
+        Command::Explain(args) => cmd::explain::run(args, &mut io),
     };
     let status = match result {
         Ok(status) => status,
@@ -54,6 +65,30 @@ fn main() {
         std::process::exit(ExitStatus::Error.code());
     }
     std::process::exit(status.code());
+}
+
+/// For an unknown `--flag` clap finds no near name for (`--qsp`), the nearest flags of the
+/// subcommand by edit distance (`strsim`), as "did you mean '--qps'?".
+fn flag_suggestion(e: &clap::Error) -> Option<String> {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument || e.get(ContextKind::SuggestedArg).is_some() {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else { return None };
+    let wrong = arg.strip_prefix("--")?.split('=').next()?;
+    // The subcommand the flag was given to: follow the words of the command line.
+    let mut cmd = Cli::command();
+    for word in std::env::args().skip(1).take_while(|w| !w.starts_with('-')) {
+        match cmd.find_subcommand(&word) {
+            Some(sub) => cmd = sub.clone(),
+            None => break,
+        }
+    }
+    let longs: Vec<String> = cmd.get_arguments().filter_map(|a| a.get_long().map(str::to_string)).collect();
+    let near = difyplan::findings::explain::nearest(wrong, longs.iter().map(String::as_str));
+    let first = near.first()?;
+    Some(format!("did you mean '--{first}'?"))
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

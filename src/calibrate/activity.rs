@@ -51,8 +51,14 @@ type Client3 = (String, String, String);
 const HELD: &[&str] = &["active", "idle in transaction", "idle in transaction (aborted)"];
 
 /// Samples for `duration`, then counts the requests of those seconds; `request_seconds` is the
-/// measured mean request time.
-pub fn sample(client: &Db, duration: Duration, request_seconds: Option<f64>) -> Result<Activity> {
+/// measured mean request time. `progress` is told the time sampled so far after each sample
+/// (the command prints it on stderr).
+pub fn sample(
+    client: &Db,
+    duration: Duration,
+    request_seconds: Option<f64>,
+    progress: &mut dyn FnMut(Duration),
+) -> Result<Activity> {
     // Each statement outside a transaction sees a fresh pg_stat_activity.
     let stmt = client
         .prepare(
@@ -80,6 +86,7 @@ pub fn sample(client: &Db, duration: Duration, request_seconds: Option<f64>) -> 
         let tick = Instant::now();
         let rows = client.query(&stmt, &[]).map_err(|e| query_error(&e, "reading pg_stat_activity"))?;
         samples += 1;
+        progress(began.elapsed());
         let mut this_state: BTreeMap<String, u64> = BTreeMap::new();
         let mut this_client: BTreeMap<Client3, (u64, u64)> = BTreeMap::new();
         for r in &rows {

@@ -72,7 +72,24 @@ pub fn run(args: &CalibrateArgs, io: &mut Io) -> Result<ExitStatus> {
         );
     }
     let activity = match sample {
-        Some(d) => Some(activity::sample(&client, d, measured.duration.all.mean).map_err(|e| anyhow!("{who}: {e:#}"))?),
+        Some(d) => {
+            // Progress on stderr: a line at the start and every 10 seconds, so a long sample is
+            // visibly alive and stdout keeps only the report.
+            writeln!(io.err, "sampling pg_stat_activity every 100 ms for {:.0} s…", d.as_secs_f64())?;
+            let mut shown = 0u64;
+            let err = &mut *io.err;
+            let mut progress = |elapsed: Duration| {
+                let tens = elapsed.as_secs() / 10;
+                if tens > shown && elapsed < d {
+                    shown = tens;
+                    let _ = writeln!(err, "  {} s of {:.0} s sampled", tens * 10, d.as_secs_f64());
+                }
+            };
+            let a = activity::sample(&client, d, measured.duration.all.mean, &mut progress)
+                .map_err(|e| anyhow!("{who}: {e:#}"))?;
+            writeln!(io.err, "sampled pg_stat_activity for {:.0} s", d.as_secs_f64())?;
+            Some(a)
+        }
         None => None,
     };
     drop(client);
@@ -121,7 +138,11 @@ pub fn run(args: &CalibrateArgs, io: &mut Io) -> Result<ExitStatus> {
         writeln!(io.err, "wrote {}", path.display())?;
     }
     match args.format {
-        CalibrateFormat::Table => write!(io.out, "{}", calibrate::render_table(&report))?,
+        CalibrateFormat::Table => write!(
+            io.out,
+            "{}",
+            crate::report::fit::fit(&calibrate::render_table(&report), crate::report::fit::target_width(args.wide))
+        )?,
         CalibrateFormat::Json => writeln!(io.out, "{}", serde_json::to_string_pretty(&report)?)?,
     }
     Ok(ExitStatus::Success)

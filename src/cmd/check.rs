@@ -5,7 +5,7 @@ use super::Io;
 use crate::cli::{CheckArgs, CheckFormat};
 use crate::deployment::Deployment;
 use crate::exit::ExitStatus;
-use crate::findings::allow::{self, Config};
+use crate::findings::allow::{self, Allow, Config};
 use crate::findings::capacity;
 use crate::findings::{Checked, Report, rules};
 use crate::model::assumptions::{Assumptions, Edition};
@@ -42,7 +42,7 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
             paths.iter().map(|p| crate::safety::shown_path(p)).collect::<Vec<_>>().join(", ")
         );
     }
-    let (config, config_name) = load_config(args.config.as_deref())?;
+    let mut allows = load_config(args.config.as_deref(), &paths, &args.values)?;
     let mut checked = Vec::new();
     let found_deployments = deployments(&found, args.env_file.as_deref(), &args.values, args.chart.as_deref(), &opts)?;
     if found_deployments.is_empty() {
@@ -77,20 +77,30 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
             let lines = capacity::assess(&c.deployment, &load);
             found.extend(capacity::findings(&lines, &load, c.kind == "compose"));
         }
+        let files: Vec<String> = c.label.split(" + ").map(str::to_string).collect();
         for mut f in found {
             f.deployment = Some(c.label.clone());
+            f.location = crate::findings::anchor::locate(&f, &c.deployment, &files);
             findings.push(f);
         }
     }
-    let (kept, suppressed) = allow::apply(findings, &config, &config_name);
+    allows.extend(inline_allows(&found, &args.values, args.env_file.as_deref(), &findings)?);
+    let (kept, suppressed) = allow::apply(findings, &allows);
     let report = Report::new(checked, kept, suppressed);
     let text = match args.format {
         CheckFormat::Human => {
-            report::fit::fit(&report::check_human::render(&report), report::fit::target_width(args.wide))
+            let text = if args.quiet {
+                report::check_human::render_findings(&report)
+            } else {
+                report::check_human::render(&report)
+            };
+            let text = report::fit::fit(&text, report::fit::target_width(args.wide));
+            if report::color::enabled(args.color) { report::color::severities(&text) } else { text }
         }
         CheckFormat::Json => report::json::check(&report)? + "\n",
         CheckFormat::Github => report::github::render(&report),
         CheckFormat::Sarif => report::sarif::render(&report)? + "\n",
+        CheckFormat::Gitlab => report::gitlab::render(&report)? + "\n",
     };
     write!(io.out, "{text}")?;
     let failing = report.worst().is_some_and(|w| args.fail_on.threshold().is_some_and(|t| w >= t));
@@ -119,16 +129,69 @@ impl Workload {
     }
 }
 
-/// `difyplan.toml` from `--config`, else the nearest one from the current folder up to the
-/// repository root (`allow::discover`).
-fn load_config(path: Option<&Path>) -> Result<(Config, String)> {
-    let path = match path.map(Path::to_path_buf).or_else(|| allow::discover(Path::new("."))) {
-        Some(p) => p,
-        None => return Ok((Config::default(), String::new())),
+/// The allow entries: `--config FILE`'s; else those of the nearest `difyplan.toml` from each
+/// checked path upward to the repository root, and from the current folder (each file once).
+fn load_config(path: Option<&Path>, paths: &[PathBuf], values: &[PathBuf]) -> Result<Vec<Allow>> {
+    let found: Vec<PathBuf> = match path {
+        Some(p) => vec![p.to_path_buf()],
+        None => paths
+            .iter()
+            .chain(values)
+            .filter(|p| p.as_os_str() != "-")
+            .map(PathBuf::as_path)
+            .chain([Path::new(".")])
+            .filter_map(allow::discover)
+            .collect(),
     };
-    let name = crate::safety::shown_path(&path);
-    let text = crate::read::read_text(&path)?;
-    Ok((Config::parse(&text, &name).map_err(anyhow::Error::msg)?, name))
+    let mut seen = Vec::new();
+    let mut allows = Vec::new();
+    for path in found {
+        let key = path.canonicalize().unwrap_or_else(|_| path.clone());
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        let name = crate::safety::shown_path(&path);
+        let text = crate::read::read_text(&path)?;
+        allows.extend(Config::parse(&text, &name).map_err(anyhow::Error::msg)?.allow);
+    }
+    Ok(allows)
+}
+
+/// The inline `# difyplan: allow CODE -- reason` comments of the checked files: the inputs, the
+/// values files, the --env-file, and every file a finding is located in (an `env_file:` a
+/// compose service reads). Each file once.
+fn inline_allows(
+    found: &[Input],
+    values: &[PathBuf],
+    env_file: Option<&Path>,
+    findings: &[crate::findings::Finding],
+) -> Result<Vec<Allow>> {
+    let mut files: Vec<(PathBuf, Option<String>)> = found.iter().map(|i| (i.path.clone(), i.text.clone())).collect();
+    files.extend(values.iter().chain(env_file.map(Path::to_path_buf).as_ref()).map(|p| (p.clone(), None)));
+    files.extend(findings.iter().filter_map(|f| f.place()).map(|(p, _)| (PathBuf::from(p), None)));
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for (path, text) in files {
+        if path.as_os_str() == "-" && text.is_none() {
+            continue;
+        }
+        let key = path.canonicalize().unwrap_or_else(|_| path.clone());
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        let text = match text {
+            Some(t) => t,
+            None if path.is_file() => crate::read::read_text(&path)?,
+            None => continue,
+        };
+        if !text.contains("difyplan:") {
+            continue;
+        }
+        out.extend(allow::inline(&text, &crate::safety::shown_path(&path)).map_err(anyhow::Error::msg)?);
+    }
+    Ok(out)
 }
 
 /// Group the inputs into deployments: a compose project per folder (base file + override, the

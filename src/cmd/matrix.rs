@@ -86,11 +86,8 @@ pub fn run(args: &MatrixArgs, io: &mut Io) -> Result<ExitStatus> {
             if args.target.is_some_and(|t| t != target) {
                 continue;
             }
-            write!(
-                io.out,
-                "{}",
-                report::matrix::table(name, &target.to_string(), &plans_with(&p, target, args.pooler)?)
-            )?;
+            let table = report::matrix::table(name, &target.to_string(), &plans_with(&p, target, args.pooler)?);
+            write!(io.out, "{}", report::fit::fit(&table, report::fit::target_width(args.wide)))?;
             writeln!(io.out)?;
         }
     }

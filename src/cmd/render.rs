@@ -334,7 +334,31 @@ fn helm(args: &RenderHelmArgs, io: &mut Io) -> Result<ExitStatus> {
         );
     }
     let mut plan_args = args.plan.clone();
-    if args.chart == HelmChart::Douban {
+    // A version must be one whose values difyplan knows how to write.
+    let version = match &args.chart.version {
+        None => None,
+        Some(v) => {
+            let chart = match args.chart.chart {
+                HelmChart::Borispolonsky => crate::read::helm::Chart::DifyHelm,
+                HelmChart::Douban => crate::read::helm::Chart::Douban,
+            };
+            let said = crate::read::helm::ChartRef {
+                chart,
+                version: Some(v.clone()),
+                said_by: crate::deployment::Source::Flag { flag: "--chart".into() },
+                dir: None,
+            };
+            if let (_, Some(note)) = crate::read::helm::chart_version(chart, Some(&said)) {
+                let note = note.value.split(": read with").next().unwrap_or(&note.value).to_string();
+                bail!(
+                    "--chart {}@{v}: {note} — pass a version difyplan knows, or the chart name alone",
+                    args.chart_name()
+                );
+            }
+            Some(v.clone())
+        }
+    };
+    if args.chart.chart == HelmChart::Douban {
         // douban's templates render no update strategy, so Kubernetes' default rolling update
         // (maxSurge 25%, rounded up) applies to every Deployment, beat included: plan for it.
         let set = |assume: &[String], key: &str| {
@@ -349,11 +373,12 @@ fn helm(args: &RenderHelmArgs, io: &mut Io) -> Result<ExitStatus> {
     let Some((plan, mut command)) = make_plan(&plan_args, RenderKind::Helm, io)? else {
         return Ok(ExitStatus::Findings);
     };
-    let chart = match args.chart {
-        HelmChart::Borispolonsky => "borispolonsky",
-        HelmChart::Douban => "douban",
+    let chart = args.chart_name();
+    let spec = match &version {
+        Some(v) => format!("{chart}@{v}"),
+        None => chart.to_string(),
     };
-    command = command.replacen("render helm", &format!("render helm --chart {chart}"), 1);
+    command = command.replacen("render helm", &format!("render helm --chart {spec}"), 1);
     let ctx = context::build(&plan, command, ComposeView::default(), None);
     let src = source(&args.out);
     let name = format!("helm/{chart}.yaml.j2");

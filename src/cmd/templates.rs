@@ -21,7 +21,7 @@ pub fn run(args: &TemplatesArgs, io: &mut Io) -> Result<ExitStatus> {
     }
 }
 
-/// Write every built-in template under `dir` (which must exist), all or nothing; the
+/// Write every built-in template under `dir` (made when missing), all or nothing; the
 /// subfolders the templates live in are made, and removed again if the write fails.
 fn export(dir: &Path, force: bool, io: &mut Io) -> Result<ExitStatus> {
     write::check_folder(dir)?;

@@ -89,7 +89,7 @@ pub const DB_USERNAME: Key = Key {
         superuser_reserved_connections stay free for operators. Create it once before Dify \
         starts, as the superuser: CREATE ROLE dify LOGIN CREATEDB PASSWORD '<DB_PASSWORD>'; ALTER \
         DATABASE dify OWNER TO dify; (CREATEDB lets the plugin daemon create its own database). \
-        --app-role superuser keeps Dify's postgres",
+        With --app-role superuser difyplan keeps Dify's `postgres` role instead.",
 };
 
 /// `DB_TYPE`: which database Dify connects to; `mysql` also starts compose's `db_mysql` through
@@ -196,3 +196,17 @@ pub const SIZING_KEYS: &[&str] = &[
     "MYSQL_INNODB_LOG_FILE_SIZE",
     "MYSQL_INNODB_FLUSH_LOG_AT_TRX_COMMIT",
 ];
+
+#[cfg(test)]
+mod doc_tests {
+    /// A comment of several sentences, rendered above a key in .env files and ConfigMaps, ends
+    /// as a sentence does, not cut off mid-sentence.
+    #[test]
+    fn long_comments_end_their_last_sentence() {
+        for k in super::ALL {
+            if k.doc.contains(". ") {
+                assert!(k.doc.trim_end().ends_with(['.', ')']), "{}: {}", k.name, k.doc);
+            }
+        }
+    }
+}

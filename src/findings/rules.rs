@@ -117,7 +117,7 @@ pub fn check(d: &Deployment, budget: &Budget, apps: &Apps) -> Vec<Finding> {
                 Finding::new(
                     Code::IdleInTransactionTimeoutOff,
                     "idle_in_transaction_session_timeout is 0: a crashed run leaves its connection idle in \
-                    transaction for ever (measured, docs/model.md §8)",
+                    transaction for ever (measured; `difyplan explain idle-in-transaction-timeout-off`)",
                     "set idle_in_transaction_session_timeout above the longest request (360000 ms with \
                     GUNICORN_TIMEOUT 360): POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT in Dify 1.16's .env, \
                     or `-c idle_in_transaction_session_timeout=360000` on the server's command line (Dify \
@@ -422,7 +422,7 @@ fn worker_rules(c: &Deployed, apps: &Apps, out: &mut Vec<Finding>) {
             Finding::new(
                 Code::StreamingRunsSerialized,
                 "worker runs one task at a time (-c 1): concurrent streaming runs queue behind each other \
-                (measured, docs/model.md §8)",
+                (measured; `difyplan explain streaming-runs-serialized`)",
                 "set CELERY_WORKER_AMOUNT to the streaming runs in flight (`difyplan size` computes it)",
             )
             .on(c.component)

@@ -192,7 +192,7 @@ impl Assumptions {
             return Err(format!("--assume overload_headroom={}: must lie between 1 and 10", self.overload_headroom));
         }
         if self.chat_pool_factor < 1.0 {
-            return Err("--assume chat_pool_factor must be ≥ 1 (below it chat apps deadlock, docs/model.md §8)".into());
+            return Err("--assume chat_pool_factor must be ≥ 1 (below it chat apps deadlock: `difyplan explain pool-chat-stall`)".into());
         }
         if self.plugin_cores_per_replica <= 0.0 {
             return Err("--assume plugin_cores_per_replica must be > 0".into());

@@ -464,6 +464,11 @@ pub(super) fn plugin_daemon(cx: &mut Ctx) -> ComponentPlan {
         "profile plugin_db_ms; floor is an assumption",
     );
     let (hpa, surge) = scaling(replicas, cx.input.target, cx.hpa_factor, a);
+    // Memory keeps the vendor's instance ratio (plugin_memory_mib per plugin_cores_per_replica
+    // cores, 2C4G): compose's one container that grows to 10 or 24 cores grows its memory too.
+    let memory_mib = ((a.plugin_memory_mib as f64) * cpu_per_pod / a.plugin_cores_per_replica.max(f64::MIN_POSITIVE))
+        .ceil()
+        .max(a.plugin_memory_mib as f64) as u64;
     component(
         Component::PluginDaemon,
         [replicas, hpa, surge, 1],
@@ -473,7 +478,7 @@ pub(super) fn plugin_daemon(cx: &mut Ctx) -> ComponentPlan {
         in_flight,
         None,
         cpu_per_pod,
-        a.plugin_memory_mib,
+        memory_mib,
     )
 }
 

@@ -532,7 +532,7 @@ pub fn timeouts(request_seconds: f64, gunicorn_timeout_s: u64) -> Timeouts {
     };
     let reasoning = vec![
         "A Dify request keeps its database session idle in transaction for its whole duration, \
-         the LLM call included (docs/model.md §1, §8): idle_in_transaction_session_timeout must outlast \
+         the LLM call included (measured): idle_in_transaction_session_timeout must outlast \
          the longest legitimate request, or PostgreSQL terminates healthy requests."
             .to_string(),
         format!(
@@ -541,7 +541,7 @@ pub fn timeouts(request_seconds: f64, gunicorn_timeout_s: u64) -> Timeouts {
             idle_in_transaction_ms / 1000
         ),
         "Dify's default 0 never times out; a dead workflow thread then holds its connection idle in \
-         transaction until the process restarts (docs/model.md §8), so a finite value returns those slots."
+         transaction until the process restarts (measured), so a finite value returns those slots."
             .to_string(),
         "Under gevent, gunicorn does not cut a request at its timeout (only silent workers are \
          killed), and app runs may last up to APP_MAX_EXECUTION_TIME (1200 s in Dify 1.16.1): \
@@ -549,7 +549,7 @@ pub fn timeouts(request_seconds: f64, gunicorn_timeout_s: u64) -> Timeouts {
             .to_string(),
         format!(
             "statement_timeout = {} s bounds one SQL statement, not the request: Dify's statements take \
-             milliseconds (docs/model.md §8). Migrations or log clean-ups on large tables may need more; \
+             milliseconds (measured). Migrations or log clean-ups on large tables may need more; \
              run them with their own `SET statement_timeout`.",
             statement_ms / 1000
         ),

@@ -475,8 +475,7 @@ fn plan_core(input: &PlanInput) -> Plan {
     if budget.demand as f64 > 20.0 * (database.cores as f64 * 2.0).max(1.0) {
         cx.notes.push(format!(
             "The worst case ({}) is far above the queries PostgreSQL runs usefully at once (about {}): \
-                most connections sit idle or idle in transaction while their requests wait (docs/model.md \
-                §1).",
+                most connections sit idle or idle in transaction while their requests wait.",
             budget.demand,
             database.cores * 2
         ));
@@ -526,7 +525,7 @@ fn connection_budget(cx: &mut Ctx, components: &[ComponentPlan], pooler: Option<
             connections: starting * a.migration_connections,
             why: format!(
                 "{starting} containers may start at once and run `flask upgrade-db` ({} connections each, \
-                    docs/model.md §2)",
+                    measured)",
                 a.migration_connections
             ),
         },

@@ -89,7 +89,7 @@ impl Profile {
         let profile: Profile = toml::from_str(text).map_err(|e| {
             let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
             ProfileError(format!(
-                "{source}:{line}:{col}: {} — profile fields are listed in matrices/profiles/chat.toml",
+                "{source}:{line}:{col}: {} — a profile has the fields of the built-in ones, each also a flag (`difyplan size --help` lists them)",
                 e.message().trim()
             ))
         })?;
@@ -208,7 +208,7 @@ impl Profile {
         }
         if self.api_cpu_ms_blocking + self.api_cpu_ms_streaming <= 0.0 {
             return Err("api CPU per request is 0; every request costs the api some CPU (the measured minimum is \
-                32 ms, docs/model.md)"
+                32 ms)"
                 .into());
         }
         Ok(())

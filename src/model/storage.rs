@@ -134,7 +134,7 @@ pub fn logs(qps: f64, profile: &Profile, store: LogStore, retention_days: Option
     let recommend_log_store = store != LogStore::Logstore && gib(retained_bytes) > LOG_STORE_THRESHOLD_GIB;
     let mut reasoning = vec![format!(
         "{:.1} GiB of workflow log a day: {qps} QPS × {DAILY_AVERAGE_LOAD} mean load × 86,400 s × \
-            {} bytes per request (a floor: real prompts are stored several times, docs/model.md §8)",
+            {} bytes per request (a floor: real prompts are stored several times)",
         gib(daily_bytes),
         profile.workflow_log_bytes
     )];
@@ -172,7 +172,7 @@ pub fn logs(qps: f64, profile: &Profile, store: LogStore, retention_days: Option
     if recommend_log_store {
         reasoning.push(format!(
             "above {LOG_STORE_THRESHOLD_GIB:.0} GiB of logs in PostgreSQL: move them to a log store \
-            (--workflow-log-store logstore; see the README's migration steps)"
+            (--workflow-log-store logstore; Dify's WORKFLOW_*_REPOSITORY settings choose it)"
         ));
     }
     LogPlan {
@@ -224,7 +224,7 @@ pub fn redis(qps: f64, profile: &Profile, streams_in_flight: f64, edition: Editi
     let mut reasoning = vec![format!(
         "{ops_per_second:.0} Redis operations per second ({qps} QPS × {} per request); one Redis \
             saturated near {REDIS_SATURATION_QPS:.0} QPS of the vendor's traffic, about {limit:.0} \
-            operations per second (docs/model.md §1)",
+            operations per second",
         profile.redis_ops
     )];
     reasoning.push(match topology {
@@ -238,7 +238,7 @@ pub fn redis(qps: f64, profile: &Profile, streams_in_flight: f64, edition: Editi
     });
     if topology == RedisTopology::Cluster {
         reasoning.push(
-            "the plugin daemon supports standalone and sentinel only (docs/model.md §3): give it its \
+            "the plugin daemon supports standalone and sentinel only: give it its \
             own Redis behind Sentinel, since its session key per request is the hot path the vendor \
             saw"
             .into(),
@@ -246,7 +246,7 @@ pub fn redis(qps: f64, profile: &Profile, streams_in_flight: f64, edition: Editi
     }
     reasoning.push(format!(
         "about {pubsub_connections} pub/sub connections for streams in flight (measured: one per \
-        stream, two for chat, docs/model.md §8) — within Redis' default maxclients 10000 only \
+        stream, two for chat) — within Redis' default maxclients 10000 only \
         below that"
     ));
     RedisPlan { ops_per_second, pubsub_connections, topology, plugin_daemon_topology, reasoning }

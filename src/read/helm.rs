@@ -637,8 +637,7 @@ pub fn chart_version(chart: Chart, said: Option<&ChartRef>) -> (KnownVersion, Op
     let latest = known(chart, hi);
     let Some((version, at)) = said.and_then(|r| r.version.as_deref().map(|v| (v, r.said_by.clone()))) else {
         let note = format!(
-            "no chart version is stated: read with the defaults of {} {} (the newest difyplan knows) — \
-                state it in Chart.yaml, the HelmRelease or Application, or with --chart NAME@VERSION",
+            "no chart version is stated: read with the defaults of {} {} (the newest difyplan knows)",
             chart.name(),
             latest.label
         );

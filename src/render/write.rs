@@ -37,16 +37,14 @@ pub enum Existing {
     Replace,
 }
 
-/// Check that `dir` is a folder that exists. `-o DIR` never creates folders: a typo in a path
-/// should not silently make a new tree.
+/// Make sure `dir` is a folder: made (with its parents) when missing, as `-o k8s/` or
+/// `templates export my-templates/` promise; refused when a file is in the way.
 pub fn check_folder(dir: &Path) -> Result<(), WriteError> {
     match fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err(WriteError(format!("{}: is a file, not a folder — pass a folder to -o", shown_path(dir)))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(WriteError(format!(
-            "{}: no such folder — create it first (difyplan does not create folders)",
-            shown_path(dir)
-        ))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::create_dir_all(dir)
+            .map_err(|e| WriteError(format!("{}: cannot create the folder: {e}", shown_path(dir)))),
         Err(e) => Err(WriteError(format!("{}: {e}", shown_path(dir)))),
     }
 }
@@ -336,14 +334,18 @@ mod tests {
     }
 
     #[test]
-    fn missing_folder_is_refused() {
+    fn missing_folder_is_made() {
         let dir = tempfile::tempdir().unwrap();
-        let err = write_all(
-            &[Output { path: dir.path().join("nope/a.yaml"), contents: vec![], mode: None, owner: None }],
+        write_all(
+            &[Output {
+                path: dir.path().join("nope/deeper/a.yaml"),
+                contents: b"a\n".to_vec(),
+                mode: None,
+                owner: None,
+            }],
             Existing::Keep,
         )
-        .unwrap_err()
-        .0;
-        assert!(err.contains("no such folder"), "{err}");
+        .unwrap();
+        assert_eq!(fs::read_to_string(dir.path().join("nope/deeper/a.yaml")).unwrap(), "a\n");
     }
 }

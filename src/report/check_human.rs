@@ -31,13 +31,23 @@ pub fn render(report: &Report) -> String {
         s.push_str(&budget_table(&c.budget, &escape(&note)));
         let _ = writeln!(s);
     }
+    s.push_str(&render_findings(report));
+    s
+}
+
+/// The findings, the allowed ones with their reasons, and the summary line (`--quiet`).
+pub fn render_findings(report: &Report) -> String {
+    let mut s = String::new();
     for f in &report.findings {
         let at = f.source.as_ref().map(|s| format!(" {s}")).unwrap_or_default();
         line(&mut s, format!("{}[{}]{at}: {}", f.severity, f.code, f.message));
         line(&mut s, format!("  = help: {}", f.remedy));
     }
     for sup in &report.suppressed {
-        line(&mut s, format!("allowed[{}]: {} (reason: {})", sup.finding.code, sup.finding.message, sup.reason));
+        let f = &sup.finding;
+        let at = f.place().map(|(p, l)| format!(" {p}:{l}")).unwrap_or_default();
+        line(&mut s, format!("allowed[{}]{at}: {}", f.code, f.message));
+        line(&mut s, format!("  = allowed at {}: {}", sup.allowed_at, sup.reason));
     }
     if !report.findings.is_empty() || !report.suppressed.is_empty() {
         let _ = writeln!(s);

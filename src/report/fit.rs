@@ -1,36 +1,73 @@
 //! Output that fits the terminal. The table and human formats are made at full width; where
 //! the terminal (or `COLUMNS`) is narrower, each table wider than it becomes one record per row
 //! (the row's first cell as a title, then `column  value` lines) and long prose lines wrap.
-//! `--wide` keeps the full tables. Without a terminal and without `COLUMNS` nothing changes, so
-//! pipes and golden files see the full tables. Machine formats never pass through here.
+//! `--wide` keeps the full tables. Without a terminal and without `COLUMNS` tables stay whole, so
+//! pipes and golden files see the full tables, and prose wraps at [`PIPED_PROSE_WIDTH`] rather
+//! than running to thousands of characters. Machine formats never pass through here. Wrapping
+//! and display width come from `textwrap` and `unicode-width` (a `─` or a CJK character counts
+//! as the columns a terminal gives it).
 
 use std::io::IsTerminal;
 
 /// Narrowest layout attempted; below this lines may still overflow.
 const MIN_WIDTH: usize = 30;
 
-/// The width to fit: none with `--wide`; else `COLUMNS` when it is a positive number; else the
-/// terminal's width when stdout is one; else none (full tables).
-pub fn target_width(wide: bool) -> Option<usize> {
+/// Where prose wraps when there is no terminal and no `COLUMNS` (a log, a file, a pager):
+/// readable in any viewer, and no line of thousands of characters.
+pub const PIPED_PROSE_WIDTH: usize = 100;
+
+/// The width prose is wrapped to: [`target_width`]'s, else [`PIPED_PROSE_WIDTH`].
+pub fn prose_width(wide: bool) -> Option<usize> {
+    target_width(wide).prose.or(Some(PIPED_PROSE_WIDTH))
+}
+
+/// What to fit output to: the tables' width and the prose's (`None`: as made).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Width {
+    pub tables: Option<usize>,
+    pub prose: Option<usize>,
+}
+
+impl From<Option<usize>> for Width {
+    /// Tables and prose fitted to the same width, or neither.
+    fn from(w: Option<usize>) -> Width {
+        Width { tables: w, prose: w }
+    }
+}
+
+/// The width to fit: nothing with `--wide`; else `COLUMNS` when it is a positive number; else
+/// the terminal's width when stdout is one; else (a pipe, a file) whole tables and prose
+/// wrapped at [`PIPED_PROSE_WIDTH`].
+pub fn target_width(wide: bool) -> Width {
     if wide {
-        return None;
+        return Width { tables: None, prose: None };
     }
     if let Some(n) = std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse::<usize>().ok()).filter(|n| *n > 0) {
-        return Some(n);
+        return Some(n).into();
     }
-    if std::io::stdout().is_terminal() {
-        return terminal_size::terminal_size().map(|(w, _)| w.0 as usize);
+    if std::io::stdout().is_terminal()
+        && let Some((w, _)) = terminal_size::terminal_size()
+    {
+        return Some(w.0 as usize).into();
     }
-    None
+    Width { tables: None, prose: Some(PIPED_PROSE_WIDTH) }
 }
 
-fn width_of(s: &str) -> usize {
-    s.chars().count()
+/// Columns a terminal gives `s`.
+pub fn width_of(s: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(s)
 }
 
-/// `text` fitted to `width` (unchanged for `None`).
-pub fn fit(text: &str, width: Option<usize>) -> String {
-    let Some(width) = width else { return text.to_string() };
+/// `text` fitted to `width`: tables wider than its `tables` become records, prose wraps at its
+/// `prose`; `None` leaves them as made.
+pub fn fit(text: &str, width: impl Into<Width>) -> String {
+    let width = width.into();
+    let Some(width) = width.tables else {
+        return match width.prose {
+            Some(p) => wrap_prose(text, p.max(MIN_WIDTH)),
+            None => text.to_string(),
+        };
+    };
     let width = width.max(MIN_WIDTH);
     let mut out = String::new();
     let lines: Vec<&str> = text.lines().collect();
@@ -102,36 +139,37 @@ fn wrap(line: &str, width: usize) -> String {
 }
 
 fn wrap_with(text: &str, width: usize, first: &str, rest: &str) -> String {
+    // A word longer than a whole line (a commit hash, a path) is cut where the line ends.
+    let options = textwrap::Options::new(width)
+        .initial_indent(first)
+        .subsequent_indent(rest)
+        .break_words(true)
+        // `--pg-max-connections` and `per-service` stay whole.
+        .word_splitter(textwrap::WordSplitter::NoHyphenation);
     let mut out = String::new();
-    let mut cur = first.to_string();
-    let mut empty = true;
-    for long in text.split(' ') {
-        // A word longer than a whole line (a commit hash, a path) is cut where the line ends.
-        let room = width.saturating_sub(width_of(rest)).max(8);
-        let chars: Vec<char> = long.chars().collect();
-        let pieces: Vec<String> = chars.chunks(room).map(|c| c.iter().collect()).collect();
-        for word in pieces.iter().map(String::as_str).chain(long.is_empty().then_some("")) {
-            push_word(&mut out, &mut cur, &mut empty, word, width, rest);
-        }
+    for l in textwrap::wrap(text, options) {
+        push_line(&mut out, l.trim_end());
     }
-    push_line(&mut out, cur.trim_end());
+    if out.is_empty() {
+        push_line(&mut out, first.trim_end());
+    }
     out
 }
 
-fn push_word(out: &mut String, cur: &mut String, empty: &mut bool, word: &str, width: usize, rest: &str) {
-    {
-        let fits = width_of(cur) + usize::from(!*empty) + width_of(word) <= width;
-        if !*empty && !fits {
-            push_line(out, cur.trim_end());
-            *cur = rest.to_string();
-            *empty = true;
+/// Every line outside a box-drawn table wrapped at `width`; tables untouched.
+fn wrap_prose(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut in_table = false;
+    for l in text.lines() {
+        in_table |= l.starts_with('┌');
+        if in_table || width_of(l) <= width {
+            push_line(&mut out, l);
+        } else {
+            out.push_str(&wrap(l, width));
         }
-        if !*empty {
-            cur.push(' ');
-        }
-        cur.push_str(word);
-        *empty = false;
+        in_table &= !l.starts_with('└');
     }
+    out
 }
 
 #[cfg(test)]
@@ -140,6 +178,15 @@ mod tests {
 
     const TABLE: &str =
         "┌──────┬────────┐\n│ name │ value  │\n├──────┼────────┤\n│ a    │ 1 2 3  │\n└──────┴────────┘\n";
+
+    #[test]
+    fn piped_prose_wraps_but_tables_stay_whole() {
+        let wide = TABLE.replace("────────", &"─".repeat(150));
+        let text = format!("{}\n{wide}", "word ".repeat(60));
+        let out = fit(&text, Width { tables: None, prose: Some(PIPED_PROSE_WIDTH) });
+        assert!(out.contains(&wide), "{out}");
+        assert!(out.lines().filter(|l| !l.contains('─')).all(|l| width_of(l) <= PIPED_PROSE_WIDTH), "{out}");
+    }
 
     #[test]
     fn a_table_that_fits_is_unchanged() {

@@ -15,12 +15,24 @@ pub fn render(report: &Report) -> String {
             Severity::Note => "notice",
         };
         let mut props = Vec::new();
-        if let Some((path, line)) = f.source.as_ref().and_then(|s| s.location()) {
+        if let Some((path, line)) = f.place() {
             props.push(format!("file={}", escape_property(path)));
             props.push(format!("line={line}"));
         }
         props.push(format!("title={}", escape_property(&format!("difyplan {}", f.code))));
         let _ = writeln!(s, "::{level} {}::{}", props.join(","), escape_data(&format!("{} — {}", f.message, f.remedy)));
+    }
+    // Allowed findings stay visible, as notices that say who allowed them and why.
+    for sup in &report.suppressed {
+        let f = &sup.finding;
+        let mut props = Vec::new();
+        if let Some((path, line)) = f.place() {
+            props.push(format!("file={}", escape_property(path)));
+            props.push(format!("line={line}"));
+        }
+        props.push(format!("title={}", escape_property(&format!("difyplan {} (allowed)", f.code))));
+        let text = format!("{} — allowed at {}: {}", f.message, sup.allowed_at, sup.reason);
+        let _ = writeln!(s, "::notice {}::{}", props.join(","), escape_data(&text));
     }
     let _ = writeln!(s, "{}", escape_summary(report));
     s

@@ -33,7 +33,24 @@ fn needs_escape(c: char) -> bool {
 
 /// A path as it is shown in messages and reports: [`escape`]d.
 pub fn shown_path(path: &Path) -> String {
-    escape(&path.to_string_lossy()).into_owned()
+    escape(&clean_path(&path.to_string_lossy())).into_owned()
+}
+
+/// A path as every format shows it: `.` segments and repeated slashes dropped (`pe/./envs/a`
+/// → `pe/envs/a`, `./.env` → `.env`), so the human, GitHub, SARIF, GitLab and JSON outputs
+/// name a file the same way and code-scanning tools accept the URI. `..` is kept: it is not
+/// lexically removable through a symlink.
+pub fn clean_path(path: &str) -> String {
+    if path == "-" {
+        return path.to_string();
+    }
+    let absolute = path.starts_with('/');
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    match (absolute, parts.is_empty()) {
+        (true, _) => format!("/{}", parts.join("/")),
+        (false, true) => ".".to_string(),
+        (false, false) => parts.join("/"),
+    }
 }
 
 /// GitHub Actions' escaping of a workflow command's message (`%`, CR, LF as `%25`, `%0D`,
@@ -51,6 +68,17 @@ pub fn github_property(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_lose_their_dot_segments() {
+        assert_eq!(clean_path("./docker-compose.yaml"), "docker-compose.yaml");
+        assert_eq!(clean_path("pe/./envs//a.env"), "pe/envs/a.env");
+        assert_eq!(clean_path("././.env"), ".env");
+        assert_eq!(clean_path("../shared/x"), "../shared/x");
+        assert_eq!(clean_path("."), ".");
+        assert_eq!(clean_path("/abs/./x"), "/abs/x");
+        assert_eq!(clean_path("-"), "-");
+    }
 
     #[test]
     fn control_characters_are_visible() {

@@ -274,12 +274,6 @@ fn cases() -> Vec<Case> {
             &["size", "--qps", "10", "--assume", "quantile=1.5"],
             &["quantile"],
         ),
-        case(
-            "conflict: --exit-zero with --fail-on",
-            vec![(".env", t("A=1\n"))],
-            &["check", ".env", "--exit-zero", "--fail-on", "warning"],
-            &["cannot be used with"],
-        ),
         case("conflict: matrix --force without --write", vec![], &["matrix", "--force"], &["--write"]),
         case(
             "conflict: matrix --write with --profile",

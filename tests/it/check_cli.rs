@@ -13,6 +13,8 @@ fn fixture_args(version: &str) -> Vec<String> {
         format!("../shared/fixtures/dify/{version}/docker-compose.yaml"),
         "--env-file".into(),
         format!("../shared/fixtures/dify/{version}/env.example"),
+        // Unwrapped lines: the assertions below look for whole messages.
+        "--wide".into(),
     ]
 }
 

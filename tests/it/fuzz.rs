@@ -22,6 +22,8 @@ fn check_folder(files: &[(&str, Vec<u8>)]) {
         format: difyplan::cli::CheckFormat::Json,
         fail_on: difyplan::cli::FailOn::Error,
         exit_zero: false,
+        quiet: false,
+        color: difyplan::cli::ColorChoice::Never,
         pg_max_connections: None,
         dify_version: None,
         app_role: None,

@@ -256,7 +256,7 @@ spec:
     assert_eq!(json(&r)["deployments"][0]["deployment"]["app_role_superuser"], false);
 
     // A tag that is no Dify release difyplan knows is said so, not labelled as one.
-    let r = crate::support::difyplan_in(&["check", "-"], Some(&manifests("admin", "0.15.8")));
+    let r = crate::support::difyplan_in(&["check", "-", "--wide"], Some(&manifests("admin", "0.15.8")));
     assert!(r.code <= 1, "{}", r.stderr);
     let header = r.stdout.lines().next().unwrap();
     assert!(header.contains("`0.15.8`") && header.contains("is not a Dify release difyplan knows"), "{header}");

@@ -200,14 +200,14 @@ fn action_steps_annotate_and_write_sarif() {
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_difyplan")).parent().unwrap().to_path_buf();
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let output = dir.path().join("github_output");
-    let run = |name: &str| {
+    let run_with = |name: &str, args: &str| {
         Command::new("bash")
             .args(["--noprofile", "--norc", "-e", "-o", "pipefail", "-c"])
             .arg(script(name))
             .current_dir(dir.path())
             .env("PATH", &path)
             .env("PATHS", "docker/")
-            .env("ARGS", "--admin-reserve 5")
+            .env("ARGS", args)
             .env("FAIL_ON", "error")
             .env("SARIF_FILE", "difyplan.sarif")
             .env("GITHUB_OUTPUT", &output)
@@ -215,6 +215,7 @@ fn action_steps_annotate_and_write_sarif() {
             .output()
             .unwrap()
     };
+    let run = |name: &str| run_with(name, "--admin-reserve 5");
     let o = run("SARIF");
     assert!(o.status.success(), "{}", text(&o));
     let sarif: serde_json::Value =
@@ -228,4 +229,15 @@ fn action_steps_annotate_and_write_sarif() {
     assert!(out.contains("::error file=docker/") && out.contains("connection-budget-exceeded"), "{out}");
     // The extra arguments reached check: the admin reserve is in the demand (150 + 5).
     assert!(out.contains("155"), "{out}");
+    // `args` repeat or overrule the action's own flags instead of colliding with them.
+    let o = run_with("difyplan check", "--exit-zero");
+    assert_eq!(o.status.code(), Some(0), "args: --exit-zero: {}", text(&o));
+    let o = run_with("difyplan check", "--fail-on never");
+    assert_eq!(o.status.code(), Some(0), "args: --fail-on never: {}", text(&o));
+    let o = run_with("difyplan check", "--format human");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("::error file=docker/"), "the step's format won: {}", text(&o));
+    let o = run_with("SARIF", "--fail-on warning --format json");
+    assert!(o.status.success(), "{}", text(&o));
+    let sarif = std::fs::read_to_string(dir.path().join("difyplan.sarif")).unwrap();
+    assert!(sarif.contains("\"version\": \"2.1.0\""), "{sarif}");
 }

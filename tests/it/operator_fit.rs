@@ -77,11 +77,26 @@ fn man_page_renders_with_every_subcommand() {
         .expect("man (Debian's man-db; scripts/install-test-deps installs it)");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "man -l: {}", String::from_utf8_lossy(&out.stderr));
-    for heading in ["NAME", "SYNOPSIS", "DIFYPLAN SIZE", "DIFYPLAN CHECK", "DIFYPLAN RENDER COMPOSE", "DIFYPLAN SCHEMA"]
-    {
+    for heading in [
+        "NAME",
+        "SYNOPSIS",
+        "DIFYPLAN SIZE",
+        "DIFYPLAN CHECK",
+        "DIFYPLAN RENDER COMPOSE",
+        "DIFYPLAN SCHEMA",
+        "DIFYPLAN EXPLAIN",
+        "EXIT STATUS",
+        "ENVIRONMENT",
+        "FILES",
+        "EXAMPLES",
+    ] {
         assert!(text.contains(heading), "{heading} missing:\n{text}");
     }
     assert!(text.contains("--max-qps") && text.contains("--fail-on"), "{text}");
+    // check takes several paths: its synopsis says so.
+    let check = text.split("DIFYPLAN CHECK").nth(1).unwrap();
+    assert!(check.split("Options").next().unwrap().contains("[PATH]..."), "{check}");
+    assert!(text.contains("NO_COLOR") && text.contains("difyplan.toml"), "{text}");
     // groff's own warnings (bad requests, unknown escapes) are errors of the generated roff.
     let out = Command::new("groff").args(["-man", "-Tutf8", "-ww", "-z"]).arg(&page).output().expect("groff");
     assert!(out.status.success() && out.stderr.is_empty(), "groff: {}", String::from_utf8_lossy(&out.stderr));
@@ -126,12 +141,21 @@ fn tables_fit_columns_and_keep_every_value() {
             r.stdout
         );
     }
-    // Wide enough: the full tables, byte for byte.
-    assert_eq!(difyplan_with(&PLAN, None, &[("COLUMNS", "2000")]).stdout, full.stdout);
-    // --wide on request, whatever COLUMNS says.
+    // Wide enough: the full tables and lines, byte for byte as --wide makes them.
     let mut wide = PLAN.to_vec();
     wide.push("--wide");
-    assert_eq!(difyplan_with(&wide, None, &[("COLUMNS", "80")]).stdout, full.stdout);
+    let unwrapped = difyplan(&wide);
+    assert_eq!(difyplan_with(&PLAN, None, &[("COLUMNS", "2000")]).stdout, unwrapped.stdout);
+    // --wide on request, whatever COLUMNS says.
+    assert_eq!(difyplan_with(&wide, None, &[("COLUMNS", "80")]).stdout, unwrapped.stdout);
+    // Piped without COLUMNS: the same tables, and prose wrapped at 100 columns, not thousands.
+    let table_lines =
+        |s: &str| s.lines().filter(|l| l.starts_with(['┌', '│', '├', '└'])).map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(table_lines(&full.stdout), table_lines(&unwrapped.stdout));
+    let prose = |s: &str| {
+        s.lines().filter(|l| !l.starts_with(['┌', '│', '├', '└'])).map(|l| l.chars().count()).max().unwrap_or(0)
+    };
+    assert!(prose(&unwrapped.stdout) > 100 && prose(&full.stdout) <= 100, "{}", full.stdout);
     // Machine formats never change.
     for format in ["json", "env"] {
         let args = ["size", "--qps", "500", "--format", format];

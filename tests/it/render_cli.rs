@@ -667,8 +667,16 @@ fn err2(r: &Run, want: &[&str]) {
 #[test]
 fn output_folder_missing_or_file_in_the_way() {
     let dir = tempfile::tempdir().unwrap();
-    let missing = dir.path().join("nope");
-    err2(&run(&["render", "compose", "--qps", "10", "-o", &s(&missing)]), &["nope", "no such folder"]);
+    // A missing folder is made, as `-o k8s/` promises.
+    let missing = dir.path().join("made/k8s");
+    let r = run(&["render", "kubernetes", "--qps", "10", "-o", &s(&missing)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(missing.join("api.yaml").is_file(), "{:?}", listing(&missing));
+    fs::remove_dir_all(dir.path().join("made")).unwrap();
+    let file = dir.path().join("a-file");
+    fs::write(&file, "x").unwrap();
+    err2(&run(&["render", "compose", "--qps", "10", "-o", &s(&file)]), &["a-file", "is a file, not a folder"]);
+    fs::remove_file(&file).unwrap();
     assert!(listing(dir.path()).is_empty());
     // An existing file is kept without --force, and nothing else of the set is written.
     fs::write(dir.path().join("worker.yaml"), "mine\n").unwrap();

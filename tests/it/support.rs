@@ -102,3 +102,22 @@ pub fn check_rendered_manifests(dir: &std::path::Path, max_connections: &str) ->
     let report = serde_json::from_str(&r.stdout).unwrap();
     (r, report)
 }
+
+/// Run in the folder `dir` (paths in the output are then relative to it), with extra
+/// environment variables; `COLUMNS` is removed unless given.
+pub fn difyplan_at(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
+    let o = Command::new(env!("CARGO_BIN_EXE_difyplan"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("COLUMNS")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn difyplan");
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
