@@ -47,7 +47,22 @@ const SKIP_DIRS: &[&str] = &[".git", "target", "node_modules", ".venv", "volumes
 
 /// Files read in a folder even when an ignore file matches them: a deployment's `.env` is
 /// usually git-ignored, and it is what `check` is for. Ignore files exclude folders only.
-const ALWAYS_READ: &[&str] = &[".env", "*.env", "*.yaml", "*.yml"];
+const ALWAYS_READ: &[&str] = &[
+    ".env",
+    "*.env",
+    "*.yaml",
+    "*.yml",
+    // Deploy scripts, Makefiles and Terraform that run `helm upgrade|install` (is_deploy_script_name).
+    "*.sh",
+    "*.bash",
+    "*.tf",
+    "*.mk",
+    "Makefile",
+    "makefile",
+    "GNUmakefile",
+    "justfile",
+    "Justfile",
+];
 
 /// Walk `paths` (a file, a folder, or `-` for standard input) and classify what is found.
 /// Files given by name must be recognisable; files found in folders are skipped when not.
