@@ -361,17 +361,6 @@ pub fn interpret(
     })
 }
 
-/// Keys whose values are secrets: never shown, in any format.
-pub fn is_secret(key: &str) -> bool {
-    let k = key.to_ascii_uppercase();
-    ["PASSWORD", "SECRET", "TOKEN", "KEY", "CREDENTIAL", "DSN", "PRIVATE", "AUTH"].iter().any(|w| k.contains(w))
-}
-
-/// A value as it may be shown: `***` for secrets.
-pub fn shown(key: &str, value: &str) -> String {
-    if is_secret(key) && !value.is_empty() { "***".to_string() } else { value.to_string() }
-}
-
 /// The settings of an environment that outputs show.
 pub const SHOWN_KEYS: &[&str] = &["MODE", "DB_USERNAME", "REDIS_MAX_CONNECTIONS", "MIGRATION_ENABLED"];
 
@@ -381,7 +370,10 @@ fn serialize_env<S: serde::Serializer>(env: &Env, s: S) -> Result<S::Ok, S::Erro
     let mut map = s.serialize_map(None)?;
     for (k, v) in env {
         if keys.contains(&k.as_str()) || SHOWN_KEYS.contains(&k.as_str()) {
-            map.serialize_entry(k, &Valued::new(shown(k, &v.value), v.source.clone()))?;
+            map.serialize_entry(
+                k,
+                &Valued::new(crate::safety::secret::shown_value(k, &v.value, false), v.source.clone()),
+            )?;
         }
     }
     map.end()

@@ -24,7 +24,7 @@ pub use serde_yaml::{Mapping, Value};
 /// 1 MiB (Dify 1.16.1's compose file is about 60 KB); the bound keeps a mistaken argument (a log,
 /// an image, a dump) from costing seconds and memory. Callers check it with [`check_size`] before
 /// reading a whole file; [`parse_bytes`] checks it too.
-pub const MAX_INPUT_BYTES: usize = 16 * 1024 * 1024;
+pub const MAX_INPUT_BYTES: usize = super::MAX_INPUT_BYTES as usize;
 
 /// Deepest nesting of sequences and mappings accepted: serde_yaml's own recursion limit, checked
 /// earlier and in linear time by the position pass.

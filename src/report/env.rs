@@ -52,15 +52,15 @@ pub fn plan(plan: &Plan, explain: bool) -> String {
         match setting.scope {
             Scope::Shared => {
                 let _ = writeln!(s, "# {}", setting.doc);
-                let _ = writeln!(s, "{}={}", setting.key, setting.value);
+                let _ = writeln!(s, "{}={}", setting.key, env_value(&setting.value));
             }
             Scope::Service(svc) => {
                 let _ = writeln!(s, "# {svc} only — {}:", setting.doc);
-                let _ = writeln!(s, "# {}={}", setting.key, setting.value);
+                let _ = writeln!(s, "# {}={}", setting.key, env_value(&setting.value));
             }
             Scope::Suggested => {
                 let _ = writeln!(s, "# suggested, with your hosts — {}:", setting.doc);
-                let _ = writeln!(s, "# {}={}", setting.key, setting.value);
+                let _ = writeln!(s, "# {}={}", setting.key, env_value(&setting.value));
             }
         }
     }
@@ -71,4 +71,11 @@ pub fn plan(plan: &Plan, explain: bool) -> String {
         }
     }
     s
+}
+
+/// A value as a `.env` line carries it: compose's quoting, the same as every rendered `.env`
+/// (a value the plan makes never holds a NUL; were one to, it is left out rather than written
+/// unreadable).
+fn env_value(value: &str) -> String {
+    crate::read::dotenv::quote_value(value).unwrap_or_default()
 }
