@@ -250,7 +250,7 @@ fn secrets_never_appear() {
     let secrets: Vec<String> = text
         .lines()
         .filter_map(|l| l.split_once('='))
-        .filter(|(k, v)| difyplan::deployment::is_secret(k) && v.len() >= 8)
+        .filter(|(k, v)| difyplan::safety::is_secret_key(k) && v.len() >= 8)
         .map(|(_, v)| v.trim().to_string())
         .collect();
     assert!(secrets.iter().any(|s| s.contains("difyai123456")), "fixture sanity: {secrets:?}");
