@@ -199,7 +199,7 @@ fn target(args: &CalibrateArgs) -> Result<Target> {
 fn read_deployment(path: &Path) -> Result<(String, crate::deployment::Deployment)> {
     let found = inputs::collect(&[path.to_path_buf()]).map_err(anyhow::Error::msg)?;
     let opts = Options { dify_version: None, pg_max_connections: None, app_role_superuser: None, host_cpus: 4 };
-    let mut all = super::check::deployments(&found, None, &[], None, &opts)?;
+    let mut all = crate::read::deployments::deployments(&found, None, &[], None, &opts).map_err(anyhow::Error::msg)?;
     if all.is_empty() {
         bail!(
             "{}: no Dify .env, compose, Kubernetes or Helm values file found — pass the folder Dify is deployed from",

@@ -3,7 +3,6 @@
 
 use super::Io;
 use crate::cli::{CheckArgs, CheckFormat};
-use crate::deployment::Deployment;
 use crate::exit::ExitStatus;
 use crate::findings::allow::{self, Allow, Config};
 use crate::findings::capacity;
@@ -11,11 +10,10 @@ use crate::findings::{Checked, Report, rules};
 use crate::model::assumptions::{Assumptions, Edition};
 use crate::model::capacity::Load;
 use crate::model::profile::Profile;
-use crate::read::compose::{self, Options, Project};
-use crate::read::inputs::{self, Input, Kind};
+use crate::read::compose::Options;
+use crate::read::inputs::{self, Input};
 use crate::report;
 use anyhow::{Result, bail};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// CPUs assumed for `CELERY_AUTO_SCALE` without `CELERY_MAX_WORKERS` (the entrypoint's nproc).
@@ -44,7 +42,14 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
     }
     let mut allows = load_config(args.config.as_deref(), &paths, &args.values)?;
     let mut checked = Vec::new();
-    let found_deployments = deployments(&found, args.env_file.as_deref(), &args.values, args.chart.as_deref(), &opts)?;
+    let found_deployments = crate::read::deployments::deployments(
+        &found,
+        args.env_file.as_deref(),
+        &args.values,
+        args.chart.as_deref(),
+        &opts,
+    )
+    .map_err(anyhow::Error::msg)?;
     if found_deployments.is_empty() {
         // A gate that passes because it read nothing would hide a wrong path.
         let files: Vec<String> = found.iter().map(|i| crate::safety::shown_path(&i.path)).collect();
@@ -192,102 +197,4 @@ fn inline_allows(
         out.extend(allow::inline(&text, &crate::safety::shown_path(&path)).map_err(anyhow::Error::msg)?);
     }
     Ok(out)
-}
-
-/// Group the inputs into deployments: a compose project per folder (base file + override, the
-/// folder's `.env`), other compose files alone, all manifests together, each values file alone,
-/// and `.env` files that no compose file uses as Dify's default layout.
-pub(crate) fn deployments(
-    found: &[Input],
-    env_file: Option<&Path>,
-    values: &[PathBuf],
-    chart: Option<&str>,
-    opts: &Options,
-) -> Result<Vec<(String, String, Deployment)>> {
-    let mut out = Vec::new();
-    // Helm releases first: they take in their values files, GitOps objects and autoscalers.
-    let gathered = crate::read::release::gather(found, values, chart).map_err(anyhow::Error::msg)?;
-    let found: Vec<Input> =
-        found.iter().enumerate().filter(|(i, _)| !gathered.used.contains(i)).map(|(_, i)| i.clone()).collect();
-    let found = found.as_slice();
-    let mut by_dir: BTreeMap<PathBuf, Vec<&Input>> = BTreeMap::new();
-    for i in found.iter().filter(|i| i.kind == Kind::Compose) {
-        by_dir.entry(i.path.parent().map(Path::to_path_buf).unwrap_or_default()).or_default().push(i);
-    }
-    let mut used_envs = Vec::new();
-    for (dir, mut files) in by_dir {
-        files.sort_by_key(|f| (inputs::compose_rank(&f.path), f.path.clone()));
-        let dir_env = env_file.map(Path::to_path_buf).or_else(|| Some(dir.join(".env")).filter(|p| p.is_file()));
-        if let Some(e) = &dir_env {
-            used_envs.push(e.clone());
-        }
-        let (main, rest): (Vec<&Input>, Vec<&Input>) =
-            files.into_iter().partition(|f| inputs::compose_rank(&f.path) < 2);
-        let mut groups: Vec<Vec<&Input>> = rest.into_iter().map(|f| vec![f]).collect();
-        if !main.is_empty() {
-            groups.insert(0, main);
-        }
-        for group in groups {
-            // Env files a service reads (`env_file:`) are part of this project, not deployments of their own.
-            for f in &group {
-                used_envs.extend(service_env_files(f, &dir));
-            }
-            let project = Project {
-                files: group.iter().map(|i| i.path.clone()).collect(),
-                texts: group.iter().map(|i| i.text.clone()).collect(),
-                env_file: dir_env.clone(),
-            };
-            let label = project.files.iter().map(|f| crate::safety::shown_path(f)).collect::<Vec<_>>().join(" + ");
-            let d = compose::read(&project, opts).map_err(anyhow::Error::msg)?;
-            // A compose file with no Dify service (Dify's middleware file, say) is not a deployment.
-            if !d.components.is_empty() {
-                out.push((label, "compose".to_string(), d));
-            }
-        }
-    }
-    for i in found.iter().filter(|i| i.kind == Kind::Env) {
-        let same = |p: &PathBuf| p.canonicalize().ok() == i.path.canonicalize().ok();
-        if i.path.as_os_str() != "-" && used_envs.iter().any(same) {
-            continue;
-        }
-        let d = compose::read_env_only(i, opts).map_err(anyhow::Error::msg)?;
-        out.push((crate::safety::shown_path(&i.path), "env".to_string(), d));
-    }
-    let manifests: Vec<&Input> = found.iter().filter(|i| i.kind == Kind::Kubernetes).collect();
-    if !manifests.is_empty() {
-        let d = crate::read::kubernetes::read(&manifests, opts).map_err(anyhow::Error::msg)?;
-        let label = manifests.iter().map(|i| crate::safety::shown_path(&i.path)).collect::<Vec<_>>().join(" + ");
-        if !d.components.is_empty() || !d.unbounded_autoscalers.is_empty() {
-            out.push((label, "kubernetes".to_string(), d));
-        }
-    }
-    for (label, release) in &gathered.releases {
-        let d = crate::read::helm::read_release(release, opts).map_err(anyhow::Error::msg)?;
-        out.push((label.clone(), "helm".to_string(), d));
-    }
-    Ok(out)
-}
-
-/// The files the services of a compose file name in `env_file:` (a path, a list of paths, or
-/// of `{path: …}`), relative to the compose file's folder.
-fn service_env_files(input: &Input, dir: &Path) -> Vec<PathBuf> {
-    use crate::read::yaml;
-    let Ok(text) = input.text() else { return Vec::new() };
-    let Ok(docs) = yaml::parse_documents(&text, &input.path.display().to_string()) else { return Vec::new() };
-    let mut out = Vec::new();
-    for doc in &docs {
-        let Some(services) = doc.value.get("services").and_then(|s| s.as_mapping()) else { continue };
-        for svc in services.values() {
-            let items = match svc.get("env_file") {
-                Some(serde_yaml::Value::Sequence(items)) => items.clone(),
-                Some(v) => vec![v.clone()],
-                None => Vec::new(),
-            };
-            for item in items {
-                let path = yaml::scalar_string(&item).or_else(|| item.get("path").and_then(yaml::scalar_string));
-                out.extend(path.map(|p| dir.join(p)));
-            }
-        }
-    }
-    out
 }

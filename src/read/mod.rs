@@ -4,6 +4,7 @@
 pub mod chart_identity;
 pub mod compose;
 pub mod deploy_cmd;
+pub mod deployments;
 pub mod dotenv;
 pub mod helm;
 pub mod helm_keys;
