@@ -106,6 +106,7 @@ impl MariaDb {
     fn start(bin: &Path, settings: &[String]) -> MariaDb {
         let dir = tempfile::Builder::new().prefix("difyplan-mariadb-").tempdir().unwrap();
         let data = dir.path().join("data");
+        // SAFETY: geteuid takes no arguments, cannot fail and touches no memory of ours.
         let root = unsafe { libc::geteuid() } == 0;
         let user = if root { "--user=root".to_string() } else { format!("--user={}", whoami()) };
         let out = Command::new("mariadb-install-db")

@@ -665,9 +665,9 @@ impl ServerUser {
         if let Some((uid, gid)) = self.ids {
             cmd.uid(uid).gid(gid);
         }
+        let parent = std::process::id() as libc::pid_t;
         // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
         // functions. It runs after the switch of user, which would clear the death signal.
-        let parent = std::process::id() as libc::pid_t;
         unsafe {
             cmd.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGQUIT) != 0 {
