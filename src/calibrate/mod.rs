@@ -168,53 +168,40 @@ pub fn build_profile(
 pub fn profile_toml(r: &Report) -> String {
     let p = &r.profile;
     let m = &r.measured;
-    let value = serde_json::to_value(p).unwrap_or_default();
-    let mut out = String::new();
-    out.push_str(&format!(
-        "# Measured by `difyplan calibrate` on {}, {} to {}: {} requests ({} workflow runs, {} chat messages).\n",
-        r.database, r.window.from, r.window.to, m.requests.total, m.requests.workflow_runs, m.requests.chat_messages
-    ));
-    out.push_str(&format!(
-        "# Fields not measured keep the values of the built-in profile `{}`, each marked so.\n",
-        r.profile_base
-    ));
-    out.push_str(&format!("name = {}\n", toml_string(&p.name)));
-    out.push_str(&format!("description = {}\n", toml_string(&p.description)));
-    if !p.caveats.is_empty() {
-        out.push_str("# What this profile rests on besides measurement; `size` repeats it when it reads the file.\n");
-        out.push_str("caveats = [\n");
-        for c in &p.caveats {
-            out.push_str(&format!("    {},\n", toml_string(c)));
-        }
-        out.push_str("]\n");
-    }
+    // Every field of the profile, as the type has them (toml_edit writes them), then a comment
+    // on each that says whether it was measured and how.
+    let mut doc = match toml_edit::ser::to_document(p) {
+        Ok(doc) => doc,
+        Err(e) => return format!("# the profile could not be written as TOML: {e}\n"),
+    };
     let dur = |s: &measure::Stat| format!("p50 {}, p95 {}, {} requests", secs(s.p50), secs(s.p95), s.count);
-    // The fields in the order of the built-in profile files.
-    const ORDER: &[&str] = &[
-        "request_seconds",
-        "streaming_share",
-        "chat_share",
-        "connections_mean",
-        "connections_peak",
-        "api_cpu_ms_blocking",
-        "api_cpu_ms_streaming",
-        "worker_cpu_ms_streaming",
-        "pg_cpu_ms",
-        "plugin_cpu_ms",
-        "plugin_db_ms",
-        "celery_tasks",
-        "celery_task_seconds",
-        "celery_task_cpu_ms",
-        "redis_ops",
-        "workflow_log_bytes",
-    ];
-    for key in ORDER {
-        let Some(v) = value.get(key) else { continue };
-        let comment = if r.profile_measured.iter().any(|k| k == key) {
-            match *key {
+    let keys: Vec<String> = doc.as_table().iter().map(|(k, _)| k.to_string()).collect();
+    for key in &keys {
+        let key = key.as_str();
+        let table = doc.as_table_mut();
+        if let Some(f) = table.get(key).and_then(|i| i.as_float()) {
+            table.insert(key, toml_edit::value(round4(f)));
+        }
+        let comment = match key {
+            "name" => format!(
+                "Measured by `difyplan calibrate` on {}, {} to {}: {} requests ({} workflow runs, {} chat \
+                    messages).\n# Fields not measured keep the values of the built-in profile `{}`, each marked so.",
+                r.database,
+                r.window.from,
+                r.window.to,
+                m.requests.total,
+                m.requests.workflow_runs,
+                m.requests.chat_messages,
+                r.profile_base
+            ),
+            "description" => continue,
+            "caveats" => {
+                "What this profile rests on besides measurement; `size` repeats it when it reads the file.".into()
+            }
+            _ if r.profile_measured.iter().any(|k| k == key) => match key {
                 "request_seconds" => format!(
                     "measured: mean of workflow_runs.elapsed_time (finished runs) and \
-                        messages.provider_response_latency; {}{}",
+                                messages.provider_response_latency; {}{}",
                     dur(&m.duration.all),
                     if m.concurrency.saturated() {
                         "; LOWER BOUND: the window was saturated, the wait in front of Dify is not in it"
@@ -224,35 +211,35 @@ pub fn profile_toml(r: &Report) -> String {
                 ),
                 "streaming_share" if m.mix.service_api_streaming_share_assumed => format!(
                     "ASSUMED in part: web app, explore and editor requests stream; service-API requests \
-                        ({:.1}%) taken as {} streaming, an assumption (no table of Dify records the response \
-                        mode; give --service-api-streaming-share)",
+                                ({:.1}%) taken as {} streaming, an assumption (no table of Dify records the response \
+                                mode; give --service-api-streaming-share)",
                     m.mix.service_api_share * 100.0,
                     m.mix.service_api_streaming_share
                 ),
                 "streaming_share" => format!(
                     "measured: web app, explore and editor requests stream; service-API requests ({:.1}%) \
-                        counted as {} streaming (--service-api-streaming-share)",
+                                counted as {} streaming (--service-api-streaming-share)",
                     m.mix.service_api_share * 100.0,
                     m.mix.service_api_streaming_share
                 ),
                 "chat_share" => "measured: messages ÷ (messages + workflow runs of workflow apps)".into(),
                 "workflow_log_bytes" => {
                     "measured: size of workflow_runs, workflow_node_executions, workflow_app_logs and messages \
-                    ÷ the requests they hold"
+                            ÷ the requests they hold"
                         .into()
                 }
                 "connections_mean" => {
                     "measured: --sample-activity, connections active or in a transaction ÷ requests in flight".into()
                 }
                 _ => "measured".into(),
-            }
-        } else {
-            format!("not measured: from the built-in profile `{}`", r.profile_base)
+            },
+            _ => format!("not measured: from the built-in profile `{}`", r.profile_base),
         };
-        let n = v.as_f64().unwrap_or(0.0);
-        out.push_str(&format!("# {comment}\n{key} = {}\n", toml_float(n)));
+        if let Some(mut k) = doc.as_table_mut().key_mut(key) {
+            k.leaf_decor_mut().set_prefix(format!("# {comment}\n"));
+        }
     }
-    out
+    doc.to_string()
 }
 
 /// The `size` command for the measured load: the 95th-percentile minute (at least the mean).
@@ -274,15 +261,6 @@ pub fn plan_qps(m: &Measured) -> f64 {
 
 fn round4(v: f64) -> f64 {
     (v * 10_000.0).round() / 10_000.0
-}
-
-fn toml_float(v: f64) -> String {
-    let v = round4(v);
-    if v.fract() == 0.0 { format!("{v:.1}") } else { format!("{v}") }
-}
-
-fn toml_string(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
 /// `8.23 s`, or `—`.

@@ -337,6 +337,10 @@ fn fixture_runs_are_recovered_and_failures_exit_2() {
         r.stdout
     );
     let text = std::fs::read_to_string(&sat).unwrap();
+    // Every field of a profile is written, the CPU growth with the wait included.
+    for field in ["api_cpu_ms_per_wait_second", "request_seconds", "workflow_log_bytes", "redis_ops"] {
+        assert!(text.lines().any(|l| l.starts_with(&format!("{field} = "))), "{field}: {text}");
+    }
     assert!(text.contains("caveats = [") && text.contains("lower bound") && text.contains("LOWER BOUND"), "{text}");
     let size = difyplan(&["size", "--qps", "5", "--profile", sat_s]);
     assert_eq!(size.code, 0, "{}", size.stderr);
