@@ -3,10 +3,9 @@
 //! nothing behind. A set of files is all or nothing, and an existing file is kept unless the
 //! caller was told `--force`.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::safety::shown_path;
 
@@ -129,20 +128,27 @@ fn parent(path: &Path) -> &Path {
     }
 }
 
-/// The tag in every temporary name: `.NAME.difyplan-PID-N.tmp`.
+/// The tag in every temporary name: `.NAME.difyplan-PID-RANDOM.tmp`.
 const TEMP_TAG: &str = ".difyplan-";
 
-/// A temporary name in the target's folder: hidden, tagged with the process and a counter so
-/// concurrent runs never collide, and recognisable if a crash ever leaves one behind.
-fn temp_name(target: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+/// A new temporary file in the target's folder (the `tempfile` crate makes it with a name no
+/// other run can take, created exclusively, readable by the owner only: it may be a copy of a
+/// `.env`): hidden, and tagged with the process so a crash's leftovers are recognised.
+fn temp_file(target: &Path) -> io::Result<tempfile::NamedTempFile> {
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
-    parent(target).join(format!(".{name}{TEMP_TAG}{}-{n}.tmp", std::process::id()))
+    let mut builder = tempfile::Builder::new();
+    let prefix = format!(".{name}{TEMP_TAG}{}-", std::process::id());
+    builder.prefix(&prefix).suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(0o600));
+    }
+    builder.tempfile_in(parent(target))
 }
 
 /// Remove temporary copies of `target` that a killed run left behind (they may hold secrets): files
-/// named as [`temp_name`] names them, for the same target, whose process is gone.
+/// named as [`temp_file`] names them, for the same target, whose process is gone.
 fn remove_stale_temps(target: &Path) {
     let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else { return };
     let prefix = format!(".{name}{TEMP_TAG}");
@@ -153,7 +159,8 @@ fn remove_stale_temps(target: &Path) {
         else {
             continue;
         };
-        let Some(pid) = rest.split_once('-').and_then(|(pid, n)| n.parse::<u64>().ok().and(pid.parse::<u32>().ok()))
+        let Some(pid) =
+            rest.split_once('-').filter(|(_, r)| !r.is_empty()).and_then(|(pid, _)| pid.parse::<u32>().ok())
         else {
             continue;
         };
@@ -181,24 +188,22 @@ fn process_alive(pid: u32) -> bool {
 
 fn stage(o: &Output) -> Result<Staged, WriteError> {
     let dir = parent(&o.path);
-    let temp = temp_name(&o.path);
-    let mut opts = OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // Readable by the owner only until it is complete: it may be a copy of a `.env`.
-        opts.mode(0o600);
-    }
-    let mut file = opts
-        .open(&temp)
+    let mut file = temp_file(&o.path)
         .map_err(|e| WriteError(format!("{}: {} — nothing was written", shown_path(dir), explain(&e, dir))))?;
-    let result = file.write_all(&o.contents).and_then(|_| finish_meta(&file, o)).and_then(|_| file.sync_all());
+    let result = file
+        .as_file_mut()
+        .write_all(&o.contents)
+        .and_then(|_| finish_meta(file.as_file(), o))
+        .and_then(|_| file.as_file().sync_all());
     if let Err(e) = result {
-        drop(file);
-        let _ = fs::remove_file(&temp);
+        // Dropping the temporary file removes it.
         return Err(WriteError(format!("{}: {} — nothing was written", shown_path(&o.path), explain(&e, dir))));
     }
+    // From here the set's commit renames it, or removes it when another file fails.
+    let temp = file
+        .into_temp_path()
+        .keep()
+        .map_err(|e| WriteError(format!("{}: {} — nothing was written", shown_path(&o.path), e)))?;
     Ok(Staged { temp, target: o.path.clone(), existed: fs::symlink_metadata(&o.path).is_ok() })
 }
 
