@@ -60,109 +60,33 @@ pub fn parse_duration(s: &str) -> Result<f64> {
     Ok(v)
 }
 
-/// ISO 8601: `2026-12-01`, `2026-12-01T13:41:40`, `2026-12-01 13:41:40.426Z`, `…+02:00`.
+/// ISO 8601: `2026-12-01`, `2026-12-01T13:41:40`, `2026-12-01 13:41:40.426Z`, `…+02:00` (read by
+/// the `jiff` crate; a time without an offset is UTC, as Dify stores it).
 pub fn parse_time(s: &str) -> Result<f64> {
+    use jiff::civil::{Date, DateTime};
     let s = s.trim();
     let bad = || anyhow::anyhow!("not an ISO 8601 time — use e.g. 2026-12-01T13:41:40Z or 2026-12-01T15:41:40+02:00");
-    if s.len() < 10 {
+    let timestamp = if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        t
+    } else if let Ok(dt) =
+        s.parse::<DateTime>().or_else(|_| s.parse::<Date>().map(|d| d.to_datetime(jiff::civil::Time::midnight())))
+    {
+        jiff::tz::Offset::UTC.to_timestamp(dt).map_err(|_| bad())?
+    } else {
         return Err(bad());
-    }
-    let (date, rest) = s.split_at(10);
-    let d: Vec<&str> = date.split('-').collect();
-    if d.len() != 3 || d[0].len() != 4 || d[1].len() != 2 || d[2].len() != 2 {
-        return Err(bad());
-    }
-    let num = |x: &str| x.parse::<i64>().map_err(|_| bad());
-    let (y, mo, da) = (num(d[0])?, num(d[1])?, num(d[2])?);
-    if !(1..=12).contains(&mo) || !(1..=days_in_month(y, mo)).contains(&da) {
-        return Err(bad());
-    }
-    let mut secs = days_from_civil(y, mo, da) as f64 * 86_400.0;
-    let rest = rest.strip_prefix(['T', 't', ' ']).unwrap_or(rest);
-    if rest.is_empty() {
-        return Ok(secs);
-    }
-    // The offset: Z, or ±HH:MM / ±HHMM / ±HH after the time.
-    let (time, offset) = match rest.find(['Z', 'z', '+', '-']) {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
     };
-    let t: Vec<&str> = time.split(':').collect();
-    if t.len() < 2 || t.len() > 3 || t[0].len() != 2 || t[1].len() != 2 {
-        return Err(bad());
-    }
-    let (h, mi) = (num(t[0])?, num(t[1])?);
-    let sec: f64 = match t.get(2) {
-        Some(x) if x.len() >= 2 && x.chars().all(|c| c.is_ascii_digit() || c == '.') => x.parse().map_err(|_| bad())?,
-        Some(_) => return Err(bad()),
-        None => 0.0,
-    };
-    if h > 23 || mi > 59 || !(0.0..61.0).contains(&sec) {
-        return Err(bad());
-    }
-    secs += (h * 3600 + mi * 60) as f64 + sec;
-    let off = match offset {
-        "" | "Z" | "z" => 0,
-        o => {
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            let digits: String = o[1..].chars().filter(|c| *c != ':').collect();
-            if !(digits.len() == 2 || digits.len() == 4) || !digits.chars().all(|c| c.is_ascii_digit()) {
-                return Err(bad());
-            }
-            let oh = num(&digits[..2])?;
-            let om = if digits.len() == 4 { num(&digits[2..])? } else { 0 };
-            sign * (oh * 3600 + om * 60)
-        }
-    };
-    Ok(secs - off as f64)
+    Ok(timestamp.as_millisecond() as f64 / 1000.0 + f64::from(timestamp.subsec_microsecond() % 1000) / 1_000_000.0)
 }
 
 /// `2026-12-01T13:41:40Z` (milliseconds when there are any).
 pub fn format_time(t: f64) -> String {
-    let days = (t / 86_400.0).floor() as i64;
-    let rem = t - days as f64 * 86_400.0;
-    let (y, m, d) = civil_from_days(days);
-    let h = (rem / 3600.0).floor();
-    let mi = ((rem - h * 3600.0) / 60.0).floor();
-    let s = rem - h * 3600.0 - mi * 60.0;
-    let ms = (s * 1000.0).round() as i64;
+    let ms = (t * 1000.0).round() as i64;
+    let Ok(ts) = jiff::Timestamp::from_millisecond(ms) else { return format!("{t} s after 1970") };
     if ms % 1000 == 0 {
-        format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{:02}Z", ms / 1000)
+        ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
     } else {
-        format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{:02}.{:03}Z", ms / 1000, ms % 1000)
+        ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
     }
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]
