@@ -159,7 +159,7 @@ pub fn build_profile(
         measured.push("connections_mean".into());
     }
     p.caveats = caveats(m);
-    p.validate()?;
+    p.validate().map_err(|e| e.to_string())?;
     Ok((p, base_name.to_string(), measured))
 }
 

@@ -359,7 +359,7 @@ impl Recorder {
 /// `shortfall` and `budget.fits`.
 pub fn plan(input: &PlanInput) -> Result<Plan, InputError> {
     check_qps(input.qps)?;
-    input.profile.validate().map_err(InputError)?;
+    input.profile.validate().map_err(|e| InputError(e.to_string()))?;
     input.assumptions.validate().map_err(InputError)?;
     if input.workflow_log_store == LogStore::Logstore && input.dify_version < DifyVersion::V1_16 {
         return Err(InputError(format!(

@@ -62,20 +62,53 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("workflow", include_str!("../../matrices/profiles/workflow.toml")),
 ];
 
-/// A bad profile: names the source and what to do.
+/// A bad profile, with where it is as data; the text (which names the file, the line and what
+/// to do) is this one `Display`.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ProfileError(pub String);
+pub enum ProfileError {
+    #[error("unknown profile `{name}` — use one of {known} or the path of a profile TOML file")]
+    Unknown { name: String, known: String },
+    /// The file could not be read.
+    #[error("{0}")]
+    Read(String),
+    /// Not TOML of a profile: a syntax error, an unknown or missing field.
+    #[error(
+        "{file}:{line}:{column}: {message} — a profile has the fields of the built-in ones, each also a flag \
+         (`difyplan size --help` lists them)"
+    )]
+    Syntax { file: String, line: usize, column: usize, message: String },
+    /// A field out of its range, at its line when the file has one.
+    #[error("{file}{}: {invalid}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Field { file: String, line: Option<usize>, invalid: Invalid },
+    /// A command-line override out of range, or not a finite number.
+    #[error("command-line override: {0}")]
+    Override(Invalid),
+}
+
+/// A value out of its range: the field, and what is wrong and what to give.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{problem}")]
+pub struct Invalid {
+    /// The field it is about, when one field is.
+    pub field: Option<&'static str>,
+    pub problem: String,
+}
+
+impl Invalid {
+    fn of(field: &'static str, problem: String) -> Invalid {
+        Invalid { field: Some(field), problem }
+    }
+}
 
 impl Profile {
     /// A built-in profile by name.
     pub fn builtin(name: &str) -> Result<Profile, ProfileError> {
         match BUILTIN.iter().find(|(n, _)| *n == name) {
             Some((_, text)) => Profile::parse(text, &format!("built-in profile `{name}`")),
-            None => Err(ProfileError(format!(
-                "unknown profile `{name}` — use one of {} or the path of a profile TOML file",
-                BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
-            ))),
+            None => Err(ProfileError::Unknown {
+                name: name.to_string(),
+                known: BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+            }),
         }
     }
 
@@ -87,15 +120,13 @@ impl Profile {
     /// Parse and validate; `source` names the file in messages.
     pub fn parse(text: &str, source: &str) -> Result<Profile, ProfileError> {
         let profile: Profile = toml::from_str(text).map_err(|e| {
-            let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-            ProfileError(format!(
-                "{source}:{line}:{col}: {} — a profile has the fields of the built-in ones, each also a flag (`difyplan size --help` lists them)",
-                e.message().trim()
-            ))
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+            ProfileError::Syntax { file: source.to_string(), line, column, message: e.message().trim().to_string() }
         })?;
-        profile.validate().map_err(|msg| match field_line(text, &msg) {
-            Some(line) => ProfileError(format!("{source}:{line}: {msg}")),
-            None => ProfileError(format!("{source}: {msg}")),
+        profile.validate().map_err(|invalid| ProfileError::Field {
+            file: source.to_string(),
+            line: invalid.field.and_then(|f| field_line(text, f)),
+            invalid,
         })?;
         Ok(profile)
     }
@@ -104,23 +135,27 @@ impl Profile {
     /// `overrides` serializes to a map of profile fields (the command line's flags, `None` left
     /// out); each replaces the profile's value.
     pub fn with_overrides(&self, overrides: &impl Serialize) -> Result<Profile, ProfileError> {
-        let mut value = serde_json::to_value(self).map_err(|e| ProfileError(e.to_string()))?;
-        let patch = serde_json::to_value(overrides).map_err(|e| ProfileError(e.to_string()))?;
+        let not_a_number = || {
+            ProfileError::Override(Invalid {
+                field: None,
+                problem: "a profile override is not a finite number — pass a plain number such as 8 or 0.5".into(),
+            })
+        };
+        let mut value = serde_json::to_value(self).map_err(|_| not_a_number())?;
+        let patch = serde_json::to_value(overrides).map_err(|_| not_a_number())?;
         if let (Some(base), Some(patch)) = (value.as_object_mut(), patch.as_object()) {
             for (k, v) in patch {
                 base.insert(k.clone(), v.clone());
             }
         }
         // A non-finite override cannot pass through JSON; catch it before it becomes `null`.
-        let profile: Profile = serde_json::from_value(value).map_err(|_| {
-            ProfileError("a profile override is not a finite number — pass a plain number such as 8 or 0.5".into())
-        })?;
-        profile.validate().map_err(|msg| ProfileError(format!("command-line override: {msg}")))?;
+        let profile: Profile = serde_json::from_value(value).map_err(|_| not_a_number())?;
+        profile.validate().map_err(ProfileError::Override)?;
         Ok(profile)
     }
 
     /// Every value finite and within its meaning; the message names the field and the fix.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         let fields: [(&str, f64); 17] = [
             ("request_seconds", self.request_seconds),
             ("streaming_share", self.streaming_share),
@@ -142,14 +177,17 @@ impl Profile {
         ];
         // The name goes into every rendered file's header comment: one line of plain text.
         if self.name.chars().any(|c| c.is_control()) {
-            return Err(format!(
-                "`name` is `{}`, which holds a control character — write the name on one line, as plain text",
-                crate::safety::escape(&self.name)
+            return Err(Invalid::of(
+                "name",
+                format!(
+                    "`name` is `{}`, which holds a control character — write the name on one line, as plain text",
+                    crate::safety::escape(&self.name)
+                ),
             ));
         }
         for (name, v) in fields {
             if !v.is_finite() || v < 0.0 {
-                return Err(format!("`{name}` is {}; it must be a finite number ≥ 0", shown(v)));
+                return Err(Invalid::of(name, format!("`{name}` is {}; it must be a finite number ≥ 0", shown(v))));
             }
         }
         // Every field has a ceiling far above real workloads, so no product in the model can
@@ -165,30 +203,39 @@ impl Profile {
             ("workflow_log_bytes", self.workflow_log_bytes, 1e9),
         ] {
             if v > max {
-                return Err(format!(
-                    "`{name}` is {}, above {} — no real workload is near that; give a measured value",
-                    shown(v),
-                    shown(max)
+                return Err(Invalid::of(
+                    name,
+                    format!(
+                        "`{name}` is {}, above {} — no real workload is near that; give a measured value",
+                        shown(v),
+                        shown(max)
+                    ),
                 ));
             }
         }
         for (name, v) in [("streaming_share", self.streaming_share), ("chat_share", self.chat_share)] {
             if v > 1.0 {
-                return Err(format!("`{name}` is {}; a share lies between 0 and 1", shown(v)));
+                return Err(Invalid::of(name, format!("`{name}` is {}; a share lies between 0 and 1", shown(v))));
             }
         }
         if !(self.request_seconds >= 0.001 && self.request_seconds <= 3600.0) {
-            return Err(format!(
-                "`request_seconds` is {}; give the mean request time in seconds, between 0.001 and 3600",
-                shown(self.request_seconds)
+            return Err(Invalid::of(
+                "request_seconds",
+                format!(
+                    "`request_seconds` is {}; give the mean request time in seconds, between 0.001 and 3600",
+                    shown(self.request_seconds)
+                ),
             ));
         }
         if self.connections_mean < 1.0 || self.connections_peak < self.connections_mean {
-            return Err(format!(
-                "connections per request must satisfy 1 ≤ connections_mean ({}) ≤ connections_peak ({}); a \
-                    blocking request holds at least one connection",
-                shown(self.connections_mean),
-                shown(self.connections_peak)
+            return Err(Invalid::of(
+                "connections_mean",
+                format!(
+                    "connections per request must satisfy 1 ≤ connections_mean ({}) ≤ connections_peak ({}); a \
+                        blocking request holds at least one connection",
+                    shown(self.connections_mean),
+                    shown(self.connections_peak)
+                ),
             ));
         }
         for (name, v) in [
@@ -200,16 +247,20 @@ impl Profile {
             ("celery_task_cpu_ms", self.celery_task_cpu_ms),
         ] {
             if v > 60_000.0 {
-                return Err(format!(
-                    "`{name}` is {} ms of CPU per request; values above 60000 are not a web workload",
-                    shown(v)
+                return Err(Invalid::of(
+                    name,
+                    format!(
+                        "`{name}` is {} ms of CPU per request; values above 60000 are not a web workload",
+                        shown(v)
+                    ),
                 ));
             }
         }
         if self.api_cpu_ms_blocking + self.api_cpu_ms_streaming <= 0.0 {
-            return Err("api CPU per request is 0; every request costs the api some CPU (the measured minimum is \
-                32 ms)"
-                .into());
+            return Err(Invalid::of(
+                "api_cpu_ms_blocking",
+                "api CPU per request is 0; every request costs the api some CPU (the measured minimum is 32 ms)".into(),
+            ));
         }
         Ok(())
     }
@@ -243,16 +294,9 @@ fn shown(v: f64) -> String {
 }
 
 /// The line of the first field a validation message names (`name = …` in the file).
-fn field_line(text: &str, msg: &str) -> Option<usize> {
-    let mut names: Vec<(usize, &str)> = text
-        .lines()
-        .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim()))
-        .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-        .filter_map(|k| msg.find(k).map(|at| (at, k)))
-        .collect();
-    names.sort();
-    let (_, first) = names.first()?;
-    text.lines().position(|l| l.split_once('=').is_some_and(|(k, _)| k.trim() == *first)).map(|i| i + 1)
+/// The line of `field`'s `field = …` in a profile file.
+fn field_line(text: &str, field: &str) -> Option<usize> {
+    text.lines().position(|l| l.split_once('=').is_some_and(|(k, _)| k.trim() == field)).map(|i| i + 1)
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {

@@ -30,7 +30,7 @@ pub fn profile(spec: &str) -> Result<crate::model::profile::Profile, crate::mode
     if Profile::is_builtin(spec) || (!spec.ends_with(".toml") && !path.exists()) {
         return Profile::builtin(spec);
     }
-    let text = read_text(path).map_err(|e| ProfileError(e.to_string()))?;
+    let text = read_text(path).map_err(|e| ProfileError::Read(e.to_string()))?;
     Profile::parse(&text, &crate::safety::shown_path(path))
 }
 
