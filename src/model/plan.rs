@@ -363,6 +363,16 @@ pub fn plan(input: &PlanInput) -> Result<Plan, InputError> {
     Ok(plan)
 }
 
+/// Mean connections of one blocking request: the profile's, or 1 with the workflow logs off the
+/// request path.
+pub(super) fn blocking_connections_mean(input: &PlanInput) -> f64 {
+    if input.workflow_log_store == LogStore::Postgres {
+        input.profile.connections_mean
+    } else {
+        1.0f64.min(input.profile.connections_mean)
+    }
+}
+
 fn plan_core(input: &PlanInput) -> Plan {
     let p = &input.profile;
     let a = &input.assumptions;
@@ -372,11 +382,7 @@ fn plan_core(input: &PlanInput) -> Plan {
     // request holds its one session (the view's) and nothing more. An assumption: the measured
     // excess over one connection (1.06–1.17) is those writes. The peak, and so the pool bound,
     // is left as measured (docs/model.md §8).
-    let connections_mean = if input.workflow_log_store == LogStore::Postgres {
-        p.connections_mean
-    } else {
-        1.0f64.min(p.connections_mean)
-    };
+    let connections_mean = blocking_connections_mean(input);
     let mut cx = Ctx {
         input,
         p,
