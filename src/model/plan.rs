@@ -533,7 +533,7 @@ fn plan_core(input: &PlanInput) -> Plan {
     // The pooler is sized from the finished components (src/model/pooler.rs).
     let pooler = super::pooler::plan(input, &components, cx.cpu_target).map(|(pooler, steps)| {
         cx.rec.steps.extend(steps);
-        cx.notes.extend(super::pooler::notes(&pooler));
+        cx.notes.extend(super::pooler::notes(&pooler, input.target));
         pooler
     });
     let budget = connection_budget(&mut cx, &components, pooler.as_ref());

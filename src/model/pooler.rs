@@ -424,7 +424,7 @@ pub fn advice(input: &PlanInput, components: &[ComponentPlan], cpu_target: f64, 
 }
 
 /// Notes for a plan with the pooler.
-pub fn notes(p: &PoolerPlan) -> Vec<String> {
+pub fn notes(p: &PoolerPlan, target: Target) -> Vec<String> {
     let mut out = vec![format!(
         "PgBouncer (transaction mode) serves {}: {} client connections on {} server connections \
             ({} pod(s) × {} process(es) × default_pool_size {}). Keep SQLALCHEMY_POOL_SIZE + \
@@ -443,6 +443,14 @@ pub fn notes(p: &PoolerPlan) -> Vec<String> {
                 on any of them, so each holds the whole safety bound: {} processes × {} are budgeted.",
             p.pods * p.processes_per_pod,
             p.default_pool_size
+        ));
+    }
+    if target == Target::Kubernetes && p.pods == 1 {
+        out.push(format!(
+            "One PgBouncer pod holds the server pool, so it is counted once; while that pod restarts \
+                Dify's database connections fail for seconds. --assume pgbouncer_pods=2 keeps a second \
+                pod at the price of a second whole server pool ({} connections more).",
+            p.processes_per_pod * p.default_pool_size
         ));
     }
     if p.server_connections >= p.replaced_connections {
