@@ -10,7 +10,7 @@
 use super::assumptions::{Assumptions, EditionRules, Target};
 use super::plan::{ComponentPlan, PlanInput, Recorder};
 use super::profile::Profile;
-use super::queueing::{normal_quantile, poisson_quantile};
+use super::queueing::{normal_quantile, poisson_plus_queues_quantile, poisson_quantile};
 use crate::dify::{Component, defaults, rules};
 
 /// What every step reads: the request, its profile and assumptions, the edition's rules.
@@ -136,7 +136,14 @@ fn api_sizing(cx: &Ctx) -> ApiSizing {
         let streaming = stretched(run_seconds, p.api_cpu_ms_streaming, rho);
         let w_eff = p.blocking_share() * blocking + p.streaming_share * streaming;
         let in_flight = lambda * w_eff;
-        let pod_quantile = poisson_quantile(in_flight / replicas as f64 * a.overload_headroom, a.quantile);
+        // In one pod: the requests waiting on I/O (Poisson) and those queueing for each process's
+        // core (a processor-sharing queue per core, with its geometric tail).
+        let cpu_s = (p.blocking_share() * p.api_cpu_ms_blocking_total() + p.streaming_share * p.api_cpu_ms_streaming)
+            / 1000.0
+            / (1.0 - utilisation(rho));
+        let waiting_on_io = lambda * (w_eff - cpu_s).max(0.0) / replicas as f64 * a.overload_headroom;
+        let rho_pod = utilisation(rho * a.overload_headroom);
+        let pod_quantile = poisson_plus_queues_quantile(waiting_on_io, per_pod, rho_pod, a.quantile);
         let greenlets = pod_quantile.div_ceil(per_pod).max(1);
         if greenlets <= a.slots_per_process_max {
             let pools = api_pools(cx, greenlets, blocking, in_flight, running);
@@ -286,12 +293,14 @@ fn explain_api(cx: &mut Ctx, s: &ApiSizing) {
         "SERVER_WORKER_CONNECTIONS",
         greenlets,
         format!(
-            "ceil(Poisson({:.1}) q{} = {} in flight in one {} ÷ {per_pod} processes): its \
-                processes share one listen backlog",
-            s.in_flight / replicas as f64 * a.overload_headroom,
+            "ceil(q{} of Poisson(requests waiting on I/O) + {per_pod} processor-sharing queues at ρ {:.2} \
+                = {} in flight in one {} (mean {:.1}) ÷ {per_pod} processes): its processes share one \
+                listen backlog, each queues on its own core",
             a.quantile,
+            utilisation(s.rho * a.overload_headroom),
             s.pod_quantile,
             if cx.input.target == Target::Compose { "container" } else { "pod" },
+            s.in_flight / replicas as f64 * a.overload_headroom,
         ),
         "docs/model.md §9; quantile and overload_headroom are assumptions (--assume)",
     );
@@ -468,7 +477,11 @@ fn worker_sizing(cx: &Ctx) -> WorkerSizing {
         let run_seconds = stretched(p.request_seconds, p.worker_cpu_ms_streaming, rho);
         let task_seconds = stretched(p.celery_task_seconds, p.celery_task_cpu_ms, rho);
         let in_flight = stream_rate * run_seconds + task_rate * task_seconds;
-        let quantile = poisson_quantile(in_flight * a.overload_headroom, a.quantile);
+        // Runs and tasks waiting on I/O (Poisson) and those queueing for each worker's core.
+        let on_cpu = cpu_cores / (1.0 - utilisation(rho));
+        let waiting_on_io = (in_flight - on_cpu).max(0.0) * a.overload_headroom;
+        let rho_h = utilisation(rho * a.overload_headroom);
+        let quantile = poisson_plus_queues_quantile(waiting_on_io, workers, rho_h, a.quantile);
         let slots = quantile.div_ceil(workers).max(WORKER_CONCURRENCY_FLOOR);
         if slots <= a.slots_per_process_max {
             break (slots, run_seconds, task_seconds, in_flight, quantile);
@@ -537,11 +550,12 @@ fn explain_worker(cx: &mut Ctx, s: &WorkerSizing) {
         "CELERY_WORKER_AMOUNT",
         slots,
         format!(
-            "max({WORKER_CONCURRENCY_FLOOR}, ceil(Poisson({:.1}) q{} = {} ÷ {workers} \
-                workers)): every worker reads one broker queue",
-            s.in_flight * a.overload_headroom,
+            "max({WORKER_CONCURRENCY_FLOOR}, ceil(q{} of Poisson(runs and tasks waiting on I/O) + \
+                {workers} processor-sharing queues = {} in flight (mean {:.1}) ÷ {workers} workers)): every \
+                worker reads one broker queue and queues on its own core",
             a.quantile,
-            s.quantile
+            s.quantile,
+            s.in_flight * a.overload_headroom,
         ),
         "docs/model.md §8, §9; floor: Dify 1.16.1 .env.example (4)",
     );

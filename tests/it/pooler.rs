@@ -542,7 +542,8 @@ fn kubernetes_pgbouncer_pod_on_a_real_pgbouncer() {
     let args = ["--qps", "10", "--profile", "workflow", "--target", "kubernetes", "--pooler", "pgbouncer"];
     let mut render = vec!["render", "kubernetes"];
     render.extend_from_slice(&args[..4]);
-    render.extend_from_slice(&["--pooler", "pgbouncer", "-o", &s(dir.path())]);
+    let out = s(dir.path());
+    render.extend_from_slice(&["--pooler", "pgbouncer", "-o", &out]);
     ok(&difyplan(&render));
     let p = plan(&args);
     let pooler = &p["pooler"];
