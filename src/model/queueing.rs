@@ -26,6 +26,11 @@ pub fn poisson_quantile(mean: f64, level: f64) -> u64 {
     hi
 }
 
+/// Above these the sum of [`poisson_plus_queues_quantile`] is taken as normal: exact sums would
+/// cost thousands of terms per step, and the central limit makes the tail near-normal there.
+const EXACT_QUEUES_MAX: u64 = 8;
+const EXACT_MEAN_MAX: f64 = 2_000.0;
+
 /// Smallest `n` with P(X + Y ≤ n) ≥ `level`, X ~ Poisson(`mean`) and Y the requests in `cores`
 /// independent processor-sharing queues at utilisation `rho` each (geometric: P(Y₁ ≥ k) = ρᵏ, so
 /// Y is negative binomial). The requests a pod holds: those waiting on I/O follow the Poisson
@@ -36,8 +41,15 @@ pub fn poisson_plus_queues_quantile(mean: f64, cores: u64, rho: f64, level: f64)
         return start;
     }
     let level = level.clamp(0.0, 1.0 - 1e-12);
-    // The negative binomial's probabilities, until its tail no longer matters.
     let r = cores as f64;
+    if cores > EXACT_QUEUES_MAX || mean > EXACT_MEAN_MAX {
+        // Many queues or many requests: the sum is close to normal (its mean and variance exact).
+        let queued = r * rho / (1.0 - rho);
+        let variance = mean.max(0.0) + r * rho / ((1.0 - rho) * (1.0 - rho));
+        let n = (mean.max(0.0) + queued + normal_quantile(level) * variance.sqrt() - 1e-9).ceil().max(0.0) as u64;
+        return n.max(start);
+    }
+    // The negative binomial's probabilities, until its tail no longer matters.
     let mut pmf = vec![(1.0 - rho).powf(r)];
     let mut total = pmf[0];
     while total < 1.0 - 1e-13 && pmf.len() < 200_000 {
