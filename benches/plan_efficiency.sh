@@ -1,25 +1,30 @@
 #!/usr/bin/env bash
 # Plan efficiency (a benchmark, not a test): for each built-in profile on both targets at 10, 100,
-# 500 and 2,000 QPS, the worst-case connections a plan budgets, the connections in use on average
-# and their ratio, plus the admission factor (load the api admits before requests queue).
-# Targets (docs/model.md §10): 500 QPS on compose, workflow worst case ≤ 3,900 and benchmark ≤ 300.
+# 500 and 2,000 QPS, the worst-case connections a plan budgets without a pooler and with
+# `--pooler pgbouncer` side by side, their ratio, the server pool and the rule that set it, the
+# connections in use on average, and the admission factor (load the api admits before requests queue).
+# Targets (docs/model.md §10, docs/pooler.md): 500 QPS on compose, workflow worst case ≤ 3,900 and
+# benchmark ≤ 600; 500 QPS on Kubernetes, pooled ≤ 0.8 × unpooled for chat, workflow and agent.
 # Usage: benches/plan_efficiency.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
 bin=target/release/difyplan
-printf '%-10s %-11s %6s %12s %12s %7s %9s %8s\n' profile target qps worst_case mean_in_use ratio api_admit exit
+printf '%-10s %-11s %6s %10s %10s %7s %8s %-11s %11s %9s\n' \
+    profile target qps unpooled pooled ratio server sized_by mean_in_use api_admit
 for profile in benchmark workflow chat agent; do
     for target in compose kubernetes; do
         for qps in 10 100 500 2000; do
-            status=0
-            json=$("$bin" size --qps "$qps" --profile "$profile" --target "$target" --format json) || status=$?
-            printf '%s' "$json" | python3 -c '
+            direct=$("$bin" size --qps "$qps" --profile "$profile" --target "$target" --format json || true)
+            pooled=$("$bin" size --qps "$qps" --profile "$profile" --target "$target" --pooler pgbouncer --format json || true)
+            python3 -c '
 import json, sys
-p = json.load(sys.stdin)
-e = p["efficiency"]
-print("%-10s %-11s %6s %12d %12.1f %7.2f %9.2f %8s" % (sys.argv[1], sys.argv[2], sys.argv[3], e["worst_case_connections"], e["mean_connections_in_use"], e["ratio"], p["overload"]["api"]["factor"], sys.argv[4]))
-' "$profile" "$target" "$qps" "$status"
+d, p = json.loads(sys.argv[4]), json.loads(sys.argv[5])
+wd, wp = d["efficiency"]["worst_case_connections"], p["efficiency"]["worst_case_connections"]
+po = p["pooler"]
+print("%-10s %-11s %6s %10d %10d %7.2f %8d %-11s %11.1f %9.2f" % (sys.argv[1], sys.argv[2], sys.argv[3], wd, wp, wp / wd,
+      po["server_connections"], po["sized_by"], d["efficiency"]["mean_connections_in_use"], d["overload"]["api"]["factor"]))
+' "$profile" "$target" "$qps" "$direct" "$pooled"
         done
     done
 done

@@ -76,6 +76,14 @@ pub struct Assumptions {
     /// A forced PgBouncer `default_pool_size` (0: difyplan sizes it). A value below the safety
     /// bound is refused: such a shared pool deadlocks.
     pub pgbouncer_pool_size: u64,
+    /// Kubernetes: PgBouncer pods. One by default, so the server pool is counted once; each pod
+    /// more holds a whole server pool again (a client's nested checkout may land on any pod),
+    /// the price of a pooler that survives the loss of a pod (docs/pooler.md).
+    pub pgbouncer_pods: u64,
+    /// Kubernetes: at most this many extra pods per component during a rollout (0: no cap, the
+    /// `max_surge` share alone). A lever for large deployments, where a share of the HPA maximum
+    /// is many pods (docs/model.md §10, "Kubernetes overhead").
+    pub max_surge_pods: u64,
 }
 
 impl Default for Assumptions {
@@ -110,6 +118,8 @@ impl Default for Assumptions {
             max_connections_step: 10,
             pgbouncer_cpu_ms: 1.0,
             pgbouncer_pool_size: 0,
+            pgbouncer_pods: 1,
+            max_surge_pods: 0,
         }
     }
 }
@@ -180,6 +190,7 @@ impl Assumptions {
             ("compose_api_processes_per_container", self.compose_api_processes_per_container),
             ("slots_per_process_max", self.slots_per_process_max),
             ("max_connections_step", self.max_connections_step),
+            ("pgbouncer_pods", self.pgbouncer_pods),
         ] {
             if v == 0 {
                 return Err(format!("--assume {name}=0: must be at least 1"));

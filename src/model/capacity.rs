@@ -1,6 +1,6 @@
 //! What a deployment's settings carry at a given load: the same arithmetic `size` plans with
-//! (`load`: CPU-stretched times, per-pod quantiles of the requests in flight, one core per gevent
-//! process), fed with what the deployment really has — replicas, processes, greenlets, `-c`, and
+//! (`load`: CPU-stretched times, per-pod quantiles of the requests waiting on I/O plus one CPU
+//! queue per process, one core per gevent process), fed with what the deployment really has — replicas, processes, greenlets, `-c`, and
 //! the cores each container or pod may use. `check --qps` turns the shortfalls into findings;
 //! `calibrate --compare` prints the lines beside the measured need.
 //!
@@ -155,8 +155,9 @@ fn api(apis: &[&Deployed], load: &Load, worker_rho: f64) -> Vec<Capacity> {
         let share = running(c) / total;
         let (replicas, per_pod) = (c.replicas.value.max(1), c.processes.value.max(1));
         let lambda = load.qps * share;
-        let flight = load::api_flight(p, lambda, cpu_cores * share / running(c), per_pod, run_seconds);
-        let pod_quantile = load::pod_quantile(flight.in_flight, replicas, a);
+        let rho = cpu_cores * share / running(c);
+        let flight = load::api_flight(p, lambda, rho, run_seconds);
+        let pod_quantile = load::api_pod_quantile(p, lambda, &flight, rho, replicas, per_pod, a);
         let greenlets = c.greenlets.as_ref().map_or(1, |g| g.value);
         current += (replicas * per_pod * greenlets) as f64;
         mean += flight.in_flight;
@@ -213,7 +214,9 @@ fn worker(workers: &[&Deployed], load: &Load) -> Vec<Capacity> {
     let (p, a) = (load.profile, load.assumptions);
     let cores = load::worker_cores(p, load.qps);
     let have: f64 = workers.iter().map(|c| c.replicas.value.max(1) as f64 * cores_per_process(c)).sum();
-    let flight = load::worker_flight(p, load.qps, cores / have);
+    let rho = cores / have;
+    let flight = load::worker_flight(p, load.qps, rho);
+    let count: u64 = workers.iter().map(|c| c.replicas.value.max(1)).sum();
     let slots: u64 =
         workers.iter().map(|c| c.replicas.value.max(1) * c.concurrency.as_ref().map_or(1, |v| v.value)).sum();
     let concurrency = Capacity {
@@ -222,7 +225,7 @@ fn worker(workers: &[&Deployed], load: &Load) -> Vec<Capacity> {
         what: Measure::Slots.label().into(),
         current: slots as f64,
         needed_mean: flight.in_flight,
-        needed_peak: load::worker_quantile(flight.in_flight, a) as f64,
+        needed_peak: load::worker_quantile(cores, &flight, rho, count, a) as f64,
         setting: "CELERY_WORKER_AMOUNT (the worker's -c) or worker replicas".into(),
         current_how: workers
             .iter()

@@ -53,15 +53,71 @@ impl Admission {
     }
 }
 
+/// What the api step computes, before it is explained.
+struct ApiSizing {
+    cpu_ms: f64,
+    cpu_cores: f64,
+    by_cpu: u64,
+    processes: u64,
+    replicas: u64,
+    per_pod: u64,
+    greenlets: u64,
+    /// Utilisation of one process's core.
+    rho: f64,
+    /// A streaming request's run in a worker, CPU queueing included.
+    run_seconds: f64,
+    w_eff: f64,
+    in_flight: f64,
+    pod_quantile: u64,
+    pools: ApiPools,
+}
+
+/// The api's pools, from the safety rule and the wait target of a full process.
+struct ApiPools {
+    safety: u64,
+    wait_pool: u64,
+    max: u64,
+    hold_full: f64,
+    most_per_request: u64,
+    hold_mean: f64,
+    per_process_in_flight: f64,
+    pool: u64,
+    mean: f64,
+    shared: u64,
+}
+
 /// The api: processes from CPU, greenlets from the pod's shared backlog, pools from the rule.
 pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
+    let s = api_sizing(cx);
+    explain_api(cx, &s);
+    let a = cx.a;
+    let running = s.replicas * s.per_pod;
+    let (hpa, surge) = scaling(s.replicas, cx.input.target, cx.hpa_factor, a);
+    let admission = Admission::new(running * s.greenlets, s.in_flight);
+    let plan = component(
+        Component::Api,
+        [s.replicas, hpa, surge, s.per_pod],
+        Some(s.greenlets),
+        s.pools.pool,
+        s.pools.max,
+        s.pools.mean,
+        Some(s.pools.shared),
+        s.per_pod as f64,
+        s.per_pod * a.process_memory_mib,
+    );
+    (plan, admission)
+}
+
+/// The api's numbers: processes from CPU, then pods and greenlets until one process admits no
+/// more than `slots_per_process_max`, then the pools.
+fn api_sizing(cx: &Ctx) -> ApiSizing {
     let (p, a, lambda) = (cx.p, cx.a, cx.lambda);
     let cpu_ms = p.api_cpu_ms();
     let cpu_cores = load::api_cores(p, lambda);
     let by_cpu = ceil_clean(cpu_cores / cx.cpu_target).max(1);
     let mut processes = by_cpu.max(cx.rules.min_replicas);
     let run_seconds = load::run_seconds(p, worker_utilisation(cx));
-    let (replicas, per_pod, greenlets, blocking, w_eff, in_flight, pod_quantile) = loop {
+    loop {
         let (replicas, per_pod) = split_into_pods(
             processes,
             cx.rules.min_replicas,
@@ -71,24 +127,96 @@ pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
         );
         let running = replicas * per_pod;
         let rho = cpu_cores / running as f64;
-        let flight = load::api_flight(p, lambda, rho, per_pod, run_seconds);
+        let flight = load::api_flight(p, lambda, rho, run_seconds);
         let (blocking, w_eff, in_flight) = (flight.blocking_seconds, flight.seconds, flight.in_flight);
-        let pod_quantile = load::pod_quantile(in_flight, replicas, a);
+        let pod_quantile = load::api_pod_quantile(p, lambda, &flight, rho, replicas, per_pod, a);
         let greenlets = pod_quantile.div_ceil(per_pod).max(1);
         if greenlets <= a.slots_per_process_max {
-            break (replicas, per_pod, greenlets, blocking, w_eff, in_flight, pod_quantile);
+            let pools = api_pools(cx, greenlets, blocking, in_flight, running);
+            return ApiSizing {
+                cpu_ms,
+                cpu_cores,
+                by_cpu,
+                processes,
+                replicas,
+                per_pod,
+                greenlets,
+                rho,
+                run_seconds,
+                w_eff,
+                in_flight,
+                pod_quantile,
+                pools,
+            };
         }
         // One process cannot admit that many: more processes share the backlog.
         let total = poisson_quantile(in_flight * a.overload_headroom, a.quantile);
         processes = (processes + 1).max(total.div_ceil(a.slots_per_process_max));
-    };
+    }
+}
+
+/// The api's per-process pool: the larger of the safety rule and the wait target of a process
+/// whose greenlets are all busy; the usual size below it; the mean in use.
+fn api_pools(cx: &Ctx, greenlets: u64, blocking: f64, in_flight: f64, running: u64) -> ApiPools {
+    let (p, a) = (cx.p, cx.a);
+    let per_process_in_flight = in_flight / running as f64;
+    let peak = p.connections_peak.ceil() as u64;
+    let chat = p.chat_share > 0.0;
+    let safety = api_safety(cx, greenlets);
+    let stream_hold = (a.streaming_start_hold_seconds / p.request_seconds).min(1.0);
+    // What one busy greenlet holds: a blocking request 1 and, for a share of its time, a nested
+    // second; a streaming request 2 while it starts. The mean and second moment of that mix.
+    let nested = (cx.connections_mean - 1.0).max(0.0);
+    let (b, st) = (p.blocking_share(), p.streaming_share);
+    let hold_full = b * (1.0 + nested) + st * 2.0 * stream_hold;
+    let hold_square = b * (1.0 + 3.0 * nested) + st * 4.0 * stream_hold;
+    // Checkouts one request may hold at once: the measured peak, and a third short one for chat.
+    let most_per_request = peak + u64::from(chat);
+    let wait_pool = quantile_of_sum(greenlets, hold_full, hold_square, a.quantile).min(greenlets * most_per_request);
+    let max = safety.max(wait_pool);
+    let hold_mean = b * cx.connections_mean + st * stream_hold;
+    let pool = usual_pool(per_process_in_flight, hold_mean, max);
+    // A blocking request holds its session for its own time in flight; a streaming one only at
+    // its start.
+    let mean =
+        cx.lambda * (b * blocking * cx.connections_mean + st * a.streaming_start_hold_seconds.min(p.request_seconds));
+    let shared = api_safety(cx, poisson_quantile(in_flight, a.quantile));
+    ApiPools {
+        safety,
+        wait_pool,
+        max,
+        hold_full,
+        most_per_request,
+        hold_mean,
+        per_process_in_flight,
+        pool,
+        mean,
+        shared,
+    }
+}
+/// The api's safety rule for `admitted` requests: chat apps the measured 2 × the admitted
+/// requests, + 1 as the classic bound for three nested checkouts (a simulated chat pool of
+/// exactly 2 × deadlocked once its CPU saturated); workflow apps admitted × (peak − 1) + 1.
+fn api_safety(cx: &Ctx, admitted: u64) -> u64 {
+    if cx.p.chat_share > 0.0 {
+        rules::chat_pool(admitted, cx.a.chat_pool_factor) + 1
+    } else {
+        rules::deadlock_free_pool(admitted, cx.p.connections_peak.ceil() as u64)
+    }
+}
+
+/// The api step's derivations, each value with its formula and source.
+fn explain_api(cx: &mut Ctx, s: &ApiSizing) {
+    let (p, a, lambda) = (cx.p, cx.a, cx.lambda);
+    let (cpu_cores, per_pod, replicas, greenlets) = (s.cpu_cores, s.per_pod, s.replicas, s.greenlets);
     let running = replicas * per_pod;
     cx.rec.note(
         "api.cpu_cores",
         fmt2(cpu_cores),
         format!(
-            "λ × CPU = {lambda} × {cpu_ms:.1} ms (blocking {} ms + {} ms × {} s of wait, × {:.2}; \
+            "λ × CPU = {lambda} × {:.1} ms (blocking {} ms + {} ms × {} s of wait, × {:.2}; \
                 streaming {} ms × {:.2})",
+            s.cpu_ms,
             p.api_cpu_ms_blocking,
             p.api_cpu_ms_per_wait_second,
             p.request_seconds,
@@ -102,8 +230,8 @@ pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
         "api.processes",
         running,
         format!(
-            "max(ceil({cpu_cores:.2} cores ÷ {} target) = {by_cpu}, {} edition minimum) — one gevent process per core",
-            cx.cpu_target, cx.rules.min_replicas
+            "max(ceil({cpu_cores:.2} cores ÷ {} target) = {}, {} edition minimum) — one gevent process per core",
+            cx.cpu_target, s.by_cpu, cx.rules.min_replicas
         ),
         "docs/model.md §5; target from the edition",
     );
@@ -113,8 +241,8 @@ pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
         match cx.input.target {
             Target::Compose => format!(
                 "{replicas} containers (at least the edition's {}, at most {} processes each) × \
-                    ceil({processes} ÷ {replicas})",
-                cx.rules.min_replicas, a.compose_api_processes_per_container
+                    ceil({} ÷ {replicas})",
+                cx.rules.min_replicas, a.compose_api_processes_per_container, s.processes
             ),
             Target::Kubernetes => {
                 format!(
@@ -125,17 +253,17 @@ pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
         },
         "edition; --assume api_processes_per_pod=, compose_api_processes_per_container=",
     );
+    let rho = utilisation(s.rho);
     cx.rec.note(
         "api.time_in_flight",
-        format!("{w_eff:.3} s"),
+        format!("{:.3} s", s.w_eff),
         format!(
-            "blocking: W + CPU × ρ/(1 − ρ) ÷ processes sharing the backlog = {} s + {:.3} s × {:.2}/(1 \
-                − {:.2}) ÷ {per_pod}; streaming: the run's time in a worker, {run_seconds:.3} s; mixed \
-                {:.2} : {:.2} — a busy gevent process keeps a request longer by its CPU queueing",
+            "blocking: W + CPU × ρ/(1 − ρ) = {} s + {:.3} s × {rho:.2}/(1 − {rho:.2}); streaming: the run's \
+                time in a worker, {:.3} s; mixed {:.2} : {:.2} — a busy gevent process keeps a request \
+                longer by its CPU queueing, each process on its own core",
             p.request_seconds,
             p.api_cpu_ms_blocking_total() / 1000.0,
-            utilisation(cpu_cores / running as f64),
-            utilisation(cpu_cores / running as f64),
+            s.run_seconds,
             p.blocking_share(),
             p.streaming_share
         ),
@@ -143,96 +271,58 @@ pub(super) fn api(cx: &mut Ctx) -> (ComponentPlan, Admission) {
     );
     cx.rec.note(
         "api.in_flight_mean",
-        fmt1(in_flight),
-        format!("λ × time in flight = {lambda} × {w_eff:.3} s"),
+        fmt1(s.in_flight),
+        format!("λ × time in flight = {lambda} × {:.3} s", s.w_eff),
         "Little's law, docs/model.md §5",
     );
     cx.rec.note(
         "SERVER_WORKER_CONNECTIONS",
         greenlets,
         format!(
-            "ceil(Poisson({:.1}) q{} = {pod_quantile} in flight in one {} ÷ {per_pod} processes): its \
-                processes share one listen backlog",
-            in_flight / replicas as f64 * a.overload_headroom,
+            "ceil(q{} of Poisson(requests waiting on I/O) + {per_pod} processor-sharing queues at ρ {:.2} \
+                = {} in flight in one {} (mean {:.1}) ÷ {per_pod} processes): its processes share one \
+                listen backlog, each queues on its own core",
             a.quantile,
+            utilisation(s.rho * a.overload_headroom),
+            s.pod_quantile,
             if cx.input.target == Target::Compose { "container" } else { "pod" },
+            s.in_flight / replicas as f64 * a.overload_headroom,
         ),
         "docs/model.md §9; quantile and overload_headroom are assumptions (--assume)",
     );
-
-    // Pools: the safety rule, then the wait target of a full process.
-    let peak = p.connections_peak.ceil() as u64;
+    let pools = &s.pools;
     let chat = p.chat_share > 0.0;
-    let safety = |admitted: u64| {
-        // Chat: the measured 2 × the admitted requests, + 1 as the classic bound for three nested
-        // checkouts (a simulated chat pool of exactly 2 × deadlocked once its CPU saturated).
-        if chat {
-            rules::chat_pool(admitted, a.chat_pool_factor) + 1
-        } else {
-            rules::deadlock_free_pool(admitted, peak)
-        }
-    };
-    let stream_hold = (a.streaming_start_hold_seconds / p.request_seconds).min(1.0);
-    // What one busy greenlet holds: a blocking request 1 and, for a share of its time, a nested
-    // second; a streaming request 2 while it starts. The mean and second moment of that mix.
-    let nested = (cx.connections_mean - 1.0).max(0.0);
-    let (b, st) = (p.blocking_share(), p.streaming_share);
-    let hold_full = b * (1.0 + nested) + st * 2.0 * stream_hold;
-    let hold_square = b * (1.0 + 3.0 * nested) + st * 4.0 * stream_hold;
-    // Checkouts one request may hold at once: the measured peak, and a third short one for chat.
-    let most_per_request = peak + u64::from(chat);
-    let wait_pool = quantile_of_sum(greenlets, hold_full, hold_square, a.quantile).min(greenlets * most_per_request);
-    let max = safety(greenlets).max(wait_pool);
     cx.rec.note(
         "api pool (SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW)",
-        max,
+        pools.max,
         format!(
-            "max({} by the safety rule, {wait_pool} for the wait target) — safety: {}; wait target: \
-                the q{} of the connections {greenlets} busy greenlets hold (mean {:.1}: {hold_full:.3} \
-                each; normal approximation), at most {most_per_request} each",
-            safety(greenlets),
+            "max({} by the safety rule, {} for the wait target) — safety: {}; wait target: \
+                the q{} of the connections {greenlets} busy greenlets hold (mean {:.1}: {:.3} \
+                each; normal approximation), at most {} each",
+            pools.safety,
+            pools.wait_pool,
             if chat {
                 format!("{} × {greenlets} greenlets + 1, chat apps nest a third checkout", a.chat_pool_factor)
             } else {
                 format!("{greenlets} greenlets × ({} peak − 1) + 1", p.connections_peak)
             },
             a.quantile,
-            greenlets as f64 * hold_full,
+            greenlets as f64 * pools.hold_full,
+            pools.hold_full,
+            pools.most_per_request,
         ),
         "measured, docs/model.md §8, §9",
     );
-    let hold_mean = p.blocking_share() * cx.connections_mean + p.streaming_share * stream_hold;
-    let per_process_in_flight = in_flight / running as f64;
-    let pool = usual_pool(per_process_in_flight, hold_mean, max);
     cx.rec.note(
         "SQLALCHEMY_POOL_SIZE",
-        pool,
+        pools.pool,
         format!(
-            "ceil({per_process_in_flight:.2} in flight per process × {hold_mean:.3} connections each), \
-                at most {max}: what a process usually holds stays open, the rest is overflow"
+            "ceil({:.2} in flight per process × {:.3} connections each), at most {}: what a process \
+                usually holds stays open, the rest is overflow",
+            pools.per_process_in_flight, pools.hold_mean, pools.max
         ),
         "docs/model.md §8",
     );
-    // A blocking request holds its session for its own time in flight; a streaming one only at
-    // its start.
-    let mean = lambda
-        * (p.blocking_share() * blocking * cx.connections_mean
-            + p.streaming_share * a.streaming_start_hold_seconds.min(p.request_seconds));
-    let shared = safety(poisson_quantile(in_flight, a.quantile));
-    let (hpa, surge) = scaling(replicas, cx.input.target, cx.hpa_factor, a);
-    let admission = Admission::new(running * greenlets, in_flight);
-    let plan = component(
-        Component::Api,
-        [replicas, hpa, surge, per_pod],
-        Some(greenlets),
-        pool,
-        max,
-        mean,
-        Some(shared),
-        per_pod as f64,
-        per_pod * a.process_memory_mib,
-    );
-    (plan, admission)
 }
 
 /// api_websocket (the `collaboration` profile): the edition's replicas, an assumed small pool.
@@ -278,9 +368,90 @@ fn worker_utilisation(cx: &Ctx) -> f64 {
     cores / workers as f64
 }
 
+/// What the worker step computes, before it is explained.
+struct WorkerSizing {
+    stream_rate: f64,
+    task_rate: f64,
+    cpu_cores: f64,
+    by_cpu: u64,
+    workers: u64,
+    slots: u64,
+    run_seconds: f64,
+    task_seconds: f64,
+    in_flight: f64,
+    quantile: u64,
+    holds: SlotHolds,
+    chat: bool,
+    safety: u64,
+    max: u64,
+    pool: u64,
+    mean: f64,
+}
+
+/// What one busy worker slot holds, by the kind of work in it: the shares of chat runs,
+/// workflow runs and tasks among the slots, and the mean and second moment of the connections
+/// a slot holds. Shares come from the profile alone, so they do not wobble with the QPS through
+/// floating-point noise.
+pub(super) struct SlotHolds {
+    pub chat_runs: f64,
+    pub workflow_runs: f64,
+    pub tasks: f64,
+    pub mean: f64,
+    pub square: f64,
+}
+
+/// [`SlotHolds`] of the profile: a chat run holds 1 and a nested second for a share of its time,
+/// a workflow run about `worker_workflow_connections_per_run`, a task 1. With no work of the
+/// profile's in the worker, its slots run Dify's own tasks (indexing, mail, schedules).
+pub(super) fn slot_holds(p: &Profile, a: &Assumptions, connections_mean: f64) -> SlotHolds {
+    let per_request = p.streaming_share * p.request_seconds + p.celery_tasks * p.celery_task_seconds;
+    let share = |x: f64| if per_request > 0.0 { x / per_request } else { 0.0 };
+    let chat_runs = share(p.streaming_share * p.request_seconds * p.chat_share);
+    let workflow_runs = share(p.streaming_share * p.request_seconds * (1.0 - p.chat_share));
+    let tasks = if per_request > 0.0 { share(p.celery_tasks * p.celery_task_seconds) } else { 1.0 };
+    let nested = (connections_mean - 1.0).max(0.0);
+    let wf = a.worker_workflow_connections_per_run;
+    SlotHolds {
+        chat_runs,
+        workflow_runs,
+        tasks,
+        mean: chat_runs * connections_mean + workflow_runs * wf + tasks,
+        square: chat_runs * (1.0 + 3.0 * nested) + workflow_runs * wf + tasks,
+    }
+}
+
 /// The Celery worker (gevent pool): workers from CPU, `-c` from the one broker queue they all
 /// read, a pool of 2 × `-c` where chat runs stream through it.
 pub(super) fn worker(cx: &mut Ctx) -> (ComponentPlan, Admission) {
+    let s = worker_sizing(cx);
+    explain_worker(cx, &s);
+    let a = cx.a;
+    if cx.p.streaming_share > 0.0 && s.chat {
+        cx.notes.push(
+            "The Celery worker under gevent may ignore SQLALCHEMY_POOL_SIZE (langgenius/dify#30536, \
+            open): watch its connections after a deploy."
+                .into(),
+        );
+    }
+    let (hpa, surge) = scaling(s.workers, cx.input.target, cx.hpa_factor, a);
+    let admission = Admission::new(s.workers * s.slots, s.in_flight);
+    let plan = component(
+        Component::Worker,
+        [s.workers, hpa, surge, 1],
+        Some(s.slots),
+        s.pool,
+        s.max,
+        s.mean,
+        None,
+        1.0,
+        a.process_memory_mib,
+    );
+    (plan, admission)
+}
+
+/// The worker's numbers: workers from CPU, then `-c` until one worker runs no more than
+/// `slots_per_process_max`, then the pool.
+fn worker_sizing(cx: &Ctx) -> WorkerSizing {
     let (p, a, lambda) = (cx.p, cx.a, cx.lambda);
     let stream_rate = lambda * p.streaming_share;
     let task_rate = lambda * p.celery_tasks;
@@ -289,19 +460,59 @@ pub(super) fn worker(cx: &mut Ctx) -> (ComponentPlan, Admission) {
         let rho = cpu_cores / workers as f64;
         let flight = load::worker_flight(p, lambda, rho);
         let (run_seconds, task_seconds, in_flight) = (flight.run_seconds, flight.task_seconds, flight.in_flight);
-        let quantile = load::worker_quantile(in_flight, a);
+        let quantile = load::worker_quantile(cpu_cores, &flight, rho, workers, a);
         let slots = quantile.div_ceil(workers).max(WORKER_CONCURRENCY_FLOOR);
         if slots <= a.slots_per_process_max {
             break (slots, run_seconds, task_seconds, in_flight, quantile);
         }
         workers = (workers + 1).max(quantile.div_ceil(a.slots_per_process_max));
     };
+    let holds = slot_holds(p, a, cx.connections_mean);
+    let chat = holds.chat_runs > 0.0;
+    // The wait target of a full worker: what its slots hold at once.
+    let wait_pool = quantile_of_sum(slots, holds.mean, holds.square, a.quantile).min(slots * 2);
+    let safety = if chat {
+        // Any slot may hold a chat run, which nests a second checkout: 2 × -c + 1.
+        rules::chat_pool(slots, a.worker_chat_pool_factor) + 1
+    } else {
+        ceil_clean(slots as f64 * (holds.workflow_runs * a.worker_workflow_connections_per_run + holds.tasks)).max(2)
+    };
+    let max = safety.max(wait_pool);
+    let pool = usual_pool(in_flight / workers as f64, holds.mean, max);
+    let stream_in_flight = stream_rate * run_seconds;
+    let mean = stream_in_flight * p.chat_share * cx.connections_mean
+        + stream_in_flight * (1.0 - p.chat_share) * a.worker_workflow_connections_per_run
+        + task_rate * task_seconds;
+    WorkerSizing {
+        stream_rate,
+        task_rate,
+        cpu_cores,
+        by_cpu,
+        workers,
+        slots,
+        run_seconds,
+        task_seconds,
+        in_flight,
+        quantile,
+        holds,
+        chat,
+        safety,
+        max,
+        pool,
+        mean,
+    }
+}
+
+/// The worker step's derivations.
+fn explain_worker(cx: &mut Ctx, s: &WorkerSizing) {
+    let a = cx.a;
+    let (slots, workers) = (s.slots, s.workers);
     cx.rec.note(
         "worker.in_flight_mean",
-        fmt1(in_flight),
+        fmt1(s.in_flight),
         format!(
-            "streaming runs {stream_rate:.1}/s × {run_seconds:.3} s + tasks {task_rate:.1}/s × \
-                {task_seconds:.3} s (CPU queueing included)"
+            "streaming runs {:.1}/s × {:.3} s + tasks {:.1}/s × {:.3} s (CPU queueing included)",
+            s.stream_rate, s.run_seconds, s.task_rate, s.task_seconds
         ),
         "Little's law; streaming runs execute in the worker, docs/model.md §8",
     );
@@ -309,9 +520,8 @@ pub(super) fn worker(cx: &mut Ctx) -> (ComponentPlan, Admission) {
         "worker.replicas",
         workers,
         format!(
-            "max(ceil({cpu_cores:.2} cores ÷ {}) = {by_cpu}, {} edition minimum) — one gevent process \
-                per worker, one core",
-            cx.cpu_target, cx.rules.min_replicas
+            "max(ceil({:.2} cores ÷ {}) = {}, {} edition minimum) — one gevent process per worker, one core",
+            s.cpu_cores, cx.cpu_target, s.by_cpu, cx.rules.min_replicas
         ),
         "docs/model.md §5",
     );
@@ -319,41 +529,20 @@ pub(super) fn worker(cx: &mut Ctx) -> (ComponentPlan, Admission) {
         "CELERY_WORKER_AMOUNT",
         slots,
         format!(
-            "max({WORKER_CONCURRENCY_FLOOR}, ceil(Poisson({:.1}) q{} = {quantile} ÷ {workers} \
-                workers)): every worker reads one broker queue",
-            in_flight * a.overload_headroom,
-            a.quantile
+            "max({WORKER_CONCURRENCY_FLOOR}, ceil(q{} of Poisson(runs and tasks waiting on I/O) + \
+                {workers} processor-sharing queues = {} in flight (mean {:.1}) ÷ {workers} workers)): every \
+                worker reads one broker queue and queues on its own core",
+            a.quantile,
+            s.quantile,
+            s.in_flight * a.overload_headroom,
         ),
         "docs/model.md §8, §9; floor: Dify 1.16.1 .env.example (4)",
     );
-    // What one slot holds, by the kind of work in it (shares from the profile alone, so they do
-    // not wobble with the QPS through floating-point noise).
-    let per_request = p.streaming_share * p.request_seconds + p.celery_tasks * p.celery_task_seconds;
-    let share = |x: f64| if per_request > 0.0 { x / per_request } else { 0.0 };
-    let chat_runs = share(p.streaming_share * p.request_seconds * p.chat_share);
-    let workflow_runs = share(p.streaming_share * p.request_seconds * (1.0 - p.chat_share));
-    // With no work of the profile's in the worker, its slots run Dify's own tasks (indexing,
-    // mail, schedules): one connection each.
-    let tasks = if per_request > 0.0 { share(p.celery_tasks * p.celery_task_seconds) } else { 1.0 };
-    let chat = chat_runs > 0.0;
-    // The wait target of a full worker: what its slots hold at once, a chat run 1 and a nested
-    // second for a share of its time, a workflow run 1 for about half of it, a task 1.
-    let nested = (cx.connections_mean - 1.0).max(0.0);
-    let wf = a.worker_workflow_connections_per_run;
-    let held_each = chat_runs * cx.connections_mean + workflow_runs * wf + tasks;
-    let held_square = chat_runs * (1.0 + 3.0 * nested) + workflow_runs * wf + tasks;
-    let wait_pool = quantile_of_sum(slots, held_each, held_square, a.quantile).min(slots * 2);
-    let safety = if chat {
-        // Any slot may hold a chat run, which nests a second checkout: 2 × -c + 1.
-        rules::chat_pool(slots, a.worker_chat_pool_factor) + 1
-    } else {
-        ceil_clean(slots as f64 * (workflow_runs * wf + tasks)).max(2)
-    };
-    let max = safety.max(wait_pool);
+    debug_assert!(s.max >= s.safety);
     cx.rec.note(
         "worker pool (per process)",
-        max,
-        if chat {
+        s.max,
+        if s.chat {
             format!(
                 "{} × {slots} + 1: a chat run holds a connection throughout and nests a second at its \
                     start and end; -c + 10% deadlocked under overload, 2 × -c queued",
@@ -361,39 +550,13 @@ pub(super) fn worker(cx: &mut Ctx) -> (ComponentPlan, Admission) {
             )
         } else {
             format!(
-                "ceil({slots} × ({workflow_runs:.2} workflow runs × {} + {tasks:.2} tasks × 1)), at least \
+                "ceil({slots} × ({:.2} workflow runs × {} + {:.2} tasks × 1)), at least \
                     2: workflow runs hold connections only for moments",
-                a.worker_workflow_connections_per_run
+                s.holds.workflow_runs, a.worker_workflow_connections_per_run, s.holds.tasks
             )
         },
         "measured, docs/model.md §8, §9",
     );
-    let pool = usual_pool(in_flight / workers as f64, held_each, max);
-    let stream_in_flight = stream_rate * run_seconds;
-    let mean = stream_in_flight * p.chat_share * cx.connections_mean
-        + stream_in_flight * (1.0 - p.chat_share) * a.worker_workflow_connections_per_run
-        + task_rate * task_seconds;
-    let (hpa, surge) = scaling(workers, cx.input.target, cx.hpa_factor, a);
-    if p.streaming_share > 0.0 && chat {
-        cx.notes.push(
-            "The Celery worker under gevent may ignore SQLALCHEMY_POOL_SIZE (langgenius/dify#30536, \
-            open): watch its connections after a deploy."
-                .into(),
-        );
-    }
-    let admission = Admission::new(workers * slots, in_flight);
-    let plan = component(
-        Component::Worker,
-        [workers, hpa, surge, 1],
-        Some(slots),
-        pool,
-        max,
-        mean,
-        None,
-        1.0,
-        a.process_memory_mib,
-    );
-    (plan, admission)
 }
 
 /// worker_beat: one scheduler process, its own small pool (compose would give it the api's).
@@ -512,13 +675,15 @@ fn split_into_pods(
     }
 }
 
-/// HPA maximum and surge for a scalable component.
+/// HPA maximum and surge for a scalable component: the surge a share of the HPA maximum, at
+/// most `max_surge_pods` when that is set.
 fn scaling(replicas: u64, target: Target, hpa_factor: f64, a: &Assumptions) -> (u64, u64) {
     match target {
         Target::Compose => (replicas, 0),
         Target::Kubernetes => {
             let max = ((replicas as f64 * hpa_factor).ceil() as u64).max(replicas);
-            (max, (max as f64 * a.max_surge).ceil() as u64)
+            let surge = (max as f64 * a.max_surge).ceil() as u64;
+            (max, if a.max_surge_pods > 0 { surge.min(a.max_surge_pods) } else { surge })
         }
     }
 }

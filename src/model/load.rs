@@ -4,7 +4,7 @@
 
 use super::assumptions::Assumptions;
 use super::profile::Profile;
-use super::queueing::poisson_quantile;
+use super::queueing::poisson_plus_queues_quantile;
 
 /// A gevent process is never counted above this utilisation when its requests' time is
 /// stretched by CPU queueing (the stretch 1 / (1 − ρ) grows without bound towards 1).
@@ -16,13 +16,13 @@ pub fn utilisation(rho: f64) -> f64 {
 }
 
 /// A request's time in a gevent process whose core runs at utilisation `rho`: its CPU part
-/// waits behind the other greenlets', about CPU × ρ/(1 − ρ) more (processor sharing). A process
-/// busy on its CPU does not accept, so where `sharing` processes share one listen backlog most
-/// of that wait moves into the backlog, holding no greenlet: the stretch is divided among them
-/// (an approximation, checked by the simulation).
-pub fn stretched(seconds: f64, cpu_ms: f64, rho: f64, sharing: u64) -> f64 {
+/// waits behind the other greenlets', about CPU × ρ/(1 − ρ) more (processor sharing). Each
+/// process queues on its own core: processes sharing a listen backlog do not share that wait
+/// (dividing it among them understated the greenlets a CPU-heavy pod needs, shown by the
+/// simulation; docs/model.md §9).
+pub fn stretched(seconds: f64, cpu_ms: f64, rho: f64) -> f64 {
     let rho = utilisation(rho);
-    seconds + cpu_ms / 1000.0 * rho / (1.0 - rho) / sharing.max(1) as f64
+    seconds + cpu_ms / 1000.0 * rho / (1.0 - rho)
 }
 
 /// The api's CPU cores at `lambda` requests per second.
@@ -42,7 +42,7 @@ pub fn plugin_cores(p: &Profile, lambda: f64) -> f64 {
 
 /// A streaming run's time in a worker whose core runs at `worker_rho`, CPU queueing included.
 pub fn run_seconds(p: &Profile, worker_rho: f64) -> f64 {
-    stretched(p.request_seconds, p.worker_cpu_ms_streaming, worker_rho, 1)
+    stretched(p.request_seconds, p.worker_cpu_ms_streaming, worker_rho)
 }
 
 /// How long the api holds a request's greenlet, and how many are held on average.
@@ -56,23 +56,37 @@ pub struct ApiFlight {
     pub in_flight: f64,
 }
 
-/// The api's requests in flight at `lambda` when its processes run at `rho` and `per_pod` of
-/// them share a pod's listen backlog; a streaming request holds its greenlet for its run's
-/// `run_seconds` in a worker.
-pub fn api_flight(p: &Profile, lambda: f64, rho: f64, per_pod: u64, run_seconds: f64) -> ApiFlight {
+/// The api's requests in flight at `lambda` when each of its processes runs its core at `rho`;
+/// a streaming request holds its greenlet for its run's `run_seconds` in a worker.
+pub fn api_flight(p: &Profile, lambda: f64, rho: f64, run_seconds: f64) -> ApiFlight {
     // A blocking request waits in the api for its CPU behind its process's other greenlets;
     // a streaming request holds its greenlet while its run executes in a worker, which
     // stretches the run's CPU the same way.
-    let blocking = stretched(p.request_seconds, p.api_cpu_ms_blocking_total(), rho, per_pod);
-    let streaming = stretched(run_seconds, p.api_cpu_ms_streaming, rho, per_pod);
+    let blocking = stretched(p.request_seconds, p.api_cpu_ms_blocking_total(), rho);
+    let streaming = stretched(run_seconds, p.api_cpu_ms_streaming, rho);
     let seconds = p.blocking_share() * blocking + p.streaming_share * streaming;
     ApiFlight { blocking_seconds: blocking, seconds, in_flight: lambda * seconds }
 }
 
-/// The requests in flight one pod of `replicas` must admit at once: the `quantile` of its share,
-/// with the overload headroom.
-pub fn pod_quantile(in_flight: f64, replicas: u64, a: &Assumptions) -> u64 {
-    poisson_quantile(in_flight / replicas as f64 * a.overload_headroom, a.quantile)
+/// The requests one pod of `replicas` must admit at once, its `per_pod` processes sharing the
+/// pod's listen backlog: the `quantile` of the requests waiting on I/O (Poisson) plus one CPU
+/// queue per process (processor sharing on its own core, a geometric tail), with the overload
+/// headroom.
+pub fn api_pod_quantile(
+    p: &Profile,
+    lambda: f64,
+    flight: &ApiFlight,
+    rho: f64,
+    replicas: u64,
+    per_pod: u64,
+    a: &Assumptions,
+) -> u64 {
+    let cpu_s = (p.blocking_share() * p.api_cpu_ms_blocking_total() + p.streaming_share * p.api_cpu_ms_streaming)
+        / 1000.0
+        / (1.0 - utilisation(rho));
+    let waiting_on_io = lambda * (flight.seconds - cpu_s).max(0.0) / replicas as f64 * a.overload_headroom;
+    let rho_pod = utilisation(rho * a.overload_headroom);
+    poisson_plus_queues_quantile(waiting_on_io, per_pod, rho_pod, a.quantile)
 }
 
 /// The workers' runs and tasks in flight.
@@ -85,15 +99,20 @@ pub struct WorkerFlight {
 
 /// The streaming runs and Celery tasks in flight at `lambda` when the workers run at `rho`.
 pub fn worker_flight(p: &Profile, lambda: f64, rho: f64) -> WorkerFlight {
-    let run_seconds = stretched(p.request_seconds, p.worker_cpu_ms_streaming, rho, 1);
-    let task_seconds = stretched(p.celery_task_seconds, p.celery_task_cpu_ms, rho, 1);
+    let run_seconds = stretched(p.request_seconds, p.worker_cpu_ms_streaming, rho);
+    let task_seconds = stretched(p.celery_task_seconds, p.celery_task_cpu_ms, rho);
     let in_flight = lambda * p.streaming_share * run_seconds + lambda * p.celery_tasks * task_seconds;
     WorkerFlight { run_seconds, task_seconds, in_flight }
 }
 
-/// The runs and tasks every worker together must admit at once: they all read one broker queue.
-pub fn worker_quantile(in_flight: f64, a: &Assumptions) -> u64 {
-    poisson_quantile(in_flight * a.overload_headroom, a.quantile)
+/// The runs and tasks `workers` workers (one core each, at `rho`, needing `cpu_cores` in all)
+/// must admit at once, all reading one broker queue: those waiting on I/O (Poisson) plus each
+/// worker's own CPU queue, with the overload headroom.
+pub fn worker_quantile(cpu_cores: f64, flight: &WorkerFlight, rho: f64, workers: u64, a: &Assumptions) -> u64 {
+    let on_cpu = cpu_cores / (1.0 - utilisation(rho));
+    let waiting_on_io = (flight.in_flight - on_cpu).max(0.0) * a.overload_headroom;
+    let rho_h = utilisation(rho * a.overload_headroom);
+    poisson_plus_queues_quantile(waiting_on_io, workers, rho_h, a.quantile)
 }
 
 #[cfg(test)]
@@ -102,11 +121,10 @@ mod tests {
 
     #[test]
     fn stretch_by_hand() {
-        // 100 ms of CPU at ρ 0.5: 100 ms more, shared by two processes: 50 ms.
-        assert!((stretched(1.0, 100.0, 0.5, 1) - 1.1).abs() < 1e-12);
-        assert!((stretched(1.0, 100.0, 0.5, 2) - 1.05).abs() < 1e-12);
+        // 100 ms of CPU at ρ 0.5: 100 ms more.
+        assert!((stretched(1.0, 100.0, 0.5) - 1.1).abs() < 1e-12);
         // Saturated or undefined utilisation is held at the ceiling, never infinite.
-        assert!(stretched(1.0, 100.0, 7.0, 1).is_finite());
+        assert!(stretched(1.0, 100.0, 7.0).is_finite());
         assert_eq!(utilisation(f64::NAN), MAX_UTILISATION);
     }
 
@@ -116,8 +134,9 @@ mod tests {
         let a = Assumptions::default();
         let mut last = 0;
         for qps in [1.0, 10.0, 50.0, 100.0, 400.0] {
-            let f = api_flight(&p, qps, api_cores(&p, qps) / 8.0, 4, run_seconds(&p, 0.5));
-            let q = pod_quantile(f.in_flight, 2, &a);
+            let rho = api_cores(&p, qps) / 8.0;
+            let f = api_flight(&p, qps, rho, run_seconds(&p, 0.5));
+            let q = api_pod_quantile(&p, qps, &f, rho, 2, 4, &a);
             assert!(q >= last, "{qps}: {q} < {last}");
             last = q;
         }

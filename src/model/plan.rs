@@ -109,6 +109,9 @@ pub struct Plan {
     pub redis: RedisPlan,
     /// Present when a fixed cap cannot hold the plan.
     pub shortfall: Option<Shortfall>,
+    /// Kubernetes: how much of the worst case the HPA maximum and the surge add, and the levers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubernetes_overhead: Option<KubernetesOverhead>,
     /// PgBouncer in front of the api and worker, when planned (`--pooler pgbouncer`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pooler: Option<super::pooler::PoolerPlan>,
@@ -290,6 +293,98 @@ pub struct Efficiency {
     pub ratio: f64,
 }
 
+/// Kubernetes: the worst case's parts that exist only because pods may scale out or surge.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct KubernetesOverhead {
+    pub worst_case: u64,
+    /// Worst case minus the same plan with no HPA headroom (`hpa_max_factor=1`).
+    pub from_hpa_maximum: u64,
+    /// Worst case minus the same plan with no surge (`max_surge=0`).
+    pub from_surge: u64,
+    /// The worst case with neither: the pods at the planned replicas.
+    pub at_replicas: u64,
+    /// What the operator may trade, each with the worst case it gives and its cost.
+    pub levers: Vec<Lever>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Lever {
+    /// The `--assume` to pass.
+    pub assume: String,
+    pub worst_case: u64,
+    /// What it costs in overload headroom or rollouts.
+    pub cost: String,
+}
+
+/// A fixed surge offered as a lever when a component would surge more pods than this.
+const LEVER_SURGE_PODS: u64 = 2;
+/// The lower HPA ceiling offered as a lever (when the edition's is higher).
+const LEVER_HPA_FACTOR: f64 = 1.2;
+
+/// The Kubernetes overhead of `plan`, each variant planned again.
+fn kubernetes_overhead(input: &PlanInput, plan: &Plan) -> KubernetesOverhead {
+    let a = &input.assumptions;
+    let worst = |assumptions: Assumptions| {
+        plan_core(&PlanInput { assumptions, ..input.clone() }).efficiency.worst_case_connections
+    };
+    let worst_case = plan.efficiency.worst_case_connections;
+    let no_hpa = worst(Assumptions { hpa_max_factor: Some(1.0), ..a.clone() });
+    let no_surge = worst(Assumptions { max_surge: 0.0, max_surge_pods: 0, ..a.clone() });
+    let at_replicas = worst(Assumptions { hpa_max_factor: Some(1.0), max_surge: 0.0, max_surge_pods: 0, ..a.clone() });
+    let mut levers = Vec::new();
+    let hpa = plan.edition_rules.hpa_max_factor;
+    if plan.components.iter().any(|c| c.surge > LEVER_SURGE_PODS) {
+        levers.push(Lever {
+            assume: format!("max_surge_pods={LEVER_SURGE_PODS}"),
+            worst_case: worst(Assumptions { max_surge_pods: LEVER_SURGE_PODS, ..a.clone() }),
+            cost: format!(
+                "a rollout replaces at most {LEVER_SURGE_PODS} pods of a component at a time: slower \
+                    rollouts, no capacity lost"
+            ),
+        });
+    }
+    if hpa > LEVER_HPA_FACTOR {
+        let admits = plan.overload.api.factor;
+        levers.push(Lever {
+            assume: format!("hpa_max_factor={LEVER_HPA_FACTOR}"),
+            worst_case: worst(Assumptions { hpa_max_factor: Some(LEVER_HPA_FACTOR), ..a.clone() }),
+            cost: format!(
+                "the HPA adds pods for up to {LEVER_HPA_FACTOR} × the planned load instead of {hpa} ×; \
+                    beyond it requests wait in the listen backlog once the api's {admits} × admission is \
+                    full (latency grows, nothing deadlocks)"
+            ),
+        });
+    }
+    levers.retain(|l| l.worst_case < worst_case);
+    KubernetesOverhead {
+        worst_case,
+        from_hpa_maximum: worst_case.saturating_sub(no_hpa),
+        from_surge: worst_case.saturating_sub(no_surge),
+        at_replicas,
+        levers,
+    }
+}
+
+impl KubernetesOverhead {
+    /// One sentence for the plan's notes.
+    pub fn describe(&self) -> String {
+        let pct = |v: u64| v as f64 * 100.0 / self.worst_case.max(1) as f64;
+        let levers: Vec<String> =
+            self.levers.iter().map(|l| format!("--assume {} gives {} ({})", l.assume, l.worst_case, l.cost)).collect();
+        format!(
+            "Kubernetes overhead: of the worst case {}, the HPA maximum adds {} ({:.0}%) and the rollout \
+                surge {} ({:.0}%); at the planned replicas it would be {}.{}",
+            self.worst_case,
+            self.from_hpa_maximum,
+            pct(self.from_hpa_maximum),
+            self.from_surge,
+            pct(self.from_surge),
+            self.at_replicas,
+            if levers.is_empty() { String::new() } else { format!(" Levers: {}.", levers.join("; ")) }
+        )
+    }
+}
+
 /// Why a fixed cap cannot hold the plan, and what would.
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Shortfall {
@@ -383,10 +478,25 @@ pub fn plan(input: &PlanInput) -> Result<Plan, InputError> {
     if let Some(refused) = plan.pooler.as_ref().and_then(super::pooler::refusal) {
         return Err(InputError(refused));
     }
+    if input.target == Target::Kubernetes {
+        let overhead = kubernetes_overhead(input, &plan);
+        plan.notes.push(overhead.describe());
+        plan.kubernetes_overhead = Some(overhead);
+    }
     if !plan.budget.fits {
         plan.shortfall = Some(shortfall(input, &plan));
     }
     Ok(plan)
+}
+
+/// Mean connections of one blocking request: the profile's, or 1 with the workflow logs off the
+/// request path.
+pub(super) fn blocking_connections_mean(input: &PlanInput) -> f64 {
+    if input.workflow_log_store == LogStore::Postgres {
+        input.profile.connections_mean
+    } else {
+        1.0f64.min(input.profile.connections_mean)
+    }
 }
 
 fn plan_core(input: &PlanInput) -> Plan {
@@ -398,11 +508,7 @@ fn plan_core(input: &PlanInput) -> Plan {
     // request holds its one session (the view's) and nothing more. An assumption: the measured
     // excess over one connection (1.06–1.17) is those writes. The peak, and so the pool bound,
     // is left as measured (docs/model.md §8).
-    let connections_mean = if input.workflow_log_store == LogStore::Postgres {
-        p.connections_mean
-    } else {
-        1.0f64.min(p.connections_mean)
-    };
+    let connections_mean = blocking_connections_mean(input);
     let mut cx = Ctx {
         input,
         p,
@@ -453,7 +559,7 @@ fn plan_core(input: &PlanInput) -> Plan {
     // The pooler is sized from the finished components (src/model/pooler.rs).
     let pooler = super::pooler::plan(input, &components, cx.cpu_target).map(|(pooler, steps)| {
         cx.rec.steps.extend(steps);
-        cx.notes.extend(super::pooler::notes(&pooler));
+        cx.notes.extend(super::pooler::notes(&pooler, input.target));
         pooler
     });
     let budget = connection_budget(&mut cx, &components, pooler.as_ref());
@@ -494,6 +600,7 @@ fn plan_core(input: &PlanInput) -> Plan {
         logs,
         redis,
         shortfall: None,
+        kubernetes_overhead: None,
         pooler,
         notes: cx.notes,
         derivations: cx.rec.steps,

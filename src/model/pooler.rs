@@ -11,7 +11,7 @@
 
 use super::assumptions::Target;
 use super::plan::{ComponentPlan, Derivation, PlanInput};
-use super::queueing::poisson_quantile;
+use super::queueing::{normal_quantile, poisson_quantile};
 use crate::dify::Component;
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +76,12 @@ pub struct PoolerPlan {
     pub safety_bound: u64,
     /// The quantile of the routed components' connections in use.
     pub in_use_quantile: u64,
+    /// The quantile of the connections held when every api greenlet and worker slot at the HPA
+    /// maximum is busy, the api's requests all blocking: below it a pool at the safety bound is
+    /// deadlock-free but convoys under overload or a shift of the mix.
+    pub saturation_quantile: u64,
+    /// The rule that set `default_pool_size`.
+    pub sized_by: PoolRule,
     /// `default_pool_size`: server connections per process for the (database, user) pair.
     pub default_pool_size: u64,
     /// The pool was forced with `--assume pgbouncer_pool_size=`.
@@ -99,6 +105,31 @@ pub struct PoolerPlan {
     pub query_wait_timeout_s: u64,
     pub server_idle_timeout_s: u64,
     pub port: u16,
+}
+
+/// The rule behind the server pool's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PoolRule {
+    /// The safety bound: no deadlock under any load.
+    Safety,
+    /// The wait target at the planned load.
+    InUse,
+    /// The wait target with every greenlet and slot busy, the api's requests all blocking.
+    Saturation,
+    /// `--assume pgbouncer_pool_size=`.
+    Forced,
+}
+
+impl std::fmt::Display for PoolRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PoolRule::Safety => "the safety bound",
+            PoolRule::InUse => "the wait target at the planned load",
+            PoolRule::Saturation => "the wait target with every greenlet and slot busy",
+            PoolRule::Forced => "--assume pgbouncer_pool_size=",
+        })
+    }
 }
 
 /// A bad forced pool or combination (exit 2 through the plan's input error).
@@ -157,6 +188,36 @@ fn worker_nesting(input: &PlanInput) -> u64 {
     u64::from(p.streaming_share > 0.0 && p.chat_share > 0.0)
 }
 
+/// Every api greenlet of some pods busy, and the worker either as busy (every slot, the
+/// profile's mix) or at its planned load (`worker_mean` connections in use, Poisson).
+struct Saturation {
+    greenlets: u64,
+    /// The api's requests all blocking (a shift of the mix), else the profile's mix.
+    blocking: bool,
+    slots: u64,
+    worker_mean: f64,
+}
+
+impl Saturation {
+    /// The `quantile` of the connections held: a blocking request holds 1 and, for a share of its
+    /// time, a nested second; a streaming one 2 while it starts; the normal approximation of the sum.
+    fn quantile(&self, input: &PlanInput) -> u64 {
+        let (p, a) = (&input.profile, &input.assumptions);
+        let connections_mean = super::plan::blocking_connections_mean(input);
+        let nested = (connections_mean - 1.0).max(0.0);
+        let (b, st) = if self.blocking { (1.0, 0.0) } else { (p.blocking_share(), p.streaming_share) };
+        let stream_hold = (a.streaming_start_hold_seconds / p.request_seconds).min(1.0);
+        let api_mean = b * (1.0 + nested) + st * 2.0 * stream_hold;
+        let api_square = b * (1.0 + 3.0 * nested) + st * 4.0 * stream_hold;
+        let w = super::components::slot_holds(p, a, connections_mean);
+        let (g, s) = (self.greenlets as f64, self.slots as f64);
+        let mean = g * api_mean + s * w.mean + self.worker_mean;
+        let variance =
+            (g * (api_square - api_mean * api_mean) + s * (w.square - w.mean * w.mean) + self.worker_mean).max(0.0);
+        super::components::ceil_clean(mean + normal_quantile(a.quantile) * variance.sqrt())
+    }
+}
+
 fn pods_at_worst(c: &ComponentPlan) -> u64 {
     c.max_replicas + c.surge
 }
@@ -186,16 +247,43 @@ pub fn size(input: &PlanInput, components: &[ComponentPlan], cpu_target: f64) ->
     let safety_bound = greenlets * api_nest + worker_slots * worker_nest + 1;
     let mean: f64 = routed.iter().map(|c| c.mean_connections).sum();
     let in_use_quantile = poisson_quantile(mean, a.quantile);
+    let busy = |comp: Component, pods: fn(&ComponentPlan) -> u64| -> u64 {
+        routed
+            .iter()
+            .filter(|c| c.component == comp)
+            .map(|c| pods(c) * c.processes_per_pod * c.slots_per_process.unwrap_or(0))
+            .sum()
+    };
+    let worker_mean: f64 = routed.iter().filter(|c| c.component == Component::Worker).map(|c| c.mean_connections).sum();
+    let overload = Saturation {
+        greenlets: busy(Component::Api, |c| c.max_replicas),
+        blocking: false,
+        slots: busy(Component::Worker, |c| c.max_replicas),
+        worker_mean: 0.0,
+    };
+    let shifted = Saturation { greenlets: busy(Component::Api, |c| c.replicas), blocking: true, slots: 0, worker_mean };
+    let (q_overload, q_shifted) = (overload.quantile(input), shifted.quantile(input));
+    let saturation_quantile = q_overload.max(q_shifted);
     let forced = a.pgbouncer_pool_size > 0;
-    let default_pool_size = if forced { a.pgbouncer_pool_size } else { safety_bound.max(in_use_quantile) };
+    let (default_pool_size, sized_by) = if forced {
+        (a.pgbouncer_pool_size, PoolRule::Forced)
+    } else {
+        [
+            (safety_bound, PoolRule::Safety),
+            (in_use_quantile, PoolRule::InUse),
+            (saturation_quantile, PoolRule::Saturation),
+        ]
+        .into_iter()
+        .fold((0, PoolRule::Safety), |best, next| if next.0 > best.0 { next } else { best })
+    };
 
     let cpu_cores = input.qps * a.pgbouncer_cpu_ms / 1000.0;
     let processes = ((cpu_cores / cpu_target).ceil() as u64).max(1);
-    let rules = input.edition.rules();
     let pods = match input.target {
         Target::Compose => 1,
-        // Availability wants two, but every pod holds the whole server pool: no more than two.
-        Target::Kubernetes => rules.min_replicas.clamp(1, 2),
+        // One pod by default: every PgBouncer pod must hold the whole bound, so the bound is
+        // counted once only when one pod holds it (docs/pooler.md, "Kubernetes").
+        Target::Kubernetes => a.pgbouncer_pods.max(1),
     };
     let processes_per_pod = processes.div_ceil(pods);
     let server_connections = pods * processes_per_pod * default_pool_size;
@@ -218,6 +306,8 @@ pub fn size(input: &PlanInput, components: &[ComponentPlan], cpu_target: f64) ->
         cpu_cores: (cpu_cores * 100.0).round() / 100.0,
         safety_bound,
         in_use_quantile,
+        saturation_quantile,
+        sized_by,
         default_pool_size,
         forced,
         server_connections,
@@ -253,12 +343,27 @@ pub fn size(input: &PlanInput, components: &[ComponentPlan], cpu_target: f64) ->
             "Little's law",
         ),
         d(
+            "pgbouncer.saturation_quantile",
+            saturation_quantile.to_string(),
+            format!(
+                "max(overload {q_overload}: {} api greenlets and {} worker slots at the HPA maximum all \
+                    busy with the profile's mix; a shift to blocking {q_shifted}: the {} greenlets at the \
+                    planned replicas all busy with blocking requests, the worker at its planned load) — \
+                    q{} of the connections they hold (normal approximation)",
+                overload.greenlets, overload.slots, shifted.greenlets, a.quantile
+            ),
+            "no convoy and no throughput lost to the pooler under overload or a shift to blocking requests",
+        ),
+        d(
             "default_pool_size",
             default_pool_size.to_string(),
             if forced {
                 "forced by --assume pgbouncer_pool_size=".into()
             } else {
-                format!("max(safety bound {safety_bound}, in use {in_use_quantile})")
+                format!(
+                    "max(safety bound {safety_bound}, in use {in_use_quantile}, saturation {saturation_quantile}): \
+                        set by {sized_by}"
+                )
             },
             "PgBouncer's server pool per (database, user) pair and process",
         ),
@@ -319,7 +424,7 @@ pub fn advice(input: &PlanInput, components: &[ComponentPlan], cpu_target: f64, 
 }
 
 /// Notes for a plan with the pooler.
-pub fn notes(p: &PoolerPlan) -> Vec<String> {
+pub fn notes(p: &PoolerPlan, target: Target) -> Vec<String> {
     let mut out = vec![format!(
         "PgBouncer (transaction mode) serves {}: {} client connections on {} server connections \
             ({} pod(s) × {} process(es) × default_pool_size {}). Keep SQLALCHEMY_POOL_SIZE + \
@@ -338,6 +443,14 @@ pub fn notes(p: &PoolerPlan) -> Vec<String> {
                 on any of them, so each holds the whole safety bound: {} processes × {} are budgeted.",
             p.pods * p.processes_per_pod,
             p.default_pool_size
+        ));
+    }
+    if target == Target::Kubernetes && p.pods == 1 {
+        out.push(format!(
+            "One PgBouncer pod holds the server pool, so it is counted once; while that pod restarts \
+                Dify's database connections fail for seconds. --assume pgbouncer_pods=2 keeps a second \
+                pod at the price of a second whole server pool ({} connections more).",
+            p.processes_per_pod * p.default_pool_size
         ));
     }
     if p.server_connections >= p.replaced_connections {

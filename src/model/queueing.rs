@@ -26,6 +26,65 @@ pub fn poisson_quantile(mean: f64, level: f64) -> u64 {
     hi
 }
 
+/// Above these the sum of [`poisson_plus_queues_quantile`] is taken as normal: exact sums would
+/// cost thousands of terms per step, and the central limit makes the tail near-normal there.
+const EXACT_QUEUES_MAX: u64 = 8;
+const EXACT_MEAN_MAX: f64 = 2_000.0;
+
+/// Smallest `n` with P(X + Y ≤ n) ≥ `level`, X ~ Poisson(`mean`) and Y the requests in `cores`
+/// independent processor-sharing queues at utilisation `rho` each (geometric: P(Y₁ ≥ k) = ρᵏ, so
+/// Y is negative binomial). The requests a pod holds: those waiting on I/O follow the Poisson
+/// count, those queueing for a core the much longer geometric tail of a busy CPU.
+pub fn poisson_plus_queues_quantile(mean: f64, cores: u64, rho: f64, level: f64) -> u64 {
+    let start = poisson_quantile(mean, level);
+    if cores == 0 || !(rho > 0.0 && rho < 1.0) {
+        return start;
+    }
+    let level = level.clamp(0.0, 1.0 - 1e-12);
+    let r = cores as f64;
+    if cores > EXACT_QUEUES_MAX || mean > EXACT_MEAN_MAX {
+        // Many queues or many requests: the sum is close to normal (its mean and variance exact).
+        let queued = r * rho / (1.0 - rho);
+        let variance = mean.max(0.0) + r * rho / ((1.0 - rho) * (1.0 - rho));
+        let n = (mean.max(0.0) + queued + normal_quantile(level) * variance.sqrt() - 1e-9).ceil().max(0.0) as u64;
+        return n.max(start);
+    }
+    // The negative binomial's probabilities, until its tail no longer matters.
+    let mut pmf = vec![(1.0 - rho).powf(r)];
+    let mut total = pmf[0];
+    while total < 1.0 - 1e-13 && pmf.len() < 200_000 {
+        let k = (pmf.len() - 1) as f64;
+        let next = pmf[pmf.len() - 1] * rho * (k + r) / (k + 1.0);
+        total += next;
+        pmf.push(next);
+    }
+    // Poisson's distribution function over the window that can matter.
+    let mean = mean.max(0.0);
+    let sd = mean.sqrt();
+    let lo = (mean - 12.0 * sd - 20.0).floor().max(0.0) as usize;
+    let hi = (mean + 12.0 * sd + 20.0).ceil() as usize + pmf.len();
+    let mut cdf = Vec::with_capacity(hi - lo + 1);
+    let mut acc = 0.0;
+    for k in lo..=hi {
+        let kf = k as f64;
+        if mean > 0.0 {
+            acc += (kf * mean.ln() - mean - ln_factorial(kf)).exp();
+        } else if k == 0 {
+            acc = 1.0;
+        }
+        cdf.push(acc.min(1.0));
+    }
+    let poisson_cdf = |m: usize| if m < lo { 0.0 } else { cdf.get(m - lo).copied().unwrap_or(1.0) };
+    let mut n = start as usize;
+    loop {
+        let p: f64 = pmf.iter().enumerate().take(n + 1).map(|(k, &w)| w * poisson_cdf(n - k)).sum();
+        if p >= level || n >= hi {
+            return n as u64;
+        }
+        n += 1;
+    }
+}
+
 /// The `p` quantile of the standard normal distribution (Acklam's rational approximation,
 /// relative error below 1.2e-9), for `p` strictly between 0 and 1.
 pub fn normal_quantile(p: f64) -> f64 {
@@ -115,6 +174,16 @@ mod tests {
     fn large_mean_near_normal() {
         let q = poisson_quantile(10_000.0, 0.999);
         assert!((10_305..=10_315).contains(&q), "{q}");
+    }
+
+    /// Without CPU queueing it is the Poisson quantile; one core at ρ = 0.5 alone: P(Y ≥ k) = 0.5ᵏ,
+    /// so the 99.9% quantile is 9 (0.5¹⁰ < 0.001 ≤ 0.5⁹); a sum needs more than either part.
+    #[test]
+    fn poisson_plus_queues_by_hand() {
+        assert_eq!(poisson_plus_queues_quantile(10.0, 0, 0.5, 0.999), 21);
+        assert_eq!(poisson_plus_queues_quantile(0.0, 1, 0.5, 0.999), 9);
+        let both = poisson_plus_queues_quantile(10.0, 1, 0.5, 0.999);
+        assert!(both > 21 && both < 30, "{both}");
     }
 
     #[test]

@@ -152,6 +152,10 @@ pub fn ini(plan: &Plan, p: &PoolerPlan, db_host: &str) -> String {
         "; × its nested checkouts + 1; below it the shared pool deadlocks. In use at the plan's quantile: {}.",
         p.in_use_quantile
     ));
+    line(&format!(
+        "; Every greenlet and slot busy (overload, or every request blocking): {}. The pool is set by {}.",
+        p.saturation_quantile, p.sized_by
+    ));
     line(&format!("default_pool_size = {}", p.default_pool_size));
     line("; No connections beyond the pool: the connection budget counts exactly default_pool_size.");
     line("reserve_pool_size = 0");

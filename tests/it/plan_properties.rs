@@ -199,19 +199,20 @@ fn reference_quantile_by_hand() {
 
 /// By hand, 10 QPS of `benchmark`, edition test (CPU target 0.8, one replica), compose:
 /// api CPU 84 ms + 5.4 ms × 0.1 s = 84.54 ms → 0.8454 cores → ceil(0.8454 ÷ 0.8) = 2 processes in
-/// the one container. Each runs at ρ = 0.4227, so a request's CPU part stretches by
-/// 84.54 ms × 0.4227/0.5773 ÷ 2 processes sharing the backlog = 30.95 ms: 0.13095 s in flight,
-/// 1.3095 requests on average. Poisson(1.3095): P(≤5) = 0.99796, P(≤6) = 0.99985 → 6 in the
-/// container → ceil(6 ÷ 2) = 3 greenlets per process. Pool: the safety rule 3 + 1 = 4; a full
-/// process holds 1 + Bernoulli(0.5) per greenlet, mean 4.5, variance 3 × 0.25, so its 99.9%
-/// quantile is 4.5 + 3.09 × 0.866 = 7.2 → 8, but never more than 3 × 2 = 6 → 6. Pool size ceil(0.6548 per process × 1.5) = 1, overflow 5.
+/// the one container, each at ρ = 0.4227. Waiting on I/O: 10 × (0.1 − 0.08454) s = 0.155 requests
+/// (Poisson); on the two cores two processor-sharing queues, P(Y = k) = (k + 1)(1 − ρ)²ρᵏ, whose
+/// tail P(Y > k) = ρᵏ⁺¹(1 + (k + 1)(1 − ρ)) is 0.00125 at k = 9 and 0.00057 at k = 10: with the
+/// Poisson part the 99.9% quantile is 10 → ceil(10 ÷ 2) = 5 greenlets per process. Pool: the
+/// safety rule 5 + 1 = 6; a full process holds 1 + Bernoulli(0.5) per greenlet, mean 7.5, variance
+/// 5 × 0.25, so 7.5 + 3.09 × 1.118 = 10.95 → 11, never more than 5 × 2 = 10 → 10. Pool size
+/// ceil(0.81 in flight per process × 1.5) = 2, overflow 8.
 #[test]
 fn hand_computed_benchmark_plan() {
     let p = plan(&input(10.0, "benchmark", Edition::Test, Target::Compose, None)).unwrap();
     let api = comp(&p, Component::Api);
-    assert_eq!((api.replicas, api.processes_per_pod, api.slots_per_process), (1, 2, Some(3)));
-    assert_eq!((api.pool_size, api.max_overflow, api.per_process_max), (1, 5, 6));
-    assert_eq!(api.worst_total, 12);
+    assert_eq!((api.replicas, api.processes_per_pod, api.slots_per_process), (1, 2, Some(5)));
+    assert_eq!((api.pool_size, api.max_overflow, api.per_process_max), (2, 8, 10));
+    assert_eq!(api.worst_total, 20);
     // beat 1+1, websocket 5+5, worker: no streaming, no tasks → -c 4 floor, pool floor 2 (1+1? no: pool = max).
     assert_eq!(comp(&p, Component::WorkerBeat).worst_total, 2);
     assert_eq!(comp(&p, Component::ApiWebsocket).worst_total, 10);
@@ -222,7 +223,7 @@ fn hand_computed_benchmark_plan() {
     // reserves: compose recreates 4 api-image services × 2 + admin 5 = 13.
     let reserves: u64 = p.budget.reserves.iter().map(|r| r.connections).sum();
     assert_eq!(reserves, 13);
-    assert_eq!(p.budget.demand, 12 + 10 + 4 + 2 + 5 + 13);
-    // A dedicated role loses 3 slots: 46 + 3 = 49 → rounded to 50.
-    assert_eq!(p.database.max_connections, 50);
+    assert_eq!(p.budget.demand, 20 + 10 + 4 + 2 + 5 + 13);
+    // A dedicated role loses 3 slots: 54 + 3 = 57 → rounded to 60.
+    assert_eq!(p.database.max_connections, 60);
 }
