@@ -2,33 +2,8 @@
 //! `--chart`, or keys that settle it — else a refusal pointing to `helm template`), the chart
 //! version's defaults, values layered in Helm's order, and autoscalers committed beside the values.
 
-use crate::support::{Run, difyplan, json};
+use crate::support::{check_json as run, difyplan, folder, json, s};
 use serde_json::Value;
-use std::path::Path;
-
-/// A folder of files for one case.
-fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        let path = dir.path().join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-    dir
-}
-
-fn run(args: &[&str]) -> (Run, Value) {
-    let mut all = vec!["check", "--format", "json"];
-    all.extend_from_slice(args);
-    let r = difyplan(&all);
-    assert!(r.code <= 1, "{}\n{}", r.stdout, r.stderr);
-    let v = json(&r);
-    (r, v)
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
 
 fn worst_pods(v: &Value, n: usize) -> Vec<(String, u64)> {
     v["deployments"][n]["budget"]["lines"]

@@ -3,32 +3,9 @@
 //! official postgres image. Minimal reproductions of what those repositories hold; the chart keys
 //! are those of BorisPolonsky/dify-helm and douban/charts (`charts/dify/values.yaml`).
 
-use crate::support::{Run, difyplan, json};
+use crate::support::{check_json as check, difyplan, folder, json, s};
 use serde_json::Value;
 use std::path::Path;
-
-fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        let path = dir.path().join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-    dir
-}
-
-fn check(args: &[&str]) -> (Run, Value) {
-    let mut all = vec!["check", "--format", "json"];
-    all.extend_from_slice(args);
-    let r = difyplan(&all);
-    assert!(r.code <= 1, "{}\n{}", r.stdout, r.stderr);
-    let v = json(&r);
-    (r, v)
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
 
 fn findings<'a>(v: &'a Value, code: &str) -> Vec<&'a Value> {
     v["findings"].as_array().unwrap().iter().filter(|f| f["code"] == code).collect()

@@ -5,7 +5,7 @@
 
 use crate::pg_server::{APP_ROLE, ONE_SERVER_AT_A_TIME, PgBin, PgConn, PgError, PgServer, ServerUser};
 use crate::render_cli::{KUBERNETES_VERSION, compose_tool, docker_compose, kubernetes_validate_tool};
-use crate::support::{Run, difyplan, fixture, json};
+use crate::support::{Run, difyplan, fixture, json, s};
 use serde_yaml::Value;
 use std::fs;
 use std::io::{self, Write};
@@ -16,10 +16,6 @@ use std::time::{Duration, Instant};
 
 fn ok(r: &Run) {
     assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
 }
 
 fn plan(args: &[&str]) -> serde_json::Value {

@@ -7,7 +7,7 @@
 //! The validators come from `scripts/install-validators` (pinned versions below). Without them
 //! these tests fail when `CI` is set, and skip loudly otherwise.
 
-use crate::support::{Run, difyplan, fixture, tool, tools_dir};
+use crate::support::{Run, difyplan, fixture, s, tool, tools_dir};
 use difyplan::read::dotenv;
 use serde_yaml::Value;
 use std::collections::BTreeSet;
@@ -26,10 +26,6 @@ const BUDGET_CODES: [&str; 2] = ["connection-budget-exceeded", "pool-deadlock-ri
 
 fn run(args: &[&str]) -> Run {
     difyplan(args)
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
 }
 
 fn ok(r: &Run) {

@@ -121,3 +121,29 @@ pub fn difyplan_at(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) 
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
     }
 }
+
+/// A folder of files for one case: `(relative path, text)`, folders made as needed.
+pub fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+/// `check --format json` with `args`, which must exit 0 or 1; the run and its report.
+pub fn check_json(args: &[&str]) -> (Run, serde_json::Value) {
+    let mut all = vec!["check", "--format", "json"];
+    all.extend_from_slice(args);
+    let r = difyplan(&all);
+    assert!(r.code <= 1, "{}\n{}", r.stdout, r.stderr);
+    let v = json(&r);
+    (r, v)
+}
+
+/// A path as an argument.
+pub fn s(p: &std::path::Path) -> String {
+    p.display().to_string()
+}
