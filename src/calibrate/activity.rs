@@ -3,7 +3,7 @@
 //! rate of the same seconds).
 
 use super::db::Db;
-use super::measure::query_error;
+use super::db::query_error;
 use anyhow::Result;
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 //! project's `DB_*` settings; TLS by `sslmode` as libpq means it. No message ever shows the password.
 //! Every step is bounded (see [`Limits`]): a server that never answers is given up, not waited for.
 
-use super::db::{Db, Failure};
+use super::db::{Db, Failure, seconds};
 use anyhow::{Result, anyhow, bail};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -335,12 +335,6 @@ impl Target {
         };
         format!("{at}: cannot connect ({}) — {hint}", scrub(&detail, self.config.get_password()))
     }
-}
-
-/// `15 s`, `0.5 s`.
-pub fn seconds(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s.fract() == 0.0 { format!("{s:.0} s") } else { format!("{s} s") }
 }
 
 /// Drops the password from a text, should a driver ever echo it.

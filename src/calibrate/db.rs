@@ -121,3 +121,41 @@ impl Drop for Db {
         }
     }
 }
+
+/// `15 s`, `0.5 s`.
+pub fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 { format!("{s:.0} s") } else { format!("{s} s") }
+}
+
+/// A failed query: what it was doing and what to do.
+pub fn query_error(failure: &Failure, doing: &str) -> anyhow::Error {
+    let e = match failure {
+        Failure::Pg(e) => e,
+        Failure::TimedOut(d) => {
+            return anyhow::anyhow!(
+                "{doing}: no complete answer within {} — the server stopped answering (or the network \
+                    dropped the connection); check the server, measure a shorter window (--since 1d), or \
+                    raise --query-timeout",
+                seconds(*d)
+            );
+        }
+    };
+    if let Some(db) = e.as_db_error() {
+        return match db.code().code() {
+            "57014" => anyhow::anyhow!(
+                "{doing}: the query ran longer than the statement timeout and was cancelled — measure a \
+                    shorter window (--since 1d) or against a replica, or raise --query-timeout"
+            ),
+            "42501" => anyhow::anyhow!(
+                "{doing}: {} — grant the role SELECT on Dify's tables (or pg_read_all_data on PostgreSQL 14+)",
+                db.message()
+            ),
+            "25006" => {
+                anyhow::anyhow!("{doing}: {} — calibrate only reads; this is a bug, please report it", db.message())
+            }
+            code => anyhow::anyhow!("{doing}: {} (SQLSTATE {code})", db.message()),
+        };
+    }
+    anyhow::anyhow!("{doing}: {e} — the connection was lost; check the server and try again")
+}

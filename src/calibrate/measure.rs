@@ -14,10 +14,10 @@
 //! under the session's statement timeout; nothing is written and no object is created.
 
 use super::DEFAULT_SERVICE_API_STREAMING_SHARE;
-use super::db::{Db, Failure};
+use super::db::{Db, query_error};
 use super::saturation::Concurrency;
 use super::window::Window;
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -464,36 +464,6 @@ fn minute_rates(per_bucket: &BTreeMap<i64, u64>, window: &Window) -> Rate {
         peak_minute: *counts.last().unwrap_or(&0) as f64 / scale,
         minutes: whole.max(0) as u64,
     }
-}
-
-/// A failed query: what it was doing and what to do.
-pub fn query_error(failure: &Failure, doing: &str) -> anyhow::Error {
-    let e = match failure {
-        Failure::Pg(e) => e,
-        Failure::TimedOut(d) => {
-            return anyhow!(
-                "{doing}: no complete answer within {} — the server stopped answering (or the network \
-                    dropped the connection); check the server, measure a shorter window (--since 1d), or \
-                    raise --query-timeout",
-                super::connect::seconds(*d)
-            );
-        }
-    };
-    if let Some(db) = e.as_db_error() {
-        return match db.code().code() {
-            "57014" => anyhow!(
-                "{doing}: the query ran longer than the statement timeout and was cancelled — measure a \
-                    shorter window (--since 1d) or against a replica, or raise --query-timeout"
-            ),
-            "42501" => anyhow!(
-                "{doing}: {} — grant the role SELECT on Dify's tables (or pg_read_all_data on PostgreSQL 14+)",
-                db.message()
-            ),
-            "25006" => anyhow!("{doing}: {} — calibrate only reads; this is a bug, please report it", db.message()),
-            code => anyhow!("{doing}: {} (SQLSTATE {code})", db.message()),
-        };
-    }
-    anyhow!("{doing}: {e} — the connection was lost; check the server and try again")
 }
 
 #[cfg(test)]

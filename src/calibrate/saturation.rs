@@ -3,7 +3,7 @@
 //! back. A saturated window measures the load that got through, not the load that came.
 
 use super::db::Db;
-use super::measure::query_error;
+use super::db::query_error;
 use super::window::Window;
 use anyhow::Result;
 use serde::Serialize;

@@ -8,11 +8,13 @@
 //! for every worker). Greenlets and `-c` are therefore sized against those shared queues.
 
 use super::assumptions::{Assumptions, EditionRules, Target};
+use super::derivation::Recorder;
+use super::input::PlanInput;
 use super::load::{self, utilisation};
-use super::plan::{ComponentPlan, PlanInput, Recorder};
 use super::profile::Profile;
 use super::queueing::{normal_quantile, poisson_quantile};
 use crate::dify::{Component, defaults, rules};
+use serde::Serialize;
 
 /// What every step reads: the request, its profile and assumptions, the edition's rules.
 pub(super) struct Ctx<'a> {
@@ -35,6 +37,38 @@ pub const WORKER_CONCURRENCY_FLOOR: u64 = 4;
 /// worker_beat: a scheduler, mostly asleep (assumption).
 const BEAT_CPU: f64 = 0.25;
 const BEAT_MEMORY_MIB: u64 = 512;
+
+/// One component's sizing.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct ComponentPlan {
+    pub component: Component,
+    /// Replicas at the target QPS (the HPA minimum on Kubernetes).
+    pub replicas: u64,
+    /// The most replicas that may run (HPA maximum; = replicas on compose).
+    pub max_replicas: u64,
+    /// Extra pods during a rolling update (`maxSurge`; 0 on compose, which recreates).
+    pub surge: u64,
+    /// Processes with their own pool per pod (`SERVER_WORKER_AMOUNT` for api).
+    pub processes_per_pod: u64,
+    /// Greenlets per process (`SERVER_WORKER_CONNECTIONS`) or Celery `-c`; `None` where it does not apply.
+    pub slots_per_process: Option<u64>,
+    /// `SQLALCHEMY_POOL_SIZE` (plugin daemon: `DB_MAX_IDLE_CONNS`).
+    pub pool_size: u64,
+    /// `SQLALCHEMY_MAX_OVERFLOW` (plugin daemon: `DB_MAX_OPEN_CONNS − DB_MAX_IDLE_CONNS`).
+    pub max_overflow: u64,
+    /// Connections one process may open.
+    pub per_process_max: u64,
+    pub worst_per_pod: u64,
+    /// `(max_replicas + surge) × worst_per_pod`.
+    pub worst_total: u64,
+    /// Connections in use on average at the target QPS (Little's law).
+    pub mean_connections: f64,
+    /// A shared pool for the same admitted work would need this many; the difference is the
+    /// price of one pool per process (docs/model.md §5).
+    pub shared_pool_equivalent: Option<u64>,
+    pub cpu_per_pod: f64,
+    pub memory_mib_per_pod: u64,
+}
 
 /// How much load the plan admits before requests queue, per component that queues.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, schemars::JsonSchema)]

@@ -5,6 +5,8 @@ pub mod assumptions;
 pub mod budget;
 pub mod capacity;
 mod components;
+pub mod derivation;
+pub mod input;
 pub mod load;
 pub mod mysql;
 pub mod pg_memory;

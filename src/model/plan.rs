@@ -3,12 +3,11 @@
 //! component is sized by its own step in `components`; this module runs them, then the budget
 //! and the database steps.
 
-use super::assumptions::{Assumptions, Edition, EditionRules, Target};
+use super::assumptions::{Assumptions, EditionRules, Target};
 use super::budget::{self, Budget, BudgetLine, Cap, Reserve};
 use super::components::{self as size, Admission, Ctx, fmt2, round2};
 use super::pg_memory::{self, MemoryCheck};
-use super::pgtune::{self, DataSize, PgHost, Storage, Timeouts, Tuning};
-use super::profile::Profile;
+use super::pgtune::{self, DataSize, PgHost, Timeouts, Tuning};
 use super::storage::{self, LogPlan, LogStore, RedisPlan};
 use crate::dify::db_type::DbType;
 use crate::dify::{Component, DifyVersion};
@@ -20,77 +19,10 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Above this the model's inputs leave the range anything here was calibrated on.
 pub const MAX_QPS: f64 = 1_000_000.0;
 
-/// What the user asked for.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct PlanInput {
-    pub qps: f64,
-    pub profile: Profile,
-    pub target: Target,
-    pub edition: Edition,
-    pub dify_version: DifyVersion,
-    /// api_websocket runs (compose profile `collaboration`, on by default in 1.16.1).
-    pub collaboration: bool,
-    /// The application's database role is a superuser (Dify's default `postgres` is).
-    pub app_role_superuser: bool,
-    /// A fixed `max_connections`, as managed databases impose; `None` lets difyplan choose.
-    pub pg_max_connections: Option<u64>,
-    /// The database host as far as the user described it (`--pg-memory`, `--pg-cpus`, ...).
-    pub pg_host: PgHostSpec,
-    /// Where workflow logs are written (docs/model.md §6).
-    pub workflow_log_store: LogStore,
-    /// Days workflow logs are kept; `None`: for ever (Dify's default).
-    pub retention_days: Option<u32>,
-    /// A pooler in front of PostgreSQL (`--pooler`); see `pooler.rs`.
-    pub pooler: super::pooler::Pooler,
-    pub assumptions: Assumptions,
-    /// Dify's `DB_TYPE`: PostgreSQL (default) or MySQL (docs/model.md §11).
-    #[serde(default, skip_serializing_if = "DbType::is_postgresql")]
-    pub db_type: DbType,
-}
-
-impl PlanInput {
-    /// `qps` of `profile` with every other choice at its default: compose, edition ha, the
-    /// latest Dify, collaboration on, a dedicated role, no fixed cap, the host chosen, workflow
-    /// logs in PostgreSQL kept for ever, no pooler, the documented assumptions.
-    pub fn new(qps: f64, profile: Profile) -> PlanInput {
-        PlanInput {
-            qps,
-            profile,
-            target: Target::Compose,
-            edition: Edition::Ha,
-            dify_version: DifyVersion::LATEST,
-            collaboration: true,
-            app_role_superuser: false,
-            pg_max_connections: None,
-            pg_host: PgHostSpec::default(),
-            workflow_log_store: LogStore::Postgres,
-            retention_days: None,
-            pooler: super::pooler::Pooler::None,
-            assumptions: Assumptions::default(),
-            db_type: DbType::Postgresql,
-        }
-    }
-}
-
-/// The database host as given; what is missing difyplan chooses and says so.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct PgHostSpec {
-    pub memory_bytes: Option<u64>,
-    pub cpus: Option<u32>,
-    pub storage: Storage,
-    pub pg_version: u32,
-}
-
-impl Default for PgHostSpec {
-    fn default() -> Self {
-        PgHostSpec {
-            memory_bytes: None,
-            cpus: None,
-            storage: pgtune::DEFAULT_HOST.storage,
-            pg_version: pgtune::DEFAULT_HOST.pg_version,
-        }
-    }
-}
+pub use super::components::ComponentPlan;
+pub use super::derivation::Derivation;
+use super::derivation::Recorder;
+pub use super::input::{PgHostSpec, PlanInput};
 
 /// The whole plan: plain data that every output format reads.
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
@@ -118,38 +50,6 @@ pub struct Plan {
     pub notes: Vec<String>,
     /// Every value with the formula and the numbers that produced it (`--explain`).
     pub derivations: Vec<Derivation>,
-}
-
-/// One component's sizing.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct ComponentPlan {
-    pub component: Component,
-    /// Replicas at the target QPS (the HPA minimum on Kubernetes).
-    pub replicas: u64,
-    /// The most replicas that may run (HPA maximum; = replicas on compose).
-    pub max_replicas: u64,
-    /// Extra pods during a rolling update (`maxSurge`; 0 on compose, which recreates).
-    pub surge: u64,
-    /// Processes with their own pool per pod (`SERVER_WORKER_AMOUNT` for api).
-    pub processes_per_pod: u64,
-    /// Greenlets per process (`SERVER_WORKER_CONNECTIONS`) or Celery `-c`; `None` where it does not apply.
-    pub slots_per_process: Option<u64>,
-    /// `SQLALCHEMY_POOL_SIZE` (plugin daemon: `DB_MAX_IDLE_CONNS`).
-    pub pool_size: u64,
-    /// `SQLALCHEMY_MAX_OVERFLOW` (plugin daemon: `DB_MAX_OPEN_CONNS − DB_MAX_IDLE_CONNS`).
-    pub max_overflow: u64,
-    /// Connections one process may open.
-    pub per_process_max: u64,
-    pub worst_per_pod: u64,
-    /// `(max_replicas + surge) × worst_per_pod`.
-    pub worst_total: u64,
-    /// Connections in use on average at the target QPS (Little's law).
-    pub mean_connections: f64,
-    /// A shared pool for the same admitted work would need this many; the difference is the
-    /// price of one pool per process (docs/model.md §5).
-    pub shared_pool_equivalent: Option<u64>,
-    pub cpu_per_pod: f64,
-    pub memory_mib_per_pod: u64,
 }
 
 /// The database server.
@@ -405,14 +305,6 @@ pub struct WayOut {
     pub enough: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct Derivation {
-    pub name: String,
-    pub value: String,
-    pub formula: String,
-    pub source: String,
-}
-
 /// A bad request to the model (exit 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -437,17 +329,6 @@ pub fn check_qps(qps: f64) -> Result<(), InputError> {
         )));
     }
     Ok(())
-}
-
-/// Collects every value with its formula and source for `--explain`.
-pub(super) struct Recorder {
-    pub(super) steps: Vec<Derivation>,
-}
-
-impl Recorder {
-    pub(super) fn note(&mut self, name: &str, value: impl ToString, formula: String, source: &str) {
-        self.steps.push(Derivation { name: name.into(), value: value.to_string(), formula, source: source.into() });
-    }
 }
 
 /// Plan a deployment. Never fails for valid input: an infeasible fixed cap is reported in
@@ -489,16 +370,6 @@ pub fn plan(input: &PlanInput) -> Result<Plan, InputError> {
     Ok(plan)
 }
 
-/// Mean connections of one blocking request: the profile's, or 1 with the workflow logs off the
-/// request path.
-pub(super) fn blocking_connections_mean(input: &PlanInput) -> f64 {
-    if input.workflow_log_store == LogStore::Postgres {
-        input.profile.connections_mean
-    } else {
-        1.0f64.min(input.profile.connections_mean)
-    }
-}
-
 fn plan_core(input: &PlanInput) -> Plan {
     let p = &input.profile;
     let a = &input.assumptions;
@@ -508,7 +379,7 @@ fn plan_core(input: &PlanInput) -> Plan {
     // request holds its one session (the view's) and nothing more. An assumption: the measured
     // excess over one connection (1.06–1.17) is those writes. The peak, and so the pool bound,
     // is left as measured (docs/model.md §8).
-    let connections_mean = blocking_connections_mean(input);
+    let connections_mean = input.blocking_connections_mean();
     let mut cx = Ctx {
         input,
         p,

@@ -10,21 +10,14 @@
 //! may hold at once − 1) + 1 over everything that can wait while holding.
 
 use super::assumptions::Target;
-use super::plan::{ComponentPlan, Derivation, PlanInput};
+use super::components::ComponentPlan;
+use super::derivation::Derivation;
+use super::input::PlanInput;
 use super::queueing::{normal_quantile, poisson_quantile};
 use crate::dify::Component;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-/// Which pooler sits in front of PostgreSQL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Pooler {
-    /// Every process connects to PostgreSQL itself (Dify's layout).
-    #[default]
-    None,
-    /// PgBouncer in transaction mode in front of the api and worker processes.
-    Pgbouncer,
-}
+pub use super::input::Pooler;
 
 impl Pooler {
     pub fn is_none(&self) -> bool {
@@ -203,7 +196,7 @@ impl Saturation {
     /// time, a nested second; a streaming one 2 while it starts; the normal approximation of the sum.
     fn quantile(&self, input: &PlanInput) -> u64 {
         let (p, a) = (&input.profile, &input.assumptions);
-        let connections_mean = super::plan::blocking_connections_mean(input);
+        let connections_mean = input.blocking_connections_mean();
         let nested = (connections_mean - 1.0).max(0.0);
         let (b, st) = if self.blocking { (1.0, 0.0) } else { (p.blocking_share(), p.streaming_share) };
         let stream_hold = (a.streaming_start_hold_seconds / p.request_seconds).min(1.0);
