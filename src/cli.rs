@@ -340,6 +340,9 @@ pub struct MatrixArgs {
     /// Print the tiers with a pooler in front of PostgreSQL (the committed files plan none).
     #[arg(long, value_enum, default_value_t = crate::model::pooler::Pooler::None, conflicts_with = "write")]
     pub pooler: crate::model::pooler::Pooler,
+    /// Print the tiers for Dify's other database, MySQL (the committed files plan PostgreSQL).
+    #[arg(long, value_enum, default_value_t = crate::dify::db_type::DbType::Postgresql, conflicts_with = "write")]
+    pub db_type: crate::dify::db_type::DbType,
     /// Full-width tables and unwrapped lines, whatever the terminal or COLUMNS (or a pipe).
     #[arg(long)]
     pub wide: bool,

@@ -3,6 +3,7 @@
 
 use super::Io;
 use crate::cli::MatrixArgs;
+use crate::dify::db_type::DbType;
 use crate::exit::ExitStatus;
 use crate::model::assumptions::{Edition, Target};
 use crate::model::plan::{self, Plan, PlanInput};
@@ -19,15 +20,19 @@ pub const TARGETS: [Target; 2] = [Target::Compose, Target::Kubernetes];
 
 /// Every tier of one built-in profile on one target, with the default assumptions.
 pub fn plans(profile: &Profile, target: Target) -> Result<Vec<Plan>> {
-    plans_with(profile, target, Pooler::None)
+    plans_with(profile, target, Pooler::None, DbType::Postgresql)
 }
 
-/// Every tier of one built-in profile on one target, with or without a pooler.
-pub fn plans_with(profile: &Profile, target: Target, pooler: Pooler) -> Result<Vec<Plan>> {
+/// Every tier of one built-in profile on one target, with or without a pooler, on PostgreSQL
+/// or MySQL.
+pub fn plans_with(profile: &Profile, target: Target, pooler: Pooler, db_type: DbType) -> Result<Vec<Plan>> {
     let mut out = Vec::new();
     for qps in TIERS {
         for edition in EDITIONS {
-            let input = PlanInput { target, edition, pooler, ..PlanInput::new(qps, profile.clone()) };
+            let input = PlanInput { target, edition, pooler, db_type, ..PlanInput::new(qps, profile.clone()) };
+            if db_type == DbType::Mysql {
+                super::mysql_supported(&input)?;
+            }
             out.push(plan::plan(&input)?);
         }
     }
@@ -86,7 +91,8 @@ pub fn run(args: &MatrixArgs, io: &mut Io) -> Result<ExitStatus> {
             if args.target.is_some_and(|t| t != target) {
                 continue;
             }
-            let table = report::matrix::table(name, &target.to_string(), &plans_with(&p, target, args.pooler)?);
+            let table =
+                report::matrix::table(name, &target.to_string(), &plans_with(&p, target, args.pooler, args.db_type)?);
             write!(io.out, "{}", report::fit::fit(&table, report::fit::target_width(args.wide)))?;
             writeln!(io.out)?;
         }

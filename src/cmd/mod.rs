@@ -65,7 +65,7 @@ pub fn plan_input(args: &PlanArgs) -> Result<PlanInput> {
 
 /// What a MySQL plan cannot be: behind PgBouncer, or for a Dify release without MySQL, or above
 /// MySQL's own cap.
-fn mysql_supported(input: &PlanInput) -> Result<()> {
+pub(crate) fn mysql_supported(input: &PlanInput) -> Result<()> {
     use crate::dify::db_type::mysql;
     if input.pooler == crate::model::pooler::Pooler::Pgbouncer {
         anyhow::bail!(

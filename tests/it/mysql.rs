@@ -207,3 +207,33 @@ fn kubernetes_and_helm_renders_refuse_mysql() {
         assert!(r.stderr.contains("compose and .env only"), "{}", r.stderr);
     }
 }
+
+/// `matrix --db-type mysql` prints every tier for MySQL: the application role may use every slot
+/// of max_connections (no superuser-reserved slots to withhold), unlike PostgreSQL's tiers; with
+/// PgBouncer it is refused.
+#[test]
+fn matrix_prints_mysql_tiers() {
+    let cells = |db: &str| -> Vec<(u64, u64)> {
+        let r = difyplan(&["matrix", "--profile", "workflow", "--target", "compose", "--db-type", db, "--wide"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        // The last two columns: max_connections │ demand / usable.
+        r.stdout
+            .lines()
+            .filter(|l| l.starts_with("│ ") && l.contains(" / "))
+            .filter_map(|l| {
+                let cols: Vec<&str> = l.split('│').map(str::trim).filter(|c| !c.is_empty()).collect();
+                let max: u64 = cols.get(cols.len().checked_sub(2)?)?.parse().ok()?;
+                let usable: u64 = cols.last()?.split(" / ").nth(1)?.parse().ok()?;
+                Some((max, usable))
+            })
+            .collect()
+    };
+    let mysql = cells("mysql");
+    assert!(mysql.len() >= 15, "{mysql:?}");
+    assert!(mysql.iter().all(|(max, usable)| usable == max), "{mysql:?}");
+    let pg = cells("postgresql");
+    assert!(pg.iter().all(|(max, usable)| usable + 3 == *max), "{pg:?}");
+    let r = difyplan(&["matrix", "--db-type", "mysql", "--pooler", "pgbouncer"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("ProxySQL"), "{}", r.stderr);
+}
