@@ -54,6 +54,31 @@ pub const DB_MAX_OPEN_CONNS: Key =
 pub const DB_MAX_IDLE_CONNS: Key =
     Key { name: "DB_MAX_IDLE_CONNS", doc: "connections the plugin daemon keeps idle per replica (its default is 10)" };
 
+/// Appended to the api image's connection URL (`?<DB_EXTRAS>`, `SQLALCHEMY_DATABASE_URI` in Dify's
+/// `api/configs/middleware`): per service, `application_name=…` names its connections in
+/// `pg_stat_activity`, which the rendered alerts count per component.
+pub const DB_EXTRAS: Key = Key {
+    name: "DB_EXTRAS",
+    doc: "libpq parameters appended to this service's connection URL: its application_name, so \
+        pg_stat_activity and the alerts tell the components apart (join your own with &)",
+};
+
+/// Settings Dify's api reads from its environment that its compose files and `.env.example` do
+/// not list (read in Dify's own configuration code); the key-existence test accepts these too.
+pub const API_READS_UNLISTED: &[&str] = &["DB_EXTRAS"];
+
+/// The `application_name` each component of the api image connects with (`DB_EXTRAS`); the
+/// plugin daemon, which wraps DB_EXTRAS into libpq's `options` instead, gets none.
+pub fn application_name(service: &str) -> Option<&'static str> {
+    match service {
+        "api" => Some("dify-api"),
+        "api_websocket" => Some("dify-api-websocket"),
+        "worker" => Some("dify-worker"),
+        "worker_beat" => Some("dify-worker-beat"),
+        _ => None,
+    }
+}
+
 /// Settings of the plugin daemon that are not in Dify's `.env.example` but documented by the
 /// daemon itself (docs/model.md §3); the key-existence test accepts these too.
 pub const PLUGIN_DAEMON_DOCUMENTED: &[&str] = &["DB_MAX_OPEN_CONNS", "DB_MAX_IDLE_CONNS", "DB_CONN_MAX_LIFETIME"];
@@ -146,6 +171,7 @@ pub const ALL: &[Key] = &[
     POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
     DB_MAX_OPEN_CONNS,
     DB_MAX_IDLE_CONNS,
+    DB_EXTRAS,
     DB_USERNAME,
     DB_TYPE,
     DB_HOST,

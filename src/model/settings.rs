@@ -89,6 +89,19 @@ pub fn settings(plan: &Plan) -> Vec<Setting> {
         // files say what `check` then reads.
         out.push(set(keys::DB_USERNAME, keys::APP_ROLE, Scope::Shared));
     }
+    if !mysql {
+        // Each component of the api image names its connections (PostgreSQL's application_name),
+        // so pg_stat_activity, the alerts and calibrate --sample-activity tell them apart.
+        for c in &plan.components {
+            if let Some(name) = keys::application_name(c.component.service()) {
+                out.push(set(
+                    keys::DB_EXTRAS,
+                    format!("application_name={name}"),
+                    Scope::Service(c.component.service()),
+                ));
+            }
+        }
+    }
     logs_and_redis(plan, &mut out);
     for (name, value) in &plan.database.env {
         if let Some(key) = keys::find(name) {

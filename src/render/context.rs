@@ -393,6 +393,15 @@ fn component(plan: &Plan, c: &ComponentPlan) -> ComponentView {
         env.extend(route.iter().cloned());
         compose_env.extend(route);
     }
+    // Each component of the api image names its connections (application_name, through the
+    // DB_EXTRAS its connection URL appends), so pg_stat_activity and the alerts tell them apart.
+    if plan.input.db_type.is_postgresql()
+        && let Some(name) = keys::application_name(c.component.service())
+    {
+        let named = var(&keys::DB_EXTRAS, format!("application_name={name}"), None);
+        env.push(named.clone());
+        compose_env.push(named);
+    }
     // Every Dify process connects as the role the plan counted the reserved slots for.
     if !plan.input.app_role_superuser {
         env.push(var(&keys::DB_USERNAME, keys::APP_ROLE.to_string(), None));

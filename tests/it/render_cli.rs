@@ -92,6 +92,7 @@ fn unknown_keys(version: &str, keys: &BTreeSet<String>) -> Vec<String> {
         .filter(|k| {
             !known.contains(*k)
                 && !difyplan::dify::keys::PLUGIN_DAEMON_DOCUMENTED.contains(&k.as_str())
+                && !difyplan::dify::keys::API_READS_UNLISTED.contains(&k.as_str())
                 && !service.contains(*k)
         })
         .cloned()
