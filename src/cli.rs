@@ -37,6 +37,20 @@ pub enum Command {
     Calibrate(CalibrateArgs),
     /// Explain a finding code of `check`: what it means, what was measured, how to fix or accept it.
     Explain(ExplainArgs),
+    /// Print difyplan's own documentation, embedded in the binary: the facts and rules of the model
+    /// (`docs model 8` prints §8, which outputs cite as docs/model.md §8), the pooler, the
+    /// simulation, the alerts.
+    Docs(DocsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DocsArgs {
+    /// The document: model, pooler, simulation or alerts; without it, the list.
+    #[arg(value_name = "DOC")]
+    pub doc: Option<String>,
+    /// One section of it, by its number (`8` or `§8`); without it, the whole document.
+    #[arg(value_name = "SECTION")]
+    pub section: Option<String>,
 }
 
 #[derive(Debug, Args)]

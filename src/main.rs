@@ -43,6 +43,7 @@ fn main() {
         Command::Schema(args) => cmd::schema::run(args, &mut io),
         Command::Calibrate(args) => cmd::calibrate::run(args, &mut io),
         Command::Explain(args) => cmd::explain::run(args, &mut io),
+        Command::Docs(args) => cmd::docs::run(args, &mut io),
     };
     let status = match result {
         Ok(status) => status,

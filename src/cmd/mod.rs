@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod calibrate;
 pub mod check;
+pub mod docs;
 pub mod explain;
 pub mod matrix;
 pub mod render;

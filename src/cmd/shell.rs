@@ -126,7 +126,9 @@ difyplan check docker/ \-\-format sarif > difyplan.sarif
 difyplan check docker/ \-\-qps 50 \-\-profile workflow
 difyplan explain pool\-deadlock\-risk
 difyplan explain \-\-list
+difyplan docs model 8
 .fi
 .SH "SEE ALSO"
 \fBdifyplan explain CODE\fR for each finding code of \fBcheck\fR: what it means, what was measured, how to fix or accept it.
+\fBdifyplan docs\fR for the documents outputs cite as \fIdocs/model.md §N\fR (the model's facts, figures and rules), \fIdocs/pooler.md\fR and \fIdocs/alerts.md\fR, embedded in the binary.
 "#;

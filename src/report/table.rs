@@ -137,6 +137,8 @@ pub fn plan(plan: &Plan, explain: bool) -> String {
     if explain {
         let _ = writeln!(s);
         s.push_str(&derivations(plan));
+        let _ =
+            writeln!(s, "\nSources cited as docs/model.md §N are in the binary: `difyplan docs model N` prints one.");
     }
     s
 }

@@ -7,6 +7,7 @@ mod calibrate_cli;
 mod capacity_cli;
 mod check_cli;
 mod compose_inputs;
+mod docs_cli;
 mod fuzz;
 mod helm_releases;
 mod helm_rendered;
