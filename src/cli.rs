@@ -399,7 +399,8 @@ pub struct RenderPostgresqlArgs {
 /// Where rendered files go, shared by every render command.
 #[derive(Debug, Clone, Args)]
 pub struct RenderOutputArgs {
-    /// Write the files into this folder (made when missing) instead of one document to stdout.
+    /// Write the files into this folder (made when missing) instead of one document to stdout
+    /// (`-o -` is stdout too).
     #[arg(short = 'o', long = "output", value_name = "DIR")]
     pub output: Option<PathBuf>,
     /// Replace files that already exist.
@@ -408,6 +409,13 @@ pub struct RenderOutputArgs {
     /// Render with the templates in this folder (start from `difyplan templates export DIR`).
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
+}
+
+impl RenderOutputArgs {
+    /// The output folder; `None` for stdout (no `-o`, or `-o -`).
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        self.output.as_deref().filter(|p| p.as_os_str() != "-")
+    }
 }
 
 #[derive(Debug, Args)]

@@ -45,7 +45,7 @@ pub fn run(args: &RenderAlertsArgs, io: &mut Io) -> Result<ExitStatus> {
     self_check(&rules, RULES_TEMPLATE, &src)?;
     let queries = Rendered { file: QUERIES_FILE.into(), text: engine.render(QUERIES_TEMPLATE, &ctx)? };
     self_check(&queries, QUERIES_TEMPLATE, &src)?;
-    if args.out.output.is_none() {
+    if args.out.dir().is_none() {
         // stdout carries one document a rule loader reads as it is; the per-component series
         // need the queries file too, which only an output folder can hold beside it.
         writeln!(

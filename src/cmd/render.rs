@@ -407,7 +407,7 @@ fn postgresql(args: &RenderPostgresqlArgs, io: &mut Io) -> Result<ExitStatus> {
     if args.out.templates.is_some() {
         bail!("render postgresql uses no template — drop --templates");
     }
-    let docs = match (&args.out.output, args.alter_system) {
+    let docs = match (args.out.dir(), args.alter_system) {
         (Some(_), _) => vec![conf, sql],
         (None, true) => vec![sql],
         (None, false) => vec![conf],

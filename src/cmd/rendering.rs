@@ -137,7 +137,7 @@ pub(super) fn self_check(r: &Rendered, template: &str, src: &Source) -> Result<(
 
 /// Print one document, or write every file into the output folder (all or nothing).
 pub(super) fn emit(docs: Vec<Rendered>, out: &RenderOutputArgs, separator: &str, io: &mut Io) -> Result<ExitStatus> {
-    let Some(dir) = &out.output else {
+    let Some(dir) = out.dir() else {
         let text: Vec<String> = docs.into_iter().map(|d| d.text).collect();
         write!(io.out, "{}", text.join(separator))?;
         return Ok(ExitStatus::Success);

@@ -375,6 +375,11 @@ fn output_folders_are_made_and_render_helm_takes_a_version() {
     let r = difyplan_at(dir.path(), &["render", "kubernetes", "--qps", "10", "-o", "k8s/"], &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(dir.path().join("k8s/api.yaml").is_file());
+    // `-o -` is stdout, as `-` is everywhere else: no folder named `-`.
+    let r = difyplan_at(dir.path(), &["render", "compose", "--qps", "10", "-o", "-"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("# docker-compose.override.yaml"), "{}", r.stdout);
+    assert!(!dir.path().join("-").exists());
     let r = difyplan_at(dir.path(), &["templates", "export", "my-templates/"], &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(std::fs::read_dir(dir.path().join("my-templates")).unwrap().count() > 0);
