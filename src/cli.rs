@@ -149,7 +149,8 @@ pub struct PlanArgs {
     /// A pooler in front of PostgreSQL: PgBouncer (transaction mode) for the api and worker.
     #[arg(long, value_enum, default_value_t = crate::model::pooler::Pooler::None)]
     pub pooler: crate::model::pooler::Pooler,
-    /// Override a model assumption, e.g. `--assume quantile=0.9999` (repeatable; see README).
+    /// Override a model assumption, e.g. `--assume quantile=0.9999` (repeatable; a wrong key lists the
+    /// valid ones, `--format json` shows each value in `input.assumptions`).
     #[arg(long, value_name = "KEY=VALUE")]
     pub assume: Vec<String>,
     #[command(flatten)]
