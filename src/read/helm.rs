@@ -1182,19 +1182,10 @@ fn component(
 /// `KEY.resources.limits.cpu`, else `.requests.cpu`: both charts put it on the component's
 /// container as it is.
 fn cpu_limit(v: &Values, key: &str) -> Result<Option<Valued<f64>>, String> {
-    for kind in ["limits", "requests"] {
+    super::kubernetes::resources_cpu(|kind| {
         let at = [key, "resources", kind, "cpu"];
-        let Some(raw) = v.get(&at).and_then(yaml::scalar_string) else { continue };
-        return match super::kubernetes::cpu_quantity(&raw) {
-            Some(n) => Ok(Some(Valued::new(n, v.src(&at)))),
-            None => Err(format!(
-                "{}: cpu `{}` is not a Kubernetes CPU quantity — write it as `2`, `1.5` or `500m`",
-                v.src(&at),
-                crate::safety::shown(&raw)
-            )),
-        };
-    }
-    Ok(None)
+        v.get(&at).and_then(yaml::scalar_string).map(|raw| (raw, v.src(&at)))
+    })
 }
 
 /// Extra pods of a rolling update, computed on the most pods the Deployment can have.

@@ -629,19 +629,24 @@ fn conf_in_config_maps(config_maps: &BTreeMap<(String, String), Env>) -> Result<
 /// The container's CPU: `resources.limits.cpu`, else `resources.requests.cpu` (what the
 /// scheduler guarantees); `None` when neither is set.
 fn cpu_limit(d: &Doc, container: &[PathSeg]) -> Result<Option<Valued<f64>>, String> {
-    for kind in ["limits", "requests"] {
+    resources_cpu(|kind| {
         let at = join(container, &path(&["resources", kind, "cpu"]));
-        let Some(raw) = yaml::get_string(&d.doc.value, &at) else { continue };
-        return match cpu_quantity(&raw) {
-            Some(n) => Ok(Some(Valued::new(n, d.at(&at)))),
-            None => Err(format!(
-                "{}: cpu `{}` is not a Kubernetes CPU quantity — write it as `2`, `1.5` or `500m`",
-                d.at(&at),
-                crate::safety::shown(&raw)
-            )),
-        };
+        yaml::get_string(&d.doc.value, &at).map(|raw| (raw, d.at(&at)))
+    })
+}
+
+/// A container's CPU from its `resources`: `get("limits")`, else `get("requests")` (what the
+/// scheduler guarantees), each the raw quantity and where it was written; `None` when neither is
+/// set. Manifests and Helm values (which put `resources` on the container as it is) share it.
+pub fn resources_cpu(get: impl Fn(&str) -> Option<(String, Source)>) -> Result<Option<Valued<f64>>, String> {
+    let Some((raw, at)) = get("limits").or_else(|| get("requests")) else { return Ok(None) };
+    match cpu_quantity(&raw) {
+        Some(n) => Ok(Some(Valued::new(n, at))),
+        None => Err(format!(
+            "{at}: cpu `{}` is not a Kubernetes CPU quantity — write it as `2`, `1.5` or `500m`",
+            crate::safety::shown(&raw)
+        )),
     }
-    Ok(None)
 }
 
 /// A Kubernetes CPU quantity in cores: `2`, `1.5`, `500m`.
