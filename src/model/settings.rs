@@ -89,17 +89,9 @@ pub fn settings(plan: &Plan) -> Vec<Setting> {
         // files say what `check` then reads.
         out.push(set(keys::DB_USERNAME, keys::APP_ROLE, Scope::Shared));
     }
-    if !mysql {
-        // Each component of the api image names its connections (PostgreSQL's application_name),
-        // so pg_stat_activity, the alerts and calibrate --sample-activity tell them apart.
-        for c in &plan.components {
-            if let Some(name) = keys::application_name(c.component.service()) {
-                out.push(set(
-                    keys::DB_EXTRAS,
-                    format!("application_name={name}"),
-                    Scope::Service(c.component.service()),
-                ));
-            }
+    for c in &plan.components {
+        if let Some(extras) = db_extras(plan, c.component) {
+            out.push(set(keys::DB_EXTRAS, extras, Scope::Service(c.component.service())));
         }
     }
     logs_and_redis(plan, &mut out);
@@ -192,4 +184,13 @@ fn logs_and_redis(plan: &Plan, out: &mut Vec<Setting>) {
             ));
         }
     }
+}
+
+/// `DB_EXTRAS` of a component: each component of the api image names its connections
+/// (PostgreSQL's `application_name`, which its connection URL appends), so pg_stat_activity, the
+/// alerts and calibrate --sample-activity tell them apart. None for MySQL, whose driver takes no
+/// application_name, and for the plugin daemon, which wraps DB_EXTRAS into libpq's options.
+pub fn db_extras(plan: &Plan, component: Component) -> Option<String> {
+    let name = keys::application_name(component.service())?;
+    plan.input.db_type.is_postgresql().then(|| format!("application_name={name}"))
 }

@@ -393,12 +393,9 @@ fn component(plan: &Plan, c: &ComponentPlan) -> ComponentView {
         env.extend(route.iter().cloned());
         compose_env.extend(route);
     }
-    // Each component of the api image names its connections (application_name, through the
-    // DB_EXTRAS its connection URL appends), so pg_stat_activity and the alerts tell them apart.
-    if plan.input.db_type.is_postgresql()
-        && let Some(name) = keys::application_name(c.component.service())
-    {
-        let named = var(&keys::DB_EXTRAS, format!("application_name={name}"), None);
+    // Each component names its connections (the one rule: model::settings::db_extras).
+    if let Some(extras) = crate::model::settings::db_extras(plan, c.component) {
+        let named = var(&keys::DB_EXTRAS, extras, None);
         env.push(named.clone());
         compose_env.push(named);
     }
