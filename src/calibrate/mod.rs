@@ -76,9 +76,9 @@ pub fn admission_limits(d: &crate::deployment::Deployment, streaming_share: f64)
     capacity::assess(d, &load)
         .into_iter()
         .filter_map(|l| match l.measure {
-            Measure::Greenlets => Some((format!("{} {}", l.component, l.what), l.current)),
+            Measure::Greenlets => Some((format!("{} {}", l.component, l.measure.label()), l.current)),
             Measure::Slots if streaming_share >= 0.01 => {
-                Some((format!("{} {}", l.component, l.what), l.current / streaming_share))
+                Some((format!("{} {}", l.component, l.measure.label()), l.current / streaming_share))
             }
             _ => None,
         })
@@ -323,7 +323,7 @@ pub fn render_table(r: &Report) -> String {
         o.push_str(&format!(
             "  at {} ({})  {:.0} s ({:.1}% of the window){}\n",
             l.what,
-            crate::findings::capacity::fmt(l.limit),
+            crate::model::capacity::fmt(l.limit),
             l.seconds,
             l.share * 100.0,
             if l.saturated { "  saturated" } else { "" }
@@ -400,8 +400,11 @@ pub fn render_table(r: &Report) -> String {
             );
         }
         for l in &c.lines {
-            let at_limit =
-                m.concurrency.limits.iter().any(|a| a.saturated && a.what == format!("{} {}", l.component, l.what));
+            let at_limit = m
+                .concurrency
+                .limits
+                .iter()
+                .any(|a| a.saturated && a.what == format!("{} {}", l.component, l.measure.label()));
             let verdict = match l.shortfall() {
                 _ if at_limit => "saturated",
                 Some(Shortfall::BelowMean) => "queues without bound",
@@ -411,7 +414,7 @@ pub fn render_table(r: &Report) -> String {
             o.push_str(&format!(
                 "  {:<14} {:<26} has {:>7}  needs mean {:>7}  peak {:>7}  {verdict}  ({})\n",
                 l.component.to_string(),
-                l.what,
+                l.measure.label(),
                 crate::model::capacity::fmt(l.current),
                 crate::model::capacity::fmt(l.needed_mean),
                 crate::model::capacity::fmt(l.needed_peak),

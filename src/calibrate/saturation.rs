@@ -94,7 +94,7 @@ impl Concurrency {
             return None;
         }
         let at = match self.limits.iter().filter(|l| l.saturated).max_by(|a, b| a.share.total_cmp(&b.share)) {
-            Some(l) => format!("at the configuration's {} ({})", l.what, crate::findings::capacity::fmt(l.limit)),
+            Some(l) => format!("at the configuration's {} ({})", l.what, crate::model::capacity::fmt(l.limit)),
             None => format!(
                 "at a ceiling of {} requests in flight (an admission limit: the api's greenlets or the worker's -c)",
                 self.ceiling.as_ref().map_or(0, |c| c.level)

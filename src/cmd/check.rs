@@ -79,7 +79,7 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
         if let Some(qps) = workload.qps {
             let load =
                 Load { qps, profile: &workload.profile, assumptions: &workload.assumptions, edition: workload.edition };
-            let lines = capacity::assess(&c.deployment, &load);
+            let lines = crate::model::capacity::assess(&c.deployment, &load);
             found.extend(capacity::findings(&lines, &load, c.kind == "compose"));
         }
         let files: Vec<String> = c.label.split(" + ").map(str::to_string).collect();

@@ -4,9 +4,7 @@
 
 use super::{Code, Finding, Severity};
 use crate::dify::Component;
-use crate::model::capacity::{Capacity, Load, Measure, Shortfall};
-
-pub use crate::model::capacity::{assess, fmt};
+use crate::model::capacity::{Capacity, Load, Measure, Shortfall, fmt};
 
 /// The finding's severity for a capacity line; `None` when it covers the peak.
 pub fn severity(c: &Capacity) -> Option<Severity> {
@@ -48,7 +46,7 @@ pub fn findings(lines: &[Capacity], load: &Load, compose: bool) -> Vec<Finding> 
                 "{} has {} {} ({}) but {load_words} needs {} on average: requests queue without bound",
                 c.component,
                 fmt(c.current),
-                c.what,
+                c.measure.label(),
                 c.current_how,
                 fmt(c.needed_mean)
             ),
@@ -57,7 +55,7 @@ pub fn findings(lines: &[Capacity], load: &Load, compose: bool) -> Vec<Finding> 
                     wait at peaks",
                 c.component,
                 fmt(c.current),
-                c.what,
+                c.measure.label(),
                 c.current_how,
                 fmt(c.needed_mean),
                 fmt(c.needed_peak)

@@ -337,7 +337,7 @@ fn pool_rules(c: &Deployed, apps: &Apps, out: &mut Vec<Finding>) {
                     greenlets + 1 served 0 of 360 chat requests)",
                     c.name,
                     p.saturating_add(o),
-                    fmt_factor(apps.chat_pool_factor)
+                    crate::model::capacity::fmt(apps.chat_pool_factor)
                 ),
                 format!(
                     "raise SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW to at least {} (`difyplan size` plans \
@@ -390,7 +390,7 @@ fn worker_rules(c: &Deployed, apps: &Apps, out: &mut Vec<Finding>) {
                     c.pool_size.value,
                     c.max_overflow.value,
                     c.per_process_max,
-                    fmt_factor(apps.worker_chat_pool_factor),
+                    crate::model::capacity::fmt(apps.worker_chat_pool_factor),
                     conc.value
                 ),
                 chat_pool,
@@ -429,11 +429,6 @@ fn worker_rules(c: &Deployed, apps: &Apps, out: &mut Vec<Finding>) {
             .at(&conc.source),
         );
     }
-}
-
-/// A factor as a message shows it: `2`, `2.5`.
-fn fmt_factor(f: f64) -> String {
-    crate::model::capacity::fmt(f)
 }
 
 fn redis_rule(c: &Deployed, out: &mut Vec<Finding>) {

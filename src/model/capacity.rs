@@ -31,9 +31,8 @@ impl Load<'_> {
     }
 }
 
-/// What a capacity line counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// What a capacity line counts; it serializes as its label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Measure {
     /// The api's request greenlets: requests admitted at once.
     Greenlets,
@@ -60,6 +59,12 @@ impl Measure {
     }
 }
 
+impl Serialize for Measure {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.label())
+    }
+}
+
 /// How far a capacity falls short of its load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Shortfall {
@@ -73,9 +78,9 @@ pub enum Shortfall {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Capacity {
     pub component: Component,
+    /// What is counted (`what` in JSON: its label, for people).
+    #[serde(rename = "what")]
     pub measure: Measure,
-    /// What is counted, for people.
-    pub what: String,
     /// What the deployment has.
     pub current: f64,
     /// The mean the load needs: below it the queue grows without bound.
@@ -114,9 +119,19 @@ fn cores_per_process(c: &Deployed) -> f64 {
     }
 }
 
+/// The replicas of `c` the load is spread over (at least one).
+fn replicas(c: &Deployed) -> u64 {
+    c.replicas.value.max(1)
+}
+
 /// Processes (one core each at most) the replicas of `c` run.
 fn running(c: &Deployed) -> f64 {
-    c.replicas.value.max(1) as f64 * c.processes.value.max(1) as f64 * cores_per_process(c)
+    replicas(c) as f64 * c.processes.value.max(1) as f64 * cores_per_process(c)
+}
+
+/// The cores the workers have: one gevent process each, within its CPU limit.
+fn worker_cores_available(workers: &[&Deployed]) -> f64 {
+    workers.iter().map(|c| replicas(c) as f64 * cores_per_process(c)).sum()
 }
 
 fn of(d: &Deployment, component: Component) -> Vec<&Deployed> {
@@ -138,7 +153,7 @@ pub fn assess(d: &Deployment, load: &Load) -> Vec<Capacity> {
 /// workers `size` would plan (its CPU target's worth).
 fn worker_utilisation(workers: &[&Deployed], load: &Load) -> f64 {
     let cores = load::worker_cores(load.profile, load.qps);
-    let have: f64 = workers.iter().map(|c| c.replicas.value.max(1) as f64 * cores_per_process(c)).sum();
+    let have = worker_cores_available(workers);
     if have > 0.0 { cores / have } else { cores / (cores / load.cpu_target()).ceil().max(1.0) }
 }
 
@@ -153,21 +168,20 @@ fn api(apis: &[&Deployed], load: &Load, worker_rho: f64) -> Vec<Capacity> {
     let (mut current, mut mean, mut peak) = (0.0, 0.0, 0.0);
     for c in apis {
         let share = running(c) / total;
-        let (replicas, per_pod) = (c.replicas.value.max(1), c.processes.value.max(1));
+        let (pods, per_pod) = (replicas(c), c.processes.value.max(1));
         let lambda = load.qps * share;
         let rho = cpu_cores * share / running(c);
         let flight = load::api_flight(p, lambda, rho, run_seconds);
-        let pod_quantile = load::api_pod_quantile(p, lambda, &flight, rho, replicas, per_pod, a);
+        let pod_quantile = load::api_pod_quantile(p, lambda, &flight, rho, pods, per_pod, a);
         let greenlets = c.greenlets.as_ref().map_or(1, |g| g.value);
-        current += (replicas * per_pod * greenlets) as f64;
+        current += (pods * per_pod * greenlets) as f64;
         mean += flight.in_flight;
-        peak += (replicas * per_pod * pod_quantile.div_ceil(per_pod).max(1)) as f64;
+        peak += (pods * per_pod * pod_quantile.div_ceil(per_pod).max(1)) as f64;
     }
     let how = |per: &dyn Fn(&Deployed) -> String| apis.iter().map(|c| per(c)).collect::<Vec<_>>().join(" + ");
     let greenlets = Capacity {
         component: Component::Api,
         measure: Measure::Greenlets,
-        what: Measure::Greenlets.label().into(),
         current,
         needed_mean: mean,
         needed_peak: peak,
@@ -175,7 +189,7 @@ fn api(apis: &[&Deployed], load: &Load, worker_rho: f64) -> Vec<Capacity> {
         current_how: how(&|c| {
             format!(
                 "{} replicas × {} processes × {}",
-                c.replicas.value.max(1),
+                replicas(c),
                 c.processes.value,
                 c.greenlets.as_ref().map_or(1, |g| g.value)
             )
@@ -185,7 +199,6 @@ fn api(apis: &[&Deployed], load: &Load, worker_rho: f64) -> Vec<Capacity> {
     let cores = Capacity {
         component: Component::Api,
         measure: Measure::ApiCores,
-        what: Measure::ApiCores.label().into(),
         current: total,
         needed_mean: cpu_cores,
         needed_peak: cpu_cores / load.cpu_target(),
@@ -200,7 +213,7 @@ fn api(apis: &[&Deployed], load: &Load, worker_rho: f64) -> Vec<Capacity> {
 
 /// `2 replicas × 4 processes`, with the CPU limit when it gives a process less than a core.
 fn cores_how(c: &Deployed, unit: &str) -> String {
-    let base = format!("{} replicas × {} {unit}", c.replicas.value.max(1), c.processes.value);
+    let base = format!("{} replicas × {} {unit}", replicas(c), c.processes.value);
     match &c.cores {
         Some(limit) if cores_per_process(c) < 1.0 => format!("{base} within a CPU limit of {}", fmt(limit.value)),
         _ => base,
@@ -213,25 +226,21 @@ fn worker(workers: &[&Deployed], load: &Load) -> Vec<Capacity> {
     let Some(first) = workers.first() else { return Vec::new() };
     let (p, a) = (load.profile, load.assumptions);
     let cores = load::worker_cores(p, load.qps);
-    let have: f64 = workers.iter().map(|c| c.replicas.value.max(1) as f64 * cores_per_process(c)).sum();
+    let have = worker_cores_available(workers);
     let rho = cores / have;
     let flight = load::worker_flight(p, load.qps, rho);
-    let count: u64 = workers.iter().map(|c| c.replicas.value.max(1)).sum();
-    let slots: u64 =
-        workers.iter().map(|c| c.replicas.value.max(1) * c.concurrency.as_ref().map_or(1, |v| v.value)).sum();
+    let count: u64 = workers.iter().map(|c| replicas(c)).sum();
+    let slots: u64 = workers.iter().map(|c| replicas(c) * c.concurrency.as_ref().map_or(1, |v| v.value)).sum();
     let concurrency = Capacity {
         component: Component::Worker,
         measure: Measure::Slots,
-        what: Measure::Slots.label().into(),
         current: slots as f64,
         needed_mean: flight.in_flight,
         needed_peak: load::worker_quantile(cores, &flight, rho, count, a) as f64,
         setting: "CELERY_WORKER_AMOUNT (the worker's -c) or worker replicas".into(),
         current_how: workers
             .iter()
-            .map(|c| {
-                format!("{} replicas × -c {}", c.replicas.value.max(1), c.concurrency.as_ref().map_or(1, |v| v.value))
-            })
+            .map(|c| format!("{} replicas × -c {}", replicas(c), c.concurrency.as_ref().map_or(1, |v| v.value)))
             .collect::<Vec<_>>()
             .join(" + "),
         source: first.concurrency.as_ref().map(|v| v.source.clone()).or(Some(first.at.clone())),
@@ -239,7 +248,6 @@ fn worker(workers: &[&Deployed], load: &Load) -> Vec<Capacity> {
     let cpu = Capacity {
         component: Component::Worker,
         measure: Measure::WorkerCores,
-        what: Measure::WorkerCores.label().into(),
         current: have,
         needed_mean: cores,
         needed_peak: cores / load.cpu_target(),
@@ -257,14 +265,14 @@ fn plugin_daemon(plugins: &[&Deployed], load: &Load) -> Vec<Capacity> {
     let a = load.assumptions;
     let cores = load::plugin_cores(load.profile, load.qps);
     let per = |c: &Deployed| c.cores.as_ref().map_or(a.plugin_cores_per_replica, |l| l.value);
-    let current: f64 = plugins.iter().map(|c| c.replicas.value.max(1) as f64 * per(c)).sum();
+    let current: f64 = plugins.iter().map(|c| replicas(c) as f64 * per(c)).sum();
     let how = plugins
         .iter()
         .map(|c| match &c.cores {
-            Some(l) => format!("{} replicas × {} cores (its CPU limit)", c.replicas.value.max(1), fmt(l.value)),
+            Some(l) => format!("{} replicas × {} cores (its CPU limit)", replicas(c), fmt(l.value)),
             None => format!(
                 "{} replicas × {} cores (assumed per replica: no CPU limit in the inputs)",
-                c.replicas.value.max(1),
+                replicas(c),
                 fmt(a.plugin_cores_per_replica)
             ),
         })
@@ -275,7 +283,6 @@ fn plugin_daemon(plugins: &[&Deployed], load: &Load) -> Vec<Capacity> {
     vec![Capacity {
         component: Component::PluginDaemon,
         measure: Measure::PluginCores,
-        what: Measure::PluginCores.label().into(),
         current,
         needed_mean: cores,
         needed_peak: cores / load.cpu_target(),
