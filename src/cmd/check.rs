@@ -129,7 +129,7 @@ impl Workload {
         if let Some(qps) = args.qps {
             crate::model::plan::check_qps(qps)?;
         }
-        let assumptions = Assumptions::default().with_overrides(&args.assume).map_err(anyhow::Error::msg)?;
+        let assumptions = Assumptions::default().with_overrides(&args.assume)?;
         Ok(Workload { profile, assumptions, edition: args.edition, qps: args.qps })
     }
 }

@@ -305,28 +305,45 @@ pub struct WayOut {
     pub enough: bool,
 }
 
-/// A bad request to the model (exit 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct InputError(pub String);
+/// A bad request to the model (exit 2): what is wrong, as data, with one message each.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InputError {
+    #[error("--qps {0} is not a number of requests per second — pass a positive number such as 500")]
+    QpsNotANumber(f64),
+    #[error("--qps {0}: the target must be above 0 requests per second — pass for example --qps 10")]
+    QpsNotPositive(f64),
+    #[error(
+        "--qps {0} is above {MAX_QPS:.0}, beyond anything the model was calibrated on — plan per cluster or \
+         region, each below 1,000,000"
+    )]
+    QpsTooHigh(f64),
+    #[error(transparent)]
+    Profile(#[from] super::profile::Invalid),
+    #[error(transparent)]
+    Assumption(#[from] super::assumptions::AssumptionError),
+    #[error(transparent)]
+    Host(#[from] super::pgtune::HostError),
+    #[error(transparent)]
+    Pooler(#[from] super::pooler::PoolerError),
+    #[error(
+        "--workflow-log-store logstore: Dify {0} has no log-store repositories — use Dify 1.16 or later, or \
+         --workflow-log-store celery"
+    )]
+    LogStoreNeedsNewerDify(DifyVersion),
+    #[error("--max-qps solves for a fixed cap — add --pg-max-connections N (the database's max_connections)")]
+    MaxQpsNeedsCap,
+}
 
 /// Validate the target QPS with a message that says what to do.
 pub fn check_qps(qps: f64) -> Result<(), InputError> {
     if qps.is_nan() || qps.is_infinite() {
-        return Err(InputError(format!(
-            "--qps {qps} is not a number of requests per second — pass a positive number such as 500"
-        )));
+        return Err(InputError::QpsNotANumber(qps));
     }
     if qps <= 0.0 {
-        return Err(InputError(format!(
-            "--qps {qps}: the target must be above 0 requests per second — pass for example --qps 10"
-        )));
+        return Err(InputError::QpsNotPositive(qps));
     }
     if qps > MAX_QPS {
-        return Err(InputError(format!(
-            "--qps {qps} is above {MAX_QPS:.0}, beyond anything the model was calibrated on — plan per \
-                cluster or region, each below 1,000,000"
-        )));
+        return Err(InputError::QpsTooHigh(qps));
     }
     Ok(())
 }
@@ -335,14 +352,10 @@ pub fn check_qps(qps: f64) -> Result<(), InputError> {
 /// `shortfall` and `budget.fits`.
 pub fn plan(input: &PlanInput) -> Result<Plan, InputError> {
     check_qps(input.qps)?;
-    input.profile.validate().map_err(|e| InputError(e.to_string()))?;
-    input.assumptions.validate().map_err(InputError)?;
+    input.profile.validate()?;
+    input.assumptions.validate()?;
     if input.workflow_log_store == LogStore::Logstore && input.dify_version < DifyVersion::V1_16 {
-        return Err(InputError(format!(
-            "--workflow-log-store logstore: Dify {} has no log-store repositories — use Dify 1.16 or \
-                later, or --workflow-log-store celery",
-            input.dify_version
-        )));
+        return Err(InputError::LogStoreNeedsNewerDify(input.dify_version));
     }
     if let Some(m) = input.pg_host.memory_bytes {
         PgHost {
@@ -351,13 +364,12 @@ pub fn plan(input: &PlanInput) -> Result<Plan, InputError> {
             storage: input.pg_host.storage,
             pg_version: input.pg_host.pg_version,
         }
-        .validate()
-        .map_err(InputError)?;
+        .validate()?;
     }
-    super::pooler::check_input(input).map_err(InputError)?;
+    super::pooler::check_input(input)?;
     let mut plan = plan_core(input);
     if let Some(refused) = plan.pooler.as_ref().and_then(super::pooler::refusal) {
-        return Err(InputError(refused));
+        return Err(refused.into());
     }
     if input.target == Target::Kubernetes {
         let overhead = kubernetes_overhead(input, &plan);
