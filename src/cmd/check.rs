@@ -158,7 +158,7 @@ fn load_config(path: Option<&Path>, paths: &[PathBuf], values: &[PathBuf]) -> Re
         seen.push(key);
         let name = crate::safety::shown_path(&path);
         let text = crate::read::read_text(&path)?;
-        allows.extend(Config::parse(&text, &name).map_err(anyhow::Error::msg)?.allow);
+        allows.extend(Config::parse(&text, &name)?.allow);
     }
     Ok(allows)
 }
@@ -194,7 +194,7 @@ fn inline_allows(
         if !text.contains("difyplan:") {
             continue;
         }
-        out.extend(allow::inline(&text, &crate::safety::shown_path(&path)).map_err(anyhow::Error::msg)?);
+        out.extend(allow::inline(&text, &crate::safety::shown_path(&path))?);
     }
     Ok(out)
 }
