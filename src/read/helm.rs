@@ -413,19 +413,11 @@ impl<'a> Values<'a> {
         } else {
             crate::deployment::MAX_COUNT
         };
-        match text.as_deref().map(|t| crate::deployment::whole_count(t, max)) {
-            Some(Ok(n)) => Ok(Some(Valued::new(n, src))),
-            Some(Err(why)) if !why.starts_with("is not") => Err(format!(
-                "{src}: {} `{}` {why}",
-                keys.join("."),
-                crate::safety::shown(text.as_deref().unwrap_or_default())
-            )),
-            _ => Err(format!(
-                "{src}: {} must be a whole number, found `{}` — write a count such as 2",
-                keys.join("."),
-                yaml::scalar_string(v).unwrap_or_else(|| "a list or mapping".into())
-            )),
-        }
+        let written = text.clone().unwrap_or_else(|| "a list or mapping".into());
+        let n = crate::deployment::whole_count(text.as_deref().unwrap_or_default(), max)
+            .map_err(|problem| crate::deployment::CountError::new(src.clone(), &keys.join("."), &written, problem))
+            .map_err(|e| e.example(2))?;
+        Ok(Some(Valued::new(n, src)))
     }
 
     /// A list of `{name, value | valueFrom}` as Kubernetes takes it in `env:`. Absent, `null`

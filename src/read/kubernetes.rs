@@ -105,12 +105,8 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         let target = yaml::get_string(&d.doc.value, &path(&["spec", "scaleTargetRef", "name"])).unwrap_or_default();
         let max = match yaml::get_string(&d.doc.value, &path(&["spec", "maxReplicas"])) {
             Some(m) => Some(Valued::new(
-                deployment::whole_count(&m, deployment::MAX_COUNT).map_err(|why| {
-                    format!(
-                        "{}: maxReplicas `{}` {why}",
-                        d.at(&path(&["spec", "maxReplicas"])),
-                        crate::safety::shown(&m)
-                    )
+                deployment::whole_count(&m, deployment::MAX_COUNT).map_err(|problem| {
+                    deployment::CountError::new(d.at(&path(&["spec", "maxReplicas"])), "maxReplicas", &m, problem)
                 })?,
                 d.at(&path(&["spec", "maxReplicas"])),
             )),
@@ -194,8 +190,8 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         };
         let replicas = match yaml::get_string(&d.doc.value, &path(&["spec", "replicas"])) {
             Some(r) => Valued::new(
-                deployment::whole_count(&r, deployment::MAX_COUNT).map_err(|why| {
-                    format!("{}: replicas `{}` {why}", d.at(&path(&["spec", "replicas"])), crate::safety::shown(&r))
+                deployment::whole_count(&r, deployment::MAX_COUNT).map_err(|problem| {
+                    deployment::CountError::new(d.at(&path(&["spec", "replicas"])), "replicas", &r, problem)
                 })?,
                 d.at(&path(&["spec", "replicas"])),
             ),
