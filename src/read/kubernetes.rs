@@ -269,7 +269,7 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
     } else {
         Source::default("no dify-api image tag; the latest layout assumed (pass --dify-version)")
     };
-    let db_type = mysql_server::db_type(&components)?;
+    let db_type = super::mysql::components_db_type(&components)?.unwrap_or_default();
     if db_type == crate::dify::db_type::DbType::Mysql {
         if let Some(p) = &pooler {
             return Err(format!(

@@ -3,9 +3,8 @@
 //! else a my.cnf mounted from a ConfigMap) or in a ConfigMap alone (docs/model.md §11).
 
 use super::{Workload, join, path};
-use crate::deployment::{Deployed, Env, Source, Valued};
-use crate::dify::Component;
-use crate::dify::db_type::{DbType, mysql};
+use crate::deployment::{Env, Source, Valued};
+use crate::dify::db_type::mysql;
 use crate::read::yaml::{self, PathSeg};
 use serde_yaml::Value;
 use std::collections::BTreeMap;
@@ -15,17 +14,6 @@ use std::collections::BTreeMap;
 pub(super) struct Server {
     pub(super) max_connections: Valued<u64>,
     pub(super) user: Option<String>,
-}
-
-/// Dify's `DB_TYPE` as its containers see it: the api's, else the first component's that sets
-/// it; PostgreSQL (Dify's default) when none does.
-pub(super) fn db_type(components: &[Deployed]) -> Result<DbType, String> {
-    let api = components.iter().find(|c| c.component == Component::Api).and_then(|c| c.env.get("DB_TYPE"));
-    let any = || components.iter().find_map(|c| c.env.get("DB_TYPE"));
-    match api.or_else(any) {
-        Some(v) => crate::read::mysql::db_type(&v.value).map_err(|e| format!("{}: {e}", v.source)),
-        None => Ok(DbType::Postgresql),
-    }
 }
 
 /// The settings of a MySQL container in mysqld's order: option files first (a main my.cnf, then
