@@ -109,6 +109,29 @@ fn my_cnf_from_a_config_map() {
     assert_eq!(v["deployments"][0]["budget"]["cap"]["max_connections"], 151);
 }
 
+/// A my.cnf mounted as the main option file (Bitnami's chart mounts one with `subPath`) is read
+/// first and a conf.d file after it wins, as mysqld reads them.
+#[test]
+fn main_my_cnf_then_conf_d() {
+    let server = |mounts: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: mysql\nspec:\n  serviceName: mysql\n  \
+             selector:\n    matchLabels: {{app: mysql}}\n  template:\n    metadata:\n      labels: {{app: mysql}}\n    \
+             spec:\n      containers:\n        - name: mysql\n          image: bitnami/mysql:8.0\n          \
+             volumeMounts:\n{mounts}      volumes:\n        - {{name: main, configMap: {{name: mysql-main}}}}\n        \
+             - {{name: conf, configMap: {{name: mysql-conf}}}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  \
+             name: mysql-main\ndata:\n  my.cnf: |\n    [mysqld]\n    max_connections = 400\n"
+        )
+    };
+    let main = "            - {name: main, mountPath: /opt/bitnami/mysql/conf/my.cnf, subPath: my.cnf}\n";
+    let conf_d = "            - {name: conf, mountPath: /etc/mysql/conf.d}\n";
+    let (_, v) = report(&manifests(&server(main)), &["--fail-on", "never"]);
+    assert_eq!(v["deployments"][0]["budget"]["cap"]["max_connections"], 400);
+    let text = manifests(&(server(&format!("{conf_d}{main}")) + CONF));
+    let (_, v) = report(&text, &["--fail-on", "never"]);
+    assert_eq!(v["deployments"][0]["budget"]["cap"]["max_connections"], 1000, "conf.d is read after my.cnf");
+}
+
 /// DB_TYPE=mysql with no MySQL server in the manifests: MySQL's 151 assumed and said, with the
 /// same advice as compose; `--db-max-connections` gives the cap.
 #[test]
