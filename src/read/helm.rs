@@ -95,6 +95,9 @@ use crate::deployment::{self, Deployed, Deployment, Env, Observation, Observed, 
 use crate::dify::{Component, DifyVersion, defaults};
 use crate::findings::rules::SIZING_KEYS;
 
+#[path = "helm_mysql.rs"]
+pub mod mysql;
+
 /// Kubernetes' default `maxSurge` for a Deployment without a strategy, in percent, rounded up
 /// (docs/model.md §2; Kubernetes Deployment docs).
 const K8S_DEFAULT_MAX_SURGE_PCT: u64 = 25;
@@ -502,7 +505,8 @@ pub fn read_release(release: &Release, opts: &Options) -> Result<Deployment, Str
     let mut observed = unknown_keys(&v, chart, chart_said_by.and_then(|r| r.dir.as_deref()))?;
 
     let (version, version_source) = version(&v, chart, opts, &known);
-    let role = chart_db_username(&v, chart);
+    let chart_mysql = mysql::external(&v, chart, &known);
+    let role = if chart_mysql.is_some() { Some(mysql::username(&v)) } else { chart_db_username(&v, chart) };
     let specs = match chart {
         Chart::DifyHelm => dify_helm_specs(&v, role.as_ref(), &known),
         Chart::Douban => douban_specs(role.as_ref(), &known),
@@ -527,8 +531,14 @@ pub fn read_release(release: &Release, opts: &Options) -> Result<Deployment, Str
         ));
     }
 
-    let db = database(&v, chart, opts)?;
-    let (app_role, app_role_superuser) = super::app_role(&components, opts);
+    let db_type = mysql::db_type(&components, chart_mysql.as_ref(), bundled_postgres(&v, chart), chart)?;
+    let mut db = database(&v, chart, opts)?;
+    if db_type == crate::dify::db_type::DbType::Mysql {
+        (db.max_connections, db.found) = mysql::max_connections(opts);
+        db.idle_timeout = None;
+        db.observed.clear();
+    }
+    let (app_role, app_role_superuser) = super::app_role_for(&components, opts, db_type);
     let chart_read = Valued::new(
         format!("{} {}", chart.name(), known.label),
         match chart_said_by {
@@ -539,7 +549,7 @@ pub fn read_release(release: &Release, opts: &Options) -> Result<Deployment, Str
     Ok(Deployment {
         version,
         version_source,
-        db_type: crate::dify::db_type::DbType::Postgresql,
+        db_type,
         components,
         max_connections: db.max_connections,
         max_connections_found: db.found,
@@ -1228,12 +1238,7 @@ struct Database {
 /// `max_connections` (and whether it was found) and `idle_in_transaction_session_timeout` of the
 /// bundled bitnami PostgreSQL, as far as the values set them.
 fn database(v: &Values, chart: Chart, opts: &Options) -> Result<Database, String> {
-    let bundled = match chart {
-        Chart::DifyHelm => {
-            !v.truthy(&["externalPostgres", "enabled"], false) && v.truthy(&["postgresql", "enabled"], true)
-        }
-        Chart::Douban => v.truthy(&["postgresql", "embedded"], true),
-    };
+    let bundled = bundled_postgres(v, chart);
     let (mut max, mut idle, mut conf_written) = (None, None, None);
     let mut observed = Vec::new();
     if bundled {
@@ -1293,6 +1298,16 @@ fn database(v: &Values, chart: Chart, opts: &Options) -> Result<Database, String
     };
     let idle_timeout = conf_written.map(|at| idle.unwrap_or_else(|| Valued::new("0".into(), at)));
     Ok(Database { max_connections: max, found, idle_timeout, observed })
+}
+
+/// The chart runs its bundled PostgreSQL (Bitnami's subchart).
+fn bundled_postgres(v: &Values, chart: Chart) -> bool {
+    match chart {
+        Chart::DifyHelm => {
+            !v.truthy(&["externalPostgres", "enabled"], false) && v.truthy(&["postgresql", "enabled"], true)
+        }
+        Chart::Douban => v.truthy(&["postgresql", "embedded"], true),
+    }
 }
 
 /// Settings of the Bitnami subchart's `primary` or `readReplicas`: `max_connections`,

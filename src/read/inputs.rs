@@ -273,8 +273,17 @@ pub fn classify_text(path: &Path, text: &str) -> Option<Kind> {
         return Some(Kind::Kubernetes);
     }
     // A values override may name only the api beside keys only these charts have.
-    let helm_marks =
-        ["worker", "pluginDaemon", "plugin_daemon", "global", "externalPostgres", "beat", "workerBeat", "apiWebsocket"];
+    let helm_marks = [
+        "worker",
+        "pluginDaemon",
+        "plugin_daemon",
+        "global",
+        "externalPostgres",
+        "externalMysql",
+        "beat",
+        "workerBeat",
+        "apiWebsocket",
+    ];
     if top.contains(&"api") && helm_marks.iter().any(|k| top.contains(k)) {
         return Some(Kind::HelmValues);
     }

@@ -26,6 +26,7 @@ pub const BUILTINS: &[Builtin] = &[
     builtin!("compose/docker-compose.override.yaml.j2"),
     builtin!("kubernetes/component.yaml.j2"),
     builtin!("kubernetes/postgresql.yaml.j2"),
+    builtin!("kubernetes/mysql.yaml.j2"),
     builtin!("kubernetes/pgbouncer.yaml.j2"),
     builtin!("helm/borispolonsky.yaml.j2"),
     builtin!("helm/douban.yaml.j2"),

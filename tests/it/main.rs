@@ -18,6 +18,7 @@ mod integrations;
 mod kubernetes_cli;
 mod matrix_files;
 mod mysql;
+mod mysql_kubernetes;
 mod mysql_server;
 mod operator_fit;
 mod operators;
