@@ -95,7 +95,6 @@ use crate::deployment::{self, Deployed, Deployment, Env, Observation, Observed, 
 use crate::dify::{Component, DifyVersion, defaults};
 use crate::findings::rules::SIZING_KEYS;
 
-#[path = "helm_mysql.rs"]
 pub mod mysql;
 
 /// Kubernetes' default `maxSurge` for a Deployment without a strategy, in percent, rounded up

@@ -9,7 +9,6 @@ use crate::dify::{Component, DifyVersion, defaults};
 use serde_yaml::Value;
 use std::collections::BTreeMap;
 
-#[path = "kubernetes_mysql.rs"]
 mod mysql_server;
 
 /// Kubernetes' default `maxSurge` for a Deployment (docs/model.md §2).
