@@ -33,7 +33,7 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
     }
     // With only --values, the values are the input.
     let paths = if args.paths.is_empty() && !args.values.is_empty() { Vec::new() } else { paths };
-    let found = inputs::collect(&paths).map_err(anyhow::Error::msg)?;
+    let found = inputs::collect(&paths)?;
     if found.is_empty() && args.values.is_empty() {
         bail!(
             "{}: no .env, compose, Kubernetes or Helm values file found — pass the folder or files Dify is deployed from",
