@@ -313,9 +313,9 @@ fn explain_api(cx: &mut Ctx, s: &ApiSizing) {
         "SERVER_WORKER_CONNECTIONS",
         greenlets,
         format!(
-            "ceil(q{} of Poisson(requests waiting on I/O) + {per_pod} processor-sharing queues at ρ {:.2} \
-                = {} in flight in one {} (mean {:.1}) ÷ {per_pod} processes): its processes share one \
-                listen backlog, each queues on its own core",
+            "ceil((q{} of Poisson(requests waiting on I/O) + {per_pod} processor-sharing queues at ρ {:.2}) \
+                + 1 arriving = {} in one {} (mean in flight {:.1}) ÷ {per_pod} processes): its processes share \
+                one listen backlog, each queues on its own core",
             a.quantile,
             utilisation(s.rho * a.overload_headroom),
             s.pod_quantile,
@@ -563,9 +563,9 @@ fn explain_worker(cx: &mut Ctx, s: &WorkerSizing) {
         "CELERY_WORKER_AMOUNT",
         slots,
         format!(
-            "max({WORKER_CONCURRENCY_FLOOR}, ceil(q{} of Poisson(runs and tasks waiting on I/O) + \
-                {workers} processor-sharing queues = {} in flight (mean {:.1}) ÷ {workers} workers)): every \
-                worker reads one broker queue and queues on its own core",
+            "max({WORKER_CONCURRENCY_FLOOR}, ceil((q{} of Poisson(runs and tasks waiting on I/O) + \
+                {workers} processor-sharing queues) + 1 arriving = {} (mean in flight {:.1}) ÷ {workers} \
+                workers)): every worker reads one broker queue and queues on its own core",
             a.quantile,
             s.quantile,
             s.in_flight * a.overload_headroom,
