@@ -607,14 +607,14 @@ fn database_step(cx: &mut Ctx, budget: &Budget) -> (DatabasePlan, LogPlan, Redis
     let max_connections = budget.cap.max_connections;
     let logs = storage::logs(lambda, p, input.workflow_log_store, input.retention_days);
     let pg_cpu_ms = p.pg_cpu_ms - logs.pg_cpu_ms_saved;
-    let pg_cores = ((lambda * pg_cpu_ms / 1000.0) / a.pg_cpu_target).ceil().max(1.0) as u64;
+    let pg_cores = ((lambda * pg_cpu_ms).seconds() / a.pg_cpu_target).ceil().max(1.0) as u64;
     cx.rec.note(
         "database.cores",
         pg_cores,
         format!(
             "ceil({lambda} × {pg_cpu_ms} ms ÷ {}){}",
             a.pg_cpu_target,
-            if logs.pg_cpu_ms_saved > 0.0 {
+            if logs.pg_cpu_ms_saved.ms() > 0.0 {
                 format!(
                     " — {:.1} ms per request less with the logs in the log store ({} → {pg_cpu_ms} ms)",
                     logs.pg_cpu_ms_saved, p.pg_cpu_ms
