@@ -69,6 +69,14 @@ pub fn deployments(
         out.push((crate::safety::shown_path(&i.path), "env".to_string(), d));
     }
     let manifests: Vec<&Input> = found.iter().filter(|i| i.kind == Kind::Kubernetes).collect();
+    // kustomize trees, each built as `kubectl kustomize` builds it: one deployment per root.
+    let (trees, manifests) = super::kustomize_build::trees(&manifests)?;
+    for tree in trees {
+        let d = super::kubernetes::read_documents(&tree.documents, opts)?;
+        if !d.components.is_empty() || !d.unbounded_autoscalers.is_empty() {
+            out.push((tree.label, "kubernetes".to_string(), d));
+        }
+    }
     if !manifests.is_empty() {
         let d = super::kubernetes::read(&manifests, opts)?;
         let label = manifests.iter().map(|i| crate::safety::shown_path(&i.path)).collect::<Vec<_>>().join(" + ");
