@@ -278,6 +278,16 @@ fn build_dir(dir: &Path, ctx: &mut Ctx) -> Result<Vec<Resource>, String> {
                 return Err(ctx.refuse(item.at(), &format!("the remote resource `{entry}`")));
             }
             let path = lexical(&dir.join(&entry));
+            // A base in a git submodule this clone has not checked out.
+            if !path.is_file() && kustomization_in(&path).is_none() {
+                let said_by = format!("{}:{}", item.at().0, item.at().1);
+                let target = path.to_string_lossy();
+                if let Some(refusal) =
+                    super::submodule::not_checked_out(Path::new(""), "the resource", &target, &said_by)
+                {
+                    return Err(refusal);
+                }
+            }
             if path.is_dir() {
                 resources.extend(build_dir(&path, ctx)?);
             } else if path.is_file() {

@@ -18,6 +18,7 @@ pub mod mysql;
 pub mod pgbouncer;
 pub mod postgres;
 pub mod release;
+pub mod submodule;
 pub mod yaml;
 
 use crate::deployment::{Deployed, Source, Valued};

@@ -169,6 +169,13 @@ fn releases_of_commands(input: &Input, values_inputs: &[(usize, &Input)]) -> Res
         if lower.contains("langgenius") {
             return Err(langgenius_refusal(&install.at, &install.chart, install.version.as_deref(), &install.values));
         }
+        // A chart pinned as a git submodule that this clone has not checked out.
+        if resolve(&install.chart).filter(|p| p.join("Chart.yaml").is_file()).is_none()
+            && let Some(refusal) =
+                super::submodule::not_checked_out(&dir, "the chart", &install.chart, &install.at.to_string())
+        {
+            return Err(refusal);
+        }
         let chart = match resolve(&install.chart).filter(|p| p.join("Chart.yaml").is_file()) {
             Some(chart_dir) => {
                 let chart_file = chart_dir.join("Chart.yaml");

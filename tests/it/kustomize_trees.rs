@@ -273,3 +273,18 @@ fn what_is_not_built_is_refused_with_the_command() {
     assert_eq!(r.code, 2, "{}", r.stdout);
     assert!(r.stderr.contains("p.yaml:1: the patch for Deployment `dify-apii` matches no resource"), "{}", r.stderr);
 }
+
+/// An overlay whose base is a git submodule (`.gitmodules` names `vendor/dify-k8s`) in a clone
+/// made without `--recurse-submodules`: refused with the command that checks it out.
+#[test]
+fn a_base_in_a_submodule_not_checked_out_is_refused_with_the_git_command() {
+    let gitmodules = "[submodule \"dify-k8s\"]\n\tpath = vendor/dify-k8s\n\turl = https://example.org/dify-k8s.git\n";
+    let overlay = "resources:\n  - ../../vendor/dify-k8s/base\nnamePrefix: prod-\n";
+    let dir = folder(&[(".gitmodules", gitmodules), ("overlays/prod/kustomization.yaml", overlay)]);
+    std::fs::create_dir_all(dir.path().join("vendor/dify-k8s")).unwrap();
+    let r = difyplan(&["check", &s(dir.path())]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("kustomization.yaml:2: the resource"), "{}", r.stderr);
+    assert!(r.stderr.contains("is in the git submodule `vendor/dify-k8s`"), "{}", r.stderr);
+    assert!(r.stderr.contains("git submodule update --init vendor/dify-k8s"), "{}", r.stderr);
+}
