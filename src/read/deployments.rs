@@ -20,6 +20,8 @@ pub fn deployments(
     opts: &Options,
 ) -> Result<Vec<(String, String, Deployment)>, String> {
     let mut out = Vec::new();
+    // kustomize trees, built before the Helm releases take files in.
+    let trees = super::kustomize_build::trees(found)?;
     // Helm releases first: they take in their values files, GitOps objects and autoscalers.
     let gathered = super::release::gather(found, values, chart)?;
     let found: Vec<Input> =
@@ -70,7 +72,7 @@ pub fn deployments(
     }
     let manifests: Vec<&Input> = found.iter().filter(|i| i.kind == Kind::Kubernetes).collect();
     // kustomize trees, each built as `kubectl kustomize` builds it: one deployment per root.
-    let (trees, manifests) = super::kustomize_build::trees(&manifests)?;
+    let (trees, manifests) = trees.split(&manifests);
     for tree in trees {
         let d = super::kubernetes::read_documents(&tree.documents, opts)?;
         if !d.components.is_empty() || !d.unbounded_autoscalers.is_empty() {

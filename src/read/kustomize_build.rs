@@ -175,38 +175,63 @@ fn named_folders(file: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The kustomize trees among the manifests: each root kustomization (one no other kustomization
-/// found names as a resource) built, and the manifests that are not part of any tree. Files in
-/// a kustomization's folder that it does not name are not deployed by it and are left out.
-pub fn trees<'a>(manifests: &[&'a Input]) -> Result<(Vec<Built>, Vec<&'a Input>), String> {
-    let kustomizations: Vec<&Input> =
-        manifests.iter().copied().filter(|i| i.path.as_os_str() != "-" && is_kustomization_name(&i.path)).collect();
-    if kustomizations.is_empty() {
-        return Ok((Vec::new(), manifests.to_vec()));
-    }
-    let dir_of = |i: &Input| {
-        let d = i.path.parent().map(Path::to_path_buf).unwrap_or_default();
-        d.canonicalize().unwrap_or(d)
-    };
+/// The kustomize trees of the inputs, built: each root kustomization (one no other
+/// kustomization found names as a resource) with the files its build read.
+pub struct Trees {
+    roots: Vec<(PathBuf, Built, BTreeSet<PathBuf>)>,
+}
+
+fn dir_of(i: &Input) -> PathBuf {
+    let d = i.path.parent().map(Path::to_path_buf).unwrap_or_default();
+    d.canonicalize().unwrap_or(d)
+}
+
+/// Build every kustomize tree among the manifests of `found` (before anything else takes them
+/// in, so a tree difyplan cannot build is refused whoever reads its files).
+pub fn trees(found: &[Input]) -> Result<Trees, String> {
+    let kustomizations: Vec<&Input> = found
+        .iter()
+        .filter(|i| i.kind == super::inputs::Kind::Kubernetes)
+        .filter(|i| i.path.as_os_str() != "-" && is_kustomization_name(&i.path))
+        .collect();
     let named: BTreeSet<PathBuf> = kustomizations.iter().flat_map(|k| named_folders(&k.path)).collect();
-    let mut built = Vec::new();
-    let mut read = BTreeSet::new();
+    let mut roots = Vec::new();
     for k in kustomizations.iter().filter(|k| !named.contains(&dir_of(k))) {
         let dir = k.path.parent().map(Path::to_path_buf).unwrap_or_default();
         let (b, files) = build(&dir)?;
-        read.extend(files);
-        built.push(b);
+        roots.push((canon(&k.path), b, files));
     }
-    let tree_dirs: BTreeSet<PathBuf> = kustomizations.iter().map(|k| dir_of(k)).collect();
-    let rest = manifests
-        .iter()
-        .copied()
-        .filter(|i| {
-            let canon = i.path.canonicalize().unwrap_or_else(|_| i.path.clone());
-            i.path.as_os_str() == "-" || (!read.contains(&canon) && !tree_dirs.contains(&dir_of(i)))
-        })
-        .collect();
-    Ok((built, rest))
+    Ok(Trees { roots })
+}
+
+impl Trees {
+    /// The trees whose root kustomization is among `manifests` (what no Helm release took in),
+    /// and the manifests in no tree. Files in a kustomization's folder that it does not name are
+    /// not deployed by it and are left out.
+    pub fn split<'a>(self, manifests: &[&'a Input]) -> (Vec<Built>, Vec<&'a Input>) {
+        let present: BTreeSet<PathBuf> = manifests.iter().map(|i| canon(&i.path)).collect();
+        let mut built = Vec::new();
+        let mut read = BTreeSet::new();
+        for (root, b, files) in self.roots {
+            if present.contains(&root) {
+                read.extend(files);
+                built.push(b);
+            }
+        }
+        let tree_dirs: BTreeSet<PathBuf> = read
+            .iter()
+            .filter(|p| is_kustomization_name(p))
+            .filter_map(|p| p.parent().map(Path::to_path_buf))
+            .collect();
+        let rest = manifests
+            .iter()
+            .copied()
+            .filter(|i| {
+                i.path.as_os_str() == "-" || (!read.contains(&canon(&i.path)) && !tree_dirs.contains(&dir_of(i)))
+            })
+            .collect();
+        (built, rest)
+    }
 }
 
 /// Build the kustomization in `dir` as `kubectl kustomize dir` does; also the files it read.
@@ -487,7 +512,12 @@ impl NamePattern {
 
 /// A strategic-merge patch: on the `target`'s resources, else on the resource of the patch's
 /// own kind and name.
-fn apply_strategic(patch: &Node, target: Option<&Node>, resources: &mut [Resource], ctx: &Ctx) -> Result<(), String> {
+fn apply_strategic(
+    patch: &Node,
+    target: Option<&Node>,
+    resources: &mut Vec<Resource>,
+    ctx: &Ctx,
+) -> Result<(), String> {
     let kind = patch.get("kind").and_then(Node::text);
     let name = patch.get_path(&["metadata", "name"]).and_then(Node::text);
     let namespace = patch.get_path(&["metadata", "namespace"]).and_then(Node::text);
@@ -521,6 +551,16 @@ fn apply_strategic(patch: &Node, target: Option<&Node>, resources: &mut [Resourc
         meta.remove("name");
         meta.remove("namespace");
     }
+    gitops_patched(&hits, resources, patch, ctx)?;
+    // `$patch: delete` on the whole object removes the resource from the build.
+    if patch.get("$patch").and_then(Node::text).as_deref() == Some("delete") {
+        let mut n = 0;
+        resources.retain(|_| {
+            n += 1;
+            !hits.contains(&(n - 1))
+        });
+        return Ok(());
+    }
     for i in hits {
         kustomize_patch::strategic_merge(&mut resources[i].node, &body, "", false)
             .map_err(|why| ctx.refuse(patch.at(), &format!("the strategic-merge patch uses {why}")))?;
@@ -528,8 +568,26 @@ fn apply_strategic(patch: &Node, target: Option<&Node>, resources: &mut [Resourc
     Ok(())
 }
 
+/// A patch of a Flux HelmRelease or an Argo CD Application: their values are read from their own
+/// files, before any patch, so a patched one is refused with the command that renders it.
+fn gitops_patched(hits: &[usize], resources: &[Resource], patch: &Node, ctx: &Ctx) -> Result<(), String> {
+    match hits.iter().map(|&i| &resources[i]).find(|r| matches!(r.kind().as_str(), "HelmRelease" | "Application")) {
+        Some(r) => Err(ctx.refuse(
+            patch.at(),
+            &format!(
+                "a patch of the {} `{}` (its values are read from its own file, before patches)",
+                r.kind(),
+                r.name()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn apply_json(ops: &Node, target: &Node, resources: &mut [Resource], ctx: &Ctx) -> Result<(), String> {
-    for i in selected(target, resources, ctx)? {
+    let hits = selected(target, resources, ctx)?;
+    gitops_patched(&hits, resources, ops, ctx)?;
+    for i in hits {
         kustomize_patch::json6902(&mut resources[i].node, ops).map_err(|why| {
             let (file, line) = ops.at();
             format!(

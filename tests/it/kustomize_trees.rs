@@ -288,3 +288,32 @@ fn a_base_in_a_submodule_not_checked_out_is_refused_with_the_git_command() {
     assert!(r.stderr.contains("is in the git submodule `vendor/dify-k8s`"), "{}", r.stderr);
     assert!(r.stderr.contains("git submodule update --init vendor/dify-k8s"), "{}", r.stderr);
 }
+
+/// A Flux repository (`apps/base` with the HelmRelease, `clusters/prod` patching its values per
+/// cluster): the HelmRelease's values are read from its own file, so a patch of them is refused
+/// with the command that renders the tree — whose output `check -` reads with the patch applied.
+#[test]
+fn a_patched_helm_release_is_refused_with_the_command_that_renders_it() {
+    let base = "resources:\n  - release.yaml\n";
+    let release = "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: dify\n  namespace: dify\nspec:\n  chart:\n    spec:\n      chart: dify\n      version: 0.9.1\n      sourceRef:\n        kind: HelmRepository\n        name: douban\n  values:\n    global:\n      image:\n        tag: \"1.10.1\"\n    api:\n      replicaCount: 2\n---\napiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata:\n  name: douban\n  namespace: dify\nspec:\n  url: https://douban.github.io/charts/\n";
+    let prod = "resources:\n  - ../../apps/base\npatches:\n  - target:\n      kind: HelmRelease\n      name: dify\n    patch: |-\n      - op: replace\n        path: /spec/values/api/replicaCount\n        value: 5\n";
+    let dir = folder(&[
+        ("apps/base/kustomization.yaml", base),
+        ("apps/base/release.yaml", release),
+        ("clusters/prod/kustomization.yaml", prod),
+    ]);
+    let r = difyplan(&["check", &s(dir.path())]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("clusters/prod/kustomization.yaml:8: a patch of the HelmRelease `dify`"), "{}", r.stderr);
+    let cmd = format!("kubectl kustomize {} | difyplan check -", s(&dir.path().join("clusters/prod")));
+    assert!(r.stderr.contains(&cmd), "{}", r.stderr);
+    // The unpatched base alone is read as before.
+    let (_, v) = check_json(&[&s(&dir.path().join("apps"))]);
+    assert_eq!(v["deployments"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(component(&v, "api")["replicas"]["value"], 2);
+    let Some(kubectl) = kubectl() else { return };
+    let out = std::process::Command::new(kubectl).arg("kustomize").arg(dir.path().join("clusters/prod")).output();
+    let rendered = String::from_utf8(out.unwrap().stdout).unwrap();
+    let v = json(&difyplan_in(&["check", "-", "--format", "json"], Some(&rendered)));
+    assert_eq!(component(&v, "api")["replicas"]["value"], 5, "{v}");
+}
