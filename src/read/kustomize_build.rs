@@ -1,14 +1,14 @@
 //! kustomize trees built as `kubectl kustomize DIR` builds them, for what changes the budget:
-//! `resources` (files and folders, bases and overlays), the generators, patches (strategic merge
-//! and JSON 6902), `namespace`, `namePrefix`/`nameSuffix` with the references to renamed
-//! ConfigMaps, Secrets and workloads, `images`, `replicas` and labels. What is not built here
-//! (`helmCharts:`, `components:`, `replacements:`, remote bases, plugins) is refused with the
-//! command that renders the tree for `check -`.
+//! `resources` (files and folders, bases and overlays), `components`, the generators, patches
+//! (strategic merge and JSON 6902), `namespace`, `namePrefix`/`nameSuffix` with the references to
+//! renamed ConfigMaps, Secrets and workloads, `images`, `replicas` and labels. What is not built
+//! here (`helmCharts:`, `replacements:`, remote bases, plugins) is refused with the command that
+//! renders the tree for `check -`.
 
 use super::inputs::Input;
 use super::kustomize_node::{At, Node};
 use super::kustomize_patch;
-use super::yaml::{self, Document};
+use super::yaml::{self, Document, PathSeg};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
@@ -22,6 +22,7 @@ const APPLIED: &[&str] = &[
     "metadata",
     "resources",
     "bases",
+    "components",
     "namespace",
     "namePrefix",
     "nameSuffix",
@@ -197,6 +198,12 @@ pub fn trees(found: &[Input]) -> Result<Trees, String> {
     let named: BTreeSet<PathBuf> = kustomizations.iter().flat_map(|k| named_folders(&k.path)).collect();
     let mut roots = Vec::new();
     for k in kustomizations.iter().filter(|k| !named.contains(&dir_of(k))) {
+        // A Component is built only into the kustomizations that name it.
+        if parse(&k.path)
+            .is_ok_and(|d| yaml::get_string(&d.value, &PathSeg::keys(&["kind"])).as_deref() == Some("Component"))
+        {
+            continue;
+        }
         let dir = k.path.parent().map(Path::to_path_buf).unwrap_or_default();
         let (b, files) = build(&dir)?;
         roots.push((canon(&k.path), b, files));
@@ -250,6 +257,15 @@ fn canon(p: &Path) -> PathBuf {
 }
 
 fn build_dir(dir: &Path, ctx: &mut Ctx) -> Result<Vec<Resource>, String> {
+    let mut resources = Vec::new();
+    build_into(dir, ctx, &mut resources, false)?;
+    Ok(resources)
+}
+
+/// Build the kustomization in `dir` onto `resources`: empty for a kustomization, the including
+/// kustomization's resources so far for a Component (`component`), whose generators and
+/// transformers act on them.
+fn build_into(dir: &Path, ctx: &mut Ctx, resources: &mut Vec<Resource>, component: bool) -> Result<(), String> {
     let shown_dir = crate::safety::shown_path(dir);
     let Some(file) = kustomization_in(dir) else {
         return Err(format!(
@@ -266,8 +282,14 @@ fn build_dir(dir: &Path, ctx: &mut Ctx) -> Result<Vec<Resource>, String> {
     let k = Node::of_document(&doc, None, 0);
     let at = |keys: &[&str]| k.get_path(keys).map_or_else(|| (doc.file.clone(), 1), |n| n.at().clone());
 
-    if k.get("kind").and_then(Node::text).as_deref() == Some("Component") {
-        return Err(ctx.refuse(&at(&["kind"]), "a kustomize Component built on its own"));
+    let is_component = k.get("kind").and_then(Node::text).as_deref() == Some("Component");
+    if is_component != component {
+        let what = if component {
+            "a folder named in `components:` whose kustomization is not a Component — kustomize refuses it too"
+        } else {
+            "a Component named in `resources:` — kustomize refuses it too; name it in `components:`"
+        };
+        return Err(format!("{}:{}: {what}", at(&["kind"]).0, at(&["kind"]).1));
     }
     if let Some(charts) = k.get("helmCharts") {
         let first = charts.items().first();
@@ -295,7 +317,6 @@ fn build_dir(dir: &Path, ctx: &mut Ctx) -> Result<Vec<Resource>, String> {
     }
 
     // Resources, in order: files (every document) and folders (built).
-    let mut resources: Vec<Resource> = Vec::new();
     for field in ["resources", "bases"] {
         for item in k.get(field).map(Node::items).unwrap_or_default() {
             let entry = item.text().unwrap_or_default();
@@ -329,13 +350,29 @@ fn build_dir(dir: &Path, ctx: &mut Ctx) -> Result<Vec<Resource>, String> {
         }
     }
 
-    generators(&doc, &mut resources, ctx)?;
+    // Components, in order, each on the resources so far.
+    for item in k.get("components").map(Node::items).unwrap_or_default() {
+        let entry = item.text().unwrap_or_default();
+        let path = lexical(&dir.join(&entry));
+        if kustomization_in(&path).is_none() {
+            let said_by = format!("{}:{}", item.at().0, item.at().1);
+            let target = path.to_string_lossy();
+            if let Some(refusal) = super::submodule::not_checked_out(Path::new(""), "the component", &target, &said_by)
+            {
+                return Err(refusal);
+            }
+            return Err(ctx.refuse(item.at(), &format!("the component `{entry}` that is not a folder of the tree")));
+        }
+        build_into(&path, ctx, resources, true)?;
+    }
+
+    generators(&doc, resources, ctx)?;
 
     // Transformers, in kustomize's order.
     for item in k.get("patchesStrategicMerge").map(Node::items).unwrap_or_default() {
         let patches = patch_documents(item, dir, ctx)?;
         for p in patches {
-            apply_strategic(&p, None, &mut resources, ctx)?;
+            apply_strategic(&p, None, resources, ctx)?;
         }
     }
     for item in k.get("patches").map(Node::items).unwrap_or_default() {
@@ -354,9 +391,9 @@ fn build_dir(dir: &Path, ctx: &mut Ctx) -> Result<Vec<Resource>, String> {
                         item.at().1
                     ));
                 };
-                apply_json(&p, target, &mut resources, ctx)?;
+                apply_json(&p, target, resources, ctx)?;
             } else {
-                apply_strategic(&p, target, &mut resources, ctx)?;
+                apply_strategic(&p, target, resources, ctx)?;
             }
         }
     }
@@ -372,9 +409,9 @@ fn build_dir(dir: &Path, ctx: &mut Ctx) -> Result<Vec<Resource>, String> {
     let suffix = k.get("nameSuffix").and_then(Node::text).unwrap_or_default();
     if !prefix.is_empty() || !suffix.is_empty() {
         let at = at(&[if prefix.is_empty() { "nameSuffix" } else { "namePrefix" }]);
-        rename_all(&mut resources, &prefix, &suffix, &at);
+        rename_all(resources, &prefix, &suffix, &at);
     }
-    labels(&k, &mut resources);
+    labels(&k, resources);
     for item in k.get("patchesJson6902").map(Node::items).unwrap_or_default() {
         let target = item.get("target").ok_or_else(|| {
             format!(
@@ -385,13 +422,13 @@ fn build_dir(dir: &Path, ctx: &mut Ctx) -> Result<Vec<Resource>, String> {
         })?;
         let source = item.get("path").or_else(|| item.get("patch")).unwrap_or(item);
         for p in patch_documents(source, dir, ctx)? {
-            apply_json(&p, target, &mut resources, ctx)?;
+            apply_json(&p, target, resources, ctx)?;
         }
     }
-    replicas(&k, &mut resources)?;
-    images(&k, &mut resources);
+    replicas(&k, resources)?;
+    images(&k, resources);
     ctx.stack.pop();
-    Ok(resources)
+    Ok(())
 }
 
 fn read_docs(path: &Path, ctx: &mut Ctx) -> Result<Vec<Document>, String> {

@@ -244,7 +244,7 @@ fn generator_merge_images_and_replicas_in_overlays() {
 }
 
 /// What is not built here is refused with the command that renders it: `helmCharts:` names the
-/// chart and needs `--enable-helm`; `components:` and `replacements:` name the field.
+/// chart and needs `--enable-helm`; `replacements:` names the field.
 #[test]
 fn what_is_not_built_is_refused_with_the_command() {
     // A kustomization that inflates LangGenius's chart, as GitOps repositories of Dify's
@@ -258,11 +258,11 @@ fn what_is_not_built_is_refused_with_the_command() {
     let cmd = format!("kubectl kustomize --enable-helm {} | difyplan check -", s(dir.path()));
     assert!(r.stderr.contains(&cmd), "{}", r.stderr);
 
-    let overlay = "resources:\n  - ../../base\ncomponents:\n  - ../../components/ha\n";
+    let overlay = "resources:\n  - ../../base\nreplacements:\n  - path: r.yaml\n";
     let dir = tree(&[("overlays/prod/kustomization.yaml", overlay)]);
     let r = difyplan(&["check", &s(&dir.path().join("overlays/prod"))]);
     assert_eq!(r.code, 2, "{}", r.stdout);
-    assert!(r.stderr.contains("kustomization.yaml:3: `components:`"), "{}", r.stderr);
+    assert!(r.stderr.contains("kustomization.yaml:3: `replacements:`"), "{}", r.stderr);
     assert!(r.stderr.contains("| difyplan check -"), "{}", r.stderr);
 
     // A patch that names no resource: kustomize refuses it, so does check.
@@ -316,4 +316,26 @@ fn a_patched_helm_release_is_refused_with_the_command_that_renders_it() {
     let rendered = String::from_utf8(out.unwrap().stdout).unwrap();
     let v = json(&difyplan_in(&["check", "-", "--format", "json"], Some(&rendered)));
     assert_eq!(component(&v, "api")["replicas"]["value"], 5, "{v}");
+}
+
+/// A kustomize Component (`components/ha`, `kind: Component`) that an overlay includes: its patch
+/// acts on the base's resources and its own HPA is added, as kustomize applies components.
+#[test]
+fn components_patch_the_resources_of_the_overlay_that_names_them() {
+    let ha = "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources:\n  - api-hpa.yaml\npatches:\n  - target:\n      kind: Deployment\n      name: dify-api\n    patch: |-\n      - op: replace\n        path: /spec/replicas\n        value: 3\n";
+    let hpa = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: dify-api\nspec:\n  scaleTargetRef:\n    apiVersion: apps/v1\n    kind: Deployment\n    name: dify-api\n  minReplicas: 3\n  maxReplicas: 6\n";
+    let overlay = "resources:\n  - ../../base\ncomponents:\n  - ../../components/ha\nnamePrefix: ha-\n";
+    let dir = tree(&[
+        ("components/ha/kustomization.yaml", ha),
+        ("components/ha/api-hpa.yaml", hpa),
+        ("overlays/prod/kustomization.yaml", overlay),
+    ]);
+    let v = agree(dir.path(), "overlays/prod");
+    let api = component(&v, "ha-dify-api");
+    assert_eq!(api["replicas"]["value"], 3, "{api}");
+    // The HPA's maximum, renamed with its target: 6 + 2 surge (25% of 6, rounded up).
+    assert_eq!(line(&v, "api")["worst_pods"], 8, "{v}");
+    // From the root, the component alone is not a deployment.
+    let (_, root) = check_json(&[&s(dir.path())]);
+    assert_eq!(root["deployments"].as_array().unwrap().len(), 1, "{root}");
 }
