@@ -288,3 +288,30 @@ fn a_submodule_chart_not_checked_out_is_refused_with_the_git_command() {
     assert!(r.stderr.contains(".gitmodules:2"), "{}", r.stderr);
     assert!(r.stderr.contains("git submodule update --init vendor/douban-charts"), "{}", r.stderr);
 }
+
+/// An Argo CD Application whose source is a folder of the repository itself, a git submodule
+/// pinning douban/charts (`path: vendor/douban-charts/charts/dify`): read like a vendored chart
+/// when checked out, refused with the git command when the folder is empty.
+#[test]
+fn an_application_with_a_chart_path_in_a_submodule() {
+    let gitmodules =
+        "[submodule \"douban\"]\n\tpath = vendor/douban-charts\n\turl = https://github.com/douban/charts.git\n";
+    let app = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: dify\nspec:\n  source:\n    repoURL: https://git.example.org/platform/deploy.git\n    targetRevision: main\n    path: vendor/douban-charts/charts/dify\n    helm:\n      valuesObject:\n        global:\n          image:\n            tag: \"1.9.1\"\n        api:\n          replicaCount: 2\n        worker:\n          replicaCount: 2\n";
+    let dir = folder(&[(".gitmodules", gitmodules), ("argocd/dify.yaml", app)]);
+    let sub = dir.path().join("vendor/douban-charts");
+    std::fs::create_dir_all(&sub).unwrap();
+    let r = difyplan(&["check", &s(dir.path())]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("dify.yaml:9: the chart `vendor/douban-charts/charts/dify` is in the git submodule"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("git submodule update --init vendor/douban-charts"), "{}", r.stderr);
+    vendor_douban_041(&sub.join("charts/dify"));
+    let (_, v) = check(&[&s(dir.path())]);
+    assert_eq!(v["deployments"].as_array().unwrap().len(), 1, "{v}");
+    let d = &v["deployments"][0]["deployment"];
+    assert!(d["chart"]["value"].as_str().unwrap().contains("douban/charts 0.4"), "{d}");
+    assert_eq!(demand(&v), 240);
+}
