@@ -315,3 +315,28 @@ fn an_application_with_a_chart_path_in_a_submodule() {
     assert!(d["chart"]["value"].as_str().unwrap().contains("douban/charts 0.4"), "{d}");
     assert_eq!(demand(&v), 240);
 }
+
+/// A Flux HelmRelease whose chart is a folder of the GitRepository Flux syncs (the repository
+/// itself, where a submodule pins douban/charts): read like a vendored chart, or refused with the
+/// git command when the submodule is not checked out.
+#[test]
+fn a_flux_chart_from_a_git_repository_folder_in_a_submodule() {
+    let gitmodules =
+        "[submodule \"douban\"]\n\tpath = vendor/douban-charts\n\turl = https://github.com/douban/charts.git\n";
+    let release = "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: dify\nspec:\n  chart:\n    spec:\n      chart: ./vendor/douban-charts/charts/dify\n      sourceRef:\n        kind: GitRepository\n        name: platform\n  values:\n    global:\n      image:\n        tag: \"1.9.1\"\n    api:\n      replicaCount: 2\n    worker:\n      replicaCount: 2\n";
+    let dir = folder(&[(".gitmodules", gitmodules), ("clusters/prod/dify.yaml", release)]);
+    let sub = dir.path().join("vendor/douban-charts");
+    std::fs::create_dir_all(&sub).unwrap();
+    let r = difyplan(&["check", &s(dir.path())]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("dify.yaml:8: the chart `./vendor/douban-charts/charts/dify` is in the git submodule"),
+        "{}",
+        r.stderr
+    );
+    vendor_douban_041(&sub.join("charts/dify"));
+    let (_, v) = check(&[&s(dir.path())]);
+    assert_eq!(v["deployments"].as_array().unwrap().len(), 1, "{v}");
+    assert!(v["deployments"][0]["deployment"]["chart"]["value"].as_str().unwrap().contains("douban/charts 0.4"));
+    assert_eq!(demand(&v), 240);
+}
