@@ -67,6 +67,13 @@ pub fn is_kustomization_name(path: &Path) -> bool {
     path.file_name().and_then(|n| n.to_str()).is_some_and(|n| KUSTOMIZATION_NAMES.contains(&n))
 }
 
+/// A Flux `Kustomization` object (`kustomize.toolkit.fluxcd.io`) kept in a file named like a
+/// kustomization: a resource Flux applies, not a kustomization kustomize builds.
+fn is_flux_object(doc: &Document) -> bool {
+    yaml::get_string(&doc.value, &PathSeg::keys(&["apiVersion"]))
+        .is_some_and(|a| a.starts_with("kustomize.toolkit.fluxcd.io"))
+}
+
 /// One resource of a build, with the names it had (kustomize matches patches and `replicas` by
 /// any of them).
 #[derive(Clone)]
@@ -194,6 +201,7 @@ pub fn trees(found: &[Input]) -> Result<Trees, String> {
         .iter()
         .filter(|i| i.kind == super::inputs::Kind::Kubernetes)
         .filter(|i| i.path.as_os_str() != "-" && is_kustomization_name(&i.path))
+        .filter(|i| !parse(&i.path).is_ok_and(|d| is_flux_object(&d)))
         .collect();
     let named: BTreeSet<PathBuf> = kustomizations.iter().flat_map(|k| named_folders(&k.path)).collect();
     let mut roots = Vec::new();

@@ -339,3 +339,19 @@ fn components_patch_the_resources_of_the_overlay_that_names_them() {
     let (_, root) = check_json(&[&s(dir.path())]);
     assert_eq!(root["deployments"].as_array().unwrap().len(), 1, "{root}");
 }
+
+/// A Flux `Kustomization` object kept in a file named `kustomization.yaml` (Flux's own
+/// bootstrap layout does this) is a resource, not a kustomize tree: the manifests beside it are
+/// read as they are.
+#[test]
+fn a_flux_kustomization_object_is_not_a_tree() {
+    let flux = "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: dify\nspec:\n  interval: 10m\n  path: ./apps/dify\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n";
+    let env = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dify-env\ndata:\n  SQLALCHEMY_POOL_SIZE: \"7\"\n";
+    let dir = folder(&[("kustomization.yaml", flux), ("api.yaml", API), ("db.yaml", DB), ("env.yaml", env)]);
+    let r = difyplan(&["check", &s(dir.path()), "--format", "json"]);
+    assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
+    let v = json(&r);
+    assert_eq!(v["deployments"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(component(&v, "dify-api")["replicas"]["value"], 2);
+    assert_eq!(component(&v, "dify-api")["pool_size"]["value"], 7);
+}
