@@ -488,7 +488,9 @@ fn selected(target: &Node, resources: &[Resource], ctx: &Ctx) -> Result<Vec<usiz
             && field("group").is_none_or(|g| g == group)
             && field("version").is_none_or(|v| v == version)
             && field("namespace").is_none_or(|n| Some(n) == r.namespace())
-            && name.as_ref().is_none_or(|p| r.names.iter().any(|n| p.matches(n)))
+            // A target selects by the current name or the original one, not one a base gave it
+            // in between (a patch without a target matches any of them).
+            && name.as_ref().is_none_or(|p| [r.names.first(), r.names.last()].into_iter().flatten().any(|n| p.matches(n)))
             && labels.as_ref().is_none_or(|want| {
                 want.iter().all(|(k, v)| {
                     r.node.get_path(&["metadata", "labels", k]).and_then(Node::text).as_deref() == Some(v.as_str())

@@ -355,3 +355,40 @@ fn a_flux_kustomization_object_is_not_a_tree() {
     assert_eq!(component(&v, "dify-api")["replicas"]["value"], 2);
     assert_eq!(component(&v, "dify-api")["pool_size"]["value"], 7);
 }
+
+/// Three levels (base → mid → top), each renaming: the base prefixes `dify-`, the middle adds
+/// `-mid` and deletes an env entry (`$patch: delete`) and the replicas (`null`), the top prefixes
+/// `top-`, sets the namespace, `replicas:` by the original name, a new image name and tag, and
+/// two patches targeting the name the middle gave: `patches:` (run before this level's prefix,
+/// when it is the current name: applied, its replicas then set by `replicas:`) and
+/// `patchesJson6902` (run after it, when that name is neither the current nor the original one:
+/// not applied, as kustomize does). PostgreSQL reads `max_connections`
+/// from a generated ConfigMap mounted as its config file, its reference renamed at each level.
+#[test]
+fn nested_overlays_rename_at_each_level() {
+    let base = "namePrefix: dify-\nresources:\n  - api.yaml\n  - db.yaml\nconfigMapGenerator:\n  - name: env\n    literals:\n      - SQLALCHEMY_POOL_SIZE=11\n      - SQLALCHEMY_MAX_OVERFLOW=4\n  - name: pgconf\n    files:\n      - postgresql.conf\n";
+    let conf = "listen_addresses = '*'\nmax_connections = 321\n";
+    let api = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\nspec:\n  replicas: 2\n  template:\n    spec:\n      containers:\n        - name: api\n          image: langgenius/dify-api:1.9.1\n          envFrom:\n            - configMapRef:\n                name: env\n          env:\n            - name: SERVER_WORKER_AMOUNT\n              value: \"2\"\n            - name: EXTRA\n              value: x\n";
+    let db = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: db\nspec:\n  serviceName: db\n  template:\n    spec:\n      containers:\n        - name: postgres\n          image: postgres:16\n          args: [\"-c\", \"config_file=/etc/postgresql/postgresql.conf\"]\n          volumeMounts:\n            - name: conf\n              mountPath: /etc/postgresql\n      volumes:\n        - name: conf\n          configMap:\n            name: pgconf\n";
+    let mid = "resources:\n  - ../base\nnameSuffix: -mid\npatchesStrategicMerge:\n  - |-\n    apiVersion: apps/v1\n    kind: Deployment\n    metadata:\n      name: dify-api\n    spec:\n      replicas: null\n      template:\n        spec:\n          containers:\n            - name: api\n              env:\n                - name: SERVER_WORKER_AMOUNT\n                  $patch: delete\n";
+    let top = "namespace: prod\nnamePrefix: top-\nresources:\n  - ../mid\nreplicas:\n  - name: api\n    count: 5\nimages:\n  - name: langgenius/dify-api\n    newName: registry.example.org/langgenius/dify-api\n    newTag: 1.16.1\npatchesJson6902:\n  - target:\n      kind: Deployment\n      name: dify-api-mid\n    patch: '[{\"op\": \"add\", \"path\": \"/spec/template/spec/containers/0/env/-\", \"value\": {\"name\": \"SERVER_WORKER_AMOUNT\", \"value\": \"4\"}}]'\npatches:\n  - target:\n      kind: Deployment\n      name: dify-api-mid\n    patch: |-\n      apiVersion: apps/v1\n      kind: Deployment\n      metadata:\n        name: any\n      spec:\n        replicas: 9\n";
+    let dir = folder(&[
+        ("base/kustomization.yaml", base),
+        ("base/postgresql.conf", conf),
+        ("base/api.yaml", api),
+        ("base/db.yaml", db),
+        ("mid/kustomization.yaml", mid),
+        ("top/kustomization.yaml", top),
+    ]);
+    let v = agree(dir.path(), "mid");
+    // The middle: replicas deleted (Kubernetes' 1) and SERVER_WORKER_AMOUNT deleted (Dify's 1).
+    assert_eq!(line(&v, "api")["worst_pods"], 2, "{v}");
+    assert_eq!(line(&v, "api")["processes"], 1, "{v}");
+    assert_eq!(v["deployments"][0]["budget"]["cap"]["max_connections"], 321);
+    let v = agree(dir.path(), "top");
+    let api = component(&v, "top-dify-api-mid");
+    assert_eq!(api["replicas"]["value"], 5, "{api}");
+    assert_eq!(v["deployments"][0]["deployment"]["version"], "1.16.1");
+    // 5 + 2 surge pods, one process (the JSON 6902 patch selected nothing) × 15.
+    assert_eq!(line(&v, "api")["connections"], 105, "{v}");
+}
