@@ -221,8 +221,7 @@ pub fn trees(found: &[Input]) -> Result<Trees, String> {
 
 impl Trees {
     /// The trees whose root kustomization is among `manifests` (what no Helm release took in),
-    /// and the manifests in no tree. Files in a kustomization's folder that it does not name are
-    /// not deployed by it and are left out.
+    /// and the manifests in no tree.
     pub fn split<'a>(self, manifests: &[&'a Input]) -> (Vec<Built>, Vec<&'a Input>) {
         let present: BTreeSet<PathBuf> = manifests.iter().map(|i| canon(&i.path)).collect();
         let mut built = Vec::new();
@@ -233,17 +232,12 @@ impl Trees {
                 built.push(b);
             }
         }
-        let tree_dirs: BTreeSet<PathBuf> = read
-            .iter()
-            .filter(|p| is_kustomization_name(p))
-            .filter_map(|p| p.parent().map(Path::to_path_buf))
-            .collect();
+        // A manifest no tree names is read as it is: `kubectl apply -f` may deploy it beside the
+        // tree, and a patch file no tree uses holds no workload that runs.
         let rest = manifests
             .iter()
             .copied()
-            .filter(|i| {
-                i.path.as_os_str() == "-" || (!read.contains(&canon(&i.path)) && !tree_dirs.contains(&dir_of(i)))
-            })
+            .filter(|i| i.path.as_os_str() == "-" || !read.contains(&canon(&i.path)))
             .collect();
         (built, rest)
     }
