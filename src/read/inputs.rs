@@ -62,6 +62,8 @@ const ALWAYS_READ: &[&str] = &[
     "GNUmakefile",
     "justfile",
     "Justfile",
+    // kustomize's third name for a kustomization.
+    "Kustomization",
 ];
 
 /// Walk `paths` (a file, a folder, or `-` for standard input) and classify what is found.
@@ -101,7 +103,13 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<Input>, CollectError> {
             // A file given by name is taken whatever it is called: its content says what it is.
             let text = super::read_text(path)?;
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            let kind = if name == "Chart.yaml" { Some(Kind::ChartMeta) } else { classify_text(path, &text) };
+            let kind = if name == "Chart.yaml" {
+                Some(Kind::ChartMeta)
+            } else if super::kustomize_build::is_kustomization_name(path) {
+                Some(Kind::Kubernetes)
+            } else {
+                classify_text(path, &text)
+            };
             let kind = kind.or_else(|| (!is_yaml(name) && looks_like_env(&text)).then_some(Kind::Env));
             let kind = kind.or_else(|| super::deploy_cmd::mentions_install(&text).then_some(Kind::DeployCommand));
             match kind {
@@ -254,6 +262,10 @@ fn classify(path: &Path) -> Result<Option<Input>, super::ReadError> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     if is_env_name(name) {
         return Ok(Some(Input { path: path.to_path_buf(), kind: Kind::Env, text: None }));
+    }
+    // A kustomization may have neither `apiVersion` nor `kind`: its name says what it is.
+    if super::kustomize_build::is_kustomization_name(path) {
+        return Ok(Some(Input { path: path.to_path_buf(), kind: Kind::Kubernetes, text: None }));
     }
     if !is_yaml(name) && !is_deploy_script_name(name) {
         return Ok(None);

@@ -43,7 +43,8 @@ impl Doc<'_> {
         yaml::get_string(&self.doc.value, &path(&["metadata", "namespace"])).unwrap_or_else(|| "default".into())
     }
     fn at(&self, p: &[PathSeg]) -> Source {
-        Source::file(self.doc.file.clone(), self.doc.line_of(p).unwrap_or_else(|| self.doc.start().line))
+        let (file, line) = self.doc.written_at(p);
+        Source::file(file, line)
     }
 }
 
@@ -61,9 +62,14 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         let name = crate::safety::shown_path(&input.path);
         documents.extend(yaml::parse_documents(&input.text()?, &name).map_err(|e| e.to_string())?);
     }
+    read_documents(&documents, opts)
+}
+
+/// Read parsed manifests (of files, or a kustomize build) as one deployment.
+pub fn read_documents(documents: &[Document], opts: &Options) -> Result<Deployment, String> {
     // `kind: List` (kubectl get -o yaml) holds its manifests in `items`.
     let mut expanded = Vec::new();
-    for d in &documents {
+    for d in documents {
         if d.get(&path(&["kind"])).and_then(Value::as_str) == Some("List") {
             return Err(format!(
                 "{}:{}: a `kind: List` — split it into documents (`kubectl get -o yaml` output is not what \

@@ -20,15 +20,22 @@ pub struct Generated {
     pub files: Vec<(String, PathBuf)>,
     /// The `envs` files read into `data`.
     pub envs: Vec<PathBuf>,
+    /// A `secretGenerator`'s (its data is not read: Secrets are not in the budget).
+    pub secret: bool,
+    /// `behavior:` (`create`, `merge`, `replace`), when written.
+    pub behavior: Option<String>,
+    /// The line of the generator's entry.
+    pub line: usize,
 }
 
 fn p(keys: &[&str]) -> Vec<PathSeg> {
     PathSeg::keys(keys)
 }
 
-/// Whether a document is a Kustomization.
+/// Whether a document is a Kustomization (by its kind, or by its file's name).
 pub fn is_kustomization(doc: &Document) -> bool {
-    yaml::get_string(&doc.value, &p(&["kind"])).as_deref() == Some("Kustomization")
+    super::kustomize_build::is_kustomization_name(Path::new(&doc.file))
+        || yaml::get_string(&doc.value, &p(&["kind"])).as_deref() == Some("Kustomization")
         || yaml::get_string(&doc.value, &p(&["apiVersion"])).is_some_and(|a| a.starts_with("kustomize.config.k8s.io"))
 }
 
@@ -52,6 +59,9 @@ pub fn generated(doc: &Document) -> Result<Vec<Generated>, String> {
                 data: Vec::new(),
                 files: Vec::new(),
                 envs: Vec::new(),
+                secret: generator == "secretGenerator",
+                behavior: yaml::get_string(item, &p(&["behavior"])),
+                line: doc.line_of(&base).unwrap_or_else(|| doc.start().line),
             };
             let list = |key: &str| -> Vec<String> {
                 yaml::get(item, &p(&[key]))

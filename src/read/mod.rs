@@ -11,10 +11,14 @@ pub mod helm_keys;
 pub mod inputs;
 pub mod kubernetes;
 pub mod kustomize;
+pub mod kustomize_build;
+pub mod kustomize_node;
+pub mod kustomize_patch;
 pub mod mysql;
 pub mod pgbouncer;
 pub mod postgres;
 pub mod release;
+pub mod submodule;
 pub mod yaml;
 
 use crate::deployment::{Deployed, Source, Valued};

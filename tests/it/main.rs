@@ -16,6 +16,7 @@ mod helm_values;
 mod hostile_servers;
 mod integrations;
 mod kubernetes_cli;
+mod kustomize_trees;
 mod matrix_files;
 mod mysql;
 mod mysql_kubernetes;
