@@ -21,7 +21,7 @@ pub fn deployments(
 ) -> Result<Vec<(String, String, Deployment)>, String> {
     let mut out = Vec::new();
     // kustomize trees, built before the Helm releases take files in.
-    let trees = super::kustomize_build::trees(found)?;
+    let trees = super::kustomize::trees(found)?;
     // Helm releases first: they take in their values files, GitOps objects and autoscalers.
     let gathered = super::release::gather(found, values, chart)?;
     let found: Vec<Input> =

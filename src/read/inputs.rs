@@ -105,7 +105,7 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<Input>, CollectError> {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             let kind = if name == "Chart.yaml" {
                 Some(Kind::ChartMeta)
-            } else if super::kustomize_build::is_kustomization_name(path) {
+            } else if super::kustomize::is_kustomization_name(path) {
                 Some(Kind::Kubernetes)
             } else {
                 classify_text(path, &text)
@@ -264,7 +264,7 @@ fn classify(path: &Path) -> Result<Option<Input>, super::ReadError> {
         return Ok(Some(Input { path: path.to_path_buf(), kind: Kind::Env, text: None }));
     }
     // A kustomization may have neither `apiVersion` nor `kind`: its name says what it is.
-    if super::kustomize_build::is_kustomization_name(path) {
+    if super::kustomize::is_kustomization_name(path) {
         return Ok(Some(Input { path: path.to_path_buf(), kind: Kind::Kubernetes, text: None }));
     }
     if !is_yaml(name) && !is_deploy_script_name(name) {

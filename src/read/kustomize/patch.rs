@@ -4,7 +4,7 @@
 //! `move`, `copy`, `test` at JSON pointers). What neither can apply faithfully is an error the
 //! caller turns into a refusal.
 
-use super::kustomize_node::Node;
+use super::node::Node;
 
 /// The key by which Kubernetes' strategic merge merges a list field; `None`: the list is replaced.
 /// `in_container`: the field is inside a container (its `ports` merge by `containerPort`).

@@ -2,7 +2,7 @@
 //! several files are merged into one resource, and every value keeps the file and line that set
 //! it, so a budget built from an overlay points at the overlay's line.
 
-use super::yaml::{Document, Origins, PathSeg};
+use crate::read::yaml::{Document, Origins, PathSeg};
 use serde_yaml::{Mapping, Value};
 
 /// File and line a part was written at.
@@ -25,7 +25,7 @@ fn untag(mut value: &Value) -> &Value {
 
 /// A mapping key as text (kustomize's keys are strings; `8080:` is `"8080"`).
 fn key_text(k: &Value) -> String {
-    super::yaml::scalar_string(untag(k)).unwrap_or_default()
+    crate::read::yaml::scalar_string(untag(k)).unwrap_or_default()
 }
 
 impl Node {
@@ -60,17 +60,6 @@ impl Node {
                 Node::Seq(out, at)
             }
             other => Node::Scalar(other.clone(), at),
-        }
-    }
-
-    /// A value written in one place (a generated ConfigMap, a kustomization field).
-    pub fn of_value(v: &Value, at: &At) -> Node {
-        match untag(v) {
-            Value::Mapping(m) => {
-                Node::Map(m.iter().map(|(k, v)| (key_text(k), Node::of_value(v, at))).collect(), at.clone())
-            }
-            Value::Sequence(items) => Node::Seq(items.iter().map(|v| Node::of_value(v, at)).collect(), at.clone()),
-            other => Node::Scalar(other.clone(), at.clone()),
         }
     }
 
@@ -196,7 +185,7 @@ impl Node {
     /// A scalar as text (`3` → "3").
     pub fn text(&self) -> Option<String> {
         match self {
-            Node::Scalar(v, _) => super::yaml::scalar_string(v),
+            Node::Scalar(v, _) => crate::read::yaml::scalar_string(v),
             _ => None,
         }
     }

@@ -5,10 +5,10 @@
 //! here (`helmCharts:`, `replacements:`, remote bases, plugins) is refused with the command that
 //! renders the tree for `check -`.
 
-use super::inputs::Input;
-use super::kustomize_node::{At, Node};
-use super::kustomize_patch;
-use super::yaml::{self, Document, PathSeg};
+use super::node::{At, Node};
+use super::patch;
+use crate::read::inputs::Input;
+use crate::read::yaml::{self, Document, PathSeg};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
@@ -157,7 +157,7 @@ fn kustomization_in(dir: &Path) -> Option<PathBuf> {
 /// Parse the kustomization file at `file`.
 fn parse(file: &Path) -> Result<Document, String> {
     let shown = crate::safety::shown_path(file);
-    let text = super::read_text(file).map_err(|e| e.to_string())?;
+    let text = crate::read::read_text(file).map_err(|e| e.to_string())?;
     let mut docs = yaml::parse_documents(&text, &shown).map_err(|e| e.to_string())?;
     if docs.is_empty() {
         return Ok(Document::built(serde_yaml::Value::Mapping(Default::default()), shown, Default::default()));
@@ -199,7 +199,7 @@ fn dir_of(i: &Input) -> PathBuf {
 pub fn trees(found: &[Input]) -> Result<Trees, String> {
     let kustomizations: Vec<&Input> = found
         .iter()
-        .filter(|i| i.kind == super::inputs::Kind::Kubernetes)
+        .filter(|i| i.kind == crate::read::inputs::Kind::Kubernetes)
         .filter(|i| i.path.as_os_str() != "-" && is_kustomization_name(&i.path))
         .filter(|i| !parse(&i.path).is_ok_and(|d| is_flux_object(&d)))
         .collect();
@@ -331,7 +331,7 @@ fn build_into(dir: &Path, ctx: &mut Ctx, resources: &mut Vec<Resource>, componen
                 let said_by = format!("{}:{}", item.at().0, item.at().1);
                 let target = path.to_string_lossy();
                 if let Some(refusal) =
-                    super::submodule::not_checked_out(Path::new(""), "the resource", &target, &said_by)
+                    crate::read::submodule::not_checked_out(Path::new(""), "the resource", &target, &said_by)
                 {
                     return Err(refusal);
                 }
@@ -359,7 +359,8 @@ fn build_into(dir: &Path, ctx: &mut Ctx, resources: &mut Vec<Resource>, componen
         if kustomization_in(&path).is_none() {
             let said_by = format!("{}:{}", item.at().0, item.at().1);
             let target = path.to_string_lossy();
-            if let Some(refusal) = super::submodule::not_checked_out(Path::new(""), "the component", &target, &said_by)
+            if let Some(refusal) =
+                crate::read::submodule::not_checked_out(Path::new(""), "the component", &target, &said_by)
             {
                 return Err(refusal);
             }
@@ -435,7 +436,7 @@ fn build_into(dir: &Path, ctx: &mut Ctx, resources: &mut Vec<Resource>, componen
 
 fn read_docs(path: &Path, ctx: &mut Ctx) -> Result<Vec<Document>, String> {
     ctx.read.insert(canon(path));
-    let text = super::read_text(path).map_err(|e| e.to_string())?;
+    let text = crate::read::read_text(path).map_err(|e| e.to_string())?;
     yaml::parse_documents(&text, &crate::safety::shown_path(path)).map_err(|e| e.to_string())
 }
 
@@ -603,7 +604,7 @@ fn apply_strategic(
         return Ok(());
     }
     for i in hits {
-        kustomize_patch::strategic_merge(&mut resources[i].node, &body, "", false)
+        patch::strategic_merge(&mut resources[i].node, &body, "", false)
             .map_err(|why| ctx.refuse(patch.at(), &format!("the strategic-merge patch uses {why}")))?;
     }
     Ok(())
@@ -629,7 +630,7 @@ fn apply_json(ops: &Node, target: &Node, resources: &mut [Resource], ctx: &Ctx) 
     let hits = selected(target, resources, ctx)?;
     gitops_patched(&hits, resources, ops, ctx)?;
     for i in hits {
-        kustomize_patch::json6902(&mut resources[i].node, ops).map_err(|why| {
+        patch::json6902(&mut resources[i].node, ops).map_err(|why| {
             let (file, line) = ops.at();
             format!(
                 "{file}:{line}: the JSON 6902 patch on {} `{}`: {why} — kustomize refuses it too",
@@ -644,7 +645,7 @@ fn apply_json(ops: &Node, target: &Node, resources: &mut [Resource], ctx: &Ctx) 
 /// `configMapGenerator` and `secretGenerator`: new ConfigMaps, or `behavior: merge|replace`
 /// on one the resources hold.
 fn generators(doc: &Document, resources: &mut Vec<Resource>, ctx: &mut Ctx) -> Result<(), String> {
-    let generated = super::kustomize::generated(doc)?;
+    let generated = super::generator::generated(doc)?;
     for g in generated {
         let kind = if g.secret { "Secret" } else { "ConfigMap" };
         let at = (doc.file.clone(), g.line);
@@ -659,7 +660,7 @@ fn generators(doc: &Document, resources: &mut Vec<Resource>, ctx: &mut Ctx) -> R
             }
             for (key, path) in &g.files {
                 ctx.read.insert(canon(path));
-                let text = super::read_text(path).map_err(|e| e.to_string())?;
+                let text = crate::read::read_text(path).map_err(|e| e.to_string())?;
                 data.push((key.clone(), Node::str(&text, &(crate::safety::shown_path(path), 1))));
             }
         }
