@@ -292,260 +292,346 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// Gather the releases among `found`, `--values` files (one release, in order) and `--chart`.
 pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> Result<Gathered, String> {
     let flag = chart_flag.map(parse_chart_flag).transpose()?;
-    let mut used = Vec::new();
-    let mut releases: Vec<(String, Release, PathBuf)> = Vec::new();
-
-    // Manifests: parsed once; GitOps objects, ConfigMaps, repositories and autoscalers by file.
-    let mut manifests: Vec<(usize, Vec<Document>)> = Vec::new();
-    for (i, input) in found.iter().enumerate().filter(|(_, i)| i.kind == Kind::Kubernetes) {
-        let docs =
-            yaml::parse_documents(&input.text()?, &input.path.display().to_string()).map_err(|e| e.to_string())?;
-        manifests.push((i, docs));
-    }
-    let all_docs = || manifests.iter().flat_map(|(_, d)| d.iter());
-    let config_map = |name: &str| {
-        all_docs().find(|d| {
-            kind(d).1 == "ConfigMap" && yaml::get_string(&d.value, &p(&["metadata", "name"])).as_deref() == Some(name)
-        })
-    };
-    let helm_repo_url = |name: &str| {
-        all_docs()
-            .find(|d| {
-                kind(d).1 == "HelmRepository"
-                    && yaml::get_string(&d.value, &p(&["metadata", "name"])).as_deref() == Some(name)
-            })
-            .and_then(|d| yaml::get_string(&d.value, &p(&["spec", "url"])))
-    };
-    let mut config_maps_used: Vec<String> = Vec::new();
-    // A Kustomization generated a HelmRelease's values: its file is part of the release.
-    let mut generators_used = false;
+    let manifests = Manifests::parse(found)?;
     let values_inputs: Vec<(usize, &Input)> =
         found.iter().enumerate().filter(|(_, i)| i.kind == Kind::HelmValues).collect();
-    let mut values_used: Vec<usize> = Vec::new();
+    let mut taken = Taken::default();
+    let mut releases = gitops_releases(found, &manifests, &values_inputs, &mut taken)?;
+    take_data_files(found, &manifests, &mut taken)?;
+    // Deploy scripts, Makefiles, CI files and Terraform: the chart and the layers they install.
+    for (i, input) in found.iter().enumerate().filter(|(_, i)| i.kind == Kind::DeployCommand) {
+        taken.used.push(i);
+        for (label, release, dir, values_taken) in releases_of_commands(input, &values_inputs)? {
+            taken.values_used.extend(values_taken);
+            releases.push((label, release, dir));
+        }
+    }
+    releases.extend(values_releases(values, &values_inputs, &mut taken)?);
+    taken.used.append(&mut taken.values_used);
+    name_charts(found, &mut releases, &mut taken.used, flag)?;
+    attach_autoscalers(found, &manifests, &mut releases, &mut taken.used)?;
+    Ok(Gathered { releases: releases.into_iter().map(|(l, r, _)| (l, r)).collect(), used: taken.used })
+}
 
-    for (idx, docs) in &manifests {
+/// A release with its label and the folder its chart and layers are looked up from.
+type Found = (String, Release, PathBuf);
+
+/// The Kubernetes inputs, parsed once, by input index.
+struct Manifests(Vec<(usize, Vec<Document>)>);
+
+impl Manifests {
+    fn parse(found: &[Input]) -> Result<Manifests, String> {
+        let mut out = Vec::new();
+        for (i, input) in found.iter().enumerate().filter(|(_, i)| i.kind == Kind::Kubernetes) {
+            let docs =
+                yaml::parse_documents(&input.text()?, &input.path.display().to_string()).map_err(|e| e.to_string())?;
+            out.push((i, docs));
+        }
+        Ok(Manifests(out))
+    }
+
+    fn docs(&self) -> impl Iterator<Item = &Document> {
+        self.0.iter().flat_map(|(_, d)| d.iter())
+    }
+
+    fn named(&self, kind_name: &str, name: &str) -> Option<&Document> {
+        self.docs().find(|d| {
+            kind(d).1 == kind_name && yaml::get_string(&d.value, &p(&["metadata", "name"])).as_deref() == Some(name)
+        })
+    }
+
+    fn helm_repo_url(&self, name: &str) -> Option<String> {
+        self.named("HelmRepository", name).and_then(|d| yaml::get_string(&d.value, &p(&["spec", "url"])))
+    }
+}
+
+/// Which inputs the releases took in, so that nothing is read twice.
+#[derive(Default)]
+struct Taken {
+    /// Inputs taken in (GitOps files, deploy scripts, Chart.yaml, data files, autoscalers).
+    used: Vec<usize>,
+    /// Values inputs a release layered; the rest are releases of their own.
+    values_used: Vec<usize>,
+    /// ConfigMaps that carry a HelmRelease's values.
+    config_maps_used: Vec<String>,
+    /// A Kustomization generated a HelmRelease's values: its file is part of the release.
+    generators_used: bool,
+}
+
+impl Taken {
+    /// The chart's own values.yaml is what Helm merges the values over: not a release of its own.
+    fn chart_values(&mut self, chart: Option<&ChartRef>, values_inputs: &[(usize, &Input)]) {
+        if let Some(d) = chart.and_then(|c| c.dir.as_ref()) {
+            let own = d.join("values.yaml");
+            self.values_used.extend(values_inputs.iter().filter(|(_, i)| same_file(&i.path, &own)).map(|(n, _)| *n));
+        }
+    }
+
+    fn values_file(&mut self, path: &Path, values_inputs: &[(usize, &Input)]) {
+        self.values_used.extend(values_inputs.iter().filter(|(_, i)| same_file(&i.path, path)).map(|(n, _)| *n));
+    }
+}
+
+/// The releases of Flux `HelmRelease`s and Argo CD `Application`s; their files are taken in.
+fn gitops_releases(
+    found: &[Input],
+    manifests: &Manifests,
+    values_inputs: &[(usize, &Input)],
+    taken: &mut Taken,
+) -> Result<Vec<Found>, String> {
+    let mut releases = Vec::new();
+    for (idx, docs) in &manifests.0 {
+        let dir = found[*idx].path.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut gitops = false;
         for doc in docs {
             let (api, k) = kind(doc);
-            let dir = found[*idx].path.parent().map(Path::to_path_buf).unwrap_or_default();
-            if k == "HelmRelease" && api.starts_with("helm.toolkit.fluxcd.io") {
-                gitops = true;
-                let chart_path = p(&["spec", "chart", "spec", "chart"]);
-                let name = yaml::get_string(&doc.value, &chart_path);
-                let said_by = at(doc, &chart_path);
-                let repo = yaml::get_string(&doc.value, &p(&["spec", "chart", "spec", "sourceRef", "name"]))
-                    .and_then(|r| helm_repo_url(&r));
-                let chart = identify(name.as_deref(), repo.as_deref(), &said_by)?;
-                // A chart from a folder of a Flux GitRepository (this repository, or a submodule of it).
-                let from_git = yaml::get_string(&doc.value, &p(&["spec", "chart", "spec", "sourceRef", "kind"]))
-                    .is_some_and(|k| k == "GitRepository");
-                let local = match name.as_deref() {
-                    Some(n) if chart.is_none() && from_git => local_chart(&dir, n, &said_by)?,
-                    _ => None,
-                };
-                // The chart's own values.yaml is what Helm merges the values over: not a release of its own.
-                if let Some(d) = local.as_ref().and_then(|c| c.dir.as_ref()) {
-                    let own = d.join("values.yaml");
-                    values_used.extend(values_inputs.iter().filter(|(_, i)| same_file(&i.path, &own)).map(|(n, _)| *n));
-                }
-                let version = yaml::get_string(&doc.value, &p(&["spec", "chart", "spec", "version"]));
-                let mut layers = Vec::new();
-                // Flux: valuesFrom in order, then spec.values over them.
-                let from = p(&["spec", "valuesFrom"]);
-                for (n, item) in doc.get(&from).and_then(Value::as_sequence).into_iter().flatten().enumerate() {
-                    let item_at = at(doc, &[from.clone(), vec![PathSeg::Index(n)]].concat());
-                    let ref_kind = yaml::get_string(item, &p(&["kind"])).unwrap_or_default();
-                    let ref_name = yaml::get_string(item, &p(&["name"])).unwrap_or_default();
-                    let key = yaml::get_string(item, &p(&["valuesKey"])).unwrap_or_else(|| "values.yaml".into());
-                    let optional = yaml::get(item, &p(&["optional"])).and_then(Value::as_bool) == Some(true);
-                    if ref_kind != "ConfigMap" {
-                        return Err(format!(
-                            "{item_at}: values from {ref_kind} `{ref_name}` are not in the files — pass them as a \
-                                values file (--values), or {HELM_TEMPLATE_ADVICE}"
-                        ));
-                    }
-                    let Some(cm) = config_map(&ref_name) else {
-                        // A ConfigMap a Kustomization generates from the values file.
-                        let generated = generated_values_file(all_docs(), &ref_name, &key)?;
-                        if let Some(path) = generated {
-                            generators_used = true;
-                            let text = super::read_text(&path).map_err(|e| e.to_string())?;
-                            layers.push(Layer::file(values_document(&text, &crate::safety::shown_path(&path))?));
-                            for (vi, input) in &values_inputs {
-                                if same_file(&input.path, &path) {
-                                    values_used.push(*vi);
-                                }
-                            }
-                            continue;
-                        }
-                        if optional {
-                            continue;
-                        }
-                        return Err(format!(
-                            "{item_at}: ConfigMap `{ref_name}` of the HelmRelease's valuesFrom is not among the inputs \
-                                — pass the file that defines it"
-                        ));
-                    };
-                    config_maps_used.push(ref_name.clone());
-                    if let Some(layer) = string_layer(cm, &p(&["data", &key]))? {
-                        layers.push(layer);
-                    }
-                }
-                layers.extend(embedded_layer(doc, &p(&["spec", "values"])));
-                let chart = local.or_else(|| chart.map(|chart| ChartRef { chart, version, said_by, dir: None }));
-                let label = format!(
-                    "{} (HelmRelease {})",
-                    doc.file,
-                    yaml::get_string(&doc.value, &p(&["metadata", "name"])).unwrap_or_default()
-                );
-                releases.push((label, Release { layers, chart, hpas: Vec::new() }, dir));
+            let release = if k == "HelmRelease" && api.starts_with("helm.toolkit.fluxcd.io") {
+                Some(flux_release(doc, &dir, manifests, values_inputs, taken)?)
             } else if k == "Application" && api.starts_with("argoproj.io") {
-                let sources: Vec<Vec<PathSeg>> = match doc.get(&p(&["spec", "sources"])).and_then(Value::as_sequence) {
-                    Some(items) => {
-                        (0..items.len()).map(|n| [p(&["spec", "sources"]), vec![PathSeg::Index(n)]].concat()).collect()
-                    }
-                    None => vec![p(&["spec", "source"])],
-                };
-                // The source with the chart (or Helm settings); `$values` sources only carry files.
-                let Some(src) = sources.iter().find(|s| {
-                    let has = |k: &str| doc.get(&[s.as_slice(), p(&[k]).as_slice()].concat()).is_some();
-                    has("chart") || has("helm")
-                }) else {
-                    continue;
-                };
+                argo_release(doc, &dir, found, values_inputs, taken)?
+            } else {
+                None
+            };
+            if let Some((label, release)) = release {
                 gitops = true;
-                let sub = |keys: &[&str]| [src.clone(), p(keys)].concat();
-                let name = yaml::get_string(&doc.value, &sub(&["chart"]));
-                let repo = yaml::get_string(&doc.value, &sub(&["repoURL"]));
-                let said_by = at(doc, &sub(if name.is_some() { &["chart"] } else { &["repoURL"] }));
-                let chart = identify(name.as_deref(), repo.as_deref(), &said_by)?;
-                // A chart from a folder of the Application's git repository (this one, or a submodule).
-                let local = match yaml::get_string(&doc.value, &sub(&["path"])) {
-                    Some(path) if chart.is_none() && name.is_none() => {
-                        local_chart(&dir, &path, &at(doc, &sub(&["path"])))?
-                    }
-                    _ => None,
-                };
-                // The chart's own values.yaml is what Helm merges the values over: not a release of its own.
-                if let Some(d) = local.as_ref().and_then(|c| c.dir.as_ref()) {
-                    let own = d.join("values.yaml");
-                    values_used.extend(values_inputs.iter().filter(|(_, i)| same_file(&i.path, &own)).map(|(n, _)| *n));
-                }
-                // A chart repository's targetRevision is the chart version; a git revision is not.
-                let version = name.as_ref().and(yaml::get_string(&doc.value, &sub(&["targetRevision"])));
-                let mut layers = Vec::new();
-                // Argo CD: valueFiles in order, then `values`, then `valuesObject` over them.
-                let files = sub(&["helm", "valueFiles"]);
-                for (n, f) in doc.get(&files).and_then(Value::as_sequence).into_iter().flatten().enumerate() {
-                    let f = yaml::scalar_string(f).unwrap_or_default();
-                    let file_name = f.rsplit('/').next().unwrap_or(&f).to_string();
-                    let hit = values_inputs.iter().find(|(_, i)| {
-                        let path = i.path.display().to_string();
-                        path.ends_with(f.trim_start_matches("$values/").trim_start_matches("./"))
-                            || (!f.contains('/')
-                                && i.path.file_name().and_then(|n| n.to_str()) == Some(file_name.as_str()))
-                    });
-                    if let Some((vi, input)) = hit {
-                        values_used.push(*vi);
-                        layers.push(Layer::file(values_document(&input.text()?, &input.path.display().to_string())?));
-                        continue;
-                    }
-                    // Not recognised on its own (an override may set a key or two): beside the Application.
-                    let beside = dir.join(f.trim_start_matches("$values/").trim_start_matches("./"));
-                    let beside = if beside.is_file() { beside } else { dir.join(&file_name) };
-                    if !beside.is_file() {
-                        return Err(format!(
-                            "{}: valueFiles `{f}` is not among the inputs — pass it beside the Application (it is read \
-                                in the order listed)",
-                            at(doc, &[files.clone(), vec![PathSeg::Index(n)]].concat())
-                        ));
-                    }
-                    let text = super::read_text(&beside).map_err(|e| e.to_string())?;
-                    layers.push(Layer::file(values_document(&text, &beside.display().to_string())?));
-                    for (i, other) in found.iter().enumerate() {
-                        if same_file(&other.path, &beside) {
-                            used.push(i);
-                        }
-                    }
-                }
-                layers.extend(string_layer(doc, &sub(&["helm", "values"]))?);
-                layers.extend(embedded_layer(doc, &sub(&["helm", "valuesObject"])));
-                let chart = local.or_else(|| chart.map(|chart| ChartRef { chart, version, said_by, dir: None }));
-                let label = format!(
-                    "{} (Application {})",
-                    doc.file,
-                    yaml::get_string(&doc.value, &p(&["metadata", "name"])).unwrap_or_default()
-                );
-                releases.push((label, Release { layers, chart, hpas: Vec::new() }, dir));
+                releases.push((label, release, dir.clone()));
             }
         }
         if gitops {
-            used.push(*idx);
+            taken.used.push(*idx);
         }
     }
-    // Env files a Kustomization generates a ConfigMap from: data of the manifests, not a deployment.
-    for d in all_docs().filter(|d| super::kustomize::is_kustomization(d)) {
+    Ok(releases)
+}
+
+/// A Flux `HelmRelease`: its chart, then `valuesFrom` in order, then `spec.values` over them.
+fn flux_release(
+    doc: &Document,
+    dir: &Path,
+    manifests: &Manifests,
+    values_inputs: &[(usize, &Input)],
+    taken: &mut Taken,
+) -> Result<(String, Release), String> {
+    let chart_path = p(&["spec", "chart", "spec", "chart"]);
+    let name = yaml::get_string(&doc.value, &chart_path);
+    let said_by = at(doc, &chart_path);
+    let repo = yaml::get_string(&doc.value, &p(&["spec", "chart", "spec", "sourceRef", "name"]))
+        .and_then(|r| manifests.helm_repo_url(&r));
+    let chart = identify(name.as_deref(), repo.as_deref(), &said_by)?;
+    // A chart from a folder of a Flux GitRepository (this repository, or a submodule of it).
+    let from_git = yaml::get_string(&doc.value, &p(&["spec", "chart", "spec", "sourceRef", "kind"]))
+        .is_some_and(|k| k == "GitRepository");
+    let local = match name.as_deref() {
+        Some(n) if chart.is_none() && from_git => local_chart(dir, n, &said_by)?,
+        _ => None,
+    };
+    taken.chart_values(local.as_ref(), values_inputs);
+    let version = yaml::get_string(&doc.value, &p(&["spec", "chart", "spec", "version"]));
+    let mut layers = Vec::new();
+    let from = p(&["spec", "valuesFrom"]);
+    for (n, item) in doc.get(&from).and_then(Value::as_sequence).into_iter().flatten().enumerate() {
+        let item_at = at(doc, &[from.clone(), vec![PathSeg::Index(n)]].concat());
+        layers.extend(values_from(item, &item_at, manifests, values_inputs, taken)?);
+    }
+    layers.extend(embedded_layer(doc, &p(&["spec", "values"])));
+    let chart = local.or_else(|| chart.map(|chart| ChartRef { chart, version, said_by, dir: None }));
+    let label = format!(
+        "{} (HelmRelease {})",
+        doc.file,
+        yaml::get_string(&doc.value, &p(&["metadata", "name"])).unwrap_or_default()
+    );
+    Ok((label, Release { layers, chart, hpas: Vec::new() }))
+}
+
+/// One item of a HelmRelease's `valuesFrom`: a ConfigMap among the inputs, or one a Kustomization
+/// generates from a values file; `None` when it is optional and absent.
+fn values_from(
+    item: &Value,
+    item_at: &Source,
+    manifests: &Manifests,
+    values_inputs: &[(usize, &Input)],
+    taken: &mut Taken,
+) -> Result<Option<Layer>, String> {
+    let ref_kind = yaml::get_string(item, &p(&["kind"])).unwrap_or_default();
+    let ref_name = yaml::get_string(item, &p(&["name"])).unwrap_or_default();
+    let key = yaml::get_string(item, &p(&["valuesKey"])).unwrap_or_else(|| "values.yaml".into());
+    let optional = yaml::get(item, &p(&["optional"])).and_then(Value::as_bool) == Some(true);
+    if ref_kind != "ConfigMap" {
+        return Err(format!(
+            "{item_at}: values from {ref_kind} `{ref_name}` are not in the files — pass them as a values file \
+                (--values), or {HELM_TEMPLATE_ADVICE}"
+        ));
+    }
+    if let Some(cm) = manifests.named("ConfigMap", &ref_name) {
+        taken.config_maps_used.push(ref_name.clone());
+        return string_layer(cm, &p(&["data", &key]));
+    }
+    if let Some(path) = generated_values_file(manifests.docs(), &ref_name, &key)? {
+        taken.generators_used = true;
+        let text = super::read_text(&path).map_err(|e| e.to_string())?;
+        taken.values_file(&path, values_inputs);
+        return Ok(Some(Layer::file(values_document(&text, &crate::safety::shown_path(&path))?)));
+    }
+    if optional {
+        return Ok(None);
+    }
+    Err(format!(
+        "{item_at}: ConfigMap `{ref_name}` of the HelmRelease's valuesFrom is not among the inputs — pass the \
+            file that defines it"
+    ))
+}
+
+/// An Argo CD `Application` whose source has a chart (or Helm settings): its chart, then
+/// `valueFiles` in order, then `values`, then `valuesObject` over them. `None` when no source
+/// is a chart (a `$values` source only carries files).
+fn argo_release(
+    doc: &Document,
+    dir: &Path,
+    found: &[Input],
+    values_inputs: &[(usize, &Input)],
+    taken: &mut Taken,
+) -> Result<Option<(String, Release)>, String> {
+    let sources: Vec<Vec<PathSeg>> = match doc.get(&p(&["spec", "sources"])).and_then(Value::as_sequence) {
+        Some(items) => (0..items.len()).map(|n| [p(&["spec", "sources"]), vec![PathSeg::Index(n)]].concat()).collect(),
+        None => vec![p(&["spec", "source"])],
+    };
+    let Some(src) = sources.iter().find(|s| {
+        let has = |k: &str| doc.get(&[s.as_slice(), p(&[k]).as_slice()].concat()).is_some();
+        has("chart") || has("helm")
+    }) else {
+        return Ok(None);
+    };
+    let sub = |keys: &[&str]| [src.clone(), p(keys)].concat();
+    let name = yaml::get_string(&doc.value, &sub(&["chart"]));
+    let repo = yaml::get_string(&doc.value, &sub(&["repoURL"]));
+    let said_by = at(doc, &sub(if name.is_some() { &["chart"] } else { &["repoURL"] }));
+    let chart = identify(name.as_deref(), repo.as_deref(), &said_by)?;
+    // A chart from a folder of the Application's git repository (this one, or a submodule).
+    let local = match yaml::get_string(&doc.value, &sub(&["path"])) {
+        Some(path) if chart.is_none() && name.is_none() => local_chart(dir, &path, &at(doc, &sub(&["path"])))?,
+        _ => None,
+    };
+    taken.chart_values(local.as_ref(), values_inputs);
+    // A chart repository's targetRevision is the chart version; a git revision is not.
+    let version = name.as_ref().and(yaml::get_string(&doc.value, &sub(&["targetRevision"])));
+    let mut layers = Vec::new();
+    let files = sub(&["helm", "valueFiles"]);
+    for (n, f) in doc.get(&files).and_then(Value::as_sequence).into_iter().flatten().enumerate() {
+        let f = yaml::scalar_string(f).unwrap_or_default();
+        let f_at = at(doc, &[files.clone(), vec![PathSeg::Index(n)]].concat());
+        layers.push(value_file(&f, &f_at, dir, found, values_inputs, taken)?);
+    }
+    layers.extend(string_layer(doc, &sub(&["helm", "values"]))?);
+    layers.extend(embedded_layer(doc, &sub(&["helm", "valuesObject"])));
+    let chart = local.or_else(|| chart.map(|chart| ChartRef { chart, version, said_by, dir: None }));
+    let label = format!(
+        "{} (Application {})",
+        doc.file,
+        yaml::get_string(&doc.value, &p(&["metadata", "name"])).unwrap_or_default()
+    );
+    Ok(Some((label, Release { layers, chart, hpas: Vec::new() })))
+}
+
+/// One of an Application's `valueFiles`: a values input whose path ends with it, else the file
+/// beside the Application (an override of a key or two is not recognised as values on its own).
+fn value_file(
+    f: &str,
+    f_at: &Source,
+    dir: &Path,
+    found: &[Input],
+    values_inputs: &[(usize, &Input)],
+    taken: &mut Taken,
+) -> Result<Layer, String> {
+    let file_name = f.rsplit('/').next().unwrap_or(f).to_string();
+    let relative = f.trim_start_matches("$values/").trim_start_matches("./");
+    let hit = values_inputs.iter().find(|(_, i)| {
+        i.path.display().to_string().ends_with(relative)
+            || (!f.contains('/') && i.path.file_name().and_then(|n| n.to_str()) == Some(file_name.as_str()))
+    });
+    if let Some((vi, input)) = hit {
+        taken.values_used.push(*vi);
+        return Ok(Layer::file(values_document(&input.text()?, &input.path.display().to_string())?));
+    }
+    let beside = dir.join(relative);
+    let beside = if beside.is_file() { beside } else { dir.join(&file_name) };
+    if !beside.is_file() {
+        return Err(format!(
+            "{f_at}: valueFiles `{f}` is not among the inputs — pass it beside the Application (it is read in the \
+                order listed)"
+        ));
+    }
+    let text = super::read_text(&beside).map_err(|e| e.to_string())?;
+    taken.used.extend(found.iter().enumerate().filter(|(_, other)| same_file(&other.path, &beside)).map(|(i, _)| i));
+    Ok(Layer::file(values_document(&text, &beside.display().to_string())?))
+}
+
+/// Inputs that are data of the releases or manifests, not deployments: env files a Kustomization
+/// generates a ConfigMap from, and files of nothing but the ConfigMaps (and repositories) that
+/// carry a HelmRelease's values.
+fn take_data_files(found: &[Input], manifests: &Manifests, taken: &mut Taken) -> Result<(), String> {
+    for d in manifests.docs().filter(|d| super::kustomize::is_kustomization(d)) {
         for g in super::kustomize::generated(d)? {
             for env in &g.envs {
-                used.extend(found.iter().enumerate().filter(|(_, i)| same_file(&i.path, env)).map(|(n, _)| n));
+                taken.used.extend(found.iter().enumerate().filter(|(_, i)| same_file(&i.path, env)).map(|(n, _)| n));
             }
         }
     }
-    // Files of ConfigMaps that only carry a HelmRelease's values.
-    for (idx, docs) in &manifests {
+    for (idx, docs) in &manifests.0 {
         let only_values = !docs.is_empty()
             && docs.iter().all(|d| {
                 kind(d).1 == "ConfigMap"
                     && yaml::get_string(&d.value, &p(&["metadata", "name"]))
-                        .is_some_and(|n| config_maps_used.contains(&n))
+                        .is_some_and(|n| taken.config_maps_used.contains(&n))
                     || kind(d).1 == "HelmRepository"
-                    || (generators_used && super::kustomize::is_kustomization(d))
+                    || (taken.generators_used && super::kustomize::is_kustomization(d))
             });
-        if only_values && !used.contains(idx) {
-            used.push(*idx);
+        if only_values && !taken.used.contains(idx) {
+            taken.used.push(*idx);
         }
     }
+    Ok(())
+}
 
-    // Deploy scripts, Makefiles, CI files and Terraform: the chart and the layers they install.
-    for (i, input) in found.iter().enumerate().filter(|(_, i)| i.kind == Kind::DeployCommand) {
-        used.push(i);
-        for (label, release, dir, taken) in releases_of_commands(input, &values_inputs)? {
-            values_used.extend(taken);
-            releases.push((label, release, dir));
-        }
-    }
-
-    // `--values a.yaml --values b.yaml`: one release, in Helm's order.
+/// `--values a.yaml --values b.yaml` as one release, in Helm's order; then every values file
+/// nothing has taken in, as a release of its own.
+fn values_releases(
+    values: &[PathBuf],
+    values_inputs: &[(usize, &Input)],
+    taken: &mut Taken,
+) -> Result<Vec<Found>, String> {
+    let mut releases = Vec::new();
     if !values.is_empty() {
         let mut layers = Vec::new();
         for path in values {
-            let name = path.display().to_string();
             let text = super::read_text(path).map_err(|e| e.to_string())?;
-            layers.push(Layer::file(values_document(&text, &name)?));
-            for (vi, input) in &values_inputs {
-                if same_file(&input.path, path) {
-                    values_used.push(*vi);
-                }
-            }
+            layers.push(Layer::file(values_document(&text, &path.display().to_string())?));
+            taken.values_file(path, values_inputs);
         }
         let dir = values[0].parent().map(Path::to_path_buf).unwrap_or_default();
         let label = values.iter().map(|v| v.display().to_string()).collect::<Vec<_>>().join(" + ");
         releases.push((label, Release { layers, chart: None, hpas: Vec::new() }, dir));
     }
-    // Every other values file: a release of its own.
-    for (vi, input) in &values_inputs {
-        if values_used.contains(vi) {
+    for (vi, input) in values_inputs {
+        if taken.values_used.contains(vi) {
             continue;
         }
-        values_used.push(*vi);
+        taken.values_used.push(*vi);
         let name = input.path.display().to_string();
         let layer = Layer::file(values_document(&input.text()?, &name)?);
         let dir = input.path.parent().map(Path::to_path_buf).unwrap_or_default();
         releases.push((name, Release { layers: vec![layer], chart: None, hpas: Vec::new() }, dir));
     }
-    used.extend(values_used);
+    Ok(releases)
+}
 
-    // A Chart.yaml beside the values names the chart (and refuses another chart).
+/// The chart of each release nothing has named yet: a `Chart.yaml` beside its values, else the
+/// one chart folder of the tree, else `--chart` (which a release naming another chart refuses).
+fn name_charts(
+    found: &[Input],
+    releases: &mut [Found],
+    used: &mut Vec<usize>,
+    flag: Option<(Chart, Option<String>)>,
+) -> Result<(), String> {
     for (_, release, dir) in releases.iter_mut() {
         let chart_file = dir.join("Chart.yaml");
         if release.chart.is_none() && chart_file.is_file() {
@@ -553,7 +639,6 @@ pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> 
             release.chart = Some(chart_yaml(&chart_file, &text)?);
         }
     }
-    // The one chart folder of the tree is the chart of the values nothing else names.
     let charts: Vec<&Input> = found.iter().filter(|i| i.kind == Kind::ChartMeta).collect();
     if let [only] = charts.as_slice() {
         for (_, release, _) in releases.iter_mut().filter(|(_, r, _)| r.chart.is_none()) {
@@ -568,64 +653,72 @@ pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> 
             chart_yaml(&input.path, &input.text()?)?;
         }
     }
-    // `--chart`: for the releases nothing else names; a contradiction is refused.
-    if let Some((chart, version)) = &flag {
-        for (label, release, _) in releases.iter_mut() {
-            match &release.chart {
-                Some(r) if r.chart != *chart => {
-                    return Err(format!(
-                        "{}: says the chart is {}, but --chart says {} — drop the flag or fix {label}",
-                        r.said_by,
-                        r.chart.name(),
-                        chart.name()
-                    ));
-                }
-                Some(_) => {}
-                None => {
-                    release.chart = Some(ChartRef {
-                        chart: *chart,
-                        version: version.clone(),
-                        said_by: Source::Flag { flag: "--chart".into() },
-                        dir: None,
-                    })
-                }
+    let Some((chart, version)) = flag else { return Ok(()) };
+    for (label, release, _) in releases.iter_mut() {
+        match &release.chart {
+            Some(r) if r.chart != chart => {
+                return Err(format!(
+                    "{}: says the chart is {}, but --chart says {} — drop the flag or fix {label}",
+                    r.said_by,
+                    r.chart.name(),
+                    chart.name()
+                ));
+            }
+            Some(_) => {}
+            None => {
+                release.chart = Some(ChartRef {
+                    chart,
+                    version: version.clone(),
+                    said_by: Source::Flag { flag: "--chart".into() },
+                    dir: None,
+                })
             }
         }
     }
+    Ok(())
+}
 
-    // Autoscalers committed beside the values: files of nothing but HPAs.
-    if !releases.is_empty() {
-        for (idx, docs) in &manifests {
-            if used.contains(idx) || docs.is_empty() || !docs.iter().all(|d| kind(d).1 == "HorizontalPodAutoscaler") {
-                continue;
-            }
-            let dir = found[*idx].path.parent().map(Path::to_path_buf).unwrap_or_default();
-            let beside: Vec<usize> =
-                releases.iter().enumerate().filter(|(_, (_, _, d))| same_file(d, &dir)).map(|(n, _)| n).collect();
-            let target = match (beside.as_slice(), releases.len()) {
-                ([one], _) => *one,
-                ([], 1) => 0,
-                _ => continue,
-            };
-            for d in docs {
-                let max_path = p(&["spec", "maxReplicas"]);
-                let max = match yaml::get_string(&d.value, &max_path) {
-                    Some(m) => Some(Valued::new(
-                        m.trim()
-                            .parse::<u64>()
-                            .map_err(|_| format!("{}: maxReplicas `{m}` is not a whole number", at(d, &max_path)))?,
-                        at(d, &max_path),
-                    )),
-                    None => None,
-                };
-                releases[target].1.hpas.push(Hpa {
-                    target: yaml::get_string(&d.value, &p(&["spec", "scaleTargetRef", "name"])).unwrap_or_default(),
-                    max,
-                    at: at(d, &p(&["metadata", "name"])),
-                });
-            }
-            used.push(*idx);
-        }
+/// Autoscalers committed beside the values (files of nothing but HPAs) join the release in
+/// their folder, or the only release.
+fn attach_autoscalers(
+    found: &[Input],
+    manifests: &Manifests,
+    releases: &mut [Found],
+    used: &mut Vec<usize>,
+) -> Result<(), String> {
+    if releases.is_empty() {
+        return Ok(());
     }
-    Ok(Gathered { releases: releases.into_iter().map(|(l, r, _)| (l, r)).collect(), used })
+    for (idx, docs) in &manifests.0 {
+        if used.contains(idx) || docs.is_empty() || !docs.iter().all(|d| kind(d).1 == "HorizontalPodAutoscaler") {
+            continue;
+        }
+        let dir = found[*idx].path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let beside: Vec<usize> =
+            releases.iter().enumerate().filter(|(_, (_, _, d))| same_file(d, &dir)).map(|(n, _)| n).collect();
+        let target = match (beside.as_slice(), releases.len()) {
+            ([one], _) => *one,
+            ([], 1) => 0,
+            _ => continue,
+        };
+        for d in docs {
+            let max_path = p(&["spec", "maxReplicas"]);
+            let max = match yaml::get_string(&d.value, &max_path) {
+                Some(m) => Some(Valued::new(
+                    crate::deployment::whole_count(&m, crate::deployment::MAX_COUNT).map_err(|problem| {
+                        crate::deployment::CountError::new(at(d, &max_path), "maxReplicas", &m, problem)
+                    })?,
+                    at(d, &max_path),
+                )),
+                None => None,
+            };
+            releases[target].1.hpas.push(Hpa {
+                target: yaml::get_string(&d.value, &p(&["spec", "scaleTargetRef", "name"])).unwrap_or_default(),
+                max,
+                at: at(d, &p(&["metadata", "name"])),
+            });
+        }
+        used.push(*idx);
+    }
+    Ok(())
 }
