@@ -216,7 +216,8 @@ fn read_compose_file(path: &Path) -> Result<ComposeFile> {
         names.push(n.to_string());
         let image = svc.get("image").and_then(Value::as_str).unwrap_or_default();
         if let Some(tag) = image.strip_prefix("langgenius/dify-api:") {
-            version = tag.parse::<DifyVersion>().ok().or(version);
+            version =
+                DifyVersion::from_image_tag(tag).map_err(|e| anyhow::anyhow!("{name}: service {n}: {e}"))?.or(version);
         }
         let is_postgres = image.starts_with("postgres:") || image.starts_with("postgres@") || image == "postgres";
         if (n == "db_postgres" || n == "db") || (db.is_none() && is_postgres) {
@@ -260,7 +261,7 @@ fn compose(args: &RenderComposeArgs, io: &mut Io) -> Result<ExitStatus> {
             let svc = crate::dify::db_type::mysql::COMPOSE_SERVICE;
             if !found.services.iter().any(|s| s == svc) {
                 bail!(
-                    "{}: no `{svc}` service — --db-type mysql sets its command; pass Dify 1.16's own compose file",
+                    "{}: no `{svc}` service — --db-type mysql sets its command; pass the compose file of Dify 1.10.1 or later",
                     crate::safety::shown_path(file)
                 );
             }

@@ -9,8 +9,8 @@ use super::components::{self as size, Admission, Ctx, fmt2, round2};
 use super::pg_memory::{self, MemoryCheck};
 use super::pgtune::{self, DataSize, PgHost, Timeouts, Tuning};
 use super::storage::{self, LogPlan, LogStore, RedisPlan};
+use crate::dify::Component;
 use crate::dify::db_type::DbType;
-use crate::dify::{Component, DifyVersion};
 use serde::Serialize;
 
 /// The version of the JSON document `size --format json` prints. Bump on any breaking change.
@@ -337,10 +337,18 @@ pub fn plan(input: &PlanInput) -> Result<Plan, InputError> {
     check_qps(input.qps)?;
     input.profile.validate().map_err(|e| InputError(e.to_string()))?;
     input.assumptions.validate().map_err(InputError)?;
-    if input.workflow_log_store == LogStore::Logstore && input.dify_version < DifyVersion::V1_16 {
+    let era = input.dify_version.era();
+    if input.workflow_log_store == LogStore::Logstore && !era.logstore {
         return Err(InputError(format!(
-            "--workflow-log-store logstore: Dify {} has no log-store repositories — use Dify 1.16 or \
-                later, or --workflow-log-store celery",
+            "--workflow-log-store logstore: Dify {} has no log-store repositories (they came with 1.11.2) — \
+                use Dify 1.11.2 or later, or --workflow-log-store celery",
+            input.dify_version
+        )));
+    }
+    if input.workflow_log_store == LogStore::Celery && !era.celery_repositories {
+        return Err(InputError(format!(
+            "--workflow-log-store celery: Dify {} has no Celery workflow repositories (they came with 1.8.0) — \
+                use Dify 1.8.0 or later, or keep the logs in PostgreSQL (--workflow-log-store postgres)",
             input.dify_version
         )));
     }
@@ -413,7 +421,10 @@ fn plan_core(input: &PlanInput) -> Plan {
     }
     let (worker, worker_admission) = size::worker(&mut cx);
     components.push(worker);
-    components.push(size::worker_beat(&mut cx));
+    // Before 1.7.0 Dify's compose file ran no beat.
+    if input.dify_version.has_worker_beat() {
+        components.push(size::worker_beat(&mut cx));
+    }
     components.push(size::plugin_daemon(&mut cx));
     if input.target == Target::Compose {
         let cores: f64 = components.iter().map(|c| c.cpu_per_pod * c.replicas as f64).sum();
@@ -671,8 +682,9 @@ fn database_step(cx: &mut Ctx, budget: &Budget) -> (DatabasePlan, LogPlan, Redis
         ("POSTGRES_STATEMENT_TIMEOUT".to_string(), timeouts.statement_ms.to_string()),
         ("POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT".to_string(), timeouts.idle_in_transaction_ms.to_string()),
     ];
-    // 1.9.x's compose passes no timeouts to PostgreSQL: they go on the server's command line.
-    if input.dify_version < DifyVersion::V1_16 {
+    // Before 1.9.2 the compose file passes no timeouts to PostgreSQL: they go on the server's
+    // command line.
+    if !input.dify_version.era().db_timeouts {
         env.truncate(5);
     }
     // PGTune's list starts with max_connections, tuned for the plan's.

@@ -118,6 +118,8 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
     let mut services: BTreeMap<String, Service> = BTreeMap::new();
     let mut layout_v19 = false;
     let mut image_version = None;
+    // A dify-api image tag naming a release difyplan does not model (0.x), with where it stands.
+    let mut image_refused: Option<String> = None;
     // Top-level `configs:` (a PgBouncer's pgbouncer.ini): name → (text, file, first line).
     let mut configs: BTreeMap<String, (String, String, usize)> = BTreeMap::new();
     for (i, file) in project.files.iter().enumerate() {
@@ -171,7 +173,17 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
             if let Some(img) = svc.get("image").and_then(Value::as_str)
                 && let Some(tag) = img.strip_prefix("langgenius/dify-api:")
             {
-                image_version = tag.parse::<DifyVersion>().ok().or(image_version);
+                match DifyVersion::from_image_tag(tag) {
+                    Ok(v) => image_version = v.or(image_version),
+                    Err(e) => {
+                        let at = [
+                            PathSeg::Key("services".into()),
+                            PathSeg::Key(svc_name.into()),
+                            PathSeg::Key("image".into()),
+                        ];
+                        image_refused = Some(format!("{name}:{}: {e}", doc.line_of(&at).unwrap_or(1)));
+                    }
+                }
             }
             let entry = services.entry(svc_name.to_string()).or_insert_with(|| Service {
                 name: svc_name.to_string(),
@@ -186,6 +198,9 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
             merge_service(entry, svc, &doc, &name, &dir)?;
         }
     }
+    if let (None, Some(e)) = (opts.dify_version, image_refused) {
+        return Err(e);
+    }
     let version =
         opts.dify_version.or(image_version).unwrap_or(if layout_v19 { DifyVersion::V1_9 } else { DifyVersion::LATEST });
     let version_source = if opts.dify_version.is_some() {
@@ -194,7 +209,7 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
         Source::default("image tag of langgenius/dify-api")
     } else {
         Source::default(if layout_v19 {
-            "compose layout (x-shared-env)"
+            "compose layout (x-shared-env, Dify 1.0.0 to 1.14.0); 1.9.1 assumed (pass --dify-version)"
         } else {
             "compose layout (env_file lists); assumed the latest"
         })
