@@ -181,7 +181,7 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
                             PathSeg::Key(svc_name.into()),
                             PathSeg::Key("image".into()),
                         ];
-                        image_refused = Some(format!("{name}:{}: {e}", doc.line_of(&at).unwrap_or(1)));
+                        image_refused.get_or_insert(format!("{name}:{}: {e}", doc.line_of(&at).unwrap_or(1)));
                     }
                 }
             }

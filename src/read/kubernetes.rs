@@ -177,7 +177,9 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
             match DifyVersion::from_image_tag(tag) {
                 Ok(Some(v)) => image_version = Some(v),
                 Ok(None) => unknown_tag = Some(Valued::new(tag.to_string(), at())),
-                Err(e) => image_refused = Some(format!("{}: {e}", at())),
+                Err(e) => {
+                    image_refused.get_or_insert(format!("{}: {e}", at()));
+                }
             }
         }
         let component = if w.image.contains("dify-plugin-daemon") {
