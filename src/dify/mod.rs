@@ -61,6 +61,7 @@ impl fmt::Display for Component {
 }
 
 /// Dify's shipped defaults for the sizing keys (docs/model.md §2, §3; the fixtures' `.env.example`).
+/// The same in every 1.x release (docs/model.md §3a); what differs per release is in `version::ERAS`.
 pub mod defaults {
     /// `SQLALCHEMY_POOL_SIZE` (api/configs; `.env.example` of both versions).
     pub const SQLALCHEMY_POOL_SIZE: u64 = 30;
