@@ -41,7 +41,8 @@ pub struct Era {
     /// api_websocket takes its process count from `API_WEBSOCKET_WORKER_AMOUNT` (before, the
     /// compose file fixed it at 1).
     pub websocket_amount_key: bool,
-    /// The compose file has a `worker_beat` service (before, no beat ran).
+    /// The compose file has a `worker_beat` service (before, no beat ran in compose; the image
+    /// has run `MODE=beat` since 1.0.0, so a Kubernetes deployment may run one).
     pub worker_beat: bool,
     /// `SQLALCHEMY_MAX_OVERFLOW` is in `x-shared-env`/`.env`, so compose can set it; before, the
     /// api's own default 10 applied whatever `.env` said.

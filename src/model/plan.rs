@@ -421,8 +421,9 @@ fn plan_core(input: &PlanInput) -> Plan {
     }
     let (worker, worker_admission) = size::worker(&mut cx);
     components.push(worker);
-    // Before 1.7.0 Dify's compose file ran no beat.
-    if input.dify_version.has_worker_beat() {
+    // Before 1.7.0 Dify's compose file ran no beat; the image has `MODE=beat` since 1.0.0, so a
+    // Kubernetes deployment (the charts run one) keeps it.
+    if input.dify_version.has_worker_beat() || input.target == Target::Kubernetes {
         components.push(size::worker_beat(&mut cx));
     }
     components.push(size::plugin_daemon(&mut cx));

@@ -99,6 +99,19 @@ fn each_release_is_planned_with_its_own_row() {
         assert_eq!(names.contains(&"worker_beat".to_string()), row.worker_beat, "{}: {names:?}", row.release);
         assert_eq!(names.contains(&"api_websocket".to_string()), row.api_websocket, "{}: {names:?}", row.release);
         assert!(!r.stderr.contains("newer than"), "{}: {}", row.release, r.stderr);
+        // On Kubernetes the beat runs whatever the compose file did (the image has `MODE=beat`).
+        let k = json(&difyplan(&[
+            "size",
+            "--qps",
+            "10",
+            "--format",
+            "json",
+            "--target",
+            "kubernetes",
+            "--dify-version",
+            row.release,
+        ]));
+        assert!(components(&k).contains(&"worker_beat".to_string()), "{}", row.release);
 
         let env = difyplan(&["size", "--qps", "10", "--format", "env", "--dify-version", row.release]).stdout;
         let shared_overflow = env.lines().any(|l| l.starts_with("SQLALCHEMY_MAX_OVERFLOW="));
