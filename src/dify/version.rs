@@ -206,12 +206,11 @@ impl DifyVersion {
     }
 
     /// The version in an image tag (`1.9.1`, `v1.10.1-fix.1`, `1.16.1@sha256:…`). `Ok(None)` when
-    /// the tag names no release (`latest`, `main`, a commit); an error when it names one
-    /// difyplan does not model (0.x).
+    /// the tag names no release (`latest`, `main`, a commit, a date); an error when it names one
+    /// difyplan does not model (0.x). The same parser as `--dify-version`.
     pub fn from_image_tag(tag: &str) -> Result<Option<DifyVersion>, String> {
         let tag = tag.split('@').next().unwrap_or_default().trim();
-        let bare = tag.strip_prefix('v').unwrap_or(tag);
-        if !bare.starts_with(|c: char| c.is_ascii_digit()) {
+        if release_shape(tag).is_none() {
             return Ok(None);
         }
         tag.parse().map(Some).map_err(|e| format!("image tag `{tag}`: {e}"))
@@ -244,28 +243,33 @@ impl schemars::JsonSchema for DifyVersion {
     }
 }
 
+/// `major.minor[.patch]` and the rest (`-fix.1`, `-beta.2`, `+build`) of a release, `v` allowed
+/// before it; `None` for anything else.
+fn release_shape(text: &str) -> Option<((u32, u32, Option<u32>), &str)> {
+    let bare = text.strip_prefix('v').unwrap_or(text);
+    let (core, suffix) = match bare.find(['-', '+']) {
+        Some(i) => (&bare[..i], &bare[i..]),
+        None => (bare, ""),
+    };
+    let parts: Vec<Option<u32>> = core.split('.').map(|p| p.parse().ok()).collect();
+    match parts[..] {
+        [Some(a), Some(b)] => Some(((a, b, None), suffix)),
+        [Some(a), Some(b), Some(c)] => Some(((a, b, Some(c)), suffix)),
+        _ => None,
+    }
+}
+
 impl FromStr for DifyVersion {
     type Err = String;
     /// A release (`1.9.1`, `v1.10.1-fix.1`) or a minor series (`1.12`: its newest known release).
     /// 0.x is refused: it has no plugin daemon and another layout.
     fn from_str(s: &str) -> Result<Self, String> {
         let text = s.trim();
-        let bare = text.strip_prefix('v').unwrap_or(text);
-        let (core, suffix) = match bare.find(['-', '+']) {
-            Some(i) => (&bare[..i], &bare[i..]),
-            None => (bare, ""),
-        };
-        let parts: Vec<Option<u32>> = core.split('.').map(|p| p.parse().ok()).collect();
-        let not_a_release = || {
-            format!(
+        let Some(((major, minor, patch), suffix)) = release_shape(text) else {
+            return Err(format!(
                 "`{text}` is not a Dify release — pass one like 1.9.1 or 1.16 (difyplan knows 1.0.0 to {})",
                 DifyVersion::LATEST
-            )
-        };
-        let (major, minor, patch) = match parts[..] {
-            [Some(a), Some(b)] => (a, b, None),
-            [Some(a), Some(b), Some(c)] => (a, b, Some(c)),
-            _ => return Err(not_a_release()),
+            ));
         };
         if major == 0 {
             return Err(format!(
@@ -377,6 +381,9 @@ mod tests {
         assert_eq!(DifyVersion::from_image_tag("1.9.1@sha256:abc").unwrap(), Some(DifyVersion::V1_9));
         assert_eq!(DifyVersion::from_image_tag("latest").unwrap(), None);
         assert_eq!(DifyVersion::from_image_tag("main").unwrap(), None);
+        assert_eq!(DifyVersion::from_image_tag("20240101").unwrap(), None);
+        assert_eq!(DifyVersion::from_image_tag("1.9.1.2").unwrap(), None);
+        assert_eq!(DifyVersion::from_image_tag("v1.16.1").unwrap(), Some(DifyVersion::V1_16));
         assert!(DifyVersion::from_image_tag("0.15.3").unwrap_err().contains("image tag `0.15.3`"));
     }
 

@@ -827,7 +827,8 @@ fn version(v: &Values, chart: Chart, opts: &Options, known: &KnownVersion) -> Re
             Ok(None) => (DifyVersion::LATEST, Source::default("no image tag in the values; assumed the latest")),
             Err(e) => {
                 return Err(format!(
-                    "{} {} runs Dify {} when the values set no image tag — {e}",
+                    "{}: {} {} runs Dify {} when the values set no image tag — {e}",
+                    v.file,
                     chart.name(),
                     known.label,
                     known.dify_default

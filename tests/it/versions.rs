@@ -266,3 +266,40 @@ fn what_a_release_does_not_have_is_refused_with_the_first_that_has_it() {
     let r = difyplan(&["size", "--qps", "10", "--dify-version", "1.10.1", "--db-type", "mysql"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+#[test]
+fn helm_values_read_the_release_from_the_tag_or_the_charts_default_image() {
+    let values = |tag: Option<&str>| {
+        let image = tag.map(|t| format!("  image:\n    tag: {t}\n")).unwrap_or_default();
+        crate::support::folder(&[(
+            "values.yaml",
+            &format!("api:\n  replicaCount: 1\n{image}worker:\n  replicaCount: 1\n"),
+        )])
+    };
+    let read = |dir: &tempfile::TempDir, chart: &str| {
+        let path = dir.path().join("values.yaml");
+        difyplan(&["check", path.to_str().unwrap(), "--chart", chart, "--format", "json"])
+    };
+    // A tag of any row is that release, at its line.
+    let dir = values(Some("1.12.0"));
+    let r = read(&dir, "douban@0.7.0");
+    assert!(r.code <= 1, "{}", r.stderr);
+    let d = &json(&r)["deployments"][0]["deployment"];
+    assert_eq!(d["version"], "1.12.0");
+    assert_eq!(d["version_source"]["line"], 4, "{}", d["version_source"]);
+    // No tag: the chart version's default image (douban 0.7 ships 1.9.1).
+    let r = read(&values(None), "douban@0.7.0");
+    assert_eq!(json(&r)["deployments"][0]["deployment"]["version"], "1.9.1");
+    // A 0.x tag, or a chart version whose default image is 0.x (douban 0.5: Dify 0.6.11), is refused.
+    let r = read(&values(Some("0.15.3")), "douban@0.7.0");
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("values.yaml:4: image tag `0.15.3`"), "{}", r.stderr);
+    let r = read(&values(None), "douban@0.5.0");
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("values.yaml: douban") && r.stderr.contains("Dify 0.6.11"), "{}", r.stderr);
+    // Stating the release is the way out.
+    let dir = values(None);
+    let path = dir.path().join("values.yaml");
+    let r = difyplan(&["check", path.to_str().unwrap(), "--chart", "douban@0.5.0", "--dify-version", "1.9.1"]);
+    assert!(r.code <= 1, "{}", r.stderr);
+}
