@@ -243,9 +243,12 @@ impl schemars::JsonSchema for DifyVersion {
     }
 }
 
+/// A release as written: major, minor, the patch when given, and the rest (`-fix.1`, `-beta.2`).
+type Shape<'a> = ((u32, u32, Option<u32>), &'a str);
+
 /// `major.minor[.patch]` and the rest (`-fix.1`, `-beta.2`, `+build`) of a release, `v` allowed
 /// before it; `None` for anything else.
-fn release_shape(text: &str) -> Option<((u32, u32, Option<u32>), &str)> {
+fn release_shape(text: &str) -> Option<Shape<'_>> {
     let bare = text.strip_prefix('v').unwrap_or(text);
     let (core, suffix) = match bare.find(['-', '+']) {
         Some(i) => (&bare[..i], &bare[i..]),
