@@ -24,7 +24,8 @@ pub enum Layout {
 }
 
 /// What changed at one release, and stayed until the next row. Only what difyplan reads or
-/// writes is here; the pool defaults are in none of the rows because no 1.x release changed
+/// writes is here (docs/model.md §3a has the rest: the 1.7.0 repository keys, 1.14.0's
+/// `.env.example` values); the pool defaults are in none of the rows because no 1.x release changed
 /// them (`SQLALCHEMY_POOL_SIZE` 30, `SQLALCHEMY_MAX_OVERFLOW` 10, `SERVER_WORKER_AMOUNT` 1,
 /// `SERVER_WORKER_CONNECTIONS` 10, the plugin daemon's 30 open / 10 idle — docs/model.md §3a).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,17 +51,12 @@ pub struct Era {
     /// The database service takes `statement_timeout` and `idle_in_transaction_session_timeout`
     /// from `POSTGRES_STATEMENT_TIMEOUT` / `POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT`.
     pub db_timeouts: bool,
-    /// The workflow repository keys (`CORE_WORKFLOW_EXECUTION_REPOSITORY`, …) exist.
-    pub repositories: bool,
     /// The Celery workflow repositories exist.
     pub celery_repositories: bool,
     /// The log-store (Aliyun SLS) workflow repositories exist.
     pub logstore: bool,
     /// The Celery app a health check pings (`celery -A <this> inspect ping`).
     pub celery_app: &'static str,
-    /// `POSTGRES_MAX_CONNECTIONS` in `.env.example` (the database command's fallback is 100 in
-    /// every release).
-    pub env_max_connections: u64,
 }
 
 const fn v(major: u32, minor: u32, patch: u32) -> DifyVersion {
@@ -81,19 +77,16 @@ pub const ERAS: [Era; 9] = {
         worker_beat: false,
         overflow_key: false,
         db_timeouts: false,
-        repositories: false,
         celery_repositories: false,
         logstore: false,
         celery_app: "app.celery",
-        env_max_connections: 100,
     };
-    const E1_7: Era = Era { since: v(1, 7, 0), worker_beat: true, repositories: true, ..E1_0 };
+    const E1_7: Era = Era { since: v(1, 7, 0), worker_beat: true, ..E1_0 };
     const E1_8: Era = Era { since: v(1, 8, 0), overflow_key: true, celery_repositories: true, ..E1_7 };
     const E1_9_2: Era = Era { since: v(1, 9, 2), db_timeouts: true, ..E1_8 };
     const E1_10_1: Era = Era { since: v(1, 10, 1), db_service: "db_postgres", mysql: true, ..E1_9_2 };
     const E1_11_2: Era = Era { since: v(1, 11, 2), logstore: true, ..E1_10_1 };
-    const E1_14: Era =
-        Era { since: v(1, 14, 0), celery_app: "celery_healthcheck.celery", env_max_connections: 200, ..E1_11_2 };
+    const E1_14: Era = Era { since: v(1, 14, 0), celery_app: "celery_healthcheck.celery", ..E1_11_2 };
     const E1_14_1: Era = Era { since: v(1, 14, 1), layout: Layout::EnvFiles, api_websocket: true, ..E1_14 };
     const E1_16: Era = Era { since: v(1, 16, 0), websocket_amount_key: true, ..E1_14_1 };
     [E1_0, E1_7, E1_8, E1_9_2, E1_10_1, E1_11_2, E1_14, E1_14_1, E1_16]

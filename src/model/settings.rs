@@ -61,7 +61,10 @@ pub fn settings(plan: &Plan) -> Vec<Setting> {
         out.push(set(keys::SQLALCHEMY_MAX_OVERFLOW, b.max_overflow, Scope::Service("worker_beat")));
     }
     if let Some(ws) = find(plan, Component::ApiWebsocket) {
-        out.push(set(keys::API_WEBSOCKET_WORKER_AMOUNT, ws.processes_per_pod, Scope::Shared));
+        // 1.14.1 and 1.15 fix api_websocket at one process; the key came with 1.16.0.
+        if plan.input.dify_version.era().websocket_amount_key {
+            out.push(set(keys::API_WEBSOCKET_WORKER_AMOUNT, ws.processes_per_pod, Scope::Shared));
+        }
         out.push(set(keys::API_WEBSOCKET_WORKER_CONNECTIONS, ws.slots_per_process.unwrap_or(1), Scope::Shared));
         out.push(set(keys::SQLALCHEMY_POOL_SIZE, ws.pool_size, Scope::Service("api_websocket")));
         out.push(set(keys::SQLALCHEMY_MAX_OVERFLOW, ws.max_overflow, Scope::Service("api_websocket")));

@@ -119,6 +119,9 @@ fn each_release_is_planned_with_its_own_row() {
         let api_only = env.contains("# api only — extra connections a process may open above the pool size");
         assert_eq!(api_only, !row.overflow_shared, "{}:\n{env}", row.release);
         assert_eq!(env.contains("\nPOSTGRES_STATEMENT_TIMEOUT="), row.db_timeouts, "{}:\n{env}", row.release);
+        // api_websocket's process count is a key from 1.16.0 (1.14.1 and 1.15 fix it at 1).
+        let amount_key = env.contains("\nAPI_WEBSOCKET_WORKER_AMOUNT=");
+        assert_eq!(amount_key, row.release == "1.16.1", "{}:\n{env}", row.release);
 
         let compose = difyplan(&["render", "compose", "--qps", "10", "--dify-version", row.release, "-o", "-"]);
         assert_eq!(compose.code, 0, "{}: {}", row.release, compose.stderr);
