@@ -340,8 +340,12 @@ fn component(plan: &Plan, c: &ComponentPlan) -> ComponentView {
                 var(&keys::SERVER_WORKER_CLASS, "gevent".into(), None),
                 var(&keys::SERVER_WORKER_CONNECTIONS, slots, why(plan, &["SERVER_WORKER_CONNECTIONS"])),
             ];
-            env.extend(pool(c, "api pool (SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW)"));
-            (env, Vec::new())
+            let pool = pool(c, "api pool (SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW)");
+            env.extend(pool.iter().cloned());
+            // Before 1.8.0 `x-shared-env` does not pass SQLALCHEMY_MAX_OVERFLOW from `.env`: the
+            // api gets it on its own environment (docs/model.md §3a).
+            let own = if v.era().overflow_key { Vec::new() } else { pool[1..].to_vec() };
+            (env, own)
         }
         Component::ApiWebsocket => {
             let pool = pool(c, "api_websocket pool");

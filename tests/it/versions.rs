@@ -306,3 +306,72 @@ fn helm_values_read_the_release_from_the_tag_or_the_charts_default_image() {
     let r = difyplan(&["check", path.to_str().unwrap(), "--chart", "douban@0.5.0", "--dify-version", "1.9.1"]);
     assert!(r.code <= 1, "{}", r.stderr);
 }
+
+/// `tests/data/dify/<release>/<file>`: real files of releases the shared fixtures do not cover.
+fn release_file(rest: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/dify").join(rest)
+}
+
+fn component<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    let all = v["deployments"][0]["deployment"]["components"].as_array().unwrap();
+    all.iter().find(|c| c["component"] == name).unwrap_or_else(|| panic!("no {name} in {all:?}"))
+}
+
+#[test]
+fn a_real_1_6_compose_file_runs_no_beat_and_passes_no_overflow_from_env() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(release_file("1.6.0/docker-compose.yaml"), dir.path().join("docker-compose.yaml")).unwrap();
+    // The operator sets both keys in .env; 1.6.0's x-shared-env lists only the pool size.
+    std::fs::write(dir.path().join(".env"), "SQLALCHEMY_POOL_SIZE=20\nSQLALCHEMY_MAX_OVERFLOW=50\n").unwrap();
+    let r = check(dir.path(), &[]);
+    assert!(r.code <= 1, "{}", r.stderr);
+    let v = json(&r);
+    let d = &v["deployments"][0]["deployment"];
+    assert_eq!(d["version"], "1.6.0");
+    let names: Vec<&str> =
+        d["components"].as_array().unwrap().iter().map(|c| c["component"].as_str().unwrap()).collect();
+    assert_eq!(names, ["api", "worker", "plugin_daemon"]);
+    assert_eq!(component(&v, "api")["pool_size"]["value"], 20);
+    assert_eq!(component(&v, "api")["max_overflow"]["value"], 10);
+    assert_eq!(component(&v, "api")["max_overflow"]["source"]["kind"], "default");
+    // api (20+10) + worker (20+10) + the daemon's 30.
+    assert_eq!(v["deployments"][0]["budget"]["demand"], 90);
+
+    // render for that file: no worker_beat, the overflow on the api's own environment.
+    let r = difyplan(&[
+        "render",
+        "compose",
+        "--qps",
+        "10",
+        "--compose-file",
+        release_file("1.6.0/docker-compose.yaml").to_str().unwrap(),
+        "-o",
+        "-",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("runs Dify 1.6.0: planning for 1.6.0"), "{}", r.stderr);
+    assert!(!r.stdout.contains("worker_beat:"), "{}", r.stdout);
+    assert!(r.stdout.contains("\n  db:\n"), "{}", r.stdout);
+    let api = r.stdout.split("\n  api:\n").nth(1).unwrap().split("\n  worker:\n").next().unwrap();
+    assert!(api.contains("SQLALCHEMY_MAX_OVERFLOW"), "{api}");
+}
+
+#[test]
+fn a_real_1_14_1_compose_file_fixes_api_websocket_at_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(release_file("1.14.1/docker-compose.yaml"), dir.path().join("docker-compose.yaml")).unwrap();
+    let mut env = std::fs::read_to_string(release_file("1.14.1/env.example")).unwrap();
+    env.push_str("API_WEBSOCKET_WORKER_AMOUNT=4\n");
+    std::fs::write(dir.path().join(".env"), env).unwrap();
+    let r = check(dir.path(), &[]);
+    assert!(r.code <= 1, "{}", r.stderr);
+    let v = json(&r);
+    assert_eq!(v["deployments"][0]["deployment"]["version"], "1.14.1");
+    let ws = component(&v, "api_websocket");
+    assert_eq!(ws["processes"]["value"], 1, "{ws}");
+    assert!(ws["processes"]["source"]["path"].as_str().unwrap().ends_with("docker-compose.yaml"), "{ws}");
+    // Dify's defaults: api, api_websocket, worker and beat at 30 + 10, the daemon's 30; the
+    // .env.example's max_connections 200.
+    assert_eq!(v["deployments"][0]["budget"]["demand"], 190);
+    assert_eq!(v["deployments"][0]["deployment"]["max_connections"]["value"], 200);
+}
