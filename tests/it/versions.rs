@@ -375,3 +375,26 @@ fn a_real_1_14_1_compose_file_fixes_api_websocket_at_one_process() {
     assert_eq!(v["deployments"][0]["budget"]["demand"], 190);
     assert_eq!(v["deployments"][0]["deployment"]["max_connections"]["value"], 200);
 }
+
+#[test]
+fn a_env_to_patch_names_the_rows_its_keys_belong_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let patch = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        difyplan(&["render", "env", "--qps", "10", "--patch", path.to_str().unwrap()])
+    };
+    // 1.14.1's real .env.example: api_websocket's connections, not yet its process count.
+    let r = patch("a.env", &std::fs::read_to_string(release_file("1.14.1/env.example")).unwrap());
+    assert!(r.code <= 1, "{}", r.stderr);
+    assert!(r.stderr.contains("is a Dify 1.15.0 .env: planning for 1.15.0"), "{}", r.stderr);
+    // The workflow repositories without the overflow key: 1.7.
+    let r = patch("b.env", "SQLALCHEMY_POOL_SIZE=30\nCORE_WORKFLOW_EXECUTION_REPOSITORY=x\n");
+    assert!(r.stderr.contains("is a Dify 1.7.2 .env"), "{}", r.stderr);
+    // ... with it: 1.8.0 to 1.14.0, planned as 1.9.1.
+    let r = patch("c.env", "SQLALCHEMY_MAX_OVERFLOW=10\nCORE_WORKFLOW_EXECUTION_REPOSITORY=x\n");
+    assert!(r.stderr.contains("is a Dify 1.9.1 .env"), "{}", r.stderr);
+    // 1.16.1's: the default release, no note.
+    let r = patch("d.env", &std::fs::read_to_string(fixture("1.16.1/env.example")).unwrap());
+    assert!(!r.stderr.contains(".env: planning for"), "{}", r.stderr);
+}
