@@ -56,29 +56,13 @@ fn env(args: &RenderEnvArgs, io: &mut Io) -> Result<ExitStatus> {
     emit(vec![doc], &args.out, "", io)
 }
 
-/// The Dify release a `.env` belongs to, from the keys each release's `.env.example` has
-/// (docs/model.md §3a): `API_WEBSOCKET_WORKER_AMOUNT` from 1.16.0, `API_WEBSOCKET_WORKER_CONNECTIONS`
-/// from 1.14.1; the workflow repositories stood in it from 1.7.0 to 1.14.0 (then in `envs/`),
-/// `SQLALCHEMY_MAX_OVERFLOW` from 1.8.0. Each marker gives a release of its rows (1.15.0, 1.7.2,
-/// 1.9.1). `None` when the file shows none (the flag decides).
+/// The Dify release a `.env` belongs to, from its keys (`DifyVersion::from_env_keys`). `None`
+/// when the file shows none of them (the flag decides).
 fn env_file_version(path: &Path) -> Option<crate::dify::DifyVersion> {
-    use crate::dify::DifyVersion;
     let text = crate::read::read_text(path).ok()?;
     let keys: Vec<String> =
         crate::read::dotenv::parse(&text, "", &Default::default()).ok()?.into_iter().map(|e| e.key).collect();
-    let has = |k: &str| keys.iter().any(|x| x == k);
-    let release = |s: &str| s.parse::<DifyVersion>().ok();
-    if has("API_WEBSOCKET_WORKER_AMOUNT") {
-        Some(DifyVersion::V1_16)
-    } else if has("API_WEBSOCKET_WORKER_CONNECTIONS") {
-        release("1.15.0")
-    } else if has("CORE_WORKFLOW_EXECUTION_REPOSITORY") && !has("SQLALCHEMY_MAX_OVERFLOW") {
-        release("1.7.2")
-    } else if has("CORE_WORKFLOW_EXECUTION_REPOSITORY") {
-        Some(DifyVersion::V1_9)
-    } else {
-        None
-    }
+    crate::dify::DifyVersion::from_env_keys(|k| keys.iter().any(|x| x == k)).map(|(v, _)| v)
 }
 
 /// `--patch FILE`: set the shared sizing keys in a Dify `.env`, print the diff, or apply it.

@@ -198,6 +198,30 @@ impl DifyVersion {
         RELEASES.iter().rev().find(|(r, _)| *r <= self).map_or(RELEASES[0].1, |(_, t)| t)
     }
 
+    /// The release a Dify `.env` belongs to, from the keys each release's `.env.example` has
+    /// (docs/model.md §3a): `API_WEBSOCKET_WORKER_AMOUNT` from 1.16.0,
+    /// `API_WEBSOCKET_WORKER_CONNECTIONS` from 1.14.1, the workflow repository keys from 1.7.0 to
+    /// 1.14.0 (then in `envs/`), `SQLALCHEMY_MAX_OVERFLOW` from 1.8.0. A release of the rows the
+    /// keys point to, and what said so; `None` when the file shows none of them.
+    pub fn from_env_keys(has: impl Fn(&str) -> bool) -> Option<(DifyVersion, &'static str)> {
+        let repositories = has("CORE_WORKFLOW_EXECUTION_REPOSITORY");
+        if has("API_WEBSOCKET_WORKER_AMOUNT") {
+            Some((Self::LATEST, "API_WEBSOCKET_WORKER_AMOUNT in the .env (Dify 1.16.0 or later)"))
+        } else if has("API_WEBSOCKET_WORKER_CONNECTIONS") {
+            Some((
+                v(1, 15, 0),
+                "API_WEBSOCKET_WORKER_CONNECTIONS without API_WEBSOCKET_WORKER_AMOUNT in the .env (Dify 1.14.1 \
+                 to 1.15)",
+            ))
+        } else if repositories && !has("SQLALCHEMY_MAX_OVERFLOW") {
+            Some((v(1, 7, 2), "workflow repository keys without SQLALCHEMY_MAX_OVERFLOW in the .env (Dify 1.7)"))
+        } else if repositories {
+            Some((Self::V1_9, "workflow repository keys in the .env (Dify 1.8.0 to 1.14.0; 1.9.1 assumed)"))
+        } else {
+            None
+        }
+    }
+
     /// The version in an image tag (`1.9.1`, `v1.10.1-fix.1`, `1.16.1@sha256:…`). `Ok(None)` when
     /// the tag names no release (`latest`, `main`, a commit, a date); an error when it names one
     /// difyplan does not model (0.x). The same parser as `--dify-version`.
@@ -381,6 +405,16 @@ mod tests {
         assert_eq!(DifyVersion::from_image_tag("1.9.1.2").unwrap(), None);
         assert_eq!(DifyVersion::from_image_tag("v1.16.1").unwrap(), Some(DifyVersion::V1_16));
         assert!(DifyVersion::from_image_tag("0.15.3").unwrap_err().contains("image tag `0.15.3`"));
+    }
+
+    #[test]
+    fn env_keys_name_their_rows() {
+        let of = |keys: &[&str]| DifyVersion::from_env_keys(|k| keys.contains(&k)).map(|(v, _)| v.to_string());
+        assert_eq!(of(&["API_WEBSOCKET_WORKER_AMOUNT", "API_WEBSOCKET_WORKER_CONNECTIONS"]).unwrap(), "1.16.1");
+        assert_eq!(of(&["API_WEBSOCKET_WORKER_CONNECTIONS"]).unwrap(), "1.15.0");
+        assert_eq!(of(&["CORE_WORKFLOW_EXECUTION_REPOSITORY"]).unwrap(), "1.7.2");
+        assert_eq!(of(&["CORE_WORKFLOW_EXECUTION_REPOSITORY", "SQLALCHEMY_MAX_OVERFLOW"]).unwrap(), "1.9.1");
+        assert_eq!(of(&["SQLALCHEMY_POOL_SIZE"]), None);
     }
 
     #[test]

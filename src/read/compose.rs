@@ -815,12 +815,11 @@ pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Dep
     let entries = dotenv::parse(&text, &name, &BTreeMap::new()).map_err(|e| e.to_string())?;
     let env: Env =
         entries.into_iter().map(|e| (e.key, Valued::new(e.value, Source::file(name.clone(), e.line)))).collect();
-    let has_websocket_keys =
-        env.contains_key("API_WEBSOCKET_WORKER_AMOUNT") || env.contains_key("API_WEBSOCKET_WORKER_CONNECTIONS");
-    let (version, version_source) = match opts.dify_version {
-        Some(v) => (v, Source::Flag { flag: "--dify-version".into() }),
-        None if has_websocket_keys => (DifyVersion::V1_16, Source::default("API_WEBSOCKET_* keys in the .env")),
-        None => (
+    let marked = DifyVersion::from_env_keys(|k| env.contains_key(k));
+    let (version, version_source) = match (opts.dify_version, marked) {
+        (Some(v), _) => (v, Source::Flag { flag: "--dify-version".into() }),
+        (None, Some((v, why))) => (v, Source::default(why)),
+        (None, None) => (
             DifyVersion::LATEST,
             Source::default("no version marker in the .env; assumed the latest (pass --dify-version)"),
         ),
@@ -828,13 +827,23 @@ pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Dep
     let profiles = env.get("COMPOSE_PROFILES").map(|v| v.value.clone()).unwrap_or_default();
     let one = || Valued::new(1, Source::default("compose default: 1 replica"));
     let no_surge = || Valued::new(0, Source::default("compose recreates containers: no surge"));
+    let era = version.era();
+    // Before 1.8.0 the compose file's x-shared-env passes no SQLALCHEMY_MAX_OVERFLOW from `.env`.
+    let mut shared = env.clone();
+    if !era.overflow_key {
+        shared.remove("SQLALCHEMY_MAX_OVERFLOW");
+    }
     let mut components = Vec::new();
     for c in [Component::Api, Component::Worker, Component::WorkerBeat, Component::PluginDaemon] {
+        // Before 1.7.0 the compose file runs no beat.
+        if c == Component::WorkerBeat && !era.worker_beat {
+            continue;
+        }
         components.push(deployment::interpret(
             c,
             c.service(),
             Source::default("Dify's compose file (not among the inputs)"),
-            env.clone(),
+            shared.clone(),
             one(),
             one(),
             no_surge(),
@@ -851,6 +860,10 @@ pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Dep
                 Some(v) => ws.insert(to.to_string(), v.clone()),
                 None => ws.remove(to),
             };
+        }
+        // 1.14.1 and 1.15's compose file fixes api_websocket at one process.
+        if !era.websocket_amount_key {
+            ws.remove("SERVER_WORKER_AMOUNT");
         }
         components.push(deployment::interpret(
             Component::ApiWebsocket,

@@ -398,3 +398,41 @@ fn a_env_to_patch_names_the_rows_its_keys_belong_to() {
     let r = patch("d.env", &std::fs::read_to_string(fixture("1.16.1/env.example")).unwrap());
     assert!(!r.stderr.contains(".env: planning for"), "{}", r.stderr);
 }
+
+#[test]
+fn a_lone_env_is_read_as_its_releases_compose_file_would_use_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let read = |text: &str, extra: &[&str]| {
+        let path = dir.path().join(".env");
+        std::fs::write(&path, text).unwrap();
+        let mut args = vec!["check", path.to_str().unwrap(), "--format", "json"];
+        args.extend_from_slice(extra);
+        let r = difyplan(&args);
+        assert!(r.code <= 1, "{}", r.stderr);
+        json(&r)
+    };
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        let all = v["deployments"][0]["deployment"]["components"].as_array().unwrap();
+        all.iter().map(|c| c["component"].as_str().unwrap().to_string()).collect()
+    };
+    // 1.6.0: no beat, and the overflow in .env never reaches a container.
+    let v = read("SQLALCHEMY_POOL_SIZE=20\nSQLALCHEMY_MAX_OVERFLOW=50\n", &["--dify-version", "1.6.0"]);
+    assert_eq!(names(&v), ["api", "worker", "plugin_daemon"]);
+    assert_eq!(component(&v, "api")["max_overflow"]["value"], 10);
+    // 1.8.0: the beat, and the overflow from .env.
+    let v = read("SQLALCHEMY_POOL_SIZE=20\nSQLALCHEMY_MAX_OVERFLOW=50\n", &["--dify-version", "1.8.0"]);
+    assert_eq!(names(&v), ["api", "worker", "worker_beat", "plugin_daemon"]);
+    assert_eq!(component(&v, "api")["max_overflow"]["value"], 50);
+    // The keys say the release: the workflow repositories without the overflow key are 1.7.
+    let v = read("CORE_WORKFLOW_EXECUTION_REPOSITORY=x\n", &[]);
+    let d = &v["deployments"][0]["deployment"];
+    assert_eq!(d["version"], "1.7.2");
+    assert!(d["version_source"]["what"].as_str().unwrap().contains("Dify 1.7"), "{}", d["version_source"]);
+    // 1.15's api_websocket runs one process whatever API_WEBSOCKET_WORKER_AMOUNT says; 1.16's takes it.
+    let ws = "COMPOSE_PROFILES=collaboration\nAPI_WEBSOCKET_WORKER_AMOUNT=4\nAPI_WEBSOCKET_WORKER_CONNECTIONS=500\n";
+    let v = read(ws, &["--dify-version", "1.15.0"]);
+    assert_eq!(component(&v, "api_websocket")["processes"]["value"], 1);
+    let v = read(ws, &[]);
+    assert_eq!(v["deployments"][0]["deployment"]["version"], "1.16.1");
+    assert_eq!(component(&v, "api_websocket")["processes"]["value"], 4);
+}
