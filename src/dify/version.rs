@@ -166,10 +166,10 @@ impl DifyVersion {
     pub fn newer_note(self) -> Option<String> {
         self.is_newer_than_known().then(|| {
             format!(
-                "Dify {self} is newer than the releases difyplan knows (1.0.0 to {}): planned with {}'s \
-                 layout and defaults — check them against that release's docker/.env.example",
-                Self::LATEST,
-                Self::LATEST
+                "Dify {self} is newer than the releases difyplan knows (1.0.0 to {latest}): read and planned \
+                 with {latest}'s layout and defaults — compare {self}'s docker/.env.example and \
+                 docker-compose.yaml with {latest}'s",
+                latest = Self::LATEST
             )
         })
     }
