@@ -207,7 +207,7 @@ fn read_compose_file(path: &Path) -> Result<ComposeFile> {
         }
         names.push(n.to_string());
         let image = svc.get("image").and_then(Value::as_str).unwrap_or_default();
-        if let Some(tag) = image.strip_prefix("langgenius/dify-api:") {
+        if let Some(tag) = DifyVersion::api_image_tag(image) {
             version =
                 DifyVersion::from_image_tag(tag).map_err(|e| anyhow::anyhow!("{name}: service {n}: {e}"))?.or(version);
         }

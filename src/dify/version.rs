@@ -222,6 +222,15 @@ impl DifyVersion {
         }
     }
 
+    /// The tag of a Dify api image reference: `langgenius/dify-api:1.9.1`, a registry mirror's
+    /// `registry.example.com:5000/langgenius/dify-api:1.9.1`, a rebuilt `example/custom-dify-api:…`,
+    /// with or without `@sha256:…`. `None` for another image or one without a tag.
+    pub fn api_image_tag(image: &str) -> Option<&str> {
+        let reference = image.trim().split('@').next().unwrap_or_default();
+        let (name, tag) = reference.rsplit_once(':')?;
+        (!tag.contains('/') && name.rsplit('/').next().is_some_and(|n| n.ends_with("dify-api"))).then_some(tag)
+    }
+
     /// The version in an image tag (`1.9.1`, `v1.10.1-fix.1`, `1.16.1@sha256:…`). `Ok(None)` when
     /// the tag names no release (`latest`, `main`, a commit, a date); an error when it names one
     /// difyplan does not model (0.x). The same parser as `--dify-version`.
@@ -415,6 +424,20 @@ mod tests {
         assert_eq!(of(&["CORE_WORKFLOW_EXECUTION_REPOSITORY"]).unwrap(), "1.7.2");
         assert_eq!(of(&["CORE_WORKFLOW_EXECUTION_REPOSITORY", "SQLALCHEMY_MAX_OVERFLOW"]).unwrap(), "1.9.1");
         assert_eq!(of(&["SQLALCHEMY_POOL_SIZE"]), None);
+    }
+
+    #[test]
+    fn api_image_references() {
+        let tag = DifyVersion::api_image_tag;
+        assert_eq!(tag("langgenius/dify-api:1.9.1"), Some("1.9.1"));
+        assert_eq!(tag("registry.example.com:5000/langgenius/dify-api:1.12.0"), Some("1.12.0"));
+        assert_eq!(tag("langgenius/dify-api:1.16.1@sha256:0123"), Some("1.16.1"));
+        assert_eq!(tag("registry.example.com:5000/langgenius/dify-api"), None);
+        assert_eq!(tag("langgenius/dify-plugin-daemon:0.3.0-local"), None);
+        assert_eq!(tag("langgenius/dify-web:1.9.1"), None);
+        assert_eq!(tag("example/dify-api-proxy:1.9.1"), None);
+        // A rebuilt image named after Dify's.
+        assert_eq!(tag("example/custom-dify-api:1.9.1"), Some("1.9.1"));
     }
 
     #[test]

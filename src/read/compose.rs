@@ -170,9 +170,12 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
         for (key, svc) in svcs {
             let Some(svc_name) = key.as_str() else { continue };
             let Some(svc) = svc.as_mapping() else { continue };
-            if let Some(img) = svc.get("image").and_then(Value::as_str)
-                && let Some(tag) = img.strip_prefix("langgenius/dify-api:")
-            {
+            // The image as compose runs it: `${DIFY_VERSION}` and the like interpolated from `.env`.
+            let image = svc.get("image").and_then(Value::as_str).map(|raw| {
+                let vars = env.vars();
+                dotenv::interpolate(raw, &|k| vars.get(k).cloned()).unwrap_or_else(|_| raw.to_string())
+            });
+            if let Some(tag) = image.as_deref().and_then(DifyVersion::api_image_tag) {
                 match DifyVersion::from_image_tag(tag) {
                     Ok(v) => image_version = v.or(image_version),
                     Err(e) => {

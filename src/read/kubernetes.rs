@@ -172,7 +172,7 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
             }
             continue;
         }
-        if let Some(tag) = w.image.split("dify-api:").nth(1) {
+        if let Some(tag) = DifyVersion::api_image_tag(&w.image) {
             let at = || d.at(&join(&w.container, &path(&["image"])));
             match DifyVersion::from_image_tag(tag) {
                 Ok(Some(v)) => image_version = Some(v),

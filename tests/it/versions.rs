@@ -436,3 +436,23 @@ fn a_lone_env_is_read_as_its_releases_compose_file_would_use_it() {
     assert_eq!(v["deployments"][0]["deployment"]["version"], "1.16.1");
     assert_eq!(component(&v, "api_websocket")["processes"]["value"], 4);
 }
+
+#[test]
+fn a_mirrored_or_interpolated_api_image_names_its_release() {
+    for (image, env) in [
+        ("registry.example.com:5000/langgenius/dify-api:1.12.0", ""),
+        ("langgenius/dify-api:${DIFY_VERSION:-1.9.1}", "DIFY_VERSION=1.12.0\n"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let compose = std::fs::read_to_string(fixture("1.9.1/docker-compose.yaml"))
+            .unwrap()
+            .replace("langgenius/dify-api:1.9.1", image);
+        std::fs::write(dir.path().join("docker-compose.yaml"), compose).unwrap();
+        let mut text = std::fs::read_to_string(fixture("1.9.1/env.example")).unwrap();
+        text.push_str(env);
+        std::fs::write(dir.path().join(".env"), text).unwrap();
+        let r = check(dir.path(), &[]);
+        assert!(r.code <= 1, "{image}: {}", r.stderr);
+        assert_eq!(json(&r)["deployments"][0]["deployment"]["version"], "1.12.0", "{image}");
+    }
+}
