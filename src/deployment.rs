@@ -214,34 +214,81 @@ pub const MAX_COUNT: u64 = 100_000;
 pub const MAX_CONNECTIONS: u64 = 262_143;
 
 /// Read a count written in a file: a whole number from 0 to `max`. The error is what is wrong
-/// with it, for the caller to put after the location and the name.
-pub fn whole_count(text: &str, max: u64) -> Result<u64, String> {
+/// with it, for the caller to locate ([`CountError`]).
+pub fn whole_count(text: &str, max: u64) -> Result<u64, BadCount> {
     let text = text.trim();
     match text.parse::<u64>() {
         Ok(n) if n <= max => Ok(n),
-        Ok(_) => Err(format!("is larger than {max}, more than any real deployment — write a realistic count")),
-        Err(_) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
-            Err(format!("is larger than {max}, more than any real deployment — write a realistic count"))
+        Ok(_) => Err(BadCount::TooLarge(max)),
+        Err(_) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => Err(BadCount::TooLarge(max)),
+        Err(_) if text.strip_prefix('-').is_some_and(|r| r.parse::<f64>().is_ok()) => Err(BadCount::Negative(max)),
+        Err(_) => Err(BadCount::NotWhole(max)),
+    }
+}
+
+/// What is wrong with a written count; each carries the largest count allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BadCount {
+    #[error("is larger than {0}, more than any real deployment — write a realistic count")]
+    TooLarge(u64),
+    #[error("is negative — a count is a whole number from 0 to {0}")]
+    Negative(u64),
+    #[error("is not a whole number — write a count from 0 to {0}")]
+    NotWhole(u64),
+}
+
+/// A count in a file that is not one: where, the setting as written (secrets masked), what is
+/// wrong, and an example count to write instead of a word.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CountError {
+    pub at: Source,
+    /// `KEY=value`, or the setting's name and its value in backquotes.
+    pub setting: String,
+    pub problem: BadCount,
+    pub example: Option<u64>,
+}
+
+impl CountError {
+    /// A bad count for the setting `name` written as `value` at `at`.
+    pub fn new(at: Source, name: &str, value: &str, problem: BadCount) -> CountError {
+        let setting = format!("{name} `{}`", crate::safety::shown(value));
+        CountError { at, setting, problem, example: None }
+    }
+
+    /// With an example count for a value that is not a number at all.
+    pub fn example(self, n: u64) -> CountError {
+        CountError { example: Some(n), ..self }
+    }
+}
+
+impl std::fmt::Display for CountError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.problem, self.example) {
+            (BadCount::NotWhole(_), Some(n)) => {
+                write!(f, "{}: {} is not a whole number — write a count such as {n}", self.at, self.setting)
+            }
+            _ => write!(f, "{}: {} {}", self.at, self.setting, self.problem),
         }
-        Err(_) if text.strip_prefix('-').is_some_and(|r| r.parse::<f64>().is_ok()) => {
-            Err(format!("is negative — a count is a whole number from 0 to {max}"))
-        }
-        Err(_) => Err(format!("is not a whole number — write a count from 0 to {max}")),
+    }
+}
+
+impl std::error::Error for CountError {}
+
+/// Readers that still report a message take the count error's.
+impl From<CountError> for String {
+    fn from(e: CountError) -> String {
+        e.to_string()
     }
 }
 
 /// A number read from the environment, or Dify's default when unset or empty.
-pub fn env_number(env: &Env, key: &str, default: u64, default_what: &str) -> Result<Valued<u64>, String> {
+pub fn env_number(env: &Env, key: &str, default: u64, default_what: &str) -> Result<Valued<u64>, CountError> {
     match env.get(key) {
         Some(v) if !v.value.trim().is_empty() => {
             let max = if key.ends_with("MAX_CONNECTIONS") { MAX_CONNECTIONS } else { MAX_COUNT };
-            let n = whole_count(&v.value, max).map_err(|why| {
+            let n = whole_count(&v.value, max).map_err(|problem| {
                 let value = crate::safety::secret::shown_value(key, v.value.trim(), false);
-                if why.starts_with("is not") {
-                    format!("{}: {key}={value} {why} — set a count such as {default}", v.source)
-                } else {
-                    format!("{}: {key}={value} {why}", v.source)
-                }
+                CountError { at: v.source.clone(), setting: format!("{key}={value}"), problem, example: Some(default) }
             })?;
             Ok(Valued::new(n, v.source.clone()))
         }
@@ -267,7 +314,7 @@ pub fn interpret(
     max_replicas: Valued<u64>,
     surge: Valued<u64>,
     host_cpus: u64,
-) -> Result<Deployed, String> {
+) -> Result<Deployed, CountError> {
     let dify = |what: &str| format!("Dify default ({what})");
     let mut greenlets = None;
     let mut concurrency = None;

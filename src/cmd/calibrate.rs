@@ -197,7 +197,7 @@ fn target(args: &CalibrateArgs) -> Result<Target> {
 
 /// The first Dify deployment in a path, read the way `check` reads it.
 fn read_deployment(path: &Path) -> Result<(String, crate::deployment::Deployment)> {
-    let found = inputs::collect(&[path.to_path_buf()]).map_err(anyhow::Error::msg)?;
+    let found = inputs::collect(&[path.to_path_buf()])?;
     let opts = Options { dify_version: None, pg_max_connections: None, app_role_superuser: None, host_cpus: 4 };
     let mut all = crate::read::deployments::deployments(&found, None, &[], None, &opts).map_err(anyhow::Error::msg)?;
     if all.is_empty() {

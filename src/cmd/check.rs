@@ -33,7 +33,7 @@ pub fn run(args: &CheckArgs, io: &mut Io) -> Result<ExitStatus> {
     }
     // With only --values, the values are the input.
     let paths = if args.paths.is_empty() && !args.values.is_empty() { Vec::new() } else { paths };
-    let found = inputs::collect(&paths).map_err(anyhow::Error::msg)?;
+    let found = inputs::collect(&paths)?;
     if found.is_empty() && args.values.is_empty() {
         bail!(
             "{}: no .env, compose, Kubernetes or Helm values file found — pass the folder or files Dify is deployed from",
@@ -129,7 +129,7 @@ impl Workload {
         if let Some(qps) = args.qps {
             crate::model::plan::check_qps(qps)?;
         }
-        let assumptions = Assumptions::default().with_overrides(&args.assume).map_err(anyhow::Error::msg)?;
+        let assumptions = Assumptions::default().with_overrides(&args.assume)?;
         Ok(Workload { profile, assumptions, edition: args.edition, qps: args.qps })
     }
 }
@@ -158,7 +158,7 @@ fn load_config(path: Option<&Path>, paths: &[PathBuf], values: &[PathBuf]) -> Re
         seen.push(key);
         let name = crate::safety::shown_path(&path);
         let text = crate::read::read_text(&path)?;
-        allows.extend(Config::parse(&text, &name).map_err(anyhow::Error::msg)?.allow);
+        allows.extend(Config::parse(&text, &name)?.allow);
     }
     Ok(allows)
 }
@@ -194,7 +194,7 @@ fn inline_allows(
         if !text.contains("difyplan:") {
             continue;
         }
-        out.extend(allow::inline(&text, &crate::safety::shown_path(&path)).map_err(anyhow::Error::msg)?);
+        out.extend(allow::inline(&text, &crate::safety::shown_path(&path))?);
     }
     Ok(out)
 }

@@ -16,7 +16,7 @@ pub fn run(args: &ExplainArgs, io: &mut Io) -> Result<ExitStatus> {
     let Some(name) = &args.code else {
         bail!("name a finding code (`difyplan explain pool-deadlock-risk`), or pass --list");
     };
-    let code = explain::lookup(name).map_err(anyhow::Error::msg)?;
+    let code = explain::lookup(name)?;
     write!(io.out, "{}", explain::wrap(&explain::explain(code), width))?;
     Ok(ExitStatus::Success)
 }

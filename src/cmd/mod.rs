@@ -33,7 +33,7 @@ pub fn plan_input(args: &PlanArgs) -> Result<PlanInput> {
     let qps = args.qps.unwrap_or(if args.max_qps { 1.0 } else { 0.0 });
     plan::check_qps(qps)?;
     let profile = crate::read::profile(&args.profile)?.with_overrides(&args.overrides)?;
-    let assumptions = Assumptions::default().with_overrides(&args.assume).map_err(anyhow::Error::msg)?;
+    let assumptions = Assumptions::default().with_overrides(&args.assume)?;
     let input = PlanInput {
         qps,
         profile,

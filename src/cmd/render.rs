@@ -287,7 +287,12 @@ fn kubernetes(args: &RenderKubernetesArgs, io: &mut Io) -> Result<ExitStatus> {
     };
     let ctx = context::build(&plan, command, ComposeView::default(), None);
     let src = source(&args.out);
-    let (component_t, pg_t) = ("kubernetes/component.yaml.j2", "kubernetes/postgresql.yaml.j2");
+    let mysql = ctx.database.mysql;
+    let (component_t, pg_t) = if mysql {
+        ("kubernetes/component.yaml.j2", "kubernetes/mysql.yaml.j2")
+    } else {
+        ("kubernetes/component.yaml.j2", "kubernetes/postgresql.yaml.j2")
+    };
     let pooler_t = "kubernetes/pgbouncer.yaml.j2";
     let mut names = vec![component_t, pg_t];
     if ctx.pooler.is_some() {
@@ -301,7 +306,12 @@ fn kubernetes(args: &RenderKubernetesArgs, io: &mut Io) -> Result<ExitStatus> {
         self_check(&doc, component_t, &src)?;
         docs.push(doc);
     }
-    let doc = Rendered { file: "postgresql.yaml".into(), text: engine.render(pg_t, &ctx)? };
+    let doc = if mysql {
+        let text = engine.render(pg_t, &crate::render::mysql::server_context(&ctx))?;
+        Rendered { file: "mysql.yaml".into(), text }
+    } else {
+        Rendered { file: "postgresql.yaml".into(), text: engine.render(pg_t, &ctx)? }
+    };
     self_check(&doc, pg_t, &src)?;
     docs.push(doc);
     if ctx.pooler.is_some() {
@@ -351,6 +361,9 @@ fn helm(args: &RenderHelmArgs, io: &mut Io) -> Result<ExitStatus> {
             Some(v.clone())
         }
     };
+    if plan_args.db_type == crate::dify::db_type::DbType::Mysql {
+        refuse_mysql_chart(args, version.as_deref())?;
+    }
     if args.chart.chart == HelmChart::Douban {
         // douban's templates render no update strategy, so Kubernetes' default rolling update
         // (maxSurge 25%, rounded up) applies to every Deployment, beat included: plan for it.
@@ -379,6 +392,36 @@ fn helm(args: &RenderHelmArgs, io: &mut Io) -> Result<ExitStatus> {
     let doc = Rendered { file: "values.yaml".into(), text: engine.render(&name, &ctx)? };
     self_check(&doc, &name, &src)?;
     emit(vec![doc], &args.out, "", io)
+}
+
+/// `--db-type mysql` needs a chart with a MySQL path: dify-helm's `externalMysql` (0.34 on);
+/// douban/charts has none (docs/model.md §11).
+fn refuse_mysql_chart(args: &RenderHelmArgs, version: Option<&str>) -> Result<()> {
+    use crate::read::helm::{Chart, mysql};
+    match args.chart.chart {
+        HelmChart::Douban => bail!(
+            "render helm --chart douban --db-type mysql: douban/charts has no MySQL path (its templates set DB_HOST \
+             and DB_* for its embedded PostgreSQL only) — use --chart borispolonsky (dify-helm 0.34 or later has \
+             externalMysql), or `render kubernetes --db-type mysql` for manifests with a MySQL server"
+        ),
+        HelmChart::Borispolonsky => {
+            let minor = version.and_then(|v| {
+                let mut parts = v.trim().trim_start_matches(['v', '~', '^']).split('.');
+                (parts.next()? == "0").then(|| parts.next()?.parse::<u64>().ok()).flatten()
+            });
+            if let Some(minor) = minor.filter(|m| *m < mysql::DIFY_HELM_FIRST) {
+                bail!(
+                    "render helm --chart borispolonsky@{} --db-type mysql: {} 0.{minor} has no MySQL path \
+                     (externalMysql arrived in 0.{}) — upgrade the chart and pass its version, or use `render \
+                     kubernetes --db-type mysql`",
+                    version.unwrap_or_default(),
+                    Chart::DifyHelm.name(),
+                    mysql::DIFY_HELM_FIRST
+                );
+            }
+            Ok(())
+        }
+    }
 }
 
 /// `render postgresql`: PGTune's two forms of the plan's server settings, for a PostgreSQL that

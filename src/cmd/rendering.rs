@@ -29,15 +29,6 @@ pub(super) fn make_plan(args: &PlanArgs, kind: RenderKind, io: &mut Io) -> Resul
                 kubernetes` / `render helm`"
         );
     }
-    if args.db_type == crate::dify::db_type::DbType::Mysql && matches!(kind, RenderKind::Kubernetes | RenderKind::Helm)
-    {
-        bail!(
-            "--db-type mysql: render writes MySQL's settings for compose and .env only — neither community \
-             chart runs a MySQL server (BorisPolonsky's only points at an external one, externalMysql); use \
-             `render env --target kubernetes --db-type mysql` for Dify's keys and set the server's \
-             max_connections and innodb_buffer_pool_size from it"
-        );
-    }
     let mut args = args.clone();
     args.target = context::target_for(kind, args.target);
     let input = plan_input(&args)?;

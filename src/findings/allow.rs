@@ -76,10 +76,10 @@ pub struct Allow {
 
 impl Config {
     /// Parse `difyplan.toml`; errors name the file, the line and what to do.
-    pub fn parse(text: &str, file: &str) -> Result<Config, String> {
+    pub fn parse(text: &str, file: &str) -> Result<Config, AllowError> {
         let mut config: Config = toml::from_str(text).map_err(|e| {
             let line = e.span().map_or(1, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            format!("{file}:{line}: {} — an allow entry is `[[allow]]` with `code` and `reason` (optional `component`, `path`)", e.message().trim())
+            AllowError { file: file.to_string(), line, problem: Problem::Toml(e.message().trim().to_string()) }
         })?;
         // Entry lines: the n-th `[[allow]]` header.
         let headers: Vec<usize> =
@@ -89,20 +89,42 @@ impl Config {
             let line = headers.get(i).copied().unwrap_or(1);
             allow.at = Some(Location::new(file, line));
             allow.base = base.clone();
-            known_code(&allow.code).map_err(|e| format!("{file}:{line}: {e}"))?;
+            let error = |problem| AllowError { file: file.to_string(), line, problem };
+            known_code(&allow.code).map_err(|e| error(Problem::UnknownCode(e)))?;
             if allow.reason.trim().is_empty() {
-                return Err(format!(
-                    "{file}:{line}: the allow entry for `{}` has an empty reason — say why the team accepts it",
-                    allow.code
-                ));
+                return Err(error(Problem::EmptyReason(allow.code.clone())));
             }
         }
         Ok(config)
     }
 }
 
-fn known_code(name: &str) -> Result<Code, String> {
+fn known_code(name: &str) -> Result<Code, super::explain::UnknownCode> {
     super::explain::lookup(name)
+}
+
+/// A bad allow entry (in `difyplan.toml` or an inline comment): where, and what is wrong.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{file}:{line}: {problem}")]
+pub struct AllowError {
+    pub file: String,
+    pub line: usize,
+    pub problem: Problem,
+}
+
+/// What is wrong with an allow entry, and what to write instead.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Problem {
+    #[error("{0} — an allow entry is `[[allow]]` with `code` and `reason` (optional `component`, `path`)")]
+    Toml(String),
+    #[error(transparent)]
+    UnknownCode(super::explain::UnknownCode),
+    #[error("the allow entry for `{0}` has an empty reason — say why the team accepts it")]
+    EmptyReason(String),
+    #[error("an inline allow needs a reason — write `# {MARKER} CODE -- why the team accepts it`")]
+    InlineWithoutReason,
+    #[error("an inline allow names no finding code — write `# {MARKER} CODE -- why`")]
+    InlineWithoutCode,
 }
 
 /// The marker of an inline suppression, after the comment's `#`.
@@ -111,7 +133,7 @@ const MARKER: &str = "difyplan: allow";
 /// The inline suppressions of one checked file: `# difyplan: allow CODE[, CODE…] -- reason`,
 /// alone on the line above the finding's line or at the end of that line. `shown` is the path
 /// as the findings name it. Errors (an unknown code, no reason) are located.
-pub fn inline(text: &str, shown: &str) -> Result<Vec<Allow>, String> {
+pub fn inline(text: &str, shown: &str) -> Result<Vec<Allow>, AllowError> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let Some(hash) = comment_start(line) else { continue };
@@ -121,18 +143,20 @@ pub fn inline(text: &str, shown: &str) -> Result<Vec<Allow>, String> {
         let (codes, reason) = match rest.split_once("--") {
             Some((c, r)) if !r.trim().is_empty() => (c, r.trim()),
             _ => {
-                return Err(format!(
-                    "{shown}:{n}: an inline allow needs a reason — write `# {MARKER} CODE -- why the team accepts it`"
-                ));
+                return Err(AllowError { file: shown.to_string(), line: n, problem: Problem::InlineWithoutReason });
             }
         };
         let alone = line[..hash].trim().is_empty();
         let codes: Vec<&str> = codes.split([',', ' ']).map(str::trim).filter(|c| !c.is_empty()).collect();
         if codes.is_empty() {
-            return Err(format!("{shown}:{n}: an inline allow names no finding code — write `# {MARKER} CODE -- why`"));
+            return Err(AllowError { file: shown.to_string(), line: n, problem: Problem::InlineWithoutCode });
         }
         for code in codes {
-            known_code(code).map_err(|e| format!("{shown}:{n}: {e}"))?;
+            known_code(code).map_err(|e| AllowError {
+                file: shown.to_string(),
+                line: n,
+                problem: Problem::UnknownCode(e),
+            })?;
             out.push(Allow {
                 code: code.to_string(),
                 reason: reason.to_string(),
@@ -295,9 +319,11 @@ mod tests {
     #[test]
     fn inline_comments_need_a_reason_and_a_known_code() {
         let e = inline("# difyplan: allow superuser-app-role\n", "a.env").unwrap_err();
-        assert!(e.starts_with("a.env:1: an inline allow needs a reason"), "{e}");
+        assert_eq!((e.file.as_str(), e.line, &e.problem), ("a.env", 1, &Problem::InlineWithoutReason));
         let e = inline("x: 1 # difyplan: allow superuser-app-rol -- x\n", "v.yaml").unwrap_err();
-        assert!(e.contains("v.yaml:1: unknown finding code") && e.contains("superuser-app-role"), "{e}");
+        let Problem::UnknownCode(unknown) = &e.problem else { panic!("{e}") };
+        assert!(unknown.near.contains(&"superuser-app-role"), "{e}");
+        assert!(e.to_string().starts_with("v.yaml:1: unknown finding code"), "{e}");
     }
 
     #[test]

@@ -17,17 +17,28 @@ pub fn nearest<'a>(wrong: &str, names: impl IntoIterator<Item = &'a str>) -> Vec
     scored.into_iter().take(3).map(|(_, n)| n).collect()
 }
 
-/// `CODE` → the code, or an error message naming the nearest codes.
-pub fn lookup(name: &str) -> Result<Code, String> {
-    Code::parse(name.trim()).ok_or_else(|| {
-        let near = nearest(name.trim(), Code::ALL.iter().map(|c| c.as_str()));
-        let hint = if near.is_empty() {
-            "`difyplan explain --list` lists every code".to_string()
-        } else {
-            format!("did you mean {}? (`difyplan explain --list` lists every code)", quoted(&near))
-        };
-        format!("unknown finding code `{}` — {hint}", crate::safety::escape(name))
+/// `CODE` → the code, or an error naming the nearest codes.
+pub fn lookup(name: &str) -> Result<Code, UnknownCode> {
+    Code::parse(name.trim()).ok_or_else(|| UnknownCode {
+        name: name.to_string(),
+        near: nearest(name.trim(), Code::ALL.iter().map(|c| c.as_str())),
     })
+}
+
+/// A finding code difyplan does not have, with the nearest ones by edit distance.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown finding code `{}` — {}", crate::safety::escape(name), hint(near))]
+pub struct UnknownCode {
+    pub name: String,
+    pub near: Vec<&'static str>,
+}
+
+fn hint(near: &[&str]) -> String {
+    if near.is_empty() {
+        "`difyplan explain --list` lists every code".to_string()
+    } else {
+        format!("did you mean {}? (`difyplan explain --list` lists every code)", quoted(near))
+    }
 }
 
 fn quoted(names: &[&str]) -> String {

@@ -125,31 +125,28 @@ impl Default for Assumptions {
 }
 
 impl Assumptions {
-    /// Apply `KEY=VALUE` overrides; the message names the key and lists the valid ones.
-    pub fn with_overrides(&self, pairs: &[String]) -> Result<Assumptions, String> {
-        let mut value = serde_json::to_value(self).map_err(|e| e.to_string())?;
-        let map = value.as_object_mut().ok_or("assumptions are not a map")?;
+    /// Apply `KEY=VALUE` overrides; the error names the key and lists the valid ones.
+    pub fn with_overrides(&self, pairs: &[String]) -> Result<Assumptions, AssumptionError> {
+        let mut value = serde_json::to_value(self).expect("assumptions serialize to a JSON object");
+        let map = value.as_object_mut().expect("assumptions serialize to a JSON object");
         for pair in pairs {
-            let (key, raw) = pair
-                .split_once('=')
-                .ok_or_else(|| format!("--assume `{pair}` is not KEY=VALUE — for example --assume quantile=0.9999"))?;
+            let (key, raw) = pair.split_once('=').ok_or_else(|| AssumptionError::NotKeyValue(pair.clone()))?;
             let key = key.trim().replace('-', "_");
             if !map.contains_key(&key) {
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort();
-                let keys: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
-                return Err(format!("--assume: unknown key `{key}` — known keys: {}", keys.join(", ")));
+                let mut known: Vec<String> = map.keys().cloned().collect();
+                known.sort();
+                return Err(AssumptionError::UnknownKey { key, known });
             }
             let parsed: f64 = raw
                 .trim()
                 .parse()
                 .ok()
                 .filter(|v: &f64| v.is_finite() && *v >= 0.0)
-                .ok_or_else(|| format!("--assume {key}: `{raw}` is not a number ≥ 0 — pass a plain number"))?;
+                .ok_or_else(|| AssumptionError::NotANumber { key: key.clone(), raw: raw.to_string() })?;
             // Counts stay whole numbers; ratios (and the optional ones, null by default) take fractions.
             let as_json = if map[&key].is_u64() {
                 if parsed.fract() != 0.0 {
-                    return Err(format!("--assume {key}: `{raw}` must be a whole number"));
+                    return Err(AssumptionError::NotWhole { key, raw: raw.to_string() });
                 }
                 serde_json::json!(parsed as u64)
             } else {
@@ -157,35 +154,33 @@ impl Assumptions {
             };
             map.insert(key, as_json);
         }
-        let out: Assumptions = serde_json::from_value(value).map_err(|e| format!("--assume: {e}"))?;
+        let out: Assumptions = serde_json::from_value(value).map_err(|e| AssumptionError::Malformed(e.to_string()))?;
         out.validate()?;
         Ok(out)
     }
 
-    pub fn validate(&self) -> Result<(), String> {
-        let in_open_unit = |name: &str, v: f64| {
-            if v > 0.0 && v < 1.0 {
-                Ok(())
-            } else {
-                Err(format!("--assume {name}={v}: must lie strictly between 0 and 1"))
+    pub fn validate(&self) -> Result<(), AssumptionError> {
+        let out_of =
+            |key: &'static str, value: f64, range: Range| Err(AssumptionError::OutOfRange { key, value, range });
+        for (key, v) in [("quantile", self.quantile), ("pg_cpu_target", self.pg_cpu_target)] {
+            if !(v > 0.0 && v < 1.0) {
+                return out_of(key, v, Range::OpenUnit);
             }
-        };
-        in_open_unit("quantile", self.quantile)?;
-        in_open_unit("pg_cpu_target", self.pg_cpu_target)?;
+        }
         if let Some(t) = self.cpu_target
             && !(t > 0.0 && t <= 1.0)
         {
-            return Err(format!("--assume cpu_target={t}: must lie in (0, 1]"));
+            return out_of("cpu_target", t, Range::HalfOpenUnit);
         }
         if let Some(f) = self.hpa_max_factor
             && !(1.0..=10.0).contains(&f)
         {
-            return Err(format!("--assume hpa_max_factor={f}: must lie between 1 and 10"));
+            return out_of("hpa_max_factor", f, Range::OneToTen);
         }
         if self.max_surge > 1.0 {
-            return Err(format!("--assume max_surge={}: a surge is a share of replicas, 0 to 1", self.max_surge));
+            return out_of("max_surge", self.max_surge, Range::Share);
         }
-        for (name, v) in [
+        for (key, v) in [
             ("api_processes_per_pod", self.api_processes_per_pod),
             ("compose_api_processes_per_container", self.compose_api_processes_per_container),
             ("slots_per_process_max", self.slots_per_process_max),
@@ -193,22 +188,78 @@ impl Assumptions {
             ("pgbouncer_pods", self.pgbouncer_pods),
         ] {
             if v == 0 {
-                return Err(format!("--assume {name}=0: must be at least 1"));
+                return out_of(key, 0.0, Range::AtLeastOne);
             }
         }
         if self.worker_chat_pool_factor < 1.0 {
-            return Err("--assume worker_chat_pool_factor must be ≥ 1 (below it chat runs deadlock the worker)".into());
+            return out_of(
+                "worker_chat_pool_factor",
+                self.worker_chat_pool_factor,
+                Range::DeadlockFactor("worker-pool-deadlock-risk"),
+            );
         }
         if !(1.0..=10.0).contains(&self.overload_headroom) {
-            return Err(format!("--assume overload_headroom={}: must lie between 1 and 10", self.overload_headroom));
+            return out_of("overload_headroom", self.overload_headroom, Range::OneToTen);
         }
         if self.chat_pool_factor < 1.0 {
-            return Err("--assume chat_pool_factor must be ≥ 1 (below it chat apps deadlock: `difyplan explain pool-chat-stall`)".into());
+            return out_of("chat_pool_factor", self.chat_pool_factor, Range::DeadlockFactor("pool-chat-stall"));
         }
         if self.plugin_cores_per_replica <= 0.0 {
-            return Err("--assume plugin_cores_per_replica must be > 0".into());
+            return out_of("plugin_cores_per_replica", self.plugin_cores_per_replica, Range::Positive);
         }
         Ok(())
+    }
+}
+
+/// A bad `--assume`: the key and the value as data, one message each.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AssumptionError {
+    #[error("--assume `{0}` is not KEY=VALUE — for example --assume quantile=0.9999")]
+    NotKeyValue(String),
+    #[error("--assume: unknown key `{key}` — known keys: {}", known.join(", "))]
+    UnknownKey { key: String, known: Vec<String> },
+    #[error("--assume {key}: `{raw}` is not a number ≥ 0 — pass a plain number")]
+    NotANumber { key: String, raw: String },
+    #[error("--assume {key}: `{raw}` must be a whole number")]
+    NotWhole { key: String, raw: String },
+    #[error("--assume {key}={value}: {range}")]
+    OutOfRange { key: &'static str, value: f64, range: Range },
+    /// The overrides did not make a valid set (serde's message).
+    #[error("--assume: {0}")]
+    Malformed(String),
+}
+
+/// The range an assumption must lie in, said in words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Range {
+    OpenUnit,
+    HalfOpenUnit,
+    OneToTen,
+    Share,
+    AtLeastOne,
+    Positive,
+    /// A pool factor below 1 deadlocks: the pool is smaller than what its holders may hold. The
+    /// finding code that explains it.
+    DeadlockFactor(&'static str),
+}
+
+impl fmt::Display for Range {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Range::OpenUnit => "must lie strictly between 0 and 1",
+            Range::HalfOpenUnit => "must lie in (0, 1]",
+            Range::OneToTen => "must lie between 1 and 10",
+            Range::Share => "a surge is a share of replicas, 0 to 1",
+            Range::AtLeastOne => "must be at least 1",
+            Range::Positive => "must be > 0",
+            Range::DeadlockFactor(code) => {
+                return write!(
+                    f,
+                    "must be ≥ 1 (below it the pool is smaller than what its holders may hold and they \
+                     deadlock: `difyplan explain {code}`)"
+                );
+            }
+        })
     }
 }
 
@@ -293,6 +344,7 @@ impl fmt::Display for Target {
 
 impl FromStr for Edition {
     type Err = String;
+    /// clap's value parser shows the message as it is.
     fn from_str(s: &str) -> Result<Self, String> {
         match s.to_ascii_lowercase().as_str() {
             "test" => Ok(Edition::Test),

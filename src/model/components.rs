@@ -13,6 +13,7 @@ use super::input::PlanInput;
 use super::load::{self, utilisation};
 use super::profile::Profile;
 use super::queueing::{normal_quantile, poisson_quantile};
+use super::units::Millis;
 use crate::dify::{Component, defaults, rules};
 use serde::Serialize;
 
@@ -89,7 +90,7 @@ impl Admission {
 
 /// What the api step computes, before it is explained.
 struct ApiSizing {
-    cpu_ms: f64,
+    cpu_ms: Millis,
     cpu_cores: f64,
     by_cpu: u64,
     processes: u64,
@@ -296,7 +297,7 @@ fn explain_api(cx: &mut Ctx, s: &ApiSizing) {
                 time in a worker, {:.3} s; mixed {:.2} : {:.2} — a busy gevent process keeps a request \
                 longer by its CPU queueing, each process on its own core",
             p.request_seconds,
-            p.api_cpu_ms_blocking_total() / 1000.0,
+            p.api_cpu_ms_blocking_total().seconds(),
             s.run_seconds,
             p.blocking_share(),
             p.streaming_share
@@ -313,9 +314,9 @@ fn explain_api(cx: &mut Ctx, s: &ApiSizing) {
         "SERVER_WORKER_CONNECTIONS",
         greenlets,
         format!(
-            "ceil(q{} of Poisson(requests waiting on I/O) + {per_pod} processor-sharing queues at ρ {:.2} \
-                = {} in flight in one {} (mean {:.1}) ÷ {per_pod} processes): its processes share one \
-                listen backlog, each queues on its own core",
+            "ceil((q{} of Poisson(requests waiting on I/O) + {per_pod} processor-sharing queues at ρ {:.2}) \
+                + 1 arriving = {} in one {} (mean in flight {:.1}) ÷ {per_pod} processes): its processes share \
+                one listen backlog, each queues on its own core",
             a.quantile,
             utilisation(s.rho * a.overload_headroom),
             s.pod_quantile,
@@ -563,9 +564,9 @@ fn explain_worker(cx: &mut Ctx, s: &WorkerSizing) {
         "CELERY_WORKER_AMOUNT",
         slots,
         format!(
-            "max({WORKER_CONCURRENCY_FLOOR}, ceil(q{} of Poisson(runs and tasks waiting on I/O) + \
-                {workers} processor-sharing queues = {} in flight (mean {:.1}) ÷ {workers} workers)): every \
-                worker reads one broker queue and queues on its own core",
+            "max({WORKER_CONCURRENCY_FLOOR}, ceil((q{} of Poisson(runs and tasks waiting on I/O) + \
+                {workers} processor-sharing queues) + 1 arriving = {} (mean in flight {:.1}) ÷ {workers} \
+                workers)): every worker reads one broker queue and queues on its own core",
             a.quantile,
             s.quantile,
             s.in_flight * a.overload_headroom,
@@ -625,7 +626,7 @@ pub(super) fn worker_beat(cx: &mut Ctx) -> ComponentPlan {
 pub(super) fn plugin_daemon(cx: &mut Ctx) -> ComponentPlan {
     let (p, a, lambda) = (cx.p, cx.a, cx.lambda);
     let cores = load::plugin_cores(p, lambda);
-    let in_flight = lambda * p.plugin_db_ms / 1000.0;
+    let in_flight = (lambda * p.plugin_db_ms).seconds();
     let per_replica_cores = a.plugin_cores_per_replica * cx.cpu_target;
     let (replicas, cpu_per_pod) = match cx.input.target {
         // The daemon publishes its debugging port on the host, so compose runs exactly one.

@@ -19,3 +19,4 @@ pub mod settings;
 pub mod simulation;
 pub mod solve;
 pub mod storage;
+pub mod units;

@@ -170,21 +170,13 @@ pub const DEFAULT_HOST: PgHost = PgHost { memory_bytes: 4 * GIB, cpus: 2, storag
 
 impl PgHost {
     /// Refuse hosts outside what PGTune and PostgreSQL accept, saying what to pass instead.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), HostError> {
         check_memory_bounds(self.memory_bytes)?;
         if self.cpus == 0 {
-            return Err(
-                "--pg-cpus 0: PostgreSQL needs at least one CPU — pass the database's core count, e.g. --pg-cpus 2"
-                    .into(),
-            );
+            return Err(HostError::NoCpus);
         }
         if !PG_VERSIONS.contains(&self.pg_version) {
-            return Err(format!(
-                "PostgreSQL {}: PGTune's formulas cover versions {} to {} — pass one of those (Dify ships 15)",
-                self.pg_version,
-                PG_VERSIONS.start(),
-                PG_VERSIONS.end()
-            ));
+            return Err(HostError::PgVersion(self.pg_version));
         }
         Ok(())
     }
@@ -194,20 +186,52 @@ impl PgHost {
     }
 }
 
-fn check_memory_bounds(bytes: u64) -> Result<(), String> {
+fn check_memory_bounds(bytes: u64) -> Result<(), HostError> {
     if bytes < MIN_MEMORY_BYTES {
-        return Err(format!(
-            "database memory {} is below PGTune's minimum of 512 MiB — pass at least 512MiB",
-            human_bytes(bytes)
-        ));
+        return Err(HostError::MemoryBelowMin(bytes));
     }
     if bytes > MAX_MEMORY_BYTES {
-        return Err(format!(
-            "database memory {} is above 16 TiB, where PGTune's values leave PostgreSQL's ranges — pass at most 16TiB",
-            human_bytes(bytes)
-        ));
+        return Err(HostError::MemoryAboveMax(bytes));
     }
     Ok(())
+}
+
+/// A database host difyplan cannot tune for, with what to pass instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    #[error("database memory {} is below PGTune's minimum of 512 MiB — pass at least 512MiB", human_bytes(*.0))]
+    MemoryBelowMin(u64),
+    #[error(
+        "database memory {} is above 16 TiB, where PGTune's values leave PostgreSQL's ranges — pass at most 16TiB",
+        human_bytes(*.0)
+    )]
+    MemoryAboveMax(u64),
+    #[error("--pg-cpus 0: PostgreSQL needs at least one CPU — pass the database's core count, e.g. --pg-cpus 2")]
+    NoCpus,
+    #[error(
+        "PostgreSQL {0}: PGTune's formulas cover versions {from} to {to} — pass one of those (Dify ships 15)",
+        from = PG_VERSIONS.start(),
+        to = PG_VERSIONS.end()
+    )]
+    PgVersion(u32),
+    /// A memory size that is not a number with a unit, or out of bounds.
+    #[error("memory `{text}`: {problem}")]
+    Memory { text: String, problem: MemoryProblem },
+}
+
+/// What is wrong with a written memory size.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemoryProblem {
+    #[error("no number — write a number and a unit, such as 16GiB, 512MiB or 8g")]
+    NoNumber,
+    #[error("no unit — write a number and a unit, such as 16GiB, 512MiB or 8g")]
+    NoUnit,
+    #[error("unknown unit `{0}` — write a number and a unit, such as 16GiB, 512MiB or 8g")]
+    UnknownUnit(String),
+    #[error("not a number — write a number and a unit, such as 16GiB, 512MiB or 8g")]
+    NotANumber,
+    #[error("{0}")]
+    OutOfBounds(Box<HostError>),
 }
 
 /// Read a memory size such as `16GiB`, `16GB`, `512MiB`, `8g` or `1.5 GiB` into bytes.
@@ -216,34 +240,34 @@ fn check_memory_bounds(bytes: u64) -> Result<(), String> {
 /// PostgreSQL do (PostgreSQL's `1GB` is 1024 MB), so `16GB` tunes exactly as PGTune's "16 GB".
 /// Units are case-insensitive: b, k/kb/kib, m/mb/mib, g/gb/gib, t/tb/tib. A unit is required:
 /// a bare number is ambiguous. Sizes must lie between 512 MiB and 16 TiB ([`PgHost::validate`]).
-pub fn parse_memory(s: &str) -> Result<u64, String> {
+pub fn parse_memory(s: &str) -> Result<u64, HostError> {
     let text = s.trim();
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let unit = unit.trim().to_ascii_lowercase();
-    let bad = |why: &str| format!("memory `{s}`: {why} — write a number and a unit, such as 16GiB, 512MiB or 8g");
+    let bad = |problem: MemoryProblem| HostError::Memory { text: s.to_string(), problem };
     if number.is_empty() {
-        return Err(bad("no number"));
+        return Err(bad(MemoryProblem::NoNumber));
     }
     let scale = match unit.as_str() {
-        "" => return Err(bad("no unit")),
+        "" => return Err(bad(MemoryProblem::NoUnit)),
         "b" => 1,
         "k" | "kb" | "kib" => KIB,
         "m" | "mb" | "mib" => MIB,
         "g" | "gb" | "gib" => GIB,
         "t" | "tb" | "tib" => TIB,
-        _ => return Err(bad(&format!("unknown unit `{}`", unit))),
+        _ => return Err(bad(MemoryProblem::UnknownUnit(unit))),
     };
     let bytes = if number.contains('.') {
-        let value: f64 = number.parse().map_err(|_| bad("not a number"))?;
+        let value: f64 = number.parse().map_err(|_| bad(MemoryProblem::NotANumber))?;
         let bytes = (value * scale as f64).round();
         // Anything at or above 2^64 is far beyond the 16 TiB bound; saturate and let the bound speak.
         if bytes >= u64::MAX as f64 { u64::MAX } else { bytes as u64 }
     } else {
-        let value: u64 = number.parse().map_err(|_| bad("not a number"))?;
+        let value: u64 = number.parse().map_err(|_| bad(MemoryProblem::NotANumber))?;
         value.saturating_mul(scale)
     };
-    check_memory_bounds(bytes).map_err(|e| format!("memory `{s}`: {e}"))?;
+    check_memory_bounds(bytes).map_err(|e| bad(MemoryProblem::OutOfBounds(Box::new(e))))?;
     Ok(bytes)
 }
 
@@ -839,7 +863,7 @@ mod tests {
             ("1e30GB", "unknown unit"),
             ("9999999999999999T", "above 16 TiB"),
         ] {
-            let err = parse_memory(input).expect_err(input);
+            let err = parse_memory(input).expect_err(input).to_string();
             assert!(err.contains(why), "{input}: {err}");
             assert!(err.contains("16GiB") || err.contains("pass"), "{input}: {err}");
         }
@@ -848,8 +872,8 @@ mod tests {
     #[test]
     fn validate_host() {
         assert!(DEFAULT_HOST.validate().is_ok());
-        assert!(PgHost { cpus: 0, ..DEFAULT_HOST }.validate().unwrap_err().contains("--pg-cpus"));
-        assert!(PgHost { pg_version: 9, ..DEFAULT_HOST }.validate().unwrap_err().contains("10 to 18"));
+        assert_eq!(PgHost { cpus: 0, ..DEFAULT_HOST }.validate(), Err(HostError::NoCpus));
+        assert!(PgHost { pg_version: 9, ..DEFAULT_HOST }.validate().unwrap_err().to_string().contains("10 to 18"));
         assert!(PgHost { memory_bytes: MIB, ..DEFAULT_HOST }.validate().is_err());
     }
 

@@ -9,8 +9,8 @@ use super::components::{self as size, Admission, Ctx, fmt2, round2};
 use super::pg_memory::{self, MemoryCheck};
 use super::pgtune::{self, DataSize, PgHost, Timeouts, Tuning};
 use super::storage::{self, LogPlan, LogStore, RedisPlan};
-use crate::dify::Component;
 use crate::dify::db_type::DbType;
+use crate::dify::{Component, DifyVersion};
 use serde::Serialize;
 
 /// The version of the JSON document `size --format json` prints. Bump on any breaking change.
@@ -305,28 +305,50 @@ pub struct WayOut {
     pub enough: bool,
 }
 
-/// A bad request to the model (exit 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct InputError(pub String);
+/// A bad request to the model (exit 2): what is wrong, as data, with one message each.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InputError {
+    #[error("--qps {0} is not a number of requests per second — pass a positive number such as 500")]
+    QpsNotANumber(f64),
+    #[error("--qps {0}: the target must be above 0 requests per second — pass for example --qps 10")]
+    QpsNotPositive(f64),
+    #[error(
+        "--qps {0} is above {MAX_QPS:.0}, beyond anything the model was calibrated on — plan per cluster or \
+         region, each below 1,000,000"
+    )]
+    QpsTooHigh(f64),
+    #[error(transparent)]
+    Profile(#[from] super::profile::Invalid),
+    #[error(transparent)]
+    Assumption(#[from] super::assumptions::AssumptionError),
+    #[error(transparent)]
+    Host(#[from] super::pgtune::HostError),
+    #[error(transparent)]
+    Pooler(#[from] super::pooler::PoolerError),
+    #[error(
+        "--workflow-log-store logstore: Dify {0} has no log-store repositories (they came with 1.11.2) — use \
+         Dify 1.11.2 or later, or --workflow-log-store celery"
+    )]
+    LogStoreNeedsNewerDify(DifyVersion),
+    #[error(
+        "--workflow-log-store celery: Dify {0} has no Celery workflow repositories (they came with 1.8.0) — use \
+         Dify 1.8.0 or later, or keep the logs in PostgreSQL (--workflow-log-store postgres)"
+    )]
+    CeleryStoreNeedsNewerDify(DifyVersion),
+    #[error("--max-qps solves for a fixed cap — add --pg-max-connections N (the database's max_connections)")]
+    MaxQpsNeedsCap,
+}
 
 /// Validate the target QPS with a message that says what to do.
 pub fn check_qps(qps: f64) -> Result<(), InputError> {
     if qps.is_nan() || qps.is_infinite() {
-        return Err(InputError(format!(
-            "--qps {qps} is not a number of requests per second — pass a positive number such as 500"
-        )));
+        return Err(InputError::QpsNotANumber(qps));
     }
     if qps <= 0.0 {
-        return Err(InputError(format!(
-            "--qps {qps}: the target must be above 0 requests per second — pass for example --qps 10"
-        )));
+        return Err(InputError::QpsNotPositive(qps));
     }
     if qps > MAX_QPS {
-        return Err(InputError(format!(
-            "--qps {qps} is above {MAX_QPS:.0}, beyond anything the model was calibrated on — plan per \
-                cluster or region, each below 1,000,000"
-        )));
+        return Err(InputError::QpsTooHigh(qps));
     }
     Ok(())
 }
@@ -335,22 +357,14 @@ pub fn check_qps(qps: f64) -> Result<(), InputError> {
 /// `shortfall` and `budget.fits`.
 pub fn plan(input: &PlanInput) -> Result<Plan, InputError> {
     check_qps(input.qps)?;
-    input.profile.validate().map_err(|e| InputError(e.to_string()))?;
-    input.assumptions.validate().map_err(InputError)?;
+    input.profile.validate()?;
+    input.assumptions.validate()?;
     let era = input.dify_version.era();
     if input.workflow_log_store == LogStore::Logstore && !era.logstore {
-        return Err(InputError(format!(
-            "--workflow-log-store logstore: Dify {} has no log-store repositories (they came with 1.11.2) — \
-                use Dify 1.11.2 or later, or --workflow-log-store celery",
-            input.dify_version
-        )));
+        return Err(InputError::LogStoreNeedsNewerDify(input.dify_version));
     }
     if input.workflow_log_store == LogStore::Celery && !era.celery_repositories {
-        return Err(InputError(format!(
-            "--workflow-log-store celery: Dify {} has no Celery workflow repositories (they came with 1.8.0) — \
-                use Dify 1.8.0 or later, or keep the logs in PostgreSQL (--workflow-log-store postgres)",
-            input.dify_version
-        )));
+        return Err(InputError::CeleryStoreNeedsNewerDify(input.dify_version));
     }
     if let Some(m) = input.pg_host.memory_bytes {
         PgHost {
@@ -359,13 +373,12 @@ pub fn plan(input: &PlanInput) -> Result<Plan, InputError> {
             storage: input.pg_host.storage,
             pg_version: input.pg_host.pg_version,
         }
-        .validate()
-        .map_err(InputError)?;
+        .validate()?;
     }
-    super::pooler::check_input(input).map_err(InputError)?;
+    super::pooler::check_input(input)?;
     let mut plan = plan_core(input);
     if let Some(refused) = plan.pooler.as_ref().and_then(super::pooler::refusal) {
-        return Err(InputError(refused));
+        return Err(refused.into());
     }
     if input.target == Target::Kubernetes {
         let overhead = kubernetes_overhead(input, &plan);
@@ -607,14 +620,14 @@ fn database_step(cx: &mut Ctx, budget: &Budget) -> (DatabasePlan, LogPlan, Redis
     let max_connections = budget.cap.max_connections;
     let logs = storage::logs(lambda, p, input.workflow_log_store, input.retention_days);
     let pg_cpu_ms = p.pg_cpu_ms - logs.pg_cpu_ms_saved;
-    let pg_cores = ((lambda * pg_cpu_ms / 1000.0) / a.pg_cpu_target).ceil().max(1.0) as u64;
+    let pg_cores = ((lambda * pg_cpu_ms).seconds() / a.pg_cpu_target).ceil().max(1.0) as u64;
     cx.rec.note(
         "database.cores",
         pg_cores,
         format!(
             "ceil({lambda} × {pg_cpu_ms} ms ÷ {}){}",
             a.pg_cpu_target,
-            if logs.pg_cpu_ms_saved > 0.0 {
+            if logs.pg_cpu_ms_saved.ms() > 0.0 {
                 format!(
                     " — {:.1} ms per request less with the logs in the log store ({} → {pg_cpu_ms} ms)",
                     logs.pg_cpu_ms_saved, p.pg_cpu_ms

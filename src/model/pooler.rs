@@ -125,39 +125,45 @@ impl std::fmt::Display for PoolRule {
     }
 }
 
-/// A bad forced pool or combination (exit 2 through the plan's input error).
-pub fn check_input(input: &PlanInput) -> Result<(), String> {
-    if input.pooler.is_none() && input.assumptions.pgbouncer_pool_size > 0 {
-        return Err(format!(
-            "--assume pgbouncer_pool_size={}: there is no pooler in this plan — add --pooler pgbouncer",
-            input.assumptions.pgbouncer_pool_size
-        ));
-    }
-    Ok(())
+/// A forced server pool the plan cannot take (exit 2 through the plan's input error).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PoolerError {
+    #[error("--assume pgbouncer_pool_size={0}: there is no pooler in this plan — add --pooler pgbouncer")]
+    NoPooler(u64),
+    #[error(
+        "--assume pgbouncer_pool_size={size} is below the safety bound {bound}: every api request greenlet \
+         and chat worker slot at the HPA maximum and surge can hold a connection while it asks for \
+         another, and a shared server pool smaller than that + 1 deadlocks (measured on a real \
+         Dify) — pass at least {bound}, or leave it out"
+    )]
+    BelowSafetyBound { size: u64, bound: u64 },
+    #[error(
+        "--assume pgbouncer_pool_size={size} is below the {in_use} connections in use at the plan's \
+         quantile: requests would queue for connections at the target load — pass at least {in_use}, or \
+         leave it out"
+    )]
+    BelowInUse { size: u64, in_use: u64 },
 }
 
-/// A forced server pool below what the plan needs, as the message to refuse it with.
-pub fn refusal(p: &PoolerPlan) -> Option<String> {
+/// A forced pool without a pooler.
+pub fn check_input(input: &PlanInput) -> Result<(), PoolerError> {
+    match input.assumptions.pgbouncer_pool_size {
+        n if n > 0 && input.pooler.is_none() => Err(PoolerError::NoPooler(n)),
+        _ => Ok(()),
+    }
+}
+
+/// A forced server pool below what the plan needs.
+pub fn refusal(p: &PoolerPlan) -> Option<PoolerError> {
     if !p.forced {
         return None;
     }
-    let n = p.default_pool_size;
-    if n < p.safety_bound {
-        return Some(format!(
-            "--assume pgbouncer_pool_size={n} is below the safety bound {}: every api request greenlet \
-                and chat worker slot at the HPA maximum and surge can hold a connection while it asks for \
-                another, and a shared server pool smaller than that + 1 deadlocks (measured on a real \
-                Dify) — pass at least {}, or leave it out",
-            p.safety_bound, p.safety_bound
-        ));
+    let size = p.default_pool_size;
+    if size < p.safety_bound {
+        return Some(PoolerError::BelowSafetyBound { size, bound: p.safety_bound });
     }
-    if n < p.in_use_quantile {
-        return Some(format!(
-            "--assume pgbouncer_pool_size={n} is below the {} connections in use at the plan's \
-                quantile: requests would queue for connections at the target load — pass at least {}, or \
-                leave it out",
-            p.in_use_quantile, p.in_use_quantile
-        ));
+    if size < p.in_use_quantile {
+        return Some(PoolerError::BelowInUse { size, in_use: p.in_use_quantile });
     }
     None
 }
@@ -483,8 +489,9 @@ mod tests {
         let plan = crate::model::plan::plan(&i).unwrap();
         let p = plan.pooler.unwrap();
         i.assumptions.pgbouncer_pool_size = p.safety_bound - 1;
-        let err = crate::model::plan::plan(&i).unwrap_err().to_string();
-        assert!(err.contains(&format!("safety bound {}", p.safety_bound)), "{err}");
+        let err = crate::model::plan::plan(&i).unwrap_err();
+        let wanted = PoolerError::BelowSafetyBound { size: p.safety_bound - 1, bound: p.safety_bound };
+        assert!(matches!(&err, crate::model::plan::InputError::Pooler(e) if *e == wanted), "{err}");
         i.assumptions.pgbouncer_pool_size = p.default_pool_size;
         assert!(crate::model::plan::plan(&i).is_ok());
     }

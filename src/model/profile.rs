@@ -1,6 +1,7 @@
 //! Workload profiles: what one request costs each component. Built-in profiles are the TOML files
 //! in `matrices/profiles/`, embedded at build time; users may pass their own file.
 
+use super::units::Millis;
 use serde::{Deserialize, Serialize};
 
 /// What one request at the api costs, on average. Every field is per request.
@@ -22,28 +23,28 @@ pub struct Profile {
     /// Connections one in-flight blocking request holds, peak.
     pub connections_peak: f64,
     /// api CPU per blocking request besides its wait, ms: the fixed part.
-    pub api_cpu_ms_blocking: f64,
+    pub api_cpu_ms_blocking: Millis,
     /// api CPU per second a blocking request waits (the worker thread polls while it waits), ms.
     /// Measured on Dify 1.16.1: about 5.4 ms per second of wait (docs/model.md, "CPU"). Profiles
     /// written before this field existed take the measured value.
     #[serde(default = "default_api_cpu_ms_per_wait_second")]
     pub api_cpu_ms_per_wait_second: f64,
     /// api CPU per streaming request (relaying events), ms.
-    pub api_cpu_ms_streaming: f64,
+    pub api_cpu_ms_streaming: Millis,
     /// Celery worker CPU per streaming run, ms.
-    pub worker_cpu_ms_streaming: f64,
+    pub worker_cpu_ms_streaming: Millis,
     /// PostgreSQL CPU per request, ms.
-    pub pg_cpu_ms: f64,
+    pub pg_cpu_ms: Millis,
     /// Plugin daemon CPU per request, ms.
-    pub plugin_cpu_ms: f64,
+    pub plugin_cpu_ms: Millis,
     /// Time the plugin daemon holds a connection to `dify_plugin` per request, ms.
-    pub plugin_db_ms: f64,
+    pub plugin_db_ms: Millis,
     /// Background Celery tasks queued per request (besides streaming runs).
     pub celery_tasks: f64,
     /// Seconds one background task runs.
     pub celery_task_seconds: f64,
     /// Worker CPU per background task, ms.
-    pub celery_task_cpu_ms: f64,
+    pub celery_task_cpu_ms: Millis,
     /// Redis operations per request (api, worker and plugin daemon together).
     pub redis_ops: f64,
     /// Bytes of workflow log (runs, node executions, messages) written to PostgreSQL per request.
@@ -162,16 +163,16 @@ impl Profile {
             ("chat_share", self.chat_share),
             ("connections_mean", self.connections_mean),
             ("connections_peak", self.connections_peak),
-            ("api_cpu_ms_blocking", self.api_cpu_ms_blocking),
+            ("api_cpu_ms_blocking", self.api_cpu_ms_blocking.ms()),
             ("api_cpu_ms_per_wait_second", self.api_cpu_ms_per_wait_second),
-            ("api_cpu_ms_streaming", self.api_cpu_ms_streaming),
-            ("worker_cpu_ms_streaming", self.worker_cpu_ms_streaming),
-            ("pg_cpu_ms", self.pg_cpu_ms),
-            ("plugin_cpu_ms", self.plugin_cpu_ms),
-            ("plugin_db_ms", self.plugin_db_ms),
+            ("api_cpu_ms_streaming", self.api_cpu_ms_streaming.ms()),
+            ("worker_cpu_ms_streaming", self.worker_cpu_ms_streaming.ms()),
+            ("pg_cpu_ms", self.pg_cpu_ms.ms()),
+            ("plugin_cpu_ms", self.plugin_cpu_ms.ms()),
+            ("plugin_db_ms", self.plugin_db_ms.ms()),
             ("celery_tasks", self.celery_tasks),
             ("celery_task_seconds", self.celery_task_seconds),
-            ("celery_task_cpu_ms", self.celery_task_cpu_ms),
+            ("celery_task_cpu_ms", self.celery_task_cpu_ms.ms()),
             ("redis_ops", self.redis_ops),
             ("workflow_log_bytes", self.workflow_log_bytes),
         ];
@@ -195,7 +196,7 @@ impl Profile {
         for (name, v, max) in [
             ("connections_mean", self.connections_mean, 1_000.0),
             ("connections_peak", self.connections_peak, 1_000.0),
-            ("plugin_db_ms", self.plugin_db_ms, 3_600_000.0),
+            ("plugin_db_ms", self.plugin_db_ms.ms(), 3_600_000.0),
             ("api_cpu_ms_per_wait_second", self.api_cpu_ms_per_wait_second, 1_000.0),
             ("celery_tasks", self.celery_tasks, 1_000.0),
             ("celery_task_seconds", self.celery_task_seconds, 86_400.0),
@@ -239,12 +240,12 @@ impl Profile {
             ));
         }
         for (name, v) in [
-            ("api_cpu_ms_blocking", self.api_cpu_ms_blocking),
-            ("api_cpu_ms_streaming", self.api_cpu_ms_streaming),
-            ("worker_cpu_ms_streaming", self.worker_cpu_ms_streaming),
-            ("pg_cpu_ms", self.pg_cpu_ms),
-            ("plugin_cpu_ms", self.plugin_cpu_ms),
-            ("celery_task_cpu_ms", self.celery_task_cpu_ms),
+            ("api_cpu_ms_blocking", self.api_cpu_ms_blocking.ms()),
+            ("api_cpu_ms_streaming", self.api_cpu_ms_streaming.ms()),
+            ("worker_cpu_ms_streaming", self.worker_cpu_ms_streaming.ms()),
+            ("pg_cpu_ms", self.pg_cpu_ms.ms()),
+            ("plugin_cpu_ms", self.plugin_cpu_ms.ms()),
+            ("celery_task_cpu_ms", self.celery_task_cpu_ms.ms()),
         ] {
             if v > 60_000.0 {
                 return Err(Invalid::of(
@@ -256,7 +257,7 @@ impl Profile {
                 ));
             }
         }
-        if self.api_cpu_ms_blocking + self.api_cpu_ms_streaming <= 0.0 {
+        if (self.api_cpu_ms_blocking + self.api_cpu_ms_streaming).ms() <= 0.0 {
             return Err(Invalid::of(
                 "api_cpu_ms_blocking",
                 "api CPU per request is 0; every request costs the api some CPU (the measured minimum is 32 ms)".into(),
@@ -271,12 +272,12 @@ impl Profile {
 
     /// api CPU of one blocking request, ms: the fixed part plus the part that grows with the
     /// wait (the whole request time is taken as the wait).
-    pub fn api_cpu_ms_blocking_total(&self) -> f64 {
-        self.api_cpu_ms_blocking + self.api_cpu_ms_per_wait_second * self.request_seconds
+    pub fn api_cpu_ms_blocking_total(&self) -> Millis {
+        self.api_cpu_ms_blocking + Millis(self.api_cpu_ms_per_wait_second * self.request_seconds)
     }
 
     /// api CPU per request averaged over the response modes, ms.
-    pub fn api_cpu_ms(&self) -> f64 {
+    pub fn api_cpu_ms(&self) -> Millis {
         self.blocking_share() * self.api_cpu_ms_blocking_total() + self.streaming_share * self.api_cpu_ms_streaming
     }
 }

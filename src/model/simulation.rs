@@ -723,14 +723,14 @@ impl<'a> Sim<'a> {
             let kind = if chat { RunKind::Chat } else { RunKind::Workflow };
             steps.push(Step::EnqueueRun(kind, d));
             let h = self.dep.streaming_start_hold_s.min(d);
-            let cpu = p.api_cpu_ms_streaming / 1000.0;
+            let cpu = p.api_cpu_ms_streaming.seconds();
             steps.push(Step::Acquire);
             Self::work(&mut steps, h, cpu, d);
             steps.push(Step::Release);
             Self::work(&mut steps, d - h, cpu, d);
             steps.push(Step::Join);
         } else {
-            self.nested(&mut steps, d, p.api_cpu_ms_blocking / 1000.0, chat);
+            self.nested(&mut steps, d, p.api_cpu_ms_blocking.seconds(), chat);
         }
         let t = self.new_task(Comp::Api, steps, None, true);
         let pod = pod.unwrap_or_else(|| self.rng.below(self.dep.api.pods));
@@ -772,7 +772,7 @@ impl<'a> Sim<'a> {
     }
 
     fn run_steps(&mut self, kind: RunKind, d: f64) -> Vec<Step> {
-        let cpu = self.traffic.worker_cpu_ms_streaming / 1000.0;
+        let cpu = self.traffic.worker_cpu_ms_streaming.seconds();
         let mut steps = Vec::with_capacity(16);
         match kind {
             RunKind::Chat => self.nested(&mut steps, d, cpu, true),
@@ -915,7 +915,7 @@ impl<'a> Sim<'a> {
                     self.enqueue_worker(r);
                 }
                 Step::EnqueueTask(len) => {
-                    let cpu = self.traffic.celery_task_cpu_ms / 1000.0;
+                    let cpu = self.traffic.celery_task_cpu_ms.seconds();
                     let mut steps = vec![Step::Acquire];
                     Self::work(&mut steps, len, cpu, len);
                     steps.push(Step::Release);
@@ -1457,7 +1457,7 @@ mod tests {
     #[test]
     fn cpu_contention_lengthens_holds() {
         let mut p = traffic(0.1, 0.0, 0.0);
-        p.api_cpu_ms_blocking = 84.0;
+        p.api_cpu_ms_blocking = crate::model::units::Millis(84.0);
         p.connections_mean = 1.5;
         let dep = Deployment { api: tier(1, 1, 100, 200), ..one_process(100, 200, p) };
         let sc = Scenario { arrivals: Arrivals::Poisson { qps: 9.0, seconds: 200.0, warmup_s: 10.0 }, ..burst(0, 4) };

@@ -16,9 +16,7 @@ const STEPS: usize = 40;
 pub fn max_qps(input: &PlanInput) -> Result<Option<f64>, InputError> {
     let fits = |qps: f64| plan::plan(&PlanInput { qps, ..input.clone() }).map(|p| p.budget.fits);
     if input.pg_max_connections.is_none() {
-        return Err(InputError(
-            "--max-qps solves for a fixed cap — add --pg-max-connections N (the database's max_connections)".into(),
-        ));
+        return Err(InputError::MaxQpsNeedsCap);
     }
     if !fits(MIN_QPS)? {
         return Ok(None);

@@ -3,6 +3,7 @@
 
 use super::assumptions::Edition;
 use super::profile::Profile;
+use super::units::Millis;
 use serde::{Deserialize, Serialize};
 
 /// Where workflow runs and node executions are written.
@@ -117,7 +118,7 @@ pub struct LogPlan {
     /// PostgreSQL disk for the logs, overhead included (0 when they live in a log store).
     pub pg_disk_bytes: f64,
     /// PostgreSQL CPU per request the store saves, ms.
-    pub pg_cpu_ms_saved: f64,
+    pub pg_cpu_ms_saved: Millis,
     pub recommend_log_store: bool,
     pub reasoning: Vec<String>,
 }
@@ -129,7 +130,7 @@ pub fn logs(qps: f64, profile: &Profile, store: LogStore, retention_days: Option
     let retained_bytes = daily_bytes * days;
     let in_pg = store != LogStore::Logstore;
     let pg_disk_bytes = if in_pg { retained_bytes * (1.0 + PG_DISK_OVERHEAD) } else { 0.0 };
-    let pg_cpu_ms_saved = if in_pg { 0.0 } else { profile.pg_cpu_ms * LOG_WRITE_PG_CPU_SHARE };
+    let pg_cpu_ms_saved = if in_pg { Millis(0.0) } else { profile.pg_cpu_ms * LOG_WRITE_PG_CPU_SHARE };
     let gib = |b: f64| b / (1u64 << 30) as f64;
     let recommend_log_store = store != LogStore::Logstore && gib(retained_bytes) > LOG_STORE_THRESHOLD_GIB;
     let mut reasoning = vec![format!(

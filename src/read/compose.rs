@@ -663,13 +663,9 @@ fn replicas(svc: &Service, env: &ProjectEnv) -> Result<Valued<u64>, String> {
     let Some((key, v)) = raw else { return Ok(Valued::new(1, Source::default("compose default: 1 replica"))) };
     let at = svc.env_lines.get(key).cloned().unwrap_or_else(|| svc.at.clone());
     let text = env.interpolate(&yaml::scalar_string(v).unwrap_or_default(), at)?;
-    let n = deployment::whole_count(&text.value, deployment::MAX_COUNT).map_err(|why| {
-        format!(
-            "{}: replicas `{}` of service {} {why}",
-            text.source,
-            crate::safety::shown(&text.value),
-            crate::safety::escape(&svc.name)
-        )
+    let n = deployment::whole_count(&text.value, deployment::MAX_COUNT).map_err(|problem| {
+        let name = format!("service {}'s replicas", crate::safety::escape(&svc.name));
+        deployment::CountError::new(text.source.clone(), &name, &text.value, problem)
     })?;
     Ok(Valued::new(n, text.source))
 }

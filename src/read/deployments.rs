@@ -20,6 +20,8 @@ pub fn deployments(
     opts: &Options,
 ) -> Result<Vec<(String, String, Deployment)>, String> {
     let mut out = Vec::new();
+    // kustomize trees, built before the Helm releases take files in.
+    let trees = super::kustomize::trees(found)?;
     // Helm releases first: they take in their values files, GitOps objects and autoscalers.
     let gathered = super::release::gather(found, values, chart)?;
     let found: Vec<Input> =
@@ -69,6 +71,14 @@ pub fn deployments(
         out.push((crate::safety::shown_path(&i.path), "env".to_string(), d));
     }
     let manifests: Vec<&Input> = found.iter().filter(|i| i.kind == Kind::Kubernetes).collect();
+    // kustomize trees, each built as `kubectl kustomize` builds it: one deployment per root.
+    let (trees, manifests) = trees.split(&manifests);
+    for tree in trees {
+        let d = super::kubernetes::read_documents(&tree.documents, opts)?;
+        if !d.components.is_empty() || !d.unbounded_autoscalers.is_empty() {
+            out.push((tree.label, "kubernetes".to_string(), d));
+        }
+    }
     if !manifests.is_empty() {
         let d = super::kubernetes::read(&manifests, opts)?;
         let label = manifests.iter().map(|i| crate::safety::shown_path(&i.path)).collect::<Vec<_>>().join(" + ");

@@ -99,8 +99,35 @@ pub fn parse_map(
 /// `${VAR-x}`, `${VAR:?err}`, `${VAR?err}`, `${VAR:+x}`, `${VAR+x}`, `$$` → `$`, nested defaults.
 /// An unset variable becomes the empty string (compose warns; we stay silent). A `$` that starts
 /// no reference is kept; a malformed `${...}` or a failed `?` check is an error message.
-pub fn interpolate(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+pub fn interpolate(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, Interpolation> {
     substitute(s, lookup, 0)
+}
+
+/// Why a value cannot be interpolated as compose would; the caller adds where it was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Interpolation {
+    #[error("variable references nested more than {MAX_NESTING} levels deep — simplify the value")]
+    TooDeep,
+    #[error(
+        "the value expands to more than {} MiB — a chain of `${{VAR}}` references that copies values into \
+         each other; write the value out",
+        MAX_VALUE_BYTES >> 20
+    )]
+    TooLong,
+    /// A `${` at this 1-based byte of the value that does not form a reference. The reference is
+    /// not quoted: in a password, `${` is just part of the secret.
+    #[error(
+        "invalid variable reference (a `${{` at byte {0} of the value that does not form one) — write \
+         `${{VAR}}`, `${{VAR:-default}}`, or `$$` for a literal `$`"
+    )]
+    InvalidReference(usize),
+    /// `${NAME:?message}` with NAME unset (or empty).
+    #[error(
+        "required variable {name} is missing a value{} — set {name} in the file or in the variables given \
+         to difyplan",
+        if message.is_empty() { String::new() } else { format!(": {message}") }
+    )]
+    Required { name: String, message: String },
 }
 
 /// Renders `value` so that compose reads it back unchanged: bare when that is unambiguous,
@@ -447,7 +474,7 @@ impl<'a> Parser<'a> {
             }
             self.vars.get(name).or_else(|| self.seen.get(name)).cloned()
         };
-        substitute(value, &lookup, 0).map_err(|message| self.error(at, message))
+        substitute(value, &lookup, 0).map_err(|message| self.error(at, message.to_string()))
     }
 }
 
@@ -511,9 +538,9 @@ fn is_name_start(b: Option<&u8>) -> bool {
     b.is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
 }
 
-fn substitute(s: &str, lookup: &dyn Fn(&str) -> Option<String>, depth: usize) -> Result<String, String> {
+fn substitute(s: &str, lookup: &dyn Fn(&str) -> Option<String>, depth: usize) -> Result<String, Interpolation> {
     if depth > MAX_NESTING {
-        return Err(format!("variable references nested more than {MAX_NESTING} levels deep — simplify the value"));
+        return Err(Interpolation::TooDeep);
     }
     let bytes = s.as_bytes();
     let mut out = String::with_capacity(s.len());
@@ -521,7 +548,7 @@ fn substitute(s: &str, lookup: &dyn Fn(&str) -> Option<String>, depth: usize) ->
     while let Some(offset) = s[at..].find('$') {
         // `B=${A}${A}`, `C=${B}${B}`, … doubles at each line: values are bounded, like YAML aliases.
         if out.len() > MAX_VALUE_BYTES {
-            return Err(too_long());
+            return Err(Interpolation::TooLong);
         }
         let dollar = at + offset;
         out.push_str(&s[at..dollar]);
@@ -549,17 +576,9 @@ fn substitute(s: &str, lookup: &dyn Fn(&str) -> Option<String>, depth: usize) ->
     }
     out.push_str(&s[at..]);
     if out.len() > MAX_VALUE_BYTES {
-        return Err(too_long());
+        return Err(Interpolation::TooLong);
     }
     Ok(out)
-}
-
-fn too_long() -> String {
-    format!(
-        "the value expands to more than {} MiB — a chain of `${{VAR}}` references that copies values \
-         into each other; write the value out",
-        MAX_VALUE_BYTES >> 20
-    )
 }
 
 /// Resolves the `${...}` starting at `dollar`; returns its value and the offset after it.
@@ -568,16 +587,9 @@ fn braced(
     dollar: usize,
     lookup: &dyn Fn(&str) -> Option<String>,
     depth: usize,
-) -> Result<(String, usize), String> {
+) -> Result<(String, usize), Interpolation> {
     let bytes = s.as_bytes();
-    // The reference is not quoted: in a password, `${` is just part of the secret.
-    let invalid = || {
-        format!(
-            "invalid variable reference (a `${{` at byte {} of the value that does not form one) — write \
-             `${{VAR}}`, `${{VAR:-default}}`, or `$$` for a literal `$`",
-            dollar + 1
-        )
-    };
+    let invalid = || Interpolation::InvalidReference(dollar + 1);
     let start = dollar + 2;
     if !is_name_start(bytes.get(start)) {
         return Err(invalid());
@@ -617,11 +629,7 @@ fn braced(
         }
         _ => {
             if !present {
-                let reason = if arg.is_empty() { String::new() } else { format!(": {arg}") };
-                return Err(format!(
-                    "required variable {name} is missing a value{reason} — set {name} in the \
-                     file or in the variables given to difyplan"
-                ));
+                return Err(Interpolation::Required { name: name.to_string(), message: arg });
             }
             value.unwrap_or_default()
         }
@@ -871,7 +879,8 @@ mod tests {
         let lookup = |name: &str| (name == "SET").then(|| "v".to_string());
         assert_eq!(interpolate("${SET}-${UNSET:-d}-$$", &lookup), Ok("v-d-$".to_string()));
         let e = interpolate("${UNSET:?needed for x}", &lookup).expect_err("required");
-        assert!(e.starts_with("required variable UNSET is missing a value: needed for x"), "{e}");
+        assert_eq!(e, Interpolation::Required { name: "UNSET".into(), message: "needed for x".into() });
+        assert!(e.to_string().starts_with("required variable UNSET is missing a value: needed for x"), "{e}");
         // compose resolves a default before it knows whether the default is needed
         assert!(interpolate("${SET:-${UNSET:?boom}}", &lookup).is_err());
     }
@@ -880,7 +889,8 @@ mod tests {
     fn nesting_is_bounded() {
         let deep = format!("{}x{}", "${U:-".repeat(40), "}".repeat(40));
         let e = interpolate(&deep, &|_: &str| None).expect_err("too deep");
-        assert!(e.contains("nested more than 32"), "{e}");
+        assert_eq!(e, Interpolation::TooDeep);
+        assert!(e.to_string().contains("nested more than 32"), "{e}");
         let fine = format!("{}x{}", "${U:-".repeat(30), "}".repeat(30));
         assert_eq!(interpolate(&fine, &|_: &str| None), Ok("x".to_string()));
     }

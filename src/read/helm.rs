@@ -95,6 +95,8 @@ use crate::deployment::{self, Deployed, Deployment, Env, Observation, Observed, 
 use crate::dify::{Component, DifyVersion, defaults};
 use crate::findings::rules::SIZING_KEYS;
 
+pub mod mysql;
+
 /// Kubernetes' default `maxSurge` for a Deployment without a strategy, in percent, rounded up
 /// (docs/model.md §2; Kubernetes Deployment docs).
 const K8S_DEFAULT_MAX_SURGE_PCT: u64 = 25;
@@ -413,19 +415,11 @@ impl<'a> Values<'a> {
         } else {
             crate::deployment::MAX_COUNT
         };
-        match text.as_deref().map(|t| crate::deployment::whole_count(t, max)) {
-            Some(Ok(n)) => Ok(Some(Valued::new(n, src))),
-            Some(Err(why)) if !why.starts_with("is not") => Err(format!(
-                "{src}: {} `{}` {why}",
-                keys.join("."),
-                crate::safety::shown(text.as_deref().unwrap_or_default())
-            )),
-            _ => Err(format!(
-                "{src}: {} must be a whole number, found `{}` — write a count such as 2",
-                keys.join("."),
-                yaml::scalar_string(v).unwrap_or_else(|| "a list or mapping".into())
-            )),
-        }
+        let written = text.clone().unwrap_or_else(|| "a list or mapping".into());
+        let n = crate::deployment::whole_count(text.as_deref().unwrap_or_default(), max)
+            .map_err(|problem| crate::deployment::CountError::new(src.clone(), &keys.join("."), &written, problem))
+            .map_err(|e| e.example(2))?;
+        Ok(Some(Valued::new(n, src)))
     }
 
     /// A list of `{name, value | valueFrom}` as Kubernetes takes it in `env:`. Absent, `null`
@@ -510,7 +504,8 @@ pub fn read_release(release: &Release, opts: &Options) -> Result<Deployment, Str
     let mut observed = unknown_keys(&v, chart, chart_said_by.and_then(|r| r.dir.as_deref()))?;
 
     let (version, version_source) = version(&v, chart, opts, &known)?;
-    let role = chart_db_username(&v, chart);
+    let chart_mysql = mysql::external(&v, chart, &known);
+    let role = if chart_mysql.is_some() { Some(mysql::username(&v)) } else { chart_db_username(&v, chart) };
     let specs = match chart {
         Chart::DifyHelm => dify_helm_specs(&v, role.as_ref(), &known),
         Chart::Douban => douban_specs(role.as_ref(), &known),
@@ -535,8 +530,14 @@ pub fn read_release(release: &Release, opts: &Options) -> Result<Deployment, Str
         ));
     }
 
-    let db = database(&v, chart, opts)?;
-    let (app_role, app_role_superuser) = super::app_role(&components, opts);
+    let db_type = mysql::db_type(&components, chart_mysql.as_ref(), bundled_postgres(&v, chart), chart)?;
+    let mut db = database(&v, chart, opts)?;
+    if db_type == crate::dify::db_type::DbType::Mysql {
+        (db.max_connections, db.found) = mysql::max_connections(opts);
+        db.idle_timeout = None;
+        db.observed.clear();
+    }
+    let (app_role, app_role_superuser) = super::app_role_for(&components, opts, db_type);
     let chart_read = Valued::new(
         format!("{} {}", chart.name(), known.label),
         match chart_said_by {
@@ -547,7 +548,7 @@ pub fn read_release(release: &Release, opts: &Options) -> Result<Deployment, Str
     Ok(Deployment {
         version,
         version_source,
-        db_type: crate::dify::db_type::DbType::Postgresql,
+        db_type,
         components,
         max_connections: db.max_connections,
         max_connections_found: db.found,
@@ -1248,12 +1249,7 @@ struct Database {
 /// `max_connections` (and whether it was found) and `idle_in_transaction_session_timeout` of the
 /// bundled bitnami PostgreSQL, as far as the values set them.
 fn database(v: &Values, chart: Chart, opts: &Options) -> Result<Database, String> {
-    let bundled = match chart {
-        Chart::DifyHelm => {
-            !v.truthy(&["externalPostgres", "enabled"], false) && v.truthy(&["postgresql", "enabled"], true)
-        }
-        Chart::Douban => v.truthy(&["postgresql", "embedded"], true),
-    };
+    let bundled = bundled_postgres(v, chart);
     let (mut max, mut idle, mut conf_written) = (None, None, None);
     let mut observed = Vec::new();
     if bundled {
@@ -1313,6 +1309,16 @@ fn database(v: &Values, chart: Chart, opts: &Options) -> Result<Database, String
     };
     let idle_timeout = conf_written.map(|at| idle.unwrap_or_else(|| Valued::new("0".into(), at)));
     Ok(Database { max_connections: max, found, idle_timeout, observed })
+}
+
+/// The chart runs its bundled PostgreSQL (Bitnami's subchart).
+fn bundled_postgres(v: &Values, chart: Chart) -> bool {
+    match chart {
+        Chart::DifyHelm => {
+            !v.truthy(&["externalPostgres", "enabled"], false) && v.truthy(&["postgresql", "enabled"], true)
+        }
+        Chart::Douban => v.truthy(&["postgresql", "embedded"], true),
+    }
 }
 
 /// Settings of the Bitnami subchart's `primary` or `readReplicas`: `max_connections`,

@@ -62,6 +62,8 @@ const ALWAYS_READ: &[&str] = &[
     "GNUmakefile",
     "justfile",
     "Justfile",
+    // kustomize's third name for a kustomization.
+    "Kustomization",
 ];
 
 /// Walk `paths` (a file, a folder, or `-` for standard input) and classify what is found.
@@ -75,48 +77,64 @@ const ALWAYS_READ: &[&str] = &[
 /// back up into it (`x -> .`) is not followed. Links to files are followed wherever they lead (a
 /// `.env` shared by several projects is a link). Only regular files are read; a FIFO or a device
 /// in a folder is skipped.
-pub fn collect(paths: &[PathBuf]) -> Result<Vec<Input>, String> {
+pub fn collect(paths: &[PathBuf]) -> Result<Vec<Input>, CollectError> {
     let mut out = Vec::new();
     let mut seen: HashSet<FileId> = HashSet::new();
     for path in paths {
         if path.as_os_str() == "-" {
-            let text = super::read_stdin().map_err(|e| e.to_string())?;
-            let kind = classify_text(Path::new("-"), &text).ok_or(
-                "-: standard input is neither a .env file, a compose file, Kubernetes manifests nor Helm values",
-            )?;
+            let text = super::read_stdin()?;
+            let kind = classify_text(Path::new("-"), &text).ok_or(CollectError::StdinUnknown)?;
             out.push(Input { path: path.clone(), kind, text: Some(text) });
             continue;
         }
         let shown = crate::safety::shown_path(path);
-        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => format!("{shown}: no such file or folder — check the path"),
-            _ => format!("{shown}: {}", super::explain_open(&e)),
-        })?;
+        let open = |cause: std::io::Error| match cause.kind() {
+            std::io::ErrorKind::NotFound => CollectError::Missing(shown.clone()),
+            _ => super::ReadError::Open { file: shown.clone(), cause }.into(),
+        };
+        let meta = std::fs::metadata(path).map_err(open)?;
         if meta.is_dir() {
-            let root = path.canonicalize().map_err(|e| format!("{shown}: {}", super::explain_open(&e)))?;
+            let root = path.canonicalize().map_err(open)?;
             walk(path, &root, &mut seen, &mut out)?;
         } else {
             if !seen.insert(FileId::of(path, &meta)) {
                 continue;
             }
             // A file given by name is taken whatever it is called: its content says what it is.
-            let text = super::read_text(path).map_err(|e| e.to_string())?;
+            let text = super::read_text(path)?;
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            let kind = if name == "Chart.yaml" { Some(Kind::ChartMeta) } else { classify_text(path, &text) };
+            let kind = if name == "Chart.yaml" {
+                Some(Kind::ChartMeta)
+            } else if super::kustomize::is_kustomization_name(path) {
+                Some(Kind::Kubernetes)
+            } else {
+                classify_text(path, &text)
+            };
             let kind = kind.or_else(|| (!is_yaml(name) && looks_like_env(&text)).then_some(Kind::Env));
             let kind = kind.or_else(|| super::deploy_cmd::mentions_install(&text).then_some(Kind::DeployCommand));
             match kind {
                 Some(kind) => out.push(Input { path: path.clone(), kind, text: Some(text) }),
-                None => {
-                    return Err(format!(
-                        "{shown}: not a .env, compose, Kubernetes or Helm values file by its content — pass the \
-                            files Dify is deployed from, or leave it out"
-                    ));
-                }
+                None => return Err(CollectError::Unknown(shown)),
             }
         }
     }
     Ok(out)
+}
+
+/// Why the paths given cannot be gathered into inputs.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error(transparent)]
+    Read(#[from] super::ReadError),
+    #[error("{0}: no such file or folder — check the path")]
+    Missing(String),
+    #[error("-: standard input is neither a .env file, a compose file, Kubernetes manifests nor Helm values")]
+    StdinUnknown,
+    #[error(
+        "{0}: not a .env, compose, Kubernetes or Helm values file by its content — pass the files Dify is \
+         deployed from, or leave it out"
+    )]
+    Unknown(String),
 }
 
 /// A file's identity: device and inode where there are such, else its canonical path.
@@ -149,12 +167,12 @@ impl FileId {
 const CHART_PARTS: &[&str] = &["templates", "charts", "ci", "crds"];
 
 /// Walk `dir` (as given; `root` is its canonical path), adding what is found.
-fn walk(dir: &Path, root: &Path, seen: &mut HashSet<FileId>, out: &mut Vec<Input>) -> Result<(), String> {
+fn walk(dir: &Path, root: &Path, seen: &mut HashSet<FileId>, out: &mut Vec<Input>) -> Result<(), CollectError> {
     let mut always = ignore::overrides::OverrideBuilder::new(dir);
     for glob in ALWAYS_READ {
-        always.add(glob).map_err(|e| format!("{glob}: {e}"))?;
+        always.add(glob).expect("the always-read globs are valid");
     }
-    let always = always.build().map_err(|e| e.to_string())?;
+    let always = always.build().expect("the always-read globs are valid");
     let root = root.to_path_buf();
     // Folders reached through a link, by target: each is walked through a link at most once, so
     // links cost at most one more walk of what they lead to.
@@ -210,7 +228,7 @@ fn walk(dir: &Path, root: &Path, seen: &mut HashSet<FileId>, out: &mut Vec<Input
         if name == "Chart.yaml" {
             out.push(Input { path: p.to_path_buf(), kind: Kind::ChartMeta, text: None });
         } else if name == "values.yaml" && in_chart() {
-            let text = super::read_text(p).map_err(|e| e.to_string())?;
+            let text = super::read_text(p)?;
             out.push(Input { path: p.to_path_buf(), kind: Kind::HelmValues, text: Some(text) });
         } else if let Some(input) = classify(p)? {
             // In a folder, compose reads only its default files (compose.yaml or
@@ -240,15 +258,19 @@ fn is_env_name(name: &str) -> bool {
 }
 
 /// Classify a file by its name, reading YAML to look at its content.
-fn classify(path: &Path) -> Result<Option<Input>, String> {
+fn classify(path: &Path) -> Result<Option<Input>, super::ReadError> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     if is_env_name(name) {
         return Ok(Some(Input { path: path.to_path_buf(), kind: Kind::Env, text: None }));
     }
+    // A kustomization may have neither `apiVersion` nor `kind`: its name says what it is.
+    if super::kustomize::is_kustomization_name(path) {
+        return Ok(Some(Input { path: path.to_path_buf(), kind: Kind::Kubernetes, text: None }));
+    }
     if !is_yaml(name) && !is_deploy_script_name(name) {
         return Ok(None);
     }
-    let text = super::read_text(path).map_err(|e| e.to_string())?;
+    let text = super::read_text(path)?;
     let kind = if is_yaml(name) { classify_text(path, &text) } else { None };
     // A CI file (or a script) that installs the chart.
     let kind = kind.or_else(|| super::deploy_cmd::mentions_install(&text).then_some(Kind::DeployCommand));
@@ -273,8 +295,17 @@ pub fn classify_text(path: &Path, text: &str) -> Option<Kind> {
         return Some(Kind::Kubernetes);
     }
     // A values override may name only the api beside keys only these charts have.
-    let helm_marks =
-        ["worker", "pluginDaemon", "plugin_daemon", "global", "externalPostgres", "beat", "workerBeat", "apiWebsocket"];
+    let helm_marks = [
+        "worker",
+        "pluginDaemon",
+        "plugin_daemon",
+        "global",
+        "externalPostgres",
+        "externalMysql",
+        "beat",
+        "workerBeat",
+        "apiWebsocket",
+    ];
     if top.contains(&"api") && helm_marks.iter().any(|k| top.contains(k)) {
         return Some(Kind::HelmValues);
     }

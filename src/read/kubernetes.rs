@@ -9,6 +9,8 @@ use crate::dify::{Component, DifyVersion, defaults};
 use serde_yaml::Value;
 use std::collections::BTreeMap;
 
+mod mysql_server;
+
 /// Kubernetes' default `maxSurge` for a Deployment (docs/model.md §2).
 const DEFAULT_MAX_SURGE: &str = "25%";
 
@@ -41,7 +43,8 @@ impl Doc<'_> {
         yaml::get_string(&self.doc.value, &path(&["metadata", "namespace"])).unwrap_or_else(|| "default".into())
     }
     fn at(&self, p: &[PathSeg]) -> Source {
-        Source::file(self.doc.file.clone(), self.doc.line_of(p).unwrap_or_else(|| self.doc.start().line))
+        let (file, line) = self.doc.written_at(p);
+        Source::file(file, line)
     }
 }
 
@@ -59,9 +62,14 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         let name = crate::safety::shown_path(&input.path);
         documents.extend(yaml::parse_documents(&input.text()?, &name).map_err(|e| e.to_string())?);
     }
+    read_documents(&documents, opts)
+}
+
+/// Read parsed manifests (of files, or a kustomize build) as one deployment.
+pub fn read_documents(documents: &[Document], opts: &Options) -> Result<Deployment, String> {
     // `kind: List` (kubectl get -o yaml) holds its manifests in `items`.
     let mut expanded = Vec::new();
-    for d in &documents {
+    for d in documents {
         if d.get(&path(&["kind"])).and_then(Value::as_str) == Some("List") {
             return Err(format!(
                 "{}:{}: a `kind: List` — split it into documents (`kubectl get -o yaml` output is not what \
@@ -105,12 +113,8 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         let target = yaml::get_string(&d.doc.value, &path(&["spec", "scaleTargetRef", "name"])).unwrap_or_default();
         let max = match yaml::get_string(&d.doc.value, &path(&["spec", "maxReplicas"])) {
             Some(m) => Some(Valued::new(
-                deployment::whole_count(&m, deployment::MAX_COUNT).map_err(|why| {
-                    format!(
-                        "{}: maxReplicas `{}` {why}",
-                        d.at(&path(&["spec", "maxReplicas"])),
-                        crate::safety::shown(&m)
-                    )
+                deployment::whole_count(&m, deployment::MAX_COUNT).map_err(|problem| {
+                    deployment::CountError::new(d.at(&path(&["spec", "maxReplicas"])), "maxReplicas", &m, problem)
                 })?,
                 d.at(&path(&["spec", "maxReplicas"])),
             )),
@@ -130,12 +134,15 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
     for d in expanded.into_iter().filter(|d| matches!(d.kind(), "Deployment" | "StatefulSet")) {
         let containers = path(&["spec", "template", "spec", "containers"]);
         let count = d.doc.get(&containers).and_then(Value::as_sequence).map_or(0, Vec::len);
-        // The first container that runs a Dify image or PostgreSQL; sidecars are skipped.
+        // The first container that runs a Dify image, PostgreSQL or MySQL; sidecars are skipped.
         let found = (0..count).find_map(|i| {
             let c = join(&containers, &[PathSeg::Index(i)]);
             let image = yaml::get_string(&d.doc.value, &join(&c, &path(&["image"]))).unwrap_or_default();
-            (image.contains("dify-api") || image.contains("dify-plugin-daemon") || is_postgres_image(&image))
-                .then_some((c, image))
+            (image.contains("dify-api")
+                || image.contains("dify-plugin-daemon")
+                || is_postgres_image(&image)
+                || super::mysql::is_mysql_image(&image))
+            .then_some((c, image))
         });
         if let Some((container, image)) = found {
             workloads.push(Workload { doc: d, container, image });
@@ -153,9 +160,16 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
     // Hot standbys (Bitnami's read replicas): checked against the primary after the loop.
     let mut standbys: Vec<(String, Valued<u64>)> = Vec::new();
     let mut db_superuser = None;
+    let mut mysql_server: Option<mysql_server::Server> = None;
     for w in &workloads {
         let d = &w.doc;
         let env = container_env(w, &config_maps)?;
+        if super::mysql::is_mysql_image(&w.image) {
+            if mysql_server.is_none() {
+                mysql_server = Some(mysql_server::server(w, &env, &config_maps)?);
+            }
+            continue;
+        }
         if is_postgres_image(&w.image) {
             let (max, idle) = postgres_settings(w, &env, &config_maps)?;
             if is_standby(d, &env) {
@@ -198,8 +212,8 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
         };
         let replicas = match yaml::get_string(&d.doc.value, &path(&["spec", "replicas"])) {
             Some(r) => Valued::new(
-                deployment::whole_count(&r, deployment::MAX_COUNT).map_err(|why| {
-                    format!("{}: replicas `{}` {why}", d.at(&path(&["spec", "replicas"])), crate::safety::shown(&r))
+                deployment::whole_count(&r, deployment::MAX_COUNT).map_err(|problem| {
+                    deployment::CountError::new(d.at(&path(&["spec", "replicas"])), "replicas", &r, problem)
                 })?,
                 d.at(&path(&["spec", "replicas"])),
             ),
@@ -265,6 +279,53 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
     } else {
         Source::default("no dify-api image tag; the latest layout assumed (pass --dify-version)")
     };
+    let db_type = super::mysql::components_db_type(&components)?.unwrap_or_default();
+    if db_type == crate::dify::db_type::DbType::Mysql {
+        if let Some(p) = &pooler {
+            return Err(format!(
+                "{}: a PgBouncer in front of a MySQL database (DB_TYPE=mysql) — PgBouncer speaks PostgreSQL only; \
+                 the MySQL equivalent is ProxySQL, which difyplan does not read: check its budget by hand",
+                p.at
+            ));
+        }
+        // The server's Deployment or StatefulSet, else its my.cnf in a ConfigMap.
+        let (max, user) = match mysql_server {
+            Some(s) => (Some(s.max_connections), s.user),
+            None => (mysql_server::cnf_in_config_maps(&config_maps)?, None),
+        };
+        let (max_connections, found) = match (opts.pg_max_connections, max) {
+            (Some(n), _) => (Valued::new(n, Source::Flag { flag: "--db-max-connections".into() }), true),
+            (None, Some(m)) => (m, true),
+            (None, None) => (
+                Valued::new(
+                    crate::dify::db_type::mysql::DEFAULT_MAX_CONNECTIONS,
+                    Source::default("no MySQL server or my.cnf in the inputs: MySQL default 151 assumed"),
+                ),
+                false,
+            ),
+        };
+        let (app_role, app_role_superuser) =
+            super::app_role_for(&components, opts, crate::dify::db_type::DbType::Mysql);
+        // MYSQL_USER is an ordinary account the image creates; only root holds CONNECTION_ADMIN.
+        let app_role_superuser = app_role_superuser
+            && (opts.app_role_superuser.is_some() || user.as_deref() != Some(app_role.value.as_str()));
+        return Ok(Deployment {
+            version,
+            version_source,
+            db_type,
+            components,
+            max_connections,
+            max_connections_found: found,
+            app_role,
+            app_role_superuser,
+            idle_in_transaction_timeout: None,
+            unbounded_autoscalers,
+            chart: None,
+            chart_version_assumed: None,
+            pooler: None,
+            observed,
+        });
+    }
     // No PostgreSQL workload among the inputs: a ConfigMap may carry its postgresql.conf.
     if max_connections.is_none()
         && let Some((max, idle)) = conf_in_config_maps(&config_maps)?

@@ -15,6 +15,7 @@ pub mod mysql;
 pub mod pgbouncer;
 pub mod postgres;
 pub mod release;
+pub mod submodule;
 pub mod yaml;
 
 use crate::deployment::{Deployed, Source, Valued};
@@ -38,10 +39,29 @@ pub fn profile(spec: &str) -> Result<crate::model::profile::Profile, crate::mode
 /// mistake (a log, a dump) and reading it whole would only waste memory.
 pub const MAX_INPUT_BYTES: u64 = 16 * 1024 * 1024;
 
-/// A file that cannot be read as text, with its name and what to do.
+/// A file that cannot be read as text: the file (and line) as data, and what to do.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ReadError(pub String);
+pub enum ReadError {
+    /// Opening it, or asking for its kind, failed.
+    #[error("{file}: {}", explain_open(cause))]
+    Open { file: String, cause: std::io::Error },
+    /// Reading the open file failed.
+    #[error("{file}: {cause}")]
+    Read { file: String, cause: std::io::Error },
+    #[error("{file}: is a folder, not a file — name a file inside it")]
+    Folder { file: String },
+    #[error("{file}: is {kind}, not a regular file — difyplan reads only regular files; name the file itself")]
+    NotRegular { file: String, kind: &'static str },
+    #[error(
+        "{file}: larger than {} MiB — difyplan reads configuration files, not dumps; check the path",
+        MAX_INPUT_BYTES / 1024 / 1024
+    )]
+    TooLarge { file: String },
+    #[error("{file}:{line}: binary data (a NUL byte) — this is not a text configuration file")]
+    Binary { file: String, line: usize },
+    #[error("{file}:{line}: bytes that are not UTF-8 at offset {offset} — save the file as UTF-8")]
+    NotUtf8 { file: String, line: usize, offset: usize },
+}
 
 /// Read a whole text file: refuses folders, files over [`MAX_INPUT_BYTES`], binary data and
 /// bytes that are not UTF-8, naming the file (and the line, where there is one).
@@ -56,7 +76,8 @@ pub fn read_text(path: &Path) -> Result<String, ReadError> {
 /// refused instead of hanging the process, whether it was named or found in a folder.
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>, ReadError> {
     let name = crate::safety::shown_path(path);
-    let meta = std::fs::metadata(path).map_err(|e| ReadError(format!("{name}: {}", explain_open(&e))))?;
+    let open = |cause| ReadError::Open { file: name.clone(), cause };
+    let meta = std::fs::metadata(path).map_err(open)?;
     check_regular(&meta, &name)?;
     let mut opts = std::fs::OpenOptions::new();
     opts.read(true);
@@ -67,16 +88,15 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>, ReadError> {
         // for a writer; the kind is checked again on the open file below.
         opts.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
     }
-    let file = opts.open(path).map_err(|e| ReadError(format!("{name}: {}", explain_open(&e))))?;
-    let meta = file.metadata().map_err(|e| ReadError(format!("{name}: {}", explain_open(&e))))?;
+    let file = opts.open(path).map_err(open)?;
+    let meta = file.metadata().map_err(open)?;
     check_regular(&meta, &name)?;
     let mut bytes = Vec::with_capacity(meta.len().min(MAX_INPUT_BYTES + 1) as usize);
-    file.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes).map_err(|e| ReadError(format!("{name}: {e}")))?;
+    file.take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|cause| ReadError::Read { file: name.clone(), cause })?;
     if bytes.len() as u64 > MAX_INPUT_BYTES {
-        return Err(ReadError(format!(
-            "{name}: larger than {} MiB — difyplan reads configuration files, not dumps; check the path",
-            MAX_INPUT_BYTES / 1024 / 1024
-        )));
+        return Err(ReadError::TooLarge { file: name });
     }
     Ok(bytes)
 }
@@ -87,14 +107,10 @@ fn check_regular(meta: &std::fs::Metadata, name: &str) -> Result<(), ReadError> 
     if meta.is_file() {
         return Ok(());
     }
-    let what = if meta.is_dir() {
-        return Err(ReadError(format!("{name}: is a folder, not a file — name a file inside it")));
-    } else {
-        file_kind(meta)
-    };
-    Err(ReadError(format!(
-        "{name}: is {what}, not a regular file — difyplan reads only regular files; name the file itself"
-    )))
+    if meta.is_dir() {
+        return Err(ReadError::Folder { file: name.to_string() });
+    }
+    Err(ReadError::NotRegular { file: name.to_string(), kind: file_kind(meta) })
 }
 
 /// A word for what a non-regular file is.
@@ -134,28 +150,26 @@ pub fn explain_open(e: &std::io::Error) -> String {
 /// Read standard input as one text file named `-`.
 pub fn read_stdin() -> Result<String, ReadError> {
     let mut bytes = Vec::new();
-    std::io::stdin().take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes).map_err(|e| ReadError(format!("-: {e}")))?;
+    std::io::stdin()
+        .take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|cause| ReadError::Read { file: "-".into(), cause })?;
     text_from_bytes(bytes, "-")
 }
 
 /// The checks shared by files and standard input.
 pub fn text_from_bytes(bytes: Vec<u8>, name: &str) -> Result<String, ReadError> {
     if bytes.len() as u64 > MAX_INPUT_BYTES {
-        return Err(ReadError(format!(
-            "{name}: larger than {} MiB — difyplan reads configuration files, not dumps; check the path",
-            MAX_INPUT_BYTES / 1024 / 1024
-        )));
+        return Err(ReadError::TooLarge { file: name.to_string() });
     }
     if let Some(pos) = bytes.iter().position(|&b| b == 0) {
         let line = bytes[..pos].iter().filter(|&&b| b == b'\n').count() + 1;
-        return Err(ReadError(format!(
-            "{name}:{line}: binary data (a NUL byte) — this is not a text configuration file"
-        )));
+        return Err(ReadError::Binary { file: name.to_string(), line });
     }
     String::from_utf8(bytes).map_err(|e| {
-        let pos = e.utf8_error().valid_up_to();
-        let line = e.as_bytes()[..pos].iter().filter(|&&b| b == b'\n').count() + 1;
-        ReadError(format!("{name}:{line}: bytes that are not UTF-8 at offset {pos} — save the file as UTF-8"))
+        let offset = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
+        ReadError::NotUtf8 { file: name.to_string(), line, offset }
     })
 }
 

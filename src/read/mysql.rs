@@ -93,6 +93,20 @@ pub fn db_type(value: &str) -> Result<crate::dify::db_type::DbType, String> {
     })
 }
 
+/// Dify's `DB_TYPE` as its containers see it (Kubernetes manifests, Helm values): the api's,
+/// else the first component's that sets it; `None` when none does.
+pub fn components_db_type(
+    components: &[crate::deployment::Deployed],
+) -> Result<Option<crate::dify::db_type::DbType>, String> {
+    use crate::dify::Component;
+    let api = components.iter().find(|c| c.component == Component::Api).and_then(|c| c.env.get("DB_TYPE"));
+    let any = || components.iter().find_map(|c| c.env.get("DB_TYPE"));
+    match api.or_else(any) {
+        Some(v) => db_type(&v.value).map(Some).map_err(|e| format!("{}: {e}", v.source)),
+        None => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! a ConfigMap) or the environment variables of the common images, and which Dify components
 //! connect through it (their `DB_HOST`). One reader for compose and Kubernetes.
 
-use crate::deployment::{Deployed, DeployedPooler, Env, Source, Valued};
+use crate::deployment::{CountError, Deployed, DeployedPooler, Env, Source, Valued};
 use std::collections::BTreeMap;
 
 /// PgBouncer's own defaults for what the budget reads.
@@ -64,14 +64,13 @@ pub fn processes(words: &[String]) -> u64 {
     (script.matches("pgbouncer ").count() as u64).max(1)
 }
 
-fn number(settings: &Settings, key: &str, default: u64, at: &Source) -> Result<Valued<u64>, String> {
+fn number(settings: &Settings, key: &str, default: u64, at: &Source) -> Result<Valued<u64>, CountError> {
     match settings.get(key) {
-        Some(v) => v.value.trim().parse::<u64>().map(|n| Valued::new(n, v.source.clone())).map_err(|_| {
-            format!(
-                "{}: PgBouncer's {key} `{}` is not a whole number — write a count such as {default}",
-                v.source, v.value
-            )
-        }),
+        Some(v) => crate::deployment::whole_count(&v.value, crate::deployment::MAX_CONNECTIONS)
+            .map(|n| Valued::new(n, v.source.clone()))
+            .map_err(|problem| {
+                CountError::new(v.source.clone(), &format!("PgBouncer's {key}"), &v.value, problem).example(default)
+            }),
         None => Ok(Valued::new(default, Source::default(format!("PgBouncer default {key} ({default}), {at}")))),
     }
 }
@@ -83,7 +82,7 @@ pub fn pooler(
     settings: &Settings,
     pods: Valued<u64>,
     processes: u64,
-) -> Result<DeployedPooler, String> {
+) -> Result<DeployedPooler, CountError> {
     let pool_mode = settings
         .get("pool_mode")
         .cloned()

@@ -41,12 +41,8 @@ pub fn conf_lines(text: &str) -> Vec<(usize, String, String)> {
 pub fn max_connections(v: &Valued<String>) -> Result<Valued<u64>, String> {
     let n =
         crate::deployment::whole_count(v.value.trim().trim_matches(['\'', '"']), crate::deployment::MAX_CONNECTIONS)
-            .map_err(|why| {
-                let value = crate::safety::shown(&v.value);
-                match why.starts_with("is not") {
-                    true => format!("{}: max_connections `{value}` {why} — write a count such as 200", v.source),
-                    false => format!("{}: max_connections `{value}` {why}", v.source),
-                }
+            .map_err(|problem| {
+                crate::deployment::CountError::new(v.source.clone(), "max_connections", &v.value, problem).example(200)
             })?;
     Ok(Valued::new(n, v.source.clone()))
 }

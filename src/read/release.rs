@@ -117,6 +117,23 @@ fn chart_yaml(path: &Path, text: &str) -> Result<ChartRef, String> {
     Ok(ChartRef { chart, version, said_by, dir: Some(dir) })
 }
 
+/// A chart a GitOps object takes from a folder of its git repository (an Argo CD source's `path`,
+/// a Flux chart from a GitRepository), looked up from the object's folder and the folders above
+/// it: read like any chart kept in the repository. In a git submodule that is not checked out, it
+/// is refused with the command that checks it out.
+fn local_chart(dir: &Path, path: &str, said_by: &Source) -> Result<Option<ChartRef>, String> {
+    let rel = path.trim_start_matches("./");
+    if let Some(found) = dir.ancestors().take(6).map(|d| d.join(rel)).find(|c| c.join("Chart.yaml").is_file()) {
+        let file = found.join("Chart.yaml");
+        let text = super::read_text(&file).map_err(|e| e.to_string())?;
+        return chart_yaml(&file, &text).map(Some);
+    }
+    match super::submodule::not_checked_out(dir, "the chart", path, &said_by.to_string()) {
+        Some(refusal) => Err(refusal),
+        None => Ok(None),
+    }
+}
+
 /// A values string (Argo CD `helm.values`, a ConfigMap's data) as a layer, lines counted in the file.
 fn string_layer(doc: &Document, path: &[PathSeg]) -> Result<Option<Layer>, String> {
     let Some(text) = doc.get(path).and_then(yaml::scalar_string) else { return Ok(None) };
@@ -168,6 +185,13 @@ fn releases_of_commands(input: &Input, values_inputs: &[(usize, &Input)]) -> Res
         let lower = format!("{} {}", install.chart, install.repo.clone().unwrap_or_default()).to_ascii_lowercase();
         if lower.contains("langgenius") {
             return Err(langgenius_refusal(&install.at, &install.chart, install.version.as_deref(), &install.values));
+        }
+        // A chart pinned as a git submodule that this clone has not checked out.
+        if resolve(&install.chart).filter(|p| p.join("Chart.yaml").is_file()).is_none()
+            && let Some(refusal) =
+                super::submodule::not_checked_out(&dir, "the chart", &install.chart, &install.at.to_string())
+        {
+            return Err(refusal);
         }
         let chart = match resolve(&install.chart).filter(|p| p.join("Chart.yaml").is_file()) {
             Some(chart_dir) => {
@@ -312,6 +336,18 @@ pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> 
                 let repo = yaml::get_string(&doc.value, &p(&["spec", "chart", "spec", "sourceRef", "name"]))
                     .and_then(|r| helm_repo_url(&r));
                 let chart = identify(name.as_deref(), repo.as_deref(), &said_by)?;
+                // A chart from a folder of a Flux GitRepository (this repository, or a submodule of it).
+                let from_git = yaml::get_string(&doc.value, &p(&["spec", "chart", "spec", "sourceRef", "kind"]))
+                    .is_some_and(|k| k == "GitRepository");
+                let local = match name.as_deref() {
+                    Some(n) if chart.is_none() && from_git => local_chart(&dir, n, &said_by)?,
+                    _ => None,
+                };
+                // The chart's own values.yaml is what Helm merges the values over: not a release of its own.
+                if let Some(d) = local.as_ref().and_then(|c| c.dir.as_ref()) {
+                    let own = d.join("values.yaml");
+                    values_used.extend(values_inputs.iter().filter(|(_, i)| same_file(&i.path, &own)).map(|(n, _)| *n));
+                }
                 let version = yaml::get_string(&doc.value, &p(&["spec", "chart", "spec", "version"]));
                 let mut layers = Vec::new();
                 // Flux: valuesFrom in order, then spec.values over them.
@@ -356,7 +392,7 @@ pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> 
                     }
                 }
                 layers.extend(embedded_layer(doc, &p(&["spec", "values"])));
-                let chart = chart.map(|chart| ChartRef { chart, version, said_by, dir: None });
+                let chart = local.or_else(|| chart.map(|chart| ChartRef { chart, version, said_by, dir: None }));
                 let label = format!(
                     "{} (HelmRelease {})",
                     doc.file,
@@ -383,6 +419,18 @@ pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> 
                 let repo = yaml::get_string(&doc.value, &sub(&["repoURL"]));
                 let said_by = at(doc, &sub(if name.is_some() { &["chart"] } else { &["repoURL"] }));
                 let chart = identify(name.as_deref(), repo.as_deref(), &said_by)?;
+                // A chart from a folder of the Application's git repository (this one, or a submodule).
+                let local = match yaml::get_string(&doc.value, &sub(&["path"])) {
+                    Some(path) if chart.is_none() && name.is_none() => {
+                        local_chart(&dir, &path, &at(doc, &sub(&["path"])))?
+                    }
+                    _ => None,
+                };
+                // The chart's own values.yaml is what Helm merges the values over: not a release of its own.
+                if let Some(d) = local.as_ref().and_then(|c| c.dir.as_ref()) {
+                    let own = d.join("values.yaml");
+                    values_used.extend(values_inputs.iter().filter(|(_, i)| same_file(&i.path, &own)).map(|(n, _)| *n));
+                }
                 // A chart repository's targetRevision is the chart version; a git revision is not.
                 let version = name.as_ref().and(yaml::get_string(&doc.value, &sub(&["targetRevision"])));
                 let mut layers = Vec::new();
@@ -422,7 +470,7 @@ pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> 
                 }
                 layers.extend(string_layer(doc, &sub(&["helm", "values"]))?);
                 layers.extend(embedded_layer(doc, &sub(&["helm", "valuesObject"])));
-                let chart = chart.map(|chart| ChartRef { chart, version, said_by, dir: None });
+                let chart = local.or_else(|| chart.map(|chart| ChartRef { chart, version, said_by, dir: None }));
                 let label = format!(
                     "{} (Application {})",
                     doc.file,

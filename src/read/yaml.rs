@@ -146,7 +146,13 @@ pub struct Document {
     /// skipped, so `index` 2 is the third `---` section.
     pub index: usize,
     spans: Option<SpanTree>,
+    /// For a document built from several files (a kustomize build): the file and line each
+    /// part was written at, by path in the built value.
+    origins: Option<std::sync::Arc<Origins>>,
 }
+
+/// Where each part of a built document was written: path → (file, line).
+pub type Origins = HashMap<Vec<PathSeg>, (String, usize)>;
 
 impl Document {
     /// The value at `path`, if there is one (merge keys already applied).
@@ -180,6 +186,24 @@ impl Document {
     /// Where the document starts (its `---`, or its first node when it has none).
     pub fn start(&self) -> Position {
         self.spans.as_ref().map_or(Position::START, |s| s.start)
+    }
+
+    /// A document built from several files (a kustomize build): `value` with where each part
+    /// was written; `file` names the build in messages about the whole document.
+    pub fn built(value: Value, file: String, origins: Origins) -> Document {
+        Document { value, file, index: 0, spans: None, origins: Some(std::sync::Arc::new(origins)) }
+    }
+
+    /// The file and line where `path` (or the nearest part of it that exists) was written: for a
+    /// built document the file that wrote it, else this document's file.
+    pub fn written_at(&self, path: &[PathSeg]) -> (String, usize) {
+        if let Some(origins) = &self.origins {
+            return (0..=path.len())
+                .rev()
+                .find_map(|n| origins.get(&path[..n]).cloned())
+                .unwrap_or_else(|| (self.file.clone(), 1));
+        }
+        (self.file.clone(), self.line_of(path).unwrap_or_else(|| self.start().line))
     }
 
     /// A problem located at `path`, or at the nearest part of it that exists (for a missing key:
@@ -288,7 +312,7 @@ pub fn parse_documents(text: &str, file: &str) -> Result<Vec<Document>, YamlErro
             continue;
         }
         let mut path = Vec::new();
-        let mut doc = Document { value: Value::Null, file: file.to_string(), index, spans };
+        let mut doc = Document { value: Value::Null, file: file.to_string(), index, spans, origins: None };
         if let Err(message) = resolve_merges(&mut value, &mut path) {
             return Err(doc.error_at(&path, message));
         }

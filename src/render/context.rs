@@ -400,9 +400,12 @@ fn component(plan: &Plan, c: &ComponentPlan) -> ComponentView {
         compose_env.push(named);
     }
     // Every Dify process connects as the role the plan counted the reserved slots for.
-    if !plan.input.app_role_superuser {
+    let on_mysql = super::mysql::kubernetes_env(plan);
+    if on_mysql.is_empty() && !plan.input.app_role_superuser {
         env.push(var(&keys::DB_USERNAME, keys::APP_ROLE.to_string(), None));
     }
+    // On MySQL: the server and the account (compose takes them from the shared .env).
+    env.extend(on_mysql);
     let http = |path: &'static str, port: u16, period: u64| Probe {
         http_path: Some(path),
         port: Some(port),

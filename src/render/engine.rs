@@ -2,6 +2,7 @@
 //! undefined, no auto-escaping, `true`/`false`, trailing newlines kept), and the built-in
 //! templates embedded in the binary so that `cargo install` needs no files beside it.
 
+use crate::safety::shown_path;
 use minijinja::value::{Serde, Value, ValueKind};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior};
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ pub const BUILTINS: &[Builtin] = &[
     builtin!("compose/docker-compose.override.yaml.j2"),
     builtin!("kubernetes/component.yaml.j2"),
     builtin!("kubernetes/postgresql.yaml.j2"),
+    builtin!("kubernetes/mysql.yaml.j2"),
     builtin!("kubernetes/pgbouncer.yaml.j2"),
     builtin!("helm/borispolonsky.yaml.j2"),
     builtin!("helm/douban.yaml.j2"),
@@ -42,8 +44,27 @@ pub enum Source {
 /// A template failed to load or to render: the message names the template (its file, for a
 /// user's folder) and the line, and says what to do.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct TemplateError(pub String);
+pub enum TemplateError {
+    #[error("no built-in template named {0} (a difyplan bug)")]
+    NoBuiltin(String),
+    #[error(
+        "{}: no such template folder — pass a folder made by `difyplan templates export {}`",
+        shown_path(.0),
+        shown_path(.0)
+    )]
+    NoFolder(PathBuf),
+    #[error(
+        "{}: the template folder {} lacks the template {name} — copy it from `difyplan templates export NEW_DIR`",
+        shown_path(&dir.join(name)),
+        shown_path(dir)
+    )]
+    Missing { dir: PathBuf, name: String },
+    #[error(transparent)]
+    Read(#[from] crate::read::ReadError),
+    /// minijinja refused the template or failed to render it: which one, where, and why.
+    #[error("{template}{}: {problem}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Failed { template: String, line: Option<usize>, problem: String },
+}
 
 /// An environment holding the templates `names`, configured for YAML and `.env` output.
 pub struct Engine {
@@ -62,7 +83,7 @@ impl Engine {
                     .iter()
                     .find(|b| b.name == *name)
                     .map(|b| b.source.to_string())
-                    .ok_or_else(|| TemplateError(format!("no built-in template named {name} (a difyplan bug)")))?,
+                    .ok_or_else(|| TemplateError::NoBuiltin(name.to_string()))?,
                 Source::Folder(dir) => read_user_template(dir, name)?,
             };
             env.add_template_owned(name.to_string(), text).map_err(|e| describe(source, &e))?;
@@ -84,21 +105,13 @@ impl Engine {
 
 fn read_user_template(dir: &Path, name: &str) -> Result<String, TemplateError> {
     if !dir.is_dir() {
-        return Err(TemplateError(format!(
-            "{}: no such template folder — pass a folder made by `difyplan templates export {}`",
-            dir.display(),
-            dir.display()
-        )));
+        return Err(TemplateError::NoFolder(dir.to_path_buf()));
     }
     let path = dir.join(name);
     if !path.is_file() {
-        return Err(TemplateError(format!(
-            "{}: the template folder {} lacks the template {name} — copy it from `difyplan templates export NEW_DIR`",
-            path.display(),
-            dir.display()
-        )));
+        return Err(TemplateError::Missing { dir: dir.to_path_buf(), name: name.to_string() });
     }
-    crate::read::read_text(&path).map_err(|e| TemplateError(e.to_string()))
+    Ok(crate::read::read_text(&path)?)
 }
 
 /// The settings every difyplan template relies on (STYLE.md, "Pitfalls already known").
@@ -213,12 +226,11 @@ fn yaml_plain_ok(s: &str) -> bool {
 /// A minijinja error as `template:line: what — what to do`.
 fn describe(source: &Source, err: &Error) -> TemplateError {
     let name = err.name().unwrap_or("<template>");
-    let shown = match source {
+    let template = match source {
         Source::Builtin => format!("built-in template {name}"),
-        Source::Folder(dir) => dir.join(name).display().to_string(),
+        Source::Folder(dir) => shown_path(&dir.join(name)),
     };
-    let line = err.line().map(|l| format!(":{l}")).unwrap_or_default();
-    let what = match err.kind() {
+    let problem = match err.kind() {
         ErrorKind::UndefinedError => format!(
             "unknown variable or attribute{} — use only the names the built-in templates use (`difyplan templates export DIR` shows them)",
             err.detail().map(|d| format!(" ({d})")).unwrap_or_default()
@@ -226,7 +238,7 @@ fn describe(source: &Source, err: &Error) -> TemplateError {
         ErrorKind::SyntaxError => format!("syntax error: {}", err.detail().unwrap_or("invalid template")),
         _ => err.detail().map(str::to_string).unwrap_or_else(|| err.kind().to_string()),
     };
-    TemplateError(format!("{shown}{line}: {what}"))
+    TemplateError::Failed { template, line: err.line(), problem }
 }
 
 #[cfg(test)]
@@ -255,13 +267,15 @@ mod tests {
 
     #[test]
     fn unknown_variable_names_template_and_line() {
-        let err = render("a: 1\nb: {{ nope }}\n", serde_json::json!({})).unwrap_err().0;
-        assert!(err.starts_with("built-in template t.yaml:2: unknown variable"), "{err}");
+        let err = render("a: 1\nb: {{ nope }}\n", serde_json::json!({})).unwrap_err();
+        let TemplateError::Failed { template, line, problem } = &err else { panic!("{err}") };
+        assert_eq!((template.as_str(), *line), ("built-in template t.yaml", Some(2)));
+        assert!(problem.starts_with("unknown variable"), "{err}");
     }
 
     #[test]
     fn none_is_never_printed() {
-        let err = render("a: {{ n }}\n", serde_json::json!({"n": null})).unwrap_err().0;
+        let err = render("a: {{ n }}\n", serde_json::json!({"n": null})).unwrap_err().to_string();
         assert!(err.contains("none"), "{err}");
     }
 

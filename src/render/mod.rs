@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod context;
 pub mod engine;
+pub mod mysql;
 pub mod patch;
 pub mod pgbouncer;
 pub mod write;

@@ -27,10 +27,38 @@ const DIFY_LANDMARKS: &[&str] = &[
     "DIFY_PORT",
 ];
 
-/// A file that cannot be patched, with its name and what to do.
+/// A file that cannot be patched: the file (and line) as data, and what to do.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct PatchError(pub String);
+pub enum PatchError {
+    /// The file is not a Dify `.env` at all.
+    #[error(
+        "{file}: {why}, not a Dify .env — --patch takes Dify's docker/.env (copy docker/.env.example to \
+         docker/.env first)"
+    )]
+    NotDifyEnv { file: String, why: NotEnv },
+    /// Bytes that are not UTF-8 text.
+    #[error("{0} — not a Dify .env")]
+    NotText(dotenv::ParseError),
+    /// Not `.env` syntax.
+    #[error("{0}")]
+    Syntax(dotenv::ParseError),
+    /// A value `.env` quoting cannot carry (a newline together with both quote kinds, say).
+    #[error("{file}{}: {key} cannot hold the value {value:?}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Unquotable { file: String, line: Option<usize>, key: String, value: String },
+}
+
+/// Why a file is not a Dify `.env`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotEnv {
+    #[error("the file is empty")]
+    Empty,
+    #[error("binary data (a NUL byte)")]
+    Binary,
+    #[error("a YAML file")]
+    Yaml,
+    #[error("sets none of Dify's settings ({0} …)")]
+    NoDifyKey(String),
+}
 
 /// One value that changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,18 +88,14 @@ impl Patched {
 /// Check that `bytes` read from `file` are a Dify `.env` and return them as text. Refuses
 /// empty files, binary data, YAML and `.env` files that set no Dify key.
 pub fn dify_env_text<'a>(bytes: &'a [u8], file: &str) -> Result<&'a str, PatchError> {
-    let not_env = |why: &str| {
-        PatchError(format!(
-            "{file}: {why} — --patch takes Dify's docker/.env (copy docker/.env.example to docker/.env first)"
-        ))
-    };
+    let not_env = |why: NotEnv| PatchError::NotDifyEnv { file: file.to_string(), why };
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(not_env("the file is empty, not a Dify .env"));
+        return Err(not_env(NotEnv::Empty));
     }
     if bytes.contains(&0) {
-        return Err(not_env("binary data (a NUL byte), not a Dify .env"));
+        return Err(not_env(NotEnv::Binary));
     }
-    let text = dotenv::decode(bytes, file).map_err(|e| PatchError(format!("{e} — not a Dify .env")))?;
+    let text = dotenv::decode(bytes, file).map_err(PatchError::NotText)?;
     let yaml_kind = matches!(
         crate::read::inputs::classify_text(std::path::Path::new(file), text),
         Some(
@@ -81,15 +105,12 @@ pub fn dify_env_text<'a>(bytes: &'a [u8], file: &str) -> Result<&'a str, PatchEr
         )
     );
     if yaml_kind || looks_like_yaml(text) {
-        return Err(not_env("a YAML file, not a Dify .env"));
+        return Err(not_env(NotEnv::Yaml));
     }
-    let entries = dotenv::parse(text, file, &BTreeMap::new()).map_err(|e| PatchError(e.to_string()))?;
+    let entries = dotenv::parse(text, file, &BTreeMap::new()).map_err(PatchError::Syntax)?;
     let known = |k: &str| DIFY_LANDMARKS.contains(&k) || crate::dify::keys::find(k).is_some();
     if !entries.iter().any(|e| known(&e.key)) {
-        return Err(not_env(&format!(
-            "sets none of Dify's settings ({} …), not a Dify .env",
-            DIFY_LANDMARKS[..4].join(", ")
-        )));
+        return Err(not_env(NotEnv::NoDifyKey(DIFY_LANDMARKS[..4].join(", "))));
     }
     Ok(text)
 }
@@ -117,7 +138,7 @@ fn looks_like_yaml(text: &str) -> bool {
 /// gets a new value in the same quoting form; keys with no assignment are appended in the
 /// marked block (inside the existing block, if a previous run made one).
 pub fn patch(text: &str, file: &str, wanted: &[(String, String)]) -> Result<Patched, PatchError> {
-    let entries = dotenv::parse(text, file, &BTreeMap::new()).map_err(|e| PatchError(e.to_string()))?;
+    let entries = dotenv::parse(text, file, &BTreeMap::new()).map_err(PatchError::Syntax)?;
     let mut edits: Vec<(Range<usize>, String)> = Vec::new();
     let mut changed = Vec::new();
     let mut added = Vec::new();
@@ -131,8 +152,12 @@ pub fn patch(text: &str, file: &str, wanted: &[(String, String)]) -> Result<Patc
             if &e.value == value {
                 continue;
             }
-            let new = rewrite(e, value)
-                .ok_or_else(|| PatchError(format!("{file}:{}: {key} cannot hold the value {value:?}", e.line)))?;
+            let new = rewrite(e, value).ok_or_else(|| PatchError::Unquotable {
+                file: file.to_string(),
+                line: Some(e.line),
+                key: key.clone(),
+                value: value.clone(),
+            })?;
             // An empty value at the end of a CRLF line is reported after the `\r` (the reader
             // counts `\r` as a blank); the new value belongs before the line ending.
             let mut span = e.raw_value_span.clone();
@@ -154,7 +179,7 @@ pub fn patch(text: &str, file: &str, wanted: &[(String, String)]) -> Result<Patc
         out.replace_range(span, &new);
     }
     if !added.is_empty() {
-        out = add_block(out, &added)?;
+        out = add_block(out, file, &added)?;
     }
     changed.sort_by_key(|c| c.line);
     Ok(Patched { text: out, changed, added })
@@ -173,11 +198,16 @@ fn rewrite(e: &Entry, value: &str) -> Option<String> {
     })
 }
 
-fn add_block(mut text: String, added: &[(String, String)]) -> Result<String, PatchError> {
+fn add_block(mut text: String, file: &str, added: &[(String, String)]) -> Result<String, PatchError> {
     let nl = if text.contains("\r\n") { "\r\n" } else { "\n" };
     let mut lines = String::new();
     for (k, v) in added {
-        let v = dotenv::quote_value(v).ok_or_else(|| PatchError(format!("{k} cannot hold the value {v:?}")))?;
+        let v = dotenv::quote_value(v).ok_or_else(|| PatchError::Unquotable {
+            file: file.to_string(),
+            line: None,
+            key: k.clone(),
+            value: v.clone(),
+        })?;
         lines.push_str(&format!("{k}={v}{nl}"));
     }
     // A block from an earlier run takes the new keys just before its end marker.
@@ -310,7 +340,7 @@ mod tests {
             (&b"---\na: 1\n"[..], "YAML"),
             (&b"FOO=1\nBAR=2\n"[..], "none of Dify's settings"),
         ] {
-            let err = dify_env_text(bytes, "x.env").unwrap_err().0;
+            let err = dify_env_text(bytes, "x.env").unwrap_err().to_string();
             assert!(err.starts_with("x.env") && err.contains(want), "{want}: {err}");
         }
         assert!(dify_env_text(b"SECRET_KEY=1\n", "x.env").is_ok());

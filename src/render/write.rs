@@ -22,10 +22,25 @@ pub struct Output {
     pub owner: Option<(u32, u32)>,
 }
 
-/// A write that could not be done, with the path and what to do.
+/// A write that could not be done: the path as data, and what to do in the message. Every
+/// variant but `NotAFolder` and `CreateFolder` means nothing was written.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct WriteError(pub String);
+pub enum WriteError {
+    #[error("{}: is a file, not a folder — pass a folder to -o", shown_path(.0))]
+    NotAFolder(PathBuf),
+    #[error("{}: cannot create the folder: {cause}", shown_path(path))]
+    CreateFolder { path: PathBuf, cause: io::Error },
+    #[error(
+        "{}: already exists — nothing was written; pass --force to replace it, or choose another folder",
+        shown_path(.0)
+    )]
+    Exists(PathBuf),
+    #[error("{}: is a folder — nothing was written; remove it or choose another folder", shown_path(.0))]
+    IsAFolder(PathBuf),
+    /// Writing, syncing or renaming `path` in the folder `dir` failed.
+    #[error("{}: {} — nothing was written", shown_path(path), explain(cause, dir))]
+    Io { path: PathBuf, dir: PathBuf, cause: io::Error },
+}
 
 /// Whether existing files may be replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,10 +56,11 @@ pub enum Existing {
 pub fn check_folder(dir: &Path) -> Result<(), WriteError> {
     match fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(WriteError(format!("{}: is a file, not a folder — pass a folder to -o", shown_path(dir)))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::create_dir_all(dir)
-            .map_err(|e| WriteError(format!("{}: cannot create the folder: {e}", shown_path(dir)))),
-        Err(e) => Err(WriteError(format!("{}: {e}", shown_path(dir)))),
+        Ok(_) => Err(WriteError::NotAFolder(dir.to_path_buf())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(dir).map_err(|cause| WriteError::CreateFolder { path: dir.to_path_buf(), cause })
+        }
+        Err(cause) => Err(WriteError::CreateFolder { path: dir.to_path_buf(), cause }),
     }
 }
 
@@ -56,16 +72,10 @@ pub fn write_all(outputs: &[Output], existing: Existing) -> Result<(), WriteErro
         let dir = parent(&o.path);
         check_folder(dir)?;
         if existing == Existing::Keep && fs::symlink_metadata(&o.path).is_ok() {
-            return Err(WriteError(format!(
-                "{}: already exists — nothing was written; pass --force to replace it, or choose another folder",
-                shown_path(&o.path)
-            )));
+            return Err(WriteError::Exists(o.path.clone()));
         }
         if fs::metadata(&o.path).is_ok_and(|m| m.is_dir()) {
-            return Err(WriteError(format!(
-                "{}: is a folder — nothing was written; remove it or choose another folder",
-                shown_path(&o.path)
-            )));
+            return Err(WriteError::IsAFolder(o.path.clone()));
         }
     }
     for o in outputs {
@@ -95,11 +105,7 @@ pub fn write_all(outputs: &[Output], existing: Existing) -> Result<(), WriteErro
             for s in &staged {
                 let _ = fs::remove_file(&s.temp);
             }
-            return Err(WriteError(format!(
-                "{}: {} — nothing was written",
-                shown_path(&s.target),
-                explain(&e, parent(&s.target))
-            )));
+            return Err(WriteError::Io { path: s.target.clone(), dir: parent(&s.target).to_path_buf(), cause: e });
         }
         placed.push(s);
     }
@@ -188,8 +194,12 @@ fn process_alive(pid: u32) -> bool {
 
 fn stage(o: &Output) -> Result<Staged, WriteError> {
     let dir = parent(&o.path);
-    let mut file = temp_file(&o.path)
-        .map_err(|e| WriteError(format!("{}: {} — nothing was written", shown_path(dir), explain(&e, dir))))?;
+    let failed = |cause: io::Error| WriteError::Io { path: o.path.clone(), dir: dir.to_path_buf(), cause };
+    let mut file = temp_file(&o.path).map_err(|cause| WriteError::Io {
+        path: dir.to_path_buf(),
+        dir: dir.to_path_buf(),
+        cause,
+    })?;
     let result = file
         .as_file_mut()
         .write_all(&o.contents)
@@ -197,13 +207,10 @@ fn stage(o: &Output) -> Result<Staged, WriteError> {
         .and_then(|_| file.as_file().sync_all());
     if let Err(e) = result {
         // Dropping the temporary file removes it.
-        return Err(WriteError(format!("{}: {} — nothing was written", shown_path(&o.path), explain(&e, dir))));
+        return Err(failed(e));
     }
     // From here the set's commit renames it, or removes it when another file fails.
-    let temp = file
-        .into_temp_path()
-        .keep()
-        .map_err(|e| WriteError(format!("{}: {} — nothing was written", shown_path(&o.path), e)))?;
+    let temp = file.into_temp_path().keep().map_err(|e| failed(e.error))?;
     Ok(Staged { temp, target: o.path.clone(), existed: fs::symlink_metadata(&o.path).is_ok() })
 }
 
@@ -315,8 +322,8 @@ mod tests {
         assert_eq!(listing(dir.path()), ["a.yaml", "b.yaml"]);
         let a2 = Output { contents: b"a: 2\n".to_vec(), ..a.clone() };
         let c = Output { path: dir.path().join("c.yaml"), contents: b"c\n".to_vec(), mode: None, owner: None };
-        let err = write_all(&[c.clone(), a2.clone()], Existing::Keep).unwrap_err().0;
-        assert!(err.contains("a.yaml: already exists"), "{err}");
+        let err = write_all(&[c.clone(), a2.clone()], Existing::Keep).unwrap_err();
+        assert!(matches!(&err, WriteError::Exists(p) if p.ends_with("a.yaml")), "{err}");
         // Nothing of the set was written, not even the new file before the clash.
         assert_eq!(listing(dir.path()), ["a.yaml", "b.yaml"]);
         write_all(&[a2], Existing::Replace).unwrap();

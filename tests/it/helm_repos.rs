@@ -251,3 +251,92 @@ fn kustomize_tree_and_its_kubectl_rendering_agree() {
     assert_eq!(demand(&from_tree), 120);
     assert_eq!(demand(&from_kubectl), demand(&from_tree));
 }
+
+/// A repository that pins douban/charts as a git submodule (`.gitmodules` names
+/// `vendor/douban-charts`) and installs `./vendor/douban-charts/charts/dify` from its deploy
+/// script with a values layer: checked out, the submodule's chart is read like any vendored one
+/// (0.4.1, no plugin daemon, no beat).
+#[test]
+fn a_chart_pinned_as_a_git_submodule_is_read_when_checked_out() {
+    let gitmodules = "[submodule \"vendor/douban-charts\"]\n\tpath = vendor/douban-charts\n\turl = https://github.com/douban/charts.git\n";
+    let script = "#!/bin/sh\nhelm upgrade --install dify ./vendor/douban-charts/charts/dify -f deploy/prod.yaml\n";
+    let dir = folder(&[(".gitmodules", gitmodules), ("deploy.sh", script), ("deploy/prod.yaml", DOUBAN_PROD)]);
+    let sub = dir.path().join("vendor/douban-charts");
+    vendor_douban_041(&sub.join("charts/dify"));
+    // A checked-out submodule's `.git` is a file that points into the superproject.
+    std::fs::write(sub.join(".git"), "gitdir: ../../.git/modules/vendor/douban-charts\n").unwrap();
+    let (_, v) = check(&[&s(dir.path())]);
+    assert_eq!(v["deployments"].as_array().unwrap().len(), 1, "{v}");
+    let d = &v["deployments"][0]["deployment"];
+    assert!(d["chart"]["value"].as_str().unwrap().contains("douban/charts 0.4"), "{d}");
+    assert_eq!(demand(&v), 240);
+}
+
+/// The same repository cloned without `--recurse-submodules`: the submodule's folder is empty.
+/// Refused, naming the submodule and the command that checks it out, instead of reading the
+/// values with some other chart's defaults.
+#[test]
+fn a_submodule_chart_not_checked_out_is_refused_with_the_git_command() {
+    let gitmodules =
+        "[submodule \"douban\"]\n\tpath = vendor/douban-charts\n\turl = https://github.com/douban/charts.git\n";
+    let script = "#!/bin/sh\nhelm upgrade --install dify vendor/douban-charts/charts/dify -f deploy/prod.yaml\n";
+    let dir = folder(&[(".gitmodules", gitmodules), ("deploy.sh", script), ("deploy/prod.yaml", DOUBAN_PROD)]);
+    std::fs::create_dir_all(dir.path().join("vendor/douban-charts")).unwrap();
+    let r = difyplan(&["check", &s(dir.path())]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("deploy.sh:2: the chart `vendor/douban-charts/charts/dify` is in the git submodule `vendor/douban-charts` (https://github.com/douban/charts.git)"), "{}", r.stderr);
+    assert!(r.stderr.contains(".gitmodules:2"), "{}", r.stderr);
+    assert!(r.stderr.contains("git submodule update --init vendor/douban-charts"), "{}", r.stderr);
+}
+
+/// An Argo CD Application whose source is a folder of the repository itself, a git submodule
+/// pinning douban/charts (`path: vendor/douban-charts/charts/dify`): read like a vendored chart
+/// when checked out, refused with the git command when the folder is empty.
+#[test]
+fn an_application_with_a_chart_path_in_a_submodule() {
+    let gitmodules =
+        "[submodule \"douban\"]\n\tpath = vendor/douban-charts\n\turl = https://github.com/douban/charts.git\n";
+    let app = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: dify\nspec:\n  source:\n    repoURL: https://git.example.org/platform/deploy.git\n    targetRevision: main\n    path: vendor/douban-charts/charts/dify\n    helm:\n      valuesObject:\n        global:\n          image:\n            tag: \"1.9.1\"\n        api:\n          replicaCount: 2\n        worker:\n          replicaCount: 2\n";
+    let dir = folder(&[(".gitmodules", gitmodules), ("argocd/dify.yaml", app)]);
+    let sub = dir.path().join("vendor/douban-charts");
+    std::fs::create_dir_all(&sub).unwrap();
+    let r = difyplan(&["check", &s(dir.path())]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("dify.yaml:9: the chart `vendor/douban-charts/charts/dify` is in the git submodule"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("git submodule update --init vendor/douban-charts"), "{}", r.stderr);
+    vendor_douban_041(&sub.join("charts/dify"));
+    let (_, v) = check(&[&s(dir.path())]);
+    assert_eq!(v["deployments"].as_array().unwrap().len(), 1, "{v}");
+    let d = &v["deployments"][0]["deployment"];
+    assert!(d["chart"]["value"].as_str().unwrap().contains("douban/charts 0.4"), "{d}");
+    assert_eq!(demand(&v), 240);
+}
+
+/// A Flux HelmRelease whose chart is a folder of the GitRepository Flux syncs (the repository
+/// itself, where a submodule pins douban/charts): read like a vendored chart, or refused with the
+/// git command when the submodule is not checked out.
+#[test]
+fn a_flux_chart_from_a_git_repository_folder_in_a_submodule() {
+    let gitmodules =
+        "[submodule \"douban\"]\n\tpath = vendor/douban-charts\n\turl = https://github.com/douban/charts.git\n";
+    let release = "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: dify\nspec:\n  chart:\n    spec:\n      chart: ./vendor/douban-charts/charts/dify\n      sourceRef:\n        kind: GitRepository\n        name: platform\n  values:\n    global:\n      image:\n        tag: \"1.9.1\"\n    api:\n      replicaCount: 2\n    worker:\n      replicaCount: 2\n";
+    let dir = folder(&[(".gitmodules", gitmodules), ("clusters/prod/dify.yaml", release)]);
+    let sub = dir.path().join("vendor/douban-charts");
+    std::fs::create_dir_all(&sub).unwrap();
+    let r = difyplan(&["check", &s(dir.path())]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("dify.yaml:8: the chart `./vendor/douban-charts/charts/dify` is in the git submodule"),
+        "{}",
+        r.stderr
+    );
+    vendor_douban_041(&sub.join("charts/dify"));
+    let (_, v) = check(&[&s(dir.path())]);
+    assert_eq!(v["deployments"].as_array().unwrap().len(), 1, "{v}");
+    assert!(v["deployments"][0]["deployment"]["chart"]["value"].as_str().unwrap().contains("douban/charts 0.4"));
+    assert_eq!(demand(&v), 240);
+}

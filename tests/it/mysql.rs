@@ -195,17 +195,17 @@ fn calibrate_says_postgresql_only() {
     assert!(r.stderr.contains("PostgreSQL only"), "{}", r.stderr);
 }
 
-/// Kubernetes and Helm renders are PostgreSQL-only: refused with MySQL rather than written wrong.
+/// douban/charts has no MySQL path: `render helm --db-type mysql` refuses it, naming the chart
+/// and what to do (Kubernetes manifests and dify-helm are rendered: tests/it/mysql_kubernetes.rs).
 #[test]
-fn kubernetes_and_helm_renders_refuse_mysql() {
-    for what in [&["kubernetes"][..], &["helm", "--chart", "borispolonsky"][..]] {
-        let mut args = vec!["render"];
-        args.extend_from_slice(what);
-        args.extend_from_slice(&["--qps", "20", "--db-type", "mysql"]);
-        let r = difyplan(&args);
-        assert_eq!(r.code, 2, "{what:?}: {}", r.stdout);
-        assert!(r.stderr.contains("compose and .env only"), "{}", r.stderr);
-    }
+fn douban_render_refuses_mysql() {
+    let r = difyplan(&["render", "helm", "--chart", "douban", "--qps", "20", "--db-type", "mysql"]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("douban/charts") && r.stderr.contains("render kubernetes --db-type mysql"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// `matrix --db-type mysql` prints every tier for MySQL: the application role may use every slot

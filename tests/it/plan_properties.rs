@@ -202,17 +202,17 @@ fn reference_quantile_by_hand() {
 /// the one container, each at ρ = 0.4227. Waiting on I/O: 10 × (0.1 − 0.08454) s = 0.155 requests
 /// (Poisson); on the two cores two processor-sharing queues, P(Y = k) = (k + 1)(1 − ρ)²ρᵏ, whose
 /// tail P(Y > k) = ρᵏ⁺¹(1 + (k + 1)(1 − ρ)) is 0.00125 at k = 9 and 0.00057 at k = 10: with the
-/// Poisson part the 99.9% quantile is 10 → ceil(10 ÷ 2) = 5 greenlets per process. Pool: the
-/// safety rule 5 + 1 = 6; a full process holds 1 + Bernoulli(0.5) per greenlet, mean 7.5, variance
-/// 5 × 0.25, so 7.5 + 3.09 × 1.118 = 10.95 → 11, never more than 5 × 2 = 10 → 10. Pool size
-/// ceil(0.81 in flight per process × 1.5) = 2, overflow 8.
+/// Poisson part the 99.9% quantile is 10, + 1 for the arriving request = 11 → ceil(11 ÷ 2) = 6
+/// greenlets per process. Pool: the safety rule 6 + 1 = 7; a full process holds 1 +
+/// Bernoulli(0.5) per greenlet, mean 9, variance 6 × 0.25, so 9 + 3.09 × 1.225 = 12.8 → 13, never
+/// more than 6 × 2 = 12 → 12. Pool size ceil(0.81 in flight per process × 1.5) = 2, overflow 10.
 #[test]
 fn hand_computed_benchmark_plan() {
     let p = plan(&input(10.0, "benchmark", Edition::Test, Target::Compose, None)).unwrap();
     let api = comp(&p, Component::Api);
-    assert_eq!((api.replicas, api.processes_per_pod, api.slots_per_process), (1, 2, Some(5)));
-    assert_eq!((api.pool_size, api.max_overflow, api.per_process_max), (2, 8, 10));
-    assert_eq!(api.worst_total, 20);
+    assert_eq!((api.replicas, api.processes_per_pod, api.slots_per_process), (1, 2, Some(6)));
+    assert_eq!((api.pool_size, api.max_overflow, api.per_process_max), (2, 10, 12));
+    assert_eq!(api.worst_total, 24);
     // beat 1+1, websocket 5+5, worker: no streaming, no tasks → -c 4 floor, pool floor 2 (1+1? no: pool = max).
     assert_eq!(comp(&p, Component::WorkerBeat).worst_total, 2);
     assert_eq!(comp(&p, Component::ApiWebsocket).worst_total, 10);
@@ -223,7 +223,7 @@ fn hand_computed_benchmark_plan() {
     // reserves: compose recreates 4 api-image services × 2 + admin 5 = 13.
     let reserves: u64 = p.budget.reserves.iter().map(|r| r.connections).sum();
     assert_eq!(reserves, 13);
-    assert_eq!(p.budget.demand, 20 + 10 + 4 + 2 + 5 + 13);
-    // A dedicated role loses 3 slots: 54 + 3 = 57 → rounded to 60.
-    assert_eq!(p.database.max_connections, 60);
+    assert_eq!(p.budget.demand, 24 + 10 + 4 + 2 + 5 + 13);
+    // A dedicated role loses 3 slots: 58 + 3 = 61 → rounded to 70.
+    assert_eq!(p.database.max_connections, 70);
 }

@@ -34,7 +34,7 @@ fn plan_facts(profile: &str, qps: &str, target: &str, pooler: &str) -> (u64, f64
     plan_facts_with(profile, qps, target, pooler, &[])
 }
 
-fn plan_facts_with(profile: &str, qps: &str, target: &str, pooler: &str, extra: &[&str]) -> (u64, f64) {
+pub(crate) fn plan_facts_with(profile: &str, qps: &str, target: &str, pooler: &str, extra: &[&str]) -> (u64, f64) {
     let mut args =
         vec!["size", "--qps", qps, "--profile", profile, "--target", target, "--pooler", pooler, "--format", "json"];
     args.extend_from_slice(extra);
@@ -66,7 +66,7 @@ fn check_codes(dir: &Path, qps: &str, profile: &str, extra: &[&str]) -> (i32, Ve
 }
 
 /// The set passes at its own load and fails beyond what the plan admits.
-fn round_trip(dir: &Path, case: &str, profile: &str, qps: &str, factor: f64, extra: &[&str]) {
+pub(crate) fn round_trip(dir: &Path, case: &str, profile: &str, qps: &str, factor: f64, extra: &[&str]) {
     let (code, codes, out) = check_codes(dir, qps, profile, extra);
     let planned: Vec<&String> = codes.iter().filter(|c| PLAN_CODES.iter().any(|p| c.starts_with(p))).collect();
     assert!(planned.is_empty(), "{case}: difyplan's own set is flagged: {planned:?}\n{out}");

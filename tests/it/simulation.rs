@@ -44,6 +44,17 @@ fn seconds(qps: f64) -> f64 {
     }
 }
 
+/// Measured seconds per run where the wait target is measured: about 50,000 requests. Waits
+/// come in clusters (one excursion of a pod's requests above its greenlets queues tens of
+/// requests at once), so 10,000 requests saw 0% or 0.3% of them wait by the luck of a few
+/// excursions where long runs of the same plan averaged 0.01–0.06%.
+fn wait_seconds(qps: f64) -> f64 {
+    match std::env::var("DIFYPLAN_SIM_SECONDS") {
+        Ok(s) => s.parse().expect("DIFYPLAN_SIM_SECONDS: a number of seconds"),
+        Err(_) => (50_000.0 / qps).clamp(20.0, 5_000.0),
+    }
+}
+
 fn plan_for(profile: &str, target: Target, qps: f64) -> Plan {
     plan_behind(profile, target, qps, Pooler::None)
 }
@@ -133,7 +144,17 @@ fn cases_behind(
 /// The planned load under every routing; shared by the deadlock and the wait tests.
 fn at_plan_load() -> &'static [Case] {
     static CASES: OnceLock<Vec<Case>> = OnceLock::new();
-    CASES.get_or_init(|| cases("1×", |p| Routing::ALL.iter().map(|&r| (format!("{r:?}"), load(p, 1.0, r))).collect()))
+    CASES.get_or_init(|| {
+        cases("1×", |p| {
+            Routing::ALL
+                .iter()
+                .map(|&r| {
+                    let s = if r == Routing::Fill { seconds(p.input.qps) } else { wait_seconds(p.input.qps) };
+                    (format!("{r:?}"), Scenario::load(p, 1.0, s).routing(r))
+                })
+                .collect()
+        })
+    })
 }
 
 fn describe(c: &Case) -> String {
@@ -203,12 +224,20 @@ fn checkouts_wait_within_the_plans_target_at_the_planned_load() {
 fn requests_wait_for_a_greenlet_within_the_target_at_the_planned_load() {
     let cases: Vec<&Case> = at_plan_load().iter().filter(|c| !c.name.ends_with("Fill")).collect();
     let over = |c: &&&Case| c.report.api.p_queued > WAIT_TARGET || c.report.worker.p_queued > WAIT_TARGET;
-    // Held: every profile at 500 QPS, and the CPU-bound benchmark profile at every QPS. Printed
-    // (`--nocapture`), not held: the other profiles at 10 and 100 QPS, where one or two
-    // processes per pod waited 0.13–0.53% (docs/model.md §9 states it).
-    let held = |c: &&&Case| c.plan.input.qps >= 500.0 || c.plan.input.profile.name == "benchmark";
+    // Held: every profile at 100 and 500 QPS, and the CPU-bound benchmark profile at every QPS.
+    // Printed (`--nocapture`), not held: chat, workflow and agent at 10 QPS, plans of one api
+    // process per pod and two to eight workers, where a state
+    // of many runs saturates a core and stretches every request on it, so the requests in flight
+    // have a fatter tail than the sum of Poisson and geometric counts the model sizes by
+    // (docs/model.md §9 states the figures).
+    let held = |c: &&&Case| c.plan.input.qps >= 100.0 || c.plan.input.profile.name == "benchmark";
     for c in cases.iter().filter(|c| !held(c)).filter(over) {
-        println!("above the target, not held: {}", describe(c));
+        println!(
+            "above the target, not held: {} | greenlet queue {:.3}% slot queue {:.3}%",
+            describe(c),
+            100.0 * c.report.api.p_queued,
+            100.0 * c.report.worker.p_queued
+        );
     }
     let failing: Vec<String> = cases
         .iter()

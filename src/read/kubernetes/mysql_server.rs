@@ -1,0 +1,126 @@
+//! Dify on MySQL in Kubernetes manifests: `DB_TYPE` from the Dify containers' environment, and
+//! the cap of a MySQL server among the workloads (`--max_connections` in its `args`/`command`,
+//! else a my.cnf mounted from a ConfigMap) or in a ConfigMap alone (docs/model.md §11).
+
+use super::{Workload, join, path};
+use crate::deployment::{Env, Source, Valued};
+use crate::dify::db_type::mysql;
+use crate::read::yaml::{self, PathSeg};
+use serde_yaml::Value;
+use std::collections::BTreeMap;
+
+/// What a MySQL server's manifest says: its `max_connections` (MySQL's default 151 when nothing
+/// sets it) and the ordinary account its image creates (`MYSQL_USER`).
+pub(super) struct Server {
+    pub(super) max_connections: Valued<u64>,
+    pub(super) user: Option<String>,
+}
+
+/// The settings of a MySQL container in mysqld's order: option files first (a main my.cnf, then
+/// the files of a `conf.d` folder, each later one winning), then `--name=value` words of
+/// `command`/`args`, which override every option file.
+pub(super) fn server(w: &Workload, env: &Env, config_maps: &BTreeMap<(String, String), Env>) -> Result<Server, String> {
+    let d = &w.doc;
+    let mut settings = mounted_cnf(w, config_maps);
+    let mut words: Vec<Valued<String>> = Vec::new();
+    for field in ["command", "args"] {
+        let p = join(&w.container, &path(&[field]));
+        if let Some(items) = d.doc.get(&p).and_then(Value::as_sequence) {
+            for (i, item) in items.iter().enumerate() {
+                let at = d.at(&join(&p, &[PathSeg::Index(i)]));
+                for word in crate::read::compose::shell_words(&yaml::scalar_string(item).unwrap_or_default()) {
+                    words.push(Valued::new(word, at.clone()));
+                }
+            }
+        }
+    }
+    settings.extend(crate::read::mysql::command_line(&words));
+    let max_connections = match settings.get("max_connections") {
+        Some(v) => crate::read::mysql::max_connections(v)?,
+        None => Valued::new(
+            mysql::DEFAULT_MAX_CONNECTIONS,
+            Source::default(format!(
+                "MySQL default (151): {} {} sets no max_connections (args or a mounted my.cnf)",
+                d.kind(),
+                d.name()
+            )),
+        ),
+    };
+    let user = ["MYSQL_USER", "MARIADB_USER"].iter().find_map(|k| env.get(*k)).map(|u| u.value.clone());
+    Ok(Server { max_connections, user })
+}
+
+/// The `[mysqld]` settings of `.cnf` files mounted from ConfigMaps: a file mounted as the main
+/// option file (`…/my.cnf`, or any `.cnf` path) first, then those of a folder ending in `conf.d`
+/// (which the mysql and mariadb images include after it), in name order as mysqld reads them.
+fn mounted_cnf(w: &Workload, config_maps: &BTreeMap<(String, String), Env>) -> BTreeMap<String, Valued<String>> {
+    let d = &w.doc;
+    let volumes = path(&["spec", "template", "spec", "volumes"]);
+    let config_map_of = |volume: &str| {
+        d.doc.get(&volumes).and_then(Value::as_sequence)?.iter().find_map(|v| {
+            (yaml::get_string(v, &path(&["name"])).as_deref() == Some(volume))
+                .then(|| yaml::get_string(v, &path(&["configMap", "name"])))
+                .flatten()
+        })
+    };
+    let mounts = join(&w.container, &path(&["volumeMounts"]));
+    // (read after the main file, settings).
+    let mut files: Vec<(bool, BTreeMap<String, Valued<String>>)> = Vec::new();
+    for m in d.doc.get(&mounts).and_then(Value::as_sequence).into_iter().flatten() {
+        let Some(volume) = yaml::get_string(m, &path(&["name"])) else { continue };
+        let Some(cm_name) = config_map_of(&volume) else { continue };
+        let Some(cm) = config_maps.get(&(d.namespace(), cm_name)) else { continue };
+        let mount_path = yaml::get_string(m, &path(&["mountPath"])).unwrap_or_default();
+        let mount_path = mount_path.trim_end_matches('/');
+        let sub = yaml::get_string(m, &path(&["subPath"]));
+        let (in_conf_d, keys): (bool, Vec<&String>) = match &sub {
+            // One key mounted as one file: read when mysqld reads that file.
+            Some(key) if mount_path.ends_with(".cnf") => (false, cm.keys().filter(|k| *k == key).collect()),
+            Some(key) if key.ends_with(".cnf") && conf_d(mount_path.rsplit_once('/').map_or("", |(dir, _)| dir)) => {
+                (true, cm.keys().filter(|k| *k == key).collect())
+            }
+            Some(_) => continue,
+            // The whole ConfigMap as a folder: mysqld reads its `.cnf` files when it includes
+            // the folder.
+            None if conf_d(mount_path) => (true, cm.keys().filter(|k| k.ends_with(".cnf")).collect()),
+            None => continue,
+        };
+        for key in keys {
+            let v = &cm[key];
+            let (file, first) = match &v.source {
+                // A block scalar starts on the line after its key.
+                Source::File { path, line } => (path.clone(), line + 1),
+                other => (other.to_string(), 1),
+            };
+            files.push((in_conf_d, crate::read::mysql::my_cnf(&v.value, &file, first)));
+        }
+    }
+    files.sort_by_key(|(conf_d, _)| *conf_d);
+    let mut out = BTreeMap::new();
+    for (_, settings) in files {
+        out.extend(settings);
+    }
+    out
+}
+
+/// A folder the mysql and mariadb images include (`!includedir`).
+fn conf_d(dir: &str) -> bool {
+    dir.ends_with("conf.d")
+}
+
+/// No MySQL server among the workloads: a ConfigMap's `.cnf` key whose `[mysqld]` group sets
+/// `max_connections`, as operators keep the server's option file beside the manifests.
+pub(super) fn cnf_in_config_maps(config_maps: &BTreeMap<(String, String), Env>) -> Result<Option<Valued<u64>>, String> {
+    for env in config_maps.values() {
+        for v in env.iter().filter(|(k, _)| k.ends_with(".cnf")).map(|(_, v)| v) {
+            let (file, first) = match &v.source {
+                Source::File { path, line } => (path.clone(), line + 1),
+                other => (other.to_string(), 1),
+            };
+            if let Some(max) = crate::read::mysql::my_cnf(&v.value, &file, first).get("max_connections") {
+                return crate::read::mysql::max_connections(max).map(Some);
+            }
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,52 @@
+//! Dify on MySQL in Kubernetes manifests and Helm values: the keys each Dify container takes to
+//! reach the server, and the names of the MySQL StatefulSet difyplan renders (docs/model.md §11).
+
+use super::context::EnvVar;
+use crate::dify::keys::{self, Key};
+use crate::model::plan::Plan;
+
+/// The Service and StatefulSet of the rendered MySQL server (`DB_HOST` of every Dify container).
+pub const KUBERNETES_NAME: &str = "dify-mysql";
+/// MySQL's port.
+pub const PORT: u16 = 3306;
+
+const DB_HOST: Key = Key { name: "DB_HOST", doc: "the database host: the MySQL Service (mysql.yaml)" };
+const DB_TYPE: Key = Key { name: "DB_TYPE", doc: "the database Dify uses: MySQL" };
+const DB_PORT: Key = Key { name: "DB_PORT", doc: "the database port: MySQL's 3306" };
+const DB_USERNAME_ROOT: Key = Key {
+    name: "DB_USERNAME",
+    doc: "root, which holds CONNECTION_ADMIN (--app-role superuser): it may take the one connection MySQL \
+        keeps for an administrator",
+};
+
+/// `DB_TYPE`, `DB_HOST`, `DB_PORT` and `DB_USERNAME` of a Dify container on the plan's MySQL;
+/// empty for a PostgreSQL plan.
+pub fn kubernetes_env(plan: &Plan) -> Vec<EnvVar> {
+    if plan.input.db_type != crate::dify::db_type::DbType::Mysql {
+        return Vec::new();
+    }
+    let var = |key: &Key, value: String| EnvVar { key: key.name.into(), value, doc: key.doc.into(), why: None };
+    let user = if plan.input.app_role_superuser {
+        var(&DB_USERNAME_ROOT, crate::dify::db_type::mysql::SUPERUSER.into())
+    } else {
+        var(&keys::DB_USERNAME_MYSQL, keys::APP_ROLE.into())
+    };
+    vec![var(&DB_TYPE, "mysql".into()), var(&DB_HOST, KUBERNETES_NAME.into()), var(&DB_PORT, PORT.to_string()), user]
+}
+
+/// The context of mysql.yaml: everything, plus the server's names and Dify's account.
+#[derive(serde::Serialize)]
+pub struct ServerContext<'a> {
+    #[serde(flatten)]
+    pub base: &'a super::context::Context,
+    pub mysql_name: &'static str,
+    pub mysql_port: u16,
+    /// `dify`, an ordinary account the image creates; `root` with `--app-role superuser`.
+    pub app_role: &'static str,
+}
+
+pub fn server_context(base: &super::context::Context) -> ServerContext<'_> {
+    let app_role =
+        if base.plan.input.app_role_superuser { crate::dify::db_type::mysql::SUPERUSER } else { keys::APP_ROLE };
+    ServerContext { base, mysql_name: KUBERNETES_NAME, mysql_port: PORT, app_role }
+}
