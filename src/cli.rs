@@ -113,7 +113,7 @@ pub struct PlanArgs {
     /// Minimum replicas and headroom: the vendor's three templates.
     #[arg(long, value_enum, default_value_t = Edition::Ha)]
     pub edition: Edition,
-    /// Dify release whose layout and components to plan for.
+    /// Dify release whose layout and components to plan for (1.0.0 or later; `1.12` is the series' newest).
     #[arg(long, value_name = "VERSION", default_value = "1.16.1", value_parser = parse_version)]
     pub dify_version: DifyVersion,
     /// Do not run api_websocket (remove `collaboration` from COMPOSE_PROFILES).

@@ -76,8 +76,8 @@ pub(crate) fn mysql_supported(input: &PlanInput) -> Result<()> {
     }
     if !input.dify_version.has_mysql() {
         anyhow::bail!(
-            "--db-type mysql with --dify-version {}: that release's compose file has no db_mysql service — \
-             plan MySQL with --dify-version 1.16.1",
+            "--db-type mysql with --dify-version {}: that release's compose file has no db_mysql service \
+             (it came with 1.10.1) — plan MySQL with --dify-version 1.10.1 or later",
             input.dify_version
         );
     }

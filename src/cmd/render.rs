@@ -56,21 +56,13 @@ fn env(args: &RenderEnvArgs, io: &mut Io) -> Result<ExitStatus> {
     emit(vec![doc], &args.out, "", io)
 }
 
-/// The Dify release a `.env` belongs to, from keys only one release's `.env.example` has:
-/// `API_WEBSOCKET_*` came with 1.16; 1.9's file still held the workflow repositories, which 1.16
-/// moved to `envs/`. `None` when the file shows neither (the flag decides).
+/// The Dify release a `.env` belongs to, from its keys (`DifyVersion::from_env_keys`). `None`
+/// when the file shows none of them (the flag decides).
 fn env_file_version(path: &Path) -> Option<crate::dify::DifyVersion> {
     let text = crate::read::read_text(path).ok()?;
     let keys: Vec<String> =
         crate::read::dotenv::parse(&text, "", &Default::default()).ok()?.into_iter().map(|e| e.key).collect();
-    let has = |k: &str| keys.iter().any(|x| x == k);
-    if has("API_WEBSOCKET_WORKER_AMOUNT") || has("API_WEBSOCKET_WORKER_CONNECTIONS") {
-        Some(crate::dify::DifyVersion::V1_16)
-    } else if has("CORE_WORKFLOW_EXECUTION_REPOSITORY") {
-        Some(crate::dify::DifyVersion::V1_9)
-    } else {
-        None
-    }
+    crate::dify::DifyVersion::from_env_keys(|k| keys.iter().any(|x| x == k)).map(|(v, _)| v)
 }
 
 /// `--patch FILE`: set the shared sizing keys in a Dify `.env`, print the diff, or apply it.
@@ -215,8 +207,9 @@ fn read_compose_file(path: &Path) -> Result<ComposeFile> {
         }
         names.push(n.to_string());
         let image = svc.get("image").and_then(Value::as_str).unwrap_or_default();
-        if let Some(tag) = image.strip_prefix("langgenius/dify-api:") {
-            version = tag.parse::<DifyVersion>().ok().or(version);
+        if let Some(tag) = DifyVersion::api_image_tag(image) {
+            version =
+                DifyVersion::from_image_tag(tag).map_err(|e| anyhow::anyhow!("{name}: service {n}: {e}"))?.or(version);
         }
         let is_postgres = image.starts_with("postgres:") || image.starts_with("postgres@") || image == "postgres";
         if (n == "db_postgres" || n == "db") || (db.is_none() && is_postgres) {
@@ -260,7 +253,7 @@ fn compose(args: &RenderComposeArgs, io: &mut Io) -> Result<ExitStatus> {
             let svc = crate::dify::db_type::mysql::COMPOSE_SERVICE;
             if !found.services.iter().any(|s| s == svc) {
                 bail!(
-                    "{}: no `{svc}` service — --db-type mysql sets its command; pass Dify 1.16's own compose file",
+                    "{}: no `{svc}` service — --db-type mysql sets its command; pass the compose file of Dify 1.10.1 or later",
                     crate::safety::shown_path(file)
                 );
             }

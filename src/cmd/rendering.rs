@@ -32,6 +32,9 @@ pub(super) fn make_plan(args: &PlanArgs, kind: RenderKind, io: &mut Io) -> Resul
     let mut args = args.clone();
     args.target = context::target_for(kind, args.target);
     let input = plan_input(&args)?;
+    if let Some(note) = input.dify_version.newer_note() {
+        writeln!(io.err, "difyplan: note: {note}")?;
+    }
     // --max-qps solved for a QPS: the header reproduces the plan with that number.
     args.qps = Some(input.qps);
     args.max_qps = false;

@@ -14,6 +14,9 @@ pub fn run(args: &SizeArgs, io: &mut Io) -> Result<ExitStatus> {
     for caveat in &input.profile.caveats {
         writeln!(io.err, "difyplan: profile `{}` ({}): {caveat}", input.profile.name, args.plan.profile)?;
     }
+    if let Some(note) = input.dify_version.newer_note() {
+        writeln!(io.err, "difyplan: note: {note}")?;
+    }
     let width = report::fit::target_width(args.wide);
     let table = |plan: &plan::Plan| report::fit::fit(&report::table::plan(plan, args.explain), width);
     if args.plan.max_qps && plan.budget.fits {

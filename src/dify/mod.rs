@@ -3,74 +3,13 @@
 
 use serde::Serialize;
 use std::fmt;
-use std::str::FromStr;
 
 pub mod db_type;
 pub mod keys;
 pub mod rules;
+pub mod version;
 
-/// The Dify releases difyplan knows. They differ in compose layout and in api_websocket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
-pub enum DifyVersion {
-    /// 1.9.x: `x-shared-env` merged into every service; database service `db`; no api_websocket.
-    #[serde(rename = "1.9.1")]
-    V1_9,
-    /// 1.16.x: `env_file:` lists; database service `db_postgres`; api_websocket (profile
-    /// `collaboration`, on by default).
-    #[serde(rename = "1.16.1")]
-    V1_16,
-}
-
-impl DifyVersion {
-    pub const LATEST: DifyVersion = DifyVersion::V1_16;
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DifyVersion::V1_9 => "1.9.1",
-            DifyVersion::V1_16 => "1.16.1",
-        }
-    }
-
-    /// The compose service that runs PostgreSQL (docs/model.md §3).
-    pub fn db_service(self) -> &'static str {
-        match self {
-            DifyVersion::V1_9 => "db",
-            DifyVersion::V1_16 => "db_postgres",
-        }
-    }
-
-    pub fn has_api_websocket(self) -> bool {
-        self == DifyVersion::V1_16
-    }
-
-    /// The compose file has a `db_mysql` service and `DB_TYPE` chooses it (docs/model.md §11).
-    pub fn has_mysql(self) -> bool {
-        self == DifyVersion::V1_16
-    }
-}
-
-impl fmt::Display for DifyVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for DifyVersion {
-    type Err = String;
-    /// Accepts a release (`1.9.1`, `1.16.1`) or a minor series (`1.9`, `1.16`).
-    fn from_str(s: &str) -> Result<Self, String> {
-        let mut parts = s.trim().trim_start_matches('v').split('.');
-        let major = parts.next().and_then(|p| p.parse::<u32>().ok());
-        let minor = parts.next().and_then(|p| p.parse::<u32>().ok());
-        match (major, minor) {
-            (Some(1), Some(m)) if (9..16).contains(&m) => Ok(DifyVersion::V1_9),
-            (Some(1), Some(m)) if m >= 16 => Ok(DifyVersion::V1_16),
-            _ => Err(format!(
-                "unsupported Dify version `{s}` — difyplan knows the 1.9 to 1.16 layouts; pass 1.9.1 or 1.16.1"
-            )),
-        }
-    }
-}
+pub use version::DifyVersion;
 
 /// A Dify process kind that holds connections to the main PostgreSQL server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema)]
@@ -122,6 +61,7 @@ impl fmt::Display for Component {
 }
 
 /// Dify's shipped defaults for the sizing keys (docs/model.md §2, §3; the fixtures' `.env.example`).
+/// The same in every 1.x release (docs/model.md §3a); what differs per release is in `version::ERAS`.
 pub mod defaults {
     /// `SQLALCHEMY_POOL_SIZE` (api/configs; `.env.example` of both versions).
     pub const SQLALCHEMY_POOL_SIZE: u64 = 30;

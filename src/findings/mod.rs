@@ -148,6 +148,14 @@ codes! {
                 the nearest known version were applied. Chart defaults (which components run, their \
                 replicas) change between versions; state the version (Chart.yaml, HelmRelease, \
                 Application or --chart NAME@VERSION), or check the output of helm template instead.";
+    DifyVersionNewer = "dify-version-newer", Note,
+        "the Dify release is newer than the releases difyplan knows: the newest known release's \
+        layout and defaults were applied",
+        "The Dify release (an image tag or --dify-version) is newer than every release difyplan has \
+                read, so it was read with the newest known release's compose layout and defaults. A \
+                new release can change them; compare its \
+                docker/.env.example and docker-compose.yaml with the newest known release's, or update \
+                difyplan.";
     UnusedAllow = "unused-allow", Warning,
         "an allow entry in difyplan.toml matches no finding",
         "An allow entry in difyplan.toml matches no finding: the exception is stale or mistyped. \

@@ -143,6 +143,17 @@ pub fn check(d: &Deployment, budget: &Budget, apps: &Apps) -> Vec<Finding> {
             },
         ));
     }
+    if let Some(note) = d.version.newer_note() {
+        out.push(
+            Finding::new(
+                Code::DifyVersionNewer,
+                note,
+                "compare the release's docker/.env.example and docker-compose.yaml with the newest known \
+                    release's, or update difyplan",
+            )
+            .at(&d.version_source),
+        );
+    }
     if let Some(assumed) = &d.chart_version_assumed {
         out.push(
             Finding::new(

@@ -326,10 +326,15 @@ pub enum InputError {
     #[error(transparent)]
     Pooler(#[from] super::pooler::PoolerError),
     #[error(
-        "--workflow-log-store logstore: Dify {0} has no log-store repositories — use Dify 1.16 or later, or \
-         --workflow-log-store celery"
+        "--workflow-log-store logstore: Dify {0} has no log-store repositories (they came with 1.11.2) — use \
+         Dify 1.11.2 or later, or --workflow-log-store celery"
     )]
     LogStoreNeedsNewerDify(DifyVersion),
+    #[error(
+        "--workflow-log-store celery: Dify {0} has no Celery workflow repositories (they came with 1.8.0) — use \
+         Dify 1.8.0 or later, or keep the logs in PostgreSQL (--workflow-log-store postgres)"
+    )]
+    CeleryStoreNeedsNewerDify(DifyVersion),
     #[error("--max-qps solves for a fixed cap — add --pg-max-connections N (the database's max_connections)")]
     MaxQpsNeedsCap,
 }
@@ -354,8 +359,12 @@ pub fn plan(input: &PlanInput) -> Result<Plan, InputError> {
     check_qps(input.qps)?;
     input.profile.validate()?;
     input.assumptions.validate()?;
-    if input.workflow_log_store == LogStore::Logstore && input.dify_version < DifyVersion::V1_16 {
+    let era = input.dify_version.era();
+    if input.workflow_log_store == LogStore::Logstore && !era.logstore {
         return Err(InputError::LogStoreNeedsNewerDify(input.dify_version));
+    }
+    if input.workflow_log_store == LogStore::Celery && !era.celery_repositories {
+        return Err(InputError::CeleryStoreNeedsNewerDify(input.dify_version));
     }
     if let Some(m) = input.pg_host.memory_bytes {
         PgHost {
@@ -425,7 +434,11 @@ fn plan_core(input: &PlanInput) -> Plan {
     }
     let (worker, worker_admission) = size::worker(&mut cx);
     components.push(worker);
-    components.push(size::worker_beat(&mut cx));
+    // Before 1.7.0 Dify's compose file ran no beat; the image has `MODE=beat` since 1.0.0, so a
+    // Kubernetes deployment (the charts run one) keeps it.
+    if input.dify_version.has_worker_beat() || input.target == Target::Kubernetes {
+        components.push(size::worker_beat(&mut cx));
+    }
     components.push(size::plugin_daemon(&mut cx));
     if input.target == Target::Compose {
         let cores: f64 = components.iter().map(|c| c.cpu_per_pod * c.replicas as f64).sum();
@@ -683,8 +696,9 @@ fn database_step(cx: &mut Ctx, budget: &Budget) -> (DatabasePlan, LogPlan, Redis
         ("POSTGRES_STATEMENT_TIMEOUT".to_string(), timeouts.statement_ms.to_string()),
         ("POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT".to_string(), timeouts.idle_in_transaction_ms.to_string()),
     ];
-    // 1.9.x's compose passes no timeouts to PostgreSQL: they go on the server's command line.
-    if input.dify_version < DifyVersion::V1_16 {
+    // Before 1.9.2 the compose file passes no timeouts to PostgreSQL: they go on the server's
+    // command line.
+    if !input.dify_version.era().db_timeouts {
         env.truncate(5);
     }
     // PGTune's list starts with max_connections, tuned for the plan's.

@@ -3,8 +3,9 @@
 //! --format env` and every file `render` writes.
 
 use super::plan::{ComponentPlan, Plan};
+use crate::dify::Component;
 use crate::dify::keys::{self, Key, Scope};
-use crate::dify::{Component, DifyVersion};
+use crate::dify::version::Layout;
 
 /// One key of the plan with its value and where it applies.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -43,7 +44,10 @@ pub fn settings(plan: &Plan) -> Vec<Setting> {
         out.push(set(keys::SERVER_WORKER_CLASS, "gevent", Scope::Shared));
         out.push(set(keys::SERVER_WORKER_CONNECTIONS, api.slots_per_process.unwrap_or(1), Scope::Shared));
         out.push(set(keys::SQLALCHEMY_POOL_SIZE, api.pool_size, Scope::Shared));
-        out.push(set(keys::SQLALCHEMY_MAX_OVERFLOW, api.max_overflow, Scope::Shared));
+        // Before 1.8.0 `x-shared-env` does not pass SQLALCHEMY_MAX_OVERFLOW from `.env`: it goes on
+        // the api's own environment.
+        let overflow = if plan.input.dify_version.era().overflow_key { Scope::Shared } else { Scope::Service("api") };
+        out.push(set(keys::SQLALCHEMY_MAX_OVERFLOW, api.max_overflow, overflow));
     }
     if let Some(w) = find(plan, Component::Worker) {
         out.push(set(keys::CELERY_WORKER_CLASS, "", Scope::Shared));
@@ -57,16 +61,22 @@ pub fn settings(plan: &Plan) -> Vec<Setting> {
         out.push(set(keys::SQLALCHEMY_MAX_OVERFLOW, b.max_overflow, Scope::Service("worker_beat")));
     }
     if let Some(ws) = find(plan, Component::ApiWebsocket) {
-        out.push(set(keys::API_WEBSOCKET_WORKER_AMOUNT, ws.processes_per_pod, Scope::Shared));
+        // 1.14.1 and 1.15 fix api_websocket at one process; the key came with 1.16.0.
+        if plan.input.dify_version.era().websocket_amount_key {
+            out.push(set(keys::API_WEBSOCKET_WORKER_AMOUNT, ws.processes_per_pod, Scope::Shared));
+        }
         out.push(set(keys::API_WEBSOCKET_WORKER_CONNECTIONS, ws.slots_per_process.unwrap_or(1), Scope::Shared));
         out.push(set(keys::SQLALCHEMY_POOL_SIZE, ws.pool_size, Scope::Service("api_websocket")));
         out.push(set(keys::SQLALCHEMY_MAX_OVERFLOW, ws.max_overflow, Scope::Service("api_websocket")));
     }
     if let Some(p) = find(plan, Component::PluginDaemon) {
-        // 1.16.1 passes `.env` to the daemon as its last env_file and only the daemon reads
-        // these keys, so they can stand in `.env`; 1.9.1's daemon takes no `.env`.
-        let scope =
-            if plan.input.dify_version >= DifyVersion::V1_16 { Scope::Shared } else { Scope::Service("plugin_daemon") };
+        // From 1.14.1 compose passes `.env` to the daemon as its last env_file and only the daemon
+        // reads these keys, so they can stand in `.env`; under `x-shared-env` the daemon takes no `.env`.
+        let scope = if plan.input.dify_version.era().layout == Layout::EnvFiles {
+            Scope::Shared
+        } else {
+            Scope::Service("plugin_daemon")
+        };
         out.push(set(keys::DB_MAX_OPEN_CONNS, p.per_process_max, scope));
         out.push(set(keys::DB_MAX_IDLE_CONNS, p.pool_size, scope));
     }

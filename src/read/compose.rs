@@ -118,6 +118,8 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
     let mut services: BTreeMap<String, Service> = BTreeMap::new();
     let mut layout_v19 = false;
     let mut image_version = None;
+    // A dify-api image tag naming a release difyplan does not model (0.x), with where it stands.
+    let mut image_refused: Option<String> = None;
     // Top-level `configs:` (a PgBouncer's pgbouncer.ini): name → (text, file, first line).
     let mut configs: BTreeMap<String, (String, String, usize)> = BTreeMap::new();
     for (i, file) in project.files.iter().enumerate() {
@@ -168,10 +170,23 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
         for (key, svc) in svcs {
             let Some(svc_name) = key.as_str() else { continue };
             let Some(svc) = svc.as_mapping() else { continue };
-            if let Some(img) = svc.get("image").and_then(Value::as_str)
-                && let Some(tag) = img.strip_prefix("langgenius/dify-api:")
-            {
-                image_version = tag.parse::<DifyVersion>().ok().or(image_version);
+            // The image as compose runs it: `${DIFY_VERSION}` and the like interpolated from `.env`.
+            let image = svc.get("image").and_then(Value::as_str).map(|raw| {
+                let vars = env.vars();
+                dotenv::interpolate(raw, &|k| vars.get(k).cloned()).unwrap_or_else(|_| raw.to_string())
+            });
+            if let Some(tag) = image.as_deref().and_then(DifyVersion::api_image_tag) {
+                match DifyVersion::from_image_tag(tag) {
+                    Ok(v) => image_version = v.or(image_version),
+                    Err(e) => {
+                        let at = [
+                            PathSeg::Key("services".into()),
+                            PathSeg::Key(svc_name.into()),
+                            PathSeg::Key("image".into()),
+                        ];
+                        image_refused.get_or_insert(format!("{name}:{}: {e}", doc.line_of(&at).unwrap_or(1)));
+                    }
+                }
             }
             let entry = services.entry(svc_name.to_string()).or_insert_with(|| Service {
                 name: svc_name.to_string(),
@@ -186,6 +201,9 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
             merge_service(entry, svc, &doc, &name, &dir)?;
         }
     }
+    if let (None, Some(e)) = (opts.dify_version, image_refused) {
+        return Err(e);
+    }
     let version =
         opts.dify_version.or(image_version).unwrap_or(if layout_v19 { DifyVersion::V1_9 } else { DifyVersion::LATEST });
     let version_source = if opts.dify_version.is_some() {
@@ -194,7 +212,7 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
         Source::default("image tag of langgenius/dify-api")
     } else {
         Source::default(if layout_v19 {
-            "compose layout (x-shared-env)"
+            "compose layout (x-shared-env, Dify 1.0.0 to 1.14.0); 1.9.1 assumed (pass --dify-version)"
         } else {
             "compose layout (env_file lists); assumed the latest"
         })
@@ -796,12 +814,11 @@ pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Dep
     let entries = dotenv::parse(&text, &name, &BTreeMap::new()).map_err(|e| e.to_string())?;
     let env: Env =
         entries.into_iter().map(|e| (e.key, Valued::new(e.value, Source::file(name.clone(), e.line)))).collect();
-    let has_websocket_keys =
-        env.contains_key("API_WEBSOCKET_WORKER_AMOUNT") || env.contains_key("API_WEBSOCKET_WORKER_CONNECTIONS");
-    let (version, version_source) = match opts.dify_version {
-        Some(v) => (v, Source::Flag { flag: "--dify-version".into() }),
-        None if has_websocket_keys => (DifyVersion::V1_16, Source::default("API_WEBSOCKET_* keys in the .env")),
-        None => (
+    let marked = DifyVersion::from_env_keys(|k| env.contains_key(k));
+    let (version, version_source) = match (opts.dify_version, marked) {
+        (Some(v), _) => (v, Source::Flag { flag: "--dify-version".into() }),
+        (None, Some((v, why))) => (v, Source::default(why)),
+        (None, None) => (
             DifyVersion::LATEST,
             Source::default("no version marker in the .env; assumed the latest (pass --dify-version)"),
         ),
@@ -809,13 +826,23 @@ pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Dep
     let profiles = env.get("COMPOSE_PROFILES").map(|v| v.value.clone()).unwrap_or_default();
     let one = || Valued::new(1, Source::default("compose default: 1 replica"));
     let no_surge = || Valued::new(0, Source::default("compose recreates containers: no surge"));
+    let era = version.era();
+    // Before 1.8.0 the compose file's x-shared-env passes no SQLALCHEMY_MAX_OVERFLOW from `.env`.
+    let mut shared = env.clone();
+    if !era.overflow_key {
+        shared.remove("SQLALCHEMY_MAX_OVERFLOW");
+    }
     let mut components = Vec::new();
     for c in [Component::Api, Component::Worker, Component::WorkerBeat, Component::PluginDaemon] {
+        // Before 1.7.0 the compose file runs no beat.
+        if c == Component::WorkerBeat && !era.worker_beat {
+            continue;
+        }
         components.push(deployment::interpret(
             c,
             c.service(),
             Source::default("Dify's compose file (not among the inputs)"),
-            env.clone(),
+            shared.clone(),
             one(),
             one(),
             no_surge(),
@@ -832,6 +859,10 @@ pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Dep
                 Some(v) => ws.insert(to.to_string(), v.clone()),
                 None => ws.remove(to),
             };
+        }
+        // 1.14.1 and 1.15's compose file fixes api_websocket at one process.
+        if !era.websocket_amount_key {
+            ws.remove("SERVER_WORKER_AMOUNT");
         }
         components.push(deployment::interpret(
             Component::ApiWebsocket,

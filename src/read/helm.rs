@@ -503,7 +503,7 @@ pub fn read_release(release: &Release, opts: &Options) -> Result<Deployment, Str
     let (known, assumed) = chart_version(chart, chart_said_by);
     let mut observed = unknown_keys(&v, chart, chart_said_by.and_then(|r| r.dir.as_deref()))?;
 
-    let (version, version_source) = version(&v, chart, opts, &known);
+    let (version, version_source) = version(&v, chart, opts, &known)?;
     let chart_mysql = mysql::external(&v, chart, &known);
     let role = if chart_mysql.is_some() { Some(mysql::username(&v)) } else { chart_db_username(&v, chart) };
     let specs = match chart {
@@ -790,30 +790,33 @@ fn detect(v: &Values, file: &str) -> Result<Chart, String> {
     }
 }
 
-/// The Dify release: `--dify-version`, else the api image tag, else the latest.
-fn version(v: &Values, chart: Chart, opts: &Options, known: &KnownVersion) -> (DifyVersion, Source) {
+/// The Dify release: `--dify-version`, else the api image tag, else the chart version's default
+/// image, else the latest. A 0.x release (a tag, or the default image of an old chart) is refused.
+fn version(v: &Values, chart: Chart, opts: &Options, known: &KnownVersion) -> Result<(DifyVersion, Source), String> {
     if let Some(ver) = opts.dify_version {
-        return (ver, Source::Flag { flag: "--dify-version".into() });
+        return Ok((ver, Source::Flag { flag: "--dify-version".into() }));
     }
     let tag = match chart {
         Chart::DifyHelm => v.string(&["image", "api", "tag"]),
         // `coalesce .Values.api.image.tag .Values.global.image.tag .Chart.AppVersion`
         Chart::Douban => v.string(&["api", "image", "tag"]).or_else(|| v.string(&["global", "image", "tag"])),
     };
-    match tag {
-        Some(t) => match t.value.parse::<DifyVersion>() {
-            Ok(ver) => (ver, t.source),
-            Err(_) => (
+    Ok(match tag {
+        Some(t) => match DifyVersion::from_image_tag(&t.value) {
+            Ok(Some(ver)) => (ver, t.source),
+            Ok(None) => (
                 DifyVersion::LATEST,
                 Source::default(format!(
-                    "image tag `{}` ({}) is not a Dify release difyplan knows (1.9 to 1.16); the latest layout \
-                        assumed (pass --dify-version)",
-                    t.value, t.source
+                    "image tag `{}` ({}) names no Dify release; the latest ({}) assumed (pass --dify-version)",
+                    t.value,
+                    t.source,
+                    DifyVersion::LATEST
                 )),
             ),
+            Err(e) => return Err(format!("{}: {e}", t.source)),
         },
-        None => match known.dify_default.parse::<DifyVersion>() {
-            Ok(ver) => (
+        None => match DifyVersion::from_image_tag(known.dify_default) {
+            Ok(Some(ver)) => (
                 ver,
                 Source::default(format!(
                     "no image tag in the values: {} {}'s default image {}",
@@ -822,9 +825,18 @@ fn version(v: &Values, chart: Chart, opts: &Options, known: &KnownVersion) -> (D
                     known.dify_default
                 )),
             ),
-            Err(_) => (DifyVersion::LATEST, Source::default("no image tag in the values; assumed the latest")),
+            Ok(None) => (DifyVersion::LATEST, Source::default("no image tag in the values; assumed the latest")),
+            Err(e) => {
+                return Err(format!(
+                    "{}: {} {} runs Dify {} when the values set no image tag — {e}",
+                    v.file,
+                    chart.name(),
+                    known.label,
+                    known.dify_default
+                ));
+            }
         },
-    }
+    })
 }
 
 /// DB_USERNAME as the chart itself sets it (dify-helm: its Secret; douban: `commonBackendEnvs`).

@@ -155,6 +155,8 @@ pub fn read_documents(documents: &[Document], opts: &Options) -> Result<Deployme
     let mut idle_timeout = None;
     let mut image_version = None;
     let mut unknown_tag: Option<Valued<String>> = None;
+    // A dify-api tag naming a release difyplan does not model (0.x), with where it stands.
+    let mut image_refused: Option<String> = None;
     // Hot standbys (Bitnami's read replicas): checked against the primary after the loop.
     let mut standbys: Vec<(String, Valued<u64>)> = Vec::new();
     let mut db_superuser = None;
@@ -184,11 +186,13 @@ pub fn read_documents(documents: &[Document], opts: &Options) -> Result<Deployme
             }
             continue;
         }
-        if let Some(tag) = w.image.split("dify-api:").nth(1) {
-            match tag.parse::<DifyVersion>() {
-                Ok(v) => image_version = Some(v),
-                Err(_) => {
-                    unknown_tag = Some(Valued::new(tag.to_string(), d.at(&join(&w.container, &path(&["image"])))))
+        if let Some(tag) = DifyVersion::api_image_tag(&w.image) {
+            let at = || d.at(&join(&w.container, &path(&["image"])));
+            match DifyVersion::from_image_tag(tag) {
+                Ok(Some(v)) => image_version = Some(v),
+                Ok(None) => unknown_tag = Some(Valued::new(tag.to_string(), at())),
+                Err(e) => {
+                    image_refused.get_or_insert(format!("{}: {e}", at()));
                 }
             }
         }
@@ -256,6 +260,9 @@ pub fn read_documents(documents: &[Document], opts: &Options) -> Result<Deployme
         })
         .collect();
 
+    if let (None, Some(e)) = (opts.dify_version, image_refused) {
+        return Err(e);
+    }
     let version = opts.dify_version.or(image_version).unwrap_or(DifyVersion::LATEST);
     let version_source = if opts.dify_version.is_some() {
         Source::Flag { flag: "--dify-version".into() }
@@ -263,9 +270,11 @@ pub fn read_documents(documents: &[Document], opts: &Options) -> Result<Deployme
         Source::default("image tag of langgenius/dify-api")
     } else if let Some(tag) = unknown_tag {
         Source::default(format!(
-            "dify-api image tag `{}` ({}) is not a Dify release difyplan knows (1.9 to 1.16); the \
-                latest layout assumed (pass --dify-version)",
-            tag.value, tag.source
+            "dify-api image tag `{}` ({}) names no Dify release; the latest ({}) assumed (pass \
+                --dify-version)",
+            tag.value,
+            tag.source,
+            DifyVersion::LATEST
         ))
     } else {
         Source::default("no dify-api image tag; the latest layout assumed (pass --dify-version)")

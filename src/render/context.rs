@@ -180,13 +180,9 @@ pub struct ComposeView {
     pub missing: Vec<String>,
 }
 
-/// Images of each release, read from the fixtures' `docker-compose.yaml` (docs/model.md §3).
-fn images(v: DifyVersion) -> (String, &'static str) {
-    let daemon = match v {
-        DifyVersion::V1_9 => "langgenius/dify-plugin-daemon:0.3.0-local",
-        DifyVersion::V1_16 => "langgenius/dify-plugin-daemon:0.6.10-local",
-    };
-    (format!("langgenius/dify-api:{}", v.as_str()), daemon)
+/// Images of each release, as its `docker-compose.yaml` runs them (docs/model.md §3a).
+fn images(v: DifyVersion) -> (String, String) {
+    (format!("langgenius/dify-api:{v}"), format!("langgenius/dify-plugin-daemon:{}", v.plugin_daemon_tag()))
 }
 
 /// api_websocket's gunicorn worker class: 1.16.1's compose fallback for
@@ -239,7 +235,7 @@ pub fn build(plan: &Plan, command: String, compose: ComposeView, db_service: Opt
         profile: plan.input.profile.name.clone(),
         edition: plan.input.edition.to_string(),
         target: plan.input.target.to_string(),
-        dify_version: v.as_str().to_string(),
+        dify_version: v.to_string(),
         budget: BudgetView {
             demand: plan.budget.demand,
             usable: plan.budget.usable,
@@ -286,7 +282,7 @@ pub fn build(plan: &Plan, command: String, compose: ComposeView, db_service: Opt
         labels: vec![
             Pair { name: "app.kubernetes.io/name".into(), value: "dify".into() },
             Pair { name: "app.kubernetes.io/instance".into(), value: "dify".into() },
-            Pair { name: "app.kubernetes.io/version".into(), value: v.as_str().into() },
+            Pair { name: "app.kubernetes.io/version".into(), value: v.to_string() },
             Pair { name: "app.kubernetes.io/part-of".into(), value: "dify".into() },
             Pair { name: "app.kubernetes.io/managed-by".into(), value: "difyplan".into() },
         ],
@@ -344,8 +340,12 @@ fn component(plan: &Plan, c: &ComponentPlan) -> ComponentView {
                 var(&keys::SERVER_WORKER_CLASS, "gevent".into(), None),
                 var(&keys::SERVER_WORKER_CONNECTIONS, slots, why(plan, &["SERVER_WORKER_CONNECTIONS"])),
             ];
-            env.extend(pool(c, "api pool (SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW)"));
-            (env, Vec::new())
+            let pool = pool(c, "api pool (SQLALCHEMY_POOL_SIZE + SQLALCHEMY_MAX_OVERFLOW)");
+            env.extend(pool.iter().cloned());
+            // Before 1.8.0 `x-shared-env` does not pass SQLALCHEMY_MAX_OVERFLOW from `.env`: the
+            // api gets it on its own environment (docs/model.md §3a).
+            let own = if v.era().overflow_key { Vec::new() } else { pool[1..].to_vec() };
+            (env, own)
         }
         Component::ApiWebsocket => {
             let pool = pool(c, "api_websocket pool");
@@ -413,7 +413,7 @@ fn component(plan: &Plan, c: &ComponentPlan) -> ComponentView {
         period_seconds: period,
         timeout_seconds: 5,
     };
-    let celery_app = if v >= DifyVersion::V1_16 { "celery_healthcheck.celery" } else { "app.celery" };
+    let celery_app = v.era().celery_app;
     let ping = Probe {
         http_path: None,
         port: None,

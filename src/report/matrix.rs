@@ -25,7 +25,7 @@ pub fn file_text(profile: &str, target: &str, plans: &[Plan]) -> String {
     let _ = writeln!(
         s,
         "# model's default assumptions (Dify {}). Do not edit: a test fails when this file differs",
-        plans.first().map_or("", |p| p.input.dify_version.as_str())
+        plans.first().map(|p| p.input.dify_version.to_string()).unwrap_or_default()
     );
     let _ = writeln!(s, "# from what the model produces, and when a tier exceeds its connection budget.");
     let _ = writeln!(

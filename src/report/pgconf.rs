@@ -32,7 +32,7 @@ fn header(plan: &Plan) -> Vec<String> {
             env!("CARGO_PKG_VERSION"),
             plan.input.qps,
             plan.input.profile.name,
-            plan.input.dify_version.as_str()
+            plan.input.dify_version
         ),
         format!("PGTune \"web\" ({}), then difyplan's memory check (docs/model.md §5).", pgtune::PGTUNE_REVISION),
         format!("DB Version: {}", h.pg_version),

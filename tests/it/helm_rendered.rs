@@ -255,9 +255,16 @@ spec:
     let r = crate::support::difyplan_in(&["check", "-", "--format", "json"], Some(&manifests("admin", "1.9.1")));
     assert_eq!(json(&r)["deployments"][0]["deployment"]["app_role_superuser"], false);
 
-    // A tag that is no Dify release difyplan knows is said so, not labelled as one.
-    let r = crate::support::difyplan_in(&["check", "-", "--wide"], Some(&manifests("admin", "0.15.8")));
+    // A tag that names no Dify release is said so, not labelled as one.
+    let r = crate::support::difyplan_in(&["check", "-", "--wide"], Some(&manifests("admin", "nightly")));
     assert!(r.code <= 1, "{}", r.stderr);
     let header = r.stdout.lines().next().unwrap();
-    assert!(header.contains("`0.15.8`") && header.contains("is not a Dify release difyplan knows"), "{header}");
+    assert!(header.contains("`nightly`") && header.contains("names no Dify release"), "{header}");
+    // A 0.x release is not "the latest": refused at the image line, with what to do.
+    let text = manifests("admin", "0.15.8");
+    let line = text.lines().position(|l| l.contains("dify-api:0.15.8")).unwrap() + 1;
+    let r = crate::support::difyplan_in(&["check", "-"], Some(&text));
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains(&format!("-:{line}: image tag `0.15.8`")), "{}", r.stderr);
+    assert!(r.stderr.contains("0.x release") && r.stderr.contains("1.x"), "{}", r.stderr);
 }

@@ -744,8 +744,8 @@ fn douban_chart_defaults() {
     assert_eq!(worst_pods(&v), pairs(&[("api", 2), ("worker", 2), ("worker_beat", 2), ("plugin_daemon", 1)]));
     assert_eq!(v["deployments"][0]["budget"]["demand"], 270);
     let d = &v["deployments"][0]["deployment"];
-    // 1.10.1-fix.1 is of the 1.9 to 1.15 layout.
-    assert_eq!(d["version"], "1.9.1");
+    // 1.10.1-fix.1 is a fix of 1.10.1, read with 1.10.1's row (db_postgres, db_mysql).
+    assert_eq!(d["version"], "1.10.1");
     assert_eq!(d["version_source"], c.file_source(c.line("tag: \"1.10.1-fix.1\"", "tag")));
     assert_eq!(d["app_role"]["value"], "postgres");
     assert_eq!(d["max_connections"]["value"], 100);

@@ -33,4 +33,5 @@ mod round_trip;
 mod simulation;
 mod size_cli;
 mod support;
+mod versions;
 mod walk_cli;

@@ -319,7 +319,7 @@ fn bad_input_exits_2_with_a_message() {
         (vec!["--qps".into(), "10".into(), "--assume".into(), "bogus=1".into()], "unknown key `bogus`"),
         (vec!["--qps".into(), "10".into(), "--assume".into(), "admin_reserve=1.5".into()], "whole number"),
         (vec!["--qps".into(), "10".into(), "--pg-max-connections".into(), "0".into()], "pg-max-connections"),
-        (vec!["--qps".into(), "10".into(), "--dify-version".into(), "0.6".into()], "unsupported Dify version"),
+        (vec!["--qps".into(), "10".into(), "--dify-version".into(), "0.6".into()], "is a 0.x release"),
         (vec!["--qps".into(), "10".into(), "--target".into(), "nomad".into()], "invalid value 'nomad'"),
     ];
     for (args, expect) in cases {
