@@ -5,6 +5,7 @@ use super::compose::Options;
 use super::inputs::Input;
 use super::yaml::{self, Document, PathSeg};
 use crate::deployment::{self, Deployment, Env, Observation, Observed, Source, Valued};
+use crate::dify::db_type::DbType;
 use crate::dify::{Component, DifyVersion, defaults};
 use serde_yaml::Value;
 use std::collections::BTreeMap;
@@ -24,6 +25,8 @@ fn join(base: &[PathSeg], more: &[PathSeg]) -> Vec<PathSeg> {
 
 /// Autoscalers by (namespace, target kind, target name): the maximum, and where the HPA is.
 type Autoscalers = BTreeMap<(String, String, String), (Option<Valued<u64>>, Source)>;
+/// ConfigMaps by (namespace, name): their data keys, each with where it is written.
+type ConfigMaps = BTreeMap<(String, String), Env>;
 /// `max_connections` and `idle_in_transaction_session_timeout` read from a server's settings.
 type ServerSettings = (Valued<u64>, Option<Valued<String>>);
 
@@ -67,7 +70,63 @@ pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
 
 /// Read parsed manifests (of files, or a kustomize build) as one deployment.
 pub fn read_documents(documents: &[Document], opts: &Options) -> Result<Deployment, String> {
-    // `kind: List` (kubectl get -o yaml) holds its manifests in `items`.
+    let expanded = expand(documents)?;
+    let config_maps = config_maps(&expanded)?;
+    let hpas = autoscalers(&expanded)?;
+    let mut pooler = None;
+    for d in expanded.iter().filter(|d| matches!(d.kind(), "Deployment" | "StatefulSet")) {
+        if pooler.is_none() {
+            pooler = read_pooler(d, &expanded, &config_maps)?;
+        }
+    }
+    let workloads = workloads(expanded);
+
+    let mut servers = Servers::default();
+    let mut images = ImageVersion::default();
+    let mut components = Vec::new();
+    let mut counted = Vec::new();
+    for w in &workloads {
+        let env = container_env(w, &config_maps)?;
+        if servers.take(w, &env, &config_maps)? {
+            continue;
+        }
+        images.note(w);
+        components.push(dify_component(w, env, &hpas, &mut counted, opts)?);
+    }
+    components.sort_by(|a, b| a.component.cmp(&b.component).then(a.name.cmp(&b.name)));
+    let pooler = pooler.map(|(mut p, names)| {
+        super::pgbouncer::route(&mut p, &components, &names);
+        p
+    });
+    let observed = standby_faults(servers.max_connections(), &servers.standbys);
+    let unbounded_autoscalers = unbounded_autoscalers(&hpas, &counted);
+    let (version, version_source) = images.version(opts)?;
+    let db_type = super::mysql::components_db_type(&components)?.unwrap_or_default();
+    let cap = match db_type {
+        DbType::Mysql => mysql_cap(servers.mysql, pooler.as_ref(), &config_maps, &components, opts)?,
+        DbType::Postgresql => postgres_cap(servers.postgres, &config_maps, &components, opts)?,
+    };
+    Ok(Deployment {
+        version,
+        version_source,
+        db_type,
+        components,
+        max_connections: cap.max_connections,
+        max_connections_found: cap.found,
+        app_role: cap.app_role,
+        app_role_superuser: cap.app_role_superuser,
+        idle_in_transaction_timeout: cap.idle_timeout,
+        unbounded_autoscalers,
+        chart: None,
+        chart_version_assumed: None,
+        pooler: if db_type == DbType::Mysql { None } else { pooler },
+        observed,
+    })
+}
+
+/// The documents as `Doc`s; a `kind: List` (`kubectl get -o yaml`, holding its manifests in
+/// `items`) is refused.
+fn expand(documents: &[Document]) -> Result<Vec<Doc<'_>>, String> {
     let mut expanded = Vec::new();
     for d in documents {
         if d.get(&path(&["kind"])).and_then(Value::as_str) == Some("List") {
@@ -80,9 +139,13 @@ pub fn read_documents(documents: &[Document], opts: &Options) -> Result<Deployme
         }
         expanded.push(Doc { doc: d });
     }
+    Ok(expanded)
+}
 
-    // ConfigMaps by (namespace, name): data keys with their lines.
-    let mut config_maps: BTreeMap<(String, String), Env> = BTreeMap::new();
+/// ConfigMaps by (namespace, name): data keys with their lines, and those a Kustomization
+/// generates (configMapGenerator: envs, files, literals).
+fn config_maps(expanded: &[Doc]) -> Result<ConfigMaps, String> {
+    let mut config_maps = ConfigMaps::new();
     for d in expanded.iter().filter(|d| d.kind() == "ConfigMap") {
         let mut env = Env::new();
         if let Some(Value::Mapping(data)) = d.doc.get(&path(&["data"])) {
@@ -94,7 +157,6 @@ pub fn read_documents(documents: &[Document], opts: &Options) -> Result<Deployme
         }
         config_maps.insert((d.namespace(), d.name()), env);
     }
-    // ConfigMaps a Kustomization generates (configMapGenerator: envs, files, literals).
     for d in expanded.iter().filter(|d| super::kustomize::is_kustomization(d.doc)) {
         for g in super::kustomize::generated(d.doc)? {
             let mut env: Env = g.data.into_iter().collect();
@@ -105,36 +167,36 @@ pub fn read_documents(documents: &[Document], opts: &Options) -> Result<Deployme
             config_maps.entry((g.namespace.unwrap_or_else(|| "default".into()), g.name)).or_default().extend(env);
         }
     }
+    Ok(config_maps)
+}
 
-    // Autoscalers by their target.
-    let mut hpas: Autoscalers = BTreeMap::new();
+/// Autoscalers by their target.
+fn autoscalers(expanded: &[Doc]) -> Result<Autoscalers, String> {
+    let mut hpas = Autoscalers::new();
     for d in expanded.iter().filter(|d| d.kind() == "HorizontalPodAutoscaler") {
         let kind = yaml::get_string(&d.doc.value, &path(&["spec", "scaleTargetRef", "kind"])).unwrap_or_default();
         let target = yaml::get_string(&d.doc.value, &path(&["spec", "scaleTargetRef", "name"])).unwrap_or_default();
-        let max = match yaml::get_string(&d.doc.value, &path(&["spec", "maxReplicas"])) {
-            Some(m) => Some(Valued::new(
-                deployment::whole_count(&m, deployment::MAX_COUNT).map_err(|problem| {
-                    deployment::CountError::new(d.at(&path(&["spec", "maxReplicas"])), "maxReplicas", &m, problem)
-                })?,
-                d.at(&path(&["spec", "maxReplicas"])),
-            )),
-            None => None,
-        };
+        let max = count_at(d, &path(&["spec", "maxReplicas"]), "maxReplicas")?;
         hpas.insert((d.namespace(), kind, target), (max, d.at(&path(&["metadata", "name"]))));
     }
+    Ok(hpas)
+}
 
-    let mut pooler = None;
-    for d in expanded.iter().filter(|d| matches!(d.kind(), "Deployment" | "StatefulSet")) {
-        if pooler.is_none() {
-            pooler = read_pooler(d, &expanded, &config_maps)?;
-        }
-    }
+/// A count written at `p` of a document, located; `None` when absent.
+fn count_at(d: &Doc, p: &[PathSeg], name: &str) -> Result<Option<Valued<u64>>, String> {
+    let Some(text) = yaml::get_string(&d.doc.value, p) else { return Ok(None) };
+    let n = deployment::whole_count(&text, deployment::MAX_COUNT)
+        .map_err(|problem| deployment::CountError::new(d.at(p), name, &text, problem))?;
+    Ok(Some(Valued::new(n, d.at(p))))
+}
 
+/// The Deployments and StatefulSets whose pods run a Dify image, PostgreSQL or MySQL: the first
+/// such container of each (sidecars are skipped).
+fn workloads(expanded: Vec<Doc<'_>>) -> Vec<Workload<'_>> {
     let mut workloads = Vec::new();
     for d in expanded.into_iter().filter(|d| matches!(d.kind(), "Deployment" | "StatefulSet")) {
         let containers = path(&["spec", "template", "spec", "containers"]);
         let count = d.doc.get(&containers).and_then(Value::as_sequence).map_or(0, Vec::len);
-        // The first container that runs a Dify image, PostgreSQL or MySQL; sidecars are skipped.
         let found = (0..count).find_map(|i| {
             let c = join(&containers, &[PathSeg::Index(i)]);
             let image = yaml::get_string(&d.doc.value, &join(&c, &path(&["image"]))).unwrap_or_default();
@@ -148,109 +210,164 @@ pub fn read_documents(documents: &[Document], opts: &Options) -> Result<Deployme
             workloads.push(Workload { doc: d, container, image });
         }
     }
+    workloads
+}
 
-    let mut components = Vec::new();
-    let mut counted = Vec::new();
-    let mut max_connections = None;
-    let mut idle_timeout = None;
-    let mut image_version = None;
-    let mut unknown_tag: Option<Valued<String>> = None;
-    // A dify-api tag naming a release difyplan does not model (0.x), with where it stands.
-    let mut image_refused: Option<String> = None;
-    // Hot standbys (Bitnami's read replicas): checked against the primary after the loop.
-    let mut standbys: Vec<(String, Valued<u64>)> = Vec::new();
-    let mut db_superuser = None;
-    let mut mysql_server: Option<mysql_server::Server> = None;
-    for w in &workloads {
-        let d = &w.doc;
-        let env = container_env(w, &config_maps)?;
+/// What the database workloads say.
+#[derive(Default)]
+struct Servers {
+    postgres: Postgres,
+    /// Hot standbys (Bitnami's read replicas): checked against the primary afterwards.
+    standbys: Vec<(String, Valued<u64>)>,
+    mysql: Option<mysql_server::Server>,
+}
+
+/// The PostgreSQL primary's settings and the superuser its image creates.
+#[derive(Default)]
+struct Postgres {
+    max_connections: Option<Valued<u64>>,
+    idle_timeout: Option<Valued<String>>,
+    superuser: Option<String>,
+}
+
+impl Servers {
+    /// Take in a database workload; `false` for a Dify one.
+    fn take(&mut self, w: &Workload, env: &Env, config_maps: &ConfigMaps) -> Result<bool, String> {
         if super::mysql::is_mysql_image(&w.image) {
-            if mysql_server.is_none() {
-                mysql_server = Some(mysql_server::server(w, &env, &config_maps)?);
+            if self.mysql.is_none() {
+                self.mysql = Some(mysql_server::server(w, env, config_maps)?);
             }
-            continue;
+            return Ok(true);
         }
-        if is_postgres_image(&w.image) {
-            let (max, idle) = postgres_settings(w, &env, &config_maps)?;
-            if is_standby(d, &env) {
-                standbys.extend(max.map(|m| (d.name(), m)));
-                continue;
-            }
-            max_connections = max.or(max_connections);
-            idle_timeout = Some(idle);
-            // The official image (and those built on it) creates POSTGRES_USER as a superuser
-            // (Bitnami's does not).
-            if super::postgres::server_image(&w.image) == Some(super::postgres::ServerImage::Official) {
-                db_superuser =
-                    Some(env.get("POSTGRES_USER").map_or_else(|| "postgres".to_string(), |u| u.value.clone()));
-            }
-            continue;
+        if !is_postgres_image(&w.image) {
+            return Ok(false);
         }
-        if let Some(tag) = DifyVersion::api_image_tag(&w.image) {
-            let at = || d.at(&join(&w.container, &path(&["image"])));
-            match DifyVersion::from_image_tag(tag) {
-                Ok(Some(v)) => image_version = Some(v),
-                Ok(None) => unknown_tag = Some(Valued::new(tag.to_string(), at())),
-                Err(e) => {
-                    image_refused.get_or_insert(format!("{}: {e}", at()));
-                }
-            }
+        let (max, idle) = postgres_settings(w, env, config_maps)?;
+        if is_standby(&w.doc, env) {
+            self.standbys.extend(max.map(|m| (w.doc.name(), m)));
+            return Ok(true);
         }
-        let component = if w.image.contains("dify-plugin-daemon") {
-            Component::PluginDaemon
-        } else {
-            match env.get("MODE").map(|m| m.value.as_str()) {
-                Some("worker") => Component::Worker,
-                Some("beat") => Component::WorkerBeat,
-                _ if d.name().contains("websocket")
-                    || env.get("SERVER_WORKER_CLASS").is_some_and(|c| c.value.contains("websocket")) =>
-                {
-                    Component::ApiWebsocket
-                }
-                _ => Component::Api,
-            }
-        };
-        let replicas = match yaml::get_string(&d.doc.value, &path(&["spec", "replicas"])) {
-            Some(r) => Valued::new(
-                deployment::whole_count(&r, deployment::MAX_COUNT).map_err(|problem| {
-                    deployment::CountError::new(d.at(&path(&["spec", "replicas"])), "replicas", &r, problem)
-                })?,
-                d.at(&path(&["spec", "replicas"])),
-            ),
-            None => Valued::new(1, Source::default("Kubernetes default: 1 replica")),
-        };
-        let key = (d.namespace(), d.kind().to_string(), d.name());
-        let max_replicas = match hpas.get(&key) {
-            Some((Some(max), _)) => {
-                counted.push(key.clone());
-                max.clone()
-            }
-            Some((None, _)) | None => replicas.clone(),
-        };
-        let surge = surge(d, max_replicas.value.max(replicas.value))?;
-        let mut deployed = deployment::interpret(
-            component,
-            &d.name(),
-            d.at(&path(&["metadata", "name"])),
-            env,
-            replicas,
-            max_replicas,
-            surge,
-            opts.host_cpus,
-        )?;
-        deployed.cores = cpu_limit(d, &w.container)?;
-        components.push(deployed);
+        let pg = &mut self.postgres;
+        pg.max_connections = max.or(pg.max_connections.take());
+        pg.idle_timeout = Some(idle);
+        // The official image (and those built on it) creates POSTGRES_USER as a superuser
+        // (Bitnami's does not).
+        if super::postgres::server_image(&w.image) == Some(super::postgres::ServerImage::Official) {
+            pg.superuser = Some(env.get("POSTGRES_USER").map_or_else(|| "postgres".to_string(), |u| u.value.clone()));
+        }
+        Ok(true)
     }
-    components.sort_by(|a, b| a.component.cmp(&b.component).then(a.name.cmp(&b.name)));
-    let pooler = pooler.map(|(mut p, names)| {
-        super::pgbouncer::route(&mut p, &components, &names);
-        p
-    });
 
-    let observed = standby_faults(max_connections.as_ref(), &standbys);
-    // Autoscalers whose target was not found or which have no maximum: not counted.
-    let unbounded_autoscalers = hpas
-        .iter()
+    fn max_connections(&self) -> Option<&Valued<u64>> {
+        self.postgres.max_connections.as_ref()
+    }
+}
+
+/// The Dify release the dify-api images name.
+#[derive(Default)]
+struct ImageVersion {
+    version: Option<DifyVersion>,
+    /// A tag that names no release, with where it stands.
+    unknown_tag: Option<Valued<String>>,
+    /// A tag naming a release difyplan does not model (0.x), with where it stands.
+    refused: Option<String>,
+}
+
+impl ImageVersion {
+    fn note(&mut self, w: &Workload) {
+        let Some(tag) = DifyVersion::api_image_tag(&w.image) else { return };
+        let at = || w.doc.at(&join(&w.container, &path(&["image"])));
+        match DifyVersion::from_image_tag(tag) {
+            Ok(Some(v)) => self.version = Some(v),
+            Ok(None) => self.unknown_tag = Some(Valued::new(tag.to_string(), at())),
+            Err(e) => {
+                self.refused.get_or_insert(format!("{}: {e}", at()));
+            }
+        }
+    }
+
+    /// The release to read with, and what says so: `--dify-version`, else the images, else the
+    /// latest with a note.
+    fn version(self, opts: &Options) -> Result<(DifyVersion, Source), String> {
+        if let (None, Some(e)) = (opts.dify_version, self.refused) {
+            return Err(e);
+        }
+        let version = opts.dify_version.or(self.version).unwrap_or(DifyVersion::LATEST);
+        let source = if opts.dify_version.is_some() {
+            Source::Flag { flag: "--dify-version".into() }
+        } else if self.version.is_some() {
+            Source::default("image tag of langgenius/dify-api")
+        } else if let Some(tag) = self.unknown_tag {
+            Source::default(format!(
+                "dify-api image tag `{}` ({}) names no Dify release; the latest ({}) assumed (pass \
+                    --dify-version)",
+                tag.value,
+                tag.source,
+                DifyVersion::LATEST
+            ))
+        } else {
+            Source::default("no dify-api image tag; the latest layout assumed (pass --dify-version)")
+        };
+        Ok((version, source))
+    }
+}
+
+/// Which Dify process a workload runs: the plugin daemon by its image, else by `MODE` (and the
+/// websocket api by its name or worker class).
+fn component_of(w: &Workload, env: &Env) -> Component {
+    if w.image.contains("dify-plugin-daemon") {
+        return Component::PluginDaemon;
+    }
+    match env.get("MODE").map(|m| m.value.as_str()) {
+        Some("worker") => Component::Worker,
+        Some("beat") => Component::WorkerBeat,
+        _ if w.doc.name().contains("websocket")
+            || env.get("SERVER_WORKER_CLASS").is_some_and(|c| c.value.contains("websocket")) =>
+        {
+            Component::ApiWebsocket
+        }
+        _ => Component::Api,
+    }
+}
+
+/// A Dify workload as a deployed component: its replicas, the maximum its autoscaler allows
+/// (recorded in `counted`), the rolling-update surge, its settings and its cores.
+fn dify_component(
+    w: &Workload,
+    env: Env,
+    hpas: &Autoscalers,
+    counted: &mut Vec<(String, String, String)>,
+    opts: &Options,
+) -> Result<deployment::Deployed, String> {
+    let d = &w.doc;
+    let replicas = count_at(d, &path(&["spec", "replicas"]), "replicas")?
+        .unwrap_or_else(|| Valued::new(1, Source::default("Kubernetes default: 1 replica")));
+    let key = (d.namespace(), d.kind().to_string(), d.name());
+    let max_replicas = match hpas.get(&key) {
+        Some((Some(max), _)) => {
+            counted.push(key.clone());
+            max.clone()
+        }
+        Some((None, _)) | None => replicas.clone(),
+    };
+    let surge = surge(d, max_replicas.value.max(replicas.value))?;
+    let mut deployed = deployment::interpret(
+        component_of(w, &env),
+        &d.name(),
+        d.at(&path(&["metadata", "name"])),
+        env,
+        replicas,
+        max_replicas,
+        surge,
+        opts.host_cpus,
+    )?;
+    deployed.cores = cpu_limit(d, &w.container)?;
+    Ok(deployed)
+}
+
+/// Autoscalers whose target was not found or which have no maximum: not counted.
+fn unbounded_autoscalers(hpas: &Autoscalers, counted: &[(String, String, String)]) -> Vec<Valued<String>> {
+    hpas.iter()
         .filter(|(key, (max, _))| max.is_none() || !counted.contains(key))
         .filter(|((_, kind, _), _)| matches!(kind.as_str(), "Deployment" | "StatefulSet" | ""))
         .map(|((ns, kind, name), (max, at))| {
@@ -258,83 +375,73 @@ pub fn read_documents(documents: &[Document], opts: &Options) -> Result<Deployme
                 if max.is_none() { "has no maxReplicas" } else { "targets a workload that is not among the inputs" };
             Valued::new(format!("HorizontalPodAutoscaler for {kind} {ns}/{name} {why}"), at.clone())
         })
-        .collect();
+        .collect()
+}
 
-    if let (None, Some(e)) = (opts.dify_version, image_refused) {
-        return Err(e);
+/// The database's cap and how Dify connects to it.
+struct Cap {
+    max_connections: Valued<u64>,
+    /// Whether the cap was read (else a default was assumed).
+    found: bool,
+    app_role: Valued<String>,
+    app_role_superuser: bool,
+    idle_timeout: Option<Valued<String>>,
+}
+
+/// MySQL's cap: `--db-max-connections`, else the server's Deployment or StatefulSet, else its
+/// my.cnf in a ConfigMap, else MySQL's default. PgBouncer in front of it is refused.
+fn mysql_cap(
+    server: Option<mysql_server::Server>,
+    pooler: Option<&deployment::DeployedPooler>,
+    config_maps: &ConfigMaps,
+    components: &[deployment::Deployed],
+    opts: &Options,
+) -> Result<Cap, String> {
+    if let Some(p) = pooler {
+        return Err(format!(
+            "{}: a PgBouncer in front of a MySQL database (DB_TYPE=mysql) — PgBouncer speaks PostgreSQL only; \
+             the MySQL equivalent is ProxySQL, which difyplan does not read: check its budget by hand",
+            p.at
+        ));
     }
-    let version = opts.dify_version.or(image_version).unwrap_or(DifyVersion::LATEST);
-    let version_source = if opts.dify_version.is_some() {
-        Source::Flag { flag: "--dify-version".into() }
-    } else if image_version.is_some() {
-        Source::default("image tag of langgenius/dify-api")
-    } else if let Some(tag) = unknown_tag {
-        Source::default(format!(
-            "dify-api image tag `{}` ({}) names no Dify release; the latest ({}) assumed (pass \
-                --dify-version)",
-            tag.value,
-            tag.source,
-            DifyVersion::LATEST
-        ))
-    } else {
-        Source::default("no dify-api image tag; the latest layout assumed (pass --dify-version)")
+    let (max, user) = match server {
+        Some(s) => (Some(s.max_connections), s.user),
+        None => (mysql_server::cnf_in_config_maps(config_maps)?, None),
     };
-    let db_type = super::mysql::components_db_type(&components)?.unwrap_or_default();
-    if db_type == crate::dify::db_type::DbType::Mysql {
-        if let Some(p) = &pooler {
-            return Err(format!(
-                "{}: a PgBouncer in front of a MySQL database (DB_TYPE=mysql) — PgBouncer speaks PostgreSQL only; \
-                 the MySQL equivalent is ProxySQL, which difyplan does not read: check its budget by hand",
-                p.at
-            ));
-        }
-        // The server's Deployment or StatefulSet, else its my.cnf in a ConfigMap.
-        let (max, user) = match mysql_server {
-            Some(s) => (Some(s.max_connections), s.user),
-            None => (mysql_server::cnf_in_config_maps(&config_maps)?, None),
-        };
-        let (max_connections, found) = match (opts.pg_max_connections, max) {
-            (Some(n), _) => (Valued::new(n, Source::Flag { flag: "--db-max-connections".into() }), true),
-            (None, Some(m)) => (m, true),
-            (None, None) => (
-                Valued::new(
-                    crate::dify::db_type::mysql::DEFAULT_MAX_CONNECTIONS,
-                    Source::default("no MySQL server or my.cnf in the inputs: MySQL default 151 assumed"),
-                ),
-                false,
+    let (max_connections, found) = match (opts.pg_max_connections, max) {
+        (Some(n), _) => (Valued::new(n, Source::Flag { flag: "--db-max-connections".into() }), true),
+        (None, Some(m)) => (m, true),
+        (None, None) => (
+            Valued::new(
+                crate::dify::db_type::mysql::DEFAULT_MAX_CONNECTIONS,
+                Source::default("no MySQL server or my.cnf in the inputs: MySQL default 151 assumed"),
             ),
-        };
-        let (app_role, app_role_superuser) =
-            super::app_role_for(&components, opts, crate::dify::db_type::DbType::Mysql);
-        // MYSQL_USER is an ordinary account the image creates; only root holds CONNECTION_ADMIN.
-        let app_role_superuser = app_role_superuser
-            && (opts.app_role_superuser.is_some() || user.as_deref() != Some(app_role.value.as_str()));
-        return Ok(Deployment {
-            version,
-            version_source,
-            db_type,
-            components,
-            max_connections,
-            max_connections_found: found,
-            app_role,
-            app_role_superuser,
-            idle_in_transaction_timeout: None,
-            unbounded_autoscalers,
-            chart: None,
-            chart_version_assumed: None,
-            pooler: None,
-            observed,
-        });
-    }
-    // No PostgreSQL workload among the inputs: a ConfigMap may carry its postgresql.conf.
-    if max_connections.is_none()
-        && let Some((max, idle)) = conf_in_config_maps(&config_maps)?
+            false,
+        ),
+    };
+    let (app_role, superuser) = super::app_role_for(components, opts, DbType::Mysql);
+    // MYSQL_USER is an ordinary account the image creates; only root holds CONNECTION_ADMIN.
+    let app_role_superuser =
+        superuser && (opts.app_role_superuser.is_some() || user.as_deref() != Some(app_role.value.as_str()));
+    Ok(Cap { max_connections, found, app_role, app_role_superuser, idle_timeout: None })
+}
+
+/// PostgreSQL's cap: `--pg-max-connections`, else the primary's settings, else a
+/// postgresql.conf in a ConfigMap, else PostgreSQL's default.
+fn postgres_cap(
+    mut pg: Postgres,
+    config_maps: &ConfigMaps,
+    components: &[deployment::Deployed],
+    opts: &Options,
+) -> Result<Cap, String> {
+    if pg.max_connections.is_none()
+        && let Some((max, idle)) = conf_in_config_maps(config_maps)?
     {
         // The file sets the server's settings; what it leaves out is PostgreSQL's default (0).
-        idle_timeout = Some(idle.unwrap_or_else(|| Valued::new("0".into(), max.source.clone())));
-        max_connections = Some(max);
+        pg.idle_timeout = Some(idle.unwrap_or_else(|| Valued::new("0".into(), max.source.clone())));
+        pg.max_connections = Some(max);
     }
-    let (max_connections, found) = match (opts.pg_max_connections, max_connections) {
+    let (max_connections, found) = match (opts.pg_max_connections, pg.max_connections) {
         (Some(n), _) => (Valued::new(n, Source::Flag { flag: "--pg-max-connections".into() }), true),
         (None, Some(m)) => (m, true),
         (None, None) => (
@@ -345,26 +452,11 @@ pub fn read_documents(documents: &[Document], opts: &Options) -> Result<Deployme
             false,
         ),
     };
-    let (app_role, mut app_role_superuser) = super::app_role(&components, opts);
-    if opts.app_role_superuser.is_none() && db_superuser.as_deref() == Some(app_role.value.as_str()) {
+    let (app_role, mut app_role_superuser) = super::app_role(components, opts);
+    if opts.app_role_superuser.is_none() && pg.superuser.as_deref() == Some(app_role.value.as_str()) {
         app_role_superuser = true;
     }
-    Ok(Deployment {
-        version,
-        version_source,
-        db_type: crate::dify::db_type::DbType::Postgresql,
-        components,
-        max_connections,
-        max_connections_found: found,
-        app_role,
-        app_role_superuser,
-        idle_in_transaction_timeout: idle_timeout,
-        unbounded_autoscalers,
-        chart: None,
-        chart_version_assumed: None,
-        pooler,
-        observed,
-    })
+    Ok(Cap { max_connections, found, app_role, app_role_superuser, idle_timeout: pg.idle_timeout })
 }
 
 /// A workload running PgBouncer: its pgbouncer.ini from a mounted ConfigMap (else the image's
@@ -373,7 +465,7 @@ pub fn read_documents(documents: &[Document], opts: &Options) -> Result<Deployme
 fn read_pooler(
     d: &Doc,
     all: &[Doc],
-    config_maps: &BTreeMap<(String, String), Env>,
+    config_maps: &ConfigMaps,
 ) -> Result<Option<(deployment::DeployedPooler, Vec<String>)>, String> {
     let containers = path(&["spec", "template", "spec", "containers"]);
     let count = d.doc.get(&containers).and_then(Value::as_sequence).map_or(0, Vec::len);
@@ -494,7 +586,7 @@ fn is_standby(d: &Doc, env: &Env) -> bool {
 
 /// The container's environment: `envFrom` ConfigMaps first, then `env` (which wins, as in
 /// Kubernetes). Secrets and `valueFrom` references are left out: their values are not in the files.
-fn container_env(w: &Workload, config_maps: &BTreeMap<(String, String), Env>) -> Result<Env, String> {
+fn container_env(w: &Workload, config_maps: &ConfigMaps) -> Result<Env, String> {
     let d = &w.doc;
     let mut env = Env::new();
     let env_from = join(&w.container, &path(&["envFrom"]));
@@ -554,7 +646,7 @@ fn container_env(w: &Workload, config_maps: &BTreeMap<(String, String), Env>) ->
 fn postgres_settings(
     w: &Workload,
     env: &Env,
-    config_maps: &BTreeMap<(String, String), Env>,
+    config_maps: &ConfigMaps,
 ) -> Result<(Option<Valued<u64>>, Valued<String>), String> {
     let d = &w.doc;
     let mut words: Vec<Valued<String>> = Vec::new();
@@ -595,7 +687,7 @@ fn postgres_settings(
 
 /// Settings of `.conf` keys of ConfigMaps mounted into the container: files in a `conf.d`
 /// folder override the main file, and within one file the last line wins.
-fn mounted_conf(w: &Workload, config_maps: &BTreeMap<(String, String), Env>) -> BTreeMap<String, Valued<String>> {
+fn mounted_conf(w: &Workload, config_maps: &ConfigMaps) -> BTreeMap<String, Valued<String>> {
     let d = &w.doc;
     let volumes = path(&["spec", "template", "spec", "volumes"]);
     let config_map_of = |volume: &str| {
@@ -668,7 +760,7 @@ pub fn max_surge_pods(raw: &str, replicas: u64) -> Option<u64> {
 
 /// `max_connections` (and `idle_in_transaction_session_timeout`) from a `postgresql.conf` carried
 /// in a ConfigMap's data (`key = value` lines, `#` comments), as operators mount it into the server.
-fn conf_in_config_maps(config_maps: &BTreeMap<(String, String), Env>) -> Result<Option<ServerSettings>, String> {
+fn conf_in_config_maps(config_maps: &ConfigMaps) -> Result<Option<ServerSettings>, String> {
     for env in config_maps.values() {
         for (key, v) in env {
             if !key.ends_with(".conf") {

@@ -19,7 +19,7 @@ pub(super) struct Server {
 /// The settings of a MySQL container in mysqld's order: option files first (a main my.cnf, then
 /// the files of a `conf.d` folder, each later one winning), then `--name=value` words of
 /// `command`/`args`, which override every option file.
-pub(super) fn server(w: &Workload, env: &Env, config_maps: &BTreeMap<(String, String), Env>) -> Result<Server, String> {
+pub(super) fn server(w: &Workload, env: &Env, config_maps: &super::ConfigMaps) -> Result<Server, String> {
     let d = &w.doc;
     let mut settings = mounted_cnf(w, config_maps);
     let mut words: Vec<Valued<String>> = Vec::new();
@@ -53,7 +53,7 @@ pub(super) fn server(w: &Workload, env: &Env, config_maps: &BTreeMap<(String, St
 /// The `[mysqld]` settings of `.cnf` files mounted from ConfigMaps: a file mounted as the main
 /// option file (`…/my.cnf`, or any `.cnf` path) first, then those of a folder ending in `conf.d`
 /// (which the mysql and mariadb images include after it), in name order as mysqld reads them.
-fn mounted_cnf(w: &Workload, config_maps: &BTreeMap<(String, String), Env>) -> BTreeMap<String, Valued<String>> {
+fn mounted_cnf(w: &Workload, config_maps: &super::ConfigMaps) -> BTreeMap<String, Valued<String>> {
     let d = &w.doc;
     let volumes = path(&["spec", "template", "spec", "volumes"]);
     let config_map_of = |volume: &str| {
@@ -110,7 +110,7 @@ fn conf_d(dir: &str) -> bool {
 
 /// No MySQL server among the workloads: a ConfigMap's `.cnf` key whose `[mysqld]` group sets
 /// `max_connections`, as operators keep the server's option file beside the manifests.
-pub(super) fn cnf_in_config_maps(config_maps: &BTreeMap<(String, String), Env>) -> Result<Option<Valued<u64>>, String> {
+pub(super) fn cnf_in_config_maps(config_maps: &super::ConfigMaps) -> Result<Option<Valued<u64>>, String> {
     for env in config_maps.values() {
         for v in env.iter().filter(|(k, _)| k.ends_with(".cnf")).map(|(_, v)| v) {
             let (file, first) = match &v.source {
