@@ -494,7 +494,7 @@ pub struct HelmChartSpec {
 }
 
 fn parse_helm_chart(s: &str) -> Result<HelmChartSpec, String> {
-    let (chart, version) = crate::read::release::parse_chart_flag(s)?;
+    let (chart, version) = crate::read::release::parse_chart_flag(s).map_err(|e| e.to_string())?;
     let chart = match chart {
         crate::read::helm::Chart::DifyHelm => HelmChart::Borispolonsky,
         crate::read::helm::Chart::Douban => HelmChart::Douban,

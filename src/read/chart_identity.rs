@@ -10,6 +10,7 @@
 //! `version:` its Chart.yaml had there, computed from the two repositories' git history.
 
 use super::helm::Chart;
+use crate::read::error::Error;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
@@ -102,7 +103,7 @@ const KNOWN: &[(Chart, &str, &str)] = &[
 ];
 
 /// The digest of a chart folder's `templates/`, or `None` when it has none.
-pub fn templates_digest(chart_dir: &Path) -> Result<Option<String>, String> {
+pub fn templates_digest(chart_dir: &Path) -> Result<Option<String>, Error> {
     let root = chart_dir.join("templates");
     if !root.is_dir() {
         return Ok(None);
@@ -111,14 +112,14 @@ pub fn templates_digest(chart_dir: &Path) -> Result<Option<String>, String> {
     let mut stack = vec![root.clone()];
     while let Some(dir) = stack.pop() {
         let entries = std::fs::read_dir(&dir)
-            .map_err(|e| format!("{}: {}", crate::safety::shown_path(&dir), super::explain_open(&e)))?;
+            .map_err(|cause| super::ReadError::Open { file: crate::safety::shown_path(&dir), cause })?;
         for entry in entries.flatten() {
             let path = entry.path();
             let Ok(meta) = std::fs::metadata(&path) else { continue };
             if meta.is_dir() {
                 stack.push(path);
             } else if meta.is_file() {
-                let bytes = super::read_bytes(&path).map_err(|e| e.to_string())?;
+                let bytes = super::read_bytes(&path)?;
                 let rel = path.strip_prefix(&root).unwrap_or(&path);
                 let rel: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
                 let mut line = rel.join("/").into_bytes();

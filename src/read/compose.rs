@@ -6,6 +6,7 @@ use super::yaml::{self, Document, PathSeg};
 use crate::deployment::{self, Deployment, Env, Source, Valued};
 use crate::dify::db_type::{DbType, mysql};
 use crate::dify::{Component, DifyVersion, defaults};
+use crate::read::error::Error;
 use serde_yaml::Value;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -45,7 +46,7 @@ struct ProjectEnv {
 }
 
 impl ProjectEnv {
-    fn read(path: Option<&Path>) -> Result<ProjectEnv, String> {
+    fn read(path: Option<&Path>) -> Result<ProjectEnv, Error> {
         let Some(path) = path else {
             return Ok(ProjectEnv {
                 path: String::new(),
@@ -55,8 +56,8 @@ impl ProjectEnv {
             });
         };
         let name = crate::safety::shown_path(path);
-        let text = super::read_text(path).map_err(|e| e.to_string())?;
-        let entries = dotenv::parse(&text, &name, &BTreeMap::new()).map_err(|e| e.to_string())?;
+        let text = super::read_text(path)?;
+        let entries = dotenv::parse(&text, &name, &BTreeMap::new())?;
         let values = entries.into_iter().map(|e| (e.key, (e.value, e.line))).collect();
         Ok(ProjectEnv { path: name, file: Some(path.to_path_buf()), values, expanded: Default::default() })
     }
@@ -71,7 +72,7 @@ impl ProjectEnv {
 
     /// Interpolate a compose value; the source is the `.env` line when exactly one variable
     /// from `.env` supplied it, otherwise where the value is written.
-    fn interpolate(&self, raw: &str, written_at: Source) -> Result<Valued<String>, String> {
+    fn interpolate(&self, raw: &str, written_at: Source) -> Result<Valued<String>, Error> {
         let used = RefCell::new(Vec::new());
         let lookup = |k: &str| {
             let v = self.values.get(k);
@@ -80,14 +81,18 @@ impl ProjectEnv {
             }
             v.map(|(v, _)| v.clone())
         };
-        let value = dotenv::interpolate(raw, &lookup).map_err(|e| format!("{written_at}: {e}"))?;
+        let value = dotenv::interpolate(raw, &lookup)
+            .map_err(|cause| Error::Interpolation { at: written_at.clone(), cause })?;
         // Many `${LONG}` references must not copy a long value without end.
         self.expanded.set(self.expanded.get() + value.len());
         if self.expanded.get() > dotenv::MAX_TOTAL_BYTES {
-            return Err(format!(
-                "{written_at}: the project's values expand to more than {} MiB in all — `${{VAR}}` \
+            return Err(Error::at(
+                written_at.clone(),
+                format!(
+                    "the project's values expand to more than {} MiB in all — `${{VAR}}` \
                  references copy long values many times; write the values out",
-                dotenv::MAX_TOTAL_BYTES >> 20
+                    dotenv::MAX_TOTAL_BYTES >> 20
+                ),
             ));
         }
         let used = used.into_inner();
@@ -113,13 +118,13 @@ struct Service {
 }
 
 /// Read a compose project into a deployment description.
-pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
+pub fn read(project: &Project, opts: &Options) -> Result<Deployment, Error> {
     let env = ProjectEnv::read(project.env_file.as_deref())?;
     let mut services: BTreeMap<String, Service> = BTreeMap::new();
     let mut layout_v19 = false;
     let mut image_version = None;
     // A dify-api image tag naming a release difyplan does not model (0.x), with where it stands.
-    let mut image_refused: Option<String> = None;
+    let mut image_refused: Option<Error> = None;
     // Top-level `configs:` (a PgBouncer's pgbouncer.ini): name → (text, file, first line).
     let mut configs: BTreeMap<String, (String, String, usize)> = BTreeMap::new();
     for (i, file) in project.files.iter().enumerate() {
@@ -128,15 +133,17 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
         let text = match project.texts.get(i).and_then(Option::as_deref) {
             Some(t) => t,
             None => {
-                read = super::read_text(file).map_err(|e| e.to_string())?;
+                read = super::read_text(file)?;
                 read.as_str()
             }
         };
-        let docs = yaml::parse_documents(text, &name).map_err(|e| e.to_string())?;
+        let docs = yaml::parse_documents(text, &name)?;
         let Some(doc) = docs.into_iter().next() else { continue };
         let Some(root) = doc.value.as_mapping() else {
-            return Err(format!(
-                "{name}:1: not a compose file (the top level is not a mapping) — pass a docker-compose.yaml"
+            return Err(Error::line(
+                name.clone(),
+                1,
+                "not a compose file (the top level is not a mapping) — pass a docker-compose.yaml",
             ));
         };
         if root.keys().any(|k| k.as_str() == Some("x-shared-env")) {
@@ -160,11 +167,15 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
         }
         let Some(svcs) = root.get("services").and_then(Value::as_mapping) else { continue };
         if svcs.len() + services.len() > MAX_SERVICES {
-            return Err(format!(
-                "{}: more than {MAX_SERVICES} services in one compose project — Dify's has about 40; \
-                 pass the project's own compose files",
-                doc.error_at(&seg(&["services"]), "").to_string().trim_end_matches(": ")
-            ));
+            return Err(doc
+                .error_at(
+                    &seg(&["services"]),
+                    format!(
+                        "more than {MAX_SERVICES} services in one compose project — Dify's has about 40; pass the \
+                         project's own compose files"
+                    ),
+                )
+                .into());
         }
         let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
         for (key, svc) in svcs {
@@ -184,7 +195,7 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, String> {
                             PathSeg::Key(svc_name.into()),
                             PathSeg::Key("image".into()),
                         ];
-                        image_refused.get_or_insert(format!("{name}:{}: {e}", doc.line_of(&at).unwrap_or(1)));
+                        image_refused.get_or_insert(Error::line(name.clone(), doc.line_of(&at).unwrap_or(1), e));
                     }
                 }
             }
@@ -324,7 +335,7 @@ fn read_pooler(
     configs: &BTreeMap<String, (String, String, usize)>,
     components: &[deployment::Deployed],
     cache: &mut BTreeMap<PathBuf, Vec<dotenv::Entry>>,
-) -> Result<deployment::DeployedPooler, String> {
+) -> Result<deployment::DeployedPooler, Error> {
     let mounted = svc.value.get("configs").and_then(Value::as_sequence).into_iter().flatten().find_map(|item| {
         let (source, target) = match item {
             Value::String(s) => (s.clone(), s.clone()),
@@ -371,7 +382,7 @@ fn merge_service(
     doc: &Document,
     file: &str,
     dir: &Path,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     let name = into.name.clone();
     for (k, v) in svc {
         let Some(key) = k.as_str() else { continue };
@@ -444,7 +455,7 @@ fn environment_entries(
     doc: &Document,
     service: &str,
     file: &str,
-) -> Result<Vec<(String, Value, usize)>, String> {
+) -> Result<Vec<(String, Value, usize)>, Error> {
     let base = seg(&["services", service, "environment"]);
     let mut out = Vec::new();
     match v {
@@ -472,9 +483,10 @@ fn environment_entries(
         }
         Value::Null => {}
         _ => {
-            return Err(format!(
-                "{file}:{}: services.{service}.environment must be a mapping or a list",
-                doc.line_of(&base).unwrap_or(1)
+            return Err(Error::line(
+                file,
+                doc.line_of(&base).unwrap_or(1),
+                format!("services.{service}.environment must be a mapping or a list"),
             ));
         }
     }
@@ -487,7 +499,7 @@ fn service_env(
     svc: &Service,
     env: &ProjectEnv,
     cache: &mut BTreeMap<PathBuf, Vec<dotenv::Entry>>,
-) -> Result<Env, String> {
+) -> Result<Env, Error> {
     let mut out = Env::new();
     let vars = env.vars();
     for (path, required, at) in &svc.env_files {
@@ -501,18 +513,21 @@ fn service_env(
                 } else {
                     ""
                 };
-                return Err(format!(
-                    "{at}: env_file {} of service {} does not exist — create it{hint} or mark it `required: false`",
-                    crate::safety::shown_path(path),
-                    svc.name
+                return Err(Error::at(
+                    at.clone(),
+                    format!(
+                        "env_file {} of service {} does not exist — create it{hint} or mark it `required: false`",
+                        crate::safety::shown_path(path),
+                        svc.name
+                    ),
                 ));
             }
             continue;
         }
         let name = crate::safety::shown_path(path);
         if !cache.contains_key(path) {
-            let text = super::read_text(path).map_err(|e| e.to_string())?;
-            cache.insert(path.clone(), dotenv::parse(&text, &name, &vars).map_err(|e| e.to_string())?);
+            let text = super::read_text(path)?;
+            cache.insert(path.clone(), dotenv::parse(&text, &name, &vars)?);
         }
         for e in &cache[path] {
             out.insert(e.key.clone(), Valued::new(e.value.clone(), Source::file(name.clone(), e.line)));
@@ -530,12 +545,12 @@ fn service_env(
 }
 
 /// Dify's `DB_TYPE` as the api sees it (its environment, else the project `.env`).
-fn db_type(components: &[deployment::Deployed], env: &ProjectEnv) -> Result<DbType, String> {
+fn db_type(components: &[deployment::Deployed], env: &ProjectEnv) -> Result<DbType, Error> {
     let from_api = components.iter().find(|c| c.component == Component::Api).and_then(|c| c.env.get("DB_TYPE"));
     match from_api {
-        Some(v) => super::mysql::db_type(&v.value).map_err(|e| format!("{}: {e}", v.source)),
+        Some(v) => super::mysql::db_type(v),
         None => match env.values.get("DB_TYPE") {
-            Some((v, line)) => super::mysql::db_type(v).map_err(|e| format!("{}:{line}: {e}", env.path)),
+            Some((v, line)) => super::mysql::db_type(&Valued::new(v.clone(), Source::file(env.path.clone(), *line))),
             None => Ok(DbType::Postgresql),
         },
     }
@@ -549,7 +564,7 @@ fn is_mysql_db(svc: &Service) -> bool {
 
 /// The words of a service's `command:`, split as compose does and each interpolated from the
 /// project `.env`, so each setting's source is the `.env` line of its own variable.
-fn command_words(svc: &Service, env: &ProjectEnv) -> Result<Vec<Valued<String>>, String> {
+fn command_words(svc: &Service, env: &ProjectEnv) -> Result<Vec<Valued<String>>, Error> {
     let at = svc.env_lines.get("\0command").cloned().unwrap_or_else(|| svc.at.clone());
     match svc.value.get("command") {
         Some(Value::String(s)) => shell_words(s).iter().map(|w| env.interpolate(w, at.clone())).collect(),
@@ -573,12 +588,13 @@ fn read_mysql(
     env: &ProjectEnv,
     opts: &Options,
     cache: &mut BTreeMap<PathBuf, Vec<dotenv::Entry>>,
-) -> Result<Deployment, String> {
+) -> Result<Deployment, Error> {
     if let Some(p) = &pooler {
-        return Err(format!(
-            "{}: a PgBouncer in front of a MySQL database (DB_TYPE=mysql) — PgBouncer speaks PostgreSQL only; \
-             the MySQL equivalent is ProxySQL, which difyplan does not read: check its budget by hand",
-            p.at
+        return Err(Error::at(
+            p.at.clone(),
+            "a PgBouncer in front of a MySQL database (DB_TYPE=mysql) — PgBouncer speaks PostgreSQL only; \
+             the MySQL equivalent is ProxySQL, which difyplan does not read: check its budget by hand"
+                .to_string(),
         ));
     }
     let mut max = None;
@@ -653,7 +669,7 @@ fn component_of(svc: &Service, env: &Env) -> Option<Component> {
     None
 }
 
-fn replicas(svc: &Service, env: &ProjectEnv) -> Result<Valued<u64>, String> {
+fn replicas(svc: &Service, env: &ProjectEnv) -> Result<Valued<u64>, Error> {
     let raw = svc
         .value
         .get("deploy")
@@ -672,7 +688,7 @@ fn replicas(svc: &Service, env: &ProjectEnv) -> Result<Valued<u64>, String> {
 
 /// The CPU limit of a service's containers: `deploy.resources.limits.cpus`, else the legacy
 /// service-level `cpus`; `None` when neither is set (the container may use the host's cores).
-fn cpus(svc: &Service, env: &ProjectEnv) -> Result<Option<Valued<f64>>, String> {
+fn cpus(svc: &Service, env: &ProjectEnv) -> Result<Option<Valued<f64>>, Error> {
     let raw = svc
         .value
         .get("deploy")
@@ -688,11 +704,13 @@ fn cpus(svc: &Service, env: &ProjectEnv) -> Result<Option<Valued<f64>>, String> 
         Ok(n) if n.is_finite() && n > 0.0 => Ok(Some(Valued::new(n, text.source))),
         // Compose treats 0 as no limit.
         Ok(0.0) => Ok(None),
-        _ => Err(format!(
-            "{}: cpus `{}` of service {} is not a positive number of CPUs — write it as compose does, e.g. \"2\" or \"0.5\"",
-            text.source,
-            crate::safety::shown(&text.value),
-            crate::safety::escape(&svc.name)
+        _ => Err(Error::at(
+            text.source.clone(),
+            format!(
+                "cpus `{}` of service {} is not a positive number of CPUs — write it as compose does, e.g. \"2\" or \"0.5\"",
+                crate::safety::shown(&text.value),
+                crate::safety::escape(&svc.name)
+            ),
         )),
     }
 }
@@ -703,7 +721,7 @@ fn database_settings(
     db: Option<&Service>,
     env: &ProjectEnv,
     opts: &Options,
-) -> Result<(Valued<u64>, Valued<String>), String> {
+) -> Result<(Valued<u64>, Valued<String>), Error> {
     let mut timeout = Valued::new(
         "0".to_string(),
         db.map_or_else(
@@ -808,10 +826,10 @@ pub fn shell_words(s: &str) -> Vec<String> {
 /// A lone `.env` (no compose file beside it) read as Dify's own compose file would use it: every
 /// Dify service takes it, api_websocket maps its `API_WEBSOCKET_*` keys and runs when
 /// `COMPOSE_PROFILES` has `collaboration`, and the database gets `POSTGRES_MAX_CONNECTIONS`.
-pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Deployment, String> {
+pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Deployment, Error> {
     let name = crate::safety::shown_path(&input.path);
     let text = input.text()?;
-    let entries = dotenv::parse(&text, &name, &BTreeMap::new()).map_err(|e| e.to_string())?;
+    let entries = dotenv::parse(&text, &name, &BTreeMap::new())?;
     let env: Env =
         entries.into_iter().map(|e| (e.key, Valued::new(e.value, Source::file(name.clone(), e.line)))).collect();
     let marked = DifyVersion::from_env_keys(|k| env.contains_key(k));
@@ -877,7 +895,7 @@ pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Dep
     }
     components.sort_by_key(|c| c.component);
     let db_type = match env.get("DB_TYPE") {
-        Some(v) => super::mysql::db_type(&v.value).map_err(|e| format!("{}: {e}", v.source))?,
+        Some(v) => super::mysql::db_type(v)?,
         None => DbType::Postgresql,
     };
     if db_type == DbType::Mysql {

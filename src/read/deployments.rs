@@ -6,6 +6,7 @@
 use super::compose::{self, Options, Project};
 use super::inputs::{self, Input, Kind};
 use crate::deployment::Deployment;
+use crate::read::error::Error;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -18,7 +19,7 @@ pub fn deployments(
     values: &[PathBuf],
     chart: Option<&str>,
     opts: &Options,
-) -> Result<Vec<(String, String, Deployment)>, String> {
+) -> Result<Vec<(String, String, Deployment)>, Error> {
     let mut out = Vec::new();
     // kustomize trees, built before the Helm releases take files in.
     let trees = super::kustomize::trees(found)?;

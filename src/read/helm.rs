@@ -94,6 +94,7 @@ use super::yaml::{self, Document, PathSeg, Value};
 use crate::deployment::{self, Deployed, Deployment, Env, Observation, Observed, Source, Valued};
 use crate::dify::{Component, DifyVersion, defaults};
 use crate::findings::rules::SIZING_KEYS;
+use crate::read::error::Error;
 
 pub mod mysql;
 
@@ -401,7 +402,7 @@ impl<'a> Values<'a> {
     }
 
     /// A whole number; `None` when the file does not set it (or sets `null`).
-    fn count(&self, keys: &[&str]) -> Result<Option<Valued<u64>>, String> {
+    fn count(&self, keys: &[&str]) -> Result<Option<Valued<u64>>, Error> {
         let Some(v) = self.get(keys) else { return Ok(None) };
         let text = match v {
             Value::Null => return Ok(None),
@@ -424,16 +425,18 @@ impl<'a> Values<'a> {
 
     /// A list of `{name, value | valueFrom}` as Kubernetes takes it in `env:`. Absent, `null`
     /// and `{}` (old chart versions wrote `extraEnv: {}`) are empty.
-    fn env_list(&self, keys: &[&str]) -> Result<Vec<EnvItem>, String> {
+    fn env_list(&self, keys: &[&str]) -> Result<Vec<EnvItem>, Error> {
         let items = match self.get(keys) {
             None | Some(Value::Null) => return Ok(Vec::new()),
             Some(Value::Mapping(m)) if m.is_empty() => return Ok(Vec::new()),
             Some(Value::Sequence(items)) => items,
             Some(_) => {
-                return Err(format!(
-                    "{}: {} must be a list of `- name: KEY` / `value: \"…\"` entries — write it as a YAML list",
-                    self.src(keys),
-                    keys.join(".")
+                return Err(Error::at(
+                    self.src(keys).clone(),
+                    format!(
+                        "{} must be a list of `- name: KEY` / `value: \"…\"` entries — write it as a YAML list",
+                        keys.join(".")
+                    ),
                 ));
             }
         };
@@ -443,10 +446,9 @@ impl<'a> Values<'a> {
             let mut at = base.clone();
             at.push(PathSeg::Index(i));
             let Some(name) = yaml::get(item, &[PathSeg::from("name")]).and_then(yaml::scalar_string) else {
-                return Err(format!(
-                    "{}: an entry of {} has no `name:` — give each entry a name and a value",
-                    self.src_at(&at),
-                    keys.join(".")
+                return Err(Error::at(
+                    self.src_at(&at).clone(),
+                    format!("an entry of {} has no `name:` — give each entry a name and a value", keys.join(".")),
                 ));
             };
             let value_path = [at.clone(), vec![PathSeg::from("value")]].concat();
@@ -463,22 +465,27 @@ impl<'a> Values<'a> {
 }
 
 /// Read one values file of either community chart into a deployment description.
-pub fn read(input: &Input, opts: &Options) -> Result<Deployment, String> {
+pub fn read(input: &Input, opts: &Options) -> Result<Deployment, Error> {
     let file = crate::safety::shown_path(&input.path);
     let doc = values_document(&input.text()?, &file)?;
     read_release(&Release { layers: vec![Layer::file(doc)], chart: None, hpas: Vec::new() }, opts)
 }
 
 /// The one document of a values file, which must be a mapping.
-pub fn values_document(text: &str, file: &str) -> Result<Document, String> {
-    let docs = yaml::parse_documents(text, file).map_err(|e| e.to_string())?;
+pub fn values_document(text: &str, file: &str) -> Result<Document, Error> {
+    let docs = yaml::parse_documents(text, file)?;
     let Some(doc) = docs.into_iter().next() else {
-        return Err(format!("{file}:1: the values file is empty — pass the values file the chart is installed with"));
+        return Err(Error::line(
+            file,
+            1,
+            "the values file is empty — pass the values file the chart is installed with",
+        ));
     };
     if !doc.value.is_mapping() {
-        return Err(format!(
-            "{file}:1: Helm values must be a mapping at the top level — pass the values file the chart \
-                is installed with"
+        return Err(Error::line(
+            file,
+            1,
+            "Helm values must be a mapping at the top level — pass the values file the chart is installed with",
         ));
     }
     Ok(doc)
@@ -489,7 +496,7 @@ pub const HELM_TEMPLATE_ADVICE: &str =
     "check what the chart renders instead: `helm template dify <chart> -f values.yaml | difyplan check -`";
 
 /// Read one release (its values layers merged in Helm's order) into a deployment description.
-pub fn read_release(release: &Release, opts: &Options) -> Result<Deployment, String> {
+pub fn read_release(release: &Release, opts: &Options) -> Result<Deployment, Error> {
     let file = release.layers.iter().map(|l| l.file.as_str()).collect::<Vec<_>>().join(" + ");
     let first = release.layers.first().map_or("-", |l| l.file.as_str());
     let v = Values::new(&release.layers, first);
@@ -665,17 +672,19 @@ pub fn chart_version(chart: Chart, said: Option<&ChartRef>) -> (KnownVersion, Op
 
 /// Top-level keys the chart does not have: Helm ignores them, so they are notes — unless the
 /// chart's `values.schema.json` forbids a key, which Helm refuses, and so does this reading.
-fn unknown_keys(v: &Values, chart: Chart, chart_dir: Option<&std::path::Path>) -> Result<Vec<Observed>, String> {
+fn unknown_keys(v: &Values, chart: Chart, chart_dir: Option<&std::path::Path>) -> Result<Vec<Observed>, Error> {
     let schema = chart_dir.map(super::helm_keys::vendored_schema).transpose()?.flatten();
     if let Some((schema_file, schema)) = schema
         && let Some(f) = super::helm_keys::forbidden(&v.merged, &schema).first()
     {
         let path: Vec<&str> = f.path.iter().map(String::as_str).collect();
-        return Err(format!(
-            "{}: `{}` is not allowed by the chart's {schema_file} (additionalProperties: false) — Helm \
+        return Err(Error::at(
+            v.src(&path).clone(),
+            format!(
+                "`{}` is not allowed by the chart's {schema_file} (additionalProperties: false) — Helm \
                 refuses these values too; remove the key or fix the schema",
-            v.src(&path),
-            f.path.join(".")
+                f.path.join(".")
+            ),
         ));
     }
     let (keys, historic) = match chart {
@@ -705,7 +714,7 @@ fn unknown_keys(v: &Values, chart: Chart, chart_dir: Option<&std::path::Path>) -
 /// When only the keys said which chart it is, an unknown top-level key that carries a sizing
 /// setting (`sharedEnv: {SQLALCHEMY_POOL_SIZE: …}`) may be how another chart reads it: the verdict
 /// depends on which chart the values are for, which cannot be known — refused.
-fn refuse_foreign_sizing(v: &Values, chart: Chart) -> Result<(), String> {
+fn refuse_foreign_sizing(v: &Values, chart: Chart) -> Result<(), Error> {
     let keys = match chart {
         Chart::DifyHelm => DIFY_HELM_TOP,
         Chart::Douban => DOUBAN_TOP,
@@ -717,11 +726,13 @@ fn refuse_foreign_sizing(v: &Values, chart: Chart) -> Result<(), String> {
             continue;
         }
         if let Some(sizing) = sizing_key_in(val) {
-            return Err(format!(
-                "{}: `{k}:` sets {sizing}, but it is not a key of {} and nothing says which chart the values are \
+            return Err(Error::at(
+                v.src(&[k.as_str()]).clone(),
+                format!(
+                    "`{k}:` sets {sizing}, but it is not a key of {} and nothing says which chart the values are \
                     for — name the chart (Chart.yaml, --chart) if Helm ignores it there, or {HELM_TEMPLATE_ADVICE}",
-                v.src(&[k.as_str()]),
-                chart.name()
+                    chart.name()
+                ),
             ));
         }
     }
@@ -743,7 +754,7 @@ fn sizing_key_in(value: &Value) -> Option<&'static str> {
 
 /// Which chart the values are for when nothing says it: only when the keys settle it — some key
 /// only that chart has, none only the other has, and no key has the other chart's shape.
-fn detect(v: &Values, file: &str) -> Result<Chart, String> {
+fn detect(v: &Values, file: &str) -> Result<Chart, Error> {
     let score = |marks: &[&[&str]]| marks.iter().filter(|m| v.has(m)).count();
     let (boris, douban) = (score(DIFY_HELM_MARKS), score(DOUBAN_MARKS));
     // A top-level key the chart does not have is ignored by Helm: a note (`unknown_keys`). Keys
@@ -766,33 +777,42 @@ fn detect(v: &Values, file: &str) -> Result<Chart, String> {
     match settled {
         Some(chart) => match foreign(chart) {
             None => Ok(chart),
-            Some(why) => Err(format!(
-                "{file}: does not say which chart it is for, and {why}: the values of another chart — \
+            Some(why) => Err(Error::file(
+                file,
+                format!(
+                    "does not say which chart it is for, and {why}: the values of another chart — \
                     difyplan reads {} and {} values only; {HELM_TEMPLATE_ADVICE}",
-                Chart::DifyHelm.name(),
-                Chart::Douban.name()
+                    Chart::DifyHelm.name(),
+                    Chart::Douban.name()
+                ),
             )),
         },
-        None if boris == 0 => Err(format!(
-            "{file}: not the values of a Dify chart difyplan knows — it reads {} (api.replicas, \
+        None if boris == 0 => Err(Error::file(
+            file,
+            format!(
+                "not the values of a Dify chart difyplan knows — it reads {} (api.replicas, \
                 api.extraEnv, image.api.tag) and {} (api.replicaCount, global.extraBackendEnvs, \
                 workerBeat); for another chart, {HELM_TEMPLATE_ADVICE}",
-            Chart::DifyHelm.name(),
-            Chart::Douban.name()
+                Chart::DifyHelm.name(),
+                Chart::Douban.name()
+            ),
         )),
-        None => Err(format!(
-            "{file}: has keys of both {} and {} and nothing says which chart it is for — name it with \
+        None => Err(Error::file(
+            file,
+            format!(
+                "has keys of both {} and {} and nothing says which chart it is for — name it with \
                 --chart borispolonsky or --chart douban (or keep a Chart.yaml beside it), or \
                 {HELM_TEMPLATE_ADVICE}",
-            Chart::DifyHelm.name(),
-            Chart::Douban.name()
+                Chart::DifyHelm.name(),
+                Chart::Douban.name()
+            ),
         )),
     }
 }
 
 /// The Dify release: `--dify-version`, else the api image tag, else the chart version's default
 /// image, else the latest. A 0.x release (a tag, or the default image of an old chart) is refused.
-fn version(v: &Values, chart: Chart, opts: &Options, known: &KnownVersion) -> Result<(DifyVersion, Source), String> {
+fn version(v: &Values, chart: Chart, opts: &Options, known: &KnownVersion) -> Result<(DifyVersion, Source), Error> {
     if let Some(ver) = opts.dify_version {
         return Ok((ver, Source::Flag { flag: "--dify-version".into() }));
     }
@@ -813,7 +833,7 @@ fn version(v: &Values, chart: Chart, opts: &Options, known: &KnownVersion) -> Re
                     DifyVersion::LATEST
                 )),
             ),
-            Err(e) => return Err(format!("{}: {e}", t.source)),
+            Err(e) => return Err(Error::at(t.source.clone(), e.to_string())),
         },
         None => match DifyVersion::from_image_tag(known.dify_default) {
             Ok(Some(ver)) => (
@@ -827,12 +847,14 @@ fn version(v: &Values, chart: Chart, opts: &Options, known: &KnownVersion) -> Re
             ),
             Ok(None) => (DifyVersion::LATEST, Source::default("no image tag in the values; assumed the latest")),
             Err(e) => {
-                return Err(format!(
-                    "{}: {} {} runs Dify {} when the values set no image tag — {e}",
+                return Err(Error::file(
                     v.file,
-                    chart.name(),
-                    known.label,
-                    known.dify_default
+                    format!(
+                        "{} {} runs Dify {} when the values set no image tag — {e}",
+                        chart.name(),
+                        known.label,
+                        known.dify_default
+                    ),
                 ));
             }
         },
@@ -1061,7 +1083,7 @@ fn component(
     opts: &Options,
     hpas: &[Hpa],
     linked: &mut [bool],
-) -> Result<Option<Rendered>, String> {
+) -> Result<Option<Rendered>, Error> {
     let key = spec.key;
     if let Some(default) = spec.enabled_default
         && !v.truthy(&[key, "enabled"], default)
@@ -1174,10 +1196,13 @@ fn component(
                     env.insert(item.name, Valued::new(value, item.source));
                 }
                 None if SIZING_KEYS.contains(&item.name.as_str()) => {
-                    return Err(format!(
-                        "{}: {} comes from a valueFrom difyplan cannot read — write it with `value:`, or check the \
+                    return Err(Error::at(
+                        item.source.clone(),
+                        format!(
+                            "{} comes from a valueFrom difyplan cannot read — write it with `value:`, or check the \
                             rendered manifests (`helm template`) instead",
-                        item.source, item.name
+                            item.name
+                        ),
                     ));
                 }
                 None => {
@@ -1194,7 +1219,7 @@ fn component(
 
 /// `KEY.resources.limits.cpu`, else `.requests.cpu`: both charts put it on the component's
 /// container as it is.
-fn cpu_limit(v: &Values, key: &str) -> Result<Option<Valued<f64>>, String> {
+fn cpu_limit(v: &Values, key: &str) -> Result<Option<Valued<f64>>, Error> {
     super::kubernetes::resources_cpu(|kind| {
         let at = [key, "resources", kind, "cpu"];
         v.get(&at).and_then(yaml::scalar_string).map(|raw| (raw, v.src(&at)))
@@ -1202,7 +1227,7 @@ fn cpu_limit(v: &Values, key: &str) -> Result<Option<Valued<f64>>, String> {
 }
 
 /// Extra pods of a rolling update, computed on the most pods the Deployment can have.
-fn surge(v: &Values, spec: &Spec, pods: u64) -> Result<Valued<u64>, String> {
+fn surge(v: &Values, spec: &Spec, pods: u64) -> Result<Valued<u64>, Error> {
     let key = spec.key;
     let k8s_default = || {
         Valued::new(
@@ -1224,13 +1249,16 @@ fn surge(v: &Values, spec: &Spec, pods: u64) -> Result<Valued<u64>, String> {
             let src = v.src(&surge_path);
             let text = yaml::scalar_string(raw).unwrap_or_default();
             let text = text.trim();
-            super::kubernetes::max_surge_pods(text, pods)
-                .map(|n| Valued::new(n, src.clone()))
-                .ok_or_else(|| format!("{src}: maxSurge `{text}` is neither a count nor a percentage — write 1 or 25%"))
+            super::kubernetes::max_surge_pods(text, pods).map(|n| Valued::new(n, src.clone())).ok_or_else(|| {
+                Error::at(
+                    src.clone(),
+                    format!("maxSurge `{text}` is neither a count nor a percentage — write 1 or 25%"),
+                )
+            })
         }
-        Some(other) => Err(format!(
-            "{}: updateStrategy.type `{other}` is not a Deployment strategy — write RollingUpdate or Recreate",
-            v.src(&type_path)
+        Some(other) => Err(Error::at(
+            v.src(&type_path).clone(),
+            format!("updateStrategy.type `{other}` is not a Deployment strategy — write RollingUpdate or Recreate"),
         )),
     }
 }
@@ -1248,7 +1276,7 @@ struct Database {
 
 /// `max_connections` (and whether it was found) and `idle_in_transaction_session_timeout` of the
 /// bundled bitnami PostgreSQL, as far as the values set them.
-fn database(v: &Values, chart: Chart, opts: &Options) -> Result<Database, String> {
+fn database(v: &Values, chart: Chart, opts: &Options) -> Result<Database, Error> {
     let bundled = bundled_postgres(v, chart);
     let (mut max, mut idle, mut conf_written) = (None, None, None);
     let mut observed = Vec::new();
@@ -1325,7 +1353,7 @@ fn bundled_postgres(v: &Values, chart: Chart) -> bool {
 /// `idle_in_transaction_session_timeout`, and where a postgresql.conf snippet was written.
 type ServerSettings = (Option<Valued<String>>, Option<Valued<String>>, Option<Source>);
 
-fn server_settings(v: &Values, role: &str) -> Result<ServerSettings, String> {
+fn server_settings(v: &Values, role: &str) -> Result<ServerSettings, Error> {
     let (mut max, mut idle, mut conf_written) = (None, None, None);
     // extendedConfiguration is appended after the main file, so it wins over `configuration`,
     // which replaces the file the container's env would otherwise edit.
@@ -1432,6 +1460,8 @@ mod tests {
         }
         let layers = [Layer::file(doc("api: {updateStrategy: {rollingUpdate: {maxSurge: lots}}}"))];
         let err = surge(&Values::new(&layers, "v.yaml"), &spec(values), 3).unwrap_err();
-        assert!(err.starts_with("v.yaml:1: maxSurge `lots`"), "{err}");
+        let Error::At { at, problem } = &err else { panic!("{err}") };
+        assert_eq!(at, &Source::file("v.yaml", 1));
+        assert!(problem.starts_with("maxSurge `lots`"), "{err}");
     }
 }

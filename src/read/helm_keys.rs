@@ -7,6 +7,7 @@
 //! `5644ee3`) sets no `additionalProperties` anywhere. A vendored chart's own schema is read.
 
 use super::yaml::{self, Value};
+use crate::read::error::Error;
 use std::path::Path;
 
 /// A key of the values that a schema's `additionalProperties: false` forbids, with its path.
@@ -49,18 +50,16 @@ fn walk(values: &Value, schema: &serde_json::Value, at: &mut Vec<String>, out: &
 
 /// A vendored chart's `values.schema.json`, when it has one: `Ok(None)` without a file, an error
 /// naming the file when it is not JSON (Helm refuses such a chart too).
-pub fn vendored_schema(chart_dir: &Path) -> Result<Option<(String, serde_json::Value)>, String> {
+pub fn vendored_schema(chart_dir: &Path) -> Result<Option<(String, serde_json::Value)>, Error> {
     let path = chart_dir.join("values.schema.json");
     if !path.is_file() {
         return Ok(None);
     }
     let name = crate::safety::shown_path(&path);
-    let text = super::read_text(&path).map_err(|e| e.to_string())?;
+    let text = super::read_text(&path)?;
     let schema = serde_json::from_str(&text).map_err(|e| {
-        format!(
-            "{name}:{}: not valid JSON ({e}) — Helm refuses a chart whose schema it cannot read; fix the file",
-            e.line()
-        )
+        let problem = format!("not valid JSON ({e}) — Helm refuses a chart whose schema it cannot read; fix the file");
+        Error::line(name.clone(), e.line(), problem)
     })?;
     Ok(Some((name, schema)))
 }

@@ -1,6 +1,7 @@
 //! Finding the configuration in the paths `check` is given: folders are walked, files are
 //! classified by name and content, and compose files are grouped into projects.
 
+use crate::read::error::Error;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -33,10 +34,10 @@ pub struct Input {
 
 impl Input {
     /// The file's text: what was read to classify it (or from standard input), else read now.
-    pub fn text(&self) -> Result<std::borrow::Cow<'_, str>, String> {
+    pub fn text(&self) -> Result<std::borrow::Cow<'_, str>, Error> {
         match &self.text {
             Some(t) => Ok(std::borrow::Cow::Borrowed(t.as_str())),
-            None => super::read_text(&self.path).map(std::borrow::Cow::Owned).map_err(|e| e.to_string()),
+            None => Ok(std::borrow::Cow::Owned(super::read_text(&self.path)?)),
         }
     }
 }

@@ -7,6 +7,7 @@ use super::yaml::{self, Document, PathSeg};
 use crate::deployment::{self, Deployment, Env, Observation, Observed, Source, Valued};
 use crate::dify::db_type::DbType;
 use crate::dify::{Component, DifyVersion, defaults};
+use crate::read::error::Error;
 use serde_yaml::Value;
 use std::collections::BTreeMap;
 
@@ -59,17 +60,17 @@ struct Workload<'a> {
 }
 
 /// Read every manifest of the inputs as one deployment.
-pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, String> {
+pub fn read(inputs: &[&Input], opts: &Options) -> Result<Deployment, Error> {
     let mut documents = Vec::new();
     for input in inputs {
         let name = crate::safety::shown_path(&input.path);
-        documents.extend(yaml::parse_documents(&input.text()?, &name).map_err(|e| e.to_string())?);
+        documents.extend(yaml::parse_documents(&input.text()?, &name)?);
     }
     read_documents(&documents, opts)
 }
 
 /// Read parsed manifests (of files, or a kustomize build) as one deployment.
-pub fn read_documents(documents: &[Document], opts: &Options) -> Result<Deployment, String> {
+pub fn read_documents(documents: &[Document], opts: &Options) -> Result<Deployment, Error> {
     let expanded = expand(documents)?;
     let config_maps = config_maps(&expanded)?;
     let hpas = autoscalers(&expanded)?;
@@ -126,15 +127,16 @@ pub fn read_documents(documents: &[Document], opts: &Options) -> Result<Deployme
 
 /// The documents as `Doc`s; a `kind: List` (`kubectl get -o yaml`, holding its manifests in
 /// `items`) is refused.
-fn expand(documents: &[Document]) -> Result<Vec<Doc<'_>>, String> {
+fn expand(documents: &[Document]) -> Result<Vec<Doc<'_>>, Error> {
     let mut expanded = Vec::new();
     for d in documents {
         if d.get(&path(&["kind"])).and_then(Value::as_str) == Some("List") {
-            return Err(format!(
-                "{}:{}: a `kind: List` — split it into documents (`kubectl get -o yaml` output is not what \
-                    is committed; pass the manifests)",
-                d.file,
-                d.start().line
+            return Err(Error::line(
+                d.file.clone(),
+                d.start().line,
+                "a `kind: List` — split it into documents (`kubectl get -o yaml` output is not what \
+                    is committed; pass the manifests)"
+                    .to_string(),
             ));
         }
         expanded.push(Doc { doc: d });
@@ -144,7 +146,7 @@ fn expand(documents: &[Document]) -> Result<Vec<Doc<'_>>, String> {
 
 /// ConfigMaps by (namespace, name): data keys with their lines, and those a Kustomization
 /// generates (configMapGenerator: envs, files, literals).
-fn config_maps(expanded: &[Doc]) -> Result<ConfigMaps, String> {
+fn config_maps(expanded: &[Doc]) -> Result<ConfigMaps, Error> {
     let mut config_maps = ConfigMaps::new();
     for d in expanded.iter().filter(|d| d.kind() == "ConfigMap") {
         let mut env = Env::new();
@@ -161,7 +163,7 @@ fn config_maps(expanded: &[Doc]) -> Result<ConfigMaps, String> {
         for g in super::kustomize::generated(d.doc)? {
             let mut env: Env = g.data.into_iter().collect();
             for (key, path) in g.files {
-                let text = super::read_text(&path).map_err(|e| e.to_string())?;
+                let text = super::read_text(&path)?;
                 env.insert(key, Valued::new(text, Source::file(crate::safety::shown_path(&path), 1)));
             }
             config_maps.entry((g.namespace.unwrap_or_else(|| "default".into()), g.name)).or_default().extend(env);
@@ -171,7 +173,7 @@ fn config_maps(expanded: &[Doc]) -> Result<ConfigMaps, String> {
 }
 
 /// Autoscalers by their target.
-fn autoscalers(expanded: &[Doc]) -> Result<Autoscalers, String> {
+fn autoscalers(expanded: &[Doc]) -> Result<Autoscalers, Error> {
     let mut hpas = Autoscalers::new();
     for d in expanded.iter().filter(|d| d.kind() == "HorizontalPodAutoscaler") {
         let kind = yaml::get_string(&d.doc.value, &path(&["spec", "scaleTargetRef", "kind"])).unwrap_or_default();
@@ -183,7 +185,7 @@ fn autoscalers(expanded: &[Doc]) -> Result<Autoscalers, String> {
 }
 
 /// A count written at `p` of a document, located; `None` when absent.
-fn count_at(d: &Doc, p: &[PathSeg], name: &str) -> Result<Option<Valued<u64>>, String> {
+fn count_at(d: &Doc, p: &[PathSeg], name: &str) -> Result<Option<Valued<u64>>, Error> {
     let Some(text) = yaml::get_string(&d.doc.value, p) else { return Ok(None) };
     let n = deployment::whole_count(&text, deployment::MAX_COUNT)
         .map_err(|problem| deployment::CountError::new(d.at(p), name, &text, problem))?;
@@ -232,7 +234,7 @@ struct Postgres {
 
 impl Servers {
     /// Take in a database workload; `false` for a Dify one.
-    fn take(&mut self, w: &Workload, env: &Env, config_maps: &ConfigMaps) -> Result<bool, String> {
+    fn take(&mut self, w: &Workload, env: &Env, config_maps: &ConfigMaps) -> Result<bool, Error> {
         if super::mysql::is_mysql_image(&w.image) {
             if self.mysql.is_none() {
                 self.mysql = Some(mysql_server::server(w, env, config_maps)?);
@@ -270,7 +272,7 @@ struct ImageVersion {
     /// A tag that names no release, with where it stands.
     unknown_tag: Option<Valued<String>>,
     /// A tag naming a release difyplan does not model (0.x), with where it stands.
-    refused: Option<String>,
+    refused: Option<Error>,
 }
 
 impl ImageVersion {
@@ -281,14 +283,14 @@ impl ImageVersion {
             Ok(Some(v)) => self.version = Some(v),
             Ok(None) => self.unknown_tag = Some(Valued::new(tag.to_string(), at())),
             Err(e) => {
-                self.refused.get_or_insert(format!("{}: {e}", at()));
+                self.refused.get_or_insert(Error::at(at(), e));
             }
         }
     }
 
     /// The release to read with, and what says so: `--dify-version`, else the images, else the
     /// latest with a note.
-    fn version(self, opts: &Options) -> Result<(DifyVersion, Source), String> {
+    fn version(self, opts: &Options) -> Result<(DifyVersion, Source), Error> {
         if let (None, Some(e)) = (opts.dify_version, self.refused) {
             return Err(e);
         }
@@ -338,7 +340,7 @@ fn dify_component(
     hpas: &Autoscalers,
     counted: &mut Vec<(String, String, String)>,
     opts: &Options,
-) -> Result<deployment::Deployed, String> {
+) -> Result<deployment::Deployed, Error> {
     let d = &w.doc;
     let replicas = count_at(d, &path(&["spec", "replicas"]), "replicas")?
         .unwrap_or_else(|| Valued::new(1, Source::default("Kubernetes default: 1 replica")));
@@ -396,12 +398,13 @@ fn mysql_cap(
     config_maps: &ConfigMaps,
     components: &[deployment::Deployed],
     opts: &Options,
-) -> Result<Cap, String> {
+) -> Result<Cap, Error> {
     if let Some(p) = pooler {
-        return Err(format!(
-            "{}: a PgBouncer in front of a MySQL database (DB_TYPE=mysql) — PgBouncer speaks PostgreSQL only; \
-             the MySQL equivalent is ProxySQL, which difyplan does not read: check its budget by hand",
-            p.at
+        return Err(Error::at(
+            p.at.clone(),
+            "a PgBouncer in front of a MySQL database (DB_TYPE=mysql) — PgBouncer speaks PostgreSQL only; \
+             the MySQL equivalent is ProxySQL, which difyplan does not read: check its budget by hand"
+                .to_string(),
         ));
     }
     let (max, user) = match server {
@@ -433,7 +436,7 @@ fn postgres_cap(
     config_maps: &ConfigMaps,
     components: &[deployment::Deployed],
     opts: &Options,
-) -> Result<Cap, String> {
+) -> Result<Cap, Error> {
     if pg.max_connections.is_none()
         && let Some((max, idle)) = conf_in_config_maps(config_maps)?
     {
@@ -466,7 +469,7 @@ fn read_pooler(
     d: &Doc,
     all: &[Doc],
     config_maps: &ConfigMaps,
-) -> Result<Option<(deployment::DeployedPooler, Vec<String>)>, String> {
+) -> Result<Option<(deployment::DeployedPooler, Vec<String>)>, Error> {
     let containers = path(&["spec", "template", "spec", "containers"]);
     let count = d.doc.get(&containers).and_then(Value::as_sequence).map_or(0, Vec::len);
     let Some((container, image)) = (0..count).find_map(|i| {
@@ -514,12 +517,7 @@ fn read_pooler(
             words.extend(items.iter().filter_map(yaml::scalar_string));
         }
     }
-    let replicas = match yaml::get_string(&d.doc.value, &path(&["spec", "replicas"])) {
-        Some(r) => r
-            .parse::<u64>()
-            .map_err(|_| format!("{}: replicas `{r}` is not a whole number", d.at(&path(&["spec", "replicas"]))))?,
-        None => 1,
-    };
+    let replicas = count_at(d, &path(&["spec", "replicas"]), "replicas")?.map_or(1, |r| r.value);
     let surge = surge(d, replicas)?;
     let pods = Valued::new(replicas.saturating_add(surge.value), d.at(&path(&["spec", "replicas"])));
     let p = super::pgbouncer::pooler(
@@ -586,7 +584,7 @@ fn is_standby(d: &Doc, env: &Env) -> bool {
 
 /// The container's environment: `envFrom` ConfigMaps first, then `env` (which wins, as in
 /// Kubernetes). Secrets and `valueFrom` references are left out: their values are not in the files.
-fn container_env(w: &Workload, config_maps: &ConfigMaps) -> Result<Env, String> {
+fn container_env(w: &Workload, config_maps: &ConfigMaps) -> Result<Env, Error> {
     let d = &w.doc;
     let mut env = Env::new();
     let env_from = join(&w.container, &path(&["envFrom"]));
@@ -601,13 +599,15 @@ fn container_env(w: &Workload, config_maps: &ConfigMaps) -> Result<Env, String> 
                     // Kubernetes starts the pod without it; so does the budget.
                     continue;
                 }
-                return Err(format!(
-                    "{}: ConfigMap `{name}` (namespace {}) used by {} {} is not in the given files — pass the \
+                return Err(Error::at(
+                    d.at(&join(&env_from, &[PathSeg::Index(i)])).clone(),
+                    format!(
+                        "ConfigMap `{name}` (namespace {}) used by {} {} is not in the given files — pass the \
                         file that defines it",
-                    d.at(&join(&env_from, &[PathSeg::Index(i)])),
-                    key.0,
-                    d.kind(),
-                    d.name()
+                        key.0,
+                        d.kind(),
+                        d.name()
+                    ),
                 ));
             };
             for (k, v) in cm {
@@ -647,7 +647,7 @@ fn postgres_settings(
     w: &Workload,
     env: &Env,
     config_maps: &ConfigMaps,
-) -> Result<(Option<Valued<u64>>, Valued<String>), String> {
+) -> Result<(Option<Valued<u64>>, Valued<String>), Error> {
     let d = &w.doc;
     let mut words: Vec<Valued<String>> = Vec::new();
     for field in ["command", "args"] {
@@ -730,7 +730,7 @@ fn mounted_conf(w: &Workload, config_maps: &ConfigMaps) -> BTreeMap<String, Valu
 /// Rolling-update surge in pods for `replicas`: `maxSurge` as a number or a percentage of the
 /// replicas rounded up (Kubernetes' rule); 0 for `Recreate` and for StatefulSets, which replace
 /// pods one at a time.
-fn surge(d: &Doc, replicas: u64) -> Result<Valued<u64>, String> {
+fn surge(d: &Doc, replicas: u64) -> Result<Valued<u64>, Error> {
     if d.kind() == "StatefulSet" {
         return Ok(Valued::new(0, Source::default("StatefulSet: pods are replaced, not surged")));
     }
@@ -744,7 +744,7 @@ fn surge(d: &Doc, replicas: u64) -> Result<Valued<u64>, String> {
         None => (DEFAULT_MAX_SURGE.to_string(), Source::default("Kubernetes default maxSurge 25%")),
     };
     let pods = max_surge_pods(&raw, replicas)
-        .ok_or_else(|| format!("{source}: maxSurge `{raw}` is not a number or a percentage"))?;
+        .ok_or_else(|| Error::at(source.clone(), format!("maxSurge `{raw}` is not a number or a percentage")))?;
     Ok(Valued::new(pods, source))
 }
 
@@ -760,7 +760,7 @@ pub fn max_surge_pods(raw: &str, replicas: u64) -> Option<u64> {
 
 /// `max_connections` (and `idle_in_transaction_session_timeout`) from a `postgresql.conf` carried
 /// in a ConfigMap's data (`key = value` lines, `#` comments), as operators mount it into the server.
-fn conf_in_config_maps(config_maps: &ConfigMaps) -> Result<Option<ServerSettings>, String> {
+fn conf_in_config_maps(config_maps: &ConfigMaps) -> Result<Option<ServerSettings>, Error> {
     for env in config_maps.values() {
         for (key, v) in env {
             if !key.ends_with(".conf") {
@@ -790,7 +790,7 @@ fn conf_in_config_maps(config_maps: &ConfigMaps) -> Result<Option<ServerSettings
 
 /// The container's CPU: `resources.limits.cpu`, else `resources.requests.cpu` (what the
 /// scheduler guarantees); `None` when neither is set.
-fn cpu_limit(d: &Doc, container: &[PathSeg]) -> Result<Option<Valued<f64>>, String> {
+fn cpu_limit(d: &Doc, container: &[PathSeg]) -> Result<Option<Valued<f64>>, Error> {
     resources_cpu(|kind| {
         let at = join(container, &path(&["resources", kind, "cpu"]));
         yaml::get_string(&d.doc.value, &at).map(|raw| (raw, d.at(&at)))
@@ -800,13 +800,16 @@ fn cpu_limit(d: &Doc, container: &[PathSeg]) -> Result<Option<Valued<f64>>, Stri
 /// A container's CPU from its `resources`: `get("limits")`, else `get("requests")` (what the
 /// scheduler guarantees), each the raw quantity and where it was written; `None` when neither is
 /// set. Manifests and Helm values (which put `resources` on the container as it is) share it.
-pub fn resources_cpu(get: impl Fn(&str) -> Option<(String, Source)>) -> Result<Option<Valued<f64>>, String> {
+pub fn resources_cpu(get: impl Fn(&str) -> Option<(String, Source)>) -> Result<Option<Valued<f64>>, Error> {
     let Some((raw, at)) = get("limits").or_else(|| get("requests")) else { return Ok(None) };
     match cpu_quantity(&raw) {
         Some(n) => Ok(Some(Valued::new(n, at))),
-        None => Err(format!(
-            "{at}: cpu `{}` is not a Kubernetes CPU quantity — write it as `2`, `1.5` or `500m`",
-            crate::safety::shown(&raw)
+        None => Err(Error::at(
+            at.clone(),
+            format!(
+                "cpu `{}` is not a Kubernetes CPU quantity — write it as `2`, `1.5` or `500m`",
+                crate::safety::shown(&raw)
+            ),
         )),
     }
 }

@@ -6,6 +6,7 @@ pub mod compose;
 pub mod deploy_cmd;
 pub mod deployments;
 pub mod dotenv;
+pub mod error;
 pub mod helm;
 pub mod helm_keys;
 pub mod inputs;

@@ -4,6 +4,7 @@
 
 use crate::deployment::{Source, Valued};
 use crate::dify::db_type::mysql;
+use crate::read::error::Error;
 use std::collections::BTreeMap;
 
 /// Images of a MySQL-protocol server: MySQL, MariaDB, Percona.
@@ -65,30 +66,37 @@ pub fn my_cnf(text: &str, file: &str, first_line: usize) -> BTreeMap<String, Val
 }
 
 /// A `max_connections` value as a count (MySQL takes 1 to 100,000), or a located message.
-pub fn max_connections(v: &Valued<String>) -> Result<Valued<u64>, String> {
+pub fn max_connections(v: &Valued<String>) -> Result<Valued<u64>, Error> {
     let shown = crate::safety::shown(&v.value);
     match v.value.trim().parse::<u64>() {
         Ok(n) if (1..=mysql::MAX_MAX_CONNECTIONS).contains(&n) => Ok(Valued::new(n, v.source.clone())),
-        Ok(_) => Err(format!(
-            "{}: max_connections `{shown}` is outside MySQL's range 1 to {} — write a count such as 1000",
-            v.source,
-            mysql::MAX_MAX_CONNECTIONS
+        Ok(_) => Err(Error::at(
+            v.source.clone(),
+            format!(
+                "max_connections `{shown}` is outside MySQL's range 1 to {} — write a count such as 1000",
+                mysql::MAX_MAX_CONNECTIONS
+            ),
         )),
-        Err(_) => Err(format!(
-            "{}: max_connections `{shown}` is not a whole number — write a count such as 1000 (MySQL's \
-             MYSQL_MAX_CONNECTIONS in Dify's .env)",
-            v.source
+        Err(_) => Err(Error::at(
+            v.source.clone(),
+            format!(
+                "max_connections `{shown}` is not a whole number — write a count such as 1000 (MySQL's \
+             MYSQL_MAX_CONNECTIONS in Dify's .env)"
+            ),
         )),
     }
 }
 
-/// Dify's `DB_TYPE` as read from a file: PostgreSQL or MySQL, else what to do.
-pub fn db_type(value: &str) -> Result<crate::dify::db_type::DbType, String> {
-    crate::dify::db_type::DbType::parse_dify(value).ok_or_else(|| {
-        format!(
-            "DB_TYPE={} is a database difyplan does not model (it plans PostgreSQL and MySQL) — check this \
-             deployment's connection budget by hand",
-            crate::safety::shown(value.trim())
+/// Dify's `DB_TYPE` as read from a file: PostgreSQL or MySQL, else where and what to do.
+pub fn db_type(v: &crate::deployment::Valued<String>) -> Result<crate::dify::db_type::DbType, Error> {
+    crate::dify::db_type::DbType::parse_dify(&v.value).ok_or_else(|| {
+        Error::at(
+            v.source.clone(),
+            format!(
+                "DB_TYPE={} is a database difyplan does not model (it plans PostgreSQL and MySQL) — check this \
+                 deployment's connection budget by hand",
+                crate::safety::shown(v.value.trim())
+            ),
         )
     })
 }
@@ -97,12 +105,12 @@ pub fn db_type(value: &str) -> Result<crate::dify::db_type::DbType, String> {
 /// else the first component's that sets it; `None` when none does.
 pub fn components_db_type(
     components: &[crate::deployment::Deployed],
-) -> Result<Option<crate::dify::db_type::DbType>, String> {
+) -> Result<Option<crate::dify::db_type::DbType>, Error> {
     use crate::dify::Component;
     let api = components.iter().find(|c| c.component == Component::Api).and_then(|c| c.env.get("DB_TYPE"));
     let any = || components.iter().find_map(|c| c.env.get("DB_TYPE"));
     match api.or_else(any) {
-        Some(v) => db_type(&v.value).map(Some).map_err(|e| format!("{}: {e}", v.source)),
+        Some(v) => db_type(v).map(Some),
         None => Ok(None),
     }
 }
@@ -142,7 +150,8 @@ mod tests {
         assert!(!is_mysql_image("postgres:15-alpine"));
         let v = |s: &str| Valued::new(s.to_string(), Source::file("f", 1));
         assert_eq!(max_connections(&v("1000")).unwrap().value, 1000);
-        assert!(max_connections(&v("0")).unwrap_err().contains("range"));
-        assert!(max_connections(&v("many")).unwrap_err().contains("f:1"));
+        assert!(max_connections(&v("0")).unwrap_err().to_string().contains("range"));
+        let Error::At { at, .. } = max_connections(&v("many")).unwrap_err() else { panic!("not located") };
+        assert_eq!(at, Source::file("f", 1));
     }
 }

@@ -2,6 +2,7 @@
 //! line and `name = value` lines of postgresql.conf. One reader for compose, manifests and Helm values.
 
 use crate::deployment::Valued;
+use crate::read::error::Error;
 use std::collections::BTreeMap;
 
 /// Settings given as `-c name=value` or `--name=value` among a command's words, each with the
@@ -38,7 +39,7 @@ pub fn conf_lines(text: &str) -> Vec<(usize, String, String)> {
 }
 
 /// A `max_connections` value as a count, or a located message that says what to write.
-pub fn max_connections(v: &Valued<String>) -> Result<Valued<u64>, String> {
+pub fn max_connections(v: &Valued<String>) -> Result<Valued<u64>, Error> {
     let n =
         crate::deployment::whole_count(v.value.trim().trim_matches(['\'', '"']), crate::deployment::MAX_CONNECTIONS)
             .map_err(|problem| {

@@ -7,6 +7,7 @@ use super::helm::{Chart, ChartRef, HELM_TEMPLATE_ADVICE, Hpa, Layer, Release, va
 use super::inputs::{Input, Kind};
 use super::yaml::{self, Document, PathSeg};
 use crate::deployment::{Source, Valued};
+use crate::read::error::Error;
 use serde_yaml::Value;
 use std::path::{Path, PathBuf};
 
@@ -18,7 +19,7 @@ pub struct Gathered {
 }
 
 /// `--chart NAME[@VERSION]`: `borispolonsky` (or `BorisPolonsky/dify-helm`) or `douban` (or `douban/charts`).
-pub fn parse_chart_flag(s: &str) -> Result<(Chart, Option<String>), String> {
+pub fn parse_chart_flag(s: &str) -> Result<(Chart, Option<String>), Error> {
     let (name, version) = match s.split_once('@') {
         Some((n, v)) => (n, Some(v.trim().to_string()).filter(|v| !v.is_empty())),
         None => (s, None),
@@ -26,9 +27,12 @@ pub fn parse_chart_flag(s: &str) -> Result<(Chart, Option<String>), String> {
     match name.trim().to_ascii_lowercase().as_str() {
         "borispolonsky" | "borispolonsky/dify-helm" | "dify-helm" => Ok((Chart::DifyHelm, version)),
         "douban" | "douban/charts" => Ok((Chart::Douban, version)),
-        other => Err(format!(
-            "--chart {other}: difyplan reads the values of borispolonsky (BorisPolonsky/dify-helm) and \
-                douban (douban/charts) — for another chart, {HELM_TEMPLATE_ADVICE}"
+        other => Err(Error::at(
+            Source::Flag { flag: "--chart".into() },
+            format!(
+                "`{other}` is not a chart whose values difyplan reads: it reads borispolonsky \
+                 (BorisPolonsky/dify-helm) and douban (douban/charts) — for another chart, {HELM_TEMPLATE_ADVICE}"
+            ),
         )),
     }
 }
@@ -43,7 +47,7 @@ fn at(doc: &Document, path: &[PathSeg]) -> Source {
 
 /// The chart a repository and chart name mean: `Ok(None)` when they do not settle it (a chart
 /// called `dify` from a repository not named), an error for a chart difyplan does not read.
-fn identify(name: Option<&str>, repo: Option<&str>, said_by: &Source) -> Result<Option<Chart>, String> {
+fn identify(name: Option<&str>, repo: Option<&str>, said_by: &Source) -> Result<Option<Chart>, Error> {
     let repo = repo.unwrap_or_default().to_ascii_lowercase();
     if repo.contains("langgenius") {
         return Err(langgenius_refusal(said_by, name.unwrap_or("dify"), None, &[]));
@@ -55,9 +59,12 @@ fn identify(name: Option<&str>, repo: Option<&str>, said_by: &Source) -> Result<
         return Ok(Some(Chart::Douban));
     }
     match name {
-        Some(n) if n.trim() != "dify" && !n.trim().ends_with("/dify") => Err(format!(
-            "{said_by}: chart `{n}` is not one whose values difyplan reads (BorisPolonsky/dify-helm, \
+        Some(n) if n.trim() != "dify" && !n.trim().ends_with("/dify") => Err(Error::at(
+            said_by.clone(),
+            format!(
+                "chart `{n}` is not one whose values difyplan reads (BorisPolonsky/dify-helm, \
                 douban/charts) — {HELM_TEMPLATE_ADVICE}"
+            ),
         )),
         _ => Ok(None),
     }
@@ -65,10 +72,11 @@ fn identify(name: Option<&str>, repo: Option<&str>, said_by: &Source) -> Result<
 
 /// What a `Chart.yaml` says: BorisPolonsky's (`postgresql.enabled`, weaviate) or douban's
 /// (`postgresql.embedded`) `dify` chart, with its version; another chart is refused.
-fn chart_yaml(path: &Path, text: &str) -> Result<ChartRef, String> {
+fn chart_yaml(path: &Path, text: &str) -> Result<ChartRef, Error> {
     let file = path.display().to_string();
-    let docs = yaml::parse_documents(text, &file).map_err(|e| e.to_string())?;
-    let doc = docs.first().ok_or_else(|| format!("{file}:1: an empty Chart.yaml — check the chart folder"))?;
+    let docs = yaml::parse_documents(text, &file)?;
+    let doc =
+        docs.first().ok_or_else(|| Error::line(file.clone(), 1, "an empty Chart.yaml — check the chart folder"))?;
     let name = yaml::get_string(&doc.value, &p(&["name"])).unwrap_or_default();
     let said_by = at(doc, &p(&["name"]));
     let conditions: Vec<String> = doc
@@ -92,9 +100,12 @@ fn chart_yaml(path: &Path, text: &str) -> Result<ChartRef, String> {
         None
     };
     let Some(chart) = chart else {
-        return Err(format!(
-            "{said_by}: chart `{name}` is not BorisPolonsky/dify-helm's or douban/charts' `dify` \
+        return Err(Error::at(
+            said_by.clone(),
+            format!(
+                "chart `{name}` is not BorisPolonsky/dify-helm's or douban/charts' `dify` \
                 chart, whose values difyplan reads — {HELM_TEMPLATE_ADVICE}"
+            ),
         ));
     };
     let mut version = yaml::get_string(&doc.value, &p(&["version"]));
@@ -105,11 +116,14 @@ fn chart_yaml(path: &Path, text: &str) -> Result<ChartRef, String> {
             super::chart_identity::Identity::Known(v) => version = Some(v.to_string()),
             super::chart_identity::Identity::Fork => {
                 let shown = crate::safety::shown_path(&dir);
-                return Err(format!(
-                    "{said_by}: `{shown}` is a fork of {}'s `dify` chart: its templates/ differ from every released \
+                return Err(Error::at(
+                    said_by.clone(),
+                    format!(
+                        "`{shown}` is a fork of {}'s `dify` chart: its templates/ differ from every released \
                         version, so how it renders replicas, strategies and pools is not known — check what it \
                         renders: `helm template dify {shown} -f <your values> | difyplan check -`",
-                    chart.name()
+                        chart.name()
+                    ),
                 ));
             }
         }
@@ -121,32 +135,37 @@ fn chart_yaml(path: &Path, text: &str) -> Result<ChartRef, String> {
 /// a Flux chart from a GitRepository), looked up from the object's folder and the folders above
 /// it: read like any chart kept in the repository. In a git submodule that is not checked out, it
 /// is refused with the command that checks it out.
-fn local_chart(dir: &Path, path: &str, said_by: &Source) -> Result<Option<ChartRef>, String> {
+fn local_chart(dir: &Path, path: &str, said_by: &Source) -> Result<Option<ChartRef>, Error> {
     let rel = path.trim_start_matches("./");
     if let Some(found) = dir.ancestors().take(6).map(|d| d.join(rel)).find(|c| c.join("Chart.yaml").is_file()) {
         let file = found.join("Chart.yaml");
-        let text = super::read_text(&file).map_err(|e| e.to_string())?;
+        let text = super::read_text(&file)?;
         return chart_yaml(&file, &text).map(Some);
     }
-    match super::submodule::not_checked_out(dir, "the chart", path, &said_by.to_string()) {
+    match super::submodule::not_checked_out(dir, "the chart", path, said_by) {
         Some(refusal) => Err(refusal),
         None => Ok(None),
     }
 }
 
 /// A values string (Argo CD `helm.values`, a ConfigMap's data) as a layer, lines counted in the file.
-fn string_layer(doc: &Document, path: &[PathSeg]) -> Result<Option<Layer>, String> {
+fn string_layer(doc: &Document, path: &[PathSeg]) -> Result<Option<Layer>, Error> {
     let Some(text) = doc.get(path).and_then(yaml::scalar_string) else { return Ok(None) };
     let key_line = doc.line_of(path).unwrap_or(1);
     // A block scalar starts on the line after its key.
     let first = doc.value_position_of(path).map_or(key_line, |p| p.line);
     let offset = if first > key_line { first - 1 } else { key_line - 1 };
     let name = doc.file.clone();
-    let docs =
-        yaml::parse_documents(&text, &name).map_err(|e| format!("{} (inside {})", e, yaml::path_string(path)))?;
+    let docs = yaml::parse_documents(&text, &name).map_err(|mut e| {
+        e.message = format!("{} (inside {})", e.message, yaml::path_string(path));
+        e
+    })?;
     let Some(inner) = docs.into_iter().next() else { return Ok(None) };
     if !inner.value.is_mapping() {
-        return Err(format!("{}: the values must be a mapping — write `key: value` lines", at(doc, path)));
+        return Err(Error::at(
+            at(doc, path).clone(),
+            "the values must be a mapping — write `key: value` lines".to_string(),
+        ));
     }
     Ok(Some(Layer { file: name, doc: inner, prefix: Vec::new(), line_offset: offset }))
 }
@@ -167,7 +186,7 @@ type CommandRelease = (String, Release, PathBuf, Vec<usize>);
 /// A release for each `helm upgrade|install` or `helm_release` of a file: the chart it names (a
 /// vendored folder's Chart.yaml, or a repository chart by name) and its values files in order,
 /// each found beside the file or in a folder above it. Returns the values inputs it took in.
-fn releases_of_commands(input: &Input, values_inputs: &[(usize, &Input)]) -> Result<Vec<CommandRelease>, String> {
+fn releases_of_commands(input: &Input, values_inputs: &[(usize, &Input)]) -> Result<Vec<CommandRelease>, Error> {
     let text = input.text()?;
     let file = crate::safety::shown_path(&input.path);
     let dir = input.path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -181,22 +200,21 @@ fn releases_of_commands(input: &Input, values_inputs: &[(usize, &Input)]) -> Res
     };
     let mut out = Vec::new();
     for install in installs {
-        let said = |what: &str| format!("{}: {what}", install.at);
+        let said = |what: &str| Error::at(install.at.clone(), what);
         let lower = format!("{} {}", install.chart, install.repo.clone().unwrap_or_default()).to_ascii_lowercase();
         if lower.contains("langgenius") {
             return Err(langgenius_refusal(&install.at, &install.chart, install.version.as_deref(), &install.values));
         }
         // A chart pinned as a git submodule that this clone has not checked out.
         if resolve(&install.chart).filter(|p| p.join("Chart.yaml").is_file()).is_none()
-            && let Some(refusal) =
-                super::submodule::not_checked_out(&dir, "the chart", &install.chart, &install.at.to_string())
+            && let Some(refusal) = super::submodule::not_checked_out(&dir, "the chart", &install.chart, &install.at)
         {
             return Err(refusal);
         }
         let chart = match resolve(&install.chart).filter(|p| p.join("Chart.yaml").is_file()) {
             Some(chart_dir) => {
                 let chart_file = chart_dir.join("Chart.yaml");
-                let text = super::read_text(&chart_file).map_err(|e| e.to_string())?;
+                let text = super::read_text(&chart_file)?;
                 Some(chart_yaml(&chart_file, &text)?)
             }
             None if install.chart.contains('/')
@@ -231,7 +249,7 @@ fn releases_of_commands(input: &Input, values_inputs: &[(usize, &Input)]) -> Res
             let Some(path) = resolve(v).filter(|p| p.is_file()) else {
                 return Err(said(&format!("values file `{v}` of this helm command is not in the files — pass it")));
             };
-            let text = super::read_text(&path).map_err(|e| e.to_string())?;
+            let text = super::read_text(&path)?;
             layers.push(Layer::file(values_document(&text, &crate::safety::shown_path(&path))?));
             taken.extend(values_inputs.iter().filter(|(_, i)| same_file(&i.path, &path)).map(|(n, _)| *n));
         }
@@ -249,15 +267,16 @@ fn releases_of_commands(input: &Input, values_inputs: &[(usize, &Input)]) -> Res
 
 /// LangGenius's chart (langgenius.github.io/dify-helm, Dify's enterprise edition) is not one
 /// whose values difyplan reads: the refusal names it and the command that renders it for `check -`.
-fn langgenius_refusal(at: &Source, chart: &str, version: Option<&str>, values: &[String]) -> String {
+fn langgenius_refusal(at: &Source, chart: &str, version: Option<&str>, values: &[String]) -> Error {
     let version = version.map(|v| format!(" --version {v}")).unwrap_or_default();
     let files: String =
         if values.is_empty() { " -f values.yaml".into() } else { values.iter().map(|v| format!(" -f {v}")).collect() };
-    format!(
-        "{at}: chart `{chart}` is LangGenius's `dify` chart (https://langgenius.github.io/dify-helm, Dify's enterprise \
+    let problem = format!(
+        "chart `{chart}` is LangGenius's `dify` chart (https://langgenius.github.io/dify-helm, Dify's enterprise \
             edition), whose values difyplan does not read — check what it renders: `helm repo add dify \
             https://langgenius.github.io/dify-helm && helm template dify dify/dify{version}{files} | difyplan check -`"
-    )
+    );
+    Error::at(at.clone(), problem)
 }
 
 /// The file a Kustomization's `configMapGenerator` named `name` puts under `key`, if one does.
@@ -265,7 +284,7 @@ fn generated_values_file<'a>(
     docs: impl Iterator<Item = &'a Document>,
     name: &str,
     key: &str,
-) -> Result<Option<PathBuf>, String> {
+) -> Result<Option<PathBuf>, Error> {
     for d in docs.filter(|d| super::kustomize::is_kustomization(d)) {
         for g in super::kustomize::generated(d)? {
             if g.name == name
@@ -290,7 +309,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// Gather the releases among `found`, `--values` files (one release, in order) and `--chart`.
-pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> Result<Gathered, String> {
+pub fn gather(found: &[Input], values: &[PathBuf], chart_flag: Option<&str>) -> Result<Gathered, Error> {
     let flag = chart_flag.map(parse_chart_flag).transpose()?;
     let manifests = Manifests::parse(found)?;
     let values_inputs: Vec<(usize, &Input)> =
@@ -320,11 +339,10 @@ type Found = (String, Release, PathBuf);
 struct Manifests(Vec<(usize, Vec<Document>)>);
 
 impl Manifests {
-    fn parse(found: &[Input]) -> Result<Manifests, String> {
+    fn parse(found: &[Input]) -> Result<Manifests, Error> {
         let mut out = Vec::new();
         for (i, input) in found.iter().enumerate().filter(|(_, i)| i.kind == Kind::Kubernetes) {
-            let docs =
-                yaml::parse_documents(&input.text()?, &input.path.display().to_string()).map_err(|e| e.to_string())?;
+            let docs = yaml::parse_documents(&input.text()?, &input.path.display().to_string())?;
             out.push((i, docs));
         }
         Ok(Manifests(out))
@@ -378,7 +396,7 @@ fn gitops_releases(
     manifests: &Manifests,
     values_inputs: &[(usize, &Input)],
     taken: &mut Taken,
-) -> Result<Vec<Found>, String> {
+) -> Result<Vec<Found>, Error> {
     let mut releases = Vec::new();
     for (idx, docs) in &manifests.0 {
         let dir = found[*idx].path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -411,7 +429,7 @@ fn flux_release(
     manifests: &Manifests,
     values_inputs: &[(usize, &Input)],
     taken: &mut Taken,
-) -> Result<(String, Release), String> {
+) -> Result<(String, Release), Error> {
     let chart_path = p(&["spec", "chart", "spec", "chart"]);
     let name = yaml::get_string(&doc.value, &chart_path);
     let said_by = at(doc, &chart_path);
@@ -451,15 +469,18 @@ fn values_from(
     manifests: &Manifests,
     values_inputs: &[(usize, &Input)],
     taken: &mut Taken,
-) -> Result<Option<Layer>, String> {
+) -> Result<Option<Layer>, Error> {
     let ref_kind = yaml::get_string(item, &p(&["kind"])).unwrap_or_default();
     let ref_name = yaml::get_string(item, &p(&["name"])).unwrap_or_default();
     let key = yaml::get_string(item, &p(&["valuesKey"])).unwrap_or_else(|| "values.yaml".into());
     let optional = yaml::get(item, &p(&["optional"])).and_then(Value::as_bool) == Some(true);
     if ref_kind != "ConfigMap" {
-        return Err(format!(
-            "{item_at}: values from {ref_kind} `{ref_name}` are not in the files — pass them as a values file \
+        return Err(Error::at(
+            item_at.clone(),
+            format!(
+                "values from {ref_kind} `{ref_name}` are not in the files — pass them as a values file \
                 (--values), or {HELM_TEMPLATE_ADVICE}"
+            ),
         ));
     }
     if let Some(cm) = manifests.named("ConfigMap", &ref_name) {
@@ -468,16 +489,19 @@ fn values_from(
     }
     if let Some(path) = generated_values_file(manifests.docs(), &ref_name, &key)? {
         taken.generators_used = true;
-        let text = super::read_text(&path).map_err(|e| e.to_string())?;
+        let text = super::read_text(&path)?;
         taken.values_file(&path, values_inputs);
         return Ok(Some(Layer::file(values_document(&text, &crate::safety::shown_path(&path))?)));
     }
     if optional {
         return Ok(None);
     }
-    Err(format!(
-        "{item_at}: ConfigMap `{ref_name}` of the HelmRelease's valuesFrom is not among the inputs — pass the \
+    Err(Error::at(
+        item_at.clone(),
+        format!(
+            "ConfigMap `{ref_name}` of the HelmRelease's valuesFrom is not among the inputs — pass the \
             file that defines it"
+        ),
     ))
 }
 
@@ -490,7 +514,7 @@ fn argo_release(
     found: &[Input],
     values_inputs: &[(usize, &Input)],
     taken: &mut Taken,
-) -> Result<Option<(String, Release)>, String> {
+) -> Result<Option<(String, Release)>, Error> {
     let sources: Vec<Vec<PathSeg>> = match doc.get(&p(&["spec", "sources"])).and_then(Value::as_sequence) {
         Some(items) => (0..items.len()).map(|n| [p(&["spec", "sources"]), vec![PathSeg::Index(n)]].concat()).collect(),
         None => vec![p(&["spec", "source"])],
@@ -541,7 +565,7 @@ fn value_file(
     found: &[Input],
     values_inputs: &[(usize, &Input)],
     taken: &mut Taken,
-) -> Result<Layer, String> {
+) -> Result<Layer, Error> {
     let file_name = f.rsplit('/').next().unwrap_or(f).to_string();
     let relative = f.trim_start_matches("$values/").trim_start_matches("./");
     let hit = values_inputs.iter().find(|(_, i)| {
@@ -555,12 +579,15 @@ fn value_file(
     let beside = dir.join(relative);
     let beside = if beside.is_file() { beside } else { dir.join(&file_name) };
     if !beside.is_file() {
-        return Err(format!(
-            "{f_at}: valueFiles `{f}` is not among the inputs — pass it beside the Application (it is read in the \
+        return Err(Error::at(
+            f_at.clone(),
+            format!(
+                "valueFiles `{f}` is not among the inputs — pass it beside the Application (it is read in the \
                 order listed)"
+            ),
         ));
     }
-    let text = super::read_text(&beside).map_err(|e| e.to_string())?;
+    let text = super::read_text(&beside)?;
     taken.used.extend(found.iter().enumerate().filter(|(_, other)| same_file(&other.path, &beside)).map(|(i, _)| i));
     Ok(Layer::file(values_document(&text, &beside.display().to_string())?))
 }
@@ -568,7 +595,7 @@ fn value_file(
 /// Inputs that are data of the releases or manifests, not deployments: env files a Kustomization
 /// generates a ConfigMap from, and files of nothing but the ConfigMaps (and repositories) that
 /// carry a HelmRelease's values.
-fn take_data_files(found: &[Input], manifests: &Manifests, taken: &mut Taken) -> Result<(), String> {
+fn take_data_files(found: &[Input], manifests: &Manifests, taken: &mut Taken) -> Result<(), Error> {
     for d in manifests.docs().filter(|d| super::kustomize::is_kustomization(d)) {
         for g in super::kustomize::generated(d)? {
             for env in &g.envs {
@@ -598,12 +625,12 @@ fn values_releases(
     values: &[PathBuf],
     values_inputs: &[(usize, &Input)],
     taken: &mut Taken,
-) -> Result<Vec<Found>, String> {
+) -> Result<Vec<Found>, Error> {
     let mut releases = Vec::new();
     if !values.is_empty() {
         let mut layers = Vec::new();
         for path in values {
-            let text = super::read_text(path).map_err(|e| e.to_string())?;
+            let text = super::read_text(path)?;
             layers.push(Layer::file(values_document(&text, &path.display().to_string())?));
             taken.values_file(path, values_inputs);
         }
@@ -631,11 +658,11 @@ fn name_charts(
     releases: &mut [Found],
     used: &mut Vec<usize>,
     flag: Option<(Chart, Option<String>)>,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     for (_, release, dir) in releases.iter_mut() {
         let chart_file = dir.join("Chart.yaml");
         if release.chart.is_none() && chart_file.is_file() {
-            let text = super::read_text(&chart_file).map_err(|e| e.to_string())?;
+            let text = super::read_text(&chart_file)?;
             release.chart = Some(chart_yaml(&chart_file, &text)?);
         }
     }
@@ -657,11 +684,13 @@ fn name_charts(
     for (label, release, _) in releases.iter_mut() {
         match &release.chart {
             Some(r) if r.chart != chart => {
-                return Err(format!(
-                    "{}: says the chart is {}, but --chart says {} — drop the flag or fix {label}",
-                    r.said_by,
-                    r.chart.name(),
-                    chart.name()
+                return Err(Error::at(
+                    r.said_by.clone(),
+                    format!(
+                        "says the chart is {}, but --chart says {} — drop the flag or fix {label}",
+                        r.chart.name(),
+                        chart.name()
+                    ),
                 ));
             }
             Some(_) => {}
@@ -685,7 +714,7 @@ fn attach_autoscalers(
     manifests: &Manifests,
     releases: &mut [Found],
     used: &mut Vec<usize>,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     if releases.is_empty() {
         return Ok(());
     }

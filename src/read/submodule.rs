@@ -99,21 +99,27 @@ pub fn holding(from: &Path, target: &str) -> Option<Submodule> {
 
 /// The refusal for `what` ("the chart", "the resource") at `target` in a submodule that is not
 /// checked out: `None` when `target` is in no submodule or the submodule is there.
-pub fn not_checked_out(from: &Path, what: &str, target: &str, said_by: &str) -> Option<String> {
+pub fn not_checked_out(
+    from: &Path,
+    what: &str,
+    target: &str,
+    said_by: &crate::deployment::Source,
+) -> Option<crate::read::error::Error> {
     let m = holding(from, target)?;
     if m.checked_out() {
         return None;
     }
     let url = m.url.as_deref().map(|u| format!(" ({u})")).unwrap_or_default();
-    Some(format!(
-        "{said_by}: {what} `{target}` is in the git submodule `{}`{url}, named at {}:{}, which is not checked out \
+    let problem = format!(
+        "{what} `{target}` is in the git submodule `{}`{url}, named at {}:{}, which is not checked out \
             (an empty folder, as a clone without --recurse-submodules leaves it) — run `git submodule update --init \
             {}` and check again",
         m.path,
         crate::safety::shown_path(&m.gitmodules),
         m.line,
         m.path
-    ))
+    );
+    Some(crate::read::error::Error::at(said_by.clone(), problem))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 use super::{Chart, KnownVersion, Values, major_minor};
 use crate::deployment::{Deployed, Source, Valued};
 use crate::dify::db_type::{DbType, mysql};
+use crate::read::error::Error;
 
 /// The first dify-helm minor version whose templates read `externalMysql` (config.tpl,
 /// credentials.tpl).
@@ -45,7 +46,7 @@ pub(super) fn db_type(
     chart_mysql: Option<&Source>,
     bundled_postgres: bool,
     chart: Chart,
-) -> Result<DbType, String> {
+) -> Result<DbType, Error> {
     match crate::read::mysql::components_db_type(components)? {
         Some(DbType::Mysql) if chart_mysql.is_none() && bundled_postgres => {
             let at = components.iter().find_map(|c| c.env.get("DB_TYPE")).map(|v| v.source.clone());
@@ -56,10 +57,12 @@ pub(super) fn db_type(
                 ),
                 Chart::Douban => ("postgresql.embedded: false", " (douban/charts has no MySQL values of its own)"),
             };
-            Err(format!(
-                "{}: DB_TYPE=mysql while the chart's bundled PostgreSQL is on, and the chart points DB_HOST at it — \
-                 set {switch} and DB_HOST/DB_PORT/DB_USERNAME of your MySQL server in the same env list{mysql_path}",
-                at.map_or_else(|| "values".to_string(), |s| s.to_string())
+            Err(Error::file(
+                at.map_or_else(|| "values".to_string(), |s| s.to_string()).clone(),
+                format!(
+                    "DB_TYPE=mysql while the chart's bundled PostgreSQL is on, and the chart points DB_HOST at it — \
+                 set {switch} and DB_HOST/DB_PORT/DB_USERNAME of your MySQL server in the same env list{mysql_path}"
+                ),
             ))
         }
         Some(t) => Ok(t),

@@ -5,6 +5,7 @@
 use super::{Workload, join, path};
 use crate::deployment::{Env, Source, Valued};
 use crate::dify::db_type::mysql;
+use crate::read::error::Error;
 use crate::read::yaml::{self, PathSeg};
 use serde_yaml::Value;
 use std::collections::BTreeMap;
@@ -19,7 +20,7 @@ pub(super) struct Server {
 /// The settings of a MySQL container in mysqld's order: option files first (a main my.cnf, then
 /// the files of a `conf.d` folder, each later one winning), then `--name=value` words of
 /// `command`/`args`, which override every option file.
-pub(super) fn server(w: &Workload, env: &Env, config_maps: &super::ConfigMaps) -> Result<Server, String> {
+pub(super) fn server(w: &Workload, env: &Env, config_maps: &super::ConfigMaps) -> Result<Server, Error> {
     let d = &w.doc;
     let mut settings = mounted_cnf(w, config_maps);
     let mut words: Vec<Valued<String>> = Vec::new();
@@ -110,7 +111,7 @@ fn conf_d(dir: &str) -> bool {
 
 /// No MySQL server among the workloads: a ConfigMap's `.cnf` key whose `[mysqld]` group sets
 /// `max_connections`, as operators keep the server's option file beside the manifests.
-pub(super) fn cnf_in_config_maps(config_maps: &super::ConfigMaps) -> Result<Option<Valued<u64>>, String> {
+pub(super) fn cnf_in_config_maps(config_maps: &super::ConfigMaps) -> Result<Option<Valued<u64>>, Error> {
     for env in config_maps.values() {
         for v in env.iter().filter(|(k, _)| k.ends_with(".cnf")).map(|(_, v)| v) {
             let (file, first) = match &v.source {

@@ -7,6 +7,8 @@
 
 use super::node::{At, Node};
 use super::patch;
+use crate::deployment::Source;
+use crate::read::error::Error;
 use crate::read::inputs::Input;
 use crate::read::yaml::{self, Document, PathSeg};
 use std::collections::{BTreeMap, BTreeSet};
@@ -126,12 +128,13 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// A refusal: what is not built, and the command that renders the tree.
-    fn refuse(&self, at: &At, what: &str) -> String {
-        format!(
-            "{}:{}: {what} — difyplan does not build that part of kustomize; check what the tree renders: \
-                kubectl kustomize {} | difyplan check -",
-            at.0, at.1, self.root
-        )
+    fn refuse(&self, at: &At, what: &str) -> Error {
+        let problem = format!(
+            "{what} — difyplan does not build that part of kustomize; check what the tree renders: kubectl \
+             kustomize {} | difyplan check -",
+            self.root
+        );
+        Error::line(at.0.clone(), at.1, problem)
     }
 }
 
@@ -155,10 +158,10 @@ fn kustomization_in(dir: &Path) -> Option<PathBuf> {
 }
 
 /// Parse the kustomization file at `file`.
-fn parse(file: &Path) -> Result<Document, String> {
+fn parse(file: &Path) -> Result<Document, Error> {
     let shown = crate::safety::shown_path(file);
-    let text = crate::read::read_text(file).map_err(|e| e.to_string())?;
-    let mut docs = yaml::parse_documents(&text, &shown).map_err(|e| e.to_string())?;
+    let text = crate::read::read_text(file)?;
+    let mut docs = yaml::parse_documents(&text, &shown)?;
     if docs.is_empty() {
         return Ok(Document::built(serde_yaml::Value::Mapping(Default::default()), shown, Default::default()));
     }
@@ -196,7 +199,7 @@ fn dir_of(i: &Input) -> PathBuf {
 
 /// Build every kustomize tree among the manifests of `found` (before anything else takes them
 /// in, so a tree difyplan cannot build is refused whoever reads its files).
-pub fn trees(found: &[Input]) -> Result<Trees, String> {
+pub fn trees(found: &[Input]) -> Result<Trees, Error> {
     let kustomizations: Vec<&Input> = found
         .iter()
         .filter(|i| i.kind == crate::read::inputs::Kind::Kubernetes)
@@ -244,7 +247,7 @@ impl Trees {
 }
 
 /// Build the kustomization in `dir` as `kubectl kustomize dir` does; also the files it read.
-pub fn build(dir: &Path) -> Result<(Built, BTreeSet<PathBuf>), String> {
+pub fn build(dir: &Path) -> Result<(Built, BTreeSet<PathBuf>), Error> {
     let label = crate::safety::shown_path(dir);
     let shown_root = if label.is_empty() { ".".to_string() } else { label.clone() };
     let mut ctx = Ctx { root: &shown_root, stack: Vec::new(), read: BTreeSet::new() };
@@ -258,7 +261,7 @@ fn canon(p: &Path) -> PathBuf {
     p.canonicalize().unwrap_or_else(|_| p.to_path_buf())
 }
 
-fn build_dir(dir: &Path, ctx: &mut Ctx) -> Result<Vec<Resource>, String> {
+fn build_dir(dir: &Path, ctx: &mut Ctx) -> Result<Vec<Resource>, Error> {
     let mut resources = Vec::new();
     build_into(dir, ctx, &mut resources, false)?;
     Ok(resources)
@@ -267,16 +270,21 @@ fn build_dir(dir: &Path, ctx: &mut Ctx) -> Result<Vec<Resource>, String> {
 /// Build the kustomization in `dir` onto `resources`: empty for a kustomization, the including
 /// kustomization's resources so far for a Component (`component`), whose generators and
 /// transformers act on them.
-fn build_into(dir: &Path, ctx: &mut Ctx, resources: &mut Vec<Resource>, component: bool) -> Result<(), String> {
+fn build_into(dir: &Path, ctx: &mut Ctx, resources: &mut Vec<Resource>, component: bool) -> Result<(), Error> {
     let shown_dir = crate::safety::shown_path(dir);
     let Some(file) = kustomization_in(dir) else {
-        return Err(format!(
-            "{shown_dir}: a folder named in `resources` has no kustomization.yaml — kustomize refuses it too; \
+        return Err(Error::file(
+            shown_dir.clone(),
+            "a folder named in `resources` has no kustomization.yaml — kustomize refuses it too; \
                 name the files, or add a kustomization"
+                .to_string(),
         ));
     };
     if ctx.stack.contains(&canon(dir)) {
-        return Err(format!("{}: the kustomization names itself through its resources — a cycle", shown_dir));
+        return Err(Error::file(
+            shown_dir.clone(),
+            "the kustomization names itself through its resources — a cycle".to_string(),
+        ));
     }
     ctx.stack.push(canon(dir));
     ctx.read.insert(canon(&file));
@@ -291,7 +299,7 @@ fn build_into(dir: &Path, ctx: &mut Ctx, resources: &mut Vec<Resource>, componen
         } else {
             "a Component named in `resources:` — kustomize refuses it too; name it in `components:`"
         };
-        return Err(format!("{}:{}: {what}", at(&["kind"]).0, at(&["kind"]).1));
+        return Err(Error::line(at(&["kind"]).0.clone(), at(&["kind"]).1, what.to_string()));
     }
     if let Some(charts) = k.get("helmCharts") {
         let first = charts.items().first();
@@ -299,15 +307,17 @@ fn build_into(dir: &Path, ctx: &mut Ctx, resources: &mut Vec<Resource>, componen
         let repo = first.and_then(|c| c.get("repo")).and_then(Node::text).unwrap_or_default();
         let version = first.and_then(|c| c.get("version")).and_then(Node::text).unwrap_or_default();
         let whose = if repo.contains("langgenius.github.io/dify-helm") { " (LangGenius's chart)" } else { "" };
-        return Err(format!(
-            "{}:{}: `helmCharts:` inflates the chart `{name}`{whose} from {} {} — difyplan does not render \
+        return Err(Error::line(
+            at(&["helmCharts"]).0.clone(),
+            at(&["helmCharts"]).1,
+            format!(
+                "`helmCharts:` inflates the chart `{name}`{whose} from {} {} — difyplan does not render \
                 charts inside kustomize; check what the tree renders: kubectl kustomize --enable-helm {} | \
                 difyplan check -",
-            at(&["helmCharts"]).0,
-            at(&["helmCharts"]).1,
-            if repo.is_empty() { "its repository" } else { &repo },
-            if version.is_empty() { "(no version)".to_string() } else { format!("version {version}") },
-            ctx.root
+                if repo.is_empty() { "its repository" } else { &repo },
+                if version.is_empty() { "(no version)".to_string() } else { format!("version {version}") },
+                ctx.root
+            ),
         ));
     }
     if let Node::Map(entries, _) = &k {
@@ -328,7 +338,7 @@ fn build_into(dir: &Path, ctx: &mut Ctx, resources: &mut Vec<Resource>, componen
             let path = lexical(&dir.join(&entry));
             // A base in a git submodule this clone has not checked out.
             if !path.is_file() && kustomization_in(&path).is_none() {
-                let said_by = format!("{}:{}", item.at().0, item.at().1);
+                let said_by = Source::file(item.at().0.clone(), item.at().1);
                 let target = path.to_string_lossy();
                 if let Some(refusal) =
                     crate::read::submodule::not_checked_out(Path::new(""), "the resource", &target, &said_by)
@@ -343,10 +353,10 @@ fn build_into(dir: &Path, ctx: &mut Ctx, resources: &mut Vec<Resource>, componen
                     resources.push(Resource::new(Node::of_document(&d, None, 0)));
                 }
             } else {
-                return Err(format!(
-                    "{}:{}: the resource `{entry}` is not in the tree — kustomize refuses it too; check the path",
-                    item.at().0,
-                    item.at().1
+                return Err(Error::line(
+                    item.at().0.clone(),
+                    item.at().1,
+                    format!("the resource `{entry}` is not in the tree — kustomize refuses it too; check the path"),
                 ));
             }
         }
@@ -357,7 +367,7 @@ fn build_into(dir: &Path, ctx: &mut Ctx, resources: &mut Vec<Resource>, componen
         let entry = item.text().unwrap_or_default();
         let path = lexical(&dir.join(&entry));
         if kustomization_in(&path).is_none() {
-            let said_by = format!("{}:{}", item.at().0, item.at().1);
+            let said_by = Source::file(item.at().0.clone(), item.at().1);
             let target = path.to_string_lossy();
             if let Some(refusal) =
                 crate::read::submodule::not_checked_out(Path::new(""), "the component", &target, &said_by)
@@ -388,10 +398,10 @@ fn build_into(dir: &Path, ctx: &mut Ctx, resources: &mut Vec<Resource>, componen
         for p in patches {
             if matches!(p, Node::Seq(..)) {
                 let Some(target) = target else {
-                    return Err(format!(
-                        "{}:{}: a JSON 6902 patch without `target` — kustomize refuses it too; name the target",
-                        item.at().0,
-                        item.at().1
+                    return Err(Error::line(
+                        item.at().0.clone(),
+                        item.at().1,
+                        "a JSON 6902 patch without `target` — kustomize refuses it too; name the target".to_string(),
                     ));
                 };
                 apply_json(&p, target, resources, ctx)?;
@@ -417,10 +427,10 @@ fn build_into(dir: &Path, ctx: &mut Ctx, resources: &mut Vec<Resource>, componen
     labels(&k, resources);
     for item in k.get("patchesJson6902").map(Node::items).unwrap_or_default() {
         let target = item.get("target").ok_or_else(|| {
-            format!(
-                "{}:{}: a patchesJson6902 entry without `target` — kustomize refuses it too",
-                item.at().0,
-                item.at().1
+            Error::line(
+                item.at().0.clone(),
+                item.at().1,
+                "a patchesJson6902 entry without `target` — kustomize refuses it too",
             )
         })?;
         let source = item.get("path").or_else(|| item.get("patch")).unwrap_or(item);
@@ -434,14 +444,14 @@ fn build_into(dir: &Path, ctx: &mut Ctx, resources: &mut Vec<Resource>, componen
     Ok(())
 }
 
-fn read_docs(path: &Path, ctx: &mut Ctx) -> Result<Vec<Document>, String> {
+fn read_docs(path: &Path, ctx: &mut Ctx) -> Result<Vec<Document>, Error> {
     ctx.read.insert(canon(path));
-    let text = crate::read::read_text(path).map_err(|e| e.to_string())?;
-    yaml::parse_documents(&text, &crate::safety::shown_path(path)).map_err(|e| e.to_string())
+    let text = crate::read::read_text(path)?;
+    Ok(yaml::parse_documents(&text, &crate::safety::shown_path(path))?)
 }
 
 /// The documents of a patch: a file named by `source` (relative to `dir`), or inline text.
-fn patch_documents(source: &Node, dir: &Path, ctx: &mut Ctx) -> Result<Vec<Node>, String> {
+fn patch_documents(source: &Node, dir: &Path, ctx: &mut Ctx) -> Result<Vec<Node>, Error> {
     if let Node::Map(..) | Node::Seq(..) = source {
         return Err(ctx.refuse(source.at(), "a patch written as a mapping instead of a file or text"));
     }
@@ -451,14 +461,15 @@ fn patch_documents(source: &Node, dir: &Path, ctx: &mut Ctx) -> Result<Vec<Node>
         return Ok(read_docs(&path, ctx)?.iter().map(|d| Node::of_document(d, None, 0)).collect());
     }
     let (file, line) = source.at().clone();
-    let docs = yaml::parse_documents(&text, &file).map_err(|e| format!("{file}:{line}: an inline patch: {e}"))?;
+    let docs = yaml::parse_documents(&text, &file)
+        .map_err(|e| Error::line(file.clone(), line, format!("an inline patch: {e}")))?;
     // A block scalar's text starts on the line after its key.
     Ok(docs.iter().map(|d| Node::of_document(d, Some(&file), line)).collect())
 }
 
 /// The resources a `target` selects (kind, name as kustomize's anchored regular expression,
 /// namespace, group, version, label selector).
-fn selected(target: &Node, resources: &[Resource], ctx: &Ctx) -> Result<Vec<usize>, String> {
+fn selected(target: &Node, resources: &[Resource], ctx: &Ctx) -> Result<Vec<usize>, Error> {
     let field = |k: &str| target.get(k).and_then(Node::text);
     if target.get("annotationSelector").is_some() {
         return Err(ctx.refuse(target.at(), "a patch target with `annotationSelector`"));
@@ -554,12 +565,7 @@ impl NamePattern {
 
 /// A strategic-merge patch: on the `target`'s resources, else on the resource of the patch's
 /// own kind and name.
-fn apply_strategic(
-    patch: &Node,
-    target: Option<&Node>,
-    resources: &mut Vec<Resource>,
-    ctx: &Ctx,
-) -> Result<(), String> {
+fn apply_strategic(patch: &Node, target: Option<&Node>, resources: &mut Vec<Resource>, ctx: &Ctx) -> Result<(), Error> {
     let kind = patch.get("kind").and_then(Node::text);
     let name = patch.get_path(&["metadata", "name"]).and_then(Node::text);
     let namespace = patch.get_path(&["metadata", "namespace"]).and_then(Node::text);
@@ -578,11 +584,15 @@ fn apply_strategic(
     };
     if hits.is_empty() && target.is_none() {
         let (file, line) = patch.at();
-        return Err(format!(
-            "{file}:{line}: the patch for {} `{}` matches no resource of the build — kustomize refuses it too; \
+        return Err(Error::line(
+            file.clone(),
+            *line,
+            format!(
+                "the patch for {} `{}` matches no resource of the build — kustomize refuses it too; \
                 check its kind and name",
-            kind.unwrap_or_default(),
-            name.unwrap_or_default()
+                kind.unwrap_or_default(),
+                name.unwrap_or_default()
+            ),
         ));
     }
     // The patch's identity is not merged: the target keeps its own.
@@ -612,7 +622,7 @@ fn apply_strategic(
 
 /// A patch of a Flux HelmRelease or an Argo CD Application: their values are read from their own
 /// files, before any patch, so a patched one is refused with the command that renders it.
-fn gitops_patched(hits: &[usize], resources: &[Resource], patch: &Node, ctx: &Ctx) -> Result<(), String> {
+fn gitops_patched(hits: &[usize], resources: &[Resource], patch: &Node, ctx: &Ctx) -> Result<(), Error> {
     match hits.iter().map(|&i| &resources[i]).find(|r| matches!(r.kind().as_str(), "HelmRelease" | "Application")) {
         Some(r) => Err(ctx.refuse(
             patch.at(),
@@ -626,17 +636,18 @@ fn gitops_patched(hits: &[usize], resources: &[Resource], patch: &Node, ctx: &Ct
     }
 }
 
-fn apply_json(ops: &Node, target: &Node, resources: &mut [Resource], ctx: &Ctx) -> Result<(), String> {
+fn apply_json(ops: &Node, target: &Node, resources: &mut [Resource], ctx: &Ctx) -> Result<(), Error> {
     let hits = selected(target, resources, ctx)?;
     gitops_patched(&hits, resources, ops, ctx)?;
     for i in hits {
         patch::json6902(&mut resources[i].node, ops).map_err(|why| {
             let (file, line) = ops.at();
-            format!(
-                "{file}:{line}: the JSON 6902 patch on {} `{}`: {why} — kustomize refuses it too",
+            let problem = format!(
+                "the JSON 6902 patch on {} `{}`: {why} — kustomize refuses it too",
                 resources[i].kind(),
                 resources[i].name()
-            )
+            );
+            Error::line(file.clone(), *line, problem)
         })?;
     }
     Ok(())
@@ -644,7 +655,7 @@ fn apply_json(ops: &Node, target: &Node, resources: &mut [Resource], ctx: &Ctx) 
 
 /// `configMapGenerator` and `secretGenerator`: new ConfigMaps, or `behavior: merge|replace`
 /// on one the resources hold.
-fn generators(doc: &Document, resources: &mut Vec<Resource>, ctx: &mut Ctx) -> Result<(), String> {
+fn generators(doc: &Document, resources: &mut Vec<Resource>, ctx: &mut Ctx) -> Result<(), Error> {
     let generated = super::generator::generated(doc)?;
     for g in generated {
         let kind = if g.secret { "Secret" } else { "ConfigMap" };
@@ -660,7 +671,7 @@ fn generators(doc: &Document, resources: &mut Vec<Resource>, ctx: &mut Ctx) -> R
             }
             for (key, path) in &g.files {
                 ctx.read.insert(canon(path));
-                let text = crate::read::read_text(path).map_err(|e| e.to_string())?;
+                let text = crate::read::read_text(path)?;
                 data.push((key.clone(), Node::str(&text, &(crate::safety::shown_path(path), 1))));
             }
         }
@@ -674,10 +685,14 @@ fn generators(doc: &Document, resources: &mut Vec<Resource>, ctx: &mut Ctx) -> R
             }
             (Some("replace"), Some(r)) => r.node.set("data", Node::Map(data, at.clone())),
             (Some(b @ ("merge" | "replace")), None) => {
-                return Err(format!(
-                    "{}:{}: `behavior: {b}` on the {kind} `{}` that no resource of the build holds — kustomize \
+                return Err(Error::line(
+                    at.0.clone(),
+                    at.1,
+                    format!(
+                        "`behavior: {b}` on the {kind} `{}` that no resource of the build holds — kustomize \
                         refuses it too",
-                    at.0, at.1, g.name
+                        g.name
+                    ),
                 ));
             }
             _ => {
@@ -826,7 +841,7 @@ fn labels(k: &Node, resources: &mut [Resource]) {
 
 /// `replicas:`: the count of each named Deployment, StatefulSet, ReplicaSet or
 /// ReplicationController.
-fn replicas(k: &Node, resources: &mut [Resource]) -> Result<(), String> {
+fn replicas(k: &Node, resources: &mut [Resource]) -> Result<(), Error> {
     for item in k.get("replicas").map(Node::items).unwrap_or_default() {
         let name = item.get("name").and_then(Node::text).unwrap_or_default();
         let Some(count) = item.get("count") else { continue };
@@ -842,10 +857,12 @@ fn replicas(k: &Node, resources: &mut [Resource]) -> Result<(), String> {
             }
         }
         if !hit {
-            return Err(format!(
-                "{}:{}: `replicas:` names `{name}`, which no Deployment or StatefulSet of the build is — check the name",
-                item.at().0,
-                item.at().1
+            return Err(Error::line(
+                item.at().0.clone(),
+                item.at().1,
+                format!(
+                    "`replicas:` names `{name}`, which no Deployment or StatefulSet of the build is — check the name"
+                ),
             ));
         }
     }

@@ -6,6 +6,7 @@
 //! winning.
 
 use crate::deployment::{Source, Valued};
+use crate::read::error::Error;
 use crate::read::yaml::{self, Document, PathSeg};
 use serde_yaml::Value;
 use std::path::{Path, PathBuf};
@@ -40,7 +41,7 @@ pub fn is_kustomization(doc: &Document) -> bool {
 }
 
 /// The ConfigMaps and Secrets a Kustomization generates, files read relative to its folder.
-pub fn generated(doc: &Document) -> Result<Vec<Generated>, String> {
+pub fn generated(doc: &Document) -> Result<Vec<Generated>, Error> {
     let dir = Path::new(&doc.file).parent().map(Path::to_path_buf).unwrap_or_default();
     let namespace = yaml::get_string(&doc.value, &p(&["namespace"]));
     let mut out = Vec::new();
@@ -78,7 +79,10 @@ pub fn generated(doc: &Document) -> Result<Vec<Generated>, String> {
                 let path = dir.join(&env);
                 g.envs.push(path.clone());
                 let text = crate::read::read_text(&path).map_err(|e| {
-                    format!("{}: the env file `{env}` of configMapGenerator `{}` — {e}", at(&p(&["envs"])), g.name)
+                    Error::at(
+                        at(&p(&["envs"])),
+                        format!("the env file `{env}` of configMapGenerator `{}` — {e}", g.name),
+                    )
                 })?;
                 let shown = crate::safety::shown_path(&path);
                 for (i, line) in text.lines().enumerate() {
