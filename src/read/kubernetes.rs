@@ -685,9 +685,16 @@ fn postgres_settings(
     Ok((max, idle))
 }
 
-/// Settings of `.conf` keys of ConfigMaps mounted into the container: files in a `conf.d`
-/// folder override the main file, and within one file the last line wins.
-fn mounted_conf(w: &Workload, config_maps: &ConfigMaps) -> BTreeMap<String, Valued<String>> {
+/// A ConfigMap mounted into a workload's container: where, the one key it mounts as a file
+/// (`subPath`), and its data.
+struct Mount<'a> {
+    path: String,
+    sub_path: Option<String>,
+    data: &'a Env,
+}
+
+/// The ConfigMaps among the inputs mounted into the container, in the order of its volumeMounts.
+fn mounted_config_maps<'a>(w: &Workload, config_maps: &'a ConfigMaps) -> Vec<Mount<'a>> {
     let d = &w.doc;
     let volumes = path(&["spec", "template", "spec", "volumes"]);
     let config_map_of = |volume: &str| {
@@ -698,15 +705,36 @@ fn mounted_conf(w: &Workload, config_maps: &ConfigMaps) -> BTreeMap<String, Valu
         })
     };
     let mounts = join(&w.container, &path(&["volumeMounts"]));
-    // (is in conf.d, settings): the main file's first, so conf.d's win when applied in order.
-    let mut files: Vec<(bool, BTreeMap<String, Valued<String>>)> = Vec::new();
+    let mut out = Vec::new();
     for m in d.doc.get(&mounts).and_then(Value::as_sequence).into_iter().flatten() {
         let Some(volume) = yaml::get_string(m, &path(&["name"])) else { continue };
         let Some(cm_name) = config_map_of(&volume) else { continue };
-        let Some(cm) = config_maps.get(&(d.namespace(), cm_name)) else { continue };
+        let Some(data) = config_maps.get(&(d.namespace(), cm_name)) else { continue };
         let mount_path = yaml::get_string(m, &path(&["mountPath"])).unwrap_or_default();
-        let in_conf_d = mount_path.trim_end_matches('/').ends_with("conf.d");
-        for v in cm.iter().filter(|(k, _)| k.ends_with(".conf")).map(|(_, v)| v) {
+        let sub_path = yaml::get_string(m, &path(&["subPath"]));
+        out.push(Mount { path: mount_path.trim_end_matches('/').to_string(), sub_path, data });
+    }
+    out
+}
+
+/// Settings files applied in the order a server reads them: the main files, then those of an
+/// included folder (`conf.d`), each over the ones before.
+fn layered(mut files: Vec<(bool, BTreeMap<String, Valued<String>>)>) -> BTreeMap<String, Valued<String>> {
+    files.sort_by_key(|(in_folder, _)| *in_folder);
+    let mut out = BTreeMap::new();
+    for (_, settings) in files {
+        out.extend(settings);
+    }
+    out
+}
+
+/// Settings of `.conf` keys of ConfigMaps mounted into the container: files in a `conf.d`
+/// folder override the main file, and within one file the last line wins.
+fn mounted_conf(w: &Workload, config_maps: &ConfigMaps) -> BTreeMap<String, Valued<String>> {
+    let mut files = Vec::new();
+    for m in mounted_config_maps(w, config_maps) {
+        let in_conf_d = m.path.ends_with("conf.d");
+        for v in m.data.iter().filter(|(k, _)| k.ends_with(".conf")).map(|(_, v)| v) {
             let mut settings = BTreeMap::new();
             for (i, name, value) in super::postgres::conf_lines(&v.value) {
                 // A block scalar starts on the line after its key.
@@ -719,12 +747,7 @@ fn mounted_conf(w: &Workload, config_maps: &ConfigMaps) -> BTreeMap<String, Valu
             files.push((in_conf_d, settings));
         }
     }
-    files.sort_by_key(|(conf_d, _)| *conf_d);
-    let mut out = BTreeMap::new();
-    for (_, settings) in files {
-        out.extend(settings);
-    }
-    out
+    layered(files)
 }
 
 /// Rolling-update surge in pods for `replicas`: `maxSurge` as a number or a percentage of the

@@ -148,6 +148,23 @@ pub fn explain_open(e: &std::io::Error) -> String {
     }
 }
 
+/// Lexically clean `a/./b/../c` into `a/c` (paths are shown, and compared, this way); a
+/// leading `..` stays.
+pub fn lexical(path: &Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// Read standard input as one text file named `-`.
 pub fn read_stdin() -> Result<String, ReadError> {
     let mut bytes = Vec::new();

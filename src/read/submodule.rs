@@ -2,7 +2,7 @@
 //! submodule is read like any vendored chart; one that is not (an empty folder, as a clone
 //! without `--recurse-submodules` leaves it) is refused with the command that checks it out.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// One `[submodule "…"]` section of a `.gitmodules` file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,27 +64,12 @@ pub fn parse(text: &str, file: &Path) -> Vec<Submodule> {
     out
 }
 
-/// Lexically clean `a/./b/../c` into `a/c`.
-fn lexical(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 /// The submodule that holds `target` (a chart folder as a command names it, relative to `from`
 /// or a folder above it), from the `.gitmodules` of the folders above it.
 pub fn holding(from: &Path, target: &str) -> Option<Submodule> {
     let target = target.trim_start_matches("./");
     for base in from.ancestors().take(5) {
-        let full = lexical(&base.join(target));
+        let full = super::lexical(&base.join(target));
         for root in full.ancestors().skip(1) {
             let file = root.join(".gitmodules");
             let Ok(text) = std::fs::read_to_string(&file) else { continue };

@@ -55,26 +55,11 @@ pub(super) fn server(w: &Workload, env: &Env, config_maps: &super::ConfigMaps) -
 /// option file (`…/my.cnf`, or any `.cnf` path) first, then those of a folder ending in `conf.d`
 /// (which the mysql and mariadb images include after it), in name order as mysqld reads them.
 fn mounted_cnf(w: &Workload, config_maps: &super::ConfigMaps) -> BTreeMap<String, Valued<String>> {
-    let d = &w.doc;
-    let volumes = path(&["spec", "template", "spec", "volumes"]);
-    let config_map_of = |volume: &str| {
-        d.doc.get(&volumes).and_then(Value::as_sequence)?.iter().find_map(|v| {
-            (yaml::get_string(v, &path(&["name"])).as_deref() == Some(volume))
-                .then(|| yaml::get_string(v, &path(&["configMap", "name"])))
-                .flatten()
-        })
-    };
-    let mounts = join(&w.container, &path(&["volumeMounts"]));
     // (read after the main file, settings).
     let mut files: Vec<(bool, BTreeMap<String, Valued<String>>)> = Vec::new();
-    for m in d.doc.get(&mounts).and_then(Value::as_sequence).into_iter().flatten() {
-        let Some(volume) = yaml::get_string(m, &path(&["name"])) else { continue };
-        let Some(cm_name) = config_map_of(&volume) else { continue };
-        let Some(cm) = config_maps.get(&(d.namespace(), cm_name)) else { continue };
-        let mount_path = yaml::get_string(m, &path(&["mountPath"])).unwrap_or_default();
-        let mount_path = mount_path.trim_end_matches('/');
-        let sub = yaml::get_string(m, &path(&["subPath"]));
-        let (in_conf_d, keys): (bool, Vec<&String>) = match &sub {
+    for m in super::mounted_config_maps(w, config_maps) {
+        let (mount_path, cm) = (m.path.as_str(), m.data);
+        let (in_conf_d, keys): (bool, Vec<&String>) = match &m.sub_path {
             // One key mounted as one file: read when mysqld reads that file.
             Some(key) if mount_path.ends_with(".cnf") => (false, cm.keys().filter(|k| *k == key).collect()),
             Some(key) if key.ends_with(".cnf") && conf_d(mount_path.rsplit_once('/').map_or("", |(dir, _)| dir)) => {
@@ -96,12 +81,7 @@ fn mounted_cnf(w: &Workload, config_maps: &super::ConfigMaps) -> BTreeMap<String
             files.push((in_conf_d, crate::read::mysql::my_cnf(&v.value, &file, first)));
         }
     }
-    files.sort_by_key(|(conf_d, _)| *conf_d);
-    let mut out = BTreeMap::new();
-    for (_, settings) in files {
-        out.extend(settings);
-    }
-    out
+    super::layered(files)
 }
 
 /// A folder the mysql and mariadb images include (`!includedir`).

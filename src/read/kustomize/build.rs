@@ -10,9 +10,10 @@ use super::patch;
 use crate::deployment::Source;
 use crate::read::error::Error;
 use crate::read::inputs::Input;
+use crate::read::lexical;
 use crate::read::yaml::{self, Document, PathSeg};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// The names kustomize looks for in a folder, in its order.
 const KUSTOMIZATION_NAMES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
@@ -136,21 +137,6 @@ impl Ctx<'_> {
         );
         Error::line(at.0.clone(), at.1, problem)
     }
-}
-
-/// Lexically clean `a/b/../c` into `a/c` (paths are shown, and compared, this way).
-fn lexical(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 fn kustomization_in(dir: &Path) -> Option<PathBuf> {
