@@ -307,7 +307,7 @@ fn kubernetes(args: &RenderKubernetesArgs, io: &mut Io) -> Result<ExitStatus> {
         docs.push(doc);
     }
     let doc = if mysql {
-        let text = engine.render(pg_t, &crate::render::mysql::server_context(&ctx))?;
+        let text = engine.render(pg_t, &ctx.mysql_server())?;
         Rendered { file: "mysql.yaml".into(), text }
     } else {
         Rendered { file: "postgresql.yaml".into(), text: engine.render(pg_t, &ctx)? }

@@ -8,5 +8,5 @@ mod generator;
 mod node;
 mod patch;
 
-pub use build::{Trees, is_kustomization_name, trees};
-pub use generator::{Generated, generated, is_kustomization};
+pub use build::{Trees, trees};
+pub use generator::{Generated, generated, is_kustomization, is_kustomization_name};

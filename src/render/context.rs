@@ -400,7 +400,10 @@ fn component(plan: &Plan, c: &ComponentPlan) -> ComponentView {
         compose_env.push(named);
     }
     // Every Dify process connects as the role the plan counted the reserved slots for.
-    let on_mysql = super::mysql::kubernetes_env(plan);
+    let on_mysql: Vec<EnvVar> = super::mysql::kubernetes_env(plan)
+        .into_iter()
+        .map(|(key, value)| EnvVar { key: key.name.into(), value, doc: key.doc.into(), why: None })
+        .collect();
     if on_mysql.is_empty() && !plan.input.app_role_superuser {
         env.push(var(&keys::DB_USERNAME, keys::APP_ROLE.to_string(), None));
     }
@@ -598,4 +601,27 @@ pub enum RenderKind {
     Alerts,
     /// `postgresql.conf` and `ALTER SYSTEM` statements.
     Postgresql,
+}
+
+/// The context of mysql.yaml: everything, plus the server's names and Dify's account.
+#[derive(Serialize)]
+pub struct ServerContext<'a> {
+    #[serde(flatten)]
+    pub base: &'a Context,
+    pub mysql_name: &'static str,
+    pub mysql_port: u16,
+    pub app_role: &'static str,
+}
+
+impl Context {
+    /// The context of mysql.yaml (docs/model.md §11).
+    pub fn mysql_server(&self) -> ServerContext<'_> {
+        use super::mysql;
+        ServerContext {
+            base: self,
+            mysql_name: mysql::KUBERNETES_NAME,
+            mysql_port: mysql::PORT,
+            app_role: mysql::app_role(&self.plan),
+        }
+    }
 }

@@ -1,7 +1,6 @@
 //! Dify on MySQL in Kubernetes manifests and Helm values: the keys each Dify container takes to
 //! reach the server, and the names of the MySQL StatefulSet difyplan renders (docs/model.md §11).
 
-use super::context::EnvVar;
 use crate::dify::keys::{self, Key};
 use crate::model::plan::Plan;
 
@@ -19,34 +18,26 @@ const DB_USERNAME_ROOT: Key = Key {
         keeps for an administrator",
 };
 
-/// `DB_TYPE`, `DB_HOST`, `DB_PORT` and `DB_USERNAME` of a Dify container on the plan's MySQL;
-/// empty for a PostgreSQL plan.
-pub fn kubernetes_env(plan: &Plan) -> Vec<EnvVar> {
+/// `DB_TYPE`, `DB_HOST`, `DB_PORT` and `DB_USERNAME` of a Dify container on the plan's MySQL,
+/// with their values; empty for a PostgreSQL plan.
+pub fn kubernetes_env(plan: &Plan) -> Vec<(&'static Key, String)> {
     if plan.input.db_type != crate::dify::db_type::DbType::Mysql {
         return Vec::new();
     }
-    let var = |key: &Key, value: String| EnvVar { key: key.name.into(), value, doc: key.doc.into(), why: None };
-    let user = if plan.input.app_role_superuser {
-        var(&DB_USERNAME_ROOT, crate::dify::db_type::mysql::SUPERUSER.into())
-    } else {
-        var(&keys::DB_USERNAME_MYSQL, keys::APP_ROLE.into())
-    };
-    vec![var(&DB_TYPE, "mysql".into()), var(&DB_HOST, KUBERNETES_NAME.into()), var(&DB_PORT, PORT.to_string()), user]
+    vec![
+        (&DB_TYPE, "mysql".into()),
+        (&DB_HOST, KUBERNETES_NAME.into()),
+        (&DB_PORT, PORT.to_string()),
+        if plan.input.app_role_superuser {
+            (&DB_USERNAME_ROOT, crate::dify::db_type::mysql::SUPERUSER.into())
+        } else {
+            (&keys::DB_USERNAME_MYSQL, keys::APP_ROLE.into())
+        },
+    ]
 }
 
-/// The context of mysql.yaml: everything, plus the server's names and Dify's account.
-#[derive(serde::Serialize)]
-pub struct ServerContext<'a> {
-    #[serde(flatten)]
-    pub base: &'a super::context::Context,
-    pub mysql_name: &'static str,
-    pub mysql_port: u16,
-    /// `dify`, an ordinary account the image creates; `root` with `--app-role superuser`.
-    pub app_role: &'static str,
-}
-
-pub fn server_context(base: &super::context::Context) -> ServerContext<'_> {
-    let app_role =
-        if base.plan.input.app_role_superuser { crate::dify::db_type::mysql::SUPERUSER } else { keys::APP_ROLE };
-    ServerContext { base, mysql_name: KUBERNETES_NAME, mysql_port: PORT, app_role }
+/// The account Dify connects as: `dify`, an ordinary account the image creates; `root` (which
+/// holds CONNECTION_ADMIN) with `--app-role superuser`.
+pub fn app_role(plan: &Plan) -> &'static str {
+    if plan.input.app_role_superuser { crate::dify::db_type::mysql::SUPERUSER } else { keys::APP_ROLE }
 }

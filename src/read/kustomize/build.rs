@@ -5,6 +5,7 @@
 //! here (`helmCharts:`, `replacements:`, remote bases, plugins) is refused with the command that
 //! renders the tree for `check -`.
 
+use super::generator::{KUSTOMIZATION_NAMES, is_kustomization_name};
 use super::node::{At, Node};
 use super::patch;
 use crate::deployment::Source;
@@ -14,9 +15,6 @@ use crate::read::lexical;
 use crate::read::yaml::{self, Document, PathSeg};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-
-/// The names kustomize looks for in a folder, in its order.
-const KUSTOMIZATION_NAMES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 /// Fields of a kustomization built here, or without effect on the budget.
 const APPLIED: &[&str] = &[
@@ -64,11 +62,6 @@ const CLUSTER_SCOPED: &[&str] = &[
     "CSIDriver",
     "VolumeSnapshotClass",
 ];
-
-/// Whether a file is a kustomization by its name.
-pub fn is_kustomization_name(path: &Path) -> bool {
-    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| KUSTOMIZATION_NAMES.contains(&n))
-}
 
 /// A Flux `Kustomization` object (`kustomize.toolkit.fluxcd.io`) kept in a file named like a
 /// kustomization: a resource Flux applies, not a kustomization kustomize builds.

@@ -33,9 +33,17 @@ fn p(keys: &[&str]) -> Vec<PathSeg> {
     PathSeg::keys(keys)
 }
 
+/// The names kustomize looks for in a folder, in its order.
+pub const KUSTOMIZATION_NAMES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// Whether a file is a kustomization by its name.
+pub fn is_kustomization_name(path: &Path) -> bool {
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| KUSTOMIZATION_NAMES.contains(&n))
+}
+
 /// Whether a document is a Kustomization (by its kind, or by its file's name).
 pub fn is_kustomization(doc: &Document) -> bool {
-    super::build::is_kustomization_name(Path::new(&doc.file))
+    is_kustomization_name(Path::new(&doc.file))
         || yaml::get_string(&doc.value, &p(&["kind"])).as_deref() == Some("Kustomization")
         || yaml::get_string(&doc.value, &p(&["apiVersion"])).is_some_and(|a| a.starts_with("kustomize.config.k8s.io"))
 }
