@@ -120,155 +120,16 @@ struct Service {
 /// Read a compose project into a deployment description.
 pub fn read(project: &Project, opts: &Options) -> Result<Deployment, Error> {
     let env = ProjectEnv::read(project.env_file.as_deref())?;
-    let mut services: BTreeMap<String, Service> = BTreeMap::new();
-    let mut layout_v19 = false;
-    let mut image_version = None;
-    // A dify-api image tag naming a release difyplan does not model (0.x), with where it stands.
-    let mut image_refused: Option<Error> = None;
-    // Top-level `configs:` (a PgBouncer's pgbouncer.ini): name → (text, file, first line).
-    let mut configs: BTreeMap<String, (String, String, usize)> = BTreeMap::new();
-    for (i, file) in project.files.iter().enumerate() {
-        let name = crate::safety::shown_path(file);
-        let read;
-        let text = match project.texts.get(i).and_then(Option::as_deref) {
-            Some(t) => t,
-            None => {
-                read = super::read_text(file)?;
-                read.as_str()
-            }
-        };
-        let docs = yaml::parse_documents(text, &name)?;
-        let Some(doc) = docs.into_iter().next() else { continue };
-        let Some(root) = doc.value.as_mapping() else {
-            return Err(Error::line(
-                name.clone(),
-                1,
-                "not a compose file (the top level is not a mapping) — pass a docker-compose.yaml",
-            ));
-        };
-        if root.keys().any(|k| k.as_str() == Some("x-shared-env")) {
-            layout_v19 = true;
-        }
-        if let Some(cfgs) = root.get("configs").and_then(Value::as_mapping) {
-            let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-            for (k, cfg) in cfgs {
-                let Some(cfg_name) = k.as_str() else { continue };
-                if let Some(text) = cfg.get("content").and_then(Value::as_str) {
-                    // A block scalar's text starts on the line after its key.
-                    let line = doc.line_of(&seg(&["configs", cfg_name, "content"])).unwrap_or(1);
-                    configs.insert(cfg_name.to_string(), (text.to_string(), name.clone(), line + 1));
-                } else if let Some(f) = cfg.get("file").and_then(Value::as_str) {
-                    let path = dir.join(f);
-                    if let Ok(text) = super::read_text(&path) {
-                        configs.insert(cfg_name.to_string(), (text, path.display().to_string(), 1));
-                    }
-                }
-            }
-        }
-        let Some(svcs) = root.get("services").and_then(Value::as_mapping) else { continue };
-        if svcs.len() + services.len() > MAX_SERVICES {
-            return Err(doc
-                .error_at(
-                    &seg(&["services"]),
-                    format!(
-                        "more than {MAX_SERVICES} services in one compose project — Dify's has about 40; pass the \
-                         project's own compose files"
-                    ),
-                )
-                .into());
-        }
-        let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-        for (key, svc) in svcs {
-            let Some(svc_name) = key.as_str() else { continue };
-            let Some(svc) = svc.as_mapping() else { continue };
-            // The image as compose runs it: `${DIFY_VERSION}` and the like interpolated from `.env`.
-            let image = svc.get("image").and_then(Value::as_str).map(|raw| {
-                let vars = env.vars();
-                dotenv::interpolate(raw, &|k| vars.get(k).cloned()).unwrap_or_else(|_| raw.to_string())
-            });
-            if let Some(tag) = image.as_deref().and_then(DifyVersion::api_image_tag) {
-                match DifyVersion::from_image_tag(tag) {
-                    Ok(v) => image_version = v.or(image_version),
-                    Err(e) => {
-                        let at = [
-                            PathSeg::Key("services".into()),
-                            PathSeg::Key(svc_name.into()),
-                            PathSeg::Key("image".into()),
-                        ];
-                        image_refused.get_or_insert(Error::line(name.clone(), doc.line_of(&at).unwrap_or(1), e));
-                    }
-                }
-            }
-            let entry = services.entry(svc_name.to_string()).or_insert_with(|| Service {
-                name: svc_name.to_string(),
-                value: serde_yaml::Mapping::new(),
-                env_lines: BTreeMap::new(),
-                env_files: Vec::new(),
-                at: Source::file(
-                    name.clone(),
-                    doc.line_of(&[PathSeg::Key("services".into()), PathSeg::Key(svc_name.into())]).unwrap_or(1),
-                ),
-            });
-            merge_service(entry, svc, &doc, &name, &dir)?;
-        }
+    let mut merged = merge_files(project, &env)?;
+    let (version, version_source) = merged.version(opts)?;
+    let profiles = active_profiles(&env);
+    let mut roles = Roles::default();
+    for svc in merged.services.values().filter(|svc| svc.runs_with(&profiles)) {
+        roles.take(svc, version);
     }
-    if let (None, Some(e)) = (opts.dify_version, image_refused) {
-        return Err(e);
-    }
-    let version =
-        opts.dify_version.or(image_version).unwrap_or(if layout_v19 { DifyVersion::V1_9 } else { DifyVersion::LATEST });
-    let version_source = if opts.dify_version.is_some() {
-        Source::Flag { flag: "--dify-version".into() }
-    } else if image_version.is_some() {
-        Source::default("image tag of langgenius/dify-api")
-    } else {
-        Source::default(if layout_v19 {
-            "compose layout (x-shared-env, Dify 1.0.0 to 1.14.0); 1.9.1 assumed (pass --dify-version)"
-        } else {
-            "compose layout (env_file lists); assumed the latest"
-        })
-    };
-
-    let profiles_raw = env.get("COMPOSE_PROFILES").unwrap_or_default();
-    let vars = env.vars();
-    let profiles: Vec<String> = dotenv::interpolate(&profiles_raw, &|k| vars.get(k).cloned())
-        .unwrap_or(profiles_raw)
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
-
-    let mut components = Vec::new();
-    let mut db: Option<&Service> = None;
-    let mut mysql_db: Option<&Service> = None;
-    let mut pooler_svc: Option<&Service> = None;
     let mut env_cache = BTreeMap::new();
-    for svc in services.values() {
-        if let Some(list) = svc.value.get("profiles").and_then(Value::as_sequence) {
-            let on = list.iter().filter_map(Value::as_str).any(|p| profiles.iter().any(|q| q == p));
-            if !on {
-                continue;
-            }
-        }
-        if is_db(svc, version) {
-            db = Some(svc);
-            continue;
-        }
-        if is_mysql_db(svc) {
-            mysql_db = mysql_db.or(Some(svc));
-            continue;
-        }
-        let image = svc.value.get("image").and_then(Value::as_str).unwrap_or_default();
-        if super::pgbouncer::is_pgbouncer_image(image) {
-            pooler_svc = pooler_svc.or(Some(svc));
-            continue;
-        }
-        // Only Dify's own services matter; reading every vector store's environment would not.
-        let image = svc.value.get("image").and_then(Value::as_str).unwrap_or_default();
-        let by_name = Component::ALL.iter().any(|c| c.service() == svc.name);
-        if !by_name && !image.contains("dify-api") && !image.contains("dify-plugin-daemon") {
-            continue;
-        }
+    let mut components = Vec::new();
+    for svc in roles.dify {
         let svc_env = service_env(svc, &env, &mut env_cache)?;
         let Some(component) = component_of(svc, &svc_env) else { continue };
         let replicas = replicas(svc, &env)?;
@@ -286,15 +147,16 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, Error> {
         components.push(comp);
     }
     components.sort_by_key(|c| c.component);
-    let pooler = match pooler_svc {
-        Some(svc) => Some(read_pooler(svc, &env, &configs, &components, &mut env_cache)?),
+    let pooler = match roles.pooler {
+        Some(svc) => Some(read_pooler(svc, &env, &merged.configs, &components, &mut env_cache)?),
         None => None,
     };
 
     let db_type = db_type(&components, &env)?;
     if db_type == DbType::Mysql {
-        return read_mysql(version, version_source, components, pooler, mysql_db, &env, opts, &mut env_cache);
+        return read_mysql(version, version_source, components, pooler, roles.mysql, &env, opts, &mut env_cache);
     }
+    let db = roles.postgres;
     let (max_connections, idle_timeout) = database_settings(db, &env, opts)?;
     let (app_role, mut app_role_superuser) = super::app_role(&components, opts);
     // The official postgres image (and those built on it) creates POSTGRES_USER as a superuser.
@@ -325,6 +187,203 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, Error> {
         pooler,
         observed: Vec::new(),
     })
+}
+
+/// The project's files merged as compose merges them, with what they say of the release.
+#[derive(Default)]
+struct Merged {
+    services: BTreeMap<String, Service>,
+    /// The 1.x `x-shared-env` layout (Dify 1.0.0 to 1.14.0).
+    layout_v19: bool,
+    /// The release a dify-api image tag names.
+    image_version: Option<DifyVersion>,
+    /// A dify-api image tag naming a release difyplan does not model (0.x), with where it stands.
+    image_refused: Option<Error>,
+    /// Top-level `configs:` (a PgBouncer's pgbouncer.ini): name → (text, file, first line).
+    configs: BTreeMap<String, (String, String, usize)>,
+}
+
+/// Read and merge the project's compose files in order (later files override earlier ones).
+fn merge_files(project: &Project, env: &ProjectEnv) -> Result<Merged, Error> {
+    let mut merged = Merged::default();
+    for (i, file) in project.files.iter().enumerate() {
+        let name = crate::safety::shown_path(file);
+        let read;
+        let text = match project.texts.get(i).and_then(Option::as_deref) {
+            Some(t) => t,
+            None => {
+                read = super::read_text(file)?;
+                read.as_str()
+            }
+        };
+        let docs = yaml::parse_documents(text, &name)?;
+        let Some(doc) = docs.into_iter().next() else { continue };
+        let Some(root) = doc.value.as_mapping() else {
+            return Err(Error::line(
+                name.clone(),
+                1,
+                "not a compose file (the top level is not a mapping) — pass a docker-compose.yaml",
+            ));
+        };
+        if root.keys().any(|k| k.as_str() == Some("x-shared-env")) {
+            merged.layout_v19 = true;
+        }
+        let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        merged.configs.extend(configs_of(root, &doc, &name, &dir));
+        let Some(svcs) = root.get("services").and_then(Value::as_mapping) else { continue };
+        if svcs.len() + merged.services.len() > MAX_SERVICES {
+            return Err(doc
+                .error_at(
+                    &seg(&["services"]),
+                    format!(
+                        "more than {MAX_SERVICES} services in one compose project — Dify's has about 40; pass the \
+                         project's own compose files"
+                    ),
+                )
+                .into());
+        }
+        for (key, svc) in svcs {
+            let Some(svc_name) = key.as_str() else { continue };
+            let Some(svc) = svc.as_mapping() else { continue };
+            merged.note_image(svc_name, svc, &doc, &name, env);
+            let entry = merged.services.entry(svc_name.to_string()).or_insert_with(|| Service {
+                name: svc_name.to_string(),
+                value: serde_yaml::Mapping::new(),
+                env_lines: BTreeMap::new(),
+                env_files: Vec::new(),
+                at: Source::file(
+                    name.clone(),
+                    doc.line_of(&[PathSeg::Key("services".into()), PathSeg::Key(svc_name.into())]).unwrap_or(1),
+                ),
+            });
+            merge_service(entry, svc, &doc, &name, &dir)?;
+        }
+    }
+    Ok(merged)
+}
+
+/// A file's top-level `configs:`: inline `content`, or a `file` beside it.
+fn configs_of(
+    root: &serde_yaml::Mapping,
+    doc: &yaml::Document,
+    name: &str,
+    dir: &Path,
+) -> Vec<(String, (String, String, usize))> {
+    let mut out = Vec::new();
+    let Some(cfgs) = root.get("configs").and_then(Value::as_mapping) else { return out };
+    for (k, cfg) in cfgs {
+        let Some(cfg_name) = k.as_str() else { continue };
+        if let Some(text) = cfg.get("content").and_then(Value::as_str) {
+            // A block scalar's text starts on the line after its key.
+            let line = doc.line_of(&seg(&["configs", cfg_name, "content"])).unwrap_or(1);
+            out.push((cfg_name.to_string(), (text.to_string(), name.to_string(), line + 1)));
+        } else if let Some(f) = cfg.get("file").and_then(Value::as_str) {
+            let path = dir.join(f);
+            if let Ok(text) = super::read_text(&path) {
+                out.push((cfg_name.to_string(), (text, path.display().to_string(), 1)));
+            }
+        }
+    }
+    out
+}
+
+impl Merged {
+    /// The release a service's dify-api image names: the image as compose runs it
+    /// (`${DIFY_VERSION}` and the like interpolated from `.env`).
+    fn note_image(
+        &mut self,
+        svc_name: &str,
+        svc: &serde_yaml::Mapping,
+        doc: &yaml::Document,
+        name: &str,
+        env: &ProjectEnv,
+    ) {
+        let image = svc.get("image").and_then(Value::as_str).map(|raw| {
+            let vars = env.vars();
+            dotenv::interpolate(raw, &|k| vars.get(k).cloned()).unwrap_or_else(|_| raw.to_string())
+        });
+        let Some(tag) = image.as_deref().and_then(DifyVersion::api_image_tag) else { return };
+        match DifyVersion::from_image_tag(tag) {
+            Ok(v) => self.image_version = v.or(self.image_version),
+            Err(e) => {
+                let at = [PathSeg::Key("services".into()), PathSeg::Key(svc_name.into()), PathSeg::Key("image".into())];
+                self.image_refused.get_or_insert(Error::line(name, doc.line_of(&at).unwrap_or(1), e));
+            }
+        }
+    }
+
+    /// The release to read with, and what says so: `--dify-version`, else the images, else the
+    /// compose layout.
+    fn version(&mut self, opts: &Options) -> Result<(DifyVersion, Source), Error> {
+        if let (None, Some(e)) = (opts.dify_version, self.image_refused.take()) {
+            return Err(e);
+        }
+        let fallback = if self.layout_v19 { DifyVersion::V1_9 } else { DifyVersion::LATEST };
+        let version = opts.dify_version.or(self.image_version).unwrap_or(fallback);
+        let source = if opts.dify_version.is_some() {
+            Source::Flag { flag: "--dify-version".into() }
+        } else if self.image_version.is_some() {
+            Source::default("image tag of langgenius/dify-api")
+        } else {
+            Source::default(if self.layout_v19 {
+                "compose layout (x-shared-env, Dify 1.0.0 to 1.14.0); 1.9.1 assumed (pass --dify-version)"
+            } else {
+                "compose layout (env_file lists); assumed the latest"
+            })
+        };
+        Ok((version, source))
+    }
+}
+
+/// `COMPOSE_PROFILES` of the project's `.env`, interpolated.
+fn active_profiles(env: &ProjectEnv) -> Vec<String> {
+    let raw = env.get("COMPOSE_PROFILES").unwrap_or_default();
+    let vars = env.vars();
+    dotenv::interpolate(&raw, &|k| vars.get(k).cloned())
+        .unwrap_or(raw)
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The services that matter, by what they run: the database (PostgreSQL or MySQL), a PgBouncer,
+/// and Dify's own; every vector store and proxy is left out.
+#[derive(Default)]
+struct Roles<'a> {
+    postgres: Option<&'a Service>,
+    mysql: Option<&'a Service>,
+    pooler: Option<&'a Service>,
+    dify: Vec<&'a Service>,
+}
+
+impl<'a> Roles<'a> {
+    fn take(&mut self, svc: &'a Service, version: DifyVersion) {
+        let image = svc.value.get("image").and_then(Value::as_str).unwrap_or_default();
+        if is_db(svc, version) {
+            self.postgres = Some(svc);
+        } else if is_mysql_db(svc) {
+            self.mysql = self.mysql.or(Some(svc));
+        } else if super::pgbouncer::is_pgbouncer_image(image) {
+            self.pooler = self.pooler.or(Some(svc));
+        } else if Component::ALL.iter().any(|c| c.service() == svc.name)
+            || image.contains("dify-api")
+            || image.contains("dify-plugin-daemon")
+        {
+            self.dify.push(svc);
+        }
+    }
+}
+
+impl Service {
+    /// Whether compose starts the service with these profiles: a service without `profiles:`
+    /// always runs.
+    fn runs_with(&self, profiles: &[String]) -> bool {
+        match self.value.get("profiles").and_then(Value::as_sequence) {
+            Some(list) => list.iter().filter_map(Value::as_str).any(|p| profiles.iter().any(|q| q == p)),
+            None => true,
+        }
+    }
 }
 
 /// A PgBouncer service: its pgbouncer.ini from a `configs:` entry mounted as `*.ini` (else the
