@@ -281,6 +281,17 @@ impl From<CountError> for String {
     }
 }
 
+/// The gunicorn or Celery a Dify container's own command starts, bypassing the image's
+/// entrypoint: that entrypoint is what turns `SERVER_WORKER_AMOUNT`, `SERVER_WORKER_CONNECTIONS`
+/// and `CELERY_WORKER_AMOUNT` into the servers' flags (docs/model.md §2), so with its own command
+/// those keys no longer set the processes, greenlets or `-c` that [`interpret`] reads from them.
+pub fn own_server(words: &[Valued<String>]) -> Option<&Valued<String>> {
+    words.iter().find(|w| {
+        let program = w.value.rsplit('/').next().unwrap_or_default();
+        matches!(program, "gunicorn" | "celery")
+    })
+}
+
 /// A number read from the environment, or Dify's default when unset or empty.
 pub fn env_number(env: &Env, key: &str, default: u64, default_what: &str) -> Result<Valued<u64>, CountError> {
     match env.get(key) {

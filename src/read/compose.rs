@@ -130,6 +130,9 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, Error> {
     let mut env_cache = BTreeMap::new();
     let mut components = Vec::new();
     for svc in roles.dify {
+        if let Some(program) = deployment::own_server(&run_words(svc, &env)?) {
+            return Err(super::bypass_refusal(&svc.name, program));
+        }
         let svc_env = service_env(svc, &env, &mut env_cache)?;
         let Some(component) = component_of(svc, &svc_env) else { continue };
         let replicas = replicas(svc, &env)?;
@@ -496,7 +499,7 @@ fn merge_service(
                 }
             }
             _ => {
-                if (key == "command" || key == "scale" || key == "cpus")
+                if (key == "command" || key == "entrypoint" || key == "scale" || key == "cpus")
                     && let Some(line) = doc.line_of(&seg(&["services", &name, key]))
                 {
                     into.env_lines.insert(format!("\0{key}"), Source::file(file, line));
@@ -624,8 +627,19 @@ fn is_mysql_db(svc: &Service) -> bool {
 /// The words of a service's `command:`, split as compose does and each interpolated from the
 /// project `.env`, so each setting's source is the `.env` line of its own variable.
 fn command_words(svc: &Service, env: &ProjectEnv) -> Result<Vec<Valued<String>>, Error> {
-    let at = svc.env_lines.get("\0command").cloned().unwrap_or_else(|| svc.at.clone());
-    match svc.value.get("command") {
+    words_of(svc, "command", env)
+}
+
+/// The words of a service's `entrypoint:` then `command:`, as the container runs them.
+fn run_words(svc: &Service, env: &ProjectEnv) -> Result<Vec<Valued<String>>, Error> {
+    let mut words = words_of(svc, "entrypoint", env)?;
+    words.extend(words_of(svc, "command", env)?);
+    Ok(words)
+}
+
+fn words_of(svc: &Service, key: &str, env: &ProjectEnv) -> Result<Vec<Valued<String>>, Error> {
+    let at = svc.env_lines.get(&format!("\0{key}")).cloned().unwrap_or_else(|| svc.at.clone());
+    match svc.value.get(key) {
         Some(Value::String(s)) => shell_words(s).iter().map(|w| env.interpolate(w, at.clone())).collect(),
         Some(Value::Sequence(items)) => {
             items.iter().filter_map(yaml::scalar_string).map(|w| env.interpolate(&w, at.clone())).collect()

@@ -342,6 +342,9 @@ fn dify_component(
     opts: &Options,
 ) -> Result<deployment::Deployed, Error> {
     let d = &w.doc;
+    if let Some(program) = deployment::own_server(&container_words(w)) {
+        return Err(super::bypass_refusal(&d.name(), program));
+    }
     let replicas = count_at(d, &path(&["spec", "replicas"]), "replicas")?
         .unwrap_or_else(|| Valued::new(1, Source::default("Kubernetes default: 1 replica")));
     let key = (d.namespace(), d.kind().to_string(), d.name());
@@ -365,6 +368,21 @@ fn dify_component(
     )?;
     deployed.cores = cpu_limit(d, &w.container)?;
     Ok(deployed)
+}
+
+/// The words of a container's `command` then `args`, each split as a shell would and located.
+fn container_words(w: &Workload) -> Vec<Valued<String>> {
+    let mut words = Vec::new();
+    for field in ["command", "args"] {
+        let p = join(&w.container, &path(&[field]));
+        for (i, item) in w.doc.doc.get(&p).and_then(Value::as_sequence).into_iter().flatten().enumerate() {
+            let at = w.doc.at(&join(&p, &[PathSeg::Index(i)]));
+            for word in super::compose::shell_words(&yaml::scalar_string(item).unwrap_or_default()) {
+                words.push(Valued::new(word, at.clone()));
+            }
+        }
+    }
+    words
 }
 
 /// Autoscalers whose target was not found or which have no maximum: not counted.
@@ -649,18 +667,7 @@ fn postgres_settings(
     config_maps: &ConfigMaps,
 ) -> Result<(Option<Valued<u64>>, Valued<String>), Error> {
     let d = &w.doc;
-    let mut words: Vec<Valued<String>> = Vec::new();
-    for field in ["command", "args"] {
-        let p = join(&w.container, &path(&[field]));
-        if let Some(items) = d.doc.get(&p).and_then(Value::as_sequence) {
-            for (i, item) in items.iter().enumerate() {
-                let at = d.at(&join(&p, &[PathSeg::Index(i)]));
-                for word in super::compose::shell_words(&yaml::scalar_string(item).unwrap_or_default()) {
-                    words.push(Valued::new(word, at.clone()));
-                }
-            }
-        }
-    }
+    let words = container_words(w);
     let mut settings = super::postgres::command_line(&words);
     for (name, value) in mounted_conf(w, config_maps) {
         settings.entry(name).or_insert(value);

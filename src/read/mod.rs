@@ -148,6 +148,21 @@ pub fn explain_open(e: &std::io::Error) -> String {
     }
 }
 
+/// The refusal for a Dify service that starts its server itself: where, and what to do.
+pub fn bypass_refusal(service: &str, program: &crate::deployment::Valued<String>) -> error::Error {
+    error::Error::at(
+        program.source.clone(),
+        format!(
+            "{} runs `{}` itself instead of the image's entrypoint, so SERVER_WORKER_AMOUNT, \
+             SERVER_WORKER_CONNECTIONS and CELERY_WORKER_AMOUNT do not set its processes, greenlets or -c, and \
+             difyplan reads only those keys — remove the command and set the keys, or check this service's \
+             connections by hand",
+            crate::safety::escape(service),
+            crate::safety::escape(&program.value)
+        ),
+    )
+}
+
 /// Lexically clean `a/./b/../c` into `a/c` (paths are shown, and compared, this way); a
 /// leading `..` stays.
 pub fn lexical(path: &Path) -> std::path::PathBuf {

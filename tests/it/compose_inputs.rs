@@ -79,3 +79,36 @@ fn files_given_by_name_are_read_by_content() {
         r.stderr
     );
 }
+
+/// A Dify service that starts gunicorn or Celery itself bypasses the entrypoint that turns
+/// SERVER_WORKER_* and CELERY_WORKER_AMOUNT into flags: refused at the command's line, on compose
+/// and on Kubernetes; a command that runs the entrypoint is read as before.
+#[test]
+fn a_command_that_starts_the_server_itself_is_refused_where_it_is_written() {
+    let compose = |command: &str| {
+        format!(
+            "services:\n  worker:\n    image: langgenius/dify-api:1.16.1\n    environment:\n      MODE: worker\n      \
+             CELERY_WORKER_AMOUNT: \"4\"\n    command: {command}\n  db_postgres:\n    image: postgres:15-alpine\n    \
+             command: [\"postgres\", \"-c\", \"max_connections=300\"]\n"
+        )
+    };
+    let dir = crate::support::folder(&[("docker-compose.yaml", &compose("celery -A app.celery worker -c 16"))]);
+    let r = difyplan(&["check", &crate::support::s(dir.path())]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("docker-compose.yaml:7:") && r.stderr.contains("runs `celery` itself"), "{}", r.stderr);
+    assert!(r.stderr.contains("CELERY_WORKER_AMOUNT"), "{}", r.stderr);
+
+    let dir = crate::support::folder(&[("docker-compose.yaml", &compose("[\"/bin/bash\", \"/entrypoint.sh\"]"))]);
+    let r = difyplan(&["check", &crate::support::s(dir.path()), "--format", "json"]);
+    assert!(r.code <= 1, "{}", r.stderr);
+    let worker = &json(&r)["deployments"][0]["deployment"]["components"][0];
+    assert_eq!(worker["concurrency"]["value"], 4, "{worker}");
+
+    let manifest = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: dify-api\nspec:\n  template:\n    spec:\n      \
+                    containers:\n        - name: api\n          image: langgenius/dify-api:1.16.1\n          command:\n            \
+                    - gunicorn\n          args: [\"--workers\", \"8\", \"app:app\"]\n";
+    let dir = crate::support::folder(&[("api.yaml", manifest)]);
+    let r = difyplan(&["check", &crate::support::s(dir.path())]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("api.yaml:12:") && r.stderr.contains("runs `gunicorn` itself"), "{}", r.stderr);
+}
