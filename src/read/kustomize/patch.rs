@@ -33,9 +33,49 @@ fn directive(node: &Node) -> Option<String> {
     node.get("$patch").and_then(Node::text)
 }
 
+/// Why a strategic-merge patch cannot be applied as kustomize applies it; the caller says where
+/// the patch is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unmergeable {
+    #[error("`$patch: {0}` on a mapping")]
+    MapDirective(String),
+    #[error("the strategic-merge directive `{0}`")]
+    Directive(String),
+    #[error("an item of `{field}` without its merge key `{key}`")]
+    ItemWithoutKey { field: String, key: String },
+    #[error("`$patch: {directive}` in an item of `{field}`")]
+    ItemDirective { field: String, directive: String },
+}
+
+/// Why a JSON 6902 patch cannot be applied (kustomize refuses it too); the caller says where the
+/// patch is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unpatchable {
+    #[error("a JSON 6902 patch is a list of operations")]
+    NotAList,
+    #[error("an operation without `path`")]
+    NoPath,
+    #[error("`{op}` at `{path}` without `{field}`")]
+    Missing { op: String, path: String, field: &'static str },
+    #[error("the path `{0}` does not start with `/`")]
+    NotAPointer(String),
+    #[error("the path `{0}` is not in the resource")]
+    NotInResource(String),
+    #[error("cannot remove the whole resource")]
+    WholeResource,
+    #[error("the index in `{0}` is out of the list")]
+    IndexOutOfList(String),
+    #[error("the path `{0}` goes through a scalar")]
+    ThroughScalar(String),
+    #[error("the test at `{0}` fails: the resource holds another value")]
+    TestFails(String),
+    #[error("the operation `{0}` is not a JSON 6902 operation")]
+    UnknownOperation(String),
+}
+
 /// Merge `patch` into `target` as a strategic merge patch does. `field` is the key the two
 /// nodes are under; `in_container` whether they are inside a container.
-pub fn strategic_merge(target: &mut Node, patch: &Node, field: &str, in_container: bool) -> Result<(), String> {
+pub fn strategic_merge(target: &mut Node, patch: &Node, field: &str, in_container: bool) -> Result<(), Unmergeable> {
     match (target, patch) {
         (target @ Node::Map(..), Node::Map(entries, _)) => {
             match directive(patch).as_deref() {
@@ -44,14 +84,14 @@ pub fn strategic_merge(target: &mut Node, patch: &Node, field: &str, in_containe
                     *target = without_directives(patch);
                     return Ok(());
                 }
-                Some(other) => return Err(format!("`$patch: {other}` on a mapping")),
+                Some(other) => return Err(Unmergeable::MapDirective(other.to_string())),
             }
             for (k, pv) in entries {
                 if k == "$patch" {
                     continue;
                 }
                 if k.starts_with('$') {
-                    return Err(format!("the strategic-merge directive `{k}`"));
+                    return Err(Unmergeable::Directive(k.clone()));
                 }
                 if pv.is_null() || directive(pv).as_deref() == Some("delete") {
                     target.remove(k);
@@ -84,7 +124,7 @@ pub fn strategic_merge(target: &mut Node, patch: &Node, field: &str, in_containe
             let Node::Seq(current, _) = target else { unreachable!("matched above") };
             for item in items {
                 let Some(id) = item.get(key).map(Node::value) else {
-                    return Err(format!("an item of `{field}` without its merge key `{key}`"));
+                    return Err(Unmergeable::ItemWithoutKey { field: field.to_string(), key: key.to_string() });
                 };
                 let found = current.iter().position(|c| c.get(key).map(Node::value).as_ref() == Some(&id));
                 match (directive(item).as_deref(), found) {
@@ -93,7 +133,10 @@ pub fn strategic_merge(target: &mut Node, patch: &Node, field: &str, in_containe
                     }
                     (Some("delete"), None) => {}
                     (Some(other), _) if other != "merge" => {
-                        return Err(format!("`$patch: {other}` in an item of `{field}`"));
+                        return Err(Unmergeable::ItemDirective {
+                            field: field.to_string(),
+                            directive: other.to_string(),
+                        });
                     }
                     (_, Some(i)) => strategic_merge(&mut current[i], item, field, in_container)?,
                     (_, None) => current.push(without_directives(item)),
@@ -127,11 +170,11 @@ fn without_directives(node: &Node) -> Node {
 }
 
 /// A JSON pointer's reference tokens (`~1` is `/`, `~0` is `~`).
-fn pointer(p: &str) -> Result<Vec<String>, String> {
+fn pointer(p: &str) -> Result<Vec<String>, Unpatchable> {
     if p.is_empty() {
         return Ok(Vec::new());
     }
-    let Some(rest) = p.strip_prefix('/') else { return Err(format!("the path `{p}` does not start with `/`")) };
+    let Some(rest) = p.strip_prefix('/') else { return Err(Unpatchable::NotAPointer(p.to_string())) };
     Ok(rest.split('/').map(|t| t.replace("~1", "/").replace("~0", "~")).collect())
 }
 
@@ -143,19 +186,19 @@ fn child_mut<'a>(node: &'a mut Node, token: &str) -> Option<&'a mut Node> {
     }
 }
 
-fn locate<'a>(root: &'a mut Node, tokens: &[String], path: &str) -> Result<&'a mut Node, String> {
+fn locate<'a>(root: &'a mut Node, tokens: &[String], path: &str) -> Result<&'a mut Node, Unpatchable> {
     let mut cur = root;
     for t in tokens {
-        cur = child_mut(cur, t).ok_or_else(|| format!("the path `{path}` is not in the resource"))?;
+        cur = child_mut(cur, t).ok_or_else(|| Unpatchable::NotInResource(path.to_string()))?;
     }
     Ok(cur)
 }
 
-fn remove_at(root: &mut Node, path: &str) -> Result<Node, String> {
+fn remove_at(root: &mut Node, path: &str) -> Result<Node, Unpatchable> {
     let tokens = pointer(path)?;
-    let Some((last, parent)) = tokens.split_last() else { return Err("cannot remove the whole resource".into()) };
+    let Some((last, parent)) = tokens.split_last() else { return Err(Unpatchable::WholeResource) };
     let parent = locate(root, parent, path)?;
-    let missing = || format!("the path `{path}` is not in the resource");
+    let missing = || Unpatchable::NotInResource(path.to_string());
     match parent {
         Node::Map(..) => parent.remove(last).ok_or_else(missing),
         Node::Seq(items, _) => match last.parse::<usize>() {
@@ -166,7 +209,7 @@ fn remove_at(root: &mut Node, path: &str) -> Result<Node, String> {
     }
 }
 
-fn add_at(root: &mut Node, path: &str, value: Node, replace: bool) -> Result<(), String> {
+fn add_at(root: &mut Node, path: &str, value: Node, replace: bool) -> Result<(), Unpatchable> {
     let tokens = pointer(path)?;
     let Some((last, parent)) = tokens.split_last() else {
         *root = value;
@@ -176,7 +219,7 @@ fn add_at(root: &mut Node, path: &str, value: Node, replace: bool) -> Result<(),
     match parent {
         Node::Map(..) => {
             if replace && parent.get(last).is_none() {
-                return Err(format!("the path `{path}` is not in the resource"));
+                return Err(Unpatchable::NotInResource(path.to_string()));
             }
             parent.set(last, value);
             Ok(())
@@ -192,21 +235,22 @@ fn add_at(root: &mut Node, path: &str, value: Node, replace: bool) -> Result<(),
                     items.insert(i, value);
                     Ok(())
                 }
-                _ => Err(format!("the index in `{path}` is out of the list")),
+                _ => Err(Unpatchable::IndexOutOfList(path.to_string())),
             }
         }
-        Node::Scalar(..) => Err(format!("the path `{path}` goes through a scalar")),
+        Node::Scalar(..) => Err(Unpatchable::ThroughScalar(path.to_string())),
     }
 }
 
 /// Apply a JSON 6902 patch (a list of operations) to `target`.
-pub fn json6902(target: &mut Node, ops: &Node) -> Result<(), String> {
-    let Node::Seq(ops, _) = ops else { return Err("a JSON 6902 patch is a list of operations".into()) };
+pub fn json6902(target: &mut Node, ops: &Node) -> Result<(), Unpatchable> {
+    let Node::Seq(ops, _) = ops else { return Err(Unpatchable::NotAList) };
     for op in ops {
         let name = op.get("op").and_then(Node::text).unwrap_or_default();
-        let path = op.get("path").and_then(Node::text).ok_or("an operation without `path`")?;
-        let value = || op.get("value").cloned().ok_or_else(|| format!("`{name}` at `{path}` without `value`"));
-        let from = || op.get("from").and_then(Node::text).ok_or_else(|| format!("`{name}` at `{path}` without `from`"));
+        let path = op.get("path").and_then(Node::text).ok_or(Unpatchable::NoPath)?;
+        let missing = |field| Unpatchable::Missing { op: name.clone(), path: path.clone(), field };
+        let value = || op.get("value").cloned().ok_or_else(|| missing("value"));
+        let from = || op.get("from").and_then(Node::text).ok_or_else(|| missing("from"));
         match name.as_str() {
             "add" => add_at(target, &path, value()?, false)?,
             "replace" => add_at(target, &path, value()?, true)?,
@@ -226,10 +270,10 @@ pub fn json6902(target: &mut Node, ops: &Node) -> Result<(), String> {
                 let expected = value()?.value();
                 let found = locate(target, &pointer(&path)?, &path)?.value();
                 if found != expected {
-                    return Err(format!("the test at `{path}` fails: the resource holds another value"));
+                    return Err(Unpatchable::TestFails(path));
                 }
             }
-            other => return Err(format!("the operation `{other}` is not a JSON 6902 operation")),
+            other => return Err(Unpatchable::UnknownOperation(other.to_string())),
         }
     }
     Ok(())
@@ -285,6 +329,6 @@ mod tests {
         json6902(&mut base, &ops).unwrap();
         assert_eq!(base.value(), serde_yaml::from_str::<Value>("spec:\n  replicas: 4\n  args: [a, b]\n").unwrap());
         let bad = node("- op: replace\n  path: /spec/missing\n  value: 1\n", "p");
-        assert!(json6902(&mut base, &bad).unwrap_err().contains("/spec/missing"));
+        assert_eq!(json6902(&mut base, &bad), Err(Unpatchable::NotInResource("/spec/missing".into())));
     }
 }
