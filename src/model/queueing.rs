@@ -36,27 +36,50 @@ const EXACT_MEAN_MAX: f64 = 2_000.0;
 /// Y is negative binomial). The requests a pod holds: those waiting on I/O follow the Poisson
 /// count, those queueing for a core the much longer geometric tail of a busy CPU.
 pub fn poisson_plus_queues_quantile(mean: f64, cores: u64, rho: f64, level: f64) -> u64 {
+    poisson_plus_queue_groups_quantile(mean, (cores, rho), (0, 0.0), level)
+}
+
+/// [`poisson_plus_queues_quantile`] with a second group of `other.0` queues at utilisation
+/// `other.1` each (the api's streaming requests whose runs queue on the workers' cores). The
+/// first group decides whether the sum is taken exactly or as normal, so without a second group
+/// this is exactly the one-group quantile.
+pub fn poisson_plus_queue_groups_quantile(mean: f64, first: (u64, f64), other: (u64, f64), level: f64) -> u64 {
     let start = poisson_quantile(mean, level);
-    if cores == 0 || !(rho > 0.0 && rho < 1.0) {
+    let groups: Vec<(f64, f64)> = [first, other]
+        .into_iter()
+        .filter(|&(cores, rho)| cores > 0 && rho > 0.0 && rho < 1.0)
+        .map(|(cores, rho)| (cores as f64, rho))
+        .collect();
+    if groups.is_empty() {
         return start;
     }
     let level = level.clamp(0.0, 1.0 - 1e-12);
-    let r = cores as f64;
-    if cores > EXACT_QUEUES_MAX || mean > EXACT_MEAN_MAX {
+    if first.0 > EXACT_QUEUES_MAX || other.0 > 8 * EXACT_QUEUES_MAX || mean > EXACT_MEAN_MAX {
         // Many queues or many requests: the sum is close to normal (its mean and variance exact).
-        let queued = r * rho / (1.0 - rho);
-        let variance = mean.max(0.0) + r * rho / ((1.0 - rho) * (1.0 - rho));
+        let queued: f64 = groups.iter().map(|&(r, rho)| r * rho / (1.0 - rho)).sum();
+        let variance =
+            mean.max(0.0) + groups.iter().map(|&(r, rho)| r * rho / ((1.0 - rho) * (1.0 - rho))).sum::<f64>();
         let n = (mean.max(0.0) + queued + normal_quantile(level) * variance.sqrt() - 1e-9).ceil().max(0.0) as u64;
         return n.max(start);
     }
-    // The negative binomial's probabilities, until its tail no longer matters.
-    let mut pmf = vec![(1.0 - rho).powf(r)];
-    let mut total = pmf[0];
-    while total < 1.0 - 1e-13 && pmf.len() < 200_000 {
-        let k = (pmf.len() - 1) as f64;
-        let next = pmf[pmf.len() - 1] * rho * (k + r) / (k + 1.0);
-        total += next;
-        pmf.push(next);
+    // Each group's negative binomial probabilities, until its tail no longer matters, convolved.
+    let mut pmf = vec![1.0];
+    for &(r, rho) in &groups {
+        let mut own = vec![(1.0 - rho).powf(r)];
+        let mut total = own[0];
+        while total < 1.0 - 1e-13 && own.len() < 200_000 {
+            let k = (own.len() - 1) as f64;
+            let next = own[own.len() - 1] * rho * (k + r) / (k + 1.0);
+            total += next;
+            own.push(next);
+        }
+        let mut sum = vec![0.0; pmf.len() + own.len() - 1];
+        for (i, &a) in pmf.iter().enumerate() {
+            for (j, &b) in own.iter().enumerate() {
+                sum[i + j] += a * b;
+            }
+        }
+        pmf = sum;
     }
     // Poisson's distribution function over the window that can matter.
     let mean = mean.max(0.0);
