@@ -101,6 +101,8 @@ struct ApiSizing {
     rho: f64,
     /// A streaming request's run in a worker, CPU queueing included.
     run_seconds: f64,
+    /// The workers those runs queue on.
+    workers: load::Workers,
     w_eff: f64,
     in_flight: f64,
     pod_quantile: u64,
@@ -180,6 +182,7 @@ fn api_sizing(cx: &Ctx) -> ApiSizing {
                 greenlets,
                 rho,
                 run_seconds,
+                workers,
                 w_eff,
                 in_flight,
                 pod_quantile,
@@ -316,11 +319,14 @@ fn explain_api(cx: &mut Ctx, s: &ApiSizing) {
         "SERVER_WORKER_CONNECTIONS",
         greenlets,
         format!(
-            "ceil((q{} of Poisson(requests waiting on I/O) + {per_pod} processor-sharing queues at ρ {:.2}) \
-                + 1 arriving = {} in one {} (mean in flight {:.1}) ÷ {per_pod} processes): its processes share \
-                one listen backlog, each queues on its own core",
+            "ceil((q{} of Poisson(requests waiting on I/O) + {per_pod} processor-sharing queues at ρ {:.2} \
+                + its streaming requests' runs queueing on {} workers' cores at ρ {:.2}) + 1 arriving = {} in \
+                one {} (mean in flight {:.1}) ÷ {per_pod} processes): its processes share one listen backlog, \
+                each queues on its own core",
             a.quantile,
             utilisation(s.rho * a.overload_headroom),
+            s.workers.count,
+            utilisation(s.workers.rho * a.overload_headroom),
             s.pod_quantile,
             if cx.input.target == Target::Compose { "container" } else { "pod" },
             s.in_flight / replicas as f64 * a.overload_headroom,

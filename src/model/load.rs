@@ -200,6 +200,48 @@ mod tests {
         assert_eq!(utilisation(f64::NAN), MAX_UTILISATION);
     }
 
+    /// `workflow` at 10 QPS needs 0.94 worker cores: two workers run at 0.47, but with the runs
+    /// and tasks in flight at their quantile (29 against a mean of 14.8) at 0.92, so a third is
+    /// planned; at 500 QPS the quantile is near the mean and the CPU target's workers suffice.
+    #[test]
+    fn workers_keep_a_core_below_the_bound_at_the_quantile() {
+        let p = Profile::builtin("workflow").unwrap();
+        let a = Assumptions::default();
+        assert_eq!(workers_for_the_quantile(&p, 10.0, 2, &a), 3);
+        let by_cpu = (worker_cores(&p, 500.0) / 0.7).ceil() as u64;
+        assert_eq!(workers_for_the_quantile(&p, 500.0, by_cpu, &a), by_cpu);
+        for (qps, at_least) in [(10.0, 2), (100.0, 14), (500.0, by_cpu)] {
+            let w = workers_for_the_quantile(&p, qps, at_least, &a);
+            let rho = worker_cores(&p, qps) / w as f64;
+            let f = worker_flight(&p, qps, rho);
+            let q = worker_quantile(worker_cores(&p, qps), &f, rho, w, &a) - 1;
+            assert!(utilisation_at_quantile(rho, q, f.in_flight) <= CORE_AT_QUANTILE_MAX, "{qps}: {w}");
+        }
+    }
+
+    /// A pod's streaming requests whose runs queue on crowded workers need more greenlets than
+    /// the same requests counted as Poisson; with no streaming share the workers add nothing.
+    #[test]
+    fn runs_queueing_on_the_workers_widen_the_pods_quantile() {
+        let p = Profile::builtin("chat").unwrap();
+        let a = Assumptions::default();
+        let rho = api_cores(&p, 10.0) / 2.0;
+        let f = api_flight(&p, 10.0, rho, run_seconds(&p, 0.6));
+        let cores = worker_cores(&p, 10.0);
+        let none = Workers { count: 0, rho: 0.0, cores };
+        let busy = Workers { count: 4, rho: 0.9, cores };
+        assert!(
+            api_pod_quantile(&p, 10.0, &f, rho, 2, 1, busy, &a) > api_pod_quantile(&p, 10.0, &f, rho, 2, 1, none, &a)
+        );
+        let mut blocking = p.clone();
+        blocking.streaming_share = 0.0;
+        let f = api_flight(&blocking, 10.0, rho, run_seconds(&blocking, 0.6));
+        assert_eq!(
+            api_pod_quantile(&blocking, 10.0, &f, rho, 2, 1, busy, &a),
+            api_pod_quantile(&blocking, 10.0, &f, rho, 2, 1, none, &a)
+        );
+    }
+
     #[test]
     fn more_load_never_needs_less() {
         let p = Profile::builtin("workflow").unwrap();

@@ -209,6 +209,24 @@ mod tests {
         assert!(both > 21 && both < 30, "{both}");
     }
 
+    /// Without a second group it is the one-group quantile; a second group of queues adds its
+    /// tail: one core at ρ 0.5 twice is the negative binomial with r = 2, P(Y ≥ k) = (k + 2)·0.5^(k+1)
+    /// (k = 12: 0.0017, k = 13: 0.00092), so its 99.9% quantile is 12 (P(Y ≤ 12) ≥ 0.999).
+    #[test]
+    fn queue_groups_by_hand() {
+        for (mean, cores, rho) in [(10.0, 1, 0.5), (40.0, 4, 0.7), (3000.0, 2, 0.6), (100.0, 20, 0.5)] {
+            assert_eq!(
+                poisson_plus_queue_groups_quantile(mean, (cores, rho), (0, 0.0), 0.999),
+                poisson_plus_queues_quantile(mean, cores, rho, 0.999)
+            );
+        }
+        assert_eq!(poisson_plus_queue_groups_quantile(0.0, (1, 0.5), (1, 0.5), 0.999), 12);
+        assert_eq!(poisson_plus_queues_quantile(0.0, 2, 0.5, 0.999), 12);
+        let one = poisson_plus_queues_quantile(40.0, 1, 0.3, 0.999);
+        let two = poisson_plus_queue_groups_quantile(40.0, (1, 0.3), (4, 0.4), 0.999);
+        assert!(two > one, "{two} vs {one}");
+    }
+
     #[test]
     fn ln_factorial_matches_product() {
         let exact: f64 = (2..=30).map(|i| (i as f64).ln()).sum();
