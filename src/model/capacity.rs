@@ -168,6 +168,15 @@ fn planned_workers(load: &Load) -> u64 {
     load::workers_for_the_quantile(load.profile, load.qps, by_cpu, load.assumptions)
 }
 
+/// The workers' cores at their peak: the CPU target's worth, or, where that leaves a core busier
+/// than [`load::CORE_AT_QUANTILE_MAX`] at the quantile of runs in flight, the workers `size`
+/// plans for it (one core each).
+fn worker_cores_needed(load: &Load) -> f64 {
+    let by_target = load::worker_cores(load.profile, load.qps) / load.cpu_target();
+    let planned = planned_workers(load);
+    if planned > by_target.ceil().max(1.0) as u64 { planned as f64 } else { by_target }
+}
+
 /// The api: greenlets against the per-pod quantile of the requests in flight, cores against the
 /// CPU. Several api workloads share the load in proportion to their cores.
 fn api(apis: &[&Deployed], load: &Load, workers: load::Workers) -> Vec<Capacity> {
@@ -261,7 +270,7 @@ fn worker(workers: &[&Deployed], load: &Load) -> Vec<Capacity> {
         measure: Measure::WorkerCores,
         current: have,
         needed_mean: cores,
-        needed_peak: cores / load.cpu_target(),
+        needed_peak: worker_cores_needed(load),
         setting: "worker replicas (one gevent process, one core each)".into(),
         current_how: workers.iter().map(|c| cores_how(c, "process")).collect::<Vec<_>>().join(" + "),
         source: Some(first.replicas.source.clone()),
