@@ -221,7 +221,7 @@ fn checkouts_wait_within_the_plans_target_at_the_planned_load() {
 /// once), so one run of 50,000 requests says little about a 0.1% share. Of the same plan, one
 /// run showed 0.52% and four others 0%, 0.04% over twenty (`agent` at 100 QPS, whose 20 s
 /// requests give a 500 s run only 25 request times); ten seeds (500,000 requests) put every plan
-/// where twenty or thirty do, within about 0.02%.
+/// where twenty or thirty do, within 0.03%.
 const WAIT_SEEDS: u64 = 10;
 
 /// What waited for a greenlet (api) and for a slot (worker), pooled over [`WAIT_SEEDS`] runs.
