@@ -141,9 +141,13 @@ fn of(d: &Deployment, component: Component) -> Vec<&Deployed> {
 /// Every capacity line for the components the deployment runs.
 pub fn assess(d: &Deployment, load: &Load) -> Vec<Capacity> {
     let workers = of(d, Component::Worker);
-    let worker_rho = worker_utilisation(&workers, load);
+    let on_workers = load::Workers {
+        count: workers.iter().map(|c| replicas(c)).sum(),
+        rho: worker_utilisation(&workers, load),
+        cores: load::worker_cores(load.profile, load.qps),
+    };
     let mut out = Vec::new();
-    out.extend(api(&of(d, Component::Api), load, worker_rho));
+    out.extend(api(&of(d, Component::Api), load, on_workers));
     out.extend(worker(&workers, load));
     out.extend(plugin_daemon(&of(d, Component::PluginDaemon), load));
     out
@@ -154,17 +158,33 @@ pub fn assess(d: &Deployment, load: &Load) -> Vec<Capacity> {
 fn worker_utilisation(workers: &[&Deployed], load: &Load) -> f64 {
     let cores = load::worker_cores(load.profile, load.qps);
     let have = worker_cores_available(workers);
-    if have > 0.0 { cores / have } else { cores / (cores / load.cpu_target()).ceil().max(1.0) }
+    if have > 0.0 { cores / have } else { cores / planned_workers(load) as f64 }
+}
+
+/// The workers `size` would plan where the inputs have none: its CPU target's worth, and enough
+/// for a core at the quantile of runs in flight.
+fn planned_workers(load: &Load) -> u64 {
+    let by_cpu = (load::worker_cores(load.profile, load.qps) / load.cpu_target()).ceil().max(1.0) as u64;
+    load::workers_for_the_quantile(load.profile, load.qps, by_cpu, load.assumptions)
+}
+
+/// The workers' cores at their peak: the CPU target's worth, or, where that leaves a core busier
+/// than [`load::CORE_AT_QUANTILE_MAX`] at the quantile of runs in flight, the workers `size`
+/// plans for it (one core each).
+fn worker_cores_needed(load: &Load) -> f64 {
+    let by_target = load::worker_cores(load.profile, load.qps) / load.cpu_target();
+    let planned = planned_workers(load);
+    if planned > by_target.ceil().max(1.0) as u64 { planned as f64 } else { by_target }
 }
 
 /// The api: greenlets against the per-pod quantile of the requests in flight, cores against the
 /// CPU. Several api workloads share the load in proportion to their cores.
-fn api(apis: &[&Deployed], load: &Load, worker_rho: f64) -> Vec<Capacity> {
+fn api(apis: &[&Deployed], load: &Load, workers: load::Workers) -> Vec<Capacity> {
     let Some(first) = apis.first() else { return Vec::new() };
     let (p, a) = (load.profile, load.assumptions);
     let cpu_cores = load::api_cores(p, load.qps);
     let total: f64 = apis.iter().map(|c| running(c)).sum();
-    let run_seconds = load::run_seconds(p, worker_rho);
+    let run_seconds = load::run_seconds(p, workers.rho);
     let (mut current, mut mean, mut peak) = (0.0, 0.0, 0.0);
     for c in apis {
         let share = running(c) / total;
@@ -172,7 +192,7 @@ fn api(apis: &[&Deployed], load: &Load, worker_rho: f64) -> Vec<Capacity> {
         let lambda = load.qps * share;
         let rho = cpu_cores * share / running(c);
         let flight = load::api_flight(p, lambda, rho, run_seconds);
-        let pod_quantile = load::api_pod_quantile(p, lambda, &flight, rho, pods, per_pod, a);
+        let pod_quantile = load::api_pod_quantile(p, lambda, &flight, rho, pods, per_pod, workers, a);
         let greenlets = c.greenlets.as_ref().map_or(1, |g| g.value);
         current += (pods * per_pod * greenlets) as f64;
         mean += flight.in_flight;
@@ -250,7 +270,7 @@ fn worker(workers: &[&Deployed], load: &Load) -> Vec<Capacity> {
         measure: Measure::WorkerCores,
         current: have,
         needed_mean: cores,
-        needed_peak: cores / load.cpu_target(),
+        needed_peak: worker_cores_needed(load),
         setting: "worker replicas (one gevent process, one core each)".into(),
         current_how: workers.iter().map(|c| cores_how(c, "process")).collect::<Vec<_>>().join(" + "),
         source: Some(first.replicas.source.clone()),

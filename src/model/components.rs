@@ -101,6 +101,8 @@ struct ApiSizing {
     rho: f64,
     /// A streaming request's run in a worker, CPU queueing included.
     run_seconds: f64,
+    /// The workers those runs queue on.
+    workers: load::Workers,
     w_eff: f64,
     in_flight: f64,
     pod_quantile: u64,
@@ -151,7 +153,9 @@ fn api_sizing(cx: &Ctx) -> ApiSizing {
     let cpu_cores = load::api_cores(p, lambda);
     let by_cpu = ceil_clean(cpu_cores / cx.cpu_target).max(1);
     let mut processes = by_cpu.max(cx.rules.min_replicas);
-    let run_seconds = load::run_seconds(p, worker_utilisation(cx));
+    let (worker_cores, _, workers) = worker_cpu(cx);
+    let workers = load::Workers { count: workers, rho: worker_cores / workers as f64, cores: worker_cores };
+    let run_seconds = load::run_seconds(p, workers.rho);
     loop {
         let (replicas, per_pod) = split_into_pods(
             processes,
@@ -164,7 +168,7 @@ fn api_sizing(cx: &Ctx) -> ApiSizing {
         let rho = cpu_cores / running as f64;
         let flight = load::api_flight(p, lambda, rho, run_seconds);
         let (blocking, w_eff, in_flight) = (flight.blocking_seconds, flight.seconds, flight.in_flight);
-        let pod_quantile = load::api_pod_quantile(p, lambda, &flight, rho, replicas, per_pod, a);
+        let pod_quantile = load::api_pod_quantile(p, lambda, &flight, rho, replicas, per_pod, workers, a);
         let greenlets = pod_quantile.div_ceil(per_pod).max(1);
         if greenlets <= a.slots_per_process_max {
             let pools = api_pools(cx, greenlets, blocking, in_flight, running);
@@ -178,6 +182,7 @@ fn api_sizing(cx: &Ctx) -> ApiSizing {
                 greenlets,
                 rho,
                 run_seconds,
+                workers,
                 w_eff,
                 in_flight,
                 pod_quantile,
@@ -314,11 +319,14 @@ fn explain_api(cx: &mut Ctx, s: &ApiSizing) {
         "SERVER_WORKER_CONNECTIONS",
         greenlets,
         format!(
-            "ceil((q{} of Poisson(requests waiting on I/O) + {per_pod} processor-sharing queues at ρ {:.2}) \
-                + 1 arriving = {} in one {} (mean in flight {:.1}) ÷ {per_pod} processes): its processes share \
-                one listen backlog, each queues on its own core",
+            "ceil((q{} of Poisson(requests waiting on I/O) + {per_pod} processor-sharing queues at ρ {:.2} \
+                + its streaming requests' runs queueing on {} workers' cores at ρ {:.2}) + 1 arriving = {} in \
+                one {} (mean in flight {:.1}) ÷ {per_pod} processes): its processes share one listen backlog, \
+                each queues on its own core",
             a.quantile,
             utilisation(s.rho * a.overload_headroom),
+            s.workers.count,
+            utilisation(s.workers.rho * a.overload_headroom),
             s.pod_quantile,
             if cx.input.target == Target::Compose { "container" } else { "pod" },
             s.in_flight / replicas as f64 * a.overload_headroom,
@@ -390,17 +398,13 @@ pub(super) fn api_websocket(cx: &mut Ctx) -> ComponentPlan {
 }
 
 /// The workers' cores at the target QPS, the workers those need at the CPU target (one core
-/// each), and the workers planned (at least the edition's replicas).
+/// each), and the workers planned: at least the edition's replicas, and enough that a core stays
+/// below [`load::CORE_AT_QUANTILE_MAX`] at the quantile of runs in flight.
 fn worker_cpu(cx: &Ctx) -> (f64, u64, u64) {
     let cores = load::worker_cores(cx.p, cx.lambda);
     let by_cpu = ceil_clean(cores / cx.cpu_target).max(1);
-    (cores, by_cpu, by_cpu.max(cx.rules.min_replicas))
-}
-
-/// The CPU utilisation of a worker at the target QPS.
-fn worker_utilisation(cx: &Ctx) -> f64 {
-    let (cores, _, workers) = worker_cpu(cx);
-    cores / workers as f64
+    let workers = load::workers_for_the_quantile(cx.p, cx.lambda, by_cpu.max(cx.rules.min_replicas), cx.a);
+    (cores, by_cpu, workers)
 }
 
 /// What the worker step computes, before it is explained.
@@ -555,10 +559,16 @@ fn explain_worker(cx: &mut Ctx, s: &WorkerSizing) {
         "worker.replicas",
         workers,
         format!(
-            "max(ceil({:.2} cores ÷ {}) = {}, {} edition minimum) — one gevent process per worker, one core",
-            s.cpu_cores, cx.cpu_target, s.by_cpu, cx.rules.min_replicas
+            "max(ceil({:.2} cores ÷ {}) = {}, {} edition minimum) — one gevent process per worker, one core; \
+                at least as many as keep a core at or below {} busy when the runs and tasks in flight \
+                are at the quantile -c covers",
+            s.cpu_cores,
+            cx.cpu_target,
+            s.by_cpu,
+            cx.rules.min_replicas,
+            load::CORE_AT_QUANTILE_MAX
         ),
-        "docs/model.md §5",
+        "docs/model.md §5, §9",
     );
     cx.rec.note(
         "CELERY_WORKER_AMOUNT",

@@ -36,27 +36,50 @@ const EXACT_MEAN_MAX: f64 = 2_000.0;
 /// Y is negative binomial). The requests a pod holds: those waiting on I/O follow the Poisson
 /// count, those queueing for a core the much longer geometric tail of a busy CPU.
 pub fn poisson_plus_queues_quantile(mean: f64, cores: u64, rho: f64, level: f64) -> u64 {
+    poisson_plus_queue_groups_quantile(mean, (cores, rho), (0, 0.0), level)
+}
+
+/// [`poisson_plus_queues_quantile`] with a second group of `other.0` queues at utilisation
+/// `other.1` each (the api's streaming requests whose runs queue on the workers' cores). The
+/// first group decides whether the sum is taken exactly or as normal, so without a second group
+/// this is exactly the one-group quantile.
+pub fn poisson_plus_queue_groups_quantile(mean: f64, first: (u64, f64), other: (u64, f64), level: f64) -> u64 {
     let start = poisson_quantile(mean, level);
-    if cores == 0 || !(rho > 0.0 && rho < 1.0) {
+    let groups: Vec<(f64, f64)> = [first, other]
+        .into_iter()
+        .filter(|&(cores, rho)| cores > 0 && rho > 0.0 && rho < 1.0)
+        .map(|(cores, rho)| (cores as f64, rho))
+        .collect();
+    if groups.is_empty() {
         return start;
     }
     let level = level.clamp(0.0, 1.0 - 1e-12);
-    let r = cores as f64;
-    if cores > EXACT_QUEUES_MAX || mean > EXACT_MEAN_MAX {
+    if first.0 > EXACT_QUEUES_MAX || other.0 > 8 * EXACT_QUEUES_MAX || mean > EXACT_MEAN_MAX {
         // Many queues or many requests: the sum is close to normal (its mean and variance exact).
-        let queued = r * rho / (1.0 - rho);
-        let variance = mean.max(0.0) + r * rho / ((1.0 - rho) * (1.0 - rho));
+        let queued: f64 = groups.iter().map(|&(r, rho)| r * rho / (1.0 - rho)).sum();
+        let variance =
+            mean.max(0.0) + groups.iter().map(|&(r, rho)| r * rho / ((1.0 - rho) * (1.0 - rho))).sum::<f64>();
         let n = (mean.max(0.0) + queued + normal_quantile(level) * variance.sqrt() - 1e-9).ceil().max(0.0) as u64;
         return n.max(start);
     }
-    // The negative binomial's probabilities, until its tail no longer matters.
-    let mut pmf = vec![(1.0 - rho).powf(r)];
-    let mut total = pmf[0];
-    while total < 1.0 - 1e-13 && pmf.len() < 200_000 {
-        let k = (pmf.len() - 1) as f64;
-        let next = pmf[pmf.len() - 1] * rho * (k + r) / (k + 1.0);
-        total += next;
-        pmf.push(next);
+    // Each group's negative binomial probabilities, until its tail no longer matters, convolved.
+    let mut pmf = vec![1.0];
+    for &(r, rho) in &groups {
+        let mut own = vec![(1.0 - rho).powf(r)];
+        let mut total = own[0];
+        while total < 1.0 - 1e-13 && own.len() < 200_000 {
+            let k = (own.len() - 1) as f64;
+            let next = own[own.len() - 1] * rho * (k + r) / (k + 1.0);
+            total += next;
+            own.push(next);
+        }
+        let mut sum = vec![0.0; pmf.len() + own.len() - 1];
+        for (i, &a) in pmf.iter().enumerate() {
+            for (j, &b) in own.iter().enumerate() {
+                sum[i + j] += a * b;
+            }
+        }
+        pmf = sum;
     }
     // Poisson's distribution function over the window that can matter.
     let mean = mean.max(0.0);
@@ -184,6 +207,24 @@ mod tests {
         assert_eq!(poisson_plus_queues_quantile(0.0, 1, 0.5, 0.999), 9);
         let both = poisson_plus_queues_quantile(10.0, 1, 0.5, 0.999);
         assert!(both > 21 && both < 30, "{both}");
+    }
+
+    /// Without a second group it is the one-group quantile; a second group of queues adds its
+    /// tail: one core at ρ 0.5 twice is the negative binomial with r = 2, P(Y ≥ k) = (k + 2)·0.5^(k+1)
+    /// (k = 12: 0.0017, k = 13: 0.00092), so its 99.9% quantile is 12 (P(Y ≤ 12) ≥ 0.999).
+    #[test]
+    fn queue_groups_by_hand() {
+        for (mean, cores, rho) in [(10.0, 1, 0.5), (40.0, 4, 0.7), (3000.0, 2, 0.6), (100.0, 20, 0.5)] {
+            assert_eq!(
+                poisson_plus_queue_groups_quantile(mean, (cores, rho), (0, 0.0), 0.999),
+                poisson_plus_queues_quantile(mean, cores, rho, 0.999)
+            );
+        }
+        assert_eq!(poisson_plus_queue_groups_quantile(0.0, (1, 0.5), (1, 0.5), 0.999), 12);
+        assert_eq!(poisson_plus_queues_quantile(0.0, 2, 0.5, 0.999), 12);
+        let one = poisson_plus_queues_quantile(40.0, 1, 0.3, 0.999);
+        let two = poisson_plus_queue_groups_quantile(40.0, (1, 0.3), (4, 0.4), 0.999);
+        assert!(two > one, "{two} vs {one}");
     }
 
     #[test]

@@ -17,6 +17,7 @@
 
 use super::plan::Plan;
 use super::profile::Profile;
+use super::units::Millis;
 use crate::dify::Component;
 use serde::Serialize;
 use std::cmp::Ordering;
@@ -730,7 +731,11 @@ impl<'a> Sim<'a> {
             Self::work(&mut steps, d - h, cpu, d);
             steps.push(Step::Join);
         } else {
-            self.nested(&mut steps, d, p.api_cpu_ms_blocking.seconds(), chat);
+            // A blocking request's api CPU grows with its wait (the worker thread polls while it
+            // waits): the fixed part + the measured CPU per second of this request's time, as
+            // the model charges it on average (`Profile::api_cpu_ms_blocking_total`).
+            let cpu = p.api_cpu_ms_blocking + Millis(p.api_cpu_ms_per_wait_second * d);
+            self.nested(&mut steps, d, cpu.seconds(), chat);
         }
         let t = self.new_task(Comp::Api, steps, None, true);
         let pod = pod.unwrap_or_else(|| self.rng.below(self.dep.api.pods));
@@ -1457,7 +1462,7 @@ mod tests {
     #[test]
     fn cpu_contention_lengthens_holds() {
         let mut p = traffic(0.1, 0.0, 0.0);
-        p.api_cpu_ms_blocking = crate::model::units::Millis(84.0);
+        p.api_cpu_ms_blocking = Millis(84.0);
         p.connections_mean = 1.5;
         let dep = Deployment { api: tier(1, 1, 100, 200), ..one_process(100, 200, p) };
         let sc = Scenario { arrivals: Arrivals::Poisson { qps: 9.0, seconds: 200.0, warmup_s: 10.0 }, ..burst(0, 4) };
