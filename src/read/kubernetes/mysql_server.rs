@@ -2,12 +2,10 @@
 //! the cap of a MySQL server among the workloads (`--max_connections` in its `args`/`command`,
 //! else a my.cnf mounted from a ConfigMap) or in a ConfigMap alone (docs/model.md §11).
 
-use super::{Workload, join, path};
+use super::Workload;
 use crate::deployment::{Env, Source, Valued};
 use crate::dify::db_type::mysql;
 use crate::read::error::Error;
-use crate::read::yaml::{self, PathSeg};
-use serde_yaml::Value;
 use std::collections::BTreeMap;
 
 /// What a MySQL server's manifest says: its `max_connections` (MySQL's default 151 when nothing
@@ -23,19 +21,7 @@ pub(super) struct Server {
 pub(super) fn server(w: &Workload, env: &Env, config_maps: &super::ConfigMaps) -> Result<Server, Error> {
     let d = &w.doc;
     let mut settings = mounted_cnf(w, config_maps);
-    let mut words: Vec<Valued<String>> = Vec::new();
-    for field in ["command", "args"] {
-        let p = join(&w.container, &path(&[field]));
-        if let Some(items) = d.doc.get(&p).and_then(Value::as_sequence) {
-            for (i, item) in items.iter().enumerate() {
-                let at = d.at(&join(&p, &[PathSeg::Index(i)]));
-                for word in crate::read::compose::shell_words(&yaml::scalar_string(item).unwrap_or_default()) {
-                    words.push(Valued::new(word, at.clone()));
-                }
-            }
-        }
-    }
-    settings.extend(crate::read::mysql::command_line(&words));
+    settings.extend(crate::read::mysql::command_line(&super::container_words(w)));
     let max_connections = match settings.get("max_connections") {
         Some(v) => crate::read::mysql::max_connections(v)?,
         None => Valued::new(
