@@ -177,6 +177,45 @@ pub struct Deployment {
     pub observed: Vec<Observed>,
 }
 
+/// The database's cap and how Dify connects to it, as a reader found them.
+pub struct Cap {
+    pub max_connections: Valued<u64>,
+    /// Whether the cap was read from the inputs or a flag (else a default was assumed).
+    pub found: bool,
+    pub app_role: Valued<String>,
+    pub app_role_superuser: bool,
+    pub idle_timeout: Option<Valued<String>>,
+}
+
+impl Deployment {
+    /// A deployment of `components` on a database with `cap`, with nothing else seen: no
+    /// pooler, no chart, no autoscaler left uncounted and no observation (readers add them).
+    pub fn new(
+        version: DifyVersion,
+        version_source: Source,
+        db_type: DbType,
+        components: Vec<Deployed>,
+        cap: Cap,
+    ) -> Deployment {
+        Deployment {
+            version,
+            version_source,
+            db_type,
+            components,
+            max_connections: cap.max_connections,
+            max_connections_found: cap.found,
+            app_role: cap.app_role,
+            app_role_superuser: cap.app_role_superuser,
+            idle_in_transaction_timeout: cap.idle_timeout,
+            unbounded_autoscalers: Vec::new(),
+            chart: None,
+            chart_version_assumed: None,
+            pooler: None,
+            observed: Vec::new(),
+        }
+    }
+}
+
 /// One thing a reader saw about a deployment, for `check` to report.
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Observed {

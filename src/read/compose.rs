@@ -3,7 +3,7 @@
 
 use super::dotenv;
 use super::yaml::{self, Document, PathSeg};
-use crate::deployment::{self, Deployment, Env, Source, Valued};
+use crate::deployment::{self, Cap, Deployment, Env, Source, Valued};
 use crate::dify::db_type::{DbType, mysql};
 use crate::dify::{Component, DifyVersion, defaults};
 use crate::read::error::Error;
@@ -173,23 +173,14 @@ pub fn read(project: &Project, opts: &Options) -> Result<Deployment, Error> {
             app_role_superuser = true;
         }
     }
-    let max_connections_found = db.is_some() || opts.pg_max_connections.is_some();
-    Ok(Deployment {
-        version,
-        version_source,
-        db_type,
-        components,
+    let cap = Cap {
         max_connections,
-        max_connections_found,
+        found: db.is_some() || opts.pg_max_connections.is_some(),
         app_role,
         app_role_superuser,
-        idle_in_transaction_timeout: db.map(|_| idle_timeout),
-        unbounded_autoscalers: Vec::new(),
-        chart: None,
-        chart_version_assumed: None,
-        pooler,
-        observed: Vec::new(),
-    })
+        idle_timeout: db.map(|_| idle_timeout),
+    };
+    Ok(Deployment { pooler, ..Deployment::new(version, version_source, db_type, components, cap) })
 }
 
 /// The project's files merged as compose merges them, with what they say of the release.
@@ -694,22 +685,9 @@ fn read_mysql(
     let (app_role, app_role_superuser) = super::app_role_for(&components, opts, DbType::Mysql);
     // MYSQL_USER is an ordinary account the image creates; only root holds CONNECTION_ADMIN.
     let app_role_superuser = app_role_superuser && db_user.as_deref() != Some(app_role.value.as_str());
-    Ok(Deployment {
-        version,
-        version_source,
-        db_type: DbType::Mysql,
-        components,
-        max_connections,
-        max_connections_found: db.is_some() || opts.pg_max_connections.is_some(),
-        app_role,
-        app_role_superuser,
-        idle_in_transaction_timeout: None,
-        unbounded_autoscalers: Vec::new(),
-        chart: None,
-        chart_version_assumed: None,
-        pooler: None,
-        observed: Vec::new(),
-    })
+    let found = db.is_some() || opts.pg_max_connections.is_some();
+    let cap = Cap { max_connections, found, app_role, app_role_superuser, idle_timeout: None };
+    Ok(Deployment::new(version, version_source, DbType::Mysql, components, cap))
 }
 
 /// The official `postgres` image or one built on it (not Bitnami's `postgresql`).
@@ -982,22 +960,8 @@ pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Dep
             )?,
         };
         let (app_role, app_role_superuser) = super::app_role_for(&components, opts, DbType::Mysql);
-        return Ok(Deployment {
-            version,
-            version_source,
-            db_type,
-            components,
-            max_connections,
-            max_connections_found: true,
-            app_role,
-            app_role_superuser,
-            idle_in_transaction_timeout: None,
-            unbounded_autoscalers: Vec::new(),
-            chart: None,
-            chart_version_assumed: None,
-            pooler: None,
-            observed: Vec::new(),
-        });
+        let cap = Cap { max_connections, found: true, app_role, app_role_superuser, idle_timeout: None };
+        return Ok(Deployment::new(version, version_source, db_type, components, cap));
     }
     let max_connections = match opts.pg_max_connections {
         Some(n) => Valued::new(n, Source::Flag { flag: "--pg-max-connections".into() }),
@@ -1013,22 +977,8 @@ pub fn read_env_only(input: &super::inputs::Input, opts: &Options) -> Result<Dep
         .cloned()
         .unwrap_or_else(|| Valued::new("0".into(), Source::default("PostgreSQL default (0, off)")));
     let (app_role, app_role_superuser) = super::app_role(&components, opts);
-    Ok(Deployment {
-        version,
-        version_source,
-        db_type,
-        components,
-        max_connections,
-        max_connections_found: true,
-        app_role,
-        app_role_superuser,
-        idle_in_transaction_timeout: Some(idle),
-        unbounded_autoscalers: Vec::new(),
-        chart: None,
-        chart_version_assumed: None,
-        pooler: None,
-        observed: Vec::new(),
-    })
+    let cap = Cap { max_connections, found: true, app_role, app_role_superuser, idle_timeout: Some(idle) };
+    Ok(Deployment::new(version, version_source, db_type, components, cap))
 }
 
 #[cfg(test)]

@@ -91,7 +91,7 @@
 use super::compose::Options;
 use super::inputs::Input;
 use super::yaml::{self, Document, PathSeg, Value};
-use crate::deployment::{self, Deployed, Deployment, Env, Observation, Observed, Source, Valued};
+use crate::deployment::{self, Cap, Deployed, Deployment, Env, Observation, Observed, Source, Valued};
 use crate::dify::{Component, DifyVersion, defaults};
 use crate::findings::rules::SIZING_KEYS;
 use crate::read::error::Error;
@@ -552,24 +552,20 @@ pub fn read_release(release: &Release, opts: &Options) -> Result<Deployment, Err
             None => Source::default("the values' keys"),
         },
     );
-    Ok(Deployment {
-        version,
-        version_source,
-        db_type,
-        components,
+    observed.extend(db.observed);
+    let cap = Cap {
         max_connections: db.max_connections,
-        max_connections_found: db.found,
+        found: db.found,
         app_role,
         app_role_superuser,
-        idle_in_transaction_timeout: db.idle_timeout,
+        idle_timeout: db.idle_timeout,
+    };
+    Ok(Deployment {
         unbounded_autoscalers: unbounded,
         chart: Some(chart_read),
         chart_version_assumed: assumed,
-        pooler: None,
-        observed: {
-            observed.extend(db.observed);
-            observed
-        },
+        observed,
+        ..Deployment::new(version, version_source, db_type, components, cap)
     })
 }
 

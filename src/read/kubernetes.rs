@@ -4,7 +4,7 @@
 use super::compose::Options;
 use super::inputs::Input;
 use super::yaml::{self, Document, PathSeg};
-use crate::deployment::{self, Deployment, Env, Observation, Observed, Source, Valued};
+use crate::deployment::{self, Cap, Deployment, Env, Observation, Observed, Source, Valued};
 use crate::dify::db_type::DbType;
 use crate::dify::{Component, DifyVersion, defaults};
 use crate::read::error::Error;
@@ -108,20 +108,10 @@ pub fn read_documents(documents: &[Document], opts: &Options) -> Result<Deployme
         DbType::Postgresql => postgres_cap(servers.postgres, &config_maps, &components, opts)?,
     };
     Ok(Deployment {
-        version,
-        version_source,
-        db_type,
-        components,
-        max_connections: cap.max_connections,
-        max_connections_found: cap.found,
-        app_role: cap.app_role,
-        app_role_superuser: cap.app_role_superuser,
-        idle_in_transaction_timeout: cap.idle_timeout,
         unbounded_autoscalers,
-        chart: None,
-        chart_version_assumed: None,
         pooler: if db_type == DbType::Mysql { None } else { pooler },
         observed,
+        ..Deployment::new(version, version_source, db_type, components, cap)
     })
 }
 
@@ -396,16 +386,6 @@ fn unbounded_autoscalers(hpas: &Autoscalers, counted: &[(String, String, String)
             Valued::new(format!("HorizontalPodAutoscaler for {kind} {ns}/{name} {why}"), at.clone())
         })
         .collect()
-}
-
-/// The database's cap and how Dify connects to it.
-struct Cap {
-    max_connections: Valued<u64>,
-    /// Whether the cap was read (else a default was assumed).
-    found: bool,
-    app_role: Valued<String>,
-    app_role_superuser: bool,
-    idle_timeout: Option<Valued<String>>,
 }
 
 /// MySQL's cap: `--db-max-connections`, else the server's Deployment or StatefulSet, else its
